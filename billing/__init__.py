@@ -1,0 +1,1 @@
+"""Prepaid billing: accounts, tariffs, ledger, selling."""

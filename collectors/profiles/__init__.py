@@ -1,0 +1,1 @@
+"""Device profiles: TOML register maps per meter model, loaded and validated."""

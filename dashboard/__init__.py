@@ -1,0 +1,1 @@
+"""Dash UI: pages, components, auth, i18n."""

@@ -1,0 +1,1 @@
+"""Transformer-area telemetry, power quality, line loss."""

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core schema, engines, bulk time-series append and queries."""

@@ -1,0 +1,72 @@
+"""Engines from a URL: DuckDB (one connection per process, a cursor per pooled connection) or PostgreSQL."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+
+
+class StorageError(RuntimeError):
+    """The database cannot be opened or is not in a state this code can use."""
+
+
+def is_duckdb(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "duckdb"
+
+
+def engine_name(engine: sa.Engine) -> str:
+    return "duckdb" if is_duckdb(engine) else engine.dialect.name
+
+
+def open_engine(url: str) -> sa.Engine:
+    """Open the database named by `url`.
+
+    DuckDB allows one writing process per file. Inside this process we open the file once and
+    hand every pooled SQLAlchemy connection its own cursor of that one connection, so threads
+    (web, scheduler, collector) never share a cursor and never open the file twice.
+    """
+    if url.startswith("duckdb:"):
+        return _open_duckdb(url)
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    raise StorageError(f"unsupported database URL {url!r}: use duckdb:///path or postgresql+psycopg://...")
+
+
+def _open_duckdb(url: str) -> sa.Engine:
+    import duckdb
+    from duckdb_engine import ConnectionWrapper
+
+    path = sa.engine.make_url(url).database or ":memory:"
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root = duckdb.connect(path)
+    except duckdb.IOException as exc:  # another process holds the write lock
+        raise StorageError(
+            f"cannot open {path}: {exc}. DuckDB allows one writing process per file; "
+            "stop the other Wattline process or point --config at another database."
+        ) from exc
+    lock = threading.Lock()
+
+    def cursor() -> ConnectionWrapper:
+        with lock:  # creating cursors is not thread-safe on the parent connection
+            return ConnectionWrapper(root.cursor())
+
+    engine = sa.create_engine(
+        "duckdb:///:memory:", creator=cursor,
+        poolclass=sa.pool.QueuePool, pool_size=8, max_overflow=16, pool_timeout=60,
+    )
+    engine.info = {"duckdb_root": root, "path": path}  # type: ignore[attr-defined]
+    return engine
+
+
+def dispose(engine: sa.Engine) -> None:
+    """Close the pool and, on DuckDB, the file (its write lock goes with it)."""
+    engine.dispose()
+    root = getattr(engine, "info", {}).get("duckdb_root")
+    if root is not None:
+        try:
+            root.close()
+        except Exception:  # already closed
+            pass

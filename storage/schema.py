@@ -1,0 +1,214 @@
+"""The one SQLAlchemy MetaData: every table Wattline stores, on DuckDB and PostgreSQL alike."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Timestamps are naive UTC everywhere (TIMESTAMP WITHOUT TIME ZONE); the UI converts for display.
+UtcDateTime = sa.DateTime(timezone=False)
+Money = sa.Numeric(14, 2)
+
+
+def _pk(table: str) -> sa.Column:
+    # An explicit sequence: DuckDB has no SERIAL, PostgreSQL accepts both.
+    return sa.Column("id", sa.Integer, sa.Sequence(f"{table}_id_seq"), primary_key=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical measurement keys (specs/device-profile.md). Readings and meter_state carry one column
+# per key, so a profile's canonical points land in place; a site's own keys are kept only in
+# meter_state.extra (JSON text).
+FLOAT_KEYS = (
+    "voltage_a", "voltage_b", "voltage_c",
+    "current_a", "current_b", "current_c", "current_n",
+    "power_a", "power_b", "power_c", "power_total", "reactive_total",
+    "pf_a", "pf_b", "pf_c", "pf_total", "frequency",
+    "energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley",
+    "thd_u_a", "thd_u_b", "thd_u_c", "thd_i_a", "thd_i_b", "thd_i_c",
+    "oil_temp", "ambient_temp", "humidity",
+)
+INT_KEYS = ("purchase_count", "command_seq", "meter_type", "tap_position", "capacitor_steps", "capacity_mode")
+BOOL_KEYS = (
+    "relay_closed", "keep_power", "prepaid_enabled", "alarm1", "alarm2", "arrears", "overload",
+    "fault", "tamper", "forced_trip", "door_open", "smoke", "water",
+) + tuple(f"breaker_{i}" for i in range(1, 9))
+MONEY_KEYS = ("balance",)
+CANONICAL_KEYS = FLOAT_KEYS + INT_KEYS + BOOL_KEYS + MONEY_KEYS
+
+
+def _measurement_columns() -> list[sa.Column]:
+    cols: list[sa.Column] = [sa.Column(k, sa.Float) for k in FLOAT_KEYS]
+    cols += [sa.Column(k, sa.Integer) for k in INT_KEYS]
+    cols += [sa.Column(k, sa.Boolean) for k in BOOL_KEYS]
+    cols += [sa.Column(k, Money) for k in MONEY_KEYS]
+    return cols
+
+
+# ---------------------------------------------------------------------------------------------
+# Bookkeeping
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UtcDateTime, nullable=False),
+    sa.Column("description", sa.String(200), nullable=False),
+)
+
+setting = sa.Table(
+    "setting", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Topology
+building = sa.Table(
+    "building", metadata,
+    _pk("building"),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+)
+
+room = sa.Table(
+    "room", metadata,
+    _pk("room"),
+    sa.Column("building_id", sa.Integer, sa.ForeignKey("building.id"), nullable=False),
+    sa.Column("floor", sa.Integer),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.UniqueConstraint("building_id", "name", name="uq_room_building_name"),
+)
+
+transformer_area = sa.Table(
+    "transformer_area", metadata,
+    _pk("transformer_area"),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("building_id", sa.Integer, sa.ForeignKey("building.id")),
+)
+
+gateway = sa.Table(
+    "gateway", metadata,
+    _pk("gateway"),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("framing", sa.String(10), nullable=False),  # socket (Modbus TCP) | rtu (RTU over TCP)
+    sa.Column("timeout_s", sa.Float, nullable=False, server_default="1.0"),
+    sa.Column("retries", sa.Integer, nullable=False, server_default="1"),
+)
+
+# One RS485 bus of a gateway, bridged to its own TCP port.
+bus = sa.Table(
+    "bus", metadata,
+    _pk("bus"),
+    sa.Column("gateway_id", sa.Integer, sa.ForeignKey("gateway.id"), nullable=False),
+    sa.Column("bus_no", sa.Integer, nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("baud", sa.Integer, nullable=False, server_default="9600"),
+    sa.UniqueConstraint("gateway_id", "bus_no", name="uq_bus_gateway_no"),
+)
+
+meter = sa.Table(
+    "meter", metadata,
+    _pk("meter"),
+    sa.Column("address", sa.String(12), nullable=False, unique=True),  # 12-digit nameplate number
+    sa.Column("bus_id", sa.Integer, sa.ForeignKey("bus.id"), nullable=False),
+    sa.Column("unit", sa.Integer, nullable=False),
+    sa.Column("profile", sa.String(100), nullable=False),
+    sa.Column("room_id", sa.Integer, sa.ForeignKey("room.id")),
+    sa.Column("area_id", sa.Integer, sa.ForeignKey("transformer_area.id")),
+    # not_opened | opened | removed (billing moves it); polled unless removed
+    sa.Column("status", sa.String(20), nullable=False, server_default="not_opened"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("bus_id", "unit", name="uq_meter_bus_unit"),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Time series. Append-only, no primary key: DuckDB's zone maps serve (meter_id, ts) scans and
+# an ART index would slow bulk appends; PostgreSQL gets a btree index (created in migrations).
+readings = sa.Table(
+    "readings", metadata,
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    *_measurement_columns(),
+)
+READINGS_COLUMNS = ("ts", "meter_id") + CANONICAL_KEYS
+
+meter_state = sa.Table(
+    "meter_state", metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ts", UtcDateTime),  # time of the latest good reading
+    *_measurement_columns(),
+    sa.Column("extra", sa.Text),  # JSON of non-canonical keys of the latest reading
+    sa.Column("comm_state", sa.String(10), nullable=False, server_default="unknown"),  # online|lost|unknown
+    sa.Column("miss_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_seen", UtcDateTime),
+    sa.Column("lost_since", UtcDateTime),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("alarm_level", sa.Integer, nullable=False, server_default="0"),  # 0 none, 1, 2
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+METER_STATE_COLUMNS = tuple(c.name for c in meter_state.columns)
+
+bus_state = sa.Table(
+    "bus_state", metadata,
+    sa.Column("bus_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("comm_state", sa.String(10), nullable=False),  # online | lost
+    sa.Column("lost_since", UtcDateTime),
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+poll_cycle = sa.Table(
+    "poll_cycle", metadata,
+    _pk("poll_cycle"),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("finished_at", UtcDateTime, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("meters", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("endpoints_unreachable", sa.Integer, nullable=False),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Remote commands (outbox). State: queued -> sent -> acked | failed | expired.
+command = sa.Table(
+    "command", metadata,
+    _pk("command"),
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # recharge, refund, tariff, limits, trip, close, keep_power, restore_prepaid, time_sync ...
+    sa.Column("payload", sa.Text, nullable=False),  # JSON; amounts in fen
+    sa.Column("counter", sa.Integer),  # purchase count (money) or command sequence
+    sa.Column("state", sa.String(10), nullable=False, server_default="queued"),
+    sa.Column("result", sa.String(20)),  # the meter's result name
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("operator", sa.String(100)),
+    sa.Column("batch_id", sa.String(40)),
+    sa.Column("ledger_entry_id", sa.Integer),
+    sa.Column("error", sa.String(300)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("finished_at", UtcDateTime),
+)
+
+alarm_event = sa.Table(
+    "alarm_event", metadata,
+    _pk("alarm_event"),
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id")),
+    sa.Column("kind", sa.String(30), nullable=False),  # lost_contact, alarm1, alarm2, arrears, overload, tamper, mismatch ...
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("closed_at", UtcDateTime),
+    sa.Column("message", sa.String(300)),
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    _pk("audit_log"),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(200)),
+    sa.Column("before", sa.Text),  # JSON
+    sa.Column("after", sa.Text),  # JSON
+    sa.Column("source", sa.String(100)),  # remote address, "cli", "scheduler"
+)

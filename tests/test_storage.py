@@ -1,0 +1,174 @@
+"""Storage on both engines: schema versions, topology, bulk readings, latest state."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from storage.engine import StorageError, dispose, open_engine
+from storage.migrations import HEAD, Migration, migrate
+from storage.schema import meter, meter_state, readings, schema_version
+from storage.timeseries import append_readings, meter_states, readings_between, upsert_meter_state
+from storage.topology import insert_topology, known_topology, poll_targets
+
+from tests.conftest import engine_url
+
+
+def _rows(n=3, gateway="GW1", base_port=15020):
+    return [dict(building="Building 1", floor=1, room=f"1-10{i}", area=None, gateway=gateway, host="127.0.0.1",
+                 framing="socket", bus=1, port=base_port, unit=i + 1, profile="acrel-ddsy1352",
+                 meter_address=f"2026112100{i + 1:02d}") for i in range(n)]
+
+
+def test_fresh_database_is_created_at_the_head_version(any_engine):
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() == HEAD
+
+
+def test_migrating_twice_changes_nothing(any_engine):
+    assert migrate(any_engine) == HEAD
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar() == 1
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_an_older_database_is_walked_forward_and_keeps_its_data(kind, tmp_path, fixed_now):
+    engine = open_engine(engine_url(kind, tmp_path))
+    try:
+        migrate(engine)
+        with engine.begin() as conn:
+            insert_topology(conn, _rows(2), fixed_now)
+
+        def add_note_column(conn):
+            conn.execute(sa.text("ALTER TABLE meter ADD COLUMN note VARCHAR(50)"))
+            conn.execute(sa.text("UPDATE meter SET note = 'migrated'"))
+
+        later = (Migration(2, "meter.note", add_note_column),)
+        assert migrate(engine, later) == 2
+        with engine.connect() as conn:
+            notes = conn.execute(sa.text("SELECT note FROM meter")).scalars().all()
+            versions = conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.version)).scalars().all()
+        assert notes == ["migrated", "migrated"]
+        assert versions == [1, 2]
+    finally:
+        dispose(engine)
+
+
+def test_a_database_newer_than_the_program_is_refused(tmp_path):
+    engine = open_engine(f"duckdb:///{tmp_path / 'x.duckdb'}")
+    try:
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(schema_version.insert().values(version=HEAD + 5, applied_at=dt.datetime(2030, 1, 1),
+                                                        description="future"))
+        with pytest.raises(StorageError, match="newer than this program"):
+            migrate(engine)
+    finally:
+        dispose(engine)
+
+
+def test_a_second_process_cannot_open_the_same_duckdb_file_for_writing(tmp_path):
+    import subprocess, sys
+    path = tmp_path / "locked.duckdb"
+    engine = open_engine(f"duckdb:///{path}")
+    try:
+        migrate(engine)
+        code = ("import sys; from storage.engine import open_engine, StorageError\n"
+                f"try:\n    open_engine('duckdb:///{path}')\nexcept StorageError as e:\n    print(e); sys.exit(3)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=".")
+        assert out.returncode == 3, out.stderr
+        assert "one writing process per file" in out.stdout
+    finally:
+        dispose(engine)
+
+
+def test_topology_import_creates_buildings_rooms_gateways_buses_and_meters(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        created = insert_topology(conn, _rows(3), fixed_now)
+    assert created == {"buildings": 1, "rooms": 3, "areas": 0, "gateways": 1, "buses": 1, "meters": 3}
+    with any_engine.connect() as conn:
+        targets = poll_targets(conn)
+        known = known_topology(conn)
+    assert [t["unit"] for t in targets] == [1, 2, 3]
+    assert targets[0]["port"] == 15020 and targets[0]["framing"] == "socket"
+    assert known.meters["202611210002"] == ("GW1", 1, 2)
+
+
+def test_inserting_the_same_rows_again_creates_nothing(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        insert_topology(conn, _rows(3), fixed_now)
+    with any_engine.begin() as conn:
+        created = insert_topology(conn, _rows(3), fixed_now)
+    assert created["meters"] == 0
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(meter)).scalar() == 3
+
+
+def _reading_frame(meter_ids, ts, balance_fen):
+    return pd.DataFrame({
+        "ts": [ts] * len(meter_ids), "meter_id": meter_ids,
+        "voltage_a": [220.1] * len(meter_ids), "power_total": [0.5] * len(meter_ids),
+        "energy_total": [100.25] * len(meter_ids), "purchase_count": [7] * len(meter_ids),
+        "relay_closed": [True] * len(meter_ids), "balance_fen": balance_fen,
+    })
+
+
+def test_readings_are_appended_in_bulk_with_exact_money(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        insert_topology(conn, _rows(3), fixed_now)
+        ids = [t["meter_id"] for t in poll_targets(conn)]
+        n = append_readings(conn, _reading_frame(ids, fixed_now, [1001, 5, -250]))
+    assert n == 3
+    with any_engine.connect() as conn:
+        got = conn.execute(sa.select(readings.c.meter_id, readings.c.balance, readings.c.relay_closed,
+                                     readings.c.purchase_count, readings.c.voltage_b)
+                           .order_by(readings.c.meter_id)).all()
+    assert [g.balance for g in got] == [Decimal("10.01"), Decimal("0.05"), Decimal("-2.50")]
+    assert all(g.relay_closed is True and g.purchase_count == 7 and g.voltage_b is None for g in got)
+
+
+def test_readings_between_returns_one_meters_rows_in_time_order(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        insert_topology(conn, _rows(2), fixed_now)
+        ids = [t["meter_id"] for t in poll_targets(conn)]
+        for k in (2, 0, 1):
+            append_readings(conn, _reading_frame(ids, fixed_now + dt.timedelta(minutes=30 * k), [100, 200]))
+    with any_engine.connect() as conn:
+        df = readings_between(conn, ids[1], fixed_now, fixed_now + dt.timedelta(hours=1))
+    assert list(df["ts"]) == [fixed_now, fixed_now + dt.timedelta(minutes=30)]
+    assert list(df["balance"]) == [Decimal("2.00"), Decimal("2.00")]
+
+
+def test_meter_state_keeps_one_latest_row_per_meter(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        insert_topology(conn, _rows(2), fixed_now)
+        ids = [t["meter_id"] for t in poll_targets(conn)]
+    for step, bal in ((0, [500, 600]), (1, [450, 590])):
+        frame = _reading_frame(ids, fixed_now + dt.timedelta(minutes=step), bal)
+        frame["comm_state"] = "online"
+        frame["miss_count"] = 0
+        frame["alarm_level"] = 0
+        frame["last_error"] = ["tab\there, quote \" and newline\n", None]
+        frame["updated_at"] = fixed_now + dt.timedelta(minutes=step)
+        with any_engine.begin() as conn:
+            upsert_meter_state(conn, frame)
+    with any_engine.connect() as conn:
+        states = meter_states(conn).sort_values("meter_id")
+    assert len(states) == 2
+    assert list(states["balance"]) == [Decimal("4.50"), Decimal("5.90")]
+    assert states.iloc[0]["last_error"] == "tab\there, quote \" and newline\n"
+
+
+def test_a_failed_cycle_write_leaves_no_readings_behind(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        insert_topology(conn, _rows(2), fixed_now)
+        ids = [t["meter_id"] for t in poll_targets(conn)]
+    with pytest.raises(RuntimeError):
+        with any_engine.begin() as conn:
+            append_readings(conn, _reading_frame(ids, fixed_now, [1, 2]))
+            raise RuntimeError("crash between readings and meter_state")
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(readings)).scalar() == 0

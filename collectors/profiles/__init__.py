@@ -1,1 +1,490 @@
-"""Device profiles: TOML register maps per meter model, loaded and validated."""
+"""Device profiles: TOML register maps per meter model, loaded and validated.
+
+The format is specs/device-profile.md. Choices this module makes where the spec is silent:
+
+- ``[profile]`` needs ``name``, ``model``, ``kind`` and ``word_order``; ``mailbox`` is optional.
+- ``[[block]]`` may carry ``every = N`` (default 1): the poller reads the block on one cycle
+  in N only (staggered per meter), for registers that change only through the mailbox,
+  such as the prepaid meters' configuration block.
+- ``[[point]]`` may carry ``table = "holding"|"input"``; it is needed only when a profile
+  has blocks in both tables covering the same address.
+- A point whose ``unit`` is a money unit (``yuan``, ``yuan/kWh``) or that says
+  ``decimal = true`` decodes to ``decimal.Decimal`` (raw * scale, exact), never float.
+- A ``bits`` point decodes to its raw register under its own key plus one bool per named
+  bit; bit names share the key space with point keys and must be unique too.
+- Unknown keys are refused, so a typo (``adress``) does not silently drop a register.
+- ``ProfileRegistry``: a user profile with a built-in's name replaces the built-in (a site
+  can correct a map in the field without a release); ``overridden`` lists those names.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+
+TYPE_WIDTH = {"u16": 1, "s16": 1, "bits": 1, "u32": 2, "s32": 2, "f32": 2}
+TABLES = ("holding", "input")
+KINDS = ("prepaid-1p", "prepaid-3p", "meter-3p", "transformer-terminal")
+WORD_ORDERS = ("big", "little")
+MONEY_UNITS = frozenset({"yuan", "yuan/kWh"})
+MAX_BLOCK_REGISTERS = 125
+
+_PROFILE_KEYS = {"name", "model", "kind", "word_order", "mailbox", "description"}
+_BLOCK_KEYS = {"table", "start", "count", "every"}
+_POINT_KEYS = {"key", "address", "type", "scale", "unit", "bits", "table", "decimal"}
+_REQUIRED_PROFILE = ("name", "model", "kind", "word_order")
+_REQUIRED_BLOCK = ("table", "start", "count")
+_REQUIRED_POINT = ("key", "address", "type")
+
+# decode step codes
+_U16, _S16, _U32, _S32, _F32, _BITS = range(6)
+_CODES = {"u16": _U16, "s16": _S16, "u32": _U32, "s32": _S32, "f32": _F32, "bits": _BITS}
+# scaling codes
+_RAW, _INT_SCALE, _FLOAT_SCALE, _DECIMAL = range(4)
+_F32 = struct.Struct(">f")
+
+
+class ProfileError(ValueError):
+    """A profile file or directory that cannot be used; the message names the file and line."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        if path is not None and line is not None:
+            text = f"{path}:{line}: {message}"
+        elif path is not None:
+            text = f"{path}: {message}"
+        else:
+            text = message
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class Block:
+    table: str
+    start: int
+    count: int
+    every: int = 1
+
+    @property
+    def end(self) -> int:
+        """First register after the block."""
+        return self.start + self.count
+
+    @property
+    def function_code(self) -> int:
+        return 3 if self.table == "holding" else 4
+
+
+@dataclass(frozen=True)
+class Point:
+    key: str
+    address: int
+    type: str
+    scale: float | int | None = None
+    unit: str | None = None
+    bits: dict[str, int] | None = None
+    table: str = "holding"
+    decimal: bool = False
+
+    @property
+    def width(self) -> int:
+        return TYPE_WIDTH[self.type]
+
+
+@dataclass
+class Profile:
+    name: str
+    model: str
+    kind: str
+    word_order: str
+    mailbox: int | None
+    blocks: list[Block]
+    points: list[Point]
+    source: str
+    _plans: dict = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._plans = {(b.table, b.start): (b, _compile_block(b, self.points, self.word_order))
+                       for b in self.blocks}
+
+    def keys(self) -> list[str]:
+        """Every key decode() can produce, in profile order."""
+        out: list[str] = []
+        for p in self.points:
+            out.append(p.key)
+            if p.bits:
+                out.extend(p.bits)
+        return out
+
+    def decode(self, blocks: dict[tuple[str, int], list[int]]) -> dict[str, Any]:
+        """Decode raw registers keyed by (table, start) of this profile's blocks.
+
+        Blocks not given are skipped (their keys are absent); f32 NaN/inf become None.
+        """
+        out: dict[str, Any] = {}
+        for block_key, regs in blocks.items():
+            entry = self._plans.get(block_key)
+            if entry is None:
+                raise ValueError(f"profile {self.name} has no {block_key[0]} block at 0x{block_key[1]:04X}")
+            block, plan = entry
+            if len(regs) != block.count:
+                raise ValueError(
+                    f"profile {self.name}: {block.table} block 0x{block.start:04X} needs "
+                    f"{block.count} registers, got {len(regs)}")
+            _run_plan(plan, regs, out)
+        return out
+
+
+# ---------------------------------------------------------------- decoding
+
+def _decimals_of(scale: float | int) -> int:
+    exp = Decimal(repr(scale)).normalize().as_tuple().exponent
+    return max(0, -int(exp))
+
+
+def _compile_block(block: Block, points: list[Point], word_order: str) -> list[tuple]:
+    plan = []
+    for p in points:
+        if p.table != block.table or not (block.start <= p.address < block.end):
+            continue
+        off = p.address - block.start
+        code = _CODES[p.type]
+        hi, lo = (off, off + 1) if word_order == "big" else (off + 1, off)
+        scale = p.scale
+        if p.decimal:
+            mode, arg = _DECIMAL, (Decimal(repr(scale)) if scale is not None else None)
+        elif scale is None or (scale == 1 and code != _F32):
+            mode, arg = _RAW, None
+        elif isinstance(scale, int) and code != _F32:
+            mode, arg = _INT_SCALE, scale
+        else:
+            mode, arg = _FLOAT_SCALE, (scale, _decimals_of(scale))
+        bits = tuple(p.bits.items()) if p.bits else ()
+        plan.append((code, p.key, off, hi, lo, mode, arg, bits))
+    return plan
+
+
+def _sig7(x: float) -> float:
+    """float32 carries ~7 significant digits; drop the binary noise beyond them."""
+    return float(f"{x:.7g}")
+
+
+def _run_plan(plan: list[tuple], regs: list[int], out: dict[str, Any]) -> None:
+    for code, key, off, hi, lo, mode, arg, bits in plan:
+        if code == _U16:
+            v = regs[off]
+        elif code == _S16:
+            v = regs[off]
+            if v & 0x8000:
+                v -= 0x10000
+        elif code == _U32:
+            v = (regs[hi] << 16) | regs[lo]
+        elif code == _S32:
+            v = (regs[hi] << 16) | regs[lo]
+            if v & 0x80000000:
+                v -= 0x100000000
+        elif code == _F32:
+            (f,) = _F32.unpack(((regs[hi] << 16) | regs[lo]).to_bytes(4, "big"))
+            if math.isnan(f) or math.isinf(f):
+                out[key] = None
+                continue
+            if mode == _FLOAT_SCALE:
+                out[key] = _sig7(_sig7(f) * arg[0])
+            elif mode == _DECIMAL:
+                d = Decimal(f"{f:.7g}")
+                out[key] = d * arg if arg is not None else d
+            else:
+                out[key] = _sig7(f)
+            continue
+        else:  # bits
+            v = regs[off]
+            out[key] = v
+            for name, bit in bits:
+                out[name] = bool((v >> bit) & 1)
+            continue
+        if mode == _RAW:
+            out[key] = v
+        elif mode == _FLOAT_SCALE:
+            out[key] = round(v * arg[0], arg[1])
+        elif mode == _INT_SCALE:
+            out[key] = v * arg
+        else:
+            out[key] = Decimal(v) * arg if arg is not None else Decimal(v)
+
+
+# ---------------------------------------------------------------- loading
+
+class _Lines:
+    """Finds the source line of a table or key; tomllib reports none for valid TOML."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\"'-]+)\s*\]\]?")
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.headers: list[tuple[int, str, bool]] = []  # (line, name, is_array)
+        for i, raw in enumerate(self.lines, start=1):
+            m = self._HEADER.match(raw)
+            if m:
+                self.headers.append((i, m.group(2).strip("\"'"), m.group(1) == "[["))
+
+    def table(self, name: str, index: int | None = None) -> int:
+        """Line of [name] (index None) or of the index-th [[name]]."""
+        n = 0
+        for line, hname, is_array in self.headers:
+            if hname != name:
+                continue
+            if index is None:
+                return line
+            if is_array:
+                if n == index:
+                    return line
+                n += 1
+        return self.key_at_top(name)
+
+    def key(self, table: str, index: int | None, key: str) -> int:
+        """Line of `key = ...` inside the given table, else the table's header line."""
+        start = self.table(table, index)
+        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for i in range(start, len(self.lines)):  # lines after the header (0-based i = line i+1)
+            line_no = i + 1
+            if any(h[0] == line_no for h in self.headers):
+                break
+            if pat.match(self.lines[i]):
+                return line_no
+        return start
+
+    def key_at_top(self, key: str) -> int:
+        pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for i, raw in enumerate(self.lines, start=1):
+            if pat.match(raw):
+                return i
+        return 1
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and not isinstance(v, bool)
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    """Load and validate one profile file; ProfileError names the file and line of any fault."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile: {exc.strerror or exc}", path) from None
+    except UnicodeDecodeError:
+        raise ProfileError("profile is not UTF-8 text", path) from None
+    return _parse_profile(text, path)
+
+
+def _parse_profile(text: str, path: Path) -> Profile:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"at line (\d+)", str(exc))
+        raise ProfileError(f"invalid TOML: {exc}", path, int(m.group(1)) if m else 1) from None
+    lines = _Lines(text)
+
+    def fail(msg: str, line: int) -> ProfileError:
+        return ProfileError(msg, path, line)
+
+    for top in doc:
+        if top not in ("profile", "block", "point"):
+            raise fail(f"unknown table or key {top!r} (expected [profile], [[block]], [[point]])",
+                       lines.table(top))
+
+    prof = doc.get("profile")
+    if not isinstance(prof, dict):
+        raise fail("missing [profile] table", 1)
+    ptab_line = lines.table("profile")
+    for k in prof:
+        if k not in _PROFILE_KEYS:
+            raise fail(f"unknown key {k!r} in [profile]", lines.key("profile", None, k))
+    for k in _REQUIRED_PROFILE:
+        if k not in prof:
+            raise fail(f"[profile] is missing required key {k!r}", ptab_line)
+    for k in ("name", "model", "kind", "word_order"):
+        if not isinstance(prof[k], str) or not prof[k].strip():
+            raise fail(f"[profile] {k} must be a non-empty string", lines.key("profile", None, k))
+    if prof["kind"] not in KINDS:
+        raise fail(f"unknown kind {prof['kind']!r} (expected one of {', '.join(KINDS)})",
+                   lines.key("profile", None, "kind"))
+    if prof["word_order"] not in WORD_ORDERS:
+        raise fail(f"unknown word_order {prof['word_order']!r} (expected big or little)",
+                   lines.key("profile", None, "word_order"))
+    mailbox = prof.get("mailbox")
+    if mailbox is not None and (not _is_int(mailbox) or not 0 <= mailbox <= 0xFFFF - 0x44):
+        raise fail("mailbox must be a register address 0..0xFFBB", lines.key("profile", None, "mailbox"))
+
+    raw_blocks = doc.get("block")
+    if not isinstance(raw_blocks, list) or not raw_blocks:
+        raise fail("a profile needs at least one [[block]]", ptab_line)
+    blocks: list[Block] = []
+    block_lines: list[int] = []
+    for i, b in enumerate(raw_blocks):
+        hl = lines.table("block", i)
+        if not isinstance(b, dict):
+            raise fail("[[block]] must be a table", hl)
+        for k in b:
+            if k not in _BLOCK_KEYS:
+                raise fail(f"unknown key {k!r} in [[block]]", lines.key("block", i, k))
+        for k in _REQUIRED_BLOCK:
+            if k not in b:
+                raise fail(f"[[block]] is missing required key {k!r}", hl)
+        if b["table"] not in TABLES:
+            raise fail(f"unknown table {b['table']!r} (expected holding or input)",
+                       lines.key("block", i, "table"))
+        if not _is_int(b["start"]) or not 0 <= b["start"] <= 0xFFFF:
+            raise fail("block start must be a register address 0..0xFFFF", lines.key("block", i, "start"))
+        count = b["count"]
+        if not _is_int(count) or count < 1:
+            raise fail("block count must be at least 1", lines.key("block", i, "count"))
+        if count > MAX_BLOCK_REGISTERS:
+            raise fail(f"block count {count} is over the Modbus limit of {MAX_BLOCK_REGISTERS} registers",
+                       lines.key("block", i, "count"))
+        if b["start"] + count > 0x10000:
+            raise fail("block runs past register 0xFFFF", lines.key("block", i, "count"))
+        every = b.get("every", 1)
+        if not _is_int(every) or every < 1:
+            raise fail("block every must be a whole number of cycles >= 1", lines.key("block", i, "every"))
+        blk = Block(b["table"], b["start"], count, every)
+        for j, other in enumerate(blocks):
+            if other.table == blk.table and blk.start < other.end and other.start < blk.end:
+                raise fail(
+                    f"{blk.table} block 0x{blk.start:04X}+{blk.count} overlaps the block "
+                    f"0x{other.start:04X}+{other.count} at line {block_lines[j]}", hl)
+        blocks.append(blk)
+        block_lines.append(hl)
+
+    raw_points = doc.get("point")
+    if not isinstance(raw_points, list) or not raw_points:
+        raise fail("a profile needs at least one [[point]]", ptab_line)
+    tables_used = {b.table for b in blocks}
+    points: list[Point] = []
+    seen_keys: dict[str, int] = {}
+    for i, p in enumerate(raw_points):
+        hl = lines.table("point", i)
+        if not isinstance(p, dict):
+            raise fail("[[point]] must be a table", hl)
+        for k in p:
+            if k not in _POINT_KEYS:
+                raise fail(f"unknown key {k!r} in [[point]]", lines.key("point", i, k))
+        for k in _REQUIRED_POINT:
+            if k not in p:
+                raise fail(f"[[point]] is missing required key {k!r}", hl)
+        key = p["key"]
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise fail(f"point key {key!r} must be an identifier (letters, digits, _)",
+                       lines.key("point", i, "key"))
+        ptype = p["type"]
+        if ptype not in TYPE_WIDTH:
+            raise fail(f"unknown type {ptype!r} for point {key!r} "
+                       f"(expected one of {', '.join(TYPE_WIDTH)})", lines.key("point", i, "type"))
+        address = p["address"]
+        if not _is_int(address) or not 0 <= address <= 0xFFFF:
+            raise fail(f"point {key!r} address must be a register address 0..0xFFFF",
+                       lines.key("point", i, "address"))
+        scale = p.get("scale")
+        if scale is not None and (not _is_number(scale) or scale == 0 or not math.isfinite(scale)):
+            raise fail(f"point {key!r} scale must be a non-zero number", lines.key("point", i, "scale"))
+        unit = p.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            raise fail(f"point {key!r} unit must be a string", lines.key("point", i, "unit"))
+        dec = p.get("decimal", False)
+        if not isinstance(dec, bool):
+            raise fail(f"point {key!r} decimal must be true or false", lines.key("point", i, "decimal"))
+        bits = p.get("bits")
+        if ptype == "bits":
+            if not isinstance(bits, dict) or not bits:
+                raise fail(f"bits point {key!r} needs bits = {{ name = bit, ... }}", hl)
+            for name, bit in bits.items():
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not _is_int(bit) or not 0 <= bit <= 15:
+                    raise fail(f"bits point {key!r}: {name!r} must map an identifier to a bit 0..15",
+                               lines.key("point", i, "bits"))
+            if len(set(bits.values())) != len(bits):
+                raise fail(f"bits point {key!r} names one bit twice", lines.key("point", i, "bits"))
+            if scale is not None or dec:
+                raise fail(f"bits point {key!r} takes no scale or decimal", hl)
+        elif bits is not None:
+            raise fail(f"point {key!r} of type {ptype} cannot have bits", lines.key("point", i, "bits"))
+        table = p.get("table")
+        if table is not None and table not in TABLES:
+            raise fail(f"unknown table {table!r} for point {key!r} (expected holding or input)",
+                       lines.key("point", i, "table"))
+        for name in [key, *(bits or {})]:
+            if name in seen_keys:
+                raise fail(f"duplicate key {name!r} (first at line {seen_keys[name]})", hl)
+            seen_keys[name] = hl
+        width = TYPE_WIDTH[ptype]
+        candidates = [t for t in ([table] if table else TABLES) if t in tables_used]
+        inside = [t for t in candidates
+                  if any(b.table == t and b.start <= address and address + width <= b.end for b in blocks)]
+        if not inside:
+            where = f"{table} block" if table else "block"
+            raise fail(f"point {key!r} at 0x{address:04X} ({ptype}, {width} register"
+                       f"{'s' if width > 1 else ''}) is outside every {where}", lines.key("point", i, "address"))
+        if len(inside) > 1:
+            raise fail(f"point {key!r} at 0x{address:04X} lies in both a holding and an input block; "
+                       f"say table = \"holding\" or \"input\"", hl)
+        is_money = dec or (unit in MONEY_UNITS)
+        points.append(Point(key, address, ptype, scale, unit, dict(bits) if bits else None, inside[0], is_money))
+
+    return Profile(name=prof["name"], model=prof["model"], kind=prof["kind"], word_order=prof["word_order"],
+                   mailbox=mailbox, blocks=blocks, points=points, source=str(path))
+
+
+def load_profile_dir(path: str | Path) -> dict[str, Profile]:
+    """Load every *.toml in a directory; two files with one profile name are refused."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ProfileError("profile directory does not exist", path)
+    out: dict[str, Profile] = {}
+    for file in sorted(path.glob("*.toml")):
+        prof = load_profile_file(file)
+        if prof.name in out:
+            line = _Lines(file.read_text(encoding="utf-8")).key("profile", None, "name")
+            raise ProfileError(f"profile name {prof.name!r} is already defined in {out[prof.name].source}",
+                               file, line)
+        out[prof.name] = prof
+    return out
+
+
+class ProfileRegistry:
+    """Built-in profiles plus an optional user directory; a user profile replaces a built-in of the same name."""
+
+    def __init__(self, user_dir: str | Path | None = None):
+        self._profiles = load_profile_dir(BUILTIN_DIR)
+        self.overridden: set[str] = set()
+        if user_dir is not None:
+            for name, prof in load_profile_dir(user_dir).items():
+                if name in self._profiles:
+                    self.overridden.add(name)
+                self._profiles[name] = prof
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self._profiles[name]
+        except KeyError:
+            raise ProfileError(f"unknown device profile {name!r}; known: {', '.join(self.names())}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._profiles)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._profiles
+
+    def __iter__(self):
+        return iter(self.names())

@@ -1,0 +1,1 @@
+"""Process-wide configuration and secrets shared by every layer."""

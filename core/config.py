@@ -1,0 +1,127 @@
+"""Configuration: one TOML file (by --config or WATTLINE_CONFIG) over defaults that need no file."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """The configuration file or an environment override is wrong; the message says where."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    database_url: str = "duckdb:///data/demo.duckdb"
+    poll_interval_s: float = 60.0
+    base_port: int = 15020             # simulator: first bus port of the demo site
+    framing: str = "socket"
+    state_file: str = "data/demo-field.json"
+    history_days: int = 90
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = "duckdb:///data/energy.duckdb"
+    host: str = "127.0.0.1"
+    port: int = 8050
+    poll_interval_s: float = 1800.0    # 30 minutes, the seed system's default
+    lost_after: int = 3                # consecutive missed polls before a meter is lost
+    profile_dir: str | None = None     # extra device profiles (TOML) for this site
+    master_key_file: str = "data/master.key"
+    master_key_env: str = "WATTLINE_MASTER_KEY"
+    qr_key_file: str = "data/qr.key"
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    source: str = "defaults"
+
+    def for_demo(self) -> "Config":
+        """The demo site runs on its own database with a fast poll."""
+        return replace(self, database_url=self.demo.database_url, poll_interval_s=self.demo.poll_interval_s)
+
+
+_SECTIONS = {
+    "database": {"url": "database_url"},
+    "server": {"host": "host", "port": "port"},
+    "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
+    "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
+}
+_TYPES = {f.name: f.type for f in fields(Config)}
+
+
+def load_config(path: str | os.PathLike | None = None, env: dict | None = None) -> Config:
+    env = os.environ if env is None else env
+    path = path or env.get("WATTLINE_CONFIG")
+    values: dict = {}
+    demo_values: dict = {}
+    source = "defaults"
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+        source = str(p)
+        for section, content in data.items():
+            if section == "demo":
+                if not isinstance(content, dict):
+                    raise ConfigError(f"{p}: [demo] must be a table")
+                known = {f.name for f in fields(DemoConfig)}
+                for k, v in content.items():
+                    if k not in known:
+                        raise ConfigError(f"{p}: unknown key demo.{k} (known: {', '.join(sorted(known))})")
+                    demo_values[k] = v
+                continue
+            if section not in _SECTIONS or not isinstance(content, dict):
+                raise ConfigError(f"{p}: unknown section [{section}] (known: {', '.join(sorted(_SECTIONS) + ['demo'])})")
+            for k, v in content.items():
+                if k not in _SECTIONS[section]:
+                    raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
+                values[_SECTIONS[section][k]] = v
+    if env.get("WATTLINE_DATABASE_URL"):
+        values["database_url"] = env["WATTLINE_DATABASE_URL"]
+    if env.get("PORT"):
+        values["port"] = env["PORT"]
+    cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)), source=source)
+    _validate(cfg)
+    return cfg
+
+
+def _coerce(values: dict, source: str) -> dict:
+    out = {}
+    for k, v in values.items():
+        try:
+            if k in ("port", "lost_after"):
+                out[k] = int(v)
+            elif k == "poll_interval_s":
+                out[k] = float(v)
+            else:
+                out[k] = None if v == "" else str(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {k} = {v!r} is not a valid value") from None
+    return out
+
+
+def _coerce_demo(values: dict, source: str) -> dict:
+    out = {}
+    for k, v in values.items():
+        try:
+            out[k] = {"poll_interval_s": float, "base_port": int, "history_days": int}.get(k, str)(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: demo.{k} = {v!r} is not a valid value") from None
+    return out
+
+
+def _validate(cfg: Config) -> None:
+    if not (1 <= cfg.port <= 65535):
+        raise ConfigError(f"{cfg.source}: port {cfg.port} is outside 1..65535")
+    if cfg.poll_interval_s < 1:
+        raise ConfigError(f"{cfg.source}: poll_interval_s must be at least 1 second")
+    if cfg.lost_after < 1:
+        raise ConfigError(f"{cfg.source}: lost_after must be at least 1 poll")
+    if not (cfg.database_url.startswith("duckdb:") or cfg.database_url.startswith("postgresql")):
+        raise ConfigError(f"{cfg.source}: database url must start with duckdb: or postgresql")
+    if cfg.demo.framing not in ("socket", "rtu"):
+        raise ConfigError(f"{cfg.source}: demo.framing must be socket or rtu")

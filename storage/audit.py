@@ -1,0 +1,32 @@
+"""The operation log: who did what to which target, before and after, when and from where."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from storage.schema import audit_log
+
+
+def _json(value) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True,
+                      default=lambda v: str(v) if isinstance(v, (Decimal, dt.datetime, dt.date)) else repr(v))
+
+
+def record(conn: sa.Connection, *, operator: str, action: str, target: str | None, ts: dt.datetime,
+           before=None, after=None, source: str | None = None) -> None:
+    """Write one audit row inside the caller's transaction, so the action and its record land together."""
+    conn.execute(audit_log.insert().values(
+        ts=ts, operator=operator, action=action, target=target,
+        before=_json(before), after=_json(after), source=source))
+
+
+def entries(conn: sa.Connection, action: str | None = None, limit: int = 200) -> list[dict]:
+    q = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if action:
+        q = q.where(audit_log.c.action == action)
+    return [dict(r) for r in conn.execute(q).mappings()]

@@ -1,1 +1,1 @@
-"""Process-wide configuration and secrets shared by every layer."""
+"""Process-wide configuration, secrets, and the assembly of one serving process."""

@@ -1,0 +1,224 @@
+"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+log = logging.getLogger("wattline")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument parsing
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="app.py", description=__doc__)
+    p.add_argument("--config", help="configuration TOML (default: $WATTLINE_CONFIG, else built-in defaults)")
+    p.add_argument("--demo", action="store_true",
+                   help="serve with the simulated demo site (its own database, simulator, 60 s polls)")
+    p.add_argument("--host", help="listen address (default from configuration: 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default: $PORT, else 8050)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the web server, scheduler and collector (the default)")
+    s.add_argument("--demo", action="store_true", dest="serve_demo", help="as the top-level --demo")
+
+    sub.add_parser("simulate", help="run a simulated field of gateways and meters (see `simulate --help`)",
+                   add_help=False)
+
+    r = sub.add_parser("read-meter", help="read one meter and print its values as JSON")
+    _endpoint_args(r)
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--profile", help="built-in or configured profile name")
+    g.add_argument("--profile-file", help="a profile TOML file")
+
+    c = sub.add_parser("send-command", help="send one secure command to a meter's mailbox and print the result")
+    _endpoint_args(c)
+    c.add_argument("--profile", required=True)
+    c.add_argument("--meter-address", required=True, help="12-digit meter number")
+    c.add_argument("--key-hex", help="site master key as 48 hex digits (default: the configured key)")
+    csub = c.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("recharge", "refund"):
+        a = csub.add_parser(name, help=f"{name} money (purchase count = the meter's count + 1)")
+        a.add_argument("--amount", required=True, help="yuan, at most two decimals, e.g. 50.00")
+        a.add_argument("--count", required=True, type=int, help="purchase count carried by the frame")
+    rl = csub.add_parser("relay", help="trip, close, keep-power-on, keep-power-off")
+    rl.add_argument("--action", required=True, choices=["trip", "close", "keep-power-on", "keep-power-off"],
+                    dest="relay_action")
+    rl.add_argument("--seq", required=True, type=int, help="command sequence (greater than the meter's)")
+
+    i = sub.add_parser("import", help="import topology (buildings, gateways, meters, rooms) from .xlsx or .csv")
+    i.add_argument("file")
+    i.add_argument("--operator", default=os.environ.get("USER", "cli"), help="name written to the operation log")
+
+    sub.add_parser("init-db", help="create or upgrade the database schema")
+    return p
+
+
+def _endpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", required=True, dest="dev_host")
+    p.add_argument("--port", required=True, type=int, dest="dev_port")
+    p.add_argument("--unit", required=True, type=int)
+    p.add_argument("--framer", choices=["socket", "rtu"], default="socket")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+def cmd_init_db(cfg) -> int:
+    from storage.engine import dispose, engine_name, open_engine
+    from storage.migrations import migrate
+    engine = open_engine(cfg.database_url)
+    try:
+        version = migrate(engine)
+        print(json.dumps({"database": cfg.database_url, "engine": engine_name(engine), "schema_version": version}))
+    finally:
+        dispose(engine)
+    return 0
+
+
+def cmd_import(cfg, args) -> int:
+    from collectors.profiles import ProfileRegistry
+    from collectors.topology_import import import_file
+    from storage.engine import dispose, open_engine
+    from storage.migrations import migrate
+    engine = open_engine(cfg.database_url)
+    try:
+        migrate(engine)
+        created = import_file(engine, args.file, set(ProfileRegistry(cfg.profile_dir).names()), utcnow(),
+                              operator=args.operator)
+        print(json.dumps({"imported": args.file, **created}))
+    finally:
+        dispose(engine)
+    return 0
+
+
+def cmd_read_meter(cfg, args) -> int:
+    from collectors.oneshot import read_meter
+    from collectors.profiles import ProfileRegistry, load_profile_file
+    profile = load_profile_file(args.profile_file) if args.profile_file else ProfileRegistry(cfg.profile_dir).get(args.profile)
+    values = read_meter(args.dev_host, args.dev_port, args.unit, profile, args.framer, timeout_s=args.timeout)
+    print(json.dumps(values, default=_json_default, ensure_ascii=False))
+    return 0
+
+
+def cmd_send_command(cfg, args) -> int:
+    from collectors.oneshot import send_command
+    from collectors.profiles import ProfileRegistry
+    from core.keys import MasterKey, load_master_key
+    if args.key_hex:
+        try:
+            key = MasterKey(bytes.fromhex(args.key_hex), "--key-hex")
+        except ValueError as exc:
+            raise SystemExit(f"error: --key-hex: {exc}") from None
+    else:
+        key = load_master_key(cfg.master_key_file, cfg.master_key_env, create=False)
+    profile = ProfileRegistry(cfg.profile_dir).get(args.profile)
+    if args.action == "relay":
+        extra = {"relay_action": args.relay_action, "seq": args.seq}
+    else:
+        extra = {"amount": args.amount, "count": args.count}
+    result = send_command(args.dev_host, args.dev_port, args.unit, profile, args.meter_address, key.bytes,
+                          args.action, framer=args.framer, timeout_s=args.timeout, **extra)
+    print(json.dumps(result, default=_json_default))
+    return 0 if result.get("result") in ("APPLIED", "ALREADY_APPLIED") else 1
+
+
+def cmd_simulate(cfg, argv: list[str]) -> int:
+    from core.keys import load_master_key
+    from simulator.cli import main as simulate_main
+    # The simulated meters share the site's master key, so commands from this site verify.
+    if not any(a.startswith("--key-hex") for a in argv):
+        argv = [*argv, "--key-hex", load_master_key(cfg.master_key_file, cfg.master_key_env).bytes.hex()]
+    return simulate_main(argv)
+
+
+def cmd_serve(cfg, demo: bool) -> int:
+    from core.runtime import Runtime
+    rt = Runtime(cfg, demo=demo)
+    # SIGTERM (service managers, `kill`) stops cleanly: the simulator saves its meters, the
+    # scheduler finishes its cycle, DuckDB closes its file.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        rt.start()
+        rt.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rt.stop()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _json_default(v):
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # `simulate` owns its own options; everything after it goes to the simulator's parser.
+    if "simulate" in argv:
+        idx = argv.index("simulate")
+        head, rest = argv[:idx], argv[idx + 1:]
+        args = parser.parse_args([*head, "simulate"])
+    else:
+        args, rest = parser.parse_args(argv), []
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from core.config import ConfigError, load_config
+    from core.keys import KeyError_
+    from storage.engine import StorageError
+    from collectors.profiles import ProfileError
+    from collectors.topology_import import TopologyImportError
+    from collectors.modbus import FieldError
+    try:
+        cfg = load_config(args.config)
+        if args.port:
+            os.environ["PORT"] = str(args.port)
+            cfg = load_config(args.config)
+        if args.host:
+            from dataclasses import replace
+            cfg = replace(cfg, host=args.host)
+        cmd = args.command or "serve"
+        if cmd == "serve":
+            return cmd_serve(cfg, demo=args.demo or getattr(args, "serve_demo", False))
+        if cmd == "simulate":
+            return cmd_simulate(cfg, rest)
+        if cmd == "read-meter":
+            return cmd_read_meter(cfg, args)
+        if cmd == "send-command":
+            return cmd_send_command(cfg, args)
+        if cmd == "import":
+            return cmd_import(cfg, args)
+        if cmd == "init-db":
+            return cmd_init_db(cfg)
+        parser.error(f"unknown command {cmd}")
+    except (ConfigError, KeyError_, StorageError, ProfileError, TopologyImportError, FieldError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""One poll cycle end to end: targets from storage, poll the field, write readings and state in one transaction."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable
+
+import pandas as pd
+import sqlalchemy as sa
+
+from collectors.commstate import next_comm_state
+from collectors.poller import CycleResult, FieldIO, PollTarget
+from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, alarm_event, bus_state, meter_state, poll_cycle
+from storage.timeseries import append_readings, upsert_meter_state
+from storage.topology import poll_targets
+
+log = logging.getLogger(__name__)
+
+_COMM_KEYS = ("comm_state", "miss_count", "last_seen", "lost_since")
+
+
+@dataclass(frozen=True)
+class CycleSummary:
+    started_at: dt.datetime
+    duration_s: float
+    meters: int
+    ok: int
+    failed: int
+    endpoints_unreachable: int
+    newly_lost: int
+    recovered: int
+    write_s: float
+
+
+def _naive_utc(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def fen(amount: Decimal | None) -> int | None:
+    """Exact fen from a Decimal yuan amount read off a meter (0.01 yuan resolution)."""
+    if amount is None:
+        return None
+    return int((Decimal(amount) * 100).to_integral_value())
+
+
+class CollectorService:
+    """Polls every meter the database knows and records what it found."""
+
+    def __init__(self, engine: sa.Engine, field_io: FieldIO, lost_after: int = 3,
+                 clock: Callable[[], dt.datetime] | None = None, poll_timeout_s: float = 600.0):
+        self.engine = engine
+        self.field_io = field_io
+        self.lost_after = lost_after
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        self.poll_timeout_s = poll_timeout_s
+
+    def targets(self) -> list[PollTarget]:
+        with self.engine.connect() as conn:
+            rows = poll_targets(conn)
+        return [PollTarget(meter_id=r["meter_id"], meter_address=r["meter_address"], gateway=r["gateway"],
+                           host=r["host"], port=r["port"], framing=r["framing"], bus_no=r["bus_no"],
+                           unit=r["unit"], profile=r["profile"], timeout_s=r["timeout_s"], retries=r["retries"])
+                for r in rows]
+
+    def run_cycle(self) -> CycleSummary:
+        targets = self.targets()
+        result = self.field_io.poll_cycle(targets, timeout=self.poll_timeout_s)
+        return self.record(targets, result)
+
+    # -----------------------------------------------------------------------------------------
+    def record(self, targets: list[PollTarget], result: CycleResult) -> CycleSummary:
+        now = self.clock()
+        t0 = dt.datetime.now()
+        readings = _readings_frame(result)
+        with self.engine.begin() as conn:
+            prev = _previous_state(conn, [t.meter_id for t in targets])
+            states, newly_lost, recovered = self._next_states(targets, result, readings, prev, now)
+            append_readings(conn, readings.drop(columns=["extra"], errors="ignore"))
+            upsert_meter_state(conn, states)
+            self._write_bus_state(conn, targets, result, now)
+            self._lost_contact_events(conn, newly_lost, recovered, result, now)
+            failed = sum(1 for o in result.outcomes.values() if o.status != "ok")
+            conn.execute(poll_cycle.insert().values(
+                started_at=_naive_utc(result.started_at), finished_at=_naive_utc(result.finished_at),
+                duration_s=result.duration_s, meters=len(targets), ok=len(targets) - failed, failed=failed,
+                endpoints_unreachable=len(result.unreachable_endpoints)))
+        write_s = (dt.datetime.now() - t0).total_seconds()
+        summary = CycleSummary(_naive_utc(result.started_at), result.duration_s, len(targets),
+                               len(targets) - failed, failed, len(result.unreachable_endpoints),
+                               len(newly_lost), len(recovered), write_s)
+        log.info("poll cycle: %d meters, %d ok, %d failed, %d endpoints unreachable, %.2f s poll, %.2f s write",
+                 summary.meters, summary.ok, summary.failed, summary.endpoints_unreachable,
+                 summary.duration_s, write_s)
+        return summary
+
+    def _next_states(self, targets, result: CycleResult, readings: pd.DataFrame, prev: pd.DataFrame,
+                     now: dt.datetime) -> tuple[pd.DataFrame, list[int], list[int]]:
+        rows = []
+        newly_lost: list[int] = []
+        recovered: list[int] = []
+        by_meter = {r["meter_id"]: r for r in readings.to_dict("records")} if not readings.empty else {}
+        prev_by_meter = {r["meter_id"]: r for r in prev.to_dict("records")} if not prev.empty else {}
+        for t in targets:
+            outcome = result.outcomes.get(t.meter_id)
+            if outcome is None or outcome.status == "config_error":
+                status = "exception"
+                message = outcome.message if outcome else "not polled"
+            else:
+                status, message = outcome.status, outcome.message
+            old = prev_by_meter.get(t.meter_id, {})
+            comm = next_comm_state({k: _none(old.get(k)) for k in _COMM_KEYS}, status, now, self.lost_after)
+            if status == "ok" and t.meter_id in by_meter:
+                row = dict(by_meter[t.meter_id])
+            else:
+                row = {k: _none(old.get(k)) for k in ("ts", *CANONICAL_KEYS, "extra")}
+                row["balance_fen"] = fen(row.pop("balance", None))
+            row["meter_id"] = t.meter_id
+            row.update({k: comm[k] for k in _COMM_KEYS})
+            row["last_error"] = None if status == "ok" else f"{status}: {message}"[:300]
+            row["alarm_level"] = 2 if row.get("alarm2") else (1 if row.get("alarm1") else 0)
+            row["updated_at"] = now
+            rows.append(row)
+            was_lost = old.get("comm_state") == "lost"
+            if comm["comm_state"] == "lost" and not was_lost:
+                newly_lost.append(t.meter_id)
+            elif comm["comm_state"] == "online" and was_lost:
+                recovered.append(t.meter_id)
+        frame = pd.DataFrame(rows)
+        for col in ("ts", "last_seen", "lost_since", "updated_at"):
+            if col in frame:
+                frame[col] = pd.to_datetime(frame[col])
+        return frame, newly_lost, recovered
+
+    @staticmethod
+    def _write_bus_state(conn: sa.Connection, targets, result: CycleResult, now: dt.datetime) -> None:
+        bus_of: dict = {}
+        for t in targets:
+            bus_of[t.endpoint] = t
+        if not bus_of:
+            return
+        ids = {r.host_port: r.bus_id for r in conn.execute(sa.text(
+            "SELECT gateway.host || ':' || CAST(bus.port AS VARCHAR) AS host_port, bus.id AS bus_id "
+            "FROM bus JOIN gateway ON bus.gateway_id = gateway.id"))}
+        prev = {r.bus_id: r for r in conn.execute(sa.select(bus_state))}
+        rows = []
+        for key in bus_of:
+            bus_id = ids.get(f"{key.host}:{key.port}")
+            if bus_id is None:
+                continue
+            lost = key in result.unreachable_endpoints
+            old = prev.get(bus_id)
+            lost_since = (old.lost_since if old is not None and old.comm_state == "lost" else now) if lost else None
+            rows.append({"bus_id": bus_id, "comm_state": "lost" if lost else "online", "lost_since": lost_since,
+                         "last_error": "connection refused or timed out" if lost else None, "updated_at": now})
+        conn.execute(sa.delete(bus_state).where(bus_state.c.bus_id.in_([r["bus_id"] for r in rows])))
+        if rows:
+            conn.execute(bus_state.insert(), rows)
+
+    @staticmethod
+    def _lost_contact_events(conn: sa.Connection, newly_lost: list[int], recovered: list[int],
+                             result: CycleResult, now: dt.datetime) -> None:
+        if newly_lost:
+            conn.execute(alarm_event.insert(), [
+                {"meter_id": m, "kind": "lost_contact", "level": 1, "opened_at": now,
+                 "message": (result.outcomes[m].message if m in result.outcomes else "")[:300]}
+                for m in newly_lost])
+        if recovered:
+            conn.execute(alarm_event.update()
+                         .where(alarm_event.c.meter_id.in_(recovered), alarm_event.c.kind == "lost_contact",
+                                alarm_event.c.closed_at.is_(None))
+                         .values(closed_at=now))
+
+
+def _none(v):
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def _readings_frame(result: CycleResult) -> pd.DataFrame:
+    """Readings of the cycle as a frame: canonical keys as columns, money as fen, the rest as JSON."""
+    if not result.readings:
+        return pd.DataFrame(columns=["ts", "meter_id"])
+    canonical = set(CANONICAL_KEYS)
+    rows = []
+    for r in result.readings:
+        row = {"ts": _naive_utc(r["ts"]), "meter_id": r["meter_id"]}
+        extra = {}
+        for k, v in r.items():
+            if k in ("ts", "meter_id"):
+                continue
+            if k == "balance":
+                row["balance_fen"] = fen(v)
+            elif k in canonical:
+                row[k] = v
+            else:
+                extra[k] = str(v) if isinstance(v, Decimal) else v
+        row["extra"] = json.dumps(extra, default=str) if extra else None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["ts"] = pd.to_datetime(frame["ts"])
+    return frame
+
+
+def _previous_state(conn: sa.Connection, meter_ids: list[int]) -> pd.DataFrame:
+    if not meter_ids:
+        return pd.DataFrame(columns=list(METER_STATE_COLUMNS))
+    rows = conn.execute(sa.select(meter_state)).mappings().all()
+    return pd.DataFrame(rows, columns=list(METER_STATE_COLUMNS))

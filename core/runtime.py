@@ -1,0 +1,175 @@
+"""One serving process: the DuckDB file's only writer, the Modbus loop, the scheduler and the web server."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from core.config import Config
+from core.keys import load_master_key
+
+log = logging.getLogger("wattline")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class DemoInfo:
+    buildings: int = 0
+    meters: int = 0
+    backfill_rows: int = 0
+    backfill_s: float = 0.0
+
+
+class Runtime:
+    """Start order: database, (demo: simulator and seed), field I/O, collector, scheduler, web."""
+
+    def __init__(self, cfg: Config, demo: bool = False):
+        self.base_cfg = cfg
+        self.demo = demo
+        self.cfg = cfg.for_demo() if demo else cfg
+        self.engine = None
+        self.field_thread = None
+        self.field_io = None
+        self.collector = None
+        self.dash_app = None
+        self.server = None
+        self.demo_info: DemoInfo | None = None
+        self._started_at = utcnow()
+
+    # -----------------------------------------------------------------------------------------
+    def start(self) -> "Runtime":
+        from collectors.cycle import CollectorService
+        from collectors.poller import FieldIO
+        from collectors.profiles import ProfileRegistry
+        from collectors.schedule import start_poll_scheduler
+        from dashboard.app import create_app
+        from storage.engine import open_engine
+        from storage.migrations import migrate
+
+        cfg = self.cfg
+        self.master_key = load_master_key(cfg.master_key_file, cfg.master_key_env)
+        self.engine = open_engine(cfg.database_url)
+        migrate(self.engine)
+        self.profiles = ProfileRegistry(cfg.profile_dir)
+        if self.demo:
+            self._start_demo_site()
+        self.field_io = FieldIO(self.profiles)
+        self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow)
+        start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
+        self.dash_app = create_app(self.health)
+        return self
+
+    def _start_demo_site(self) -> None:
+        from collectors.topology_import import import_topology
+        from simulator.field import run_field_in_thread
+        from simulator.site import demo_site
+        from storage.topology import meter_count
+
+        cfg = self.cfg
+        site = demo_site(base_port=cfg.demo.base_port, framing=cfg.demo.framing)
+        self.field_thread = run_field_in_thread(site, state_file=cfg.demo.state_file,
+                                                master_key=self.master_key.bytes)
+        info = DemoInfo()
+        with self.engine.connect() as conn:
+            empty = meter_count(conn) == 0
+        if empty:
+            rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in site.topology_rows()]
+            import_topology(self.engine, rows, set(self.profiles.names()), utcnow(), source="demo site",
+                            operator="demo", origin="demo")
+            info.backfill_rows, info.backfill_s = self._backfill(site)
+        with self.engine.connect() as conn:
+            info.meters = meter_count(conn)
+        info.buildings = len({r["building"] for r in site.topology_rows()})
+        self.demo_info = info
+
+    def _backfill(self, site) -> tuple[int, float]:
+        """90 days of half-hourly history on first start, so reports have data at once."""
+        import sqlalchemy as sa
+
+        from simulator.history import backfill
+        from storage.schema import meter
+        from storage.timeseries import append_readings
+
+        t0 = time.perf_counter()
+        readings, _purchases = backfill(site, days=self.cfg.demo.history_days, end=utcnow())
+        with self.engine.begin() as conn:
+            ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
+            readings["meter_id"] = readings.pop("meter_address").map(ids)
+            readings = readings[readings["meter_id"].notna()]
+            n = append_readings(conn, readings)
+        elapsed = time.perf_counter() - t0
+        log.info("demo history: %d readings in %.1f s", n, elapsed)
+        return n, elapsed
+
+    # -----------------------------------------------------------------------------------------
+    def health(self) -> dict:
+        from collectors.schedule import scheduler_running
+        from storage.engine import engine_name
+        from storage.health import data_plane_summary
+
+        body = {"status": "ok", "time": utcnow().isoformat(timespec="seconds"),
+                "database": {"engine": engine_name(self.engine) if self.engine else None},
+                "demo": self.demo, "scheduler_running": scheduler_running()}
+        try:
+            with self.engine.connect() as conn:
+                summary = data_plane_summary(conn)
+        except Exception as exc:  # the database is the one thing healthz must report on
+            body.update(status="down", error=f"database: {exc.__class__.__name__}")
+            return body
+        last = summary.pop("last_poll")
+        body.update(summary)
+        body["last_poll"] = None if last is None else {
+            "started_at": last["started_at"].isoformat(timespec="seconds"),
+            "finished_at": last["finished_at"].isoformat(timespec="seconds"),
+            "duration_s": round(last["duration_s"], 3), "ok": last["ok"], "failed": last["failed"]}
+        if not body["scheduler_running"]:
+            body["status"] = "degraded"
+        return body
+
+    # -----------------------------------------------------------------------------------------
+    def make_server(self):
+        from waitress import create_server
+        self.server = create_server(self.dash_app.server, host=self.cfg.host, port=self.cfg.port,
+                                    threads=8, ident="wattline")
+        return self.server
+
+    def serve_forever(self) -> None:
+        server = self.server or self.make_server()
+        url = f"http://{self.cfg.host}:{server.effective_port}"
+        if self.demo_info:
+            i = self.demo_info
+            print(f"Demo site: {i.buildings} buildings, {i.meters} meters on the simulator "
+                  f"(ports from {self.cfg.demo.base_port}); history: {i.backfill_rows} readings "
+                  f"in {i.backfill_s:.1f} s", flush=True)
+        print(f"Wattline is serving on {url} (health: {url}/healthz)", flush=True)
+        server.run()
+
+    def serve_in_thread(self) -> threading.Thread:
+        server = self.server or self.make_server()
+        th = threading.Thread(target=server.run, name="wattline-web", daemon=True)
+        th.start()
+        return th
+
+    def stop(self) -> None:
+        from collectors.schedule import stop_poll_scheduler
+        from storage.engine import dispose
+
+        if self.server is not None:
+            try:
+                self.server.close()
+            except Exception:
+                pass
+        stop_poll_scheduler()
+        if self.field_io is not None:
+            self.field_io.close()
+        if self.field_thread is not None:
+            self.field_thread.stop()
+        if self.engine is not None:
+            dispose(self.engine)
+        self.engine = None
+

@@ -49,7 +49,7 @@ _U16, _S16, _U32, _S32, _F32, _BITS = range(6)
 _CODES = {"u16": _U16, "s16": _S16, "u32": _U32, "s32": _S32, "f32": _F32, "bits": _BITS}
 # scaling codes
 _RAW, _INT_SCALE, _FLOAT_SCALE, _DECIMAL = range(4)
-_F32 = struct.Struct(">f")
+_FLOAT32 = struct.Struct(">f")
 
 
 class ProfileError(ValueError):
@@ -193,7 +193,7 @@ def _run_plan(plan: list[tuple], regs: list[int], out: dict[str, Any]) -> None:
             if v & 0x80000000:
                 v -= 0x100000000
         elif code == _F32:
-            (f,) = _F32.unpack(((regs[hi] << 16) | regs[lo]).to_bytes(4, "big"))
+            (f,) = _FLOAT32.unpack(((regs[hi] << 16) | regs[lo]).to_bytes(4, "big"))
             if math.isnan(f) or math.isinf(f):
                 out[key] = None
                 continue

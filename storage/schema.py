@@ -38,7 +38,7 @@ CANONICAL_KEYS = FLOAT_KEYS + INT_KEYS + BOOL_KEYS + MONEY_KEYS
 
 
 def _measurement_columns() -> list[sa.Column]:
-    cols: list[sa.Column] = [sa.Column(k, sa.Float) for k in FLOAT_KEYS]
+    cols: list[sa.Column] = [sa.Column(k, sa.Double) for k in FLOAT_KEYS]
     cols += [sa.Column(k, sa.Integer) for k in INT_KEYS]
     cols += [sa.Column(k, sa.Boolean) for k in BOOL_KEYS]
     cols += [sa.Column(k, Money) for k in MONEY_KEYS]
@@ -124,13 +124,28 @@ meter = sa.Table(
 # ---------------------------------------------------------------------------------------------
 # Time series. Append-only, no primary key: DuckDB's zone maps serve (meter_id, ts) scans and
 # an ART index would slow bulk appends; PostgreSQL gets a btree index (created in migrations).
+# readings keeps what the reports and billing need per poll (DESIGN: voltage, current, power,
+# power factor, frequency, energy registers, remaining money, relay state, status bits), narrow so
+# appends stay cheap; the status flags travel packed in one integer (READING_STATUS_BITS).
+# Every other canonical key (per-phase power, THD, temperatures, tap, breakers ...) is kept in
+# meter_state as the latest value; the grid module adds its own history table when it needs one.
+READING_FLOAT_KEYS = ("voltage_a", "voltage_b", "voltage_c", "current_a", "current_b", "current_c",
+                      "power_total", "pf_total", "frequency",
+                      "energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley")
+READING_STATUS_BITS = {"alarm1": 0, "alarm2": 1, "arrears": 2, "overload": 3, "fault": 4, "tamper": 5,
+                       "forced_trip": 6, "keep_power": 7, "prepaid_enabled": 8}
+
 readings = sa.Table(
     "readings", metadata,
     sa.Column("ts", UtcDateTime, nullable=False),
     sa.Column("meter_id", sa.Integer, nullable=False),
-    *_measurement_columns(),
+    *[sa.Column(k, sa.Double) for k in READING_FLOAT_KEYS],
+    sa.Column("balance", Money),
+    sa.Column("purchase_count", sa.Integer),
+    sa.Column("relay_closed", sa.Boolean),
+    sa.Column("status", sa.Integer),  # bit i set = flag named in READING_STATUS_BITS is on
 )
-READINGS_COLUMNS = ("ts", "meter_id") + CANONICAL_KEYS
+READINGS_COLUMNS = tuple(c.name for c in readings.columns)
 
 meter_state = sa.Table(
     "meter_state", metadata,

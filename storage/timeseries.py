@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from storage.engine import is_duckdb
 from storage.schema import (
-    BOOL_KEYS, FLOAT_KEYS, INT_KEYS, METER_STATE_COLUMNS, READINGS_COLUMNS, meter_state, readings,
+    BOOL_KEYS, FLOAT_KEYS, INT_KEYS, METER_STATE_COLUMNS, READING_STATUS_BITS, READINGS_COLUMNS, meter_state,
+    readings,
 )
 
 # Frames handed to storage carry money as integer fen in `balance_fen` (exact, cheap to move in
@@ -17,113 +18,113 @@ from storage.schema import (
 
 
 def _frame_for(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Columns in table order with stable dtypes; absent ones as nulls."""
+    """The given columns that belong to the table, with dtypes DuckDB and psycopg take as they are.
+
+    Absent columns are not materialised: the INSERT selects NULL for them. Numpy dtypes are kept
+    where a column has no nulls (scanning them is cheaper than pandas' masked arrays).
+    """
     out = {}
-    n = len(df)
     for col in columns:
-        if col == "balance":
-            src = df["balance_fen"] if "balance_fen" in df else pd.Series([pd.NA] * n, index=df.index)
-            out["balance_fen"] = pd.array(src, dtype="Int64")
-        elif col in df:
-            s = df[col]
-            if col in FLOAT_KEYS:
+        src = "balance_fen" if col == "balance" else col
+        if src not in df:
+            continue
+        s = df[src]
+        if col in FLOAT_KEYS:
+            if s.dtype != np.float64:
                 s = pd.to_numeric(s, errors="coerce").astype("float64")
-            elif col in INT_KEYS or col in ("meter_id", "miss_count", "alarm_level"):
+        elif col in INT_KEYS or col in ("meter_id", "miss_count", "alarm_level", "balance", "status"):
+            if not pd.api.types.is_integer_dtype(s) or isinstance(s.dtype, pd.api.extensions.ExtensionDtype):
                 s = pd.array(s, dtype="Int64")
-            elif col in BOOL_KEYS:
+                if not s.isna().any():
+                    s = s.to_numpy(dtype="int64")
+        elif col in BOOL_KEYS:
+            if s.dtype != np.bool_:
                 s = pd.array(s, dtype="boolean")
-            out[col] = s
+                if not s.isna().any():
+                    s = s.to_numpy(dtype=bool)
+        out[src] = s.values if isinstance(s, pd.Series) else s
+    return pd.DataFrame(out, copy=False)
+
+
+def _select_list(columns: tuple[str, ...], present: set[str] | None = None) -> str:
+    """SELECT expressions in table order: fen to NUMERIC for balance, NULL for absent columns."""
+    parts = []
+    for c in columns:
+        src = "balance_fen" if c == "balance" else c
+        if present is not None and src not in present:
+            parts.append(f'NULL AS "{c}"')
+        elif c == "balance":
+            parts.append("CAST(CAST(balance_fen AS DECIMAL(18,0)) * 0.01 AS DECIMAL(14,2)) AS balance")
         else:
-            if col in FLOAT_KEYS:
-                out[col] = np.full(n, np.nan)
-            elif col in INT_KEYS:
-                out[col] = pd.array([pd.NA] * n, dtype="Int64")
-            elif col in BOOL_KEYS:
-                out[col] = pd.array([pd.NA] * n, dtype="boolean")
-            else:
-                out[col] = pd.Series([None] * n, dtype="object")
-    return pd.DataFrame(out, index=range(n)) if n else pd.DataFrame(out)
-
-
-def _select_list(columns: tuple[str, ...]) -> str:
-    return ", ".join(
-        "CAST(CAST(balance_fen AS DECIMAL(18,0)) * 0.01 AS DECIMAL(14,2))" if c == "balance" else f'"{c}"'
-        for c in columns
-    )
+            parts.append(f'"{c}"')
+    return ", ".join(parts)
 
 
 def append_readings(conn: sa.Connection, df: pd.DataFrame) -> int:
     """Append rows (ts, meter_id, canonical keys, balance_fen) to readings in one bulk write."""
     if df.empty:
         return 0
-    frame = _frame_for(df, READINGS_COLUMNS)
-    if is_duckdb(conn.engine):
-        _duckdb_insert(conn, "readings", READINGS_COLUMNS, frame)
-    else:
-        _pg_copy(conn, "readings", READINGS_COLUMNS, frame)
-    return len(frame)
+    if "status" not in df:
+        df = df.assign(**pack_status(df))
+    return _bulk_write(conn, "readings", READINGS_COLUMNS, _frame_for(df, READINGS_COLUMNS))
+
+
+def pack_status(df: pd.DataFrame) -> dict:
+    """{'status': int array} from whichever flag columns the frame has (none: no status column)."""
+    flags = [(name, bit) for name, bit in READING_STATUS_BITS.items() if name in df]
+    if not flags:
+        return {}
+    status = np.zeros(len(df), dtype="int64")
+    for name, bit in flags:
+        status |= pd.array(df[name], dtype="boolean").fillna(False).to_numpy(dtype=bool).astype("int64") << bit
+    return {"status": status}
+
+
+def unpack_status(status: int | None) -> dict[str, bool]:
+    if status is None:
+        return {}
+    return {name: bool(status >> bit & 1) for name, bit in READING_STATUS_BITS.items()}
 
 
 def upsert_meter_state(conn: sa.Connection, df: pd.DataFrame) -> int:
-    """Insert or replace meter_state rows (every column given; absent ones become null)."""
+    """Insert or replace whole meter_state rows: columns absent from `df` become null."""
     if df.empty:
         return 0
-    frame = _frame_for(df, METER_STATE_COLUMNS)
-    cols = METER_STATE_COLUMNS
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "meter_id")
+    return _bulk_write(conn, "meter_state", METER_STATE_COLUMNS, _frame_for(df, METER_STATE_COLUMNS),
+                       upsert_key="meter_id")
+
+
+def _bulk_write(conn: sa.Connection, table: str, columns: tuple[str, ...], frame: pd.DataFrame,
+                upsert_key: str | None = None) -> int:
+    """DuckDB scans the DataFrame in place; PostgreSQL gets COPY into a temp table. Both then run
+    one INSERT ... SELECT (and ON CONFLICT for upserts) inside the caller's transaction."""
+    select = _select_list(columns, set(frame.columns))
+    conflict = ""
+    if upsert_key:
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c != upsert_key)
+        conflict = f" ON CONFLICT ({upsert_key}) DO UPDATE SET {updates}"
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} FROM {{src}}{conflict}"
     if is_duckdb(conn.engine):
         raw = conn.connection.driver_connection
-        raw.register("_wl_state_frame", frame)
+        name = f"_wl_{table}_frame"
+        raw.register(name, frame)
         try:
-            raw.execute(
-                f"INSERT INTO meter_state ({', '.join(cols)}) SELECT {_select_list(cols)} "
-                f"FROM _wl_state_frame ON CONFLICT (meter_id) DO UPDATE SET {updates}"
-            )
+            raw.execute(insert.format(src=name))
         finally:
-            raw.unregister("_wl_state_frame")
+            raw.unregister(name)
     else:
-        tmp = "_wl_state_tmp"
-        conn.execute(sa.text(
-            f"CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE meter_state INCLUDING DEFAULTS) ON COMMIT DROP"))
-        conn.execute(sa.text(f"ALTER TABLE {tmp} ADD COLUMN IF NOT EXISTS balance_fen BIGINT"))
-        copy_cols = tuple("balance_fen" if c == "balance" else c for c in cols)
-        _copy_text(conn, tmp, copy_cols, frame)
-        conn.execute(sa.text(
-            f"INSERT INTO meter_state ({', '.join(cols)}) SELECT {_select_list(cols)} FROM {tmp} "
-            f"ON CONFLICT (meter_id) DO UPDATE SET {updates}"))
+        tmp = f"_wl_{table}_tmp"
+        # CREATE TABLE AS copies no NOT NULL constraint: columns we do not send stay null here.
+        conn.execute(sa.text(f"CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT * FROM {table} WITH NO DATA"))
+        if "balance_fen" in frame.columns:
+            conn.execute(sa.text(f"ALTER TABLE {tmp} ADD COLUMN balance_fen BIGINT"))
+        _copy_rows(conn, tmp, tuple(frame.columns), frame)
+        conn.execute(sa.text(insert.format(src=tmp)))
         conn.execute(sa.text(f"DROP TABLE {tmp}"))
     return len(frame)
 
 
-def _duckdb_insert(conn: sa.Connection, table: str, columns: tuple[str, ...], frame: pd.DataFrame) -> None:
-    raw = conn.connection.driver_connection
-    name = f"_wl_{table}_frame"
-    raw.register(name, frame)
-    try:
-        raw.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {_select_list(columns)} FROM {name}")
-    finally:
-        raw.unregister(name)
-
-
-def _pg_copy(conn: sa.Connection, table: str, columns: tuple[str, ...], frame: pd.DataFrame) -> None:
-    """COPY ... FROM STDIN in text format; `balance` travels as fen and is converted by the server."""
-    copy_cols = tuple("balance_fen" if c == "balance" else c for c in columns)
-    target = table
-    if "balance" in columns and table in ("readings",):
-        # readings has no balance_fen column: stage through a temp table with the fen column.
-        tmp = "_wl_readings_tmp"
-        conn.execute(sa.text(
-            f"CREATE TEMP TABLE IF NOT EXISTS {tmp} (LIKE readings) ON COMMIT DROP"))
-        conn.execute(sa.text(f"ALTER TABLE {tmp} ADD COLUMN IF NOT EXISTS balance_fen BIGINT"))
-        _copy_text(conn, tmp, copy_cols, frame)
-        conn.execute(sa.text(
-            f"INSERT INTO readings ({', '.join(columns)}) SELECT {_select_list(columns)} FROM {tmp}"))
-        conn.execute(sa.text(f"DROP TABLE {tmp}"))
-        return
-    _copy_text(conn, target, copy_cols, frame)
-
-
-def _copy_text(conn: sa.Connection, table: str, copy_cols: tuple[str, ...], frame: pd.DataFrame) -> None:
+def _copy_rows(conn: sa.Connection, table: str, copy_cols: tuple[str, ...], frame: pd.DataFrame) -> None:
     """COPY FROM STDIN row by row through psycopg's adapters (handles quoting, NULLs, types)."""
     columns = [_python_values(frame[c]) for c in frame.columns]
     raw = conn.connection.driver_connection

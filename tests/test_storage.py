@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from storage.engine import StorageError, dispose, open_engine
 from storage.migrations import HEAD, Migration, migrate
 from storage.schema import meter, meter_state, readings, schema_version
-from storage.timeseries import append_readings, meter_states, readings_between, upsert_meter_state
+from storage.timeseries import (append_readings, meter_states, readings_between, unpack_status,
+                                upsert_meter_state)
 from storage.topology import insert_topology, known_topology, poll_targets
 
 from tests.conftest import engine_url
@@ -113,6 +114,7 @@ def _reading_frame(meter_ids, ts, balance_fen):
         "voltage_a": [220.1] * len(meter_ids), "power_total": [0.5] * len(meter_ids),
         "energy_total": [100.25] * len(meter_ids), "purchase_count": [7] * len(meter_ids),
         "relay_closed": [True] * len(meter_ids), "balance_fen": balance_fen,
+        "alarm1": [False] * len(meter_ids), "arrears": [True] + [None] * (len(meter_ids) - 1),
     })
 
 
@@ -124,10 +126,21 @@ def test_readings_are_appended_in_bulk_with_exact_money(any_engine, fixed_now):
     assert n == 3
     with any_engine.connect() as conn:
         got = conn.execute(sa.select(readings.c.meter_id, readings.c.balance, readings.c.relay_closed,
-                                     readings.c.purchase_count, readings.c.voltage_b)
+                                     readings.c.purchase_count, readings.c.voltage_b, readings.c.status)
                            .order_by(readings.c.meter_id)).all()
     assert [g.balance for g in got] == [Decimal("10.01"), Decimal("0.05"), Decimal("-2.50")]
     assert all(g.relay_closed is True and g.purchase_count == 7 and g.voltage_b is None for g in got)
+    assert unpack_status(got[0].status)["arrears"] is True and unpack_status(got[1].status)["arrears"] is False
+
+
+def test_energy_registers_keep_their_full_precision(any_engine, fixed_now):
+    with any_engine.begin() as conn:
+        insert_topology(conn, _rows(1), fixed_now)
+        frame = _reading_frame([poll_targets(conn)[0]["meter_id"]], fixed_now, [0])
+        frame["energy_total"] = 12345678.91
+        append_readings(conn, frame)
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(readings.c.energy_total)).scalar() == 12345678.91
 
 
 def test_readings_between_returns_one_meters_rows_in_time_order(any_engine, fixed_now):

@@ -3,7 +3,8 @@
 Mailbox (specs/device-profile.md): one FC16 write at ``mailbox`` (register 0 = frame length in
 bytes, then the frame two bytes per register, high byte first, last byte padded 0x00; at
 most 120 registers), then FC03 at ``mailbox + 0x40`` x5 (result, purchase_count,
-command_seq, balance u32 in fen) until the result is neither IDLE nor BUSY.
+command_seq, balance in fen, read as s32 since an overdrawn balance is negative) until the
+result is neither IDLE nor BUSY.
 
 Before writing, a meter still BUSY with an earlier frame is waited for, so the result read
 afterwards belongs to this frame. A resend after a lost answer must reuse the identical
@@ -55,7 +56,10 @@ def parse_mailbox(regs: list[int]) -> MailboxResult:
         result = Result(regs[0])
     except ValueError:
         raise BadReply(f"mailbox result code {regs[0]} is not a known result") from None
-    balance = (Decimal((regs[3] << 16) | regs[4]) / 100).quantize(Decimal("0.01"))
+    fen = (regs[3] << 16) | regs[4]
+    if fen & 0x80000000:  # an overdrawn balance is two's complement
+        fen -= 1 << 32
+    balance = (Decimal(fen) / 100).quantize(Decimal("0.01"))
     return MailboxResult(result, regs[1], regs[2], balance)
 
 

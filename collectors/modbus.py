@@ -36,6 +36,7 @@ MAX_WRITE_REGISTERS = 123
 # Modbus exception codes a gateway answers when the meter behind it is silent.
 GATEWAY_PATH_UNAVAILABLE = 0x0A
 GATEWAY_TARGET_NO_RESPONSE = 0x0B
+EXCEPTION_CODES = frozenset({1, 2, 3, 4, 5, 6, 8, 0x0A, 0x0B})
 
 
 def quiet_pymodbus_logging() -> None:
@@ -116,7 +117,9 @@ class Endpoint:
         def callback_data(data: bytes, addr=None) -> int:
             if socket_framing and len(data) >= 6:
                 length = (data[4] << 8) | data[5]
-                if data[2] or data[3] or length < 2 or length > 254:
+                # an exception PDU is exactly 2 bytes: a longer one starting >= 0x80 is noise
+                if (data[2] or data[3] or length < 2 or length > 254
+                        or (len(data) >= 8 and data[7] & 0x80 and length != 3)):
                     self._fail_pending(BadReply(f"reply is not a Modbus TCP frame: {data[:8].hex()}"))
                     self._unparsed = 0
                     return len(data)
@@ -174,7 +177,7 @@ class Endpoint:
         self.client.close()
 
     # -- requests (one attempt each; retries belong to the caller)
-    async def _execute(self, call, timeout_s: float, what: str):
+    async def _execute(self, call, function_code: int, timeout_s: float, what: str):
         if not self.client.connected:
             raise ConnectionDropped(f"{self.key}: not connected")
         self.client.ctx.comm_params.timeout_connect = timeout_s
@@ -195,6 +198,9 @@ class Endpoint:
             raise BadReply(f"{what}: {exc}") from None
         if response.isError():
             code = getattr(response, "exception_code", 0)
+            if response.function_code != function_code | 0x80 or code not in EXCEPTION_CODES:
+                raise BadReply(f"{what}: reply is neither an answer nor a valid exception "
+                               f"(FC 0x{response.function_code:02X}, code {code})")
             if code in (GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_NO_RESPONSE):
                 raise FieldTimeout(f"{what}: gateway reports no answer from the meter (exception {code})")
             raise ExceptionReply(f"{what}: exception reply code {code}", code)
@@ -209,7 +215,7 @@ class Endpoint:
         else:
             raise ValueError(f"unknown register table {table!r}")
         what = f"unit {unit} FC{fc:02d} 0x{start:04X}+{count}"
-        response = await self._execute(lambda: call(start, count=count, device_id=unit), timeout_s, what)
+        response = await self._execute(lambda: call(start, count=count, device_id=unit), fc, timeout_s, what)
         registers = getattr(response, "registers", None)
         if response.function_code != fc or registers is None or len(registers) != count:
             got = len(registers) if registers is not None else "no"
@@ -221,7 +227,7 @@ class Endpoint:
             raise ValueError(f"a write carries 1 to {MAX_WRITE_REGISTERS} registers (got {len(values)})")
         what = f"unit {unit} FC16 0x{address:04X}+{len(values)}"
         response = await self._execute(
-            lambda: self.client.write_registers(address, values, device_id=unit), timeout_s, what)
+            lambda: self.client.write_registers(address, values, device_id=unit), 16, timeout_s, what)
         if response.function_code != 16:
             raise BadReply(f"{what}: reply has FC{response.function_code:02d}")
 

@@ -66,6 +66,8 @@ def build_command_frame(meter_address: str, key: bytes, command: str, *, issued_
     """(frame, counter) for a CLI command: recharge/refund (amount yuan, count) or relay (action, seq)."""
     issued_at = int(time.time()) if issued_at is None else issued_at
     name = command.strip().lower()
+    if "relay_action" in args and "action" not in args:
+        args["action"] = args.pop("relay_action")  # the CLI's option name
 
     def need(*names: str) -> list:
         missing = [n for n in names if args.get(n) is None]
@@ -97,7 +99,7 @@ def send_command(host: str, port: int, unit: int, profile: str | Profile, meter_
 
     recharge / refund: amount= yuan (Decimal or str, 2 decimals), count= the purchase count
     this frame carries (stored + 1). relay: action= trip | close | keep-power-on |
-    keep-power-off, seq= command sequence (greater than the meter's).
+    keep-power-off (or relay_action=), seq= command sequence (greater than the meter's).
     """
     prof = _profile(profile, profiles_dir)
     frame, counter = build_command_frame(meter_address, key, command, **args)

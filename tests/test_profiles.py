@@ -296,3 +296,10 @@ def test_a_block_with_the_wrong_register_count_is_refused():
     prof = ProfileRegistry().get("acrel-ddsy1352")
     with pytest.raises(ValueError, match="48 registers"):
         prof.decode({("holding", 0x200): [0] * 47})
+
+
+def test_an_overdrawn_balance_decodes_negative():
+    prof = ProfileRegistry().get("acrel-ddsy1352")
+    minus_12_34 = (1 << 32) - 1234
+    v = prof.decode({("holding", 0x200): acrel_registers(r21F=minus_12_34 >> 16, r220=minus_12_34 & 0xFFFF)})
+    assert v["balance"] == Decimal("-12.34")

@@ -173,9 +173,15 @@ def _compile_block(block: Block, points: list[Point], word_order: str) -> list[t
     return plan
 
 
-def _sig7(x: float) -> float:
-    """float32 carries ~7 significant digits; drop the binary noise beyond them."""
-    return float(f"{x:.7g}")
+def _f32_digits(bits: int) -> tuple[float, int]:
+    """The float32 with these bits as the shortest decimal that maps back to it (6..9 digits)."""
+    raw = bits.to_bytes(4, "big")
+    (f,) = _FLOAT32.unpack(raw)
+    for digits in (6, 7, 8):
+        text = f"{f:.{digits}g}"
+        if _FLOAT32.pack(float(text)) == raw:
+            return float(text), digits
+    return float(f"{f:.9g}"), 9
 
 
 def _run_plan(plan: list[tuple], regs: list[int], out: dict[str, Any]) -> None:
@@ -193,17 +199,18 @@ def _run_plan(plan: list[tuple], regs: list[int], out: dict[str, Any]) -> None:
             if v & 0x80000000:
                 v -= 0x100000000
         elif code == _F32:
-            (f,) = _FLOAT32.unpack(((regs[hi] << 16) | regs[lo]).to_bytes(4, "big"))
-            if math.isnan(f) or math.isinf(f):
+            bits32 = (regs[hi] << 16) | regs[lo]
+            if bits32 & 0x7F800000 == 0x7F800000:  # NaN or infinity
                 out[key] = None
                 continue
+            f, digits = _f32_digits(bits32)
             if mode == _FLOAT_SCALE:
-                out[key] = _sig7(_sig7(f) * arg[0])
+                out[key] = float(f"{f * arg[0]:.{digits}g}")
             elif mode == _DECIMAL:
-                d = Decimal(f"{f:.7g}")
+                d = Decimal(repr(f))
                 out[key] = d * arg if arg is not None else d
             else:
-                out[key] = _sig7(f)
+                out[key] = f
             continue
         else:  # bits
             v = regs[off]

@@ -1,8 +1,8 @@
 """`python app.py simulate`: run a simulated field in its own process until Ctrl-C or SIGTERM.
 
-The site master key comes from --master-key-file (hex or 24 raw bytes) or the environment
-variable WATTLINE_MASTER_KEY (hex); without either the secure-frame test key is used. The key
-is never printed.
+The site master key comes from --key-hex, --master-key-file (hex or 24 raw bytes) or the
+environment variable WATTLINE_MASTER_KEY (hex), in that order; without any of them the
+secure-frame test key is used. The key is never printed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="socket = Modbus TCP, rtu = RTU over TCP")
     parser.add_argument("--state-file", type=Path, default=None, help="JSON file the meters' state persists in")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--key-hex", default=None, help="site master key, 48 hex digits")
     parser.add_argument("--master-key-file", type=Path, default=None)
     parser.add_argument("--offline", nargs="+", default=[], metavar="ADDR", help="meters that never answer")
     parser.add_argument("--gateway-down", nargs="+", default=[], metavar="NAME", help="gateways that refuse connections")
@@ -37,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_master_key(path: Path | None) -> bytes:
-    if path is not None:
+def load_master_key(path: Path | None, key_hex: str | None = None) -> bytes:
+    if key_hex:
+        key = bytes.fromhex(key_hex.strip())
+    elif path is not None:
         raw = path.read_bytes()
         text = raw.strip()
         try:
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 for bus in gateway.buses:
                     bus.baud = args.baud
         field = Field(site, state_file=args.state_file, seed=args.seed, emulate_baud=args.baud is not None,
-                      master_key=load_master_key(args.master_key_file))
+                      master_key=load_master_key(args.master_key_file, args.key_hex))
         for address in args.offline:
             field.set_meter_offline(address)
         for address in args.garbage:

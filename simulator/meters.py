@@ -352,20 +352,21 @@ class PrepaidMeter(SimMeter):
 
     def advance(self, now: float) -> None:
         dt = now - self._t
-        if dt <= 0:
-            return
-        if dt <= STEP_S:
-            decay = math.exp(-dt / 300.0)
-            self.noise = self.noise * decay + math.sqrt(1.0 - decay * decay) * self.hooks.gauss(1.0)
-            self._step(now - dt / 2, dt, math.exp(0.25 * self.noise - 0.03))
-        else:
-            steps = math.ceil(dt / STEP_S)
-            h = dt / steps
-            for i in range(steps):
-                self._step(self._t + (i + 0.5) * h, h, 1.0)
-        self._t = now
-        if self.overload_tripped and now - self.overload_since >= OVERLOAD_RETRY_S:
-            self.overload_tripped = False
+        if dt > 0:
+            if dt <= STEP_S:
+                decay = math.exp(-dt / 300.0)
+                self.noise = self.noise * decay + math.sqrt(1.0 - decay * decay) * self.hooks.gauss(1.0)
+                self._step(now - dt / 2, dt, math.exp(0.25 * self.noise - 0.03))
+            else:
+                steps = math.ceil(dt / STEP_S)
+                h = dt / steps
+                for i in range(steps):
+                    self._step(self._t + (i + 0.5) * h, h, 1.0)
+            self._t = now
+            if self.overload_tripped and now - self.overload_since >= OVERLOAD_RETRY_S:
+                self.overload_tripped = False
+        # what the meter measures right now
+        self.power_kw = self.demand_kw(now) * math.exp(0.25 * self.noise - 0.03) if self.relay_closed else 0.0
 
     def _step(self, at: float, seconds: float, noise_factor: float) -> None:
         power = self.demand_kw(at) * noise_factor if self.relay_closed else 0.0
@@ -373,7 +374,6 @@ class PrepaidMeter(SimMeter):
             self.overload_tripped = True
             self.overload_since = at
             power = 0.0
-        self.power_kw = power
         if power <= 0.0:
             return
         kwh = power * seconds / 3600.0
@@ -609,10 +609,8 @@ class MasterMeter(SimMeter):
         return total
 
     def advance(self, now: float) -> None:
-        if now <= self._t:
-            return
-        self._t = now
         seen = self.rooms_energy(now)
+        self._t = max(self._t, now)
         self.energy_import += max(0.0, seen - self._rooms_seen) * (1 + self.line_loss)
         self._rooms_seen = seen
 
@@ -703,9 +701,7 @@ class AreaTerminal(SimMeter):
         return total
 
     def advance(self, now: float) -> None:
-        if now <= self._t:
-            return
-        self._t = now
+        self._t = max(self._t, now)
         seen = self._upstream_energy(now)
         self.energy_total += max(0.0, seen - self._upstream_seen) * (1 + self.line_loss)
         self._upstream_seen = seen

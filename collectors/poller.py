@@ -104,17 +104,35 @@ class Poller:
             by_endpoint.setdefault(target.endpoint, []).append(target)
         cycle_no = self.cycle_no
         self.cycle_no += 1
-        await asyncio.gather(*(self.poll_bus(key, group, result, cycle_no, all_blocks)
+        await asyncio.gather(*(self._poll_bus_guarded(key, group, result, cycle_no, all_blocks)
                                for key, group in by_endpoint.items()))
         result.finished_at = datetime.now(timezone.utc)
         result.duration_s = time.monotonic() - t0
         return result
 
+    async def _poll_bus_guarded(self, key: EndpointKey, targets: list[PollTarget], result: CycleResult,
+                                cycle_no: int, all_blocks: bool) -> None:
+        """poll_bus, but a fault in one bus's code path must not cost the other buses their cycle."""
+        try:
+            await self.poll_bus(key, targets, result, cycle_no, all_blocks)
+        except Exception as exc:  # noqa: BLE001 - reported per meter, logged with its traceback
+            log.exception("polling %s failed", key)
+            for endpoint in self.pool:
+                if endpoint.key == key:
+                    endpoint.close()
+            for t in targets:
+                result.outcomes.setdefault(t.meter_id, Outcome("bad_reply", f"collector error: {exc!r}"))
+
     async def poll_bus(self, key: EndpointKey, targets: list[PollTarget], result: CycleResult,
                        cycle_no: int = 0, all_blocks: bool = False) -> None:
         """All meters of one bus endpoint, in sequence."""
         connect_timeout = max(t.timeout_s for t in targets)
-        endpoint = self.pool.get(key.host, key.port, key.framing, connect_timeout)
+        try:
+            endpoint = self.pool.get(key.host, key.port, key.framing, connect_timeout)
+        except ValueError as exc:  # unknown framing
+            for t in targets:
+                result.outcomes[t.meter_id] = Outcome("config_error", str(exc))
+            return
         outcomes, readings = result.outcomes, result.readings
         if not endpoint.connected and not await endpoint.connect(connect_timeout):
             self._unreachable(key, targets, result, "connection refused or timed out")

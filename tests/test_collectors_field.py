@@ -2,6 +2,7 @@
 gateways, bad replies, and secure commands through the mailbox."""
 from __future__ import annotations
 
+import socket
 import time
 from decimal import Decimal
 
@@ -220,6 +221,49 @@ def test_a_gateway_that_never_existed_is_unreachable_without_a_request_per_meter
     result = field_io.poll_cycle(targets)
     assert set(statuses(result).values()) == {"gateway_unreachable"}
     assert field_io.pool.get("127.0.0.1", port, "socket").connect_attempts == 1
+
+
+def test_a_gateway_that_never_completes_the_connect_costs_one_attempt_per_cycle(field_io):
+    # a listener whose accept queue is full: the kernel drops further SYNs, so connect hangs
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(filler)
+        time.sleep(0.05)
+        targets = [PollTarget(i, f"2026112100{i:02d}", "GW-X", "127.0.0.1", port, "socket", 1, i,
+                              "acrel-ddsy1352", timeout_s=0.2) for i in range(1, 31)]
+        for cycle in (1, 2):
+            result = field_io.poll_cycle(targets)
+            assert set(statuses(result).values()) == {"gateway_unreachable"}
+            assert field_io.pool.get("127.0.0.1", port, "socket").connect_attempts == cycle
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+def test_a_meter_with_an_unknown_framing_or_profile_is_skipped_and_the_cycle_goes_on(field_io):
+    site = make_site(buses=2, meters=2)
+    targets = targets_of(site)
+    targets[0].profile = "no-such-profile"
+    for t in targets:
+        if t.bus_no == 2:
+            t.framing = "ascii"
+    with run_field_in_thread(site):
+        result = field_io.poll_cycle(targets)
+    assert result.outcomes[1].status == "config_error" and "no-such-profile" in result.outcomes[1].message
+    assert result.outcomes[2].status == "ok"
+    assert {result.outcomes[t.meter_id].status for t in targets if t.bus_no == 2} == {"config_error"}
 
 
 # ---------------------------------------------------------------- bad replies

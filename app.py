@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     from collectors.profiles import ProfileError
     from collectors.topology_import import TopologyImportError
     from collectors.modbus import FieldError
+    from core.runtime import DemoError
     try:
         cfg = load_config(args.config)
         if args.port:
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "init-db":
             return cmd_init_db(cfg)
         parser.error(f"unknown command {cmd}")
-    except (ConfigError, KeyError_, StorageError, ProfileError, TopologyImportError, FieldError, ValueError) as exc:
+    except (ConfigError, KeyError_, StorageError, ProfileError, TopologyImportError, FieldError, DemoError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -17,6 +17,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+class DemoError(RuntimeError):
+    """The demo site cannot start; the message says why and what to do."""
+
+
 @dataclass
 class DemoInfo:
     buildings: int = 0
@@ -72,8 +76,13 @@ class Runtime:
 
         cfg = self.cfg
         site = demo_site(base_port=cfg.demo.base_port, framing=cfg.demo.framing)
-        self.field_thread = run_field_in_thread(site, state_file=cfg.demo.state_file,
-                                                master_key=self.master_key.bytes)
+        try:
+            self.field_thread = run_field_in_thread(site, state_file=cfg.demo.state_file,
+                                                    master_key=self.master_key.bytes)
+        except OSError as exc:
+            raise DemoError(
+                f"the demo simulator cannot listen on ports {cfg.demo.base_port}.. ({exc.strerror}): is another "
+                "Wattline demo or simulator running? Stop it, or set [demo] base_port in a --config file") from None
         info = DemoInfo()
         with self.engine.connect() as conn:
             empty = meter_count(conn) == 0
@@ -96,7 +105,8 @@ class Runtime:
         from storage.timeseries import append_readings
 
         t0 = time.perf_counter()
-        readings, _purchases = backfill(site, days=self.cfg.demo.history_days, end=utcnow())
+        readings, _purchases = backfill(site, days=self.cfg.demo.history_days, end=utcnow(),
+                                        field=self.field_thread.field)
         with self.engine.begin() as conn:
             ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
             readings["meter_id"] = readings.pop("meter_address").map(ids)
@@ -143,9 +153,10 @@ class Runtime:
         url = f"http://{self.cfg.host}:{server.effective_port}"
         if self.demo_info:
             i = self.demo_info
+            history = (f"backfilled {i.backfill_rows} readings in {i.backfill_s:.1f} s" if i.backfill_rows
+                       else "history kept from the last run")
             print(f"Demo site: {i.buildings} buildings, {i.meters} meters on the simulator "
-                  f"(ports from {self.cfg.demo.base_port}); history: {i.backfill_rows} readings "
-                  f"in {i.backfill_s:.1f} s", flush=True)
+                  f"(ports from {self.cfg.demo.base_port}); {history}", flush=True)
         print(f"Wattline is serving on {url} (health: {url}/healthz)", flush=True)
         server.run()
 
@@ -153,6 +164,7 @@ class Runtime:
         server = self.server or self.make_server()
         th = threading.Thread(target=server.run, name="wattline-web", daemon=True)
         th.start()
+        self._web_thread = th
         return th
 
     def stop(self) -> None:
@@ -164,6 +176,9 @@ class Runtime:
                 self.server.close()
             except Exception:
                 pass
+        web = getattr(self, "_web_thread", None)
+        if web is not None:
+            web.join(timeout=10)
         stop_poll_scheduler()
         if self.field_io is not None:
             self.field_io.close()
@@ -171,5 +186,7 @@ class Runtime:
             self.field_thread.stop()
         if self.engine is not None:
             dispose(self.engine)
-        self.engine = None
+        # Drop every reference to the database and the app, so nothing outlives the runtime.
+        self.engine = self.collector = self.dash_app = self.server = self.field_io = self.field_thread = None
+        self._web_thread = None
 

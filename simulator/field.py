@@ -50,6 +50,10 @@ class Field:
         self._rng = random.Random(seed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._save_task: asyncio.Task | None = None
+        self._writing: asyncio.Future | None = None
+        self._file_lock = threading.Lock()
+        self._generation = 0          # snapshots in the order they were taken
+        self._written_generation = 0  # newest snapshot on disk: an older one never replaces it
         self._pending_frames: dict[str, tuple[asyncio.TimerHandle, Callable[[], None]]] = {}
         self._journal = None
         self._journal_seq = 0
@@ -135,6 +139,10 @@ class Field:
             self._save_task.cancel()
             await asyncio.gather(self._save_task, return_exceptions=True)
             self._save_task = None
+        if self._writing is not None:
+            # a background snapshot still being written must land before the final one, never after it
+            await asyncio.wait([self._writing])
+            self._writing = None
         for handle, run in list(self._pending_frames.values()):
             handle.cancel()
             run()  # a frame the meter accepted is processed before it powers down
@@ -152,9 +160,20 @@ class Field:
         while True:
             await asyncio.sleep(self.save_interval)
             try:
-                self.save_state()
+                await self._save_in_background()
             except OSError:
                 log.exception("could not save the simulator state to %s", self.state_file)
+
+    async def _save_in_background(self) -> None:
+        """Periodic snapshot without stalling the buses: meters as of their last update, written by a worker thread."""
+        snapshot = self.snapshot(advance=False)
+        self._generation += 1
+        data = json.dumps(snapshot, separators=(",", ":"))
+        self._writing = asyncio.get_running_loop().run_in_executor(None, self._write_file, data, self._generation)
+        await self._writing
+        if self._journal is not None and self._journal_seq == snapshot["journal_seq"]:
+            self._journal.seek(0)
+            self._journal.truncate()
 
     # ------------------------------------------------------------ access
     def meter(self, address: str) -> SimMeter:
@@ -259,10 +278,11 @@ class Field:
         self._journal.write(line + "\n")
         self._journal.flush()
 
-    def snapshot(self) -> dict:
+    def snapshot(self, advance: bool = True) -> dict:
         now = self.clock()
-        for meter in self.meters.values():
-            meter.advance(now)
+        if advance:
+            for meter in self.meters.values():
+                meter.advance(now)
         return {"version": STATE_VERSION, "site": self.site.name, "saved_at": now,
                 "journal_seq": self._journal_seq,
                 "meters": {address: meter.to_state() for address, meter in self.meters.items()}}
@@ -273,16 +293,23 @@ class Field:
         self._call_in_loop(self._write_snapshot)
 
     def _write_snapshot(self) -> None:
-        data = json.dumps(self.snapshot(), separators=(",", ":"))
-        temporary = self.state_file.with_name(self.state_file.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.state_file)
+        self._generation += 1
+        self._write_file(json.dumps(self.snapshot(), separators=(",", ":")), self._generation)
         if self._journal is not None:
             self._journal.seek(0)
             self._journal.truncate()
+
+    def _write_file(self, data: str, generation: int) -> None:
+        with self._file_lock:
+            if generation <= self._written_generation:
+                return
+            temporary = self.state_file.with_name(self.state_file.name + ".tmp")
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.state_file)
+            self._written_generation = generation
 
     def _load_state(self) -> None:
         if self.state_file is None:

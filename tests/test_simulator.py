@@ -354,6 +354,20 @@ def test_a_malformed_mbap_header_drops_only_that_connection(start_field):
     assert realtime(ft)["raw"][0] == 7
 
 
+def test_disconnected_clients_leave_no_connection_tasks_behind(start_field):
+    ft = start_field()
+    for _ in range(5):
+        realtime(ft)
+        with socket.create_connection(("127.0.0.1", ft.port), timeout=1) as s:
+            s.sendall(b"\x00\x01")  # half a header, then gone
+    bus = ft.field.bus("GW-T", 1)
+    for _ in range(50):
+        if not bus._tasks:
+            break
+        time.sleep(0.02)
+    assert not bus._tasks and not bus._writers
+
+
 def test_clients_on_one_bus_are_served_one_transaction_at_a_time_without_mixing_replies(start_field):
     ft = start_field()
     ft.field.set_bus_slow("GW-T", 1, 115200)
@@ -375,8 +389,9 @@ def test_clients_on_one_bus_are_served_one_transaction_at_a_time_without_mixing_
 
 # ---------------------------------------------------------------- mailbox and secure frames
 
-def test_recharge_with_the_next_purchase_count_is_applied_and_read_back(start_field):
-    ft = start_field()
+@pytest.mark.parametrize("framing", ["socket", "rtu"])
+def test_recharge_with_the_next_purchase_count_is_applied_and_read_back(start_field, framing):
+    ft = start_field(framing)
     result = command(ft, ROOM, 1, seal(ft, ROOM, Command.RECHARGE, 5, secure.recharge_payload(5000)))
     assert result == (Result.APPLIED, 5, 2, 15000)
     assert realtime(ft)["balance_fen"] == 15000
@@ -506,6 +521,30 @@ def test_set_tariff_time_of_use_is_applied_and_charges_the_sharp_price_in_the_ev
     charged = before_fen - (meter.balance_fen - meter.fen_fraction)
     assert charged == pytest.approx((meter.energy_sharp - before_kwh) * 200, rel=1e-6)
     assert read_sync(ft, 0x0046, 29, 1)[0x62 - 0x46] == 1
+
+
+def test_a_tiered_tariff_charges_the_higher_price_once_the_month_passes_the_first_bracket(start_field, clock):
+    ft = start_field()
+    tariff = Tariff(2, (0, 0, 5000, 0), (), ((1, 5000), (0xFFFFFFFF, 20000)))
+    assert command(ft, ROOM, 1, seal(ft, ROOM, Command.SET_TARIFF, 3, secure.tariff_payload(tariff)))[0] == \
+        Result.APPLIED
+    meter = ft.field.meter(ROOM)
+    start_fen, start_kwh = meter.balance_fen - meter.fen_fraction, meter.energy_total
+    clock.advance(2 * 3600)
+    realtime(ft)
+    used = meter.energy_total - start_kwh
+    charged = start_fen - (meter.balance_fen - meter.fen_fraction)
+    assert used > 1.5
+    assert charged == pytest.approx(50 * 1 + 200 * (used - 1), abs=15)
+
+
+def test_the_monthly_tier_counter_restarts_at_the_start_of_a_month(start_field, clock):
+    ft = start_field()
+    meter = ft.field.meter(THREE_PHASE)
+    clock.advance(12 * 86400 + 12 * 3600)  # 2026-12-01 08:00 China time
+    realtime(ft, 4)
+    assert meter.energy_total - 100.0 > 100
+    assert 0 < meter.monthly_kwh < 30
 
 
 # ---------------------------------------------------------------- relay and fee control
@@ -766,6 +805,17 @@ def test_an_applied_frame_survives_a_crash_before_the_next_snapshot(tmp_path, cl
         assert revived.meter(ROOM).mailbox_result == Result.APPLIED
     finally:
         ft.stop()
+
+
+def test_the_state_file_is_saved_periodically_while_running(start_field, tmp_path):
+    state = tmp_path / "field.json"
+    ft = start_field(state_file=state, save_interval=0.1)
+    command(ft, ROOM, 1, seal(ft, ROOM, Command.RECHARGE, 5, secure.recharge_payload(5000)))
+    for _ in range(50):
+        if state.exists() and json.loads(state.read_text())["meters"][ROOM]["purchase_count"] == 5:
+            break
+        time.sleep(0.05)
+    assert json.loads(state.read_text())["meters"][ROOM]["balance_fen"] == 15000
 
 
 def test_meters_missing_from_the_state_file_start_from_their_spec(tmp_path, clock):

@@ -45,10 +45,11 @@ def backfill(site: SiteSpec, days: int = 90, end=None, interval_minutes: int = 3
     """
     if end is None:
         end_s = field.clock() if field is not None else time.time()
+    elif isinstance(end, (int, float)):
+        end_s = float(end)
     else:
-        end_s = pd.Timestamp(end).timestamp() if not isinstance(end, (int, float)) else float(end)
-        if not isinstance(end, (int, float)) and pd.Timestamp(end).tzinfo is None:
-            end_s = pd.Timestamp(end).tz_localize("UTC").timestamp()
+        stamp = pd.Timestamp(end)
+        end_s = (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).timestamp()
     step = interval_minutes * 60
     last = int(end_s // step * step)
     n_t = int(days * 86400 // step)

@@ -107,6 +107,7 @@ class SimMeter:
         self.bad_replies: list = [None, 0]     # [mode, remaining]
         self.command_seq = spec.command_seq
         self.purchase_count = 0
+        self.last_money: tuple | None = None   # (command, counter, payload) of the last applied money frame
         self.clock_offset = 0.0
         self.mailbox_result = Result.IDLE
         self.processing = False
@@ -215,7 +216,7 @@ class SimMeter:
             return Result.INVALID_PAYLOAD
         if plain.command in secure.MONEY_COMMANDS:
             fingerprint = (plain.command, plain.counter, plain.payload)
-            if plain.counter == self.purchase_count and fingerprint == getattr(self, "last_money", None):
+            if plain.counter == self.purchase_count and fingerprint == self.last_money:
                 return Result.ALREADY_APPLIED
             if plain.counter != self.purchase_count + 1:
                 return Result.COUNT_MISMATCH
@@ -282,7 +283,6 @@ class PrepaidMeter(SimMeter):
         self.balance_fen = spec.balance_fen
         self.fen_fraction = 0.0                 # charged but not yet whole fen
         self.purchase_count = spec.purchase_count
-        self.last_money: tuple | None = None
         self.prepaid_enabled = spec.prepaid_enabled
         self.keep_power = spec.keep_power
         self.forced_trip = spec.forced_trip

@@ -133,6 +133,8 @@ class SimBus:
 
     async def open(self) -> None:
         if self._server is None:
+            if not self._tasks:
+                self.lock = asyncio.Lock()  # bound to the loop serving now (a field may be restarted on a new loop)
             handler = self._serve_socket if self.framing == "socket" else self._serve_rtu
             self._server = await asyncio.start_server(handler, self.host, self.port, reuse_address=True)
 

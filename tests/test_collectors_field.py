@@ -2,14 +2,19 @@
 gateways, bad replies, and secure commands through the mailbox."""
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import time
 from decimal import Decimal
 
 import pytest
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusTcpClient
 
 from collectors import secureframe as sf
 from collectors.commstate import next_comm_state
+from collectors.modbus import read_profile
 from collectors.oneshot import read_meter, send_command
 from collectors.poller import FieldIO, PollTarget
 from collectors.profiles import ProfileRegistry
@@ -119,6 +124,42 @@ def test_a_block_the_meter_does_not_have_is_an_exception_outcome(tmp_path, field
         fio.close()
     assert result.outcomes[1].status == "exception" and "code 2" in result.outcomes[1].message
     assert result.outcomes[2].status == "ok"
+
+
+def test_read_profile_accepts_a_plain_pymodbus_client():
+    site = make_site("rtu", meters=1)
+    t = targets_of(site)[0]
+
+    async def read():
+        client = AsyncModbusTcpClient(t.host, port=t.port, framer=FramerType.RTU, timeout=TIMEOUT_S)
+        await client.connect()
+        try:
+            return await read_profile(client, t.unit, ProfileRegistry().get(t.profile), timeout_s=TIMEOUT_S)
+        finally:
+            client.close()
+    with run_field_in_thread(site):
+        values = asyncio.run(read())
+    assert values["meter_type"] == 7 and values["purchase_count"] == 5
+
+
+def test_field_io_serves_callers_on_several_threads_at_once(field_io):
+    site = make_site(buses=2, meters=3)
+    targets = targets_of(site)
+    results, errors = [], []
+
+    def caller():
+        try:
+            results.append(field_io.poll_cycle(targets))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+    with run_field_in_thread(site):
+        threads = [threading.Thread(target=caller) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert not errors and len(results) == 4
+    assert all(set(statuses(r).values()) == {"ok"} for r in results)
 
 
 # ---------------------------------------------------------------- lost meters

@@ -13,7 +13,12 @@ One cycle:
   reads every block, e.g. right after a settings command).
 
 Outcomes: ok | timeout | bad_reply | exception | gateway_unreachable, plus config_error for a
-meter whose profile name is unknown (that meter is skipped; the cycle goes on).
+meter whose profile name or framing is unknown (that meter is skipped; the cycle goes on).
+A gateway's exception 0x0A/0x0B (path unavailable / target did not answer) counts as timeout.
+
+Commands (FieldIO.send_frame) use the same endpoint connection as the polls; pymodbus's
+per-client lock is FIFO, so a command queued during a cycle goes on the bus right after the
+transaction in progress, ahead of that bus's remaining polls.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from storage.audit import record
 from storage.topology import KnownTopology, insert_topology, known_topology
 
 REQUIRED = ("building", "gateway", "host", "framing", "bus", "port", "unit", "profile", "meter_address")
-OPTIONAL = ("floor", "room", "area", "baud")
+OPTIONAL = ("floor", "room", "area", "baud", "timeout_s", "retries")
 
 # Site spreadsheets are often in Chinese: accept the usual headers.
 HEADER_ALIASES = {
@@ -82,6 +82,7 @@ def validate_rows(raw_rows: list[dict], profile_names: set[str], known: KnownTop
     seen_address: dict[str, int] = {}
     seen_unit: dict[tuple[str, int, int], int] = {}
     gw_def: dict[str, tuple[str, str, int]] = {}
+    gw_settings: dict[str, tuple[tuple, int]] = {}
     bus_port: dict[tuple[str, int], tuple[int, int]] = {}
     endpoint: dict[tuple[str, int], tuple[str, int, int]] = {}
 
@@ -109,6 +110,17 @@ def validate_rows(raw_rows: list[dict], profile_names: set[str], known: KnownTop
             if not lo <= val <= hi:
                 bad(col, f"{val} is outside {lo}..{hi}")
             r[col] = val
+        for col, lo, hi, kind in (("timeout_s", 0.05, 30.0, float), ("retries", 0, 5, int)):
+            text = raw.get(col, "")
+            r[col] = None
+            if text:
+                try:
+                    r[col] = kind(text)
+                except ValueError:
+                    bad(col, f"{text!r} is not a {'number' if kind is float else 'whole number'}")
+                    continue
+                if not lo <= r[col] <= hi:
+                    bad(col, f"{text} is outside {lo}..{hi}")
         floor = raw.get("floor", "")
         r["floor"] = None
         if floor:
@@ -140,6 +152,11 @@ def validate_rows(raw_rows: list[dict], profile_names: set[str], known: KnownTop
         if (gw, bus_no, unit) in seen_unit:
             bad("unit", f"unit {unit} on {gw} bus {bus_no} appears again (first on row {seen_unit[(gw, bus_no, unit)]})")
         seen_unit.setdefault((gw, bus_no, unit), n)
+        settings = (r["timeout_s"], r["retries"])
+        if settings != (None, None):
+            if gw in gw_settings and gw_settings[gw][0] != settings:
+                bad("timeout_s", f"gateway {gw} was given other timeout/retries on row {gw_settings[gw][1]}")
+            gw_settings.setdefault(gw, (settings, n))
         if gw in gw_def and gw_def[gw][:2] != (host, framing):
             bad("host", f"gateway {gw} was given {gw_def[gw][0]} / {gw_def[gw][1]} on row {gw_def[gw][2]}")
         gw_def.setdefault(gw, (host, framing, n))

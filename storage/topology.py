@@ -76,8 +76,9 @@ def insert_topology(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> 
                 created["areas"] += 1
         g_id = ids["gateway"].get(r["gateway"])
         if g_id is None:
+            settings = {k: r[k] for k in ("timeout_s", "retries") if r.get(k) is not None}
             g_id = conn.execute(gateway.insert().values(
-                name=r["gateway"], host=r["host"], framing=r["framing"]).returning(gateway.c.id)).scalar_one()
+                name=r["gateway"], host=r["host"], framing=r["framing"], **settings).returning(gateway.c.id)).scalar_one()
             ids["gateway"][r["gateway"]] = g_id
             created["gateways"] += 1
         bus_id = ids["bus"].get((g_id, r["bus"]))

@@ -131,3 +131,20 @@ def test_an_unsupported_file_type_is_refused(duck_engine, tmp_path, fixed_now):
     (tmp_path / "site.json").write_text("{}")
     with pytest.raises(TopologyImportError, match="only .csv and .xlsx"):
         import_file(duck_engine, tmp_path / "site.json", PROFILES, fixed_now)
+
+
+def test_per_gateway_timeout_and_retries_are_taken_from_the_file(duck_engine, tmp_path, fixed_now):
+    header = HEADER + ["timeout_s", "retries"]
+    rows = [r + (["0.5", "2"] if r[4] == "GW-A" else ["", ""]) for r in _good_rows()]
+    import_file(duck_engine, _write_csv(tmp_path / "site.csv", rows, header=header), PROFILES, fixed_now)
+    with duck_engine.connect() as conn:
+        got = dict((n, (t, r)) for n, t, r in conn.execute(
+            sa.select(gateway.c.name, gateway.c.timeout_s, gateway.c.retries)))
+    assert got == {"GW-A": (0.5, 2), "GW-A-master": (1.0, 1)}
+
+
+def test_a_timeout_out_of_range_is_refused(duck_engine, tmp_path, fixed_now):
+    header = HEADER + ["timeout_s"]
+    rows = [r + ["90"] for r in _good_rows()]
+    with pytest.raises(TopologyImportError, match="column timeout_s: 90 is outside"):
+        import_file(duck_engine, _write_csv(tmp_path / "site.csv", rows, header=header), PROFILES, fixed_now)

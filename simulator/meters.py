@@ -42,7 +42,7 @@ from simulator import secure
 from simulator.load import ROOM_PEAK_KW, SITE_UTC_OFFSET_S, demand_fraction
 from simulator.secure import Command, InvalidPayload, Result
 from simulator.site import MeterSpec
-from simulator.tariff import FLAT, Tariff, price_for, segment_table
+from simulator.tariff import Tariff, price_for, segment_table
 
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 0x01, 0x02, 0x03
 

@@ -21,7 +21,7 @@ import os
 import struct
 from typing import Callable
 
-from simulator.meters import ILLEGAL_ADDRESS, ILLEGAL_FUNCTION, ILLEGAL_VALUE, SimMeter
+from simulator.meters import ILLEGAL_FUNCTION, ILLEGAL_VALUE, SimMeter
 from simulator.timing import RTU_OVERHEAD_BYTES, rtu_frame_seconds
 
 log = logging.getLogger(__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -191,9 +192,35 @@ def test_healthz_reports_the_demo_site_after_its_first_poll(demo_runtime):
 
 
 def test_the_status_page_speaks_english_and_chinese(demo_runtime):
-    from dashboard.app import status_page
+    from dashboard.components.status import status_page
     from dashboard.i18n import t
     h = demo_runtime.health()
     en, zh = str(status_page(h, "en")), str(status_page(h, "zh"))
     assert t("status.meters", "en") in en and t("status.meters", "zh") in zh
     assert _get(demo_runtime, "/?lang=zh")[0] == 200
+
+
+def _rendered_dom(url: str, tmp_path) -> str:
+    """The page as Chromium renders it, after Dash's scripts ran (no network but loopback)."""
+    import shutil
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
+        pytest.skip("no chromium on this machine")
+    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--disable-component-update", "--disable-sync", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=15000", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
+    return out.stdout
+
+
+@pytest.mark.parametrize("lang, label", [("en", "Meters"), ("zh", "电表数")])
+def test_the_status_page_renders_each_language_in_chromium(demo_runtime, tmp_path, lang, label):
+    deadline = time.time() + 60
+    while time.time() < deadline and not demo_runtime.health()["last_poll"]:
+        time.sleep(0.3)
+    dom = _rendered_dom(f"http://127.0.0.1:{demo_runtime.cfg.port}/?lang={lang}", tmp_path)
+    assert 'id="status-page"' in dom, dom[-2000:]
+    assert label in dom
+    assert re.search(r'id="status-meters"[^>]*>488<', dom)

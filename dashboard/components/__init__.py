@@ -1,0 +1,1 @@
+"""Reusable layout builders: pure functions from data to components."""

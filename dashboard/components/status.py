@@ -1,0 +1,36 @@
+"""Data-plane status: the figures /healthz reports, as cards."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from dashboard.i18n import t
+
+
+def status_page(h: dict, lang: str) -> html.Div:
+    last = h.get("last_poll") or {}
+    other = "zh" if lang == "en" else "en"
+
+    def card(label, value, ident):
+        return dbc.Col(dbc.Card(dbc.CardBody([
+            html.Div(label, className="text-muted small"),
+            html.Div(str(value), className="fs-4 fw-semibold", id=f"status-{ident}")])), xs=6, md=3)
+
+    return dbc.Container([
+        html.Div([html.H1(t("app.title", lang), className="h3 mb-0"),
+                  html.A(t("lang.switch", lang), href=f"/?lang={other}", className="ms-auto", id="lang-switch")],
+                 className="d-flex align-items-center my-3"),
+        html.P(t("app.tagline", lang), className="text-muted"),
+        html.H2(t("status.heading", lang), className="h5"),
+        dbc.Row([
+            card(t("status.meters", lang), h.get("meters", 0), "meters"),
+            card(t("status.online", lang), h.get("meters_online", 0), "online"),
+            card(t("status.lost", lang), h.get("meters_lost", 0), "lost"),
+            card(t("status.buses_lost", lang), h.get("buses_lost", 0), "buses-lost"),
+        ], className="g-2 mb-3"),
+        html.P([f"{t('status.last_poll', lang)}: ",
+                last.get("finished_at") or t("status.never", lang),
+                f" · {t('status.duration', lang)}: {last['duration_s']:.2f} s" if last.get("duration_s") is not None else "",
+                f" · {t('status.scheduler', lang)}: ",
+                t("status.running" if h.get("scheduler_running") else "status.stopped", lang)]),
+    ], fluid=True, id="status-page")

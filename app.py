@@ -141,8 +141,12 @@ def cmd_simulate(cfg, argv: list[str]) -> int:
     from core.keys import load_master_key
     from simulator.cli import main as simulate_main
     # The simulated meters share the site's master key, so commands from this site verify.
-    if not any(a.startswith("--key-hex") for a in argv):
+    if not any(a.startswith("--key-hex") or a.startswith("--master-key-file") for a in argv):
         argv = [*argv, "--key-hex", load_master_key(cfg.master_key_file, cfg.master_key_env).bytes.hex()]
+    # Meters keep their registers across restarts, like real ones: persist by default.
+    if not any(a.startswith("--state-file") for a in argv) and not any(a in ("-h", "--help") for a in argv):
+        site = argv[argv.index("--site") + 1] if "--site" in argv[:-1] else "demo"
+        argv = [*argv, "--state-file", f"data/simulated-{site}.json"]
     return simulate_main(argv)
 
 

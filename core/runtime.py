@@ -65,7 +65,7 @@ class Runtime:
         self.field_io = FieldIO(self.profiles)
         self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow)
         start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
-        self.dash_app = create_app(self.health)
+        self.dash_app = create_app(self.health, services=self)
         return self
 
     def _start_demo_site(self) -> None:

@@ -1,4 +1,4 @@
-"""The Dash application and its Flask routes (/healthz). Pages live in dashboard/pages/."""
+"""The Dash application: shell layout per request, pages from dashboard/pages/, Flask routes (/healthz, /lang)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,26 +7,55 @@ from pathlib import Path
 from typing import Callable
 
 import dash
-from flask import Response
+from dash import Input, Output, State, html
+from flask import Response, redirect, request
+
+from dashboard.components.shell import navbar
+from dashboard.i18n import COOKIE, LANGUAGES, request_lang
 
 _HERE = Path(__file__).resolve().parent
 
+# Hooks the auth layer sets (dashboard/auth.py): who is signed in, and may they do X.
+current_user_name: Callable[[], str | None] = lambda: None  # noqa: E731
+allowed: Callable[[str], bool] = lambda permission: True  # noqa: E731
 
-def create_app(health: Callable[[], dict]) -> dash.Dash:
-    """`health` returns the /healthz body; the status page shows the same figures."""
+
+def create_app(health: Callable[[], dict], services: object | None = None) -> dash.Dash:
+    """`health` returns the /healthz body; `services` is what pages call (the runtime)."""
     app = dash.Dash(
         __name__, title="Wattline", update_title=None, serve_locally=True, use_pages=True,
         pages_folder=str(_HERE / "pages"), assets_folder=str(_HERE.parent / "assets"),
         external_stylesheets=[], suppress_callback_exceptions=True,
     )
     app.server.config["WATTLINE_HEALTH"] = health
-    app.layout = dash.html.Div(dash.page_container, id="app-root")
+    app.server.config["WATTLINE_SERVICES"] = services
+
+    def layout():
+        lang = request_lang()
+        return html.Div([navbar(lang, current_user_name(), allowed), dash.page_container],
+                        id="app-root", lang="zh-CN" if lang == "zh" else "en")
+
+    app.layout = layout
 
     @app.server.route("/healthz")
     def healthz():  # noqa: ANN202
         body = health()
         code = 200 if body.get("status") != "down" else 503
         return Response(json.dumps(body, default=_json_default), status=code, mimetype="application/json")
+
+    @app.server.route("/lang/<code>")
+    def switch_language(code: str):  # noqa: ANN202
+        """Switch the UI language (kept per operator by the auth layer, per browser by a cookie)."""
+        if code not in LANGUAGES:
+            code = "en"
+        target = request.args.get("next") or request.referrer or "/"
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"  # never redirect off this site
+        resp = redirect(target)
+        resp.set_cookie(COOKIE, code, max_age=365 * 86400, httponly=True, samesite="Lax")
+        for hook in app.server.config.get("WATTLINE_ON_LANGUAGE", []):
+            hook(code)
+        return resp
 
     return app
 

@@ -1,50 +1,65 @@
-"""Two UI languages from the first page on: one catalog per language, the same keys in both."""
+"""Two UI languages: one catalog per language (dashboard/locales/<lang>.toml), the same keys in both.
+
+The language of a request: the signed-in operator's saved choice, else the `wl_lang` cookie,
+else the browser's Accept-Language, else English. /lang/<code> switches (see dashboard/app.py).
+"""
 from __future__ import annotations
 
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
 LANGUAGES = ("en", "zh")
-
-CATALOG: dict[str, dict[str, str]] = {
-    "en": {
-        "app.title": "Wattline",
-        "app.tagline": "Prepaid energy, live meters, remote control",
-        "status.heading": "Data plane",
-        "status.meters": "Meters",
-        "status.online": "Online",
-        "status.lost": "Lost contact",
-        "status.buses_lost": "Bus endpoints lost",
-        "status.last_poll": "Last poll cycle",
-        "status.duration": "Duration",
-        "status.never": "not yet",
-        "status.scheduler": "Poll schedule",
-        "status.running": "running",
-        "status.stopped": "stopped",
-        "lang.switch": "中文",
-    },
-    "zh": {
-        "app.title": "瓦特线",
-        "app.tagline": "预付费电能、实时抄表、远程控制",
-        "status.heading": "数据采集",
-        "status.meters": "电表数",
-        "status.online": "在线",
-        "status.lost": "失联",
-        "status.buses_lost": "失联总线",
-        "status.last_poll": "最近一次抄表",
-        "status.duration": "耗时",
-        "status.never": "尚未抄表",
-        "status.scheduler": "抄表计划",
-        "status.running": "运行中",
-        "status.stopped": "已停止",
-        "lang.switch": "English",
-    },
-}
+DEFAULT = "en"
+COOKIE = "wl_lang"
+_DIR = Path(__file__).resolve().parent / "locales"
 
 
-def t(key: str, lang: str = "en") -> str:
-    """The text of `key` in `lang`; an unknown key is a bug and raises, so tests catch it."""
-    return CATALOG[lang if lang in CATALOG else "en"][key]
+def _flatten(table: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in table.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = str(v)
+    return out
+
+
+@lru_cache(maxsize=None)
+def catalog(lang: str) -> dict[str, str]:
+    return _flatten(tomllib.loads((_DIR / f"{lang}.toml").read_text(encoding="utf-8")))
+
+
+CATALOG = {lang: catalog(lang) for lang in LANGUAGES}
+
+
+def t(key: str, lang: str = DEFAULT, **fmt) -> str:
+    """The text of `key` in `lang`, formatted with `fmt`; an unknown key raises (tests catch it)."""
+    text = catalog(lang if lang in LANGUAGES else DEFAULT)[key]
+    return text.format(**fmt) if fmt else text
 
 
 def missing_keys() -> dict[str, set[str]]:
     """Keys present in one catalog and absent from another."""
-    all_keys = set().union(*(c.keys() for c in CATALOG.values()))
-    return {lang: all_keys - set(c) for lang, c in CATALOG.items() if all_keys - set(c)}
+    all_keys = set().union(*(catalog(lang).keys() for lang in LANGUAGES))
+    return {lang: all_keys - set(catalog(lang)) for lang in LANGUAGES if all_keys - set(catalog(lang))}
+
+
+def request_lang() -> str:
+    """The language of the current Flask request (outside a request: English)."""
+    from flask import has_request_context, request
+    if not has_request_context():
+        return DEFAULT
+    try:
+        from flask_login import current_user
+        saved = getattr(current_user, "language", None) if current_user and current_user.is_authenticated else None
+    except Exception:  # flask-login not set up on this app
+        saved = None
+    if saved in LANGUAGES:
+        return saved
+    cookie = request.cookies.get(COOKIE)
+    if cookie in LANGUAGES:
+        return cookie
+    best = request.accept_languages.best_match(["zh", "zh-CN", "en"]) if request.accept_languages else None
+    return "zh" if best and best.startswith("zh") else DEFAULT

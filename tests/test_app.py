@@ -197,7 +197,7 @@ def test_the_status_page_speaks_english_and_chinese(demo_runtime):
     h = demo_runtime.health()
     en, zh = str(status_page(h, "en")), str(status_page(h, "zh"))
     assert t("status.meters", "en") in en and t("status.meters", "zh") in zh
-    assert _get(demo_runtime, "/?lang=zh")[0] == 200
+    assert _get(demo_runtime, "/lang/zh?next=/status")[0] == 200
 
 
 def _rendered_dom(url: str, tmp_path) -> str:
@@ -220,7 +220,7 @@ def test_the_status_page_renders_each_language_in_chromium(demo_runtime, tmp_pat
     deadline = time.time() + 60
     while time.time() < deadline and not demo_runtime.health()["last_poll"]:
         time.sleep(0.3)
-    dom = _rendered_dom(f"http://127.0.0.1:{demo_runtime.cfg.port}/?lang={lang}", tmp_path)
+    dom = _rendered_dom(f"http://127.0.0.1:{demo_runtime.cfg.port}/lang/{lang}?next=/status", tmp_path)
     assert 'id="status-page"' in dom, dom[-2000:]
     assert label in dom
     assert re.search(r'id="status-meters"[^>]*>488<', dom)

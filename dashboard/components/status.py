@@ -9,7 +9,6 @@ from dashboard.i18n import t
 
 def status_page(h: dict, lang: str) -> html.Div:
     last = h.get("last_poll") or {}
-    other = "zh" if lang == "en" else "en"
 
     def card(label, value, ident):
         return dbc.Col(dbc.Card(dbc.CardBody([
@@ -17,11 +16,8 @@ def status_page(h: dict, lang: str) -> html.Div:
             html.Div(str(value), className="fs-4 fw-semibold", id=f"status-{ident}")])), xs=6, md=3)
 
     return dbc.Container([
-        html.Div([html.H1(t("app.title", lang), className="h3 mb-0"),
-                  html.A(t("lang.switch", lang), href=f"/?lang={other}", className="ms-auto", id="lang-switch")],
-                 className="d-flex align-items-center my-3"),
+        html.H1(t("status.heading", lang), className="h4"),
         html.P(t("app.tagline", lang), className="text-muted"),
-        html.H2(t("status.heading", lang), className="h5"),
         dbc.Row([
             card(t("status.meters", lang), h.get("meters", 0), "meters"),
             card(t("status.online", lang), h.get("meters_online", 0), "online"),

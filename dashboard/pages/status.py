@@ -1,4 +1,4 @@
-"""The data-plane status page (the landing page until the overview replaces it).
+"""The data-plane status page: what /healthz reports, for people.
 
 Page modules are imported by Dash only; builders live in dashboard/components/."""
 from __future__ import annotations
@@ -7,11 +7,10 @@ import dash
 from flask import current_app
 
 from dashboard.components.status import status_page
-from dashboard.i18n import LANGUAGES
+from dashboard.i18n import request_lang
 
-dash.register_page(__name__, path="/", title="Wattline", name="status")
+dash.register_page(__name__, path="/status", title="Wattline", name="status")
 
 
-def layout(lang: str = "en", **_query):
-    lang = lang if lang in LANGUAGES else "en"
-    return status_page(current_app.config["WATTLINE_HEALTH"](), lang)
+def layout(**_query):
+    return status_page(current_app.config["WATTLINE_HEALTH"](), request_lang())

@@ -18,10 +18,22 @@ class Migration:
     apply: Callable[[sa.Connection], None]  # runs inside the migration's transaction
 
 
-# Version 1 is the first release's schema (created from the MetaData). Every later change to
-# storage/schema.py appends a Migration here that brings a version-(n-1) database to n, so a
-# site's data survives upgrades; a fresh database is created at HEAD and stamped.
-MIGRATIONS: tuple[Migration, ...] = ()
+def create_tables_since(version: int) -> Callable[[sa.Connection], None]:
+    """A migration step creating the tables tagged `info={"since": version}` in schema.py."""
+    def apply(conn: sa.Connection) -> None:
+        tables = [t for t in metadata.sorted_tables if t.info.get("since") == version]
+        metadata.create_all(conn, tables=tables)
+    return apply
+
+
+# Version 1 is the first release's schema (issue 2). A fresh database is created from the
+# MetaData at HEAD and stamped; an older one is walked forward by these steps, so a site's data
+# survives upgrades. New tables carry info={"since": N} in schema.py and are created by version
+# N's step; a change to an existing table needs an explicit step (ALTER ...) in its version.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "operators, roles, permissions, login lockout (issue 3)", create_tables_since(2)),
+    Migration(3, "accounts, tariffs, ledger, receipts, API clients (issue 4)", create_tables_since(3)),
+)
 HEAD = 1 + len(MIGRATIONS)
 
 
@@ -39,7 +51,9 @@ def current_version(conn: sa.Connection) -> int | None:
 def migrate(engine: sa.Engine, migrations: tuple[Migration, ...] = MIGRATIONS,
             now: Callable[[], dt.datetime] | None = None) -> int:
     """Bring the database to the head version; return it. Refuses a newer or a foreign database."""
-    head = 1 + len(migrations)
+    head = max([1, *(m.version for m in migrations)])
+    if [m.version for m in migrations] != list(range(2, head + 1)):
+        raise StorageError("migrations must be numbered 2, 3, ... without gaps")
     stamp_time = (now or _utcnow)()
     with engine.begin() as conn:
         version = current_version(conn)

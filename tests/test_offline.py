@@ -1,0 +1,122 @@
+"""Sites are often offline: no page may load anything from another host (no CDN, web font, call home)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.config import Config, DemoConfig
+from core.runtime import Runtime
+from tests.conftest import free_port, free_port_block
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "wattline-demo")
+# Namespace identifiers inside inline SVG are names, not fetches.
+NAMESPACES = re.compile(r"https?://www\.w3\.org/[0-9]{4}/(svg|xlink|xhtml)")
+URL = re.compile(r"""(?:src|href)\s*=\s*["']?(https?://[^"' >]+)|url\(\s*["']?(https?://[^"')]+)""", re.I)
+
+
+def _chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
+        pytest.skip("no chromium on this machine")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("offline")
+    cfg = Config(database_url=f"duckdb:///{tmp / 'site.duckdb'}", port=free_port(),
+                 master_key_file=str(tmp / "master.key"), qr_key_file=str(tmp / "qr.key"),
+                 demo=DemoConfig(database_url=f"duckdb:///{tmp / 'demo.duckdb'}", base_port=free_port_block(20),
+                                 state_file=str(tmp / "field.json"), history_days=1))
+    rt = Runtime(cfg, demo=True).start()
+    rt.serve_in_thread()
+    deadline = time.time() + 60
+    while time.time() < deadline and not rt.health()["last_poll"]:
+        time.sleep(0.3)
+    yield rt
+    rt.stop()
+
+
+def _page_paths() -> list[str]:
+    import dash
+    paths = []
+    for page in dash.page_registry.values():
+        path = page["path"]
+        if "<" not in path:  # templated paths need an argument; their pages are tested by their owners
+            paths.append(path)
+    return sorted(set(paths))
+
+
+def _external(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and parts.hostname not in LOCAL_HOSTS
+
+
+def _login_if_asked(page, base: str) -> None:
+    if "/login" in page.url and page.locator("input[name=username]").count():
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", DEMO_PASSWORD)
+        page.locator("form button[type=submit], form input[type=submit]").first.click()
+        page.wait_for_load_state("networkidle")
+
+
+def test_no_page_requests_anything_from_another_host(runtime):
+    from playwright.sync_api import sync_playwright
+    base = f"http://127.0.0.1:{runtime.cfg.port}"
+    requested: list[tuple[str, str]] = []
+    paths = _page_paths()
+    assert "/" in paths and "/status" in paths
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.on("request", lambda req: requested.append((page.url, req.url)))
+        page.goto(base + "/")
+        _login_if_asked(page, base)
+        for lang in ("en", "zh"):
+            page.goto(f"{base}/lang/{lang}?next=/")
+            for path in paths:
+                page.goto(base + path)
+                page.wait_for_load_state("networkidle")
+        browser.close()
+    assert len(requested) > len(paths), "the pages made no requests at all: nothing was rendered"
+    external = sorted({(where, url) for where, url in requested if _external(url)})
+    assert external == [], f"pages fetched from other hosts: {external[:10]}"
+
+
+def test_html_and_stylesheets_name_no_other_host(runtime):
+    base = f"http://127.0.0.1:{runtime.cfg.port}"
+    with urllib.request.urlopen(base + "/login" if _has_login(base) else base + "/", timeout=10) as r:
+        html = r.read().decode()
+    sources = {"index.html": html}
+    for css in sorted((ROOT / "assets").rglob("*.css")):
+        sources[str(css.relative_to(ROOT))] = css.read_text(encoding="utf-8", errors="replace")
+    offenders = []
+    for name, text in sources.items():
+        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)  # comments (licence headers) fetch nothing
+        text = NAMESPACES.sub("", text)
+        for m in URL.finditer(text):
+            url = m.group(1) or m.group(2)
+            if _external(url):
+                offenders.append((name, url))
+    assert offenders == []
+
+
+def _has_login(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/login", timeout=10) as r:
+            return r.status == 200
+    except Exception:
+        return False

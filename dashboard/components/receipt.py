@@ -1,0 +1,67 @@
+"""Triplicate receipt (customer, finance and archive copies) for sales, refunds, reversals and openings.
+
+A pure builder: receipt data in, components out. Printing uses the browser (assets/print.css
+shows only the receipt sheet, one copy per third of an A4 page, with cut lines).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from dash import html
+
+from dashboard.i18n import t
+
+COPIES = ("customer", "finance", "archive")
+
+
+@dataclass(frozen=True)
+class ReceiptData:
+    receipt_no: str
+    kind: str                 # sale | refund | reversal | opening | transfer_in | closing_refund
+    amount: Decimal           # yuan, exact
+    amount_in_words: str      # Chinese capital numerals (大写), from billing
+    issued_at: datetime       # site local time
+    operator: str
+    meter_address: str
+    room: str
+    building: str
+    holder: str               # as printed: masked where the law asks
+    balance_after: Decimal | None
+    purchase_count: int | None
+    reverses: str | None = None  # receipt number this entry reverses
+
+
+def money(amount: Decimal | None) -> str:
+    return "—" if amount is None else f"¥{amount:,.2f}"
+
+
+def receipt_sheet(r: ReceiptData, lang: str) -> html.Div:
+    return html.Div([receipt_copy(r, copy, lang) for copy in COPIES], className="receipt-sheet", id="receipt-sheet")
+
+
+def receipt_copy(r: ReceiptData, copy: str, lang: str) -> html.Section:
+    rows = [
+        (t("receipt.number", lang), r.receipt_no),
+        (t("receipt.time", lang), r.issued_at.strftime("%Y-%m-%d %H:%M:%S")),
+        (t("receipt.holder", lang), r.holder),
+        (t("receipt.room", lang), f"{r.building} {r.room}".strip()),
+        (t("receipt.meter", lang), r.meter_address),
+        (t("receipt.amount", lang), money(r.amount)),
+        (t("receipt.amount_words", lang), r.amount_in_words),
+        (t("receipt.balance_after", lang), money(r.balance_after)),
+        (t("receipt.purchase_count", lang), "—" if r.purchase_count is None else str(r.purchase_count)),
+        (t("receipt.operator", lang), r.operator),
+    ]
+    if r.reverses:
+        rows.insert(1, (t("receipt.reverses", lang), r.reverses))
+    return html.Section([
+        html.Div([html.Span(t("app.title", lang), className="receipt-org"),
+                  html.Span(t(f"receipt.kind.{r.kind}", lang), className="receipt-kind"),
+                  html.Span(t(f"receipt.copy.{copy}", lang), className="receipt-copy-name")],
+                 className="receipt-head"),
+        html.Table(html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows]), className="receipt-table"),
+        html.Div([html.Span(t("receipt.signature_cashier", lang)), html.Span(t("receipt.signature_customer", lang))],
+                 className="receipt-sign"),
+    ], className=f"receipt-copy receipt-copy-{copy}")

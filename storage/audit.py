@@ -30,3 +30,27 @@ def entries(conn: sa.Connection, action: str | None = None, limit: int = 200) ->
     if action:
         q = q.where(audit_log.c.action == action)
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def search(conn: sa.Connection, *, operator: str | None = None, action: str | None = None,
+           since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 5000) -> list[dict]:
+    """Rows matching every given filter, newest first; `action` ending in "." matches the prefix
+    ("operator." finds operator.add, operator.deactivate ...); `until` is exclusive."""
+    q = sa.select(audit_log).order_by(audit_log.c.ts.desc(), audit_log.c.id.desc()).limit(limit)
+    if operator:
+        q = q.where(audit_log.c.operator == operator)
+    if action:
+        q = q.where(audit_log.c.action.startswith(action, autoescape=True) if action.endswith(".")
+                    else audit_log.c.action == action)
+    if since is not None:
+        q = q.where(audit_log.c.ts >= since)
+    if until is not None:
+        q = q.where(audit_log.c.ts < until)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def known_operators_and_actions(conn: sa.Connection) -> tuple[list[str], list[str]]:
+    """The distinct operators and actions in the log, for the query form's choices."""
+    ops = list(conn.execute(sa.select(audit_log.c.operator).distinct().order_by(audit_log.c.operator)).scalars())
+    acts = list(conn.execute(sa.select(audit_log.c.action).distinct().order_by(audit_log.c.action)).scalars())
+    return ops, acts

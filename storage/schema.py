@@ -227,3 +227,62 @@ audit_log = sa.Table(
     sa.Column("after", sa.Text),  # JSON
     sa.Column("source", sa.String(100)),  # remote address, "cli", "scheduler"
 )
+
+# ---------------------------------------------------------------------------------------------
+# --- operators and permissions (issue 3)
+# Roles and permissions are rows (seeded by core.operators.seed, idempotent) so a site can
+# change what a role may do on /admin/roles; the code names permissions, never roles.
+operator = sa.Table(
+    "operator", metadata,
+    _pk("operator"),
+    sa.Column("username", sa.String(60), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),  # argon2id, never the password
+    sa.Column("language", sa.String(5)),  # en | zh; NULL: follow the browser until the operator picks one
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),  # since the last success
+    sa.Column("locked_until", UtcDateTime),
+    sa.Column("last_login_at", UtcDateTime),
+    info={"since": 2},
+)
+
+role = sa.Table(
+    "role", metadata,
+    sa.Column("name", sa.String(30), primary_key=True),  # admin, manager, cashier, operator, analyst, worker
+    info={"since": 2},
+)
+
+permission = sa.Table(
+    "permission", metadata,
+    sa.Column("name", sa.String(40), primary_key=True),  # a named action, e.g. sale.refund
+    sa.Column("description", sa.String(200), nullable=False),
+    info={"since": 2},
+)
+
+role_permission = sa.Table(
+    "role_permission", metadata,
+    sa.Column("role", sa.String(30), sa.ForeignKey("role.name"), primary_key=True),
+    sa.Column("permission", sa.String(40), sa.ForeignKey("permission.name"), primary_key=True),
+    info={"since": 2},
+)
+
+operator_role = sa.Table(
+    "operator_role", metadata,
+    sa.Column("operator_id", sa.Integer, sa.ForeignKey("operator.id"), primary_key=True),
+    sa.Column("role", sa.String(30), sa.ForeignKey("role.name"), primary_key=True),
+    info={"since": 2},
+)
+
+# A signed-in browser. The cookie carries a random token; only its SHA-256 is stored, so logout
+# (or a password change) ends the session on the server, not just in one browser.
+operator_session = sa.Table(
+    "operator_session", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("operator_id", sa.Integer, sa.ForeignKey("operator.id"), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime),
+    sa.Column("source", sa.String(100)),
+    info={"since": 2},
+)

@@ -1,0 +1,480 @@
+"""Operators and what they may do: roles, named permissions, argon2 passwords, login lockout, sessions.
+
+No Flask or Dash here: dashboard/auth.py wires this into the web app, app.py into the command
+line. Every change is written together with its operation-log row (storage.audit.record).
+Errors a person can fix raise OperatorError, whose `key` names a message in the catalogs
+(`auth.error.<key>`), so the UI and the command line say it in the operator's language.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from storage import audit
+from storage import operators as store
+
+# --- the data: permissions, roles, defaults ---------------------------------------------------
+# Named actions. The web app checks these on the server; the catalogs describe them per language
+# under [admin.permissions]. The description here is what the database keeps (English).
+PERMISSIONS: dict[str, str] = {
+    "account.open": "Open customer accounts and add meters to them",
+    "account.close": "Close accounts (closing refund)",
+    "sale.create": "Sell electricity",
+    "sale.refund": "Refund money from a meter",
+    "sale.reverse": "Reverse a sale",
+    "relay.command": "Trip or close one meter's relay",
+    "relay.batch": "Send relay commands to many meters",
+    "tariff.edit": "Create and change tariffs",
+    "tariff.push": "Push tariffs and settings to meters",
+    "settings.edit": "Change site settings",
+    "user.manage": "Manage operators, roles and permissions",
+    "audit.view": "View the operation log",
+    "report.view": "View sales and energy reports",
+    "report.export": "Export reports to Excel",
+    "meter.view": "View meters and their readings",
+    "meter.export": "Export meter readings",
+    "workorder.dispatch": "Create and dispatch work orders",
+    "workorder.execute": "Work on assigned work orders",
+    "api_client.manage": "Manage API clients and their tokens",
+}
+
+ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
+
+# What each role may do on a fresh site (seed); a site changes it on /admin/roles.
+DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset(PERMISSIONS),
+    "manager": frozenset({"audit.view", "report.view", "report.export", "meter.view", "meter.export",
+                          "workorder.dispatch"}),
+    "cashier": frozenset({"account.open", "account.close", "sale.create", "sale.refund", "sale.reverse",
+                          "meter.view"}),
+    "operator": frozenset({"relay.command", "relay.batch", "tariff.push", "meter.view"}),
+    "analyst": frozenset({"report.view", "report.export", "meter.view", "meter.export"}),
+    "worker": frozenset({"workorder.execute"}),
+}
+
+MANAGE_PERMISSION = "user.manage"   # at least one active operator must keep it
+MIN_PASSWORD_LENGTH = 8
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+SESSION_MAX_AGE = dt.timedelta(hours=12)
+OPERATION_LOG_LIMIT = 5000          # rows one /audit query shows (and exports)
+DEMO_PASSWORD_DEFAULT = "wattline-demo"
+LANGUAGES = ("en", "zh")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,59}$")
+
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))  # verified for unknown names, so timing tells nothing
+
+
+def demo_password(env: dict | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("DEMO_PASSWORD") or DEMO_PASSWORD_DEFAULT
+
+
+class OperatorError(ValueError):
+    """A change or a login refused for a reason the person can fix; `key` names the message."""
+
+    def __init__(self, key: str, **params):
+        self.key = key
+        self.params = params
+        super().__init__(f"{key} {params}" if params else key)
+
+
+class LoginRefused(OperatorError):
+    """Wrong name or password, an inactive operator, or a locked login (params: minutes)."""
+
+
+# --- what the web app keeps per request ----------------------------------------------------------
+@dataclass(frozen=True)
+class Operator:
+    id: int
+    username: str
+    display_name: str
+    language: str | None
+    active: bool
+    must_change_password: bool
+    roles: tuple[str, ...] = ()
+    permissions: frozenset[str] = field(default_factory=frozenset)
+
+    def may(self, permission: str | None) -> bool:
+        """None means "any signed-in operator". Until the password is changed, nothing else."""
+        if not self.active:
+            return False
+        if permission is None:
+            return True
+        return not self.must_change_password and permission in self.permissions
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password_policy(password: str, username: str | None = None) -> None:
+    if password is None or len(password) < MIN_PASSWORD_LENGTH:
+        raise OperatorError("password_too_short", n=MIN_PASSWORD_LENGTH)
+    if username and password.strip().lower() == username.strip().lower():
+        raise OperatorError("password_is_username")
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """Operators, roles and sessions over one engine, with an injectable clock (naive UTC)."""
+
+    def __init__(self, engine: sa.Engine, clock: Callable[[], dt.datetime]):
+        self.engine = engine
+        self.clock = clock
+
+    # --- seeding ------------------------------------------------------------------------------
+    def seed(self) -> dict[str, list[str]]:
+        """Create missing permissions and roles; idempotent. A role created now gets its default
+        permissions; a permission created now is granted to existing roles whose default holds it.
+        What a site changed on /admin/roles is never undone."""
+        with self.engine.begin() as conn:
+            have_perms, have_roles = store.permission_names(conn), store.role_names(conn)
+            new_perms = {n: d for n, d in PERMISSIONS.items() if n not in have_perms}
+            new_roles = [r for r in ROLES if r not in have_roles]
+            store.insert_permissions(conn, new_perms)
+            store.insert_roles(conn, new_roles)
+            for r in ROLES:
+                defaults = DEFAULT_ROLE_PERMISSIONS[r]
+                grant = defaults if r in new_roles else defaults & set(new_perms)
+                store.grant(conn, r, grant)
+        return {"permissions": sorted(new_perms), "roles": new_roles}
+
+    def ensure_demo_operators(self, password: str) -> list[str]:
+        """One operator per role, named after it, with `password` (kept in step across restarts)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            for r in ROLES:
+                row = store.operator_by_username(conn, r)
+                if row is None:
+                    oid = store.insert_operator(conn, username=r, display_name=f"Demo {r}",
+                                                password_hash=hash_password(password), active=True,
+                                                must_change_password=False, created_at=now, failed_logins=0)
+                    store.set_roles(conn, oid, [r])
+                    audit.record(conn, operator="demo", action="operator.add", target=r, ts=now,
+                                 after={"roles": [r]}, source="demo")
+                elif not _verify(row["password_hash"], password):
+                    store.update_operator(conn, row["id"], password_hash=hash_password(password),
+                                          must_change_password=False, failed_logins=0, locked_until=None)
+                    audit.record(conn, operator="demo", action="operator.password_reset", target=r, ts=now,
+                                 source="demo")
+        return list(ROLES)
+
+    # --- reading ------------------------------------------------------------------------------
+    def has_operators(self) -> bool:
+        with self.engine.connect() as conn:
+            return store.operator_count(conn) > 0
+
+    def operator(self, username: str) -> Operator | None:
+        with self.engine.connect() as conn:
+            row = store.operator_by_username(conn, username)
+            return None if row is None else self._operator(conn, row)
+
+    def list_operators(self) -> list[dict]:
+        """Rows for the admin grid (no password hashes)."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            rows = store.list_operators(conn)
+        return [{"username": r["username"], "display_name": r["display_name"], "roles": r["roles"],
+                 "language": r["language"], "active": r["active"], "must_change_password": r["must_change_password"],
+                 "locked": bool(r["locked_until"] and r["locked_until"] > now), "locked_until": r["locked_until"],
+                 "last_login_at": r["last_login_at"], "created_at": r["created_at"]} for r in rows]
+
+    def role_matrix(self) -> dict[str, set[str]]:
+        with self.engine.connect() as conn:
+            return store.role_permissions(conn)
+
+    def permission_names(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return store.permission_names(conn)
+
+    @staticmethod
+    def _operator(conn: sa.Connection, row: dict) -> Operator:
+        roles = store.roles_of(conn, row["id"])
+        return Operator(id=row["id"], username=row["username"], display_name=row["display_name"],
+                        language=row["language"], active=bool(row["active"]),
+                        must_change_password=bool(row["must_change_password"]), roles=tuple(roles),
+                        permissions=frozenset(store.permissions_of_roles(conn, roles)))
+
+    # --- signing in ---------------------------------------------------------------------------
+    def authenticate(self, username: str, password: str, source: str | None) -> Operator:
+        """The operator if the password is right and the login is not locked; else LoginRefused.
+        The fifth wrong password in a row locks the login for LOCKOUT (audited)."""
+        now = self.clock()
+        username = (username or "").strip()
+        # A refusal is raised after the transaction commits: the failure count and its log row stay.
+        with self.engine.begin() as conn:
+            refusal, op = self._check_login(conn, username, password, source, now)
+        if refusal is not None:
+            raise refusal
+        return op
+
+    def _check_login(self, conn: sa.Connection, username: str, password: str, source: str | None,
+                     now: dt.datetime) -> tuple[LoginRefused | None, Operator | None]:
+        def failed(reason: str, **more) -> None:
+            audit.record(conn, operator=username[:100] or "-", action="auth.login_failed", target=username[:200],
+                         ts=now, after={"reason": reason, **more}, source=source)
+
+        row = store.operator_by_username(conn, username) if username else None
+        if row is None:
+            _verify(_DUMMY_HASH, password or "")
+            failed("unknown operator")
+            return LoginRefused("bad_credentials"), None
+        if row["locked_until"] is not None and row["locked_until"] > now:
+            failed("locked", locked_until=row["locked_until"])
+            return LoginRefused("locked", minutes=_minutes_left(row["locked_until"], now)), None
+        if not _verify(row["password_hash"], password or ""):
+            count = row["failed_logins"] + 1
+            if count >= MAX_FAILED_LOGINS:
+                until = now + LOCKOUT
+                store.update_operator(conn, row["id"], failed_logins=0, locked_until=until)
+                audit.record(conn, operator=username, action="auth.locked", target=username, ts=now,
+                             before={"failed_logins": row["failed_logins"]},
+                             after={"failed_logins": count, "locked_until": until}, source=source)
+                return LoginRefused("locked", minutes=_minutes_left(until, now)), None
+            store.update_operator(conn, row["id"], failed_logins=count)
+            failed("wrong password", failed_logins=count)
+            return LoginRefused("bad_credentials"), None
+        if not row["active"]:
+            failed("inactive")
+            return LoginRefused("bad_credentials"), None
+        values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        if _hasher.check_needs_rehash(row["password_hash"]):
+            values["password_hash"] = hash_password(password)
+        store.update_operator(conn, row["id"], **values)
+        audit.record(conn, operator=username, action="auth.login", target=username, ts=now, source=source)
+        return None, self._operator(conn, {**row, **values})
+
+    def start_session(self, op: Operator, source: str | None) -> str:
+        """A new random session token for the cookie; only its hash is stored."""
+        token = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            store.insert_session(conn, _token_hash(token), op.id, self.clock(), source)
+        return token
+
+    def session_operator(self, token: str) -> Operator | None:
+        """The operator of a session that has not ended, is younger than SESSION_MAX_AGE and
+        belongs to an active operator; None otherwise."""
+        if not token:
+            return None
+        with self.engine.connect() as conn:
+            s = store.open_session(conn, _token_hash(token))
+            if s is None or s["created_at"] < self.clock() - SESSION_MAX_AGE:
+                return None
+            row = store.operator_by_id(conn, s["operator_id"])
+            if row is None or not row["active"]:
+                return None
+            return self._operator(conn, row)
+
+    def end_session(self, token: str, op: Operator | None, source: str | None) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            ended = store.end_session(conn, _token_hash(token), now) if token else 0
+            if ended and op is not None:
+                audit.record(conn, operator=op.username, action="auth.logout", target=op.username, ts=now, source=source)
+
+    # --- an operator's own account ------------------------------------------------------------
+    def change_password(self, op: Operator, current: str, new: str, confirm: str, source: str | None,
+                        keep_session: str | None = None) -> None:
+        """Needs the current password; ends the operator's other sessions."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = store.operator_by_id(conn, op.id)
+            if row is None or not _verify(row["password_hash"], current or ""):
+                raise OperatorError("wrong_current_password")
+            if new != confirm:
+                raise OperatorError("passwords_differ")
+            check_password_policy(new, row["username"])
+            if _verify(row["password_hash"], new):
+                raise OperatorError("password_unchanged")
+            store.update_operator(conn, op.id, password_hash=hash_password(new), must_change_password=False)
+            store.end_sessions_of(conn, op.id, now, keep=_token_hash(keep_session) if keep_session else None)
+            audit.record(conn, operator=op.username, action="operator.password_change", target=op.username, ts=now,
+                         before={"must_change_password": bool(row["must_change_password"])},
+                         after={"must_change_password": False}, source=source)
+
+    def set_language(self, op: Operator, language: str, source: str | None) -> None:
+        if language not in LANGUAGES:
+            raise OperatorError("unknown_language")
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = store.operator_by_id(conn, op.id)
+            if row is None or row["language"] == language:
+                return
+            store.update_operator(conn, op.id, language=language)
+            audit.record(conn, operator=op.username, action="operator.language", target=op.username, ts=now,
+                         before={"language": row["language"]}, after={"language": language}, source=source)
+
+    # --- managing operators (user.manage; the caller checked it) ---------------------------------
+    def add_operator(self, username: str, display_name: str | None, password: str, roles: Iterable[str], *,
+                     by: str, source: str | None, language: str | None = None,
+                     must_change_password: bool = True) -> Operator:
+        username = (username or "").strip()
+        roles = sorted(set(roles or []))
+        if not USERNAME.match(username):
+            raise OperatorError("bad_username")
+        self._check_roles(roles)
+        if language not in (None, *LANGUAGES):
+            raise OperatorError("unknown_language")
+        check_password_policy(password, username)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if store.operator_by_username(conn, username) is not None:
+                raise OperatorError("username_taken", username=username)
+            self._check_roles_exist(conn, roles)
+            name = (display_name or "").strip()[:100] or username
+            oid = store.insert_operator(conn, username=username, display_name=name, password_hash=hash_password(password),
+                                        language=language, active=True, must_change_password=must_change_password,
+                                        created_at=now, failed_logins=0)
+            store.set_roles(conn, oid, roles)
+            audit.record(conn, operator=by, action="operator.add", target=username, ts=now,
+                         after={"display_name": name, "roles": roles, "language": language,
+                                "must_change_password": must_change_password}, source=source)
+            return self._operator(conn, store.operator_by_id(conn, oid))
+
+    def set_password(self, username: str, password: str, *, by: str, source: str | None,
+                     must_change_password: bool = True) -> None:
+        """An administrator resets a password (the operator must change it at the next login) or the
+        command line sets one. Clears a lockout and ends the operator's sessions."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._existing(conn, username)
+            check_password_policy(password, row["username"])
+            store.update_operator(conn, row["id"], password_hash=hash_password(password),
+                                  must_change_password=must_change_password, failed_logins=0, locked_until=None)
+            store.end_sessions_of(conn, row["id"], now)
+            audit.record(conn, operator=by, action="operator.password_reset", target=row["username"], ts=now,
+                         before={"must_change_password": bool(row["must_change_password"]),
+                                 "locked_until": row["locked_until"]},
+                         after={"must_change_password": must_change_password, "locked_until": None}, source=source)
+
+    def set_active(self, username: str, active: bool, *, by: str, source: str | None) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._existing(conn, username)
+            if not active and row["username"] == by:
+                raise OperatorError("cannot_deactivate_self")
+            if bool(row["active"]) == active:
+                return
+            store.update_operator(conn, row["id"], active=active)
+            if not active:
+                store.end_sessions_of(conn, row["id"], now)
+            self._ensure_a_manager_remains(conn)
+            audit.record(conn, operator=by, action="operator.activate" if active else "operator.deactivate",
+                         target=row["username"], ts=now, before={"active": bool(row["active"])},
+                         after={"active": active}, source=source)
+
+    def set_roles(self, username: str, roles: Iterable[str], *, by: str, source: str | None) -> None:
+        roles = sorted(set(roles or []))
+        self._check_roles(roles)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._existing(conn, username)
+            self._check_roles_exist(conn, roles)
+            before = store.roles_of(conn, row["id"])
+            if before == roles:
+                return
+            store.set_roles(conn, row["id"], roles)
+            self._ensure_a_manager_remains(conn)
+            audit.record(conn, operator=by, action="operator.roles", target=row["username"], ts=now,
+                         before={"roles": before}, after={"roles": roles}, source=source)
+
+    def set_role_permissions(self, changes: dict[str, dict[str, bool]], *, by: str, source: str | None) -> list[str]:
+        """Grant (True) or revoke (False) each named permission of each named role; what is not named
+        stays. Returns the roles that changed, each with one operation-log row (before/after)."""
+        now = self.clock()
+        changed = []
+        with self.engine.begin() as conn:
+            known_roles, known_perms = store.role_names(conn), store.permission_names(conn)
+            current = store.role_permissions(conn)
+            for r, wanted in changes.items():
+                if r not in known_roles:
+                    raise OperatorError("unknown_role", role=str(r))
+                unknown = set(wanted) - known_perms
+                if unknown:
+                    raise OperatorError("unknown_permission", permission=", ".join(sorted(map(str, unknown))))
+                before = current.get(r, set())
+                after = (before - {p for p, on in wanted.items() if not on}) | {p for p, on in wanted.items() if on}
+                if after == before:
+                    continue
+                store.revoke(conn, r, before - after)
+                store.grant(conn, r, after - before)
+                audit.record(conn, operator=by, action="role.permissions", target=r, ts=now,
+                             before={"permissions": sorted(before)}, after={"permissions": sorted(after)},
+                             source=source)
+                changed.append(r)
+            self._ensure_a_manager_remains(conn)
+        return changed
+
+    # --- the operation log (every service writes it; these read it) ---------------------------------
+    def operation_log(self, *, operator: str | None = None, action: str | None = None,
+                      since: dt.datetime | None = None, until: dt.datetime | None = None,
+                      limit: int = OPERATION_LOG_LIMIT) -> list[dict]:
+        with self.engine.connect() as conn:
+            return audit.search(conn, operator=operator, action=action, since=since, until=until, limit=limit)
+
+    def operation_log_choices(self) -> tuple[list[str], list[str]]:
+        with self.engine.connect() as conn:
+            return audit.known_operators_and_actions(conn)
+
+    def record_denied(self, username: str, permission: str | None, target: str, source: str | None) -> None:
+        """The operation log of a refused action (nothing else is written)."""
+        with self.engine.begin() as conn:
+            audit.record(conn, operator=username or "-", action="permission.denied", target=target[:200],
+                         ts=self.clock(), after={"permission": permission}, source=source)
+
+    def record(self, username: str, action: str, target: str | None, source: str | None,
+               before=None, after=None) -> None:
+        """An operation-log row for an action that changes nothing stored here (e.g. an export)."""
+        with self.engine.begin() as conn:
+            audit.record(conn, operator=username, action=action, target=target, ts=self.clock(),
+                         before=before, after=after, source=source)
+
+    # --- rules --------------------------------------------------------------------------------
+    @staticmethod
+    def _check_roles(roles: list[str]) -> None:
+        if not roles:
+            raise OperatorError("no_role")
+
+    @staticmethod
+    def _check_roles_exist(conn: sa.Connection, roles: list[str]) -> None:
+        unknown = set(roles) - store.role_names(conn)
+        if unknown:
+            raise OperatorError("unknown_role", role=", ".join(sorted(unknown)))
+
+    @staticmethod
+    def _existing(conn: sa.Connection, username: str) -> dict:
+        row = store.operator_by_username(conn, (username or "").strip())
+        if row is None:
+            raise OperatorError("unknown_operator", username=username)
+        return row
+
+    @staticmethod
+    def _ensure_a_manager_remains(conn: sa.Connection) -> None:
+        """Somebody must still be able to manage operators, or the site locks itself out."""
+        if store.operator_count(conn) and store.active_operators_holding(conn, MANAGE_PERMISSION) == 0:
+            raise OperatorError("last_manager")
+
+
+def _minutes_left(until: dt.datetime, now: dt.datetime) -> int:
+    return max(1, -(-int((until - now).total_seconds()) // 60))

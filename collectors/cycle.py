@@ -56,6 +56,10 @@ class CollectorService:
         self.lost_after = lost_after
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
         self.poll_timeout_s = poll_timeout_s
+        # Hooks around each cycle, e.g. command dispatch before (commands go before polls) and
+        # billing reconciliation after; a failing hook is logged and never costs the cycle.
+        self.before_cycle: list[Callable[[], object]] = []
+        self.after_cycle: list[Callable[[CycleSummary], object]] = []
 
     def targets(self) -> list[PollTarget]:
         with self.engine.connect() as conn:
@@ -66,9 +70,14 @@ class CollectorService:
                 for r in rows]
 
     def run_cycle(self) -> CycleSummary:
+        for hook in self.before_cycle:
+            _run_hook(hook)
         targets = self.targets()
         result = self.field_io.poll_cycle(targets, timeout=self.poll_timeout_s)
-        return self.record(targets, result)
+        summary = self.record(targets, result)
+        for hook in self.after_cycle:
+            _run_hook(hook, summary)
+        return summary
 
     # -----------------------------------------------------------------------------------------
     def record(self, targets: list[PollTarget], result: CycleResult) -> CycleSummary:
@@ -172,6 +181,13 @@ class CollectorService:
                          .where(alarm_event.c.meter_id.in_(recovered), alarm_event.c.kind == "lost_contact",
                                 alarm_event.c.closed_at.is_(None))
                          .values(closed_at=now))
+
+
+def _run_hook(hook: Callable, *args) -> None:
+    try:
+        hook(*args)
+    except Exception:  # noqa: BLE001 - logged with its traceback; the poll schedule goes on
+        log.exception("poll cycle hook %s failed", getattr(hook, "__qualname__", hook))
 
 
 def _none(v):

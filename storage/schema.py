@@ -286,3 +286,133 @@ operator_session = sa.Table(
     sa.Column("source", sa.String(100)),
     info={"since": 2},
 )
+
+# ---------------------------------------------------------------------------------------------
+# --- billing (issue 4)
+# Money is NUMERIC(14,2) yuan. A ledger amount carries its sign: its effect on the meter's balance
+# (+ sale, transfer_in, reversal of a refund; - refund, closing_refund, reversal of a sale). Cash
+# taken at the desk is the same sign except for transfer_in (balance moved from an old meter).
+account = sa.Table(
+    "account", metadata,
+    _pk("account"),
+    sa.Column("room_id", sa.Integer, sa.ForeignKey("room.id")),
+    sa.Column("holder_name", sa.String(100), nullable=False),
+    sa.Column("phone", sa.String(30)),
+    sa.Column("national_id_enc", sa.Text),  # AES-256-GCM, "v1:" + base64(nonce | ciphertext | tag); never in clear
+    sa.Column("status", sa.String(10), nullable=False, server_default="open"),  # open | closing | closed
+    sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("closed_at", UtcDateTime),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("closed_by", sa.String(100)),
+    info={"since": 3},
+)
+
+# One account, several meters; a meter belongs to at most one account at a time (removed_at null).
+# base_purchase_count: the meter's purchase count when it joined the account (read off the meter),
+# the floor of the next purchase count when the ledger holds none for it yet.
+account_meter = sa.Table(
+    "account_meter", metadata,
+    _pk("account_meter"),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("account.id"), nullable=False),
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id"), nullable=False),
+    sa.Column("base_purchase_count", sa.Integer, nullable=False),
+    sa.Column("added_at", UtcDateTime, nullable=False),
+    sa.Column("removed_at", UtcDateTime),
+    sa.Column("operator", sa.String(100), nullable=False),
+    info={"since": 3},
+)
+
+tariff = sa.Table(
+    "tariff", metadata,
+    _pk("tariff"),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("mode", sa.String(10), nullable=False),  # flat | tou | tiered
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    info={"since": 3},
+)
+
+# Versions are never rewritten: a price change is a new version with its own valid_from.
+# Prices in yuan per kWh (4 decimals, the SET_TARIFF resolution); segments JSON [[start_minute, index]]
+# (index 0 sharp, 1 peak, 2 flat, 3 valley); tiers JSON [[upper_kwh_per_month | null, "price"]].
+tariff_version = sa.Table(
+    "tariff_version", metadata,
+    _pk("tariff_version"),
+    sa.Column("tariff_id", sa.Integer, sa.ForeignKey("tariff.id"), nullable=False),
+    sa.Column("version_no", sa.Integer, nullable=False),
+    sa.Column("valid_from", UtcDateTime, nullable=False),
+    sa.Column("price_sharp", sa.Numeric(10, 4), nullable=False),
+    sa.Column("price_peak", sa.Numeric(10, 4), nullable=False),
+    sa.Column("price_flat", sa.Numeric(10, 4), nullable=False),
+    sa.Column("price_valley", sa.Numeric(10, 4), nullable=False),
+    sa.Column("segments", sa.Text),
+    sa.Column("tiers", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.UniqueConstraint("tariff_id", "version_no", name="uq_tariff_version_no"),
+    info={"since": 3},
+)
+
+# Which tariff a meter bills by, from when (history rows, never rewritten).
+meter_tariff = sa.Table(
+    "meter_tariff", metadata,
+    _pk("meter_tariff"),
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id"), nullable=False),
+    sa.Column("tariff_id", sa.Integer, sa.ForeignKey("tariff.id"), nullable=False),
+    sa.Column("valid_from", UtcDateTime, nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    info={"since": 3},
+)
+
+# Immutable money record. Only the outcome columns (state, confirmed_at, balance_after, failure) change,
+# once, pending -> confirmed | failed; purchase_count of a still-pending entry moves down by one when an
+# earlier money command of its meter fails (the meter needs consecutive counts).
+ledger_entry = sa.Table(
+    "ledger_entry", metadata,
+    _pk("ledger_entry"),
+    sa.Column("receipt_no", sa.String(30), nullable=False, unique=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # sale | refund | reversal | transfer_in | closing_refund
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("account.id"), nullable=False),
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id"), nullable=False),
+    sa.Column("purchase_count", sa.Integer, nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("reason", sa.String(300)),
+    sa.Column("source", sa.String(20), nullable=False),  # desk | api | demo
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("state", sa.String(10), nullable=False, server_default="pending"),  # pending | confirmed | failed
+    sa.Column("confirmed_at", UtcDateTime),
+    sa.Column("balance_after", Money),  # the meter's balance in its answer to the command
+    sa.Column("failure", sa.String(100)),
+    sa.Column("reverses_entry_id", sa.Integer, sa.ForeignKey("ledger_entry.id"), unique=True),
+    sa.Column("request_id", sa.String(64), unique=True),  # payment API idempotency key
+    sa.Column("transfer_from", sa.String(12)),  # transfer_in: the old meter's address
+    sa.CheckConstraint(
+        "(kind IN ('sale', 'transfer_in') AND amount > 0) OR (kind IN ('refund', 'closing_refund') AND amount < 0)"
+        " OR (kind = 'reversal' AND amount <> 0)", name="ck_ledger_entry_sign"),
+    sa.CheckConstraint("(kind = 'reversal') = (reverses_entry_id IS NOT NULL)", name="ck_ledger_entry_reversal"),
+    info={"since": 3},
+)
+
+# Payment API clients: bearer tokens, only their SHA-256 stored.
+api_client = sa.Table(
+    "api_client", metadata,
+    _pk("api_client"),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    info={"since": 3},
+)
+
+# The last reading reconciliation looked at, per meter: a balance rise without a purchase is
+# seen against it.
+meter_reconcile = sa.Table(
+    "meter_reconcile", metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("purchase_count", sa.Integer),
+    sa.Column("balance", Money),
+    info={"since": 3},
+)

@@ -1,0 +1,398 @@
+"""Accounts: open (with their meters' setup commands), add a meter, carry an old meter's balance over, close.
+
+Opening a meter queues, in this order: SET_TARIFF (the tariff version in force), SET_LIMITS (the
+site's alarm / overload / overdraft settings), RELAY close if the meter was tripped by an earlier
+closing, and RELAY keep-power off (action 3), which restores prepaid control.
+
+Closing is two steps driven by the meters' answers, so the refund is exact: close_account queues a
+RELAY trip per meter (batch "close-<account>"); when a meter acknowledges the trip, its answer
+carries the balance, and a closing refund (REFUND of that whole balance) is queued; when every
+meter has answered and its refund is confirmed, the account is closed, its meters go back to
+not_opened, and the closing is written to the operation log. A refused step leaves the account
+"closing"; calling close_account again retries the meters not yet settled.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from billing import pii
+from billing.context import BillingContext
+from billing.errors import BillingError
+from billing.ledger import _meter, _operator, _reason, known_balance, open_link, parse_amount, queue_money
+from billing.settings import default_tariff_id, meter_limits
+from billing.states import ACCOUNT_TRANSITIONS, check
+from billing.tariffs import queue_tariff
+from storage import audit
+from storage import billing as store
+from storage.outbox import commands_of_batch, insert_command, meters_transaction, next_command_seq
+from storage.schema import ledger_entry
+
+
+@dataclass(frozen=True)
+class AccountMeterView:
+    address: str
+    added_at: dt.datetime
+    base_purchase_count: int
+    balance: Decimal | None
+    reading_ts: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class AccountView:
+    id: int
+    holder_name: str
+    phone: str | None
+    national_id_masked: str
+    room: str
+    building: str
+    room_id: int | None
+    status: str
+    opened_at: dt.datetime
+    closed_at: dt.datetime | None
+    operator: str
+    meters: list[AccountMeterView] = field(default_factory=list)
+    batch_id: str | None = None      # the commands the last action queued
+
+
+def account_view(ctx: BillingContext, conn: sa.Connection, account_id: int, batch_id: str | None = None,
+                 active_only: bool = True) -> AccountView:
+    a = store.account_by_id(conn, account_id)
+    if a is None:
+        raise BillingError("account_unknown", account=account_id)
+    try:
+        nid = pii.decrypt_national_id(ctx.pii_key, a["national_id_enc"])
+    except ValueError:
+        nid = None  # another site's key: never show more than "encrypted"
+    label = store.room_label(conn, a["room_id"])
+    meters = []
+    for link in store.account_meters(conn, account_id, active_only=active_only):
+        bal = known_balance(conn, link["meter_id"])
+        meters.append(AccountMeterView(link["address"], link["added_at"], link["base_purchase_count"], bal.balance,
+                                       bal.reading_ts))
+    return AccountView(id=a["id"], holder_name=a["holder_name"], phone=a["phone"],
+                       national_id_masked=pii.mask_national_id(nid) if nid else ("***" if a["national_id_enc"] else ""),
+                       room=label["room"], building=label["building"], room_id=a["room_id"], status=a["status"],
+                       opened_at=a["opened_at"], closed_at=a["closed_at"], operator=a["operator"], meters=meters,
+                       batch_id=batch_id)
+
+
+def get_account(ctx: BillingContext, account_id: int) -> AccountView:
+    with ctx.engine.connect() as conn:
+        return account_view(ctx, conn, account_id)
+
+
+def find_accounts(ctx: BillingContext, text: str | None = None, status: str | None = None,
+                  limit: int = 100) -> list[dict]:
+    """Accounts whose holder, phone, room or meter number contains `text` (holder and phone as stored)."""
+    with ctx.engine.connect() as conn:
+        return store.accounts_search(conn, (text or "").strip() or None, status, limit)
+
+
+def reveal_national_id(ctx: BillingContext, account_id: int, operator: str) -> str | None:
+    """The clear national ID for an operator allowed to see it (the caller checks permission); audited."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        a = store.account_by_id(conn, account_id)
+        if a is None:
+            raise BillingError("account_unknown", account=account_id)
+        audit.record(conn, operator=_operator(operator), action="billing.reveal_national_id",
+                     target=f"account:{account_id}", ts=now)
+        return pii.decrypt_national_id(ctx.pii_key, a["national_id_enc"])
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _prepare_meter(ctx: BillingContext, conn: sa.Connection, address, purchase_count: int | None) -> tuple[dict, int]:
+    m = _meter(conn, address)
+    if m["status"] == "removed":
+        raise BillingError("meter_removed", meter=m["address"])
+    if not ctx.is_prepaid_profile(m["profile"]):
+        raise BillingError("meter_not_prepaid", meter=m["address"])
+    if store.active_link(conn, m["id"]) is not None:
+        raise BillingError("meter_in_use", meter=m["address"])
+    if purchase_count is None:
+        reading = store.meter_reading(conn, m["id"])
+        if reading is None or reading["purchase_count"] is None:
+            raise BillingError("meter_never_read", meter=m["address"])
+        purchase_count = int(reading["purchase_count"])
+    return m, max(purchase_count, store.max_live_count(conn, m["id"]) or 0)
+
+
+def _resolve_tariff(conn: sa.Connection, tariff_id: int | None, now: dt.datetime) -> tuple[int, dict]:
+    tid = tariff_id if tariff_id is not None else default_tariff_id(conn)
+    if tid is None or store.tariff_by_id(conn, tid) is None:
+        raise BillingError("tariff_missing" if tid is None else "tariff_unknown", tariff=tid)
+    version = store.version_at(conn, tid, now)
+    if version is None:
+        raise BillingError("tariff_not_in_force", tariff=tid)
+    return tid, version
+
+
+def _setup_meter(ctx: BillingContext, conn: sa.Connection, *, account_id: int, m: dict, base: int, tariff_id: int,
+                 version: dict, operator: str, now: dt.datetime, batch: str) -> None:
+    store.insert_link(conn, account_id=account_id, meter_id=m["id"], base_purchase_count=base, now=now,
+                      operator=operator)
+    if store.meter_tariff_at(conn, m["id"], now) != tariff_id:
+        store.insert_meter_tariffs(conn, [dict(meter_id=m["id"], tariff_id=tariff_id, valid_from=now,
+                                               operator=operator)])
+    store.set_meter_status(conn, [m["id"]], "opened")
+    queue_tariff(conn, m["id"], version, operator, now, batch)
+    insert_command(conn, meter_id=m["id"], kind="limits", payload=meter_limits(conn),
+                   counter=next_command_seq(conn, m["id"]), operator=operator, now=now, batch_id=batch)
+    reading = store.meter_reading(conn, m["id"]) or {}
+    if reading.get("forced_trip"):
+        insert_command(conn, meter_id=m["id"], kind="close", payload={}, counter=next_command_seq(conn, m["id"]),
+                       operator=operator, now=now, batch_id=batch)
+    insert_command(conn, meter_id=m["id"], kind="restore_prepaid", payload={},
+                   counter=next_command_seq(conn, m["id"]), operator=operator, now=now, batch_id=batch)
+
+
+def open_account(ctx: BillingContext, *, holder_name: str, meter_addresses: list[str], operator: str,
+                 phone: str | None = None, national_id: str | None = None, room_id: int | None = None,
+                 tariff_id: int | None = None, purchase_counts: dict[str, int] | None = None,
+                 remote: str | None = None) -> AccountView:
+    """Open an account for a room with one or more meters and queue each meter's setup commands.
+
+    A meter's starting purchase count is its last reading's (or `purchase_counts[address]`, read
+    on the spot by the caller). Every input is checked before anything is written.
+    """
+    operator = _operator(operator)
+    holder = pii.normalize_holder(holder_name)
+    phone = pii.normalize_phone(phone)
+    nid = pii.normalize_national_id(national_id) if national_id not in (None, "") else None
+    addresses = [str(a).strip() for a in (meter_addresses or []) if str(a).strip()]
+    if not addresses:
+        raise BillingError("meters_missing")
+    if len(set(addresses)) != len(addresses):
+        raise BillingError("meter_listed_twice")
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        ids = [_meter(conn, a)["id"] for a in addresses]
+    batch = None
+    with meters_transaction(ctx.engine, ids) as conn:
+        prepared = [_prepare_meter(ctx, conn, a, (purchase_counts or {}).get(a)) for a in addresses]
+        tid, version = _resolve_tariff(conn, tariff_id, now)
+        if room_id is None:
+            room_id = prepared[0][0]["room_id"]
+        elif not store.room_exists(conn, room_id):
+            raise BillingError("room_unknown", room=room_id)
+        account_id = store.insert_account(
+            conn, room_id=room_id, holder_name=holder, phone=phone,
+            national_id_enc=pii.encrypt_national_id(ctx.pii_key, nid) if nid else None, status="open",
+            opened_at=now, operator=operator)
+        batch = f"open-{account_id}"
+        for m, base in prepared:
+            _setup_meter(ctx, conn, account_id=account_id, m=m, base=base, tariff_id=tid, version=version,
+                         operator=operator, now=now, batch=batch)
+        audit.record(conn, operator=operator, action="billing.open_account", target=f"account:{account_id}", ts=now,
+                     after={"holder": pii.mask_name(holder), "room_id": room_id, "meters": addresses,
+                            "tariff_id": tid, "tariff_version": version["version_no"]}, source=remote)
+        view = account_view(ctx, conn, account_id, batch)
+    ctx.commands_queued()
+    return view
+
+
+def add_meter(ctx: BillingContext, account_id: int, meter_address: str, operator: str, *,
+              tariff_id: int | None = None, purchase_count: int | None = None,
+              remote: str | None = None) -> AccountView:
+    """Add one more meter to an open account (setup commands as at opening)."""
+    operator = _operator(operator)
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        mid = _meter(conn, meter_address)["id"]
+    with meters_transaction(ctx.engine, [mid]) as conn:
+        a = store.account_by_id(conn, account_id)
+        if a is None:
+            raise BillingError("account_unknown", account=account_id)
+        if a["status"] != "open":
+            raise BillingError("account_not_open", account=account_id)
+        m, base = _prepare_meter(ctx, conn, meter_address, purchase_count)
+        if tariff_id is None:
+            tariff_id = next((store.meter_tariff_at(conn, x["meter_id"], now)
+                              for x in store.account_meters(conn, account_id)), None)
+        tid, version = _resolve_tariff(conn, tariff_id, now)
+        batch = f"add-{account_id}-{m['id']}"
+        _setup_meter(ctx, conn, account_id=account_id, m=m, base=base, tariff_id=tid, version=version,
+                     operator=operator, now=now, batch=batch)
+        audit.record(conn, operator=operator, action="billing.add_meter", target=f"account:{account_id}", ts=now,
+                     after={"meter": m["address"], "tariff_id": tid}, source=remote)
+        view = account_view(ctx, conn, account_id, batch)
+    ctx.commands_queued()
+    return view
+
+
+def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_address: str,
+                               new_meter_address: str, operator: str, *, amount=None, reason: str | None = None,
+                               remote: str | None = None):
+    """Carry the balance of a replaced meter onto a meter of the same account (a transfer_in and its RECHARGE).
+
+    Without `amount`, the old meter's last known balance is used (it must have been read); with an
+    amount typed in (a dead or foreign meter), a reason is required. The old meter, if it belongs to
+    this account, leaves it and is marked removed. A meter's balance is carried over once.
+    """
+    from billing.ledger import entry_view
+    operator = _operator(operator)
+    old_address = str(old_meter_address or "").strip()
+    entered = amount not in (None, "")
+    reason = _reason(reason, required=entered)
+    if entered:
+        amount = parse_amount(amount)
+    with ctx.engine.connect() as conn:
+        new = _meter(conn, new_meter_address)
+        old = store.meter_by_address(conn, old_address)
+        if old is None and (not entered or len(old_address) != 12 or not old_address.isdigit()):
+            raise BillingError("meter_unknown", meter=old_address)
+    if old is not None and old["id"] == new["id"]:
+        raise BillingError("transfer_same_meter", meter=old_address)
+
+    def work(conn: sa.Connection):
+        a = store.account_by_id(conn, account_id)
+        if a is None:
+            raise BillingError("account_unknown", account=account_id)
+        if a["status"] != "open":
+            raise BillingError("account_not_open", account=account_id)
+        link = open_link(conn, new)
+        if link["account_id"] != account_id:
+            raise BillingError("meter_not_in_account", meter=new["address"], account=account_id)
+        old_link = store.active_link(conn, old["id"]) if old is not None else None
+        if old_link is not None and old_link["account_id"] != account_id:
+            raise BillingError("meter_not_in_account", meter=old_address, account=account_id)
+        if store.live_transfer_from(conn, old_address) is not None:
+            raise BillingError("already_transferred", meter=old_address)
+        value, why = amount, reason
+        if not entered:
+            bal = known_balance(conn, old["id"])
+            if bal.balance is None:
+                raise BillingError("balance_unknown", meter=old_address)
+            if bal.balance <= 0:
+                raise BillingError("nothing_to_transfer", meter=old_address, balance=bal.balance)
+            value = bal.balance
+            why = reason or f"read from meter {old_address} at {bal.reading_ts:%Y-%m-%d %H:%M} UTC"
+        entry = queue_money(conn, ctx, kind="transfer_in", amount=value, meter_row=new, account_id=account_id,
+                            operator=operator, source="desk", reason=why, transfer_from=old_address, remote=remote)
+        if old_link is not None:
+            store.end_links(conn, account_id, [old["id"]], ctx.now())
+            store.set_meter_status(conn, [old["id"]], "removed")
+        return entry_view(conn, {**entry, "meter_address": new["address"], "confirmed_at": None,
+                                 "balance_after": None, "failure": None})
+
+    ids = [new["id"]] + ([old["id"]] if old is not None else [])
+    with meters_transaction(ctx.engine, ids) as conn:
+        view = work(conn)
+    ctx.commands_queued()
+    return view
+
+
+# ---------------------------------------------------------------------------------------------
+# closing
+
+def close_account(ctx: BillingContext, account_id: int, operator: str, *, reason: str | None = None,
+                  remote: str | None = None) -> AccountView:
+    """Start (or retry) closing: a RELAY trip per meter not yet settled; the rest follows the meters' answers."""
+    operator = _operator(operator)
+    reason = _reason(reason, required=False)
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        a = store.account_by_id(conn, account_id)
+        if a is None:
+            raise BillingError("account_unknown", account=account_id)
+        links = store.account_meters(conn, account_id)
+    batch = f"close-{account_id}"
+    with meters_transaction(ctx.engine, [x["meter_id"] for x in links]) as conn:
+        a = store.account_by_id(conn, account_id)
+        if a["status"] == "closed":
+            raise BillingError("account_not_open", account=account_id)
+        if a["status"] == "open":
+            check(ACCOUNT_TRANSITIONS, "open", "closing", "account")
+            store.set_account_status(conn, account_id, "open", "closing")
+        queued = []
+        for link in links:
+            if _meter_settled(conn, account_id, link["meter_id"]) or _closing_in_flight(conn, account_id, link["meter_id"]):
+                continue
+            insert_command(conn, meter_id=link["meter_id"], kind="trip", payload={"closing_account_id": account_id},
+                           counter=next_command_seq(conn, link["meter_id"]), operator=operator, now=now,
+                           batch_id=batch)
+            queued.append(link["address"])
+        audit.record(conn, operator=operator, action="billing.close_account", target=f"account:{account_id}", ts=now,
+                     after={"trips": queued, "reason": reason}, source=remote)
+        _finish_if_settled(ctx, conn, account_id, operator, now)
+        view = account_view(ctx, conn, account_id, batch)
+    ctx.commands_queued()
+    return view
+
+
+def _closing_commands(conn: sa.Connection, account_id: int, meter_id: int) -> list[dict]:
+    return [c for c in commands_of_batch(conn, f"close-{account_id}") if c["meter_id"] == meter_id]
+
+
+def _closing_in_flight(conn: sa.Connection, account_id: int, meter_id: int) -> bool:
+    return any(c["state"] in ("queued", "sent") for c in _closing_commands(conn, account_id, meter_id))
+
+
+def _meter_settled(conn: sa.Connection, account_id: int, meter_id: int) -> bool:
+    """The meter's last closing trip was acknowledged and the refund queued with it (if any) is confirmed."""
+    trips = [c for c in _closing_commands(conn, account_id, meter_id) if c["kind"] == "trip"]
+    if not trips or trips[-1]["state"] != "acked":
+        return False
+    refund = conn.execute(sa.select(ledger_entry.c.state).where(
+        ledger_entry.c.account_id == account_id, ledger_entry.c.meter_id == meter_id,
+        ledger_entry.c.kind == "closing_refund", ledger_entry.c.created_at >= trips[-1]["created_at"])
+        .order_by(ledger_entry.c.id.desc()).limit(1)).scalar()
+    return refund in (None, "confirmed")
+
+
+def _finish_if_settled(ctx: BillingContext, conn: sa.Connection, account_id: int, operator: str,
+                       now: dt.datetime) -> bool:
+    a = store.account_by_id(conn, account_id)
+    if a["status"] != "closing":
+        return False
+    links = store.account_meters(conn, account_id)
+    if not all(_meter_settled(conn, account_id, x["meter_id"]) for x in links):
+        return False
+    check(ACCOUNT_TRANSITIONS, "closing", "closed", "account")
+    store.set_account_status(conn, account_id, "closing", "closed", closed_at=now, closed_by=operator)
+    ids = [x["meter_id"] for x in links]
+    store.end_links(conn, account_id, ids, now)
+    store.set_meter_status(conn, ids, "not_opened")
+    refunds = conn.execute(sa.select(ledger_entry.c.receipt_no, ledger_entry.c.amount).where(
+        ledger_entry.c.account_id == account_id, ledger_entry.c.kind == "closing_refund",
+        ledger_entry.c.state == "confirmed")).all()
+    audit.record(conn, operator=operator, action="billing.account_closed", target=f"account:{account_id}", ts=now,
+                 after={"meters": [x["address"] for x in links],
+                        "closing_refunds": {r: str(-Decimal(v)) for r, v in refunds}})
+    return True
+
+
+def closing_step(ctx: BillingContext, conn: sa.Connection, account_id: int, cmd: dict, state: str, mailbox,
+                 now: dt.datetime) -> None:
+    """Dispatcher callback for a settled closing command (meter lock held, inside its transaction)."""
+    a = store.account_by_id(conn, account_id)
+    if a is None or a["status"] != "closing":
+        return
+    operator = cmd.get("operator") or "system"
+    if cmd["kind"] == "trip" and state == "acked" and mailbox is not None and mailbox.balance > 0:
+        m = store.meter_by_id(conn, cmd["meter_id"])
+        queue_money(conn, ctx, kind="closing_refund", amount=-Decimal(mailbox.balance), meter_row=m,
+                    account_id=account_id, operator=operator, source="desk", reason="account closing",
+                    batch_id=f"close-{account_id}")
+        return
+    _finish_if_settled(ctx, conn, account_id, operator, now)
+
+
+def closing_status(ctx: BillingContext, account_id: int) -> dict[str, str]:
+    """Per meter: settled | in_flight | refused (close_account again to retry)."""
+    with ctx.engine.connect() as conn:
+        out = {}
+        for link in store.account_meters(conn, account_id, active_only=False):
+            if _meter_settled(conn, account_id, link["meter_id"]):
+                out[link["address"]] = "settled"
+            elif _closing_in_flight(conn, account_id, link["meter_id"]):
+                out[link["address"]] = "in_flight"
+            else:
+                out[link["address"]] = "refused"
+        return out
+

@@ -1,0 +1,382 @@
+"""Money movements: sell, refund, reverse an entry; each writes its ledger entry and its meter command in one transaction.
+
+Purchase counts. A RECHARGE or REFUND carries the meter's next purchase count, which the meter
+accepts only as exactly its stored count + 1. The next count comes from the ledger, never from a
+reading: the highest count of the meter's live (pending or confirmed) entries, or the count the
+meter had when it joined its account (account_meter.base_purchase_count), plus one. Handing it
+out and writing the entry happen under the meter's lock (storage.outbox.meter_transaction), so
+two cashiers selling to one meter at once get consecutive counts. When a money command fails for
+good, the still-pending entries after it move down by one with their commands (settle_command).
+
+Sign convention: ledger amounts are signed by their effect on the meter's balance.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Callable
+
+import sqlalchemy as sa
+
+from billing.context import BillingContext
+from billing.errors import BillingError
+from billing.money import parse_amount, receipt_number, to_fen
+from billing.settings import hoarding_limit
+from storage import audit
+from storage import billing as store
+from storage.outbox import command_of_entry, insert_command, is_conflict, meter_transaction
+
+KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
+REVERSIBLE = ("sale", "refund")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
+_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """One ledger entry with the state of its meter command, as pages and the API show it."""
+    id: int
+    receipt_no: str
+    kind: str
+    amount: Decimal
+    account_id: int
+    meter_address: str
+    purchase_count: int
+    state: str                      # pending | confirmed | failed
+    operator: str
+    source: str
+    created_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    balance_after: Decimal | None
+    failure: str | None
+    reason: str | None
+    reverses_receipt_no: str | None
+    request_id: str | None
+    command_state: str | None       # queued | sent | acked | failed | expired
+    command_result: str | None
+    replayed: bool = False          # True: an earlier request with the same request_id
+
+    def as_json(self) -> dict:
+        out = asdict(self)
+        for k, v in out.items():
+            if isinstance(v, Decimal):
+                out[k] = str(v)
+            elif isinstance(v, dt.datetime):
+                out[k] = v.isoformat(timespec="seconds") + "Z"
+        return out
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What billing knows of a meter's money: the last reading plus confirmed entries it does not show yet."""
+    balance: Decimal | None          # None: never read
+    reading_ts: dt.datetime | None
+    pending_credits: Decimal
+    pending_debits: Decimal          # negative or zero
+
+    @property
+    def refundable(self) -> Decimal:
+        return (self.balance or Decimal("0.00")) + self.pending_debits
+
+    @property
+    def projected(self) -> Decimal:
+        return (self.balance or Decimal("0.00")) + self.pending_credits
+
+
+# ---------------------------------------------------------------------------------------------
+# reads
+
+def entry_view(conn: sa.Connection, entry: dict, replayed: bool = False) -> EntryView:
+    cmd = command_of_entry(conn, entry["id"])
+    reverses = None
+    if entry.get("reverses_entry_id"):
+        original = store.entry_by_id(conn, entry["reverses_entry_id"])
+        reverses = original["receipt_no"] if original else None
+    return EntryView(
+        id=entry["id"], receipt_no=entry["receipt_no"], kind=entry["kind"], amount=Decimal(entry["amount"]),
+        account_id=entry["account_id"], meter_address=entry["meter_address"], purchase_count=entry["purchase_count"],
+        state=entry["state"], operator=entry["operator"], source=entry["source"], created_at=entry["created_at"],
+        confirmed_at=entry["confirmed_at"],
+        balance_after=None if entry["balance_after"] is None else Decimal(entry["balance_after"]),
+        failure=entry["failure"], reason=entry["reason"], reverses_receipt_no=reverses,
+        request_id=entry["request_id"], command_state=cmd["state"] if cmd else None,
+        command_result=cmd["result"] if cmd else None, replayed=replayed)
+
+
+def get_entry(ctx: BillingContext, receipt_no: str) -> EntryView:
+    with ctx.engine.connect() as conn:
+        entry = store.entry_by_receipt(conn, (receipt_no or "").strip())
+        if entry is None:
+            raise BillingError("entry_unknown", receipt=receipt_no)
+        return entry_view(conn, entry)
+
+
+def meter_entries(ctx: BillingContext, meter_address: str, limit: int = 20) -> list[EntryView]:
+    with ctx.engine.connect() as conn:
+        m = _meter(conn, meter_address)
+        return [entry_view(conn, e) for e in store.entries_of_meter(conn, m["id"], limit)]
+
+
+def account_entries(ctx: BillingContext, account_id: int, limit: int = 200) -> list[EntryView]:
+    with ctx.engine.connect() as conn:
+        return [entry_view(conn, e) for e in store.entries_of_account(conn, account_id, limit)]
+
+
+def known_balance(conn: sa.Connection, meter_id: int) -> Balance:
+    reading = store.meter_reading(conn, meter_id)
+    count = reading["purchase_count"] if reading else None
+    pos = store.money_position(conn, meter_id, count)
+    if reading is None or reading["balance"] is None:
+        return Balance(None, None, pos["pending_credits"], pos["pending_debits"])
+    return Balance(Decimal(reading["balance"]) + pos["unreflected"], reading["ts"], pos["pending_credits"],
+                   pos["pending_debits"])
+
+
+def meter_balance(ctx: BillingContext, meter_address: str) -> Balance:
+    with ctx.engine.connect() as conn:
+        return known_balance(conn, _meter(conn, meter_address)["id"])
+
+
+def next_purchase_count(conn: sa.Connection, meter_id: int) -> int:
+    """Call inside meter_transaction only: the count the meter's next money command carries."""
+    return max(store.max_live_count(conn, meter_id) or 0, store.max_base_count(conn, meter_id) or 0) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers
+
+def _meter(conn: sa.Connection, address) -> dict:
+    text = str(address or "").strip()
+    m = store.meter_by_address(conn, text) if re.fullmatch(r"[0-9]{12}", text) else None
+    if m is None:
+        raise BillingError("meter_unknown", meter=text)
+    return m
+
+
+def _operator(operator: str) -> str:
+    text = (operator or "").strip()
+    if not text:
+        raise BillingError("operator_missing")
+    return text[:100]
+
+
+def _request_id(request_id) -> str | None:
+    if request_id is None:
+        return None
+    text = str(request_id).strip()
+    if not _REQUEST_ID.fullmatch(text):
+        raise BillingError("request_id_invalid")
+    return text
+
+
+def _reason(reason, required: bool) -> str | None:
+    text = " ".join(str(reason or "").split())[:300]
+    if required and not text:
+        raise BillingError("reason_required")
+    return text or None
+
+
+def open_link(conn: sa.Connection, m: dict) -> dict:
+    """The meter's link to an open account, or BillingError (closed / closing account, meter not opened)."""
+    link = store.active_link(conn, m["id"])
+    if link is not None and link["account_status"] == "open":
+        return link
+    if link is not None or (store.latest_link(conn, m["id"]) or {}).get("account_status") in ("closing", "closed"):
+        raise BillingError("account_closed", meter=m["address"])
+    raise BillingError("meter_not_opened", meter=m["address"])
+
+
+def _check_hoarding(conn: sa.Connection, m: dict, amount: Decimal) -> None:
+    limit = hoarding_limit(conn)
+    if limit is None:
+        return
+    bal = known_balance(conn, m["id"])
+    if bal.projected + amount > limit:
+        raise BillingError("above_hoarding_limit", amount=amount, limit=limit, balance=bal.projected,
+                           most=max(Decimal("0.00"), limit - bal.projected))
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+def queue_money(conn: sa.Connection, ctx: BillingContext, *, kind: str, amount: Decimal, meter_row: dict,
+                account_id: int, operator: str, source: str, reason: str | None = None,
+                request_id: str | None = None, reverses_entry_id: int | None = None,
+                transfer_from: str | None = None, batch_id: str | None = None,
+                remote: str | None = None) -> dict:
+    """Inside meter_transaction: the ledger entry (pending) and its RECHARGE / REFUND with the next count."""
+    assert kind in KINDS and amount != 0
+    now = ctx.now()
+    count = next_purchase_count(conn, meter_row["id"])
+    entry_id = store.next_entry_id(conn)
+    receipt = receipt_number(kind, entry_id, ctx.local_day(now))
+    entry = dict(id=entry_id, receipt_no=receipt, kind=kind, amount=amount, account_id=account_id,
+                 meter_id=meter_row["id"], purchase_count=count, operator=operator, reason=reason, source=source,
+                 created_at=now, state="pending", reverses_entry_id=reverses_entry_id, request_id=request_id,
+                 transfer_from=transfer_from)
+    store.insert_entry(conn, **entry)
+    insert_command(conn, meter_id=meter_row["id"], kind="recharge" if amount > 0 else "refund",
+                   payload={"amount_fen": to_fen(abs(amount))}, counter=count, operator=operator, now=now,
+                   batch_id=batch_id, ledger_entry_id=entry_id)
+    audit.record(conn, operator=operator, action=f"billing.{kind}", target=f"meter:{meter_row['address']}", ts=now,
+                 after={"receipt_no": receipt, "amount": amount, "purchase_count": count, "account_id": account_id,
+                        "request_id": request_id, "reason": reason}, source=remote or source)
+    return entry
+
+
+def _locked(ctx: BillingContext, meter_id: int, work: Callable[[sa.Connection], dict | EntryView]):
+    """Run `work` in the meter's transaction, retrying optimistic-concurrency conflicts."""
+    for attempt in range(_RETRIES):
+        try:
+            with meter_transaction(ctx.engine, meter_id) as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if not is_conflict(exc) or attempt == _RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _replay(conn: sa.Connection, prior: dict, kind: str, meter_id: int, amount: Decimal) -> EntryView:
+    if prior["kind"] != kind or prior["meter_id"] != meter_id or abs(Decimal(prior["amount"])) != amount:
+        raise BillingError("request_id_reused", request_id=prior["request_id"])
+    return entry_view(conn, prior, replayed=True)
+
+
+def _money(ctx: BillingContext, kind: str, meter_address, amount, operator: str, *, request_id=None,
+           source: str = "desk", reason=None, remote: str | None = None) -> EntryView:
+    amount = parse_amount(amount)
+    operator = _operator(operator)
+    request_id = _request_id(request_id)
+    reason = _reason(reason, required=False)
+    with ctx.engine.connect() as conn:
+        m = _meter(conn, meter_address)
+
+    def work(conn: sa.Connection) -> EntryView:
+        if request_id is not None:
+            prior = store.entry_by_request_id(conn, request_id)
+            if prior is not None:
+                return _replay(conn, prior, kind, m["id"], amount)
+        link = open_link(conn, m)
+        if kind == "sale":
+            _check_hoarding(conn, m, amount)
+            signed = amount
+        else:
+            bal = known_balance(conn, m["id"])
+            if bal.balance is None:
+                raise BillingError("balance_unknown", meter=m["address"])
+            if amount > bal.refundable:
+                raise BillingError("refund_above_balance", amount=amount, balance=bal.refundable)
+            signed = -amount
+        entry = queue_money(conn, ctx, kind=kind, amount=signed, meter_row=m, account_id=link["account_id"],
+                            operator=operator, source=source, reason=reason, request_id=request_id, remote=remote)
+        return entry_view(conn, {**entry, "meter_address": m["address"], "confirmed_at": None,
+                                 "balance_after": None, "failure": None})
+
+    try:
+        view = _locked(ctx, m["id"], work)
+    except sa.exc.IntegrityError:
+        # the same request_id committed by another process (or for another meter) in the meantime
+        if request_id is None:
+            raise
+        with ctx.engine.connect() as conn:
+            prior = store.entry_by_request_id(conn, request_id)
+            if prior is None:
+                raise
+            return _replay(conn, prior, kind, m["id"], amount)
+    if not view.replayed:
+        ctx.commands_queued()
+    return view
+
+
+def sell(ctx: BillingContext, meter_address: str, amount, operator: str, *, request_id: str | None = None,
+         source: str = "desk", remote: str | None = None) -> EntryView:
+    """Sell `amount` yuan to a meter: a pending sale and its RECHARGE. A repeated request_id returns the first."""
+    return _money(ctx, "sale", meter_address, amount, operator, request_id=request_id, source=source, remote=remote)
+
+
+def refund(ctx: BillingContext, meter_address: str, amount, operator: str, *, reason: str | None = None,
+           request_id: str | None = None, source: str = "desk", remote: str | None = None) -> EntryView:
+    """Give money back from a meter: refused before anything is written above its last known balance."""
+    return _money(ctx, "refund", meter_address, amount, operator, request_id=request_id, source=source,
+                  reason=reason, remote=remote)
+
+
+def reverse_entry(ctx: BillingContext, receipt_no: str, operator: str, reason: str, *,
+                  source: str = "desk", remote: str | None = None) -> EntryView:
+    """Undo a mistaken sale (a REFUND) or refund (a RECHARGE) with the meter's next purchase count.
+
+    Only a confirmed sale or refund can be reversed, once; a reversal cannot itself be reversed
+    (the database refuses a second reversal of one entry too: reverses_entry_id is unique).
+    """
+    operator = _operator(operator)
+    reason = _reason(reason, required=True)
+    with ctx.engine.connect() as conn:
+        original = store.entry_by_receipt(conn, (receipt_no or "").strip())
+    if original is None:
+        raise BillingError("entry_unknown", receipt=receipt_no)
+
+    def work(conn: sa.Connection) -> EntryView:
+        entry = store.entry_by_id(conn, original["id"])
+        if entry["kind"] == "reversal":
+            raise BillingError("reversal_not_reversible", receipt=entry["receipt_no"])
+        if entry["kind"] not in REVERSIBLE:
+            raise BillingError("entry_not_reversible", receipt=entry["receipt_no"], kind=entry["kind"])
+        if entry["state"] != "confirmed":
+            raise BillingError("entry_not_confirmed", receipt=entry["receipt_no"], state=entry["state"])
+        done = store.reversal_of(conn, entry["id"])
+        if done is not None:
+            raise BillingError("already_reversed", receipt=entry["receipt_no"], reversal=done["receipt_no"])
+        m = store.meter_by_id(conn, entry["meter_id"])
+        link = open_link(conn, m)
+        if link["account_id"] != entry["account_id"]:
+            raise BillingError("account_closed", meter=m["address"])
+        signed = -Decimal(entry["amount"])
+        if signed < 0:
+            bal = known_balance(conn, m["id"])
+            if bal.balance is None:
+                raise BillingError("balance_unknown", meter=m["address"])
+            if -signed > bal.refundable:
+                raise BillingError("reversal_above_balance", amount=-signed, balance=bal.refundable)
+        new = queue_money(conn, ctx, kind="reversal", amount=signed, meter_row=m, account_id=entry["account_id"],
+                          operator=operator, source=source, reason=reason, reverses_entry_id=entry["id"],
+                          remote=remote)
+        return entry_view(conn, {**new, "meter_address": m["address"], "confirmed_at": None,
+                                 "balance_after": None, "failure": None})
+
+    try:
+        view = _locked(ctx, original["meter_id"], work)
+    except sa.exc.IntegrityError:
+        with ctx.engine.connect() as conn:
+            done = store.reversal_of(conn, original["id"])
+        if done is None:
+            raise
+        raise BillingError("already_reversed", receipt=original["receipt_no"], reversal=done["receipt_no"]) from None
+    ctx.commands_queued()
+    return view
+
+
+# ---------------------------------------------------------------------------------------------
+# settlement: called by the command dispatcher inside its transaction (meter lock held)
+
+def settle_command(ctx: BillingContext, conn: sa.Connection, cmd: dict, state: str, result: str | None,
+                   mailbox, now: dt.datetime) -> None:
+    """A command reached a final state: confirm or fail its ledger entry, and drive account closing."""
+    entry_id = cmd.get("ledger_entry_id")
+    if entry_id:
+        if state == "acked":
+            store.settle_entry(conn, entry_id, "confirmed", confirmed_at=now,
+                               balance_after=None if mailbox is None else mailbox.balance)
+        elif state in ("failed", "expired"):
+            if store.settle_entry(conn, entry_id, "failed", failure=(result or state)[:100]):
+                store.shift_pending_counts(conn, cmd["meter_id"], cmd["counter"])
+    batch = cmd.get("batch_id") or ""
+    if batch.startswith("close-"):
+        from billing.accounts import closing_step
+        closing_step(ctx, conn, int(batch.split("-", 1)[1]), cmd, state, mailbox, now)
+
+
+def payload_of(cmd: dict) -> dict:
+    return json.loads(cmd["payload"]) if cmd.get("payload") else {}

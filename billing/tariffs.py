@@ -1,0 +1,243 @@
+"""Tariffs: flat, time-of-use (sharp/peak/flat/valley, at most 14 day segments) and monthly tiers (at most 4).
+
+A tariff is a name and a mode; its prices live in versions, each valid from a time and never
+rewritten. Meters are assigned a tariff (history in meter_tariff); pushing a tariff queues a
+SET_TARIFF command with the version in force to each of its meters, under one batch id.
+Prices are yuan per kWh with at most 4 decimals (the frame's unit is 1/10000 yuan).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import sqlalchemy as sa
+
+from billing.context import BillingContext
+from billing.errors import BillingError
+from storage import audit
+from storage import billing as store
+from storage.outbox import insert_command, meters_transaction, next_command_seq
+
+MODES = ("flat", "tou", "tiered")
+MODE_CODES = {"flat": 0, "tou": 1, "tiered": 2}
+PRICE_NAMES = ("sharp", "peak", "flat", "valley")
+MAX_SEGMENTS = 14
+MAX_TIERS = 4
+UNBOUNDED = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class TariffPrices:
+    """A validated version body."""
+    prices: tuple[Decimal, Decimal, Decimal, Decimal]            # sharp, peak, flat, valley (yuan/kWh)
+    segments: tuple[tuple[int, int], ...] = ()                  # (start minute of day, price index)
+    tiers: tuple[tuple[int | None, Decimal], ...] = ()          # (upper kWh per month, None = no limit; price)
+
+
+def _price(value, name: str) -> Decimal:
+    if isinstance(value, float) or isinstance(value, bool):
+        raise BillingError("price_invalid", name=name, value=value)
+    try:
+        d = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise BillingError("price_invalid", name=name, value=value) from None
+    if not d.is_finite() or d < 0 or d > Decimal("100") or d != d.quantize(Decimal("0.0001")):
+        raise BillingError("price_invalid", name=name, value=value)
+    return d.quantize(Decimal("0.0001"))
+
+
+def validate_prices(mode: str, prices: dict | None = None, segments=None, tiers=None) -> TariffPrices:
+    """Check a version body for its mode; BillingError names the first problem."""
+    if mode not in MODES:
+        raise BillingError("tariff_mode_invalid", mode=mode)
+    prices = dict(prices or {})
+    if mode == "flat":
+        if "flat" not in prices:
+            raise BillingError("price_invalid", name="flat", value="")
+        return TariffPrices((Decimal("0.0000"), Decimal("0.0000"), _price(prices["flat"], "flat"), Decimal("0.0000")))
+    if mode == "tou":
+        values = tuple(_price(prices.get(n, ""), n) for n in PRICE_NAMES)
+        segs = [tuple(s) for s in (segments or [])]
+        if not 1 <= len(segs) <= MAX_SEGMENTS:
+            raise BillingError("segments_invalid", count=len(segs), most=MAX_SEGMENTS)
+        previous = -1
+        out = []
+        for seg in segs:
+            if len(seg) != 2:
+                raise BillingError("segments_invalid", count=len(segs), most=MAX_SEGMENTS)
+            start, index = seg
+            if isinstance(start, str) and ":" in start:
+                hh, mm = start.split(":", 1)
+                start = int(hh) * 60 + int(mm) if hh.isdigit() and mm.isdigit() else -1
+            if not isinstance(start, int) or not 0 <= start < 1440 or start <= previous:
+                raise BillingError("segment_start_invalid", start=seg[0])
+            if isinstance(index, str):
+                index = PRICE_NAMES.index(index) if index in PRICE_NAMES else -1
+            if not isinstance(index, int) or not 0 <= index <= 3:
+                raise BillingError("segment_price_invalid", index=seg[1])
+            previous = start
+            out.append((start, index))
+        return TariffPrices(values, tuple(out))
+    rows = [tuple(t) for t in (tiers or [])]
+    if not 1 <= len(rows) <= MAX_TIERS:
+        raise BillingError("tiers_invalid", count=len(rows), most=MAX_TIERS)
+    previous = -1
+    out_tiers = []
+    for i, row in enumerate(rows):
+        if len(row) != 2:
+            raise BillingError("tiers_invalid", count=len(rows), most=MAX_TIERS)
+        bound, price = row
+        last = i == len(rows) - 1
+        if last:
+            if bound not in (None, "", UNBOUNDED):
+                raise BillingError("tier_last_unbounded")
+            bound = None
+        elif not isinstance(bound, int) or isinstance(bound, bool) or bound <= previous or bound <= 0:
+            raise BillingError("tier_bound_invalid", bound=bound)
+        else:
+            previous = bound
+        out_tiers.append((bound, _price(price, f"tier {i + 1}")))
+    first = out_tiers[0][1]
+    return TariffPrices((Decimal("0.0000"), Decimal("0.0000"), first, Decimal("0.0000")), (), tuple(out_tiers))
+
+
+def version_body(version: dict) -> TariffPrices:
+    segments = tuple(tuple(s) for s in json.loads(version["segments"] or "[]"))
+    tiers = tuple((b, Decimal(p)) for b, p in json.loads(version["tiers"] or "[]"))
+    prices = tuple(Decimal(version[f"price_{n}"]) for n in PRICE_NAMES)
+    return TariffPrices(prices, segments, tiers)  # type: ignore[arg-type]
+
+
+def wire_payload(mode: str, body: TariffPrices, version_id: int | None = None) -> dict:
+    """The SET_TARIFF command payload (JSON in the outbox): integer 1/10000 yuan, the dispatcher builds the bytes."""
+    units = [int(p * 10000) for p in body.prices]
+    return {"mode": MODE_CODES[mode], "prices": units, "segments": [list(s) for s in body.segments],
+            "tiers": [[UNBOUNDED if b is None else b, int(p * 10000)] for b, p in body.tiers],
+            "tariff_version_id": version_id}
+
+
+def _version_values(body: TariffPrices) -> dict:
+    return dict(price_sharp=body.prices[0], price_peak=body.prices[1], price_flat=body.prices[2],
+                price_valley=body.prices[3], segments=json.dumps([list(s) for s in body.segments]),
+                tiers=json.dumps([[b, str(p)] for b, p in body.tiers]))
+
+
+def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, prices: dict | None = None,
+                  segments=None, tiers=None, valid_from: dt.datetime | None = None) -> int:
+    """A new tariff with its version 1; returns the tariff id."""
+    name = " ".join(str(name or "").split())
+    if not name or len(name) > 100:
+        raise BillingError("tariff_name_invalid")
+    body = validate_prices(mode, prices, segments, tiers)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        if store.tariff_by_name(conn, name) is not None:
+            raise BillingError("tariff_name_taken", name=name)
+        tid = store.insert_tariff(conn, name=name, mode=mode, created_at=now, created_by=operator)
+        vid = store.insert_version(conn, tariff_id=tid, version_no=1, valid_from=valid_from or now, created_at=now,
+                                   created_by=operator, **_version_values(body))
+        audit.record(conn, operator=operator, action="billing.tariff_create", target=f"tariff:{tid}", ts=now,
+                     after={"name": name, "mode": mode, "version_id": vid, **wire_payload(mode, body, vid)})
+    return tid
+
+
+def add_tariff_version(ctx: BillingContext, tariff_id: int, operator: str, *, prices: dict | None = None,
+                       segments=None, tiers=None, valid_from: dt.datetime | None = None) -> int:
+    """A new version (the next number) valid from `valid_from` (default now); returns its id."""
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        t = store.tariff_by_id(conn, tariff_id)
+        if t is None:
+            raise BillingError("tariff_unknown", tariff=tariff_id)
+        body = validate_prices(t["mode"], prices, segments, tiers)
+        number = store.max_version_no(conn, tariff_id) + 1
+        vid = store.insert_version(conn, tariff_id=tariff_id, version_no=number, valid_from=valid_from or now,
+                                   created_at=now, created_by=operator, **_version_values(body))
+        audit.record(conn, operator=operator, action="billing.tariff_version", target=f"tariff:{tariff_id}", ts=now,
+                     after={"version_no": number, "valid_from": valid_from or now, **wire_payload(t["mode"], body, vid)})
+    return vid
+
+
+def tariff_list(ctx: BillingContext) -> list[dict]:
+    """Every tariff with its versions (bodies decoded), for the tariff page."""
+    with ctx.engine.connect() as conn:
+        versions = store.versions_of(conn)
+        out = []
+        for t in store.tariffs(conn):
+            vs = [{**v, "body": version_body(v)} for v in versions if v["tariff_id"] == t["id"]]
+            out.append({**t, "versions": vs})
+        return out
+
+
+def queue_tariff(conn: sa.Connection, meter_id: int, version: dict, operator: str, now: dt.datetime,
+                 batch_id: str | None) -> int:
+    t = store.tariff_by_id(conn, version["tariff_id"])
+    return insert_command(conn, meter_id=meter_id, kind="tariff",
+                          payload=wire_payload(t["mode"], version_body(version), version["id"]),
+                          counter=next_command_seq(conn, meter_id), operator=operator, now=now, batch_id=batch_id)
+
+
+def assign_tariff(ctx: BillingContext, meter_addresses: list[str], tariff_id: int, operator: str, *,
+                  push: bool = True) -> str | None:
+    """Bill these meters by another tariff from now on; with push, queue its SET_TARIFF (returns the batch id)."""
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        if store.tariff_by_id(conn, tariff_id) is None:
+            raise BillingError("tariff_unknown", tariff=tariff_id)
+        meters = []
+        for a in meter_addresses:
+            m = store.meter_by_address(conn, str(a).strip())
+            if m is None:
+                raise BillingError("meter_unknown", meter=a)
+            meters.append(m)
+    with ctx.engine.begin() as conn:
+        store.insert_meter_tariffs(conn, [dict(meter_id=m["id"], tariff_id=tariff_id, valid_from=now, operator=operator)
+                                          for m in meters])
+        audit.record(conn, operator=operator, action="billing.tariff_assign", target=f"tariff:{tariff_id}", ts=now,
+                     after={"meters": [m["address"] for m in meters]})
+    if not push:
+        return None
+    return push_tariff(ctx, tariff_id, operator, meter_addresses=[m["address"] for m in meters]).batch_id
+
+
+@dataclass(frozen=True)
+class PushResult:
+    batch_id: str
+    version_id: int
+    commands: int
+    meters: list[str]
+
+
+def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_addresses: list[str] | None = None,
+                version_id: int | None = None) -> PushResult:
+    """Queue SET_TARIFF (the version in force now, or `version_id`) to the given meters or every meter
+    on this tariff; one batch id for all."""
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        if store.tariff_by_id(conn, tariff_id) is None:
+            raise BillingError("tariff_unknown", tariff=tariff_id)
+        version = store.version_by_id(conn, version_id) if version_id else store.version_at(conn, tariff_id, now)
+        if version is None or version["tariff_id"] != tariff_id:
+            raise BillingError("tariff_not_in_force", tariff=tariff_id)
+        if meter_addresses is None:
+            ids = store.meters_on_tariff(conn, tariff_id, now)
+            meters = [store.meter_by_id(conn, i) for i in ids]
+        else:
+            meters = []
+            for a in meter_addresses:
+                m = store.meter_by_address(conn, str(a).strip())
+                if m is None:
+                    raise BillingError("meter_unknown", meter=a)
+                meters.append(m)
+    meters = [m for m in meters if m["status"] != "removed" and ctx.is_prepaid_profile(m["profile"])]
+    batch = f"tariff-{uuid.uuid4().hex[:12]}"
+    with meters_transaction(ctx.engine, [m["id"] for m in meters]) as conn:
+        for m in meters:
+            queue_tariff(conn, m["id"], version, operator, now, batch)
+        audit.record(conn, operator=operator, action="billing.tariff_push", target=f"tariff:{tariff_id}", ts=now,
+                     after={"batch_id": batch, "version_id": version["id"], "meters": len(meters)})
+    ctx.commands_queued()
+    return PushResult(batch, version["id"], len(meters), [m["address"] for m in meters])

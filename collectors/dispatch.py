@@ -1,0 +1,321 @@
+"""Command dispatch: queued outbox commands to the meters as secure frames, and the meters' answers back.
+
+Per meter, commands go strictly in the order they were queued; buses are served concurrently
+(one thread per bus endpoint, one meter after another on it). For each command:
+
+1. it is marked sent (attempts + 1) and committed *before* the frame goes out;
+2. the frame is built with the site master key and issued_at = now, and written to the mailbox;
+3. the answer is recorded in one transaction with whatever it settles (the on_settled hook:
+   billing confirms or fails the ledger entry there).
+
+A crash between 1 and 3 leaves the command "sent"; the next run sends it again with the same
+counter and amount, and the meter answers ALREADY_APPLIED if the first frame got through, so
+nothing is credited twice and nothing is lost. A sent money command is therefore never expired:
+it is resent until the meter gives a definite answer. A connect failure (the frame never left)
+puts the command back to queued.
+
+Outcomes: APPLIED / ALREADY_APPLIED -> acked; BAD_FRAME, INSUFFICIENT, INVALID_PAYLOAD, EXPIRED ->
+failed; COUNT_MISMATCH -> failed and a "count_mismatch" alarm for reconciliation; REPLAYED (not
+money) -> acked when the meter's sequence equals ours (our earlier send got through), else the
+command takes the sequence after the meter's and is retried. When a money command fails or
+expires, the queued money commands after it move down one count, so the meter still sees
+consecutive counts.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlalchemy as sa
+
+from collectors import secureframe as sf
+from collectors.commands import MailboxResult
+from collectors.modbus import FieldError, GatewayUnreachable
+from collectors.poller import FieldIO, PollTarget
+from storage.outbox import (
+    MONEY_KINDS, UNFINISHED, count_attempt, dispatch_targets, expire_stale, head_command, is_conflict,
+    meter_transaction, meters_with_work, open_alarm, set_command_state, shift_money_counters,
+)
+
+log = logging.getLogger(__name__)
+
+# The command state machine: a table of allowed moves.
+COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"sent", "expired"}),
+    "sent": frozenset({"sent", "queued", "acked", "failed", "expired"}),
+    "acked": frozenset(),
+    "failed": frozenset(),
+    "expired": frozenset(),
+}
+
+RELAY_KINDS = {"trip": sf.RelayAction.TRIP, "close": sf.RelayAction.CLOSE,
+               "keep_power": sf.RelayAction.KEEP_POWER_ON, "restore_prepaid": sf.RelayAction.KEEP_POWER_OFF}
+FAILED_RESULTS = frozenset({sf.Result.BAD_FRAME, sf.Result.INSUFFICIENT, sf.Result.INVALID_PAYLOAD,
+                            sf.Result.EXPIRED, sf.Result.COUNT_MISMATCH})
+MAX_REPLAY_RENUMBER = 3
+
+# (conn, command row, final state, result name, mailbox answer or None, now), inside the settling transaction
+SettleHook = Callable[[sa.Connection, dict, str, "str | None", "MailboxResult | None", dt.datetime], None]
+
+
+def can_move(old: str, new: str) -> bool:
+    return new in COMMAND_TRANSITIONS.get(old, frozenset())
+
+
+def command_frame(master_key: bytes, address: str, cmd: dict, issued_at: int) -> bytes:
+    """The secure frame of one outbox command (payload JSON in wire units)."""
+    kind, payload = cmd["kind"], json.loads(cmd["payload"] or "{}")
+    if kind == "recharge":
+        code, body = sf.Command.RECHARGE, sf.recharge_payload(int(payload["amount_fen"]))
+    elif kind == "refund":
+        code, body = sf.Command.REFUND, sf.refund_payload(int(payload["amount_fen"]))
+    elif kind == "tariff":
+        mode = int(payload["mode"])
+        if mode == sf.TariffMode.FLAT:
+            body = sf.tariff_flat_payload(int(payload["prices"][2]))
+        elif mode == sf.TariffMode.TIME_OF_USE:
+            body = sf.tariff_tou_payload([int(p) for p in payload["prices"]],
+                                         [(int(a), int(b)) for a, b in payload["segments"]])
+        else:
+            body = sf.tariff_tiered_payload([int(p) for p in payload["prices"]],
+                                            [(int(a), int(b)) for a, b in payload["tiers"]])
+        code = sf.Command.SET_TARIFF
+    elif kind == "limits":
+        code, body = sf.Command.SET_LIMITS, sf.limits_payload(
+            int(payload["alarm1_fen"]), int(payload["alarm2_fen"]), int(payload["overload_w"]),
+            int(payload["overdraft_fen"]))
+    elif kind in RELAY_KINDS:
+        code, body = sf.Command.RELAY, sf.relay_payload(int(RELAY_KINDS[kind]))
+    elif kind == "time_sync":
+        code, body = sf.Command.TIME_SYNC, sf.time_sync_payload(int(payload.get("unix", issued_at)))
+    else:
+        raise ValueError(f"unknown command kind {kind!r}")
+    return sf.encrypt_frame(master_key, address, code, int(cmd["counter"]), issued_at, body)
+
+
+@dataclass
+class DispatchSummary:
+    meters: int = 0
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    expired: int = 0
+    undelivered: int = 0   # connection refused: back to queued
+    unanswered: int = 0    # no answer after the write: stays sent, resent next time
+    results: dict[str, int] = field(default_factory=dict)
+
+
+class Dispatcher:
+    """Sends the outbox. run_once() is safe to call from any thread; one run at a time per process."""
+
+    def __init__(self, engine: sa.Engine, field_io: FieldIO, master_key: bytes,
+                 clock: Callable[[], dt.datetime], *, on_settled: SettleHook | None = None,
+                 expire_after: dt.timedelta = dt.timedelta(hours=24), send_timeout_s: float = 3.0,
+                 max_per_meter: int = 50, workers: int = 16, retry_interval_s: float = 30.0):
+        if len(master_key) != 24:
+            raise ValueError("the site master key must be 24 bytes")
+        self.engine = engine
+        self.field_io = field_io
+        self._key = bytes(master_key)
+        self.clock = clock
+        self.on_settled = on_settled
+        self.expire_after = expire_after
+        self.send_timeout_s = send_timeout_s
+        self.max_per_meter = max_per_meter
+        self.workers = workers
+        self.retry_interval_s = retry_interval_s
+        self._run_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return "Dispatcher(key=***)"
+
+    # -- background worker: wakes on kick() (after a sale) and every retry_interval_s
+    def start(self) -> "Dispatcher":
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="wattline-dispatch", daemon=True)
+            self._thread.start()
+        return self
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.retry_interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.run_once()
+            except Exception:  # the worker must outlive one bad run
+                log.exception("command dispatch failed")
+
+    # -- one run
+    def run_once(self, meter_ids: list[int] | None = None) -> DispatchSummary:
+        with self._run_lock:
+            summary = DispatchSummary()
+            self._expire(summary)
+            with self.engine.connect() as conn:
+                ids = meters_with_work(conn, meter_ids)
+                targets = dispatch_targets(conn, ids)
+            summary.meters = len(ids)
+            by_endpoint: dict[tuple, list[int]] = {}
+            for mid in ids:
+                t = targets.get(mid)
+                if t is not None:
+                    by_endpoint.setdefault((t["host"], t["port"]), []).append(mid)
+            lock = threading.Lock()
+
+            def bus(meters: list[int]) -> None:
+                for mid in meters:
+                    try:
+                        if not self._run_meter(targets[mid], summary, lock):
+                            return  # endpoint refused: the rest of this bus waits for the next run
+                    except Exception:
+                        log.exception("dispatch to meter %s failed", targets[mid]["meter_address"])
+
+            if len(by_endpoint) <= 1:
+                for meters in by_endpoint.values():
+                    bus(meters)
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(by_endpoint)),
+                                        thread_name_prefix="wattline-dispatch-bus") as pool:
+                    list(pool.map(bus, by_endpoint.values()))
+            if summary.sent:
+                log.info("dispatch: %d meters, %d sent, %d acked, %d failed, %d expired, %d undelivered",
+                         summary.meters, summary.sent, summary.acked, summary.failed, summary.expired,
+                         summary.undelivered)
+            return summary
+
+    def _run_meter(self, t: dict, summary: DispatchSummary, lock: threading.Lock) -> bool:
+        target = PollTarget(meter_id=t["meter_id"], meter_address=t["meter_address"], gateway=t["gateway"],
+                            host=t["host"], port=t["port"], framing=t["framing"], bus_no=t["bus_no"], unit=t["unit"],
+                            profile=t["profile"], timeout_s=t["timeout_s"], retries=t["retries"])
+        for _ in range(self.max_per_meter):
+            with self.engine.connect() as conn:
+                cmd = head_command(conn, t["meter_id"])
+            if cmd is None:
+                return True
+            outcome = self._send(cmd, target)
+            with lock:
+                summary.results[outcome] = summary.results.get(outcome, 0) + 1
+                if outcome != "moved":
+                    summary.sent += outcome != "undelivered"
+                if outcome in ("acked", "failed", "undelivered", "unanswered"):
+                    setattr(summary, outcome, getattr(summary, outcome) + 1)
+            if outcome == "undelivered":
+                return False
+            if outcome in ("unanswered", "retry_later"):
+                return True
+        return True
+
+    def _tx(self, meter_id: int, work: Callable[[sa.Connection], object]):
+        for attempt in range(8):
+            try:
+                with meter_transaction(self.engine, meter_id) as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if not is_conflict(exc) or attempt == 7:
+                    raise
+
+    def _send(self, cmd: dict, target: PollTarget) -> str:
+        now = self.clock()
+        if not self._tx(cmd["meter_id"], lambda conn: count_attempt(conn, cmd["id"], now)):
+            return "moved"
+        try:
+            issued_at = int(now.replace(tzinfo=dt.UTC).timestamp())
+            frame = command_frame(self._key, target.meter_address, cmd, issued_at)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("command %s cannot be framed: %s", cmd["id"], exc)
+            self._finish(cmd, "failed", "LOCAL_ERROR", None, str(exc))
+            return "failed"
+        try:
+            answer = self.field_io.send_frame(target, frame, self.send_timeout_s)
+        except GatewayUnreachable as exc:
+            if type(exc) is GatewayUnreachable:  # refused on connect: the frame never left
+                self._tx(cmd["meter_id"], lambda conn: set_command_state(
+                    conn, cmd["id"], ("sent",), "queued", error=str(exc)[:300]))
+                return "undelivered"
+            return self._unanswered(cmd, exc)
+        except (FieldError, TimeoutError, OSError) as exc:
+            return self._unanswered(cmd, exc)
+        return self._record(cmd, answer)
+
+    def _unanswered(self, cmd: dict, exc: BaseException) -> str:
+        from storage.schema import command
+        self._tx(cmd["meter_id"], lambda conn: conn.execute(
+            command.update().where(command.c.id == cmd["id"]).values(error=f"{type(exc).__name__}: {exc}"[:300])))
+        return "unanswered"
+
+    def _record(self, cmd: dict, answer: MailboxResult) -> str:
+        r = answer.result
+        money = cmd["kind"] in MONEY_KINDS
+        if r in (sf.Result.APPLIED, sf.Result.ALREADY_APPLIED):
+            return self._finish(cmd, "acked", r.name, answer)
+        if r == sf.Result.REPLAYED and not money:
+            if answer.command_seq == (cmd["counter"] & 0xFFFF):
+                return self._finish(cmd, "acked", r.name, answer)
+            if cmd["attempts"] < MAX_REPLAY_RENUMBER:
+                from storage.schema import command
+                self._tx(cmd["meter_id"], lambda conn: conn.execute(
+                    command.update().where(command.c.id == cmd["id"], command.c.state == "sent")
+                    .values(state="queued", counter=max(cmd["counter"], answer.command_seq) + 1,
+                            error=f"REPLAYED: meter sequence {answer.command_seq}")))
+                return "renumbered"
+            return self._finish(cmd, "failed", r.name, answer)
+        if r in FAILED_RESULTS:
+            return self._finish(cmd, "failed", r.name, answer)
+        return "unanswered"  # IDLE / BUSY after the wait: ask again next run
+
+    def _finish(self, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
+                error: str | None = None) -> str:
+        now = self.clock()
+
+        def work(conn: sa.Connection) -> str:
+            if not set_command_state(conn, cmd["id"], ("sent",), state, result=result, finished_at=now,
+                                     error=error):
+                return "moved"
+            if state in ("failed", "expired") and cmd["kind"] in MONEY_KINDS:
+                shift_money_counters(conn, cmd["meter_id"], cmd["counter"])
+            if result == "COUNT_MISMATCH":
+                open_alarm(conn, cmd["meter_id"], "count_mismatch", 2,
+                           f"meter refused purchase count {cmd['counter']} (its count: "
+                           f"{answer.purchase_count if answer else '?'}); reconcile the ledger", now)
+            if self.on_settled is not None:
+                self.on_settled(conn, cmd, state, result, answer, now)
+            return state
+        return self._tx(cmd["meter_id"], work)
+
+    def _expire(self, summary: DispatchSummary) -> None:
+        now = self.clock()
+        with self.engine.connect() as conn:
+            stale = expire_stale(conn, now - self.expire_after)
+        for cmd in stale:
+            def work(conn: sa.Connection, cmd=cmd) -> bool:
+                if not set_command_state(conn, cmd["id"], tuple(s for s in UNFINISHED if can_move(s, "expired")
+                                                                and (s == "queued" or cmd["kind"] not in MONEY_KINDS)),
+                                         "expired", finished_at=now, error="expired before the meter answered"):
+                    return False
+                if cmd["kind"] in MONEY_KINDS:
+                    shift_money_counters(conn, cmd["meter_id"], cmd["counter"])
+                if self.on_settled is not None:
+                    self.on_settled(conn, cmd, "expired", None, None, now)
+                return True
+            if self._tx(cmd["meter_id"], work):
+                summary.expired += 1

@@ -1,0 +1,130 @@
+"""The customer's self-service page at /c/<token>: reached from a QR code, no sign-in, read-only, phone-sized.
+
+The token (billing.qr) names an account or a meter and is signed; a forged or altered one gets a
+404 page and nothing else. The page shows per meter the balance, the last purchases and the
+daily use of the last 30 days, in English or Chinese (?lang=, else the browser's language).
+Plain server-rendered HTML with its own small stylesheet: it must load fast on a phone, offline.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Blueprint, Response, request
+from markupsafe import escape
+
+from billing import qr
+from billing.context import BillingContext
+from billing.errors import BillingError
+from billing.views import customer_view
+from dashboard.i18n import LANGUAGES, request_lang, t
+
+_CSS = """
+*{box-sizing:border-box}body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,"PingFang SC",
+"Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",sans-serif;background:#f3f5f7;color:#1d2733}
+main{max-width:480px;margin:0 auto;padding:12px}header{display:flex;justify-content:space-between;align-items:center}
+h1{font-size:1.25rem;margin:.4rem 0}a{color:#0b5ed7}.who{color:#5b6775;margin:.2rem 0 .8rem}
+section{background:#fff;border-radius:10px;padding:12px 14px;margin:0 0 12px;box-shadow:0 1px 2px #0001}
+.meter{color:#5b6775;font-size:.85rem}.balance{font-size:2rem;font-weight:600;margin:.2rem 0}
+.low{color:#c0392b}.muted{color:#5b6775;font-size:.8rem}table{width:100%;border-collapse:collapse;font-size:.9rem}
+td,th{padding:4px 2px;text-align:left;border-bottom:1px solid #eef0f2}td.r,th.r{text-align:right}
+h2{font-size:1rem;margin:.8rem 0 .3rem}svg{width:100%;height:auto;display:block}
+"""
+
+
+def _money(d: Decimal | None) -> str:
+    return "—" if d is None else f"¥{d:,.2f}"
+
+
+def _bars(daily: list[tuple], lang: str) -> str:
+    """30 bars of daily kWh as an inline SVG (no script, no external chart library)."""
+    values = [v for _, v in daily]
+    top = max(values) if values and max(values) > 0 else 1.0
+    w, h, gap = 300, 90, 2
+    bw = (w - gap * (len(values) - 1)) / max(len(values), 1)
+    bars = []
+    for i, (day, v) in enumerate(daily):
+        bh = 0 if v <= 0 else max(1.0, v / top * (h - 14))
+        x = i * (bw + gap)
+        bars.append(f'<rect x="{x:.1f}" y="{h - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="#3b82f6">'
+                    f'<title>{day:%m-%d}: {v:.2f} kWh</title></rect>')
+    label = escape(t("billing.customer.max_day", lang, kwh=f"{top:.1f}" if values else "0"))
+    return (f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{escape(t("billing.customer.daily", lang))}">'
+            f'<text x="0" y="10" font-size="9" fill="#5b6775">{label}</text>{"".join(bars)}</svg>')
+
+
+def _entry_row(e: dict, lang: str) -> str:
+    kind = escape(t("billing.kind." + e["kind"], lang))
+    state = escape(t("billing.customer.state." + e["state"], lang))
+    return (f'<tr><td>{e["at"]:%m-%d %H:%M}</td><td>{kind}</td><td class="r">{_money(e["amount"])}</td>'
+            f'<td>{state}</td></tr>')
+
+
+def render(view: dict, lang: str, token: str) -> str:
+    other = "zh" if lang == "en" else "en"
+    parts = [f'<header><h1>{escape(t("billing.customer.title", lang))}</h1>'
+             f'<a href="?lang={other}" id="lang-switch">{escape(t("lang.switch", lang))}</a></header>',
+             f'<p class="who">{escape(view["holder"])} · {escape(view["building"])} {escape(view["room"])}</p>']
+    if view["account_status"] not in (None, "open"):
+        parts.append(f'<section>{escape(t("billing.customer.closed", lang))}</section>')
+    for m in view["meters"]:
+        low = m["balance"] is not None and m["balance"] <= Decimal("20")
+        read_at = (escape(t("billing.customer.read_at", lang, time=f'{m["read_at"]:%Y-%m-%d %H:%M}'))
+                   if m["read_at"] else escape(t("billing.customer.never_read", lang)))
+        power = "" if m["relay_closed"] is None else escape(
+            t("billing.customer.power_on" if m["relay_closed"] else "billing.customer.power_off", lang))
+        rows = "".join(_entry_row(e, lang) for e in m["entries"])
+        total = sum(v for _, v in m["daily"])
+        parts.append(
+            f'<section class="meter-card"><div class="meter">{escape(t("billing.customer.meter", lang))} '
+            f'{escape(m["meter_address"])}</div>'
+            f'<div class="balance{" low" if low else ""}">{_money(m["balance"])}</div>'
+            f'<div class="muted">{read_at} {power}</div>'
+            f'<h2>{escape(t("billing.customer.purchases", lang))}</h2>'
+            + (f'<table><tbody>{rows}</tbody></table>' if rows else
+               f'<p class="muted">{escape(t("billing.customer.no_purchases", lang))}</p>')
+            + f'<h2>{escape(t("billing.customer.daily", lang))}</h2>{_bars(m["daily"], lang)}'
+            f'<p class="muted">{escape(t("billing.customer.total_30", lang, kwh=f"{total:.1f}"))}</p></section>')
+    parts.append(f'<p class="muted">{escape(t("billing.customer.footer", lang))}</p>')
+    return _page(lang, "".join(parts))
+
+
+def _page(lang: str, body: str) -> str:
+    return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="robots" content="noindex"><title>{escape(t("billing.customer.title", lang))}</title>'
+            f'<style>{_CSS}</style></head><body><main>{body}</main></body></html>')
+
+
+def customer_pages(ctx: BillingContext, qr_key: bytes) -> Blueprint:
+    bp = Blueprint("customer_pages", __name__)
+
+    def lang_of_request() -> str:
+        asked = request.args.get("lang")
+        return asked if asked in LANGUAGES else request_lang()
+
+    def refused(lang: str) -> Response:
+        body = f'<section><h1>{escape(t("billing.customer.bad_token", lang))}</h1></section>'
+        return Response(_page(lang, body), status=404, mimetype="text/html")
+
+    @bp.get("/c/<token>")
+    def customer_page(token: str):  # noqa: ANN202
+        lang = lang_of_request()
+        try:
+            subject = qr.verify(qr_key, token)
+            view = customer_view(ctx, subject.kind, subject.key)
+        except (qr.BadToken, BillingError):
+            return refused(lang)
+        resp = Response(render(view, lang, token), mimetype="text/html")
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        return resp
+
+    @bp.get("/c/<token>/qr.png")
+    def customer_qr(token: str):  # noqa: ANN202
+        try:
+            qr.verify(qr_key, token)
+        except qr.BadToken:
+            return refused(lang_of_request())
+        return Response(qr.png(qr.url(request.host_url, token)), mimetype="image/png")
+
+    return bp

@@ -1,4 +1,4 @@
-"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db."""
+"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db, user."""
 from __future__ import annotations
 
 import argparse
@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--operator", default=os.environ.get("USER", "cli"), help="name written to the operation log")
 
     sub.add_parser("init-db", help="create or upgrade the database schema")
+
+    u = sub.add_parser("user", help="operators who sign in to the dashboard: add, passwd, list")
+    usub = u.add_subparsers(dest="user_action", required=True, metavar="ACTION")
+    ua = usub.add_parser("add", help="add an operator (asks for the password twice)")
+    ua.add_argument("username")
+    ua.add_argument("--role", action="append", required=True, dest="roles",
+                    help="admin, manager, cashier, operator, analyst or worker; repeat for several")
+    ua.add_argument("--name", help="display name (default: the username)")
+    ua.add_argument("--language", choices=["en", "zh"], help="UI language (default: as the browser)")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    up = usub.add_parser("passwd", help="set an operator's password (also clears a login lockout)")
+    up.add_argument("username")
+    up.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    usub.add_parser("list", help="list operators, their roles and state")
     return p
 
 
@@ -104,6 +118,56 @@ def cmd_import(cfg, args) -> int:
     finally:
         dispose(engine)
     return 0
+
+
+def _read_new_password(from_stdin: bool) -> str:
+    import getpass
+
+    from core.operators import OperatorError, check_password_policy
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise OperatorError("passwords_differ")
+    check_password_policy(password)
+    return password
+
+
+def cmd_user(cfg, args) -> int:
+    from core.operators import Accounts, OperatorError
+    from dashboard.i18n import t
+    from storage.engine import dispose, open_engine
+    from storage.migrations import migrate
+    engine = open_engine(cfg.database_url)
+    by = f"cli:{os.environ.get('USER', 'unknown')}"
+    try:
+        migrate(engine)
+        accounts = Accounts(engine, clock=utcnow)
+        accounts.seed()
+        if args.user_action == "list":
+            rows = accounts.list_operators()
+            print(f"{'username':<20} {'roles':<32} {'active':<7} {'locked':<7} last sign-in (UTC)")
+            for r in rows:
+                last = r["last_login_at"].strftime("%Y-%m-%d %H:%M") if r["last_login_at"] else "-"
+                print(f"{r['username']:<20} {','.join(r['roles']):<32} {'yes' if r['active'] else 'no':<7} "
+                      f"{'yes' if r['locked'] else 'no':<7} {last}")
+            return 0
+        password = _read_new_password(args.password_stdin)
+        if args.user_action == "add":
+            # Whoever runs this on the server chose the password: no forced change at first sign-in.
+            op = accounts.add_operator(args.username, args.name, password, args.roles, language=args.language,
+                                       by=by, source="cli", must_change_password=False)
+            print(f"operator {op.username} added with roles {', '.join(op.roles)}")
+        else:
+            accounts.set_password(args.username, password, by=by, source="cli", must_change_password=False)
+            print(f"password of {args.username} set")
+        return 0
+    except OperatorError as exc:
+        print(f"error: {t(f'auth.error.{exc.key}', 'en', **exc.params)}", file=sys.stderr)
+        return 2
+    finally:
+        dispose(engine)
 
 
 def cmd_read_meter(cfg, args) -> int:
@@ -218,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_import(cfg, args)
         if cmd == "init-db":
             return cmd_init_db(cfg)
+        if cmd == "user":
+            return cmd_user(cfg, args)
         parser.error(f"unknown command {cmd}")
     except (ConfigError, KeyError_, StorageError, ProfileError, TopologyImportError, FieldError, DemoError,
             ValueError) as exc:

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from core.config import Config
-from core.keys import load_master_key
+from core.keys import load_master_key, load_secret
 
 log = logging.getLogger("wattline")
 
@@ -43,6 +43,8 @@ class Runtime:
         self.dash_app = None
         self.server = None
         self.demo_info: DemoInfo | None = None
+        self.accounts = None  # core.operators.Accounts: operators, roles, sign-in sessions
+        self.demo_operators: list[str] = []
         self._started_at = utcnow()
 
     # -----------------------------------------------------------------------------------------
@@ -59,6 +61,7 @@ class Runtime:
         self.master_key = load_master_key(cfg.master_key_file, cfg.master_key_env)
         self.engine = open_engine(cfg.database_url)
         migrate(self.engine)
+        self._start_accounts()
         self.profiles = ProfileRegistry(cfg.profile_dir)
         if self.demo:
             self._start_demo_site()
@@ -66,7 +69,24 @@ class Runtime:
         self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow)
         start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
         self.dash_app = create_app(self.health, services=self)
+        self._install_auth()
         return self
+
+    def _start_accounts(self) -> None:
+        """Permissions and roles seeded (idempotent); in the demo, one operator per role."""
+        from core.operators import Accounts, demo_password
+        self.accounts = Accounts(self.engine, clock=utcnow)
+        self.accounts.seed()
+        if self.demo:
+            self.demo_operators = self.accounts.ensure_demo_operators(demo_password())
+
+    def _install_auth(self) -> None:
+        """Sign-in on every page; the session key lives next to the master key (mode 0600)."""
+        from pathlib import Path
+
+        from dashboard.auth import install_auth
+        key_file = Path(self.cfg.master_key_file).with_name("session.key")
+        install_auth(self.dash_app, self.accounts, load_secret(key_file))
 
     def _start_demo_site(self) -> None:
         from collectors.topology_import import import_topology
@@ -157,6 +177,13 @@ class Runtime:
                        else "history kept from the last run")
             print(f"Demo site: {i.buildings} buildings, {i.meters} meters on the simulator "
                   f"(ports from {self.cfg.demo.base_port}); {history}", flush=True)
+        if self.demo_operators:
+            from core.operators import demo_password
+            print(f"Demo operators (one per role): {', '.join(self.demo_operators)}; password: {demo_password()}",
+                  flush=True)
+        elif self.accounts is not None and not self.accounts.has_operators():
+            print("No operator exists yet: run `python app.py user add admin --role admin` first, "
+                  "then sign in at /login", flush=True)
         print(f"Wattline is serving on {url} (health: {url}/healthz)", flush=True)
         server.run()
 
@@ -188,5 +215,6 @@ class Runtime:
             dispose(self.engine)
         # Drop every reference to the database and the app, so nothing outlives the runtime.
         self.engine = self.collector = self.dash_app = self.server = self.field_io = self.field_thread = None
+        self.accounts = None
         self._web_thread = None
 

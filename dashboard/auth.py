@@ -1,0 +1,381 @@
+"""Sign-in for the dashboard: Flask-Login sessions over core.operators, the /login page, a guard on
+every route that is not public, and server-side permission checks for Dash callbacks.
+
+Pages register each callback that changes state (or hands out data) with `guarded_callback`
+instead of `dash.callback`:
+
+    @guarded_callback("billing.sell", "sale.create",
+                      Output("sell-result", "children"), Input("sell-button", "n_clicks"),
+                      State("sell-amount", "value"), prevent_initial_call=True)
+    def sell(n_clicks, amount): ...
+
+The permission is checked on the server before Dash runs the function: a request from an operator
+without it is answered 403 (JSON: error, permission, callback, message in the operator's
+language), the function never runs, and the refusal is written to the operation log as
+`permission.denied`. `GUARDED_CALLBACKS` lists every such callback by name, so tests can call each
+one as each role. Code that is not a callback (a Flask route, a helper) calls `require(permission)`.
+
+Public routes (no sign-in): the set in `app.server.config["WATTLINE_PUBLIC_ROUTES"]`; an entry
+ending in "/" is a prefix, any other an exact path. Later features add theirs, e.g.
+`app.server.config["WATTLINE_PUBLIC_ROUTES"].add("/api/v1/")` for a route with its own token auth.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import quote, urlsplit
+
+import dash
+import dash_bootstrap_components as dbc
+from flask import Flask, Response, current_app, redirect, request, session
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from markupsafe import escape
+
+from core.operators import Accounts, LoginRefused, Operator
+from dashboard.i18n import COOKIE, request_lang, t
+
+PUBLIC_ROUTES = "WATTLINE_PUBLIC_ROUTES"
+ACCOUNTS = "WATTLINE_ACCOUNTS"
+DEFAULT_PUBLIC_ROUTES = frozenset({
+    "/_dash-component-suites/", "/assets/", "/_favicon.ico",  # static files Dash serves
+    "/login", "/logout", "/healthz", "/lang/",
+})
+JSON_PREFIXES = ("/_", "/api/")  # Dash's XHR routes and the API answer 401 JSON, never a redirect
+UPDATE_COMPONENT = "/_dash-update-component"
+
+
+# --- the callback registry ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class GuardedCallback:
+    name: str                 # stable, e.g. "admin.users.add"
+    permission: str | None    # None: any signed-in operator (e.g. changing one's own password)
+    output: str               # Dash's callback id: the "output" of a /_dash-update-component body
+    changes_state: bool       # False for callbacks that only hand out data (queries, exports)
+    module: str
+
+
+GUARDED_CALLBACKS: dict[str, GuardedCallback] = {}
+_BY_OUTPUT: dict[str, GuardedCallback] = {}
+
+
+class PermissionDenied(Exception):
+    def __init__(self, permission: str | None, target: str):
+        self.permission = permission
+        self.target = target
+        super().__init__(f"{target} needs {permission}")
+
+
+def guarded_callback(name: str, permission: str | None, *args, changes_state: bool = True, **kwargs):
+    """`dash.callback` that runs only for a signed-in operator holding `permission` (see the module
+    docstring). Re-registering a name (Dash re-imports page modules per app) replaces the entry."""
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def checked(*a, **kw):
+            require(permission, f"callback {name}")  # second line of defence behind the guard
+            return func(*a, **kw)
+
+        dash.callback(*args, **kwargs)(checked)
+        entry = GuardedCallback(name, permission, _callback_id(args, kwargs), changes_state, func.__module__)
+        old = GUARDED_CALLBACKS.get(name)
+        if old is not None:
+            _BY_OUTPUT.pop(old.output, None)
+        GUARDED_CALLBACKS[name] = entry
+        _BY_OUTPUT[entry.output] = entry
+        return func
+    return decorate
+
+
+def _callback_id(args: tuple, kwargs: dict) -> str:
+    """The id Dash gives the callback (the `output` field of its update request)."""
+    from dash._grouping import flatten_grouping
+    from dash._utils import create_callback_id
+    from dash.dependencies import Output, handle_grouped_callback_args
+    output, inputs, _state, _indices, _initial = handle_grouped_callback_args(args, dict(kwargs))
+    if isinstance(output, Output):
+        return create_callback_id(output, inputs)
+    flat = flatten_grouping(output)
+    return create_callback_id(flat, inputs, no_output=not flat)
+
+
+# --- who is signed in ----------------------------------------------------------------------------
+class SessionUser(UserMixin):
+    """Flask-Login's user: the operator behind one session token (the id kept in the cookie)."""
+
+    def __init__(self, op: Operator, token: str):
+        self.op = op
+        self.token = token
+
+    def get_id(self) -> str:
+        return self.token
+
+    @property
+    def is_active(self) -> bool:
+        return self.op.active
+
+    @property
+    def language(self) -> str | None:  # read by dashboard.i18n.request_lang
+        return self.op.language
+
+
+def _auth_installed() -> bool:
+    return hasattr(current_app, "login_manager")
+
+
+def signed_in() -> Operator | None:
+    """The signed-in operator of this request, or None."""
+    if not _auth_installed():
+        return None
+    user = current_user
+    return user.op if user and user.is_authenticated else None
+
+
+def allowed(permission: str | None) -> bool:
+    """May the signed-in operator do `permission`? (Without auth installed: yes, as before.)"""
+    if not _auth_installed():
+        return True
+    op = signed_in()
+    return op is not None and op.may(permission)
+
+
+def current_user_name() -> str | None:
+    op = signed_in()
+    return op.display_name if op else None
+
+
+def session_token() -> str | None:
+    """The signed-in browser's session token (to keep it when the operator changes the password)."""
+    return current_user.token if signed_in() is not None else None
+
+
+def source_address() -> str | None:
+    return request.remote_addr
+
+
+def accounts() -> Accounts:
+    return current_app.config[ACCOUNTS]
+
+
+def require(permission: str | None, target: str) -> Operator:
+    """The signed-in operator if they may do `permission`; else the refusal is logged and
+    PermissionDenied raised (answered 403 JSON)."""
+    op = signed_in()
+    if op is not None and op.may(permission):
+        return op
+    if _auth_installed():
+        accounts().record_denied(op.username if op else "-", permission, target, source_address())
+    raise PermissionDenied(permission, target)
+
+
+def forbidden_page(permission: str | None, lang: str):
+    """What a page shows to an operator who may not open it (None: they may)."""
+    if allowed(permission):
+        return None
+    return dbc.Container(dbc.Alert(t("auth.forbidden_page", lang), color="warning"), id="forbidden-page")
+
+
+# --- installing it on the app --------------------------------------------------------------------
+def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secure_cookies: bool = False) -> None:
+    """Sign-in, the route guard and the language hook on `app`'s Flask server."""
+    import dashboard.app as dash_app_module
+
+    server: Flask = app.server
+    server.secret_key = secret_key
+    server.config.update(
+        SESSION_COOKIE_NAME="wattline_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies, REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=secure_cookies,
+    )
+    server.config[ACCOUNTS] = accounts_
+    server.config.setdefault(PUBLIC_ROUTES, set()).update(DEFAULT_PUBLIC_ROUTES)
+    server.config.setdefault("WATTLINE_ON_LANGUAGE", []).append(_save_language)
+
+    manager = LoginManager()
+    manager.init_app(server)
+
+    @manager.user_loader
+    def load_user(token: str):  # noqa: ANN202
+        op = accounts_.session_operator(token)
+        return SessionUser(op, token) if op else None
+
+    server.before_request(_guard)
+    server.register_error_handler(PermissionDenied, _denied_response)
+    server.add_url_rule("/login", "wattline_login", _login, methods=["GET", "POST"])
+    server.add_url_rule("/logout", "wattline_logout", _logout, methods=["GET", "POST"])
+
+    dash_app_module.current_user_name = current_user_name
+    dash_app_module.allowed = allowed
+
+
+def is_public(path: str) -> bool:
+    for route in current_app.config.get(PUBLIC_ROUTES, DEFAULT_PUBLIC_ROUTES):
+        if path == route or (route.endswith("/") and path.startswith(route)):
+            return True
+    return False
+
+
+def _wants_json(path: str) -> bool:
+    return path.startswith(JSON_PREFIXES) or request.accept_mimetypes.best == "application/json"
+
+
+def _json(status: int, **body) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _guard():  # noqa: ANN202
+    path = request.path
+    if is_public(path):
+        return None
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin():
+        return _json(403, error="cross_origin", message=t("auth.cross_origin", request_lang()))
+    op = signed_in()
+    if op is None:
+        if _wants_json(path):
+            return _json(401, error="login_required", message=t("auth.login_required", request_lang()), login="/login")
+        return redirect("/login?next=" + quote(_this_target(), safe="/?=&"))
+    if op.must_change_password and not _wants_json(path) and path != "/account":
+        return redirect("/account")
+    if path == UPDATE_COMPONENT and request.method == "POST":
+        body = request.get_json(silent=True) or {}
+        entry = _BY_OUTPUT.get(body.get("output"))
+        if entry is not None and not op.may(entry.permission):
+            accounts().record_denied(op.username, entry.permission, f"callback {entry.name}", source_address())
+            return _denied_response(PermissionDenied(entry.permission, f"callback {entry.name}"), entry.name)
+    return None
+
+
+def _denied_response(exc: PermissionDenied, name: str | None = None) -> Response:
+    lang = request_lang()
+    return _json(403, error="forbidden", permission=exc.permission,
+                 callback=name or exc.target.removeprefix("callback "),
+                 message=t("auth.denied", lang, permission=exc.permission or "-"))
+
+
+def _same_origin() -> bool:
+    origin = request.headers.get("Origin")
+    return not origin or urlsplit(origin).netloc == request.host
+
+
+def _this_target() -> str:
+    return request.full_path.rstrip("?") if request.query_string else request.path
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site, and never back to the login or logout page."""
+    if not target or not target.startswith("/") or target.startswith("//") or target.startswith("/\\"):
+        return "/"
+    if urlsplit(target).path in ("/login", "/logout"):
+        return "/"
+    return target
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def _csrf_ok(sent: str | None) -> bool:
+    token = session.get("csrf")
+    return bool(token and sent and hmac.compare_digest(token, sent))
+
+
+# --- /login and /logout --------------------------------------------------------------------------
+def _login():  # noqa: ANN202
+    lang = request_lang()
+    if request.method == "GET":
+        if signed_in() is not None:
+            return redirect(_safe_next(request.args.get("next")))
+        notice = t("auth.logged_out", lang) if request.args.get("bye") else None
+        return _login_page(lang, request.args.get("next"), notice=notice)
+    next_target = request.form.get("next")
+    username = request.form.get("username", "")
+    if not _csrf_ok(request.form.get("csrf_token")):
+        return _login_page(lang, next_target, error=t("auth.csrf", lang), username=username, status=400)
+    service = accounts()
+    try:
+        op = service.authenticate(username, request.form.get("password", ""), source_address())
+    except LoginRefused as exc:
+        return _login_page(lang, next_target, error=t(f"auth.error.{exc.key}", lang, **exc.params),
+                           username=username, status=401)
+    token = service.start_session(op, source_address())
+    session.clear()  # a fresh session (and CSRF token) for the signed-in operator
+    login_user(SessionUser(op, token))
+    resp = redirect("/account" if op.must_change_password else _safe_next(next_target))
+    if op.language:
+        # The operator's saved language wins over what this browser showed before.
+        resp.set_cookie(COOKIE, op.language, max_age=365 * 86400, httponly=True, samesite="Lax")
+    else:
+        service.set_language(op, lang, source_address())
+    return resp
+
+
+def _logout():  # noqa: ANN202
+    if _auth_installed() and current_user.is_authenticated:
+        accounts().end_session(current_user.token, current_user.op, source_address())
+    logout_user()
+    session.clear()
+    return redirect("/login?bye=1")
+
+
+def _save_language(code: str) -> None:
+    """WATTLINE_ON_LANGUAGE hook: the signed-in operator's choice is kept on the operator."""
+    op = signed_in()
+    if op is not None:
+        accounts().set_language(op, code, source_address())
+
+
+def _login_page(lang: str, next_target: str | None, *, error: str | None = None, notice: str | None = None,
+                username: str = "", status: int = 200) -> Response:
+    other = "zh" if lang == "en" else "en"
+    messages = []
+    if not accounts().has_operators():
+        messages.append(f'<div class="alert alert-warning" id="login-no-operator">{escape(t("auth.no_operator", lang))}'
+                        f'<pre class="mb-0 mt-2"><code>python app.py user add admin --role admin</code></pre></div>')
+    if notice:
+        messages.append(f'<div class="alert alert-info" id="login-notice">{escape(notice)}</div>')
+    if error:
+        messages.append(f'<div class="alert alert-danger" role="alert" id="login-error">{escape(error)}</div>')
+    html = f"""<!DOCTYPE html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}">
+<head>
+<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(t("auth.login_title", lang))} · {escape(t("app.title", lang))}</title>
+<link rel="stylesheet" href="/assets/vendor/bootstrap/bootstrap.min.css">
+<link rel="stylesheet" href="/assets/wattline.css">
+</head>
+<body class="bg-light">
+<main class="container" style="max-width: 26rem; padding-top: 10vh">
+  <div class="d-flex justify-content-between align-items-baseline mb-3">
+    <h1 class="h4 mb-0">{escape(t("app.title", lang))}</h1>
+    <a href="/lang/{other}?next=/login" id="lang-switch">{escape(t("lang.switch", lang))}</a>
+  </div>
+  <div class="card shadow-sm"><div class="card-body">
+    <h2 class="h5 card-title mb-3">{escape(t("auth.login_title", lang))}</h2>
+    {''.join(messages)}
+    <form method="post" action="/login" id="login-form">
+      <input type="hidden" name="csrf_token" value="{escape(_csrf_token())}">
+      <input type="hidden" name="next" value="{escape(_safe_next(next_target))}">
+      <div class="mb-3">
+        <label class="form-label" for="login-username">{escape(t("auth.username", lang))}</label>
+        <input class="form-control" id="login-username" name="username" value="{escape(username)}"
+               autocomplete="username" autofocus required>
+      </div>
+      <div class="mb-3">
+        <label class="form-label" for="login-password">{escape(t("auth.password", lang))}</label>
+        <input class="form-control" id="login-password" name="password" type="password"
+               autocomplete="current-password" required>
+      </div>
+      <button class="btn btn-primary w-100" type="submit" id="login-submit">{escape(t("auth.submit", lang))}</button>
+    </form>
+  </div></div>
+</main>
+</body>
+</html>"""
+    resp = Response(html, status=status, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,40 @@
+"""My account (/account): who I am, my roles, change my password (any signed-in operator)."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, no_update
+from dash.exceptions import PreventUpdate
+
+from core.operators import OperatorError
+from dashboard.auth import accounts, forbidden_page, guarded_callback, session_token, signed_in, source_address
+from dashboard.components.admin import (ACCOUNT_CONFIRM, ACCOUNT_CURRENT, ACCOUNT_NEW, ACCOUNT_RESULT, ACCOUNT_SAVE,
+                                        account_page, alert, password_changed)
+from dashboard.i18n import request_lang, t
+
+dash.register_page(__name__, path="/account", title="Wattline", name="account")
+
+
+def layout(**_query):
+    lang = request_lang()
+    op = signed_in()
+    if op is None:
+        return forbidden_page("-", lang)
+    return account_page(op, lang)
+
+
+@guarded_callback("account.change_password", None,
+                  Output(ACCOUNT_RESULT, "children"), Output(ACCOUNT_CURRENT, "value"),
+                  Output(ACCOUNT_NEW, "value"), Output(ACCOUNT_CONFIRM, "value"),
+                  Input(ACCOUNT_SAVE, "n_clicks"),
+                  State(ACCOUNT_CURRENT, "value"), State(ACCOUNT_NEW, "value"), State(ACCOUNT_CONFIRM, "value"),
+                  prevent_initial_call=True)
+def change_password(n_clicks, current, new, confirm):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    try:
+        accounts().change_password(signed_in(), current or "", new or "", confirm or "", source_address(),
+                                   keep_session=session_token())
+    except OperatorError as exc:
+        return alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), no_update, "", ""
+    return password_changed(lang), "", "", ""

@@ -1,0 +1,116 @@
+"""Operators (/admin/users, 操作员管理): list, add, deactivate, reset a password, assign roles (user.manage)."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, callback, ctx, no_update
+from dash.exceptions import PreventUpdate
+
+from core.operators import OperatorError
+from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.admin import (NEW_LANGUAGE, NEW_NAME, NEW_PASSWORD, NEW_ROLES, NEW_USERNAME, USERS_ACTIVATE,
+                                        USERS_ADD, USERS_DEACTIVATE, USERS_GRID, USERS_RESET, USERS_RESULT,
+                                        USERS_ROLES, USERS_SET_ROLES, USERS_TEMP_PASSWORD, alert, operator_rows,
+                                        users_page)
+from dashboard.i18n import request_lang, t
+
+PERMISSION = "user.manage"
+dash.register_page(__name__, path="/admin/users", title="Wattline", name="admin-users")
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(PERMISSION, lang)
+    if denied is not None:
+        return denied
+    service = accounts()
+    return users_page(service.list_operators(), sorted(service.role_matrix()), lang)
+
+
+def _selected(rows) -> str:
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict) and isinstance(rows[0].get("username"), str):
+        return rows[0]["username"]
+    raise OperatorError("select_operator")
+
+
+def _run(action, done_key: str, **fmt):
+    """Run one change; answer (message, fresh rows). A refused change writes nothing."""
+    lang = request_lang()
+    try:
+        action()
+    except OperatorError as exc:
+        return alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), no_update
+    return alert(t(done_key, lang, **fmt), True), operator_rows(accounts().list_operators(), lang)
+
+
+def _outputs(*extra):
+    return [Output(USERS_RESULT, "children", allow_duplicate=True),
+            Output(USERS_GRID, "rowData", allow_duplicate=True), *extra]
+
+
+@guarded_callback("admin.users.add", PERMISSION, *_outputs(Output(NEW_PASSWORD, "value")),
+                  Input(USERS_ADD, "n_clicks"), State(NEW_USERNAME, "value"), State(NEW_NAME, "value"),
+                  State(NEW_PASSWORD, "value"), State(NEW_ROLES, "value"), State(NEW_LANGUAGE, "value"),
+                  prevent_initial_call=True)
+def add_operator(n_clicks, username, display_name, password, roles, language):
+    if not n_clicks:
+        raise PreventUpdate
+    username = (username or "").strip()
+    message, rows = _run(lambda: accounts().add_operator(
+        username, display_name, password or "", roles if isinstance(roles, list) else [],
+        language=language or None, by=signed_in().username, source=source_address()),
+        "admin.added", username=username)
+    return message, rows, ""
+
+
+@guarded_callback("admin.users.set_active", PERMISSION, *_outputs(),
+                  Input(USERS_DEACTIVATE, "n_clicks"), Input(USERS_ACTIVATE, "n_clicks"),
+                  State(USERS_GRID, "selectedRows"), prevent_initial_call=True)
+def set_active(_deactivate, _activate, rows):
+    active = ctx.triggered_id == USERS_ACTIVATE
+    if ctx.triggered_id not in (USERS_ACTIVATE, USERS_DEACTIVATE):
+        raise PreventUpdate
+    try:
+        username = _selected(rows)
+    except OperatorError as exc:
+        return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update
+    return _run(lambda: accounts().set_active(username, active, by=signed_in().username, source=source_address()),
+                "admin.activated" if active else "admin.deactivated", username=username)
+
+
+@guarded_callback("admin.users.reset_password", PERMISSION, *_outputs(Output(USERS_TEMP_PASSWORD, "value")),
+                  Input(USERS_RESET, "n_clicks"), State(USERS_GRID, "selectedRows"),
+                  State(USERS_TEMP_PASSWORD, "value"), prevent_initial_call=True)
+def reset_password(n_clicks, rows, password):
+    if not n_clicks:
+        raise PreventUpdate
+    try:
+        username = _selected(rows)
+    except OperatorError as exc:
+        return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update, no_update
+    message, fresh = _run(lambda: accounts().set_password(username, password or "", by=signed_in().username,
+                                                          source=source_address(), must_change_password=True),
+                          "admin.reset_done", username=username)
+    return message, fresh, ""
+
+
+@guarded_callback("admin.users.set_roles", PERMISSION, *_outputs(),
+                  Input(USERS_SET_ROLES, "n_clicks"), State(USERS_GRID, "selectedRows"), State(USERS_ROLES, "value"),
+                  prevent_initial_call=True)
+def set_roles(n_clicks, rows, roles):
+    if not n_clicks:
+        raise PreventUpdate
+    try:
+        username = _selected(rows)
+    except OperatorError as exc:
+        return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update
+    return _run(lambda: accounts().set_roles(username, roles if isinstance(roles, list) else [],
+                                             by=signed_in().username, source=source_address()),
+                "admin.roles_saved", username=username)
+
+
+@callback(Output(USERS_ROLES, "value"), Input(USERS_GRID, "selectedRows"), prevent_initial_call=True)
+def show_roles_of_selected(rows):
+    """Reads nothing stored: shows the roles of the row the browser selected."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+        return [r for r in rows[0].get("role_names") or [] if isinstance(r, str)]
+    return []

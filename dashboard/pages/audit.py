@@ -1,0 +1,68 @@
+"""Operation log (/audit, 操作日志): query by operator, action and time, and export to Excel what the
+query shows. Both need audit.view: whoever may read the log may take it away (report.export governs
+the reports); the export itself is logged."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, dcc, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.admin import alert
+from dashboard.components.audit_log import (AUDIT_ACTION, AUDIT_APPLIED, AUDIT_COUNT, AUDIT_DOWNLOAD, AUDIT_EXPORT,
+                                            AUDIT_GRID, AUDIT_OPERATOR, AUDIT_RESULT, AUDIT_SEARCH, AUDIT_SINCE,
+                                            AUDIT_UNTIL, BadFilter, audit_page, grid_rows, parse_filters, query_args,
+                                            workbook)
+from dashboard.i18n import request_lang, t
+
+VIEW = "audit.view"
+dash.register_page(__name__, path="/audit", title="Wattline", name="audit")
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(VIEW, lang)
+    if denied is not None:
+        return denied
+    service = accounts()
+    operators, actions = service.operation_log_choices()
+    return audit_page(service.operation_log(), operators, actions, lang)
+
+
+@guarded_callback("audit.query", VIEW,
+                  Output(AUDIT_GRID, "rowData"), Output(AUDIT_COUNT, "children"), Output(AUDIT_APPLIED, "data"),
+                  Output(AUDIT_RESULT, "children"),
+                  Input(AUDIT_SEARCH, "n_clicks"), State(AUDIT_OPERATOR, "value"), State(AUDIT_ACTION, "value"),
+                  State(AUDIT_SINCE, "value"), State(AUDIT_UNTIL, "value"),
+                  changes_state=False, prevent_initial_call=True)
+def query(n_clicks, operator, action, since, until):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    try:
+        filters = parse_filters(operator, action, since, until)
+        entries = accounts().operation_log(**query_args(filters))
+    except BadFilter as exc:
+        return no_update, no_update, no_update, alert(t("audit.bad_time", lang, value=str(exc)), False)
+    return grid_rows(entries), t("audit.count", lang, n=len(entries)), filters, None
+
+
+@guarded_callback("audit.export", VIEW,
+                  Output(AUDIT_DOWNLOAD, "data"), Input(AUDIT_EXPORT, "n_clicks"), State(AUDIT_APPLIED, "data"),
+                  changes_state=False, prevent_initial_call=True)
+def export(n_clicks, filters):
+    if not n_clicks:
+        raise PreventUpdate
+    op = signed_in()
+    lang = request_lang()
+    try:
+        args = query_args(filters if isinstance(filters, dict) else None)
+    except BadFilter:
+        raise PreventUpdate from None
+    service = accounts()
+    entries = service.operation_log(**args)
+    applied = {k: (v.isoformat(timespec="minutes") if hasattr(v, "isoformat") else v) for k, v in args.items()}
+    service.record(op.username, "audit.export", "operation log", source_address(),
+                   after={"filters": applied, "rows": len(entries)})
+    stamp = service.clock().strftime("%Y%m%d-%H%M")
+    return dcc.send_bytes(workbook(entries, applied, lang), f"{t('audit.filename', lang)}-{stamp}.xlsx")

@@ -1,0 +1,174 @@
+"""A small HTTP client for tests against a running Runtime: cookies, the login form, Dash callbacks.
+
+    client = WebClient(f"http://127.0.0.1:{rt.cfg.port}")
+    client.login("admin", DEMO_PASSWORD)
+    status, body = client.callback("admin.users.add", {"users-new-username.value": "eve", ...})
+
+`callback` finds the callback's spec in /_dash-dependencies by the id in
+dashboard.auth.GUARDED_CALLBACKS (or a raw Dash output id) and posts the body the browser would."""
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+DEMO_PASSWORD_DEFAULT = "wattline-demo"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return None
+
+
+class Response:
+    def __init__(self, status: int, headers, body: bytes, url: str):
+        self.status, self.headers, self.body, self.url = status, headers, body, url
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def location(self) -> str | None:
+        return self.headers.get("Location")
+
+
+class WebClient:
+    def __init__(self, base: str):
+        self.base = base.rstrip("/")
+        self.jar = http.cookiejar.CookieJar()
+        cookies = urllib.request.HTTPCookieProcessor(self.jar)
+        self._follow = urllib.request.build_opener(cookies)
+        self._stay = urllib.request.build_opener(cookies, _NoRedirect())
+        self._deps: list[dict] | None = None
+
+    # --- plain HTTP ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, data: bytes | None = None, headers: dict | None = None,
+                follow: bool = True) -> Response:
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        opener = self._follow if follow else self._stay
+        try:
+            with opener.open(req, timeout=30) as r:
+                return Response(r.status, r.headers, r.read(), r.url)
+        except urllib.error.HTTPError as e:
+            return Response(e.code, e.headers, e.read(), e.url)
+
+    def get(self, path: str, follow: bool = True, **kw) -> Response:
+        return self.request("GET", path, follow=follow, **kw)
+
+    def post_json(self, path: str, body: Any) -> Response:
+        return self.request("POST", path, data=json.dumps(body).encode(),
+                            headers={"Content-Type": "application/json", "Accept": "application/json"})
+
+    def post_form(self, path: str, fields: dict, follow: bool = False) -> Response:
+        return self.request("POST", path, data=urllib.parse.urlencode(fields).encode(),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"}, follow=follow)
+
+    def cookie(self, name: str) -> http.cookiejar.Cookie | None:
+        return next((c for c in self.jar if c.name == name), None)
+
+    # --- signing in -----------------------------------------------------------------------------
+    def csrf_token(self) -> str:
+        page = self.get("/login").text
+        m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert m, "no CSRF token on /login"
+        return m.group(1)
+
+    def login(self, username: str, password: str, next_path: str = "/") -> Response:
+        """Post the login form; returns the answer (a 302 on success, the form again otherwise)."""
+        token = self.csrf_token()
+        return self.post_form("/login", {"csrf_token": token, "username": username, "password": password,
+                                         "next": next_path})
+
+    def logout(self) -> Response:
+        return self.get("/logout", follow=False)
+
+    # --- Dash callbacks ---------------------------------------------------------------------------
+    def dependencies(self) -> list[dict]:
+        if self._deps is None:
+            r = self.get("/_dash-dependencies")
+            assert r.status == 200, (r.status, r.text[:200])
+            self._deps = r.json()
+        return self._deps
+
+    def callback_spec(self, output: str) -> dict:
+        for spec in self.dependencies():
+            if spec["output"] == output:
+                return spec
+        raise KeyError(f"no callback with output {output!r} in /_dash-dependencies")
+
+    def callback(self, name_or_output: str, values: dict[str, Any] | None = None,
+                 changed: list[str] | None = None) -> Response:
+        """Call one callback as the browser would. `values` maps "id.property" to the value of each
+        input and state (missing ones are None); `changed` defaults to the first input."""
+        from dashboard.auth import GUARDED_CALLBACKS
+        output = GUARDED_CALLBACKS[name_or_output].output if name_or_output in GUARDED_CALLBACKS else name_or_output
+        spec = self.callback_spec(output)
+        return self.post_json("/_dash-update-component", callback_body(spec, values or {}, changed))
+
+
+def _outputs(output: str) -> list[dict] | dict:
+    def one(part: str) -> dict:
+        ident, prop = part.rsplit(".", 1)
+        return {"id": ident.replace("\\.", "."), "property": prop.split("@", 1)[0]}
+
+    if output.startswith("..") and output.endswith(".."):
+        return [one(p) for p in output[2:-2].split("...")]
+    return one(output)
+
+
+def callback_body(spec: dict, values: dict[str, Any], changed: list[str] | None = None) -> dict:
+    def dep(d: dict) -> dict:
+        return {"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
+
+    inputs = [dep(d) for d in spec["inputs"]]
+    if changed is None:
+        changed = [f"{spec['inputs'][0]['id']}.{spec['inputs'][0]['property']}"] if spec["inputs"] else []
+    return {"output": spec["output"], "outputs": _outputs(spec["output"]), "inputs": inputs,
+            "state": [dep(d) for d in spec["state"]], "changedPropIds": changed}
+
+
+# --- a demo Runtime for a test module ----------------------------------------------------------
+# Tables the collector writes on its own schedule; a snapshot meant to show "nothing changed"
+# leaves them out.
+COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycle", "alarm_event", "schema_version"})
+
+
+def start_demo_runtime(tmp, poll_interval_s: float = 3600.0):
+    """A demo Runtime (one day of history, slow polls) serving on a free port; stop it with .stop()."""
+    from core.config import Config, DemoConfig
+    from core.runtime import Runtime
+    from tests.conftest import free_port, free_port_block
+    cfg = Config(database_url=f"duckdb:///{tmp / 'site.duckdb'}", port=free_port(),
+                 master_key_file=str(tmp / "master.key"), qr_key_file=str(tmp / "qr.key"),
+                 demo=DemoConfig(database_url=f"duckdb:///{tmp / 'demo.duckdb'}", base_port=free_port_block(20),
+                                 state_file=str(tmp / "field.json"), history_days=1,
+                                 poll_interval_s=poll_interval_s))
+    rt = Runtime(cfg, demo=True).start()
+    rt.serve_in_thread()
+    return rt
+
+
+def base_url(rt) -> str:
+    return f"http://127.0.0.1:{rt.cfg.port}"
+
+
+def db_snapshot(engine, exclude=COLLECTOR_TABLES | {"audit_log"}) -> dict[str, list[tuple]]:
+    """Every row of every table but `exclude`, as sorted tuples of strings (to compare before/after)."""
+    import sqlalchemy as sa
+
+    from storage.schema import metadata
+    out = {}
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table.name in exclude:
+                continue
+            out[table.name] = sorted(tuple(str(v) for v in row) for row in conn.execute(sa.select(table)))
+    return out

@@ -347,6 +347,7 @@ def _meter_settled(conn: sa.Connection, account_id: int, meter_id: int) -> bool:
 
 def _finish_if_settled(ctx: BillingContext, conn: sa.Connection, account_id: int, operator: str,
                        now: dt.datetime) -> bool:
+    store.touch_account(conn, account_id)  # the last meter to settle must see the others' settlements
     a = store.account_by_id(conn, account_id)
     if a["status"] != "closing":
         return False

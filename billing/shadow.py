@@ -12,7 +12,6 @@ once with the one rounding rule.
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,35 +44,48 @@ class ShadowDay:
         return None if self.expected == 0 else float(abs(self.difference) / self.expected)
 
 
-def _tariff_lookup(conn: sa.Connection, meter_ids: list[int]):
+def _tariff_periods(conn: sa.Connection, meter_ids: list[int]):
+    """Per meter: (change times, [(mode, body) or None]) - the tariff version in force from each change time."""
     modes = {t["id"]: t["mode"] for t in store.tariffs(conn)}
-    versions: dict[int, list[tuple[dt.datetime, int, tuple]]] = {}
+    versions: dict[int, list[tuple[dt.datetime, int, object]]] = {}
     for v in store.versions_of(conn):
-        body = version_body(v)
-        versions.setdefault(v["tariff_id"], []).append((v["valid_from"], v["version_no"], body))
+        versions.setdefault(v["tariff_id"], []).append((v["valid_from"], v["version_no"], version_body(v)))
     for vs in versions.values():
         vs.sort(key=lambda x: (x[0], x[1]))
     assigned: dict[int, list[tuple[dt.datetime, int]]] = {}
     for row in store.meter_tariff_history(conn, meter_ids):
         assigned.setdefault(row["meter_id"], []).append((row["valid_from"], row["tariff_id"]))
+    out = {}
+    for mid, rows in assigned.items():
+        times, bodies = [], []
+        for i, (since, tariff_id) in enumerate(rows):
+            until = rows[i + 1][0] if i + 1 < len(rows) else None
+            current = None
+            for valid_from, _no, body in versions.get(tariff_id, []):
+                if valid_from <= since:
+                    current = body
+            times.append(since)
+            bodies.append(None if current is None else (modes[tariff_id], current))
+            for valid_from, _no, body in versions.get(tariff_id, []):
+                if since < valid_from and (until is None or valid_from < until):
+                    times.append(valid_from)
+                    bodies.append((modes[tariff_id], body))
+        out[mid] = (np.array([np.datetime64(t, "us") for t in times]), bodies)
+    return out
 
-    def at(meter_id: int, t: dt.datetime):
-        rows = assigned.get(meter_id, [])
-        i = bisect.bisect_right([r[0] for r in rows], t) - 1
-        if i < 0:
-            return None
-        tariff_id = rows[i][1]
-        vs = versions.get(tariff_id, [])
-        j = bisect.bisect_right([v[0] for v in vs], t) - 1
-        return None if j < 0 else (modes[tariff_id], vs[j][2])
-    return at
 
-
-def _tier_price(tiers, month_kwh: float) -> float:
-    for bound, price in tiers:
-        if bound is None or month_kwh < bound:
-            return float(price)
-    return float(tiers[-1][1])
+def _interval_costs(mode: str, body, d: np.ndarray, before_month: np.ndarray) -> np.ndarray:
+    """Expected yuan of each interval: d = register increases (total, sharp, peak, flat, valley)."""
+    prices = np.array([float(p) for p in body.prices])
+    if mode == "tou":
+        return np.maximum(d[:, 1:], 0.0) @ prices
+    total = np.maximum(d[:, 0], 0.0)
+    if mode == "tiered":
+        bounds = np.array([np.inf if b is None else float(b) for b, _ in body.tiers])
+        tier_prices = np.array([float(p) for _, p in body.tiers])
+        idx = np.minimum(np.searchsorted(bounds, before_month, side="right"), len(tier_prices) - 1)
+        return total * tier_prices[idx]
+    return total * prices[2]
 
 
 def shadow_billing(engine: sa.Engine, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo,
@@ -83,56 +95,53 @@ def shadow_billing(engine: sa.Engine, start: dt.datetime, end: dt.datetime, tz: 
         ids = meter_ids if meter_ids is not None else store.opened_meter_ids(conn)
         if not ids:
             return []
-        tariff_at = _tariff_lookup(conn, ids)
-        rows = store.readings_for_shadow(conn, ids, start, end)
-        credits: dict[int, dict[int, int]] = {}
-        for m in ids:
-            for e in store.entries_of_meter(conn, m, limit=100000, states=("pending", "confirmed")):
-                credits.setdefault(m, {})[e["purchase_count"]] = int(Decimal(e["amount"]) * 100)
-        addresses = {m: (store.meter_by_id(conn, m) or {}).get("address", str(m)) for m in ids}
+        periods = _tariff_periods(conn, ids)
+        frame = store.readings_frame(conn, ids, start, end)
+        paid: dict[int, dict[int, int]] = {}
+        for mid, count, amount in store.live_amounts_by_count(conn, ids):
+            paid.setdefault(mid, {})[int(count)] = int(Decimal(amount) * 100)
+        addresses = store.meter_addresses(conn, ids)
+    offset_s = int((tz.utcoffset(start) or dt.timedelta()).total_seconds())
     out: list[ShadowDay] = []
-    by_meter: dict[int, list[tuple]] = {}
-    for r in rows:
-        if r.energy_total is None or r.balance is None or r.purchase_count is None:
+    for mid, rows in frame.groupby("meter_id", sort=True):
+        if len(rows) < 2 or mid not in periods:
             continue
-        by_meter.setdefault(r.meter_id, []).append(r)
-    offset = tz.utcoffset(dt.datetime(2000, 1, 1))
-    for mid, rs in by_meter.items():
-        if len(rs) < 2:
-            continue
-        ts = [r.ts for r in rs]
-        reg = np.array([[r.energy_total, r.energy_sharp or 0.0, r.energy_peak or 0.0, r.energy_flat or 0.0,
-                         r.energy_valley or 0.0] for r in rs], dtype=float)
-        bal = np.array([int(Decimal(r.balance) * 100) for r in rs], dtype=np.int64)
-        pcs = [int(r.purchase_count) for r in rs]
-        paid = credits.get(mid, {})
-        local = [t + (tz.utcoffset(t) if tz.utcoffset(t) is not None else offset) for t in ts]
-        month_base: dict[tuple[int, int], float] = {}
-        days: dict[dt.date, list] = {}
-        for i in range(1, len(rs)):
-            tariff = tariff_at(mid, ts[i - 1])
-            if tariff is None:
+        ts = rows["ts"].to_numpy(dtype="datetime64[us]")
+        reg = rows[["energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley"]].to_numpy(
+            dtype=float, na_value=0.0)
+        bal = rows["balance_fen"].to_numpy(dtype=np.int64)
+        pcs = rows["purchase_count"].to_numpy(dtype=np.int64)
+        d = np.diff(reg, axis=0)
+        local_s = ts.astype("datetime64[s]").astype(np.int64) + offset_s
+        local_end = local_s[1:].astype("datetime64[s]")
+        months = local_end.astype("datetime64[M]").astype(np.int64)
+        first = np.searchsorted(months, months, side="left")           # first interval of each one's month
+        before_month = reg[:-1, 0] - reg[first, 0]                     # month's use before each interval
+        times, bodies = periods[mid]
+        which = np.searchsorted(times, ts[:-1], side="right") - 1
+        cost = np.full(len(d), np.nan)
+        for k in np.unique(which):
+            if k < 0 or bodies[k] is None:
                 continue
-            mode, body = tariff
-            d = reg[i] - reg[i - 1]
-            prices = [float(p) for p in body.prices]
-            if mode == "tou":
-                cost = float(np.dot(np.maximum(d[1:], 0.0), prices))
-            elif mode == "tiered":
-                key = (local[i - 1].year, local[i - 1].month)
-                base = month_base.setdefault(key, reg[i - 1][0])
-                cost = max(d[0], 0.0) * _tier_price(body.tiers, reg[i - 1][0] - base)
-            else:
-                cost = max(d[0], 0.0) * prices[2]
-            credited = sum(paid.get(c, 0) for c in range(pcs[i - 1] + 1, pcs[i] + 1))
-            actual_fen = int(bal[i - 1] - bal[i]) + credited
-            acc = days.setdefault(local[i - 1].date(), [0.0, 0.0, 0])
-            acc[0] += max(d[0], 0.0)
-            acc[1] += cost
-            acc[2] += actual_fen
-        for day, (kwh, cost, actual_fen) in sorted(days.items()):
-            out.append(ShadowDay(addresses[mid], day, round(kwh, 3), round_money(Decimal(repr(cost))),
-                                 (Decimal(actual_fen) / 100).quantize(Decimal("0.01"))))
+            mask = which == k
+            mode, body = bodies[k]
+            cost[mask] = _interval_costs(mode, body, d[mask], before_month[mask])
+        top = int(max(pcs.max(), max(paid.get(mid, {0: 0}))))
+        cum = np.zeros(top + 2, dtype=np.int64)
+        for count, fen in paid.get(mid, {}).items():
+            if 0 <= count <= top:
+                cum[count] += fen
+        cum = np.cumsum(cum)
+        credited = cum[pcs[1:]] - cum[pcs[:-1]]
+        actual = bal[:-1] - bal[1:] + credited
+        day = (local_s[:-1] // 86400)
+        ok = ~np.isnan(cost)
+        for dnum in np.unique(day[ok]):
+            sel = ok & (day == dnum)
+            out.append(ShadowDay(addresses[mid], dt.date(1970, 1, 1) + dt.timedelta(days=int(dnum)),
+                                 round(float(np.maximum(d[sel, 0], 0.0).sum()), 3),
+                                 round_money(Decimal(repr(float(cost[sel].sum())))),
+                                 (Decimal(int(actual[sel].sum())) / 100).quantize(Decimal("0.01"))))
     out.sort(key=lambda s: (s.meter_address, s.day))
     return out
 

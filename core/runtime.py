@@ -49,6 +49,7 @@ class Runtime:
 
     # -----------------------------------------------------------------------------------------
     def start(self) -> "Runtime":
+        from billing.wiring import start_billing, start_dispatch
         from collectors.cycle import CollectorService
         from collectors.poller import FieldIO
         from collectors.profiles import ProfileRegistry
@@ -63,10 +64,12 @@ class Runtime:
         migrate(self.engine)
         self._start_accounts()
         self.profiles = ProfileRegistry(cfg.profile_dir)
+        start_billing(self)  # billing context and keys (issue 4); the demo seeds accounts with its history
         if self.demo:
             self._start_demo_site()
         self.field_io = FieldIO(self.profiles)
         self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow)
+        start_dispatch(self)  # commands before each poll cycle and after each sale; reconciliation after it
         start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
         self.dash_app = create_app(self.health, services=self)
         self._install_auth()
@@ -125,13 +128,15 @@ class Runtime:
         from storage.timeseries import append_readings
 
         t0 = time.perf_counter()
-        readings, _purchases = backfill(site, days=self.cfg.demo.history_days, end=utcnow(),
+        readings, purchases = backfill(site, days=self.cfg.demo.history_days, end=utcnow(),
                                         field=self.field_thread.field)
         with self.engine.begin() as conn:
             ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
             readings["meter_id"] = readings.pop("meter_address").map(ids)
             readings = readings[readings["meter_id"].notna()]
             n = append_readings(conn, readings)
+        from billing.wiring import seed_demo
+        seed_demo(self, site, purchases, history_start=readings["ts"].min().to_pydatetime())
         elapsed = time.perf_counter() - t0
         log.info("demo history: %d readings in %.1f s", n, elapsed)
         return n, elapsed
@@ -207,6 +212,8 @@ class Runtime:
         if web is not None:
             web.join(timeout=10)
         stop_poll_scheduler()
+        from billing.wiring import stop_dispatch
+        stop_dispatch(self)
         if self.field_io is not None:
             self.field_io.close()
         if self.field_thread is not None:

@@ -37,6 +37,14 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
 
     app.layout = layout
 
+    billing = getattr(services, "billing", None)
+    if billing is not None:  # payment API and customers' QR pages: their own auth (bearer token, signed URL)
+        from billing.api import payment_api
+        from dashboard.selfservice import customer_pages
+        app.server.register_blueprint(payment_api(billing))
+        app.server.register_blueprint(customer_pages(billing, services.qr_key))
+        app.server.config.setdefault("WATTLINE_PUBLIC_ROUTES", set()).update({"/api/v1/", "/c/"})
+
     @app.server.route("/healthz")
     def healthz():  # noqa: ANN202
         body = health()

@@ -1,0 +1,89 @@
+"""Billing inside the serving process: its context and keys, the dispatcher and reconciliation around each poll
+cycle, the demo's accounts and API client. core.runtime calls these three functions."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+from functools import partial
+from pathlib import Path
+
+from billing.context import CHINA_STANDARD_TIME, BillingContext, utcnow
+
+log = logging.getLogger("wattline.billing")
+
+DEMO_API_CLIENT = "demo-payment-client"
+
+
+def pii_key_file(cfg) -> Path:
+    """The personal-data key (AES-256 for national IDs) lives next to the master key, mode 0600."""
+    return Path(cfg.master_key_file).with_name("pii.key")
+
+
+def start_billing(rt) -> BillingContext:
+    """rt.billing (BillingContext) and rt.qr_key; needs rt.engine (migrated), rt.cfg, rt.profiles."""
+    from core.keys import load_secret
+    cfg = rt.cfg
+    tz = CHINA_STANDARD_TIME
+    if getattr(cfg, "timezone", None):
+        from core import config as config_module
+        zone = getattr(config_module, "site_zone", None)
+        tz = zone(cfg.timezone) if zone else tz
+    profiles = getattr(rt, "profiles", None)
+    prepaid = None
+    if profiles is not None:
+        prepaid = frozenset(p for p in profiles.names()
+                            if profiles.get(p).mailbox is not None and "purchase_count" in profiles.get(p).keys())
+    rt.billing = BillingContext(rt.engine, load_secret(pii_key_file(cfg), 32), clock=utcnow, tz=tz,
+                                prepaid_profiles=prepaid)
+    rt.qr_key = load_secret(cfg.qr_key_file, 32)
+    if getattr(rt, "demo", False):
+        _demo_api_client(rt)
+    return rt.billing
+
+
+def start_dispatch(rt) -> None:
+    """The command dispatcher (a worker thread woken after each sale, and a run before every poll cycle)
+    and reconciliation after every poll cycle; needs rt.billing, rt.field_io, rt.collector, rt.master_key."""
+    from billing.ledger import settle_command
+    from billing.reconcile import reconcile
+    from billing.settings import command_expiry_hours
+    from collectors.dispatch import Dispatcher
+    with rt.engine.connect() as conn:
+        expiry = dt.timedelta(hours=command_expiry_hours(conn))
+    rt.dispatcher = Dispatcher(rt.engine, rt.field_io, rt.master_key.bytes, utcnow,
+                               on_settled=partial(settle_command, rt.billing), expire_after=expiry)
+    rt.billing.notify = rt.dispatcher.kick
+    rt.collector.before_cycle.append(rt.dispatcher.run_once)
+    rt.collector.after_cycle.append(lambda _summary: reconcile(rt.engine, utcnow))
+    rt.dispatcher.start()
+
+
+def stop_dispatch(rt) -> None:
+    dispatcher = getattr(rt, "dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.stop()
+        rt.dispatcher = None
+
+
+def seed_demo(rt, site, purchases, history_start: dt.datetime) -> dict:
+    """Demo accounts and the backfill's purchases as confirmed sales (first start only)."""
+    from billing.demo import seed_demo_billing
+    field = rt.field_thread.field
+    counts = {a: m.purchase_count for a, m in field.meters.items() if hasattr(m, "purchase_count")}
+    info = seed_demo_billing(rt.billing, site, purchases, history_start, counts)
+    log.info("demo billing: %s", info)
+    return info
+
+
+def _demo_api_client(rt) -> None:
+    from billing.api import ensure_api_client
+    token = os.environ.get("DEMO_API_TOKEN") or ""
+    shown = not token
+    token = token or secrets.token_urlsafe(24)
+    ensure_api_client(rt.billing, DEMO_API_CLIENT, token, "demo")
+    rt.demo_api_token = token
+    where = "a new random one (set DEMO_API_TOKEN to choose it)" if shown else "from $DEMO_API_TOKEN"
+    print(f"Demo payment API: POST /api/v1/sales with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
+          f" ({where}); the document is /api/v1/openapi.json", flush=True)

@@ -1,0 +1,218 @@
+"""Command dispatch against the simulated field on loopback, on both engines: sales applied, answers settled,
+resends never credit twice, mismatches raise alarms, closing refunds the exact balance, reconciliation."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from decimal import Decimal
+from functools import partial
+
+import pytest
+import sqlalchemy as sa
+
+from billing import accounts, ledger
+from billing.context import utcnow
+from billing.reconcile import reconcile
+from collectors.cycle import CollectorService
+from collectors.dispatch import Dispatcher, command_frame
+from collectors.poller import FieldIO, PollTarget
+from collectors.profiles import ProfileRegistry
+from simulator.field import run_field_in_thread
+from simulator.secure import TEST_MASTER_KEY
+from simulator.tariff import MODE_TIERED, TIERED_DEMO
+from storage.outbox import count_attempt, open_alarms
+from storage.schema import command, gateway, meter
+
+from tests.billing_support import NATIONAL_ID, address, flat_tariff, load_site, make_ctx, meter_id, prepaid_site
+from tests.conftest import free_port_block
+
+
+class World:
+    def __init__(self, engine, field, fio, ctx, collector, dispatcher):
+        self.engine, self.field, self.fio, self.ctx = engine, field, fio, ctx
+        self.collector, self.dispatcher = collector, dispatcher
+
+    def meter(self, n: int):
+        return self.field.meter(address(n))
+
+    def open(self, *ns: int, holder="张三"):
+        view = accounts.open_account(self.ctx, holder_name=holder, meter_addresses=[address(n) for n in ns],
+                                     operator="cashier", national_id=NATIONAL_ID)
+        self.dispatcher.run_once()
+        return view
+
+    def entry(self, receipt):
+        return ledger.get_entry(self.ctx, receipt)
+
+
+@pytest.fixture
+def world(any_engine):
+    site = prepaid_site(free_port_block(2))
+    now = utcnow()
+    load_site(any_engine, site, now)
+    with any_engine.begin() as conn:
+        conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
+    ctx = make_ctx(any_engine, utcnow)
+    flat_tariff(ctx)
+    with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
+        collector = CollectorService(any_engine, fio, clock=utcnow)
+        dispatcher = Dispatcher(any_engine, fio, TEST_MASTER_KEY, utcnow,
+                                on_settled=partial(ledger.settle_command, ctx), send_timeout_s=1.0)
+        collector.before_cycle.append(dispatcher.run_once)
+        collector.after_cycle.append(lambda _s: reconcile(any_engine, utcnow))
+        collector.run_cycle()
+        yield World(any_engine, ft.field, fio, ctx, collector, dispatcher)
+
+
+def test_a_sale_is_applied_on_the_meter_and_confirms_its_entry(world):
+    world.open(1)
+    sale = ledger.sell(world.ctx, address(1), "50.00", "cashier")
+    summary = world.dispatcher.run_once()
+    assert summary.acked == 1 and summary.failed == 0
+    done = world.entry(sale.receipt_no)
+    assert (done.state, done.command_state, done.command_result) == ("confirmed", "acked", "APPLIED")
+    assert done.balance_after == Decimal("150.00")
+    assert (world.meter(1).balance_fen, world.meter(1).purchase_count) == (15000, 4)
+
+
+def test_opening_sends_tariff_limits_and_restores_prepaid_control_on_the_meter(world):
+    world.meter(3).prepaid_enabled = False       # a meter left in keep-power by its last tenant
+    world.meter(3).alarm1_fen = 100
+    world.meter(3).tariff = TIERED_DEMO
+    world.open(3)
+    with world.engine.connect() as conn:
+        states = conn.execute(sa.select(command.c.state).where(command.c.meter_id == meter_id(world.engine, address(3))))
+        assert set(states.scalars()) == {"acked"}
+    assert world.meter(3).prepaid_enabled and world.meter(3).alarm1_fen == 2000
+    assert world.meter(3).tariff.mode != MODE_TIERED and world.meter(3).tariff.prices[2] == 6000
+
+
+def test_two_cashiers_selling_to_one_meter_at_the_same_moment_are_both_applied(world):
+    world.open(1)
+    start = threading.Barrier(2)
+    sold = []
+
+    def cashier(name, amount):
+        start.wait()
+        sold.append(ledger.sell(world.ctx, address(1), amount, name))
+
+    threads = [threading.Thread(target=cashier, args=("alice", "10.00")),
+               threading.Thread(target=cashier, args=("bob", "20.00"))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    world.dispatcher.run_once()
+    assert sorted(s.purchase_count for s in sold) == [4, 5]
+    assert {world.entry(s.receipt_no).state for s in sold} == {"confirmed"}
+    assert (world.meter(1).balance_fen, world.meter(1).purchase_count) == (10000 + 3000, 5)
+
+
+def test_a_command_resent_after_a_crash_is_not_credited_twice(world):
+    world.open(1)
+    sale = ledger.sell(world.ctx, address(1), "25.00", "cashier")
+    with world.engine.begin() as conn:  # the dispatcher marked it sent, wrote the frame, then died
+        cmd = dict(conn.execute(sa.select(command).where(command.c.ledger_entry_id == sale.id)).mappings().one())
+        count_attempt(conn, cmd["id"], utcnow())
+    target = PollTarget(meter_id=cmd["meter_id"], meter_address=address(1), gateway="GW-A", host="127.0.0.1",
+                        port=world.field.site.gateways[0].buses[0].port, framing="socket", bus_no=1, unit=1,
+                        profile="acrel-ddsy1352")
+    first = world.fio.send_frame(target, command_frame(TEST_MASTER_KEY, address(1), cmd, int(utcnow().timestamp())))
+    assert first.result.name == "APPLIED"
+    world.dispatcher.run_once()  # restart: the same counter and amount again
+    done = world.entry(sale.receipt_no)
+    assert (done.state, done.command_result) == ("confirmed", "ALREADY_APPLIED")
+    assert (world.meter(1).balance_fen, world.meter(1).purchase_count) == (12500, 4)
+
+
+def test_count_mismatch_opens_a_reconciliation_alarm_and_fails_the_sale(world):
+    world.open(1)
+    world.field.reset_meter_counter(address(1))  # meter swapped behind billing's back: its count is 0 now
+    sale = ledger.sell(world.ctx, address(1), "10.00", "cashier")
+    world.dispatcher.run_once()
+    done = world.entry(sale.receipt_no)
+    assert (done.state, done.failure, done.command_result) == ("failed", "COUNT_MISMATCH", "COUNT_MISMATCH")
+    with world.engine.connect() as conn:
+        alarms = open_alarms(conn, "count_mismatch", meter_id(world.engine, address(1)))
+    assert len(alarms) == 1 and "count 4" in alarms[0]["message"]
+    assert world.meter(1).balance_fen == 0
+
+
+def test_a_refused_refund_fails_and_the_sales_after_it_move_down_one_count(world):
+    world.open(2)                                      # 5.00 yuan, 7 purchases
+    refund = ledger.refund(world.ctx, address(2), "5.00", "cashier")
+    sale = ledger.sell(world.ctx, address(2), "10.00", "cashier")
+    assert (refund.purchase_count, sale.purchase_count) == (8, 9)
+    world.field.meter(address(2)).balance_fen = 400     # the room used 1.00 yuan meanwhile
+    world.dispatcher.run_once()
+    assert world.entry(refund.receipt_no).failure == "INSUFFICIENT"
+    done = world.entry(sale.receipt_no)
+    assert (done.state, done.purchase_count) == ("confirmed", 8)
+    assert (world.meter(2).balance_fen, world.meter(2).purchase_count) == (1400, 8)
+
+
+def test_a_command_to_an_unreachable_meter_waits_then_expires(world):
+    world.open(4)
+    world.field.set_gateway_down("GW-A", True)
+    sale = ledger.sell(world.ctx, address(4), "10.00", "cashier")
+    summary = world.dispatcher.run_once()
+    assert summary.undelivered == 1 and world.entry(sale.receipt_no).command_state == "queued"
+    world.dispatcher.expire_after = dt.timedelta(seconds=0)
+    world.dispatcher.run_once()
+    done = world.entry(sale.receipt_no)
+    assert (done.state, done.command_state) == ("failed", "expired")
+    world.field.set_gateway_down("GW-A", False)
+    again = ledger.sell(world.ctx, address(4), "10.00", "cashier")
+    assert again.purchase_count == 13, "the expired count is handed out again"
+
+
+def test_closing_an_account_refunds_the_whole_balance_and_frees_its_meters(world):
+    view = world.open(1, 2)
+    accounts.close_account(world.ctx, view.id, "cashier", reason="moved out")
+    world.dispatcher.run_once()   # trips; their answers carry the balances; closing refunds queued
+    world.dispatcher.run_once()   # closing refunds
+    done = accounts.get_account(world.ctx, view.id)
+    assert done.status == "closed" and done.closed_at is not None
+    assert (world.meter(1).balance_fen, world.meter(2).balance_fen) == (0, 0)
+    assert world.meter(1).forced_trip
+    refunds = [e for e in ledger.account_entries(world.ctx, view.id) if e.kind == "closing_refund"]
+    assert sorted(e.amount for e in refunds) == [Decimal("-100.00"), Decimal("-5.00")]
+    assert {e.state for e in refunds} == {"confirmed"}
+    with world.engine.connect() as conn:
+        statuses = conn.execute(sa.select(meter.c.status).where(meter.c.address.in_([address(1), address(2)])))
+        assert set(statuses.scalars()) == {"not_opened"}
+
+
+def test_reconciliation_is_quiet_when_meters_and_ledger_agree(world):
+    world.open(1, 2)
+    ledger.sell(world.ctx, address(1), "10.00", "cashier")
+    world.collector.run_cycle()
+    world.collector.run_cycle()
+    with world.engine.connect() as conn:
+        assert open_alarms(conn) == []
+
+
+def test_a_balance_rise_without_a_purchase_opens_a_mismatch_alarm(world):
+    world.open(1)
+    world.collector.run_cycle()
+    world.field.meter(address(1)).balance_fen += 5000  # money that did not come through the ledger
+    world.field.meter(address(1)).mark_dirty()
+    world.collector.run_cycle()
+    with world.engine.connect() as conn:
+        kinds = [a["kind"] for a in open_alarms(conn, meter_id=meter_id(world.engine, address(1)))]
+    assert kinds == ["balance_mismatch"]
+
+
+def test_a_purchase_count_the_ledger_does_not_know_opens_a_count_mismatch_alarm(world):
+    world.open(1)
+    world.collector.run_cycle()
+    frame = command_frame(TEST_MASTER_KEY, address(1), {"kind": "recharge", "payload": '{"amount_fen": 100}',
+                                                        "counter": 4}, int(utcnow().timestamp()))
+    target = PollTarget(meter_id=meter_id(world.engine, address(1)), meter_address=address(1), gateway="GW-A",
+                        host="127.0.0.1", port=world.field.site.gateways[0].buses[0].port, framing="socket",
+                        bus_no=1, unit=1, profile="acrel-ddsy1352")
+    assert world.fio.send_frame(target, frame).result.name == "APPLIED"  # a recharge from outside billing
+    world.collector.run_cycle()
+    with world.engine.connect() as conn:
+        kinds = sorted(a["kind"] for a in open_alarms(conn, meter_id=meter_id(world.engine, address(1))))
+    assert kinds == ["balance_mismatch", "count_mismatch"]

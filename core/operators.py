@@ -114,6 +114,16 @@ class Operator:
         return not self.must_change_password and permission in self.permissions
 
 
+def role_order(names) -> list[str]:
+    """Roles as ROLES lists them, then any a site added, by name."""
+    return [r for r in ROLES if r in names] + sorted(r for r in names if r not in ROLES)
+
+
+def permission_order(names) -> list[str]:
+    """Permissions as PERMISSIONS lists them (grouped by subject), then any others, by name."""
+    return [p for p in PERMISSIONS if p in names] + sorted(p for p in names if p not in PERMISSIONS)
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

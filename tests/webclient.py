@@ -113,6 +113,13 @@ class WebClient:
         spec = self.callback_spec(output)
         return self.post_json("/_dash-update-component", callback_body(spec, values or {}, changed))
 
+    def page(self, path: str, search: str = "", headers: dict | None = None) -> Response:
+        """The content Dash's page router renders for `path` (what the browser gets after navigating)."""
+        spec = next(s for s in self.dependencies() if s["output"].startswith(".._pages_content.children"))
+        body = callback_body(spec, {"_pages_location.pathname": path, "_pages_location.search": search})
+        return self.request("POST", "/_dash-update-component", data=json.dumps(body).encode(),
+                            headers={"Content-Type": "application/json", **(headers or {})})
+
 
 def _outputs(output: str) -> list[dict] | dict:
     def one(part: str) -> dict:

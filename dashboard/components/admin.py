@@ -24,6 +24,7 @@ NEW_USERNAME, NEW_NAME, NEW_PASSWORD = "users-new-username", "users-new-name", "
 NEW_ROLES, NEW_LANGUAGE, USERS_ADD = "users-new-roles", "users-new-language", "users-add"
 # /admin/roles
 ROLES_GRID, ROLES_SAVE, ROLES_RESULT = "roles-grid", "roles-save", "roles-result"
+BROWSER_LANGUAGE = "browser"  # the new operator's language follows the browser until they pick one
 
 
 def role_label(role: str, lang: str) -> str:
@@ -110,7 +111,7 @@ def users_page(operators: list[dict], roles: list[str], lang: str) -> dbc.Contai
     grid = dag.AgGrid(
         id=USERS_GRID, rowData=operator_rows(operators, lang),
         columnDefs=[{"field": f, "headerName": t(k, lang)} for f, k in cols],
-        defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 110},
+        defaultColDef={"sortable": True, "resizable": True, "minWidth": 110},
         getRowId="params.data.username", columnSize="responsiveSizeToFit",
         dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
                          "domLayout": "autoHeight"},
@@ -136,8 +137,8 @@ def users_page(operators: list[dict], roles: list[str], lang: str) -> dbc.Contai
                                                             autocomplete="new-password")),
         dbc.Label(t("admin.col_roles", lang)),
         dbc.Checklist(id=NEW_ROLES, options=role_options, value=[], inline=True, className="mb-2"),
-        _field(t("admin.col_language", lang), dbc.Select(id=NEW_LANGUAGE, value="", options=[
-            {"label": t("admin.language_browser", lang), "value": ""},
+        _field(t("admin.col_language", lang), dbc.Select(id=NEW_LANGUAGE, value=BROWSER_LANGUAGE, options=[
+            {"label": t("admin.language_browser", lang), "value": BROWSER_LANGUAGE},
             {"label": t("lang.name", "en"), "value": "en"}, {"label": t("lang.name", "zh"), "value": "zh"}])),
         dbc.Button(t("admin.add", lang), id=USERS_ADD, color="primary"),
     ]))

@@ -69,7 +69,8 @@ def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang:
         dbc.Col([dbc.Label(t("audit.until", lang), html_for=AUDIT_UNTIL),
                  dbc.Input(id=AUDIT_UNTIL, type="datetime-local")], md=2),
         dbc.Col([dbc.Button(t("audit.search", lang), id=AUDIT_SEARCH, color="primary", className="me-2"),
-                 dbc.Button(t("audit.export", lang), id=AUDIT_EXPORT, color="outline-secondary")], md=2, className="d-flex align-items-end"),
+                 dbc.Button(t("audit.export", lang), id=AUDIT_EXPORT, color="outline-secondary")],
+                md=2, className="d-flex align-items-end text-nowrap"),
     ], className="g-2 mb-2")
     grid = dag.AgGrid(
         id=AUDIT_GRID, rowData=grid_rows(rows), getRowId="params.data.id",

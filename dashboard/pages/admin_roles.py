@@ -5,7 +5,7 @@ import dash
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
-from core.operators import ROLES, OperatorError
+from core.operators import OperatorError, permission_order, role_order
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import ROLES_GRID, ROLES_RESULT, ROLES_SAVE, alert, matrix_rows, role_label, roles_page
 from dashboard.i18n import request_lang, t
@@ -16,12 +16,7 @@ dash.register_page(__name__, path="/admin/roles", title="Wattline", name="admin-
 
 def _matrix():
     matrix = accounts().role_matrix()
-    roles = _role_order(matrix)
-    return matrix, roles, sorted(accounts().permission_names())
-
-
-def _role_order(matrix) -> list[str]:
-    return [r for r in ROLES if r in matrix] + sorted(r for r in matrix if r not in ROLES)
+    return matrix, role_order(matrix), permission_order(accounts().permission_names())
 
 
 def layout(**_query):

@@ -5,9 +5,9 @@ import dash
 from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from core.operators import OperatorError
+from core.operators import OperatorError, role_order
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
-from dashboard.components.admin import (NEW_LANGUAGE, NEW_NAME, NEW_PASSWORD, NEW_ROLES, NEW_USERNAME, USERS_ACTIVATE,
+from dashboard.components.admin import (BROWSER_LANGUAGE, NEW_LANGUAGE, NEW_NAME, NEW_PASSWORD, NEW_ROLES, NEW_USERNAME, USERS_ACTIVATE,
                                         USERS_ADD, USERS_DEACTIVATE, USERS_GRID, USERS_RESET, USERS_RESULT,
                                         USERS_ROLES, USERS_SET_ROLES, USERS_TEMP_PASSWORD, alert, operator_rows,
                                         users_page)
@@ -23,7 +23,7 @@ def layout(**_query):
     if denied is not None:
         return denied
     service = accounts()
-    return users_page(service.list_operators(), sorted(service.role_matrix()), lang)
+    return users_page(service.list_operators(), role_order(service.role_matrix()), lang)
 
 
 def _selected(rows) -> str:
@@ -57,7 +57,7 @@ def add_operator(n_clicks, username, display_name, password, roles, language):
     username = (username or "").strip()
     message, rows = _run(lambda: accounts().add_operator(
         username, display_name, password or "", roles if isinstance(roles, list) else [],
-        language=language or None, by=signed_in().username, source=source_address()),
+        language=None if language in (None, "", BROWSER_LANGUAGE) else language, by=signed_in().username, source=source_address()),
         "admin.added", username=username)
     return message, rows, ""
 

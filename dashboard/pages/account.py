@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import dash
+import dash_bootstrap_components as dbc
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from core.operators import OperatorError
-from dashboard.auth import accounts, forbidden_page, guarded_callback, session_token, signed_in, source_address
+from dashboard.auth import accounts, guarded_callback, session_token, signed_in, source_address
 from dashboard.components.admin import (ACCOUNT_CONFIRM, ACCOUNT_CURRENT, ACCOUNT_NEW, ACCOUNT_RESULT, ACCOUNT_SAVE,
                                         account_page, alert, password_changed)
 from dashboard.i18n import request_lang, t
@@ -17,8 +18,8 @@ dash.register_page(__name__, path="/account", title="Wattline", name="account")
 def layout(**_query):
     lang = request_lang()
     op = signed_in()
-    if op is None:
-        return forbidden_page("-", lang)
+    if op is None:  # only without sign-in installed: the guard sends strangers to /login
+        return dbc.Container(dbc.Alert(t("auth.login_required", lang), color="warning"), id="forbidden-page")
     return account_page(op, lang)
 
 

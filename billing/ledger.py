@@ -27,7 +27,7 @@ from billing.money import parse_amount, receipt_number, to_fen
 from billing.settings import hoarding_limit
 from storage import audit
 from storage import billing as store
-from storage.outbox import command_of_entry, insert_command, is_conflict, meter_transaction
+from storage.outbox import command_of_entry, insert_command, is_conflict, is_unique_violation, meter_transaction
 
 KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
 REVERSIBLE = ("sale", "refund")
@@ -277,9 +277,9 @@ def _money(ctx: BillingContext, kind: str, meter_address, amount, operator: str,
 
     try:
         view = _locked(ctx, m["id"], work)
-    except sa.exc.IntegrityError:
+    except sa.exc.DBAPIError as exc:
         # the same request_id committed by another process (or for another meter) in the meantime
-        if request_id is None:
+        if request_id is None or not is_unique_violation(exc):
             raise
         with ctx.engine.connect() as conn:
             prior = store.entry_by_request_id(conn, request_id)
@@ -348,7 +348,9 @@ def reverse_entry(ctx: BillingContext, receipt_no: str, operator: str, reason: s
 
     try:
         view = _locked(ctx, original["meter_id"], work)
-    except sa.exc.IntegrityError:
+    except sa.exc.DBAPIError as exc:
+        if not is_unique_violation(exc):
+            raise
         with ctx.engine.connect() as conn:
             done = store.reversal_of(conn, original["id"])
         if done is None:

@@ -39,6 +39,15 @@ def is_conflict(exc: BaseException) -> bool:
             or "deadlock detected" in text)
 
 
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique key refused the write: IntegrityError on PostgreSQL; on DuckDB a commit-time
+    TransactionException (another transaction committed the same key first)."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    text = str(getattr(exc, "orig", exc))
+    return "UNIQUE constraint" in text or "Duplicate key" in text or "duplicate key" in text
+
+
 @contextmanager
 def meter_transaction(engine: sa.Engine, meter_id: int) -> Iterator[sa.Connection]:
     """One transaction holding the meter's lock (in-process and, on PostgreSQL, the row lock)."""

@@ -395,3 +395,25 @@ def make_ctx_with_key(ctx, key):
     from billing.context import BillingContext
     return BillingContext(ctx.engine, key, clock=ctx.clock)
 
+
+
+def test_one_request_id_sent_for_two_meters_at_the_same_moment_sells_once(ctx):
+    _open(ctx, address(1))
+    _open(ctx, address(4), holder="李四")
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def client(n):
+        start.wait()
+        try:
+            outcomes.append(ledger.sell(ctx, address(n), "5", "api", request_id="twice").meter_address)
+        except BillingError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in (1, 4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(outcomes, key=len) in ([address(1), "request_id_reused"], [address(4), "request_id_reused"])
+    assert counts(ctx.engine)[0] == 1

@@ -7,18 +7,17 @@ dispatches them, and is killed with SIGKILL ten times at random moments after it
 """
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from functools import partial
 
 from billing import accounts, ledger
 from billing.context import utcnow

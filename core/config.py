@@ -1,7 +1,9 @@
 """Configuration: one TOML file (by --config or WATTLINE_CONFIG) over defaults that need no file."""
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -32,6 +34,7 @@ class Config:
     master_key_file: str = "data/master.key"
     master_key_env: str = "WATTLINE_MASTER_KEY"
     qr_key_file: str = "data/qr.key"
+    timezone: str = "+08:00"           # the site's clock for "today": "+08:00" or an IANA name (Asia/Shanghai)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
 
@@ -45,6 +48,7 @@ _SECTIONS = {
     "server": {"host": "host", "port": "port"},
     "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
     "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
+    "site": {"timezone": "timezone"},
 }
 _TYPES = {f.name: f.type for f in fields(Config)}
 
@@ -125,3 +129,23 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: database url must start with duckdb: or postgresql")
     if cfg.demo.framing not in ("socket", "rtu"):
         raise ConfigError(f"{cfg.source}: demo.framing must be socket or rtu")
+    try:
+        site_zone(cfg.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: site.timezone: {exc}") from None
+
+
+def site_zone(spec: str) -> dt.tzinfo:
+    """The site's time zone from "+08:00" / "-05:30" (fixed offset) or an IANA name such as "Asia/Shanghai"."""
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", spec.strip())
+    if m:
+        sign = 1 if m.group(1) == "+" else -1
+        hours, minutes = int(m.group(2)), int(m.group(3))
+        if hours > 14 or minutes > 59:
+            raise ValueError(f"{spec!r} is not a UTC offset between -14:00 and +14:00")
+        return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+    try:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(spec.strip())
+    except Exception:
+        raise ValueError(f"{spec!r} is neither a UTC offset like +08:00 nor a known time zone name") from None

@@ -1,0 +1,144 @@
+"""The meters page: the AG Grid (columns, rows, texts in the operator's language) and its XLSX export.
+
+Rows carry money as integer fen (`balance_fen`): the grid sorts on it and shows and filters it
+in yuan; the workbook writes exact Decimals. Times are the site's local time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import dcc, html
+
+from dashboard.i18n import catalog, t
+from dashboard.ids import Meters as ID
+from dashboard.overview_data import to_site_time
+
+COLUMNS = ("address", "building", "floor", "room", "gateway", "bus", "unit", "state", "balance", "relay",
+           "last_seen", "profile")
+_NUMBER = {"filter": "agNumberColumnFilter", "type": "numericColumn"}
+
+
+def column_defs(lang: str) -> list[dict]:
+    head = {c: t(f"meters.col_{c}", lang) for c in COLUMNS}
+    return [
+        {"field": "address", "headerName": head["address"], "pinned": "left", "minWidth": 140},
+        {"field": "building", "headerName": head["building"], "minWidth": 110},
+        {"field": "floor", "headerName": head["floor"], "minWidth": 80, **_NUMBER},
+        {"field": "room", "headerName": head["room"], "minWidth": 100},
+        {"field": "gateway", "headerName": head["gateway"], "minWidth": 100},
+        {"field": "bus_no", "headerName": head["bus"], "minWidth": 70, **_NUMBER},
+        {"field": "unit", "headerName": head["unit"], "minWidth": 70, **_NUMBER},
+        {"field": "state_label", "headerName": head["state"], "minWidth": 150,
+         "cellClass": {"function": "'mg-state st-' + params.data.state"}},
+        {"field": "balance_fen", "headerName": head["balance"], "minWidth": 110, **_NUMBER,
+         "valueFormatter": {"function": "params.value == null ? '' : (params.value / 100).toFixed(2)"},
+         "filterValueGetter": {"function": "params.data.balance_fen == null ? null : params.data.balance_fen / 100"}},
+        {"field": "relay", "headerName": head["relay"], "minWidth": 80},
+        {"field": "last_seen", "headerName": head["last_seen"], "minWidth": 165, "cellDataType": "text"},
+        {"field": "profile", "headerName": head["profile"], "minWidth": 130},
+    ]
+
+
+def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
+    """storage.meters.meter_table as the grid's rowData (JSON-ready: ints, strings, None)."""
+    if table.empty:
+        return []
+    states = {s: t(f"overview.state_{s}", lang) for s in table["state"].unique()}
+    relay = {True: t("meters.relay_closed", lang), False: t("meters.relay_open", lang)}
+    seen = to_site_time(table["last_seen"], zone).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out = pd.DataFrame({
+        "row_id": table["meter_id"].astype(str),  # AG Grid row ids are strings
+        "meter_id": table["meter_id"].astype("int64"),
+        "address": table["address"].astype(str),
+        "building": table["building"],
+        "floor": table["floor"].astype("Int64"),
+        "room": table["room"],
+        "gateway": table["gateway"],
+        "bus_no": table["bus_no"].astype("Int64"),
+        "unit": table["unit"].astype("Int64"),
+        "state": table["state"],
+        "state_label": table["state"].map(states),
+        "balance_fen": table["balance_fen"].astype("Int64"),
+        "relay": pd.Series(pd.array(table["relay_closed"], dtype="boolean")).map(relay),
+        "last_seen": seen,
+        "profile": table["profile"],
+    })
+    out = out.astype(object).where(out.notna(), None)
+    return out.to_dict("records")
+
+
+def grid_locale(lang: str) -> dict[str, str]:
+    """AG Grid's own texts (filter menus) in the operator's language: catalog section [meters.grid]."""
+    prefix = "meters.grid."
+    return {k[len(prefix):]: v for k, v in catalog(lang).items() if k.startswith(prefix)}
+
+
+def meters_page(rows: list[dict], lang: str) -> dbc.Container:
+    return dbc.Container([
+        html.Div([
+            html.H1(t("meters.heading", lang), className="h4 mb-0 me-auto"),
+            dbc.Button(t("meters.refresh", lang), id=ID.REFRESH, color="secondary", outline=True, size="sm",
+                       className="me-2"),
+            dbc.Button(t("meters.export", lang), id=ID.EXPORT, color="primary", size="sm"),
+        ], className="d-flex flex-wrap align-items-center gap-2 mb-2"),
+        html.P(t("meters.intro", lang), className="text-muted small mb-2"),
+        html.Div(id=ID.MESSAGE, role="status", className="small mb-2"),
+        dag.AgGrid(
+            id=ID.GRID, rowData=rows, columnDefs=column_defs(lang),
+            defaultColDef={"sortable": True, "filter": True, "floatingFilter": True, "resizable": True},
+            getRowId="params.data.row_id", columnSize="responsiveSizeToFit",
+            dashGridOptions={"localeText": grid_locale(lang), "animateRows": False, "enableCellTextSelection": True},
+            style={"height": "72vh", "width": "100%"}, className="ag-theme-quartz",
+        ),
+        dcc.Store(id=ID.EXPORT_REQUEST),
+        dcc.Download(id=ID.DOWNLOAD),
+    ], fluid=True, id=ID.PAGE)
+
+
+def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> bytes:
+    """The exported rows (storage.meters.export_meters) as .xlsx: headers in the operator's language,
+    balance as an exact number in yuan, last reading as an Excel date-time in site time."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = t("meters.sheet", lang)[:31]
+    ws.append([t(f"meters.col_{c}", lang) for c in COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    states = {s: t(f"overview.state_{s}", lang) for s in rows["state"].unique()} if not rows.empty else {}
+    seen = to_site_time(rows["last_seen"], zone) if not rows.empty else pd.Series(dtype="datetime64[ns]")
+    for r, last in zip(rows.to_dict("records"), seen.tolist()):
+        fen = r["balance_fen"]
+        ws.append([
+            r["address"], r["building"], _int(r["floor"]), r["room"], r["gateway"], _int(r["bus_no"]),
+            _int(r["unit"]), states[r["state"]],
+            None if fen is None or pd.isna(fen) else (Decimal(int(fen)) / 100).quantize(Decimal("0.01")),
+            _relay(r["relay_closed"], lang), None if pd.isna(last) else last.to_pydatetime(), r["profile"],
+        ])
+    for cell in ws["I"][1:]:
+        cell.number_format = "0.00"
+    for cell in ws["K"][1:]:
+        cell.number_format = "yyyy-mm-dd hh:mm:ss"
+    for col, width in zip("ABCDEFGHIJKL", (15, 14, 7, 12, 12, 6, 6, 18, 12, 10, 20, 16)):
+        ws.column_dimensions[col].width = width
+    ws.freeze_panes = "B2"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _int(v):
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _relay(v, lang: str):
+    if v is None or pd.isna(v):
+        return None
+    return t("meters.relay_closed" if bool(v) else "meters.relay_open", lang)

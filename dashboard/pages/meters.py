@@ -1,0 +1,83 @@
+"""Meters (/meters): every meter in an AG Grid, sortable and filterable; the XLSX export writes the
+rows the grid shows, in its order, read again from the database, and is recorded in the operation log."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, clientside_callback, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from flask import current_app
+
+import dashboard.app as dash_app
+from core.config import site_zone
+from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.meter_grid import grid_rows, meters_page, meters_workbook
+from dashboard.i18n import request_lang, t
+from dashboard.ids import Meters as ID
+from dashboard.overview_data import to_site_time, utcnow
+from storage.meters import export_meters, meter_table
+
+VIEW, EXPORT = "meter.view", "meter.export"
+dash.register_page(__name__, path="/meters", title="Wattline", name="meters")
+
+
+def _services():
+    services = current_app.config["WATTLINE_SERVICES"]
+    return services.engine, site_zone(services.cfg.timezone)
+
+
+def _rows(lang: str) -> list[dict]:
+    engine, zone = _services()
+    with engine.connect() as conn:
+        return grid_rows(meter_table(conn), lang, zone)
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(VIEW, lang)
+    if denied is not None:
+        return denied
+    return meters_page(_rows(lang), lang)
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks: wiring only
+
+@guarded_callback("meters.refresh", VIEW, Output(ID.GRID, "rowData"), Input(ID.REFRESH, "n_clicks"),
+                  changes_state=False, prevent_initial_call=True)
+def refresh_rows(n_clicks):
+    if not n_clicks:
+        raise PreventUpdate
+    return _rows(request_lang())  # rows keep their ids (getRowId): the filter and sort stay
+
+
+# The browser knows which rows it shows (filter, sort): it sends their ids, not their contents.
+clientside_callback(
+    """function (n, rows, filterModel) {
+        if (!n) { return window.dash_clientside.no_update; }
+        return {ids: (rows || []).map(function (r) { return r.meter_id; }), filter: filterModel || {}, at: Date.now()};
+    }""",
+    Output(ID.EXPORT_REQUEST, "data"), Input(ID.EXPORT, "n_clicks"), State(ID.GRID, "virtualRowData"),
+    State(ID.GRID, "filterModel"), prevent_initial_call=True,
+)
+
+
+@guarded_callback("meters.export", EXPORT, Output(ID.DOWNLOAD, "data"), Output(ID.MESSAGE, "children"),
+                  Input(ID.EXPORT_REQUEST, "data"), changes_state=False, prevent_initial_call=True)
+def export_shown_rows(request):
+    if not request:
+        raise PreventUpdate
+    lang = request_lang()
+    ids = request.get("ids") or []
+    if not ids:
+        return no_update, html.Span(t("meters.nothing_to_export", lang), className="text-warning")
+    engine, zone = _services()
+    op = signed_in()
+    operator = op.username if op is not None else (dash_app.current_user_name() or "-")
+    now = utcnow()
+    with engine.begin() as conn:  # the log entry commits only with a workbook to hand out
+        rows = export_meters(conn, ids, operator=operator, ts=now, source=source_address(),
+                             shown={"filter": request.get("filter") or {}})
+        workbook = meters_workbook(rows, lang, zone)
+    stamp = to_site_time(now, zone).strftime("%Y%m%d-%H%M")
+    return (dcc.send_bytes(workbook, f"meters-{stamp}.xlsx"),
+            html.Span(t("meters.exported", lang, n=len(rows)), className="text-success"))

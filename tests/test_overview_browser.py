@@ -1,0 +1,185 @@
+"""The overview and the meters page against a running demo site: the callback endpoint as the browser
+calls it, and Chromium (the system's; in CI a missing Chromium fails) for the live map, the side panel
+and the XLSX export. One runtime for the module (one day of history, polls only when a test asks)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from collectors.oneshot import build_command_frame
+from dashboard.components.receipt import money
+from storage.audit import entries
+from storage.meters import EXPORT_ACTION, meter_table
+from storage.overview import meter_detail, meter_states_frame
+from storage.schema import meter
+from storage.topology import poll_targets
+from tests.webclient import WebClient, base_url, start_demo_runtime
+
+DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "wattline-demo")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory):
+    rt = start_demo_runtime(tmp_path_factory.mktemp("overview"))
+    deadline = time.time() + 60
+    while time.time() < deadline and not rt.health()["last_poll"]:
+        time.sleep(0.2)
+    yield rt
+    rt.stop()
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
+        pytest.skip("no chromium on this machine")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(rt, browser):
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(base_url(rt) + "/login")
+    page.fill("input[name=username]", "manager")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_load_state("networkidle")
+    yield page
+    context.close()
+
+
+def _normal_room_meter(rt) -> dict:
+    """A room meter whose tile is 'opened, normal' (opened here if the demo opened none)."""
+    with rt.engine.begin() as conn:
+        states = meter_states_frame(conn)
+        rooms = states[states["room_id"].notna()]
+        normal = rooms[rooms["state"] == "normal"]
+        if normal.empty:  # no account opened by the demo: open one whose meter is fine otherwise
+            ok = rooms[(rooms["comm_state"] == "online") & rooms["prepaid_enabled"].eq(True)
+                       & ~rooms["arrears"].eq(True) & ~rooms["alarm1"].eq(True)]
+            conn.execute(meter.update().where(meter.c.id == int(ok.iloc[-1]["meter_id"])).values(status="opened"))
+            normal = ok.iloc[[-1]]
+        chosen = normal.iloc[-1]
+        target = next(t for t in poll_targets(conn) if t["meter_id"] == int(chosen["meter_id"]))
+    return target
+
+
+def _tile(page, meter_id: int):
+    return page.locator(f".ov-tile[data-meter='{meter_id}']")
+
+
+# ---------------------------------------------------------------------------------------------
+# The callback endpoint, as the browser calls it
+
+def test_a_tick_after_one_meter_changed_answers_a_patch_of_that_tile_only(rt):
+    client = WebClient(base_url(rt))
+    assert client.login("manager", DEMO_PASSWORD).status == 302
+    assert client.page("/").status == 200  # the layout builds with the live map
+    tick = {"ov-interval.n_intervals": 1, "ov-filter-building.value": "*", "ov-filter-floor.value": "*",
+            "ov-search.value": ""}
+    body = client.callback("overview.refresh", tick).json()["response"]
+    store = body["ov-tiles-store"]["data"]
+    assert len(body["ov-map"]["buildings"]) == 4  # a browser with no store gets the whole map
+
+    target = _normal_room_meter(rt)  # may open a meter: let the next tick settle that first
+    body = client.callback("overview.refresh", {**tick, "ov-tiles-store.data": store}).json()["response"]
+    store = body.get("ov-tiles-store", {}).get("data", store)
+    with rt.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE meter_state SET arrears = TRUE, updated_at = updated_at + INTERVAL 1 SECOND "
+                             "WHERE meter_id = :m"), {"m": target["meter_id"]})
+    r = client.callback("overview.refresh", {**tick, "ov-tiles-store.data": store})
+    assert r.status == 200, r.text[:300]
+    ops = r.json()["response"]["ov-map"]["buildings"]["operations"]
+    assert len(ops) == 1 and ops[0]["operation"] == "Assign"
+    assert ops[0]["params"]["value"][0] == target["meter_id"] and ops[0]["params"]["value"][3] == "A"
+    with rt.engine.begin() as conn:  # put it back for the browser tests
+        conn.execute(sa.text("UPDATE meter_state SET arrears = FALSE, updated_at = updated_at + INTERVAL 1 SECOND "
+                             "WHERE meter_id = :m"), {"m": target["meter_id"]})
+
+
+def test_an_operator_without_meter_export_is_refused_the_export(rt):
+    client = WebClient(base_url(rt))
+    assert client.login("cashier", DEMO_PASSWORD).status == 302  # may view meters, may not export them
+    r = client.callback("meters.export", {"meters-export-request.data": {"ids": [1, 2], "filter": {}}})
+    assert r.status == 403 and r.json()["permission"] == "meter.export"
+    with rt.engine.connect() as conn:
+        assert all(e["operator"] != "cashier" for e in entries(conn, action=EXPORT_ACTION))
+
+
+# ---------------------------------------------------------------------------------------------
+# Chromium
+
+def test_the_tile_of_a_tripped_meter_turns_to_arrears(rt, page):
+    target = _normal_room_meter(rt)
+    rt.collector.run_cycle()
+    page.goto(base_url(rt) + "/")
+    tile = _tile(page, target["meter_id"])
+    tile.wait_for()
+    assert "st-normal" in tile.get_attribute("class")
+    # a remote trip in the secure frame, sent the way the dispatcher sends it (the runtime's field I/O)
+    field_meter = rt.field_thread.field.meter(target["meter_address"])
+    frame, _ = build_command_frame(target["meter_address"], rt.master_key.bytes, "relay", action="trip",
+                                   seq=field_meter.command_seq + 1)
+    poll_target = next(t for t in rt.collector.targets() if t.meter_id == target["meter_id"])
+    answer = rt.field_io.send_frame(poll_target, frame)
+    assert answer.result.name == "APPLIED", answer
+    rt.collector.run_cycle()
+    page.wait_for_selector(f".ov-tile[data-meter='{target['meter_id']}'].st-arrears", timeout=20000)
+    assert "Arrears" in tile.get_attribute("aria-label")
+    assert page.locator("#ov-legend-count-arrears").inner_text() != ""
+
+
+def test_clicking_a_tile_opens_the_panel_with_the_balance(rt, page):
+    page.goto(base_url(rt) + "/")
+    first = page.locator(".ov-tile").first
+    first.wait_for()
+    meter_id = int(first.get_attribute("data-meter"))
+    first.click()
+    page.wait_for_selector("#ov-panel-balance")
+    with rt.engine.connect() as conn:
+        detail = meter_detail(conn, meter_id)
+    assert page.locator("#ov-panel-balance").inner_text() == money(detail["balance"])
+    assert detail["address"] in page.locator("#ov-panel").inner_text()
+    page.wait_for_selector("#ov-panel-curve .main-svg")
+
+
+def test_the_meters_grid_exports_the_rows_its_filter_shows(rt, page):
+    from openpyxl import load_workbook
+    page.goto(base_url(rt) + "/meters")
+    page.wait_for_selector(".ag-row")
+    page.locator("input[aria-label='Room Filter Input']").fill("b2-3")
+    page.wait_for_function("""() => {
+        const cell = document.querySelector(".ag-center-cols-container .ag-row[row-index='0'] [col-id='room']");
+        return cell !== null && cell.textContent.startsWith("B2-3");
+    }""")
+    with page.expect_download() as download:
+        page.click("#meters-export")
+    path = download.value.path()
+    rows = list(load_workbook(io.BytesIO(open(path, "rb").read())).active.iter_rows(values_only=True))
+    with rt.engine.connect() as conn:
+        table = meter_table(conn)
+        log = entries(conn, action=EXPORT_ACTION)
+    expected = table[table["room"].fillna("").str.lower().str.contains("b2-3")]["address"].tolist()
+    assert len(expected) == 20 and [r[0] for r in rows[1:]] == expected
+    assert log[0]["operator"] == "manager" and json.loads(log[0]["after"])["rows"] == 20
+    assert page.locator("#meters-message").inner_text() == "Exported 20 rows."

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init-db", help="create or upgrade the database schema")
 
+    k = sub.add_parser("api-client", help="payment API clients: add NAME (prints its token once), revoke NAME, list")
+    k.add_argument("client_action", choices=["add", "revoke", "list"])
+    k.add_argument("name", nargs="?")
+
     u = sub.add_parser("user", help="operators who sign in to the dashboard: add, passwd, list")
     usub = u.add_subparsers(dest="user_action", required=True, metavar="ACTION")
     ua = usub.add_parser("add", help="add an operator (asks for the password twice)")
@@ -282,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_import(cfg, args)
         if cmd == "init-db":
             return cmd_init_db(cfg)
+        if cmd == "api-client":
+            from billing.wiring import api_client_cli
+            if args.client_action != "list" and not args.name:
+                parser.error("api-client add/revoke needs a NAME")
+            return api_client_cli(cfg, args.client_action, args.name, f"cli:{os.environ.get('USER', 'unknown')}")
         if cmd == "user":
             return cmd_user(cfg, args)
         parser.error(f"unknown command {cmd}")

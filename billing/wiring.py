@@ -87,3 +87,33 @@ def _demo_api_client(rt) -> None:
     where = "a new random one (set DEMO_API_TOKEN to choose it)" if shown else "from $DEMO_API_TOKEN"
     print(f"Demo payment API: POST /api/v1/sales with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
           f" ({where}); the document is /api/v1/openapi.json", flush=True)
+
+
+def api_client_cli(cfg, action: str, name: str | None, operator: str) -> int:
+    """`app.py api-client add NAME | revoke NAME | list` on the configured database."""
+    import sqlalchemy as sa
+
+    from billing.api import create_api_client, revoke_api_client
+    from storage.engine import dispose, open_engine
+    from storage.migrations import migrate
+    from storage.schema import api_client
+    engine = open_engine(cfg.database_url)
+    try:
+        migrate(engine)
+        ctx = BillingContext(engine, b"\0" * 32, clock=utcnow)  # no personal data is touched here
+        if action == "add":
+            token = create_api_client(ctx, name, operator)
+            print(f"API client {name} added; its token (shown once, only its hash is kept):\n{token}")
+        elif action == "revoke":
+            if not revoke_api_client(ctx, name, operator):
+                print(f"no active API client named {name}")
+                return 1
+            print(f"API client {name} revoked")
+        else:
+            with engine.connect() as conn:
+                for row in conn.execute(sa.select(api_client).order_by(api_client.c.name)).mappings():
+                    state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+                    print(f"{row['name']:<30} {state:<20} added by {row['created_by']} {row['created_at']:%Y-%m-%d}")
+        return 0
+    finally:
+        dispose(engine)

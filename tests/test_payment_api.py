@@ -193,3 +193,25 @@ def test_the_openapi_document_is_valid_json_listing_the_four_endpoints(api):
     for ref in refs(doc):
         section, kind, name = ref.lstrip("#/").split("/")
         assert name in doc[section][kind], ref
+
+
+def test_customer_pages_pass_the_login_guard_and_refuse_forged_tokens(api):
+    base = api.base.rsplit("/api/v1", 1)[0]
+    try:
+        urllib.request.urlopen(f"{base}/c/a1.AAAAAAAAAAAAAAAAAAAAAA", timeout=10)
+        raise AssertionError("a forged token must not be served")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404 and "/login" not in exc.geturl()
+
+
+def test_api_clients_are_added_and_revoked_from_the_command_line(tmp_path, monkeypatch, capsys):
+    import app
+    monkeypatch.setenv("WATTLINE_DATABASE_URL", f"duckdb:///{tmp_path / 'cli.duckdb'}")
+    monkeypatch.setenv("WATTLINE_MASTER_KEY", "0123456789ABCDEFFEDCBA98765432100F1E2D3C4B5A6978")
+    assert app.main(["api-client", "add", "shop"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert len(token) >= 32
+    assert app.main(["api-client", "add", "shop"]) == 2        # the name is taken
+    assert "already exists" in capsys.readouterr().err
+    assert app.main(["api-client", "revoke", "shop"]) == 0
+    assert app.main(["api-client", "list"]) == 0 and "revoked" in capsys.readouterr().out

@@ -9,7 +9,8 @@
   var STATE = {"N": "normal", "1": "alarm1", "2": "alarm2", "A": "arrears", "O": "not_opened", "L": "lost"};
 
   function ariaLabel(template, tile, label) {
-    return template.replace("{room}", tile[1]).replace("{address}", tile[2]).replace("{state}", label || "");
+    var values = {room: tile[1], address: tile[2], state: label || ""};
+    return template.replace(/\{(room|address|state)\}/g, function (_, key) { return values[key]; });
   }
 
   var Floor = React.memo(function Floor(p) {
@@ -45,7 +46,8 @@
     var body = buildings.length ? buildings.map(function (building, i) {
       return h(Building, {key: building.name + ":" + i, building: building, labels: labels, template: template, onPick: onPick});
     }) : h("p", {className: "text-muted my-3"}, props.emptyText || "");
-    return h("div", {id: props.id, className: props.className || "ov-map"}, body);
+    return h("div", {id: props.id, className: props.className || "ov-map", role: "region",
+                     "aria-label": props.ariaLabel}, body);
   }
 
   window.wattline_components = Object.assign(window.wattline_components || {}, {TileMap: TileMap});

@@ -164,8 +164,9 @@ def refresh(engine: sa.Engine, flt: TileFilter, prev: dict | None, now_utc: dt.d
     buildings, floors = filter_options(states)
     out = Refresh("full", version, flt, kpis, tiles, tile_positions(tiles), [], signature, codes, buildings, floors)
     if not force and same_filter and prev.get("sig") == signature and len(prev.get("codes", "")) == len(codes):
-        out.mode = "patch"
-        out.changed = changed_tiles(prev["codes"], codes)
+        changed = changed_tiles(prev["codes"], codes)
+        if len(changed) <= len(codes) // 2:  # beyond that (a site-wide outage) the whole map is smaller
+            out.mode, out.changed = "patch", changed
     return out
 
 

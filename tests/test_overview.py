@@ -375,6 +375,16 @@ def test_a_tick_after_one_meter_changed_patches_that_tile_only(any_engine):
     assert tick.kpis["states"]["arrears"] == 1
 
 
+def test_when_most_tiles_changed_the_tick_sends_the_whole_map(any_engine):
+    ids = _site(any_engine)
+    _meter_state(any_engine, ids)
+    store = refresh(any_engine, TileFilter(), None, NOW, ZONE, force=True).store()
+    with any_engine.begin() as conn:  # the gateways went down: every meter lost
+        conn.execute(meter_state.update().values(comm_state="lost", updated_at=NOW + dt.timedelta(minutes=1)))
+    tick = refresh(any_engine, TileFilter(), store, NOW, ZONE)
+    assert tick.mode == "full" and tick.codes == "LLLL"
+
+
 def test_a_new_filter_or_a_new_meter_redraws_the_map(any_engine):
     ids = _site(any_engine)
     _meter_state(any_engine, ids)

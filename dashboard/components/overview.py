@@ -146,7 +146,7 @@ def tile_map(tiles: pd.DataFrame, lang: str, state: str | None = None) -> TileMa
     return TileMap(id=ID.MAP, buildings=map_buildings(tiles, lang), className=map_class(state),
                    labels={STATE_CODE[s]: state_label(s, lang) for s in MAP_STATES},
                    template=t("overview.tile_label", lang, room="{room}", address="{address}", state="{state}"),
-                   emptyText=t("overview.no_tiles", lang))
+                   emptyText=t("overview.no_tiles", lang), ariaLabel=t("overview.map_heading", lang))
 
 
 def tile_patch(tiles: pd.DataFrame, positions: np.ndarray, changed: list[int]) -> Patch:

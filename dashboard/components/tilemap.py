@@ -10,6 +10,7 @@ Props
   where code is storage.overview.STATE_CODE of the tile's state;
 - labels: {code: state name}; template: tile aria-label, with {room} {address} {state};
 - emptyText: shown when there is no tile; className: "ov-map" plus "only-<state>" to filter;
+- ariaLabel: the map region's name for screen readers;
 - selected (set by the map): {"meter": id, "at": ms} on a tile click or Enter.
 """
 from __future__ import annotations
@@ -29,8 +30,9 @@ class TileMap(Component):
     def __init__(self, id: typing.Optional[str] = None, buildings: typing.Optional[list] = None,
                  labels: typing.Optional[dict] = None, template: typing.Optional[str] = None,
                  emptyText: typing.Optional[str] = None, className: typing.Optional[str] = None,
-                 selected: typing.Optional[dict] = None, **kwargs):
-        self._prop_names = ["id", "buildings", "labels", "template", "emptyText", "className", "selected"]
+                 selected: typing.Optional[dict] = None, ariaLabel: typing.Optional[str] = None, **kwargs):
+        self._prop_names = ["id", "buildings", "labels", "template", "emptyText", "className", "selected",
+                            "ariaLabel"]
         self._valid_wildcard_attributes = []
         self.available_properties = list(self._prop_names)
         self.available_wildcard_properties = []

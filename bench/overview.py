@@ -7,6 +7,7 @@
            redraw (a filter change).                                          target <= 150 ms
   browser  the overview in Chromium, navigation start to every tile rendered, with the 488-meter
            demo site and the 10,080-meter site (server on loopback, signed in).  target <= 2 s
+           Also, without a target: the meters grid's first rows, and its export of every row.
 
 Usage: .venv/bin/python bench/overview.py [tick|browser|all] [--repeat 20]
 """
@@ -243,10 +244,26 @@ def bench_browser(repeat: int) -> None:
                         times.append(page.evaluate("window.__tilesAt") / 1000)
                         counts.add(page.evaluate("window.__tiles"))
                     page.close()
+                grid, export = [], []
+                for k in range(repeat + 1):
+                    page = context.new_page()
+                    page.goto(base + "/meters")
+                    page.wait_for_selector(".ag-row", timeout=60000)
+                    at = page.evaluate("performance.now()") / 1000
+                    t = time.perf_counter()
+                    with page.expect_download(timeout=60000) as download:
+                        page.click("#meters-export")
+                    download.value.path()
+                    if k:
+                        grid.append(at)
+                        export.append(time.perf_counter() - t)
+                    page.close()
                 browser.close()
             server.close()
             dispose(engine)
             print(f"browser, {name}: navigation start to tiles rendered {_ms(times)}; tiles {sorted(counts)}")
+            print(f"browser, {name}: meters grid, navigation start to first rows {_ms(grid)}; "
+                  f"export of every row, click to file {_ms(export)}")
 
 
 def main() -> None:

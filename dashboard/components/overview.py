@@ -52,7 +52,7 @@ def kpi_cards(k: dict, lang: str) -> list:
         _kpi(t("overview.kpi_gateways", lang), f"{k.get('gateways_online', 0):,}", "gateways",
              t("overview.of_total", lang, total=f"{k.get('gateways', 0):,}")),
         _kpi(t("overview.kpi_sales", lang), money(k.get("sales_today", Decimal("0.00"))), "sales"),
-        _kpi(t("overview.kpi_energy", lang), f"{energy:,.1f}", "energy", "kWh"),
+        _kpi(t("overview.kpi_energy", lang), f"{energy:,.1f}", "energy"),
     ]
 
 

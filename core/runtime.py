@@ -206,6 +206,9 @@ class Runtime:
         if self.server is not None:
             try:
                 self.server.close()
+                # Waitress's worker threads outlive close(); end them so no request's frames keep
+                # database objects alive past the runtime.
+                self.server.task_dispatcher.shutdown(timeout=5)
             except Exception:
                 pass
         web = getattr(self, "_web_thread", None)

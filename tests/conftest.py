@@ -11,8 +11,31 @@ import sqlalchemy as sa
 from storage.engine import dispose, open_engine
 from storage.migrations import migrate
 
-PG_URL = os.environ.get("WATTLINE_TEST_PG_URL")
+PG_BASE_URL = os.environ.get("WATTLINE_TEST_PG_URL")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_pg_url: str | None = None
+
+
+def _pg_database() -> str:
+    """A database of this test process's own (created on first use, dropped at exit), so suites
+    run side by side on one server never drop each other's tables."""
+    global _pg_url
+    if _pg_url is None:
+        import atexit
+        base = sa.engine.make_url(PG_BASE_URL)
+        name = f"{base.database or 'wattline_test'}_{os.getpid()}"
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        atexit.register(drop)
+        _pg_url = base.set(database=name).render_as_string(hide_password=False)
+    return _pg_url
 
 
 def _reset_postgres(url: str) -> None:
@@ -26,12 +49,13 @@ def _reset_postgres(url: str) -> None:
 def engine_url(kind: str, tmp_path) -> str:
     if kind == "duckdb":
         return f"duckdb:///{tmp_path / 'test.duckdb'}"
-    if not PG_URL:
+    if not PG_BASE_URL:
         if IN_CI:
             pytest.fail("CI must run the PostgreSQL tests: WATTLINE_TEST_PG_URL is not set (.ci/run starts it)")
         pytest.skip("no PostgreSQL (set WATTLINE_TEST_PG_URL, e.g. `source .ci/postgres.sh; start_postgres`)")
-    _reset_postgres(PG_URL)
-    return PG_URL
+    url = _pg_database()
+    _reset_postgres(url)
+    return url
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -58,3 +58,4 @@ def test_a_reversal_receipt_names_the_receipt_it_reverses():
 
 def test_receipt_texts_exist_in_both_languages():
     assert missing_keys() == {}
+

@@ -10,6 +10,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import html
 
+from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 
 # /account
@@ -114,7 +115,7 @@ def users_page(operators: list[dict], roles: list[str], lang: str) -> dbc.Contai
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 110},
         getRowId="params.data.username", columnSize="responsiveSizeToFit",
         dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
-                         "domLayout": "autoHeight"},
+                         "domLayout": "autoHeight", "localeText": grid_locale(lang)},
         style={"width": "100%"})
     selected = dbc.Card(dbc.CardBody([
         html.H2(t("admin.selected_heading", lang), className="h6"),
@@ -164,7 +165,8 @@ def roles_page(matrix: dict[str, set[str]], roles: list[str], permissions: list[
     grid = dag.AgGrid(
         id=ROLES_GRID, rowData=matrix_rows({r: matrix.get(r, set()) for r in roles}, permissions, lang),
         columnDefs=columns, getRowId="params.data.permission", columnSize="responsiveSizeToFit",
-        defaultColDef={"resizable": True}, dashGridOptions={"domLayout": "autoHeight", "singleClickEdit": True},
+        defaultColDef={"resizable": True}, dashGridOptions={"domLayout": "autoHeight", "singleClickEdit": True,
+                                                          "localeText": grid_locale(lang)},
         style={"width": "100%"})
     return dbc.Container([
         html.H1(t("admin.roles_heading", lang), className="h4"),

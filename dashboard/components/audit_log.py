@@ -8,6 +8,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 
 AUDIT_OPERATOR, AUDIT_ACTION = "audit-operator", "audit-action"
@@ -76,7 +77,8 @@ def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang:
         id=AUDIT_GRID, rowData=grid_rows(rows), getRowId="params.data.id",
         columnDefs=[{"field": c, "headerName": t(f"audit.col_{c}", lang)} for c in COLUMNS],
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 110, "wrapText": False},
-        columnSize="responsiveSizeToFit", dashGridOptions={"pagination": True, "paginationPageSize": 50},
+        columnSize="responsiveSizeToFit",
+        dashGridOptions={"pagination": True, "paginationPageSize": 50, "localeText": grid_locale(lang)},
         style={"height": "70vh", "width": "100%"})
     return dbc.Container([
         html.H1(t("audit.heading", lang), className="h4"),

@@ -14,7 +14,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
-from dashboard.i18n import catalog, t
+from dashboard.components.grid import grid_locale
+from dashboard.i18n import t
 from dashboard.ids import Meters as ID
 from dashboard.overview_data import to_site_time
 
@@ -70,12 +71,6 @@ def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
     })
     out = out.astype(object).where(out.notna(), None)
     return out.to_dict("records")
-
-
-def grid_locale(lang: str) -> dict[str, str]:
-    """AG Grid's own texts (filter menus) in the operator's language: catalog section [meters.grid]."""
-    prefix = "meters.grid."
-    return {k[len(prefix):]: v for k, v in catalog(lang).items() if k.startswith(prefix)}
 
 
 def meters_page(rows: list[dict], lang: str) -> dbc.Container:

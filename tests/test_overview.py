@@ -19,7 +19,7 @@ from dashboard.overview_data import (
     TileFilter, changed_tiles, local_day_bounds, meter_panel, refresh, tile_codes, tile_frame, tile_positions,
 )
 from storage.overview import (
-    MAP_STATES, energy_since, gateway_counts, map_state, map_states, meter_states_frame, overview_kpis,
+    energy_since, gateway_counts, map_state, map_states, meter_states_frame, overview_kpis,
     overview_version, sales_between,
 )
 from storage.schema import account, bus, bus_state, command, gateway, ledger_entry, meter, meter_state

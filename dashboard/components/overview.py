@@ -16,10 +16,10 @@ from dash import Patch, dcc, html
 
 from dashboard.components.figures import power_curve_figure
 from dashboard.components.receipt import money
+from dashboard.components.tilemap import TileMap
 from dashboard.i18n import t
 from dashboard.ids import Overview as ID
 from dashboard.overview_data import to_site_time
-from dashboard.components.tilemap import TileMap
 from storage.overview import MAP_STATES, STATE_CODE
 
 
@@ -74,7 +74,8 @@ def updated_text(last_seen: dt.datetime | None, lang: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Filters
 
-ALL = "*"  # the "all buildings / floors / states" choice of a filter select
+ALL = "*"  # the "all buildings / floors / states" choice of a filter select (TileFilter reads it)
+
 
 def filter_bar(buildings: list[str], floors: list[int], lang: str, building: str | None = None,
                floor: int | None = None, state: str | None = None, search: str = "") -> dbc.Row:

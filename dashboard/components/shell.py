@@ -12,10 +12,16 @@ from dashboard.i18n import t
 NAV: list[tuple[str, str, str | None]] = [
     ("nav.overview", "/", None),
     ("nav.meters", "/meters", None),
+    ("cashier.nav", "/sell", "sale.create"),
+    ("accounts.nav", "/accounts", "account.open"),
+    ("records.nav", "/records", "report.view"),
+    ("tariffs.nav", "/tariffs", "tariff.push"),
+    ("qr.nav", "/qr", "account.open"),
     ("nav.status", "/status", None),
     ("nav.audit", "/audit", "audit.view"),
     ("nav.users", "/admin/users", "user.manage"),
     ("nav.roles", "/admin/roles", "user.manage"),
+    ("api_clients.nav", "/admin/api-clients", "api_client.manage"),
 ]
 
 

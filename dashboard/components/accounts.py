@@ -1,0 +1,313 @@
+"""Accounts (/accounts, 开户/销户): the opening form, the account search and detail (meters, balances,
+entries, closing progress, add a meter, carry an old meter's balance over, close), the customer card,
+and the query of openings and closings. Pure builders; component ids are the constants below."""
+from __future__ import annotations
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard.components.cashier import field, state_badge, when, yuan
+from dashboard.components.grid import grid_locale
+from dashboard.i18n import t
+
+# opening
+ACC_TABS = "acc-tabs"
+ACC_BUILDING, ACC_ROOM, ACC_ROOM_METERS = "acc-building", "acc-room", "acc-room-meters"
+ACC_EXTRA_METERS = "acc-extra-meters"
+ACC_HOLDER, ACC_PHONE, ACC_NATIONAL_ID, ACC_TARIFF = "acc-holder", "acc-phone", "acc-national-id", "acc-tariff"
+ACC_OPEN, ACC_OPEN_RESULT = "acc-open", "acc-open-result"
+# search and detail
+ACC_SEARCH, ACC_STATUS, ACC_FIND, ACC_GRID = "acc-search", "acc-status", "acc-find", "acc-grid"
+ACC_SELECTED = "acc-selected"            # dcc.Store: the account shown in the detail
+ACC_DETAIL, ACC_ACTIONS, ACC_ACTION_RESULT = "acc-detail", "acc-actions", "acc-action-result"
+ACC_TICK = "acc-tick"
+ACC_ADD_METER, ACC_ADD = "acc-add-meter", "acc-add"
+ACC_OLD_METER, ACC_NEW_METER, ACC_TRANSFER_MODE = "acc-old-meter", "acc-new-meter", "acc-transfer-mode"
+ACC_TRANSFER_AMOUNT, ACC_TRANSFER_REASON, ACC_TRANSFER = "acc-transfer-amount", "acc-transfer-reason", "acc-transfer"
+ACC_CLOSE_REASON, ACC_CLOSE, ACC_CLOSE_CONFIRM = "acc-close-reason", "acc-close", "acc-close-confirm"
+ACC_CARD, ACC_CARD_SVG, ACC_CARD_PREVIEW, ACC_CARD_SAVED = "acc-card", "acc-card-svg", "acc-card-preview", "acc-card-saved"
+ACC_ENTRY = "acc-entry"                  # pattern-matching {"type": ACC_ENTRY, "index": receipt number}
+ACC_RECEIPT = "acc-receipt"
+ACC_RECEIPT_PRINT, ACC_PRINTED = "acc-receipt-print", "acc-printed"
+# openings and closings
+ACC_EV_KIND, ACC_EV_FROM, ACC_EV_TO = "acc-ev-kind", "acc-ev-from", "acc-ev-to"
+ACC_EV_BUILDING, ACC_EV_OPERATOR, ACC_EV_TEXT = "acc-ev-building", "acc-ev-operator", "acc-ev-text"
+ACC_EV_SEARCH, ACC_EV_GRID, ACC_EV_COUNT = "acc-ev-search", "acc-ev-grid", "acc-ev-count"
+
+STATUSES = ("open", "closing", "closed")
+
+
+# ---------------------------------------------------------------------------------------------
+def room_meter_options(meters: list[dict], lang: str) -> tuple[list[dict], list[str]]:
+    """Checklist options of a room's meters (those an account cannot take are disabled) and the ones to tick."""
+    options = [{"label": f"{m['address']} · {t('cashier.state.' + m['status'], lang)}", "value": m["address"],
+                "disabled": not m["openable"]} for m in meters]
+    return options, [m["address"] for m in meters if m["openable"]]
+
+
+def open_form(buildings: list[str], tariffs: list[dict], lang: str) -> html.Div:
+    tariff_options = [{"label": f"{x['name']} ({t('tariffs.mode.' + x['mode'], lang)})", "value": x["id"]}
+                      for x in tariffs]
+    return html.Div([
+        dbc.Row([
+            field(t("accounts.building", lang), dcc.Dropdown(id=ACC_BUILDING, options=buildings,
+                                                            placeholder=t("accounts.choose", lang)), ACC_BUILDING,
+                  xs=12, md=4),
+            field(t("accounts.room", lang), dcc.Dropdown(id=ACC_ROOM, options=[], placeholder=t("accounts.choose", lang)),
+                  ACC_ROOM, xs=12, md=4),
+            field(t("accounts.tariff", lang), dcc.Dropdown(id=ACC_TARIFF, options=tariff_options,
+                                                          placeholder=t("accounts.default_tariff", lang)),
+                  ACC_TARIFF, xs=12, md=4),
+        ], className="g-2 mb-2"),
+        dbc.Row([
+            field(t("accounts.meters", lang), dbc.Checklist(id=ACC_ROOM_METERS, options=[], value=[]), ACC_ROOM_METERS,
+                  xs=12, md=6),
+            field(t("accounts.extra_meters", lang), dbc.Input(id=ACC_EXTRA_METERS, autoComplete="off"),
+                  ACC_EXTRA_METERS, xs=12, md=6),
+        ], className="g-2 mb-2"),
+        dbc.Row([
+            field(t("accounts.holder", lang), dbc.Input(id=ACC_HOLDER, autoComplete="off"), ACC_HOLDER, xs=12, md=4),
+            field(t("accounts.phone", lang), dbc.Input(id=ACC_PHONE, type="tel", autoComplete="off"), ACC_PHONE,
+                  xs=12, md=4),
+            field(t("accounts.national_id", lang), dbc.Input(id=ACC_NATIONAL_ID, autoComplete="off", maxLength=18),
+                  ACC_NATIONAL_ID, xs=12, md=4),
+        ], className="g-2 mb-2"),
+        dbc.Button(t("accounts.open_button", lang), id=ACC_OPEN, color="success", className="mb-3"),
+        html.Div(id=ACC_OPEN_RESULT, role="status"),
+    ], className="pt-3")
+
+
+def account_rows(rows: list[dict], lang: str) -> list[dict]:
+    """billing.accounts.find_accounts rows for the grid (phone masked)."""
+    from billing.pii import mask_phone
+    return [{"id": r["id"], "holder": r["holder_name"], "phone": mask_phone(r["phone"]),
+             "room": r["room"] or "", "building": r["building"] or "",
+             "status": t(f"cashier.state.{r['status']}", lang)} for r in rows]
+
+
+def find_panel(lang: str) -> html.Div:
+    status = [{"label": t("accounts.any_status", lang), "value": ""}] + [
+        {"label": t(f"cashier.state.{s}", lang), "value": s} for s in STATUSES]
+    grid = dag.AgGrid(
+        id=ACC_GRID, rowData=[], getRowId="params.data.id",
+        columnDefs=[{"field": "id", "headerName": t("accounts.col_id", lang), "maxWidth": 90},
+                    {"field": "holder", "headerName": t("accounts.col_holder", lang)},
+                    {"field": "room", "headerName": t("accounts.col_room", lang)},
+                    {"field": "building", "headerName": t("accounts.col_building", lang)},
+                    {"field": "phone", "headerName": t("accounts.col_phone", lang)},
+                    {"field": "status", "headerName": t("accounts.col_status", lang)}],
+        defaultColDef={"sortable": True, "resizable": True, "minWidth": 90},
+        columnSize="responsiveSizeToFit",
+        dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+                         "localeText": grid_locale(lang), "animateRows": False},
+        style={"height": "260px", "width": "100%"}, className="ag-theme-quartz mb-3")
+    return html.Div([
+        dbc.Row([
+            dbc.Col(dbc.Input(id=ACC_SEARCH, type="search", autoComplete="off",
+                              placeholder=t("accounts.search_placeholder", lang)), xs=12, md=6),
+            dbc.Col(dbc.Select(id=ACC_STATUS, options=status, value="open"), xs=7, md=3),
+            dbc.Col(dbc.Button(t("accounts.search", lang), id=ACC_FIND, color="primary", className="w-100"), xs=5, md=3),
+        ], className="g-2 mb-2"),
+        grid,
+        html.Div(html.P(t("accounts.pick_account", lang), className="text-muted small"), id=ACC_DETAIL),
+        html.Div(actions_panel(lang), id=ACC_ACTIONS, style={"display": "none"}),
+        dcc.Interval(id=ACC_TICK, interval=1500, disabled=True),
+    ], className="pt-3")
+
+
+def actions_panel(lang: str) -> html.Div:
+    """Add a meter, carry an old meter's balance over, the customer card, close the account."""
+    add = dbc.Card(dbc.CardBody([
+        html.H3(t("accounts.add_meter", lang), className="h6"),
+        dbc.InputGroup([dbc.Input(id=ACC_ADD_METER, autoComplete="off"),
+                        dbc.Button(t("accounts.add_button", lang), id=ACC_ADD, color="primary")]),
+    ]), className="mb-2")
+    transfer = dbc.Card(dbc.CardBody([
+        html.H3(t("accounts.transfer", lang), className="h6"),
+        dbc.Row([
+            field(t("accounts.old_meter", lang), dbc.Input(id=ACC_OLD_METER, autoComplete="off"), ACC_OLD_METER,
+                  xs=12, md=6),
+            field(t("accounts.new_meter", lang), dcc.Dropdown(id=ACC_NEW_METER, options=[], clearable=False),
+                  ACC_NEW_METER, xs=12, md=6),
+        ], className="g-2 mb-2"),
+        dbc.RadioItems(id=ACC_TRANSFER_MODE, value="read", inline=True, className="mb-2", options=[
+            {"label": t("accounts.transfer_read", lang), "value": "read"},
+            {"label": t("accounts.transfer_entered", lang), "value": "entered"}]),
+        dbc.Row([
+            field(t("cashier.amount", lang), dbc.Input(id=ACC_TRANSFER_AMOUNT, inputMode="decimal", autoComplete="off"),
+                  ACC_TRANSFER_AMOUNT, xs=12, md=4),
+            field(t("cashier.reason", lang), dbc.Input(id=ACC_TRANSFER_REASON, autoComplete="off"),
+                  ACC_TRANSFER_REASON, xs=12, md=8),
+        ], className="g-2 mb-2"),
+        html.P(t("accounts.transfer_help", lang), className="form-text"),
+        dbc.Button(t("accounts.transfer_button", lang), id=ACC_TRANSFER, color="primary"),
+    ]), className="mb-2")
+    card = dbc.Card(dbc.CardBody([
+        html.H3(t("accounts.card", lang), className="h6"),
+        html.P(t("accounts.card_help", lang), className="form-text"),
+        dbc.Button([html.I(className="bi bi-qr-code me-1"), t("accounts.card_button", lang)], id=ACC_CARD,
+                   color="secondary", outline=True),
+        html.Div(id=ACC_CARD_PREVIEW, className="mt-2"),
+        dcc.Store(id=ACC_CARD_SVG), dcc.Store(id=ACC_CARD_SAVED),
+    ]), className="mb-2")
+    close = dbc.Card(dbc.CardBody([
+        html.H3(t("accounts.close", lang), className="h6"),
+        html.P(t("accounts.close_help", lang), className="form-text"),
+        dbc.Input(id=ACC_CLOSE_REASON, autoComplete="off", placeholder=t("cashier.reason", lang), className="mb-2"),
+        dcc.ConfirmDialogProvider(dbc.Button(t("accounts.close_button", lang), id=ACC_CLOSE, color="danger"),
+                                  id=ACC_CLOSE_CONFIRM, message=t("accounts.close_confirm", lang)),
+    ]), className="mb-2 border-danger")
+    return html.Div([
+        html.Div(id=ACC_ACTION_RESULT, role="status"),
+        dbc.Row([dbc.Col([add, card], xs=12, lg=6), dbc.Col([transfer, close], xs=12, lg=6)], className="g-2"),
+        html.Div(id=ACC_RECEIPT, className="mt-2"),
+        dcc.Store(id=ACC_PRINTED),
+    ])
+
+
+def account_detail(detail: dict, lang: str) -> html.Div:
+    """billing.desk.account_detail: the account, its meters and balances, closing progress, entries."""
+    a = detail["account"]
+    closing = detail["closing"]
+    facts = [
+        (t("accounts.col_id", lang), str(a.id)),
+        (t("accounts.holder", lang), a.holder_name),
+        (t("accounts.phone", lang), _masked_phone(a.phone)),
+        (t("accounts.national_id", lang), html.Span(a.national_id_masked or "—", id="acc-nid")),
+        (t("accounts.room", lang), f"{a.building} {a.room}".strip() or "—"),
+        (t("accounts.col_status", lang), html.Span(state_badge(a.status, lang), id="acc-status",
+                                                   **{"data-state": a.status})),
+        (t("accounts.opened", lang), f"{when(a.opened_at)} · {a.operator}"),
+    ]
+    if a.closed_at:
+        facts.append((t("accounts.closed", lang), when(a.closed_at)))
+    meters = dbc.Table([
+        html.Thead(html.Tr([html.Th(t("cashier.meter", lang)), html.Th(t("cashier.balance", lang), className="text-end"),
+                            html.Th(t("cashier.read_at", lang)), html.Th("")]
+                           + ([html.Th(t("accounts.closing_step", lang))] if closing else []))),
+        html.Tbody([html.Tr([
+            html.Td(m.address, className="font-monospace"), html.Td(yuan(m.balance), className="text-end"),
+            html.Td(when(m.reading_ts) if m.reading_ts else t("cashier.never_read", lang)),
+            html.Td(dcc.Link(t("cashier.sell_button", lang), href=f"/sell?meter={m.address}") if a.status == "open"
+                    else ""),
+        ] + ([html.Td(html.Span(state_badge(closing.get(m.address), lang), className="acc-closing-step",
+                                **{"data-state": closing.get(m.address, "")}))] if closing else []))
+            for m in a.meters]),
+    ], size="sm", responsive=True, className="small")
+    entries = detail["entries"]
+    entry_table = dbc.Table([
+        html.Thead(html.Tr([html.Th(t(f"cashier.col_{c}", lang)) for c in ("time", "kind", "amount", "receipt")]
+                           + [html.Th(t("cashier.meter", lang)), html.Th(t("cashier.col_state", lang))])),
+        html.Tbody([html.Tr([
+            html.Td(when(e["created_at"])), html.Td(t(f"billing.kind.{e['kind']}", lang)),
+            html.Td(yuan(e["amount"]), className="text-end"),
+            html.Td(dbc.Button(e["receipt_no"], id={"type": ACC_ENTRY, "index": e["receipt_no"]}, color="link",
+                               size="sm", className="p-0 font-monospace")),
+            html.Td(e["meter_address"], className="font-monospace"),
+            html.Td([state_badge(e["state"], lang)] + ([state_badge(e["command_state"], lang)]
+                                                      if e["state"] == "pending" and e["command_state"] else [])),
+        ]) for e in entries]),
+    ], size="sm", striped=True, responsive=True, className="small") if entries else \
+        html.P(t("cashier.no_entries", lang), className="text-muted small")
+    return html.Div(dbc.Card([
+        dbc.CardHeader(t("accounts.detail", lang, id=a.id), className="fw-semibold"),
+        dbc.CardBody([
+            html.Dl([x for k, v in facts for x in (html.Dt(k, className="col-5 col-md-3 fw-normal text-muted"),
+                                                    html.Dd(v, className="col-7 col-md-9 mb-1"))],
+                    className="row small mb-2"),
+            html.H3(t("accounts.meters", lang), className="h6"), meters,
+            html.H3(t("accounts.entries", lang), className="h6"), entry_table,
+        ]),
+    ], className="mb-3"), id="acc-detail-card", **{"data-account": str(a.id)})
+
+
+def _masked_phone(phone: str | None) -> str:
+    from billing.pii import mask_phone
+    return mask_phone(phone) or "—"
+
+
+def events_panel(buildings: list[str], operators: list[str], lang: str) -> html.Div:
+    grid = dag.AgGrid(
+        id=ACC_EV_GRID, rowData=[], getRowId="params.data.id",
+        columnDefs=[{"field": "id", "headerName": t("accounts.col_id", lang), "maxWidth": 90},
+                    {"field": "when", "headerName": t("accounts.col_when", lang), "minWidth": 160},
+                    {"field": "holder", "headerName": t("accounts.col_holder", lang)},
+                    {"field": "room", "headerName": t("accounts.col_room", lang)},
+                    {"field": "building", "headerName": t("accounts.col_building", lang)},
+                    {"field": "meters", "headerName": t("accounts.meters", lang), "minWidth": 140},
+                    {"field": "operator", "headerName": t("accounts.col_operator", lang)},
+                    {"field": "status", "headerName": t("accounts.col_status", lang)}],
+        defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 90},
+        columnSize="responsiveSizeToFit",
+        dashGridOptions={"localeText": grid_locale(lang), "animateRows": False, "pagination": True,
+                         "paginationPageSize": 50},
+        style={"height": "60vh", "width": "100%"}, className="ag-theme-quartz")
+    return html.Div([
+        dbc.Row([
+            field(t("accounts.event", lang), dbc.Select(id=ACC_EV_KIND, value="opened", options=[
+                {"label": t("accounts.event_opened", lang), "value": "opened"},
+                {"label": t("accounts.event_closed", lang), "value": "closed"}]), ACC_EV_KIND, xs=6, md=2),
+            field(t("records.from", lang), dbc.Input(id=ACC_EV_FROM, type="date"), ACC_EV_FROM, xs=6, md=2),
+            field(t("records.to", lang), dbc.Input(id=ACC_EV_TO, type="date"), ACC_EV_TO, xs=6, md=2),
+            field(t("accounts.building", lang), dcc.Dropdown(id=ACC_EV_BUILDING, options=buildings,
+                                                            placeholder=t("records.any", lang)), ACC_EV_BUILDING,
+                  xs=6, md=2),
+            field(t("accounts.col_operator", lang), dcc.Dropdown(id=ACC_EV_OPERATOR, options=operators,
+                                                                placeholder=t("records.any", lang)),
+                  ACC_EV_OPERATOR, xs=6, md=2),
+            field(t("records.text", lang), dbc.Input(id=ACC_EV_TEXT, type="search", autoComplete="off"), ACC_EV_TEXT,
+                  xs=6, md=2),
+        ], className="g-2 mb-2"),
+        dbc.Button(t("accounts.search", lang), id=ACC_EV_SEARCH, color="primary", className="mb-2"),
+        html.Div(id=ACC_EV_COUNT, className="text-muted small mb-1", role="status"),
+        grid,
+    ], className="pt-3")
+
+
+def event_rows(rows: list[dict], event: str, lang: str) -> list[dict]:
+    return [{"id": r["id"], "when": when(r["opened_at"] if event == "opened" else r["closed_at"]),
+             "holder": r["holder_name"], "room": r["room"] or "", "building": r["building"] or "",
+             "meters": " ".join(r["meters"]),
+             "operator": (r["operator"] if event == "opened" else r["closed_by"]) or "",
+             "status": t(f"cashier.state.{r['status']}", lang)} for r in rows]
+
+
+def accounts_page(lang: str, *, may_open: bool, buildings: list[str], tariffs: list[dict],
+                  operators: list[str]) -> dbc.Container:
+    tabs = []
+    if may_open:
+        tabs.append(dbc.Tab(open_form(buildings, tariffs, lang), label=t("accounts.tab_open", lang), tab_id="open"))
+    tabs += [dbc.Tab(find_panel(lang), label=t("accounts.tab_find", lang), tab_id="find"),
+             dbc.Tab(events_panel(buildings, operators, lang), label=t("accounts.tab_events", lang), tab_id="events")]
+    return dbc.Container([
+        html.H1(t("accounts.heading", lang), className="h4"),
+        dbc.Tabs(tabs, id=ACC_TABS, active_tab="open" if may_open else "find"),
+        dcc.Store(id=ACC_SELECTED),
+    ], fluid=True, id="accounts-page")
+
+
+# ---------------------------------------------------------------------------------------------
+# the customer card: an SVG the browser turns into a PNG (no imaging library on the server)
+def card_svg(card: dict, lang: str, title: str) -> str:
+    """A 600×340 card: the QR code of the customer page, the holder (masked), room and meters."""
+    from markupsafe import escape
+    matrix = card["matrix"]
+    n = len(matrix)
+    scale = 280 / n
+    path = "".join(f"M{x},{y}h1v1h-1z" for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark)
+    font = ('font-family="system-ui, -apple-system, \'Segoe UI\', Roboto, \'PingFang SC\', \'Hiragino Sans GB\', '
+            '\'Microsoft YaHei\', \'Noto Sans CJK SC\', sans-serif"')
+    lines = [(t("accounts.card_holder", lang), card["holder"]),
+             (t("accounts.room", lang), f"{card['building']} {card['room']}".strip()),
+             (t("accounts.meters", lang), " ".join(card["meters"][:3]))]
+    text = [f'<text x="320" y="48" font-size="24" font-weight="600" {font}>{escape(title)}</text>',
+            f'<text x="320" y="78" font-size="14" fill="#5b6775" {font}>{escape(t("accounts.card_scan", lang))}</text>']
+    for i, (label, value) in enumerate(lines):
+        y = 130 + i * 58
+        text.append(f'<text x="320" y="{y}" font-size="13" fill="#5b6775" {font}>{escape(label)}</text>')
+        text.append(f'<text x="320" y="{y + 26}" font-size="{20 if i < 2 else 14}" {font}>{escape(value)}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="600" height="340" viewBox="0 0 600 340">'
+            f'<rect width="600" height="340" rx="16" fill="#ffffff" stroke="#c9d1d9"/>'
+            f'<g transform="translate(20 30) scale({scale:.4f})" shape-rendering="crispEdges">'
+            f'<path d="{path}" fill="#000"/></g>{"".join(text)}</svg>')

@@ -1,0 +1,206 @@
+"""The cashier desk (/sell, 售电): meter search, the meter's card, sell / refund / reverse forms, the result
+(a localized message or the triplicate receipt with its command state). Also the small pieces the other
+billing pages share: money, times, state badges, BillingError alerts, the receipt block.
+
+Pure builders: data from billing/ in, components out; component ids are the constants below."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from billing.errors import BillingError
+from dashboard.components.receipt import ReceiptData, money, receipt_sheet
+from dashboard.i18n import t
+
+# /sell
+SELL_PAGE = "sell-page"
+SELL_SEARCH, SELL_FIND, SELL_MATCHES = "sell-search", "sell-find", "sell-matches"
+SELL_PICK = "sell-pick"                 # pattern-matching {"type": SELL_PICK, "index": address}
+SELL_METER = "sell-meter"               # dcc.Store: the chosen meter's address
+SELL_CARD = "sell-card"
+SELL_AMOUNT, SELL_SELL = "sell-amount", "sell-sell"
+SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REFUND = "sell-refund-amount", "sell-refund-reason", "sell-refund"
+SELL_REVERSE_RECEIPT, SELL_REVERSE_REASON, SELL_REVERSE = "sell-reverse-receipt", "sell-reverse-reason", "sell-reverse"
+SELL_REQUEST = "sell-request"           # dcc.Store: the request_id of the next sale or refund (a double click sells once)
+SELL_RESULT = "sell-result"
+SELL_WATCH = "sell-watch"               # dcc.Store: {"receipt", "state", "since"} of the entry whose command is followed
+SELL_TICK = "sell-tick"
+SELL_PRINT, SELL_PRINTED = "sell-print", "sell-printed"
+SELL_CMD_STATE = "sell-command-state"
+
+TICK_MS = 1000
+FINAL_COMMAND_STATES = ("acked", "failed", "expired")
+STATE_COLORS = {"queued": "secondary", "sent": "info", "acked": "success", "failed": "danger", "expired": "warning",
+                "pending": "secondary", "confirmed": "success", "open": "success", "closing": "warning",
+                "closed": "dark", "opened": "success", "not_opened": "secondary", "removed": "dark",
+                "online": "success", "lost": "danger", "unknown": "secondary", "settled": "success",
+                "in_flight": "info", "refused": "danger", "in_force": "success", "future": "info",
+                "active": "success", "revoked": "dark"}
+
+
+# ---------------------------------------------------------------------------------------------
+# shared pieces
+def yuan(amount: Decimal | str | None) -> str:
+    return money(None if amount is None else Decimal(amount))
+
+
+def when(value: dt.datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def state_badge(state: str | None, lang: str) -> dbc.Badge:
+    """A command, entry, account or meter state in the operator's language."""
+    state = state or "unknown"
+    return dbc.Badge(t(f"cashier.state.{state}", lang), color=STATE_COLORS.get(state, "secondary"), className="me-1")
+
+
+def error_alert(exc: BillingError, lang: str, ident: str = "desk-error") -> html.Div:
+    """A refused action: BillingError's message in the operator's language (nothing was written)."""
+    return html.Div(dbc.Alert(exc.message(lang), color="danger", className="py-2 mb-2"), id=ident, role="alert",
+                    **{"data-code": exc.code})
+
+
+def notice(text: str, color: str = "warning", **kw) -> dbc.Alert:
+    return dbc.Alert(text, color=color, className="py-2 mb-2", **kw)
+
+
+def field(label: str, component, html_for: str | None = None, **col) -> dbc.Col:
+    return dbc.Col([dbc.Label(label, html_for=html_for, className="small mb-1"), component], **col)
+
+
+def receipt_block(data: dict, lang: str, *, command_state: str | None, entry_state: str | None,
+                  failure: str | None = None, print_id: str = SELL_PRINT, state_id: str = SELL_CMD_STATE,
+                  block_id: str = "receipt-block") -> html.Div:
+    """A receipt (billing.views.receipt's fields) with its command state and a Print button."""
+    head = [html.Span(t("cashier.command", lang), className="me-1 small text-muted")]
+    if command_state is not None:
+        head.append(html.Span(state_badge(command_state, lang), id=state_id, **{"data-state": command_state}))
+    if entry_state is not None:
+        head += [html.Span(t("cashier.entry", lang), className="ms-2 me-1 small text-muted"),
+                 html.Span(state_badge(entry_state, lang), id=f"{state_id}-entry", **{"data-state": entry_state})]
+    if command_state in ("queued", "sent"):
+        head.append(dbc.Spinner(size="sm", spinner_class_name="ms-1", color="secondary"))
+    info = []
+    if entry_state == "failed":
+        info.append(notice(t("cashier.entry_failed", lang, failure=failure or "—"), "danger", id="sell-failed"))
+    elif command_state in ("queued", "sent"):
+        info.append(html.P(t("cashier.on_its_way", lang), className="small text-muted mb-2"))
+    return html.Div([
+        html.Div([html.Div(head, className="d-flex align-items-center flex-wrap"),
+                  dbc.Button([html.I(className="bi bi-printer me-1"), t("receipt.print", lang)], id=print_id,
+                             color="secondary", outline=True, size="sm")],
+                 className="d-flex justify-content-between align-items-center flex-wrap gap-2 mb-2"),
+        *info,
+        receipt_sheet(ReceiptData(**data), lang),
+    ], id=block_id, **{"data-receipt": data["receipt_no"]})
+
+
+# ---------------------------------------------------------------------------------------------
+# /sell
+def meter_choices(rows: list[dict], lang: str) -> html.Div:
+    """Several meters match the search: one button each."""
+    return html.Div([
+        html.P(t("cashier.pick", lang, n=len(rows)), className="small text-muted mb-1"),
+        dbc.ListGroup([dbc.ListGroupItem(
+            [html.Span(r["address"], className="font-monospace me-2"),
+             html.Span(f"{r['building']} {r['room']}".strip() or "—", className="me-2"),
+             state_badge(r["status"], lang)],
+            id={"type": SELL_PICK, "index": r["address"]}, action=True, n_clicks=0) for r in rows],
+            className="mb-2"),
+    ])
+
+
+def meter_card(card: dict, lang: str) -> dbc.Card:
+    """billing.desk.meter_card: holder (masked), room, balance, purchase count, states, latest entries."""
+    acct = card.get("account")
+    known = card["known"]
+    pending = known.pending_credits + known.pending_debits
+    rows = [
+        (t("cashier.holder", lang), acct["holder"] if acct else "—"),
+        (t("cashier.room", lang), f"{card['building']} {card['room']}".strip() or "—"),
+        (t("cashier.status", lang), [state_badge(card["status"], lang)]
+         + ([state_badge(acct["status"], lang)] if acct else [])),
+        (t("cashier.balance", lang), html.Span(yuan(known.balance), id="sell-balance", className="fs-5 fw-semibold")),
+        (t("cashier.pending", lang), yuan(pending) if pending else "—"),
+        (t("cashier.read_at", lang), when(card["read_at"]) if card["read_at"] else t("cashier.never_read", lang)),
+        (t("cashier.purchase_count", lang), html.Span("—" if card["purchase_count"] is None
+                                                       else str(card["purchase_count"]), id="sell-count")),
+        (t("cashier.comm", lang), state_badge(card["comm_state"], lang)),
+    ]
+    entries = card["entries"]
+    table = dbc.Table([
+        html.Thead(html.Tr([html.Th(t(f"cashier.col_{c}", lang)) for c in ("time", "kind", "amount", "receipt",
+                                                                              "state")])),
+        html.Tbody([html.Tr([html.Td(e["created_at"].strftime("%m-%d %H:%M")),
+                             html.Td(t(f"billing.kind.{e['kind']}", lang)),
+                             html.Td(yuan(e["amount"]), className="text-end"),
+                             html.Td(e["receipt_no"], className="font-monospace small"),
+                             html.Td(state_badge(e["state"], lang))]) for e in entries]),
+    ], size="sm", striped=True, responsive=True, className="mb-0 small") if entries else \
+        html.P(t("cashier.no_entries", lang), className="text-muted small mb-0")
+    return dbc.Card([
+        dbc.CardHeader([html.Span(t("cashier.meter", lang), className="me-2"),
+                        html.Span(card["meter_address"], className="font-monospace fw-semibold", id="sell-address")]),
+        dbc.CardBody([
+            html.Dl([x for k, v in rows for x in (html.Dt(k, className="col-5 fw-normal text-muted"),
+                                                   html.Dd(v, className="col-7 mb-1"))], className="row mb-2 small"),
+            html.H2(t("cashier.recent", lang), className="h6"),
+            table,
+        ]),
+    ], id="sell-meter-card", className="mb-3")
+
+
+def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None) -> dbc.Container:
+    search = dbc.InputGroup([
+        dbc.Label(t("cashier.search", lang), html_for=SELL_SEARCH, className="visually-hidden"),
+        dbc.Input(id=SELL_SEARCH, placeholder=t("cashier.search_placeholder", lang), autoComplete="off",
+                  type="search"),
+        dbc.Button([html.I(className="bi bi-search me-1"), t("cashier.find", lang)], id=SELL_FIND, color="primary"),
+    ], className="mb-2")
+    limit = t("cashier.limit", lang, limit=yuan(hoarding_limit)) if hoarding_limit is not None else ""
+    sell_form = dbc.Card(dbc.CardBody([
+        html.H2(t("cashier.sell", lang), className="h6"),
+        dbc.Label(t("cashier.amount", lang), html_for=SELL_AMOUNT, className="visually-hidden"),
+        dbc.InputGroup([
+            dbc.InputGroupText("¥"),
+            dbc.Input(id=SELL_AMOUNT, type="text", inputMode="decimal", autoComplete="off"),
+            dbc.Button(t("cashier.sell_button", lang), id=SELL_SELL, color="success"),
+        ]),
+        html.Div(limit, className="form-text"),
+    ]), className="mb-3")
+    refund_form = [
+        dbc.Row([field(t("cashier.amount", lang), dbc.Input(id=SELL_REFUND_AMOUNT, type="text", inputMode="decimal",
+                                                            autoComplete="off"), SELL_REFUND_AMOUNT, xs=12, sm=4),
+                 field(t("cashier.reason", lang), dbc.Input(id=SELL_REFUND_REASON, autoComplete="off"),
+                       SELL_REFUND_REASON, xs=12, sm=8)], className="g-2 mb-2"),
+        dbc.Button(t("cashier.refund_button", lang), id=SELL_REFUND, color="warning"),
+    ]
+    reverse_form = [
+        dbc.Row([field(t("cashier.receipt_no", lang), dbc.Input(id=SELL_REVERSE_RECEIPT, autoComplete="off"),
+                       SELL_REVERSE_RECEIPT, xs=12, sm=5),
+                 field(t("cashier.reason", lang), dbc.Input(id=SELL_REVERSE_REASON, autoComplete="off"),
+                       SELL_REVERSE_REASON, xs=12, sm=7)], className="g-2 mb-2"),
+        html.P(t("cashier.reverse_help", lang), className="form-text"),
+        dbc.Button(t("cashier.reverse_button", lang), id=SELL_REVERSE, color="danger"),
+    ]
+    more = dbc.Accordion([
+        dbc.AccordionItem(refund_form, title=t("cashier.refund", lang), item_id="refund"),
+        dbc.AccordionItem(reverse_form, title=t("cashier.reverse", lang), item_id="reverse"),
+    ], start_collapsed=True, always_open=True, id="sell-more", className="mb-3")
+    return dbc.Container([
+        html.H1(t("cashier.heading", lang), className="h4"),
+        dbc.Row([
+            dbc.Col([search, html.Div(id=SELL_MATCHES, role="status"),
+                     html.Div(html.P(t("cashier.start", lang), className="text-muted small"), id=SELL_CARD)],
+                    lg=5, className="mb-2"),
+            dbc.Col([sell_form, more, html.Div(id=SELL_RESULT, role="status", **{"aria-live": "polite"})], lg=7),
+        ]),
+        dcc.Store(id=SELL_METER),
+        dcc.Store(id=SELL_REQUEST, data=request_id),
+        dcc.Store(id=SELL_WATCH),
+        dcc.Store(id=SELL_PRINTED),
+        dcc.Interval(id=SELL_TICK, interval=TICK_MS, disabled=True),
+    ], fluid=True, id=SELL_PAGE)

@@ -1,0 +1,141 @@
+"""Sales records (/records, 售电记录): the query form, the AG Grid of ledger entries and the XLSX workbook of
+the rows the grid shows. Pure builders; component ids are the constants below."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from decimal import Decimal
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from billing.money import to_fen
+from dashboard.components.cashier import field, yuan
+from dashboard.components.grid import grid_locale
+from dashboard.i18n import t
+
+REC_FROM, REC_TO, REC_KINDS = "rec-from", "rec-to", "rec-kinds"
+REC_OPERATOR, REC_BUILDING, REC_TEXT = "rec-operator", "rec-building", "rec-text"
+REC_SEARCH, REC_GRID, REC_COUNT, REC_RESULT = "rec-search", "rec-grid", "rec-count", "rec-result"
+REC_APPLIED = "rec-applied"               # dcc.Store: the filters of the rows shown
+REC_EXPORT, REC_EXPORT_REQUEST, REC_DOWNLOAD = "rec-export", "rec-export-request", "rec-download"
+
+KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
+DEFAULT_KINDS = ["sale", "refund", "reversal"]
+COLUMNS = ("created_at", "receipt_no", "kind", "amount", "meter_address", "room", "building", "holder", "operator",
+           "state", "command_state", "reverses", "reason", "source")
+_NUMBER = {"filter": "agNumberColumnFilter", "type": "numericColumn"}
+
+
+def grid_rows(records: list[dict], lang: str) -> list[dict]:
+    """billing.desk.records as rowData: money as integer fen, times as text in site time."""
+    return [{"id": r["id"], "created_at": r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+             "receipt_no": r["receipt_no"], "kind": t(f"billing.kind.{r['kind']}", lang),
+             "amount_fen": to_fen(r["amount"]), "meter_address": r["meter_address"], "room": r["room"] or "",
+             "building": r["building"] or "", "holder": r["holder"], "operator": r["operator"],
+             "state": t(f"cashier.state.{r['state']}", lang),
+             "command_state": t(f"cashier.state.{r['command_state']}", lang) if r["command_state"] else "",
+             "reverses": r["reverses"] or "", "reason": r["reason"] or "", "source": r["source"]} for r in records]
+
+
+def summary(records: list[dict], lang: str, limit: int) -> str:
+    total = sum((r["amount"] for r in records if r["state"] != "failed"), Decimal("0.00"))
+    text = t("records.summary", lang, n=len(records), total=yuan(total))
+    return text + (" " + t("records.truncated", lang, n=limit) if len(records) >= limit else "")
+
+
+def column_defs(lang: str) -> list[dict]:
+    head = {c: t(f"records.col_{c}", lang) for c in COLUMNS}
+    defs = []
+    for c in COLUMNS:
+        d = {"field": c, "headerName": head[c], "minWidth": 110}
+        if c == "amount":
+            d = {"field": "amount_fen", "headerName": head[c], "minWidth": 100, **_NUMBER,
+                 "valueFormatter": {"function": "(params.value / 100).toFixed(2)"},
+                 "filterValueGetter": {"function": "params.data.amount_fen / 100"}}
+        elif c == "created_at":
+            d.update(minWidth=160, sort="desc")
+        elif c in ("receipt_no", "meter_address"):
+            d.update(minWidth=150)
+        defs.append(d)
+    return defs
+
+
+def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[str], operators: list[str],
+                 lang: str) -> dbc.Container:
+    kinds = [{"label": t(f"billing.kind.{k}", lang), "value": k} for k in KINDS]
+    form = dbc.Row([
+        field(t("records.from", lang), dbc.Input(id=REC_FROM, type="date", value=applied.get("from")), REC_FROM,
+              xs=6, md=2),
+        field(t("records.to", lang), dbc.Input(id=REC_TO, type="date", value=applied.get("to")), REC_TO, xs=6, md=2),
+        field(t("records.operator", lang), dcc.Dropdown(id=REC_OPERATOR, options=operators,
+                                                       placeholder=t("records.any", lang)), REC_OPERATOR, xs=6, md=2),
+        field(t("records.building", lang), dcc.Dropdown(id=REC_BUILDING, options=buildings,
+                                                       placeholder=t("records.any", lang)), REC_BUILDING, xs=6, md=2),
+        field(t("records.text", lang), dbc.Input(id=REC_TEXT, type="search", autoComplete="off",
+                                                placeholder=t("records.text_placeholder", lang)), REC_TEXT, xs=12, md=4),
+        dbc.Col(dbc.Checklist(id=REC_KINDS, options=kinds, value=applied.get("kinds") or DEFAULT_KINDS, inline=True),
+                xs=12, md=8, className="pt-1"),
+        dbc.Col([dbc.Button(t("records.search", lang), id=REC_SEARCH, color="primary", className="me-2"),
+                 dbc.Button(t("records.export", lang), id=REC_EXPORT, color="outline-secondary")],
+                xs=12, md=4, className="d-flex justify-content-md-end align-items-start"),
+    ], className="g-2 mb-2")
+    grid = dag.AgGrid(
+        id=REC_GRID, rowData=rows, columnDefs=column_defs(lang), getRowId="params.data.id",
+        defaultColDef={"sortable": True, "filter": True, "resizable": True},
+        columnSize="autoSize",
+        dashGridOptions={"localeText": grid_locale(lang), "animateRows": False, "enableCellTextSelection": True,
+                         "pagination": True, "paginationPageSize": 100},
+        style={"height": "66vh", "width": "100%"}, className="ag-theme-quartz")
+    return dbc.Container([
+        html.H1(t("records.heading", lang), className="h4"),
+        form,
+        html.Div(id=REC_RESULT, role="status", className="small"),
+        html.P(counted, id=REC_COUNT, className="text-muted small mb-1"),
+        grid,
+        dcc.Store(id=REC_APPLIED, data=applied),
+        dcc.Store(id=REC_EXPORT_REQUEST),
+        dcc.Download(id=REC_DOWNLOAD),
+    ], fluid=True, id="records-page")
+
+
+def records_workbook(records: list[dict], shown: dict, lang: str) -> bytes:
+    """The exported rows as .xlsx: headers in the operator's language, amounts as exact numbers (yuan),
+    times as Excel date-times in site time; a second sheet names the query."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = t("records.sheet", lang)[:31]
+    ws.append([t(f"records.col_{c}", lang) for c in COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for r in records:
+        ws.append([r["created_at"], r["receipt_no"], t(f"billing.kind.{r['kind']}", lang), r["amount"],
+                   r["meter_address"], r["room"] or "", r["building"] or "", r["holder"], r["operator"],
+                   t(f"cashier.state.{r['state']}", lang),
+                   t(f"cashier.state.{r['command_state']}", lang) if r["command_state"] else "",
+                   r["reverses"] or "", r["reason"] or "", r["source"]])
+    for row in ws.iter_rows(min_row=2):
+        row[0].number_format = "yyyy-mm-dd hh:mm:ss"
+        row[3].number_format = "0.00"
+    for col, width in zip("ABCDEFGHIJKLMN", (20, 18, 12, 11, 15, 10, 12, 8, 12, 10, 10, 18, 24, 8)):
+        ws.column_dimensions[col].width = width
+    ws.freeze_panes = "A2"
+    meta = wb.create_sheet(t("records.query_sheet", lang)[:31])
+    for key in ("from", "to", "kinds", "operator", "building", "text"):
+        value = shown.get(key)
+        if isinstance(value, list):
+            value = ", ".join(t(f"billing.kind.{k}", lang) for k in value if k in KINDS)
+        meta.append([t(f"records.{key}", lang), value or t("records.any", lang)])
+    meta.append([t("records.rows", lang), len(records)])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def default_range(today: dt.date, days: int = 7) -> dict:
+    return {"from": (today - dt.timedelta(days=days - 1)).isoformat(), "to": today.isoformat(),
+            "kinds": list(DEFAULT_KINDS)}

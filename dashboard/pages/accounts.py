@@ -1,0 +1,370 @@
+"""Accounts (/accounts, 开户/销户): open an account (opening receipt), find an account and show its meters,
+balances and entries, add a meter, carry an old meter's balance over, close it (closing refund, progress
+per meter), hand out the customer card, and query openings and closings. account.open, account.close."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+
+import dash
+from dash import ALL, Input, Output, State, clientside_callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from flask import current_app, request
+
+from billing import accounts as billing_accounts
+from billing import desk
+from billing.errors import BillingError
+from billing.ledger import get_entry
+from billing.tariffs import tariff_list
+from billing.views import receipt
+from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.accounts import (
+    ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_BUILDING, ACC_CARD, ACC_CARD_PREVIEW, ACC_CARD_SAVED,
+    ACC_CARD_SVG, ACC_CLOSE_CONFIRM, ACC_CLOSE_REASON, ACC_DETAIL, ACC_ENTRY, ACC_EV_BUILDING, ACC_EV_COUNT,
+    ACC_EV_FROM, ACC_EV_GRID, ACC_EV_KIND, ACC_EV_OPERATOR, ACC_EV_SEARCH, ACC_EV_TEXT, ACC_EV_TO, ACC_EXTRA_METERS,
+    ACC_FIND, ACC_GRID, ACC_HOLDER, ACC_NATIONAL_ID, ACC_NEW_METER, ACC_OLD_METER, ACC_OPEN, ACC_OPEN_RESULT,
+    ACC_PHONE, ACC_PRINTED, ACC_RECEIPT, ACC_RECEIPT_PRINT, ACC_ROOM, ACC_ROOM_METERS, ACC_SEARCH, ACC_SELECTED,
+    ACC_STATUS, ACC_TARIFF, ACC_TICK, ACC_TRANSFER, ACC_TRANSFER_AMOUNT, ACC_TRANSFER_MODE, ACC_TRANSFER_REASON,
+    STATUSES, account_detail, account_rows, accounts_page, card_svg, event_rows, room_meter_options,
+)
+from dashboard.components.cashier import error_alert, notice, receipt_block
+from dashboard.i18n import request_lang, t
+
+OPEN, CLOSE = "account.open", "account.close"
+ACC_RECEIPT_NO = "acc-receipt-no"   # dcc.Store written by the entry buttons (plain callback)
+OPEN_PRINT = "acc-open-print"
+dash.register_page(__name__, path="/accounts", title="Wattline", name="accounts")
+
+
+def _billing():
+    return current_app.config["WATTLINE_SERVICES"].billing
+
+
+def _operator() -> str:
+    op = signed_in()
+    return op.username if op is not None else "-"
+
+
+def layout(**_query):
+    lang = request_lang()
+    if not (allowed(OPEN) or allowed(CLOSE)):
+        return forbidden_page(OPEN, lang)
+    ctx_ = _billing()
+    page = accounts_page(lang, may_open=allowed(OPEN), buildings=desk.buildings(ctx_),
+                         tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)],
+                         operators=desk.account_operators(ctx_))
+    page.children.append(dcc.Store(id=ACC_RECEIPT_NO))
+    return page
+
+
+def _account_id(value) -> int | None:
+    """An id that came back from the browser: a positive int (or its digits), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    text = str(value).strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _addresses(text) -> list[str]:
+    return [a for a in re.split(r"[\s,;，；]+", str(text or "")) if a]
+
+
+# ---------------------------------------------------------------------------------------------
+# opening
+@guarded_callback("accounts.rooms", OPEN, Output(ACC_ROOM, "options"), Output(ACC_ROOM, "value"),
+                  Input(ACC_BUILDING, "value"), changes_state=False, prevent_initial_call=True)
+def rooms_of_building(building):
+    if not isinstance(building, str) or not building:
+        return [], None
+    return [{"label": r["name"], "value": r["id"]} for r in desk.rooms(_billing(), building)], None
+
+
+@guarded_callback("accounts.room_meters", OPEN, Output(ACC_ROOM_METERS, "options"),
+                  Output(ACC_ROOM_METERS, "value"), Input(ACC_ROOM, "value"), changes_state=False,
+                  prevent_initial_call=True)
+def meters_of_room(room_id):
+    rid = _account_id(room_id)
+    if rid is None:
+        return [], []
+    return room_meter_options(desk.openable_meters(_billing(), rid), request_lang())
+
+
+@guarded_callback("accounts.open", OPEN, Output(ACC_OPEN_RESULT, "children"),
+                  Output(ACC_SELECTED, "data", allow_duplicate=True), Output(ACC_HOLDER, "value"),
+                  Output(ACC_PHONE, "value"), Output(ACC_NATIONAL_ID, "value"), Output(ACC_EXTRA_METERS, "value"),
+                  Output(ACC_ROOM_METERS, "options", allow_duplicate=True),
+                  Input(ACC_OPEN, "n_clicks"), State(ACC_ROOM, "value"), State(ACC_ROOM_METERS, "value"),
+                  State(ACC_EXTRA_METERS, "value"), State(ACC_HOLDER, "value"), State(ACC_PHONE, "value"),
+                  State(ACC_NATIONAL_ID, "value"), State(ACC_TARIFF, "value"), prevent_initial_call=True)
+def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_id, tariff_id):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    meters = [m for m in (room_meters if isinstance(room_meters, list) else []) if isinstance(m, str)]
+    meters += [m for m in _addresses(extra) if m not in meters]
+    ctx_ = _billing()
+    try:
+        view = billing_accounts.open_account(
+            ctx_, holder_name=str(holder or ""), meter_addresses=meters, operator=_operator(),
+            phone=str(phone or "") or None, national_id=str(national_id or "") or None,
+            room_id=_account_id(room_id), tariff_id=_account_id(tariff_id), remote=source_address())
+    except BillingError as exc:
+        return (error_alert(exc, lang),) + (no_update,) * 6
+    batch = desk.batch_status(ctx_, view.batch_id)
+    result = [notice(t("accounts.opened_ok", lang, id=view.id, holder=view.holder_name,
+                       n=len(batch["commands"])), "success", id="acc-opened"),
+              receipt_block(desk.opening_receipt(ctx_, view), lang, command_state=None, entry_state=None,
+                            print_id=OPEN_PRINT, state_id="acc-open-state", block_id="acc-open-receipt")]
+    options = no_update
+    rid = _account_id(room_id)
+    if rid is not None:
+        options, _ = room_meter_options(desk.openable_meters(ctx_, rid), lang)
+    return result, view.id, "", "", "", "", options
+
+
+# ---------------------------------------------------------------------------------------------
+# finding an account and its detail
+@guarded_callback("accounts.find", OPEN, Output(ACC_GRID, "rowData"), Input(ACC_FIND, "n_clicks"),
+                  Input(ACC_SEARCH, "n_submit"), State(ACC_SEARCH, "value"), State(ACC_STATUS, "value"),
+                  changes_state=False, prevent_initial_call=True)
+def find_accounts(n_clicks, n_submit, text, status):
+    if not n_clicks and not n_submit:
+        raise PreventUpdate
+    status = status if status in STATUSES else None
+    rows = billing_accounts.find_accounts(_billing(), text if isinstance(text, str) else None, status, limit=200)
+    return account_rows(rows, request_lang())
+
+
+@dash.callback(Output(ACC_SELECTED, "data", allow_duplicate=True), Input(ACC_GRID, "selectedRows"),
+               prevent_initial_call=True)
+def select_account(rows):
+    """The row the browser selected (its rows came from accounts.find): nothing stored is read here."""
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict) and _account_id(rows[0].get("id")):
+        return _account_id(rows[0]["id"])
+    raise PreventUpdate
+
+
+def _detail(account_id: int, lang: str):
+    """(detail, meters dropdown options, keep following?) of an account; a BillingError alert if unknown."""
+    try:
+        detail = desk.account_detail(_billing(), account_id)
+    except BillingError as exc:
+        return error_alert(exc, lang), [], False
+    a = detail["account"]
+    in_flight = a.status == "closing" or any(e["state"] == "pending" for e in detail["entries"])
+    options = [{"label": m.address, "value": m.address} for m in a.meters]
+    return account_detail(detail, lang), options, in_flight
+
+
+@guarded_callback("accounts.detail", OPEN, Output(ACC_DETAIL, "children"), Output(ACC_ACTIONS, "style"),
+                  Output(ACC_NEW_METER, "options"), Output(ACC_NEW_METER, "value"),
+                  Output(ACC_TICK, "disabled"), Output(ACC_CARD_PREVIEW, "children"), Output(ACC_RECEIPT, "children"),
+                  Output(ACC_ACTION_RESULT, "children"),
+                  Input(ACC_SELECTED, "data"), changes_state=False, prevent_initial_call=True)
+def show_account(account_id):
+    aid = _account_id(account_id)
+    if aid is None:
+        raise PreventUpdate
+    lang = request_lang()
+    detail, options, in_flight = _detail(aid, lang)
+    return (detail, {"display": "block"} if options else {"display": "none"}, options,
+            options[0]["value"] if options else None, not in_flight, None, None, None)
+
+
+@guarded_callback("accounts.follow", OPEN, Output(ACC_DETAIL, "children", allow_duplicate=True),
+                  Output(ACC_TICK, "disabled", allow_duplicate=True), Input(ACC_TICK, "n_intervals"),
+                  State(ACC_SELECTED, "data"), changes_state=False, prevent_initial_call=True)
+def follow_account(_n, account_id):
+    """Entries on their way and closing steps, until every command of the account has an answer."""
+    aid = _account_id(account_id)
+    if aid is None:
+        return no_update, True
+    detail, _options, in_flight = _detail(aid, request_lang())
+    return detail, not in_flight
+
+
+def _after_action(aid: int, lang: str, message):
+    detail, options, in_flight = _detail(aid, lang)
+    return message, detail, not in_flight, options
+
+
+def _action_outputs(*extra):
+    return [Output(ACC_ACTION_RESULT, "children", allow_duplicate=True),
+            Output(ACC_DETAIL, "children", allow_duplicate=True), Output(ACC_TICK, "disabled", allow_duplicate=True),
+            Output(ACC_NEW_METER, "options", allow_duplicate=True), *extra]
+
+
+@guarded_callback("accounts.add_meter", OPEN, *_action_outputs(Output(ACC_ADD_METER, "value")),
+                  Input(ACC_ADD, "n_clicks"), State(ACC_SELECTED, "data"), State(ACC_ADD_METER, "value"),
+                  prevent_initial_call=True)
+def add_meter(n_clicks, account_id, address):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    aid = _account_id(account_id)
+    if aid is None:
+        return notice(t("accounts.pick_account", lang)), no_update, no_update, no_update, no_update
+    try:
+        billing_accounts.add_meter(_billing(), aid, str(address or "").strip(), _operator(), remote=source_address())
+    except BillingError as exc:
+        return error_alert(exc, lang), no_update, no_update, no_update, no_update
+    done = notice(t("accounts.meter_added", lang, meter=str(address).strip()), "success", id="acc-action-ok")
+    return (*_after_action(aid, lang, done), "")
+
+
+@guarded_callback("accounts.transfer", OPEN, *_action_outputs(Output(ACC_RECEIPT, "children", allow_duplicate=True)),
+                  Input(ACC_TRANSFER, "n_clicks"), State(ACC_SELECTED, "data"), State(ACC_OLD_METER, "value"),
+                  State(ACC_NEW_METER, "value"), State(ACC_TRANSFER_MODE, "value"), State(ACC_TRANSFER_AMOUNT, "value"),
+                  State(ACC_TRANSFER_REASON, "value"), prevent_initial_call=True)
+def transfer(n_clicks, account_id, old, new, mode, amount, reason):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    aid = _account_id(account_id)
+    if aid is None:
+        return notice(t("accounts.pick_account", lang)), no_update, no_update, no_update, no_update
+    ctx_ = _billing()
+    entered = mode == "entered"
+    try:
+        entry = billing_accounts.transfer_old_meter_balance(
+            ctx_, aid, str(old or ""), str(new or ""), _operator(), amount=(amount or "") if entered else None,
+            reason=reason if isinstance(reason, str) else None, remote=source_address())
+    except BillingError as exc:
+        return error_alert(exc, lang), no_update, no_update, no_update, no_update
+    done = notice(t("accounts.transferred", lang, amount=f"¥{entry.amount:,.2f}", old=str(old).strip(),
+                    new=entry.meter_address), "success", id="acc-action-ok")
+    block = receipt_block(receipt(ctx_, entry.receipt_no), lang, command_state=entry.command_state,
+                          entry_state=entry.state, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
+                          block_id="acc-receipt-block")
+    return (*_after_action(aid, lang, done), block)
+
+
+@guarded_callback("accounts.close", CLOSE, *_action_outputs(), Input(ACC_CLOSE_CONFIRM, "submit_n_clicks"),
+                  State(ACC_SELECTED, "data"), State(ACC_CLOSE_REASON, "value"), prevent_initial_call=True)
+def close_account(n_clicks, account_id, reason):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    aid = _account_id(account_id)
+    if aid is None:
+        return notice(t("accounts.pick_account", lang)), no_update, no_update, no_update
+    try:
+        billing_accounts.close_account(_billing(), aid, _operator(), reason=reason if isinstance(reason, str) else None,
+                                       remote=source_address())
+    except BillingError as exc:
+        return error_alert(exc, lang), no_update, no_update, no_update
+    return _after_action(aid, lang, notice(t("accounts.closing_started", lang, id=aid), "info", id="acc-action-ok"))
+
+
+# ---------------------------------------------------------------------------------------------
+# receipts of the account's entries, the customer card
+@dash.callback(Output(ACC_RECEIPT_NO, "data"), Input({"type": ACC_ENTRY, "index": ALL}, "n_clicks"),
+               prevent_initial_call=True)
+def choose_receipt(_clicks):
+    """A receipt number clicked in the entries table (the button's id; nothing stored is read)."""
+    if not ctx.triggered or not ctx.triggered[0]["value"] or not isinstance(ctx.triggered_id, dict):
+        raise PreventUpdate
+    return str(ctx.triggered_id["index"])
+
+
+@guarded_callback("accounts.receipt", OPEN, Output(ACC_RECEIPT, "children", allow_duplicate=True),
+                  Input(ACC_RECEIPT_NO, "data"), changes_state=False, prevent_initial_call=True)
+def show_receipt(receipt_no):
+    if not isinstance(receipt_no, str) or not receipt_no:
+        raise PreventUpdate
+    lang = request_lang()
+    ctx_ = _billing()
+    try:
+        entry = get_entry(ctx_, receipt_no)
+        data = receipt(ctx_, receipt_no)
+    except BillingError as exc:
+        return error_alert(exc, lang)
+    return receipt_block(data, lang, command_state=entry.command_state, entry_state=entry.state,
+                         failure=entry.failure, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
+                         block_id="acc-receipt-block")
+
+
+@guarded_callback("accounts.card", OPEN, Output(ACC_CARD_SVG, "data"), Output(ACC_CARD_PREVIEW, "children",
+                                                                               allow_duplicate=True),
+                  Input(ACC_CARD, "n_clicks"), State(ACC_SELECTED, "data"), changes_state=False,
+                  prevent_initial_call=True)
+def customer_card(n_clicks, account_id):
+    """The account's card (QR code of its customer page, holder masked, room); the browser saves it as PNG."""
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    aid = _account_id(account_id)
+    if aid is None:
+        return None, notice(t("accounts.pick_account", lang))
+    services = current_app.config["WATTLINE_SERVICES"]
+    try:
+        card = desk.customer_card(_billing(), services.qr_key, request.host_url, aid, _operator(),
+                                  source=source_address())
+    except BillingError as exc:
+        return None, error_alert(exc, lang)
+    svg = card_svg(card, lang, t("app.title", lang))
+    src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return ({"svg": svg, "filename": f"customer-card-{aid}.png", "token": card["token"]},
+            html.Img(src=src, alt=t("accounts.card", lang), id="acc-card-img", className="img-fluid border rounded",
+                     style={"maxWidth": "360px"}, **{"data-token": card["token"]}))
+
+
+# The browser draws the card's SVG on a canvas and saves it as a PNG (the server has no imaging library).
+clientside_callback(
+    """function (card) {
+        if (!card || !card.svg) { return window.dash_clientside.no_update; }
+        return new Promise(function (resolve) {
+            var img = new Image();
+            img.onload = function () {
+                var canvas = document.createElement("canvas");
+                canvas.width = 1200; canvas.height = 680;
+                var g = canvas.getContext("2d");
+                g.fillStyle = "#ffffff"; g.fillRect(0, 0, canvas.width, canvas.height);
+                g.drawImage(img, 0, 0, canvas.width, canvas.height);
+                var a = document.createElement("a");
+                a.href = canvas.toDataURL("image/png");
+                a.download = card.filename;
+                document.body.appendChild(a); a.click(); a.remove();
+                resolve(card.filename);
+            };
+            img.onerror = function () { resolve(null); };
+            img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(card.svg);
+        });
+    }""",
+    Output(ACC_CARD_SAVED, "data"), Input(ACC_CARD_SVG, "data"), prevent_initial_call=True,
+)
+
+clientside_callback(
+    "function (a, b) { if (a || b) { window.print(); } return (a || 0) + (b || 0); }",
+    Output(ACC_PRINTED, "data"), Input(OPEN_PRINT, "n_clicks"), Input(ACC_RECEIPT_PRINT, "n_clicks"),
+    prevent_initial_call=True,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# openings and closings
+def _day(value) -> dt.date | None:
+    if not value:
+        return None
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+@guarded_callback("accounts.events", OPEN, Output(ACC_EV_GRID, "rowData"), Output(ACC_EV_COUNT, "children"),
+                  Input(ACC_EV_SEARCH, "n_clicks"), State(ACC_EV_KIND, "value"), State(ACC_EV_FROM, "value"),
+                  State(ACC_EV_TO, "value"), State(ACC_EV_BUILDING, "value"), State(ACC_EV_OPERATOR, "value"),
+                  State(ACC_EV_TEXT, "value"), changes_state=False, prevent_initial_call=True)
+def openings_and_closings(n_clicks, event, first, last, building, operator, text):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    event = event if event in ("opened", "closed") else "opened"
+    try:
+        first_day, last_day = _day(first), _day(last)
+    except ValueError:
+        return no_update, t("records.bad_date", lang)
+    rows = desk.account_events(_billing(), event, first_day=first_day, last_day=last_day,
+                               building=building if isinstance(building, str) else None,
+                               operator=operator if isinstance(operator, str) else None,
+                               text=text if isinstance(text, str) else None)
+    return event_rows(rows, event, lang), t("records.count", lang, n=len(rows))

@@ -1,0 +1,69 @@
+"""Payment API clients (/admin/api-clients): create a client (its bearer token is shown once; only its hash
+is kept) and revoke one (api_client.manage). Both are written to the operation log by billing.api."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, no_update
+from dash.exceptions import PreventUpdate
+from flask import current_app
+
+from billing import desk
+from billing.api import create_api_client, revoke_api_client
+from billing.errors import BillingError
+from dashboard.auth import forbidden_page, guarded_callback, signed_in
+from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, API_RESULT, API_REVOKE_CONFIRM,
+                                              API_REVOKE_NAME, active_names, api_clients_page, client_table,
+                                              token_shown_once)
+from dashboard.components.cashier import error_alert, notice
+from dashboard.i18n import request_lang, t
+
+PERMISSION = "api_client.manage"
+dash.register_page(__name__, path="/admin/api-clients", title="Wattline", name="api-clients")
+
+
+def _billing():
+    return current_app.config["WATTLINE_SERVICES"].billing
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(PERMISSION, lang)
+    if denied is not None:
+        return denied
+    return api_clients_page(desk.api_clients(_billing()), lang)
+
+
+def _refreshed(lang: str):
+    clients = desk.api_clients(_billing())
+    return client_table(clients, lang), active_names(clients)
+
+
+@guarded_callback("api_clients.create", PERMISSION, Output(API_RESULT, "children"), Output(API_LIST, "children"),
+                  Output(API_REVOKE_NAME, "options"), Output(API_NAME, "value"),
+                  Input(API_CREATE, "n_clicks"), State(API_NAME, "value"), prevent_initial_call=True)
+def create(n_clicks, name):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    name = " ".join(str(name or "").split())
+    try:
+        token = create_api_client(_billing(), name, signed_in().username)
+    except BillingError as exc:
+        return error_alert(exc, lang), no_update, no_update, no_update
+    return (token_shown_once(name, token, lang), *_refreshed(lang), "")
+
+
+@guarded_callback("api_clients.revoke", PERMISSION, Output(API_RESULT, "children", allow_duplicate=True),
+                  Output(API_LIST, "children", allow_duplicate=True),
+                  Output(API_REVOKE_NAME, "options", allow_duplicate=True), Output(API_REVOKE_NAME, "value"),
+                  Input(API_REVOKE_CONFIRM, "submit_n_clicks"), State(API_REVOKE_NAME, "value"),
+                  prevent_initial_call=True)
+def revoke(n_clicks, name):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    if not isinstance(name, str) or not name:
+        return notice(t("api_clients.choose", lang)), no_update, no_update, no_update
+    if not revoke_api_client(_billing(), name, signed_in().username):
+        return notice(t("api_clients.not_active", lang, name=name)), no_update, no_update, no_update
+    return (notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), *_refreshed(lang), None)

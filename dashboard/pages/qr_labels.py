@@ -1,0 +1,48 @@
+"""QR labels (/qr, 二维码标签): the printable label sheet of a building's meters (account.open). Each code
+is a signed token of billing.qr leading to the customer page /c/<token>; handing the sheet out is logged."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, clientside_callback
+from dash.exceptions import PreventUpdate
+from flask import current_app, request
+
+from billing import desk
+from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.cashier import notice
+from dashboard.components.qr_labels import QR_BUILDING, QR_COUNT, QR_PRINT, QR_PRINTED, QR_SHEET, QR_SHOW, \
+    label_sheet, qr_page
+from dashboard.i18n import request_lang, t
+
+PERMISSION = "account.open"
+dash.register_page(__name__, path="/qr", title="Wattline", name="qr-labels")
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(PERMISSION, lang)
+    if denied is not None:
+        return denied
+    return qr_page(desk.buildings(current_app.config["WATTLINE_SERVICES"].billing), lang)
+
+
+@guarded_callback("qr.labels", PERMISSION, Output(QR_SHEET, "children"), Output(QR_COUNT, "children"),
+                  Input(QR_SHOW, "n_clicks"), State(QR_BUILDING, "value"), changes_state=False,
+                  prevent_initial_call=True)
+def labels(n_clicks, building):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    if not isinstance(building, str) or not building:
+        return None, notice(t("qr.choose_building", lang))
+    services = current_app.config["WATTLINE_SERVICES"]
+    op = signed_in()
+    sheet = desk.label_sheet(services.billing, services.qr_key, request.host_url, building,
+                             op.username if op else "-", source=source_address())
+    return label_sheet(sheet, building, lang), t("qr.count", lang, n=len(sheet), building=building)
+
+
+clientside_callback(
+    "function (n) { if (n) { window.print(); } return n || 0; }",
+    Output(QR_PRINTED, "data"), Input(QR_PRINT, "n_clicks"), prevent_initial_call=True,
+)

@@ -1,0 +1,120 @@
+"""Sales records (/records, 售电记录): sales, refunds and reversals by time range, kind, operator, building and
+meter / room, in an AG Grid (report.view); the XLSX export writes the rows the grid shows, in its order,
+read again from the database, and is written to the operation log (report.export)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import dash
+from dash import Input, Output, State, clientside_callback, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from flask import current_app
+
+from billing import desk
+from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.records import (
+    KINDS, REC_APPLIED, REC_BUILDING, REC_COUNT, REC_DOWNLOAD, REC_EXPORT, REC_EXPORT_REQUEST, REC_FROM, REC_GRID,
+    REC_KINDS, REC_OPERATOR, REC_RESULT, REC_SEARCH, REC_TEXT, REC_TO, default_range, grid_rows, records_page,
+    records_workbook, summary,
+)
+from dashboard.i18n import request_lang, t
+
+VIEW, EXPORT = "report.view", "report.export"
+dash.register_page(__name__, path="/records", title="Wattline", name="records")
+
+
+class BadDate(ValueError):
+    pass
+
+
+def _billing():
+    return current_app.config["WATTLINE_SERVICES"].billing
+
+
+def _day(value) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise BadDate(str(value)) from None
+
+
+def _applied(first, last, kinds, operator, building, text) -> dict:
+    """The query's filters as plain JSON (kept in a dcc.Store for the export's query sheet)."""
+    first_day, last_day = _day(first), _day(last)
+    return {"from": first_day.isoformat() if first_day else None, "to": last_day.isoformat() if last_day else None,
+            "kinds": [k for k in kinds if k in KINDS] if isinstance(kinds, list) else [],
+            "operator": operator if isinstance(operator, str) and operator else None,
+            "building": building if isinstance(building, str) and building else None,
+            "text": text.strip() if isinstance(text, str) and text.strip() else None}
+
+
+def _query(applied: dict) -> list[dict]:
+    ctx_ = _billing()
+    filters = desk.record_filters(ctx_, first_day=_day(applied["from"]), last_day=_day(applied["to"]),
+                                  kinds=applied["kinds"], operator=applied["operator"],
+                                  building=applied["building"], text=applied["text"])
+    return desk.records(ctx_, **filters)
+
+
+def layout(**_query_args):
+    lang = request_lang()
+    denied = forbidden_page(VIEW, lang)
+    if denied is not None:
+        return denied
+    ctx_ = _billing()
+    applied = {**default_range(ctx_.local(ctx_.now()).date()), "operator": None, "building": None, "text": None}
+    rows = _query(applied)
+    return records_page(grid_rows(rows, lang), summary(rows, lang, desk.RECORD_LIMIT), applied, desk.buildings(ctx_),
+                        desk.record_operators(ctx_), lang)
+
+
+@guarded_callback("records.query", VIEW, Output(REC_GRID, "rowData"), Output(REC_COUNT, "children"),
+                  Output(REC_APPLIED, "data"), Output(REC_RESULT, "children"),
+                  Input(REC_SEARCH, "n_clicks"), Input(REC_TEXT, "n_submit"), State(REC_FROM, "value"),
+                  State(REC_TO, "value"), State(REC_KINDS, "value"), State(REC_OPERATOR, "value"),
+                  State(REC_BUILDING, "value"), State(REC_TEXT, "value"), changes_state=False,
+                  prevent_initial_call=True)
+def query(n_clicks, n_submit, first, last, kinds, operator, building, text):
+    if not n_clicks and not n_submit:
+        raise PreventUpdate
+    lang = request_lang()
+    try:
+        applied = _applied(first, last, kinds, operator, building, text)
+    except BadDate as exc:
+        return no_update, no_update, no_update, html.Span(t("records.bad_date", lang, value=str(exc)),
+                                                          className="text-danger")
+    rows = _query(applied)
+    return grid_rows(rows, lang), summary(rows, lang, desk.RECORD_LIMIT), applied, None
+
+
+# The browser knows which rows it shows (column filters, sort): it sends their ids, not their contents.
+clientside_callback(
+    """function (n, rows, filterModel) {
+        if (!n) { return window.dash_clientside.no_update; }
+        return {ids: (rows || []).map(function (r) { return r.id; }), filter: filterModel || {}, at: Date.now()};
+    }""",
+    Output(REC_EXPORT_REQUEST, "data"), Input(REC_EXPORT, "n_clicks"), State(REC_GRID, "virtualRowData"),
+    State(REC_GRID, "filterModel"), prevent_initial_call=True,
+)
+
+
+@guarded_callback("records.export", EXPORT, Output(REC_DOWNLOAD, "data"),
+                  Output(REC_RESULT, "children", allow_duplicate=True), Input(REC_EXPORT_REQUEST, "data"),
+                  State(REC_APPLIED, "data"), changes_state=False, prevent_initial_call=True)
+def export(request, applied):
+    if not isinstance(request, dict):
+        raise PreventUpdate
+    lang = request_lang()
+    ids = [i for i in request.get("ids") or [] if isinstance(i, int) and not isinstance(i, bool)]
+    if not ids:
+        return no_update, html.Span(t("records.nothing_to_export", lang), className="text-warning")
+    shown = applied if isinstance(applied, dict) else {}
+    op = signed_in()
+    ctx_ = _billing()
+    rows = desk.export_records(ctx_, ids, op.username if op else "-", source=source_address(),
+                               shown={**shown, "grid_filter": request.get("filter") or {}})
+    stamp = ctx_.local(ctx_.now()).strftime("%Y%m%d-%H%M")
+    return (dcc.send_bytes(records_workbook(rows, shown, lang), f"{t('records.filename', lang)}-{stamp}.xlsx"),
+            html.Span(t("records.exported", lang, n=len(rows)), className="text-success", id="rec-exported"))

@@ -1,0 +1,219 @@
+"""Cashier desk (/sell, 售电): find a meter by number, room or scanned QR code; sell, refund, reverse by
+receipt number. Each action runs one billing service (which checks the amount, writes the entry and its
+command in one transaction and logs it); the result is the localized refusal or the triplicate receipt,
+whose command state is followed until the meter answers."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import dash
+from dash import ALL, Input, Output, State, clientside_callback, ctx, no_update
+from dash.exceptions import PreventUpdate
+from flask import current_app
+
+from billing import desk, ledger
+from billing.errors import BillingError
+from billing.qr import BadToken
+from billing.views import receipt
+from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.components.cashier import (
+    FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
+    SELL_PRINTED, SELL_REFUND, SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REQUEST, SELL_RESULT, SELL_REVERSE,
+    SELL_REVERSE_REASON, SELL_REVERSE_RECEIPT, SELL_SEARCH, SELL_SELL, SELL_TICK, SELL_WATCH, error_alert, meter_card,
+    meter_choices, notice, receipt_block, sell_page,
+)
+from dashboard.i18n import request_lang, t
+
+SELL, REFUND, REVERSE = "sale.create", "sale.refund", "sale.reverse"
+WATCH_S = 300  # follow a command this long; the receipt keeps its last state after that
+dash.register_page(__name__, path="/sell", title="Wattline", name="sell")
+
+
+def _billing():
+    return current_app.config["WATTLINE_SERVICES"].billing
+
+
+def _new_request_id() -> str:
+    return f"desk-{uuid.uuid4().hex}"
+
+
+def layout(meter: str | None = None, **_query):
+    lang = request_lang()
+    if not any(allowed(p) for p in (SELL, REFUND, REVERSE)):
+        return forbidden_page(SELL, lang)
+    page = sell_page(lang, _new_request_id(), desk.sale_limit(_billing()))
+    if meter and allowed(SELL):  # /sell?meter=202611210001 (links from the account page)
+        _set(page, SELL_METER, "data", str(meter))
+        _set(page, SELL_CARD, "children", _card(str(meter), lang))
+    return page
+
+
+def _set(node, ident: str, prop: str, value) -> None:
+    """Set a property of the component with this id inside a built layout."""
+    if getattr(node, "id", None) == ident:
+        setattr(node, prop, value)
+        return
+    children = getattr(node, "children", None)
+    for child in children if isinstance(children, list) else [children] if children is not None else []:
+        if hasattr(child, "children") or hasattr(child, "id"):
+            _set(child, ident, prop, value)
+
+
+def _card(address: str, lang: str):
+    try:
+        return meter_card(desk.meter_card(_billing(), address), lang)
+    except BillingError as exc:
+        return error_alert(exc, lang)
+
+
+def _receipt_view(receipt_no: str, lang: str):
+    """The receipt block of an entry and the watch record of its command."""
+    ctx_ = _billing()
+    entry = ledger.get_entry(ctx_, receipt_no)
+    block = receipt_block(receipt(ctx_, receipt_no), lang, command_state=entry.command_state,
+                          entry_state=entry.state, failure=entry.failure)
+    return block, {"receipt": entry.receipt_no, "state": entry.command_state, "entry": entry.state,
+                   "since": time.time()}, _final(entry)
+
+
+def _final(entry) -> bool:
+    return entry.state != "pending" or entry.command_state in FINAL_COMMAND_STATES
+
+
+def _operator() -> str:
+    op = signed_in()
+    return op.username if op is not None else "-"
+
+
+# ---------------------------------------------------------------------------------------------
+# finding the meter
+@guarded_callback("sell.find", SELL, Output(SELL_METER, "data"), Output(SELL_MATCHES, "children"),
+                  Input(SELL_FIND, "n_clicks"), Input(SELL_SEARCH, "n_submit"), State(SELL_SEARCH, "value"),
+                  changes_state=False, prevent_initial_call=True)
+def find(n_clicks, n_submit, text):
+    if not n_clicks and not n_submit:
+        raise PreventUpdate
+    lang = request_lang()
+    text = text.strip() if isinstance(text, str) else ""
+    if not text:
+        return no_update, notice(t("cashier.search_empty", lang), id="sell-no-match")
+    try:
+        rows = desk.find_meters(_billing(), text, current_app.config["WATTLINE_SERVICES"].qr_key)
+    except BadToken:
+        return None, notice(t("cashier.qr_invalid", lang), "danger", id="sell-no-match")
+    if not rows:
+        return None, notice(t("cashier.no_match", lang, text=text), id="sell-no-match")
+    if len(rows) == 1:
+        return rows[0]["address"], None
+    return None, meter_choices(rows, lang)
+
+
+@dash.callback(Output(SELL_METER, "data", allow_duplicate=True), Input({"type": SELL_PICK, "index": ALL}, "n_clicks"),
+               prevent_initial_call=True)
+def pick(_clicks):
+    """One of several matches chosen: its address is the button's id (nothing stored is read here)."""
+    if not ctx.triggered or not ctx.triggered[0]["value"] or not isinstance(ctx.triggered_id, dict):
+        raise PreventUpdate
+    return str(ctx.triggered_id["index"])
+
+
+@guarded_callback("sell.card", SELL, Output(SELL_CARD, "children"), Input(SELL_METER, "data"),
+                  Input(SELL_WATCH, "data"), changes_state=False, prevent_initial_call=True)
+def show_meter(address, _watch):
+    if not address:
+        raise PreventUpdate
+    return _card(str(address), request_lang())
+
+
+# ---------------------------------------------------------------------------------------------
+# money: each refusal writes nothing and says why; each success shows the receipt and follows its command
+def _result_outputs(*extra):
+    return [Output(SELL_RESULT, "children", allow_duplicate=True), Output(SELL_WATCH, "data", allow_duplicate=True),
+            Output(SELL_TICK, "disabled", allow_duplicate=True), *extra]
+
+
+def _money_action(action, n_cleared: int):
+    """Run one money service; (result, watch, tick disabled, *cleared fields) for the outputs."""
+    lang = request_lang()
+    try:
+        entry = action(_operator())
+    except BillingError as exc:
+        return (error_alert(exc, lang), None, True) + (no_update,) * n_cleared
+    block, watch, final = _receipt_view(entry.receipt_no, lang)
+    return (block, watch, final) + ("",) * n_cleared
+
+
+def _need_meter(address, n_cleared: int):
+    if isinstance(address, str) and address:
+        return None
+    return (notice(t("cashier.no_meter", request_lang()), id="desk-error"), None, True) + (no_update,) * n_cleared
+
+
+@guarded_callback("sell.sell", SELL, *_result_outputs(Output(SELL_AMOUNT, "value"),
+                                                      Output(SELL_REQUEST, "data", allow_duplicate=True)),
+                  Input(SELL_SELL, "n_clicks"), Input(SELL_AMOUNT, "n_submit"), State(SELL_METER, "data"),
+                  State(SELL_AMOUNT, "value"), State(SELL_REQUEST, "data"), prevent_initial_call=True)
+def sell(n_clicks, n_submit, address, amount, request_id):
+    if not n_clicks and not n_submit:
+        raise PreventUpdate
+    missing = _need_meter(address, 2)
+    if missing:
+        return missing
+    rid = request_id if isinstance(request_id, str) else None
+    out = _money_action(lambda op: ledger.sell(_billing(), address, amount, op, request_id=rid,
+                                               remote=source_address()), 1)
+    return out + ((_new_request_id(),) if out[1] else (no_update,))
+
+
+@guarded_callback("sell.refund", REFUND, *_result_outputs(Output(SELL_REFUND_AMOUNT, "value"),
+                                                          Output(SELL_REFUND_REASON, "value"),
+                                                          Output(SELL_REQUEST, "data", allow_duplicate=True)),
+                  Input(SELL_REFUND, "n_clicks"), State(SELL_METER, "data"), State(SELL_REFUND_AMOUNT, "value"),
+                  State(SELL_REFUND_REASON, "value"), State(SELL_REQUEST, "data"), prevent_initial_call=True)
+def refund(n_clicks, address, amount, reason, request_id):
+    if not n_clicks:
+        raise PreventUpdate
+    missing = _need_meter(address, 3)
+    if missing:
+        return missing
+    rid = request_id if isinstance(request_id, str) else None
+    out = _money_action(lambda op: ledger.refund(_billing(), address, amount, op, reason=reason, request_id=rid,
+                                                 remote=source_address()), 2)
+    return out + ((_new_request_id(),) if out[1] else (no_update,))
+
+
+@guarded_callback("sell.reverse", REVERSE, *_result_outputs(Output(SELL_REVERSE_RECEIPT, "value"),
+                                                            Output(SELL_REVERSE_REASON, "value")),
+                  Input(SELL_REVERSE, "n_clicks"), State(SELL_REVERSE_RECEIPT, "value"),
+                  State(SELL_REVERSE_REASON, "value"), prevent_initial_call=True)
+def reverse(n_clicks, receipt_no, reason):
+    if not n_clicks:
+        raise PreventUpdate
+    return _money_action(lambda op: ledger.reverse_entry(_billing(), str(receipt_no or ""), op, str(reason or ""),
+                                                         remote=source_address()), 2)
+
+
+@guarded_callback("sell.follow", SELL, *_result_outputs(), Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
+                  changes_state=False, prevent_initial_call=True)
+def follow(_n, watch):
+    """The receipt's command state, until the meter answered (acked / failed / expired) or WATCH_S passed."""
+    if not isinstance(watch, dict) or not isinstance(watch.get("receipt"), str):
+        return no_update, no_update, True
+    lang = request_lang()
+    try:
+        entry = ledger.get_entry(_billing(), watch["receipt"])
+    except BillingError:
+        return no_update, None, True
+    if (entry.command_state, entry.state) == (watch.get("state"), watch.get("entry")):
+        if time.time() - float(watch.get("since") or 0) > WATCH_S:
+            return no_update, no_update, True
+        raise PreventUpdate
+    block, fresh, final = _receipt_view(entry.receipt_no, lang)
+    return block, {**fresh, "since": watch.get("since") or fresh["since"]}, final
+
+
+clientside_callback(
+    "function (n) { if (n) { window.print(); } return n || 0; }",
+    Output(SELL_PRINTED, "data"), Input(SELL_PRINT, "n_clicks"), prevent_initial_call=True,
+)

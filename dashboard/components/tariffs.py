@@ -199,9 +199,12 @@ def batch_view(status: dict, lang: str) -> html.Div:
                     for s in order if counts.get(s)],
                  className="d-flex flex-wrap align-items-center mb-1", id="tar-batch-counts",
                  **{"data-done": "1" if status["done"] else "0"}),
-        dbc.Table(html.Tbody([html.Tr([html.Td(r["meter_address"], className="font-monospace"),
-                                       html.Td(state_badge(r["state"], lang)), html.Td(r["result"] or "")])
-                              for r in rows]), size="sm", className="small mb-0") if rows else None,
+        html.Details([
+            html.Summary(t("tariffs.commands", lang, n=len(status["commands"])), className="small"),
+            dbc.Table(html.Tbody([html.Tr([html.Td(r["meter_address"], className="font-monospace"),
+                                           html.Td(state_badge(r["state"], lang)), html.Td(r["result"] or "")])
+                                  for r in rows]), size="sm", className="small mb-0"),
+        ]) if rows else None,
     ], className="mt-2")
 
 

@@ -146,15 +146,17 @@ def select_account(rows):
 
 
 def _detail(account_id: int, lang: str):
-    """(detail, meters dropdown options, keep following?) of an account; a BillingError alert if unknown."""
+    """(detail, meters dropdown options, keep following?, style of the actions) of an account; a BillingError
+    alert if there is none. The actions show while the account is open (or closing: closing can be retried)."""
     try:
         detail = desk.account_detail(_billing(), account_id)
     except BillingError as exc:
-        return error_alert(exc, lang), [], False
+        return error_alert(exc, lang), [], False, {"display": "none"}
     a = detail["account"]
     in_flight = a.status == "closing" or any(e["state"] == "pending" for e in detail["entries"])
     options = [{"label": m.address, "value": m.address} for m in a.meters]
-    return account_detail(detail, lang), options, in_flight
+    actions = {"display": "block" if a.status in ("open", "closing") else "none"}
+    return account_detail(detail, lang), options, in_flight, actions
 
 
 @guarded_callback("accounts.detail", OPEN, Output(ACC_DETAIL, "children"), Output(ACC_ACTIONS, "style"),
@@ -166,33 +168,38 @@ def show_account(account_id):
     aid = _account_id(account_id)
     if aid is None:
         raise PreventUpdate
-    lang = request_lang()
-    detail, options, in_flight = _detail(aid, lang)
-    return (detail, {"display": "block"} if options else {"display": "none"}, options,
-            options[0]["value"] if options else None, not in_flight, None, None, None)
+    detail, options, in_flight, actions = _detail(aid, request_lang())
+    return detail, actions, options, options[0]["value"] if options else None, not in_flight, None, None, None
 
 
 @guarded_callback("accounts.follow", OPEN, Output(ACC_DETAIL, "children", allow_duplicate=True),
-                  Output(ACC_TICK, "disabled", allow_duplicate=True), Input(ACC_TICK, "n_intervals"),
-                  State(ACC_SELECTED, "data"), changes_state=False, prevent_initial_call=True)
+                  Output(ACC_TICK, "disabled", allow_duplicate=True), Output(ACC_ACTIONS, "style", allow_duplicate=True),
+                  Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"), changes_state=False,
+                  prevent_initial_call=True)
 def follow_account(_n, account_id):
     """Entries on their way and closing steps, until every command of the account has an answer."""
     aid = _account_id(account_id)
     if aid is None:
-        return no_update, True
-    detail, _options, in_flight = _detail(aid, request_lang())
-    return detail, not in_flight
+        return no_update, True, no_update
+    detail, _options, in_flight, actions = _detail(aid, request_lang())
+    return detail, not in_flight, actions
 
 
 def _after_action(aid: int, lang: str, message):
-    detail, options, in_flight = _detail(aid, lang)
-    return message, detail, not in_flight, options
+    detail, options, in_flight, actions = _detail(aid, lang)
+    return message, detail, not in_flight, options, actions
+
+
+def _refused(message, n_extra: int = 0):
+    """An action refused: its message, nothing else changes."""
+    return (message,) + (no_update,) * (4 + n_extra)
 
 
 def _action_outputs(*extra):
     return [Output(ACC_ACTION_RESULT, "children", allow_duplicate=True),
             Output(ACC_DETAIL, "children", allow_duplicate=True), Output(ACC_TICK, "disabled", allow_duplicate=True),
-            Output(ACC_NEW_METER, "options", allow_duplicate=True), *extra]
+            Output(ACC_NEW_METER, "options", allow_duplicate=True), Output(ACC_ACTIONS, "style", allow_duplicate=True),
+            *extra]
 
 
 @guarded_callback("accounts.add_meter", OPEN, *_action_outputs(Output(ACC_ADD_METER, "value")),
@@ -204,11 +211,11 @@ def add_meter(n_clicks, account_id, address):
     lang = request_lang()
     aid = _account_id(account_id)
     if aid is None:
-        return notice(t("accounts.pick_account", lang)), no_update, no_update, no_update, no_update
+        return _refused(notice(t("accounts.pick_account", lang)), 1)
     try:
         billing_accounts.add_meter(_billing(), aid, str(address or "").strip(), _operator(), remote=source_address())
     except BillingError as exc:
-        return error_alert(exc, lang), no_update, no_update, no_update, no_update
+        return _refused(error_alert(exc, lang), 1)
     done = notice(t("accounts.meter_added", lang, meter=str(address).strip()), "success", id="acc-action-ok")
     return (*_after_action(aid, lang, done), "")
 
@@ -223,7 +230,7 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
     lang = request_lang()
     aid = _account_id(account_id)
     if aid is None:
-        return notice(t("accounts.pick_account", lang)), no_update, no_update, no_update, no_update
+        return _refused(notice(t("accounts.pick_account", lang)), 1)
     ctx_ = _billing()
     entered = mode == "entered"
     try:
@@ -231,7 +238,7 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
             ctx_, aid, str(old or ""), str(new or ""), _operator(), amount=(amount or "") if entered else None,
             reason=reason if isinstance(reason, str) else None, remote=source_address())
     except BillingError as exc:
-        return error_alert(exc, lang), no_update, no_update, no_update, no_update
+        return _refused(error_alert(exc, lang), 1)
     done = notice(t("accounts.transferred", lang, amount=f"¥{entry.amount:,.2f}", old=str(old).strip(),
                     new=entry.meter_address), "success", id="acc-action-ok")
     block = receipt_block(receipt(ctx_, entry.receipt_no), lang, command_state=entry.command_state,
@@ -248,12 +255,12 @@ def close_account(n_clicks, account_id, reason):
     lang = request_lang()
     aid = _account_id(account_id)
     if aid is None:
-        return notice(t("accounts.pick_account", lang)), no_update, no_update, no_update
+        return _refused(notice(t("accounts.pick_account", lang)))
     try:
         billing_accounts.close_account(_billing(), aid, _operator(), reason=reason if isinstance(reason, str) else None,
                                        remote=source_address())
     except BillingError as exc:
-        return error_alert(exc, lang), no_update, no_update, no_update
+        return _refused(error_alert(exc, lang))
     return _after_action(aid, lang, notice(t("accounts.closing_started", lang, id=aid), "info", id="acc-action-ok"))
 
 

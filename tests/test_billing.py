@@ -417,3 +417,14 @@ def test_one_request_id_sent_for_two_meters_at_the_same_moment_sells_once(ctx):
         th.join()
     assert sorted(outcomes, key=len) in ([address(1), "request_id_reused"], [address(4), "request_id_reused"])
     assert counts(ctx.engine)[0] == 1
+
+
+def test_a_receipt_has_every_field_the_receipt_sheet_prints(ctx):
+    from billing.views import receipt
+    from dashboard.components.receipt import ReceiptData, receipt_sheet
+    _open(ctx, address(1))
+    sale = ledger.sell(ctx, address(1), "123.45", "cashier")
+    data = receipt(ctx, sale.receipt_no)
+    assert data["amount_in_words"] == "壹佰贰拾叁元肆角伍分" and data["holder"] == "张*"
+    assert data["issued_at"] == ctx.now() + dt.timedelta(hours=8) and data["room"] == "A-101"
+    assert len(receipt_sheet(ReceiptData(**data), "zh").children) == 3

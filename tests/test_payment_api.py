@@ -62,10 +62,18 @@ def api(any_engine, fixed_now):
     operators.seed()
     install_auth(app, operators, b"s" * 32)  # the dashboard's login guard is on: the API must pass it
     server = create_server(app.server, host="127.0.0.1", port=0, threads=24)
-    th = threading.Thread(target=server.run, daemon=True)
+
+    def serve():
+        try:
+            server.run()
+        except OSError:  # the listening socket closed under select() at shutdown
+            pass
+
+    th = threading.Thread(target=serve, daemon=True)
     th.start()
     yield Api(f"http://127.0.0.1:{server.effective_port}/api/v1", token, ctx)
     server.close()
+    server.task_dispatcher.shutdown(timeout=5)
     th.join(5)
 
 

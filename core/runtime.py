@@ -223,8 +223,11 @@ class Runtime:
             self.field_thread.stop()
         if self.engine is not None:
             dispose(self.engine)
-        # Drop every reference to the database and the app, so nothing outlives the runtime.
-        self.engine = self.collector = self.dash_app = self.server = self.field_io = self.field_thread = None
-        self.accounts = None
-        self._web_thread = None
+        # Drop every reference to the database and the app (the services built on them too: billing,
+        # accounts, dispatcher ...), so nothing outlives the runtime. Dash keeps the last app in a
+        # module global, and that app's config points back here.
+        keep = {"base_cfg", "demo", "cfg", "demo_info", "_started_at"}
+        for name in list(vars(self)):
+            if name not in keep:
+                setattr(self, name, None)
 

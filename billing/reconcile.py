@@ -19,7 +19,7 @@ from typing import Callable
 import sqlalchemy as sa
 
 from storage import billing as store
-from storage.outbox import close_alarms, open_alarm
+from storage.outbox import close_alarms, open_alarm, open_alarms
 
 
 @dataclass
@@ -42,6 +42,8 @@ def reconcile(engine: sa.Engine, clock: Callable[[], dt.datetime]) -> ReconcileR
     report = ReconcileReport()
     with engine.begin() as conn:
         bounds = store.live_count_bounds(conn)
+        mismatched = {a["meter_id"] for a in open_alarms(conn, "count_mismatch")}
+        marks = []
         for row in store.reconcile_rows(conn):
             if row["mark_ts"] is not None and row["ts"] <= row["mark_ts"]:
                 continue
@@ -55,17 +57,18 @@ def reconcile(engine: sa.Engine, clock: Callable[[], dt.datetime]) -> ReconcileR
                                   f"meter {address} reports purchase count {count}; the ledger expects {known}"
                                   + (f" (up to {upper} in flight)" if upper > known else ""), now):
                         report.opened.append((address, "count_mismatch"))
-                elif close_alarms(conn, mid, "count_mismatch", now):
+                elif mid in mismatched and close_alarms(conn, mid, "count_mismatch", now):
                     report.cleared.append(address)
             mark_count, mark_balance = row["mark_count"], row["mark_balance"]
             if balance is not None and mark_balance is not None and count is not None and mark_count is not None:
-                credited = (store.amounts_between_counts(conn, mid, mark_count, count) if count > mark_count
-                            else Decimal("0"))
                 rise = balance - Decimal(mark_balance)
-                if rise > credited:
-                    if open_alarm(conn, mid, "balance_mismatch", 2,
-                                  f"meter {address} balance rose by {rise} yuan; the ledger explains {credited}",
-                                  now):
+                if rise > 0 or count != mark_count:  # consumption alone only lowers the balance
+                    credited = (store.amounts_between_counts(conn, mid, mark_count, count) if count > mark_count
+                                else Decimal("0"))
+                    if rise > credited and open_alarm(
+                            conn, mid, "balance_mismatch", 2,
+                            f"meter {address} balance rose by {rise} yuan; the ledger explains {credited}", now):
                         report.opened.append((address, "balance_mismatch"))
-            store.set_reconcile_mark(conn, mid, row["ts"], count, balance)
+            marks.append({"meter_id": mid, "ts": row["ts"], "purchase_count": count, "balance": balance})
+        store.set_reconcile_marks(conn, marks)
     return report

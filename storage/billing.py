@@ -402,12 +402,12 @@ def reconcile_rows(conn: sa.Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def set_reconcile_mark(conn: sa.Connection, meter_id: int, ts: dt.datetime, purchase_count: int | None,
-                       balance: Decimal | None) -> None:
-    if conn.execute(meter_reconcile.update().where(meter_reconcile.c.meter_id == meter_id)
-                    .values(ts=ts, purchase_count=purchase_count, balance=balance)).rowcount == 0:
-        conn.execute(meter_reconcile.insert().values(meter_id=meter_id, ts=ts, purchase_count=purchase_count,
-                                                     balance=balance))
+def set_reconcile_marks(conn: sa.Connection, marks: list[dict]) -> None:
+    """Replace the marks of these meters (rows: meter_id, ts, purchase_count, balance) in two statements."""
+    if not marks:
+        return
+    conn.execute(meter_reconcile.delete().where(meter_reconcile.c.meter_id.in_([m["meter_id"] for m in marks])))
+    conn.execute(meter_reconcile.insert(), marks)
 
 
 def live_count_bounds(conn: sa.Connection) -> dict[int, tuple[int | None, int | None, int | None]]:

@@ -25,6 +25,7 @@ from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.money import parse_amount, receipt_number, to_fen
 from billing.settings import hoarding_limit
+from billing.states import LEDGER_TRANSITIONS, check
 from storage import audit
 from storage import billing as store
 from storage.outbox import command_of_entry, insert_command, is_conflict, is_unique_violation, meter_transaction
@@ -368,6 +369,7 @@ def settle_command(ctx: BillingContext, conn: sa.Connection, cmd: dict, state: s
     """A command reached a final state: confirm or fail its ledger entry, and drive account closing."""
     entry_id = cmd.get("ledger_entry_id")
     if entry_id:
+        check(LEDGER_TRANSITIONS, "pending", "confirmed" if state == "acked" else "failed", "ledger entry")
         if state == "acked":
             store.settle_entry(conn, entry_id, "confirmed", confirmed_at=now,
                                balance_after=None if mailbox is None else mailbox.balance)

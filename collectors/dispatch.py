@@ -286,6 +286,8 @@ class Dispatcher:
     def _finish(self, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
                 error: str | None = None) -> str:
         now = self.clock()
+        if not can_move("sent", state):
+            raise RuntimeError(f"command {cmd['id']}: sent -> {state} is not an allowed transition")
 
         def work(conn: sa.Connection) -> str:
             if not set_command_state(conn, cmd["id"], ("sent",), state, result=result, finished_at=now,

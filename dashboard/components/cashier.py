@@ -153,7 +153,9 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
     ], id="sell-meter-card", className="mb-3")
 
 
-def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None) -> dbc.Container:
+def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None, *, meter: str | None = None,
+              card=None) -> dbc.Container:
+    """The desk; `meter` and its `card` when the page is opened for one meter."""
     search = dbc.InputGroup([
         dbc.Label(t("cashier.search", lang), html_for=SELL_SEARCH, className="visually-hidden"),
         dbc.Input(id=SELL_SEARCH, placeholder=t("cashier.search_placeholder", lang), autoComplete="off",
@@ -194,11 +196,11 @@ def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None) -> dbc
         html.H1(t("cashier.heading", lang), className="h4"),
         dbc.Row([
             dbc.Col([search, html.Div(id=SELL_MATCHES, role="status"),
-                     html.Div(html.P(t("cashier.start", lang), className="text-muted small"), id=SELL_CARD)],
+                     html.Div(card or html.P(t("cashier.start", lang), className="text-muted small"), id=SELL_CARD)],
                     lg=5, className="mb-2"),
             dbc.Col([sell_form, more, html.Div(id=SELL_RESULT, role="status", **{"aria-live": "polite"})], lg=7),
         ]),
-        dcc.Store(id=SELL_METER),
+        dcc.Store(id=SELL_METER, data=meter),
         dcc.Store(id=SELL_REQUEST, data=request_id),
         dcc.Store(id=SELL_WATCH),
         dcc.Store(id=SELL_PRINTED),

@@ -42,22 +42,9 @@ def layout(meter: str | None = None, **_query):
     lang = request_lang()
     if not any(allowed(p) for p in (SELL, REFUND, REVERSE)):
         return forbidden_page(SELL, lang)
-    page = sell_page(lang, _new_request_id(), desk.sale_limit(_billing()))
-    if meter and allowed(SELL):  # /sell?meter=202611210001 (links from the account page)
-        _set(page, SELL_METER, "data", str(meter))
-        _set(page, SELL_CARD, "children", _card(str(meter), lang))
-    return page
-
-
-def _set(node, ident: str, prop: str, value) -> None:
-    """Set a property of the component with this id inside a built layout."""
-    if getattr(node, "id", None) == ident:
-        setattr(node, prop, value)
-        return
-    children = getattr(node, "children", None)
-    for child in children if isinstance(children, list) else [children] if children is not None else []:
-        if hasattr(child, "children") or hasattr(child, "id"):
-            _set(child, ident, prop, value)
+    chosen = str(meter) if meter and allowed(SELL) else None  # /sell?meter=202611210001 (from the account page)
+    return sell_page(lang, _new_request_id(), desk.sale_limit(_billing()), meter=chosen,
+                     card=_card(chosen, lang) if chosen else None)
 
 
 def _card(address: str, lang: str):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from billing import pii
 from billing import qr as qrcodes
-from billing.accounts import account_view, closing_status, get_account
+from billing.accounts import AccountView, account_view, closing_status, get_account
 from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.ledger import KINDS, account_entries, meter_balance, meter_entries
@@ -32,7 +32,8 @@ def local_to_utc(ctx: BillingContext, local: dt.datetime) -> dt.datetime:
     return local.replace(tzinfo=ctx.tz).astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def day_range(ctx: BillingContext, first: dt.date | None, last: dt.date | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+def day_range(ctx: BillingContext, first: dt.date | None,
+              last: dt.date | None) -> tuple[dt.datetime | None, dt.datetime | None]:
     """[first day 00:00, day after the last day 00:00) of the site's clock, as naive UTC."""
     since = local_to_utc(ctx, dt.datetime.combine(first, dt.time())) if first else None
     until = local_to_utc(ctx, dt.datetime.combine(last + dt.timedelta(days=1), dt.time())) if last else None
@@ -83,7 +84,8 @@ def meter_card(ctx: BillingContext, address: str, entries: int = 8) -> dict:
     count = summary["purchase_count"]
     if confirmed is not None and (count is None or confirmed > count):
         count = confirmed  # the meter confirmed a purchase the last poll has not read yet
-    return {**summary, "purchase_count": count, "known": known, "read_at": ctx.local(known.reading_ts) if known.reading_ts else None,
+    read_at = ctx.local(known.reading_ts) if known.reading_ts else None
+    return {**summary, "purchase_count": count, "known": known, "read_at": read_at,
             "entries": [{"created_at": ctx.local(e.created_at), "kind": e.kind, "amount": e.amount,
                          "receipt_no": e.receipt_no, "state": e.state, "command_state": e.command_state}
                         for e in meter_entries(ctx, address, entries)]}
@@ -176,7 +178,7 @@ def account_detail(ctx: BillingContext, account_id: int) -> dict:
     return {"account": local, "entries": entries, "closing": closing}
 
 
-def opening_receipt(ctx: BillingContext, account: "object") -> dict:
+def opening_receipt(ctx: BillingContext, account: AccountView) -> dict:
     """The fields of dashboard.components.receipt.ReceiptData for an account just opened (an AccountView)."""
     return dict(receipt_no=f"K{account.id:08d}", kind="opening", amount=Decimal("0.00"),
                 amount_in_words=amount_in_words(Decimal("0.00")), issued_at=ctx.local(account.opened_at),

@@ -28,7 +28,8 @@ def ctx(any_engine, fixed_now):
     c = make_ctx(any_engine, clock)
     flat_tariff(c)
     for n in (1, 2, 3, 4):
-        write_reading(any_engine, address(n), balance="100.00", purchase_count=3, ts=fixed_now - dt.timedelta(minutes=5))
+        write_reading(any_engine, address(n), balance="100.00", purchase_count=3,
+                      ts=fixed_now - dt.timedelta(minutes=5))
     return c
 
 
@@ -92,7 +93,8 @@ def test_an_export_returns_the_rows_in_the_order_shown_and_is_logged(ctx):
     rows = desk.export_records(ctx, [ids[2], ids[0]], "analyst", shown={"kinds": ["sale"]}, source="10.0.0.7")
     assert [r["amount"] for r in rows] == [Decimal("30.00"), Decimal("10.00")]
     with ctx.engine.connect() as conn:
-        logged = conn.execute(sa.select(audit_log).where(audit_log.c.action == "billing.records_export")).mappings().one()
+        logged = conn.execute(sa.select(audit_log).where(audit_log.c.action == "billing.records_export")) \
+            .mappings().one()
     assert logged["operator"] == "analyst" and logged["source"] == "10.0.0.7"
     assert json.loads(logged["after"]) == {"rows": 2, "shown": {"kinds": ["sale"]}}
 

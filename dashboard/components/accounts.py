@@ -26,7 +26,8 @@ ACC_ADD_METER, ACC_ADD = "acc-add-meter", "acc-add"
 ACC_OLD_METER, ACC_NEW_METER, ACC_TRANSFER_MODE = "acc-old-meter", "acc-new-meter", "acc-transfer-mode"
 ACC_TRANSFER_AMOUNT, ACC_TRANSFER_REASON, ACC_TRANSFER = "acc-transfer-amount", "acc-transfer-reason", "acc-transfer"
 ACC_CLOSE_REASON, ACC_CLOSE, ACC_CLOSE_CONFIRM = "acc-close-reason", "acc-close", "acc-close-confirm"
-ACC_CARD, ACC_CARD_SVG, ACC_CARD_PREVIEW, ACC_CARD_SAVED = "acc-card", "acc-card-svg", "acc-card-preview", "acc-card-saved"
+ACC_CARD, ACC_CARD_SVG = "acc-card", "acc-card-svg"
+ACC_CARD_PREVIEW, ACC_CARD_SAVED = "acc-card-preview", "acc-card-saved"
 ACC_ENTRY = "acc-entry"                  # pattern-matching {"type": ACC_ENTRY, "index": receipt number}
 ACC_RECEIPT = "acc-receipt"
 ACC_RECEIPT_PRINT, ACC_PRINTED = "acc-receipt-print", "acc-printed"
@@ -54,8 +55,8 @@ def open_form(buildings: list[str], tariffs: list[dict], lang: str) -> html.Div:
             field(t("accounts.building", lang), dcc.Dropdown(id=ACC_BUILDING, options=buildings,
                                                             placeholder=t("accounts.choose", lang)), ACC_BUILDING,
                   xs=12, md=4),
-            field(t("accounts.room", lang), dcc.Dropdown(id=ACC_ROOM, options=[], placeholder=t("accounts.choose", lang)),
-                  ACC_ROOM, xs=12, md=4),
+            field(t("accounts.room", lang),
+                  dcc.Dropdown(id=ACC_ROOM, options=[], placeholder=t("accounts.choose", lang)), ACC_ROOM, xs=12, md=4),
             field(t("accounts.tariff", lang), dcc.Dropdown(id=ACC_TARIFF, options=tariff_options,
                                                           placeholder=t("accounts.default_tariff", lang)),
                   ACC_TARIFF, xs=12, md=4),
@@ -107,7 +108,8 @@ def find_panel(lang: str) -> html.Div:
             dbc.Col(dbc.Input(id=ACC_SEARCH, type="search", autoComplete="off",
                               placeholder=t("accounts.search_placeholder", lang)), xs=12, md=6),
             dbc.Col(dbc.Select(id=ACC_STATUS, options=status, value="open"), xs=7, md=3),
-            dbc.Col(dbc.Button(t("accounts.search", lang), id=ACC_FIND, color="primary", className="w-100"), xs=5, md=3),
+            dbc.Col(dbc.Button(t("accounts.search", lang), id=ACC_FIND, color="primary", className="w-100"),
+                    xs=5, md=3),
         ], className="g-2 mb-2"),
         grid,
         html.Div(html.P(t("accounts.pick_account", lang), className="text-muted small"), id=ACC_DETAIL),
@@ -183,7 +185,8 @@ def account_detail(detail: dict, lang: str) -> html.Div:
     if a.closed_at:
         facts.append((t("accounts.closed", lang), when(a.closed_at)))
     meters = dbc.Table([
-        html.Thead(html.Tr([html.Th(t("cashier.meter", lang)), html.Th(t("cashier.balance", lang), className="text-end"),
+        html.Thead(html.Tr([html.Th(t("cashier.meter", lang)),
+                            html.Th(t("cashier.balance", lang), className="text-end"),
                             html.Th(t("cashier.read_at", lang)), html.Th("")]
                            + ([html.Th(t("accounts.closing_step", lang))] if closing else []))),
         html.Tbody([html.Tr([

@@ -96,7 +96,8 @@ def tariff_cards(tariffs: list[dict], lang: str) -> list:
     for x in tariffs:
         rows = []
         for v in sorted(x["versions"], key=lambda v: v["version_no"], reverse=True):
-            mark = state_badge("in_force", lang) if v["in_force"] else state_badge("future", lang) if v["future"] else ""
+            mark = (state_badge("in_force", lang) if v["in_force"]
+                    else state_badge("future", lang) if v["future"] else "")
             rows.append(html.Tr([html.Td(f"v{v['version_no']}"), html.Td([when(v["valid_from_local"]), " ", mark]),
                                  html.Td(version_summary(x["mode"], v["body"], lang)),
                                  html.Td(v["created_by"], className="text-muted")]))

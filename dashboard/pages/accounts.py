@@ -173,8 +173,8 @@ def show_account(account_id):
 
 
 @guarded_callback("accounts.follow", OPEN, Output(ACC_DETAIL, "children", allow_duplicate=True),
-                  Output(ACC_TICK, "disabled", allow_duplicate=True), Output(ACC_ACTIONS, "style", allow_duplicate=True),
-                  Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"), changes_state=False,
+                  Output(ACC_TICK, "disabled", allow_duplicate=True),
+                  Output(ACC_ACTIONS, "style", allow_duplicate=True), Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"), changes_state=False,
                   prevent_initial_call=True)
 def follow_account(_n, account_id):
     """Entries on their way and closing steps, until every command of the account has an answer."""

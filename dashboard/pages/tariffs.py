@@ -131,7 +131,8 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     try:
         tid = int(tariff_id)
     except (TypeError, ValueError):
-        return error_alert(BillingError("tariff_unknown", tariff=tariff_id), lang), no_update, no_update, True, no_update
+        refused = error_alert(BillingError("tariff_unknown", tariff=tariff_id), lang)
+        return refused, no_update, no_update, True, no_update
     if scope == "building":
         addresses = desk.building_addresses(ctx_, building) if isinstance(building, str) and building else []
     else:

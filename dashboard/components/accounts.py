@@ -211,7 +211,7 @@ def account_detail(detail: dict, lang: str) -> html.Div:
             html.Td([state_badge(e["state"], lang)] + ([state_badge(e["command_state"], lang)]
                                                       if e["state"] == "pending" and e["command_state"] else [])),
         ]) for e in entries]),
-    ], size="sm", striped=True, responsive=True, className="small") if entries else \
+    ], size="sm", striped=True, responsive=True, className="small text-nowrap") if entries else \
         html.P(t("cashier.no_entries", lang), className="text-muted small")
     return html.Div(dbc.Card([
         dbc.CardHeader(t("accounts.detail", lang, id=a.id), className="fw-semibold"),

@@ -139,7 +139,7 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
                              html.Td(yuan(e["amount"]), className="text-end"),
                              html.Td(e["receipt_no"], className="font-monospace small"),
                              html.Td(state_badge(e["state"], lang))]) for e in entries]),
-    ], size="sm", striped=True, responsive=True, className="mb-0 small") if entries else \
+    ], size="sm", striped=True, responsive=True, className="mb-0 small text-nowrap") if entries else \
         html.P(t("cashier.no_entries", lang), className="text-muted small mb-0")
     return dbc.Card([
         dbc.CardHeader([html.Span(t("cashier.meter", lang), className="me-2"),

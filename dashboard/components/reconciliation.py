@@ -1,0 +1,68 @@
+"""Reconciliation page builders: open mismatch alarms and the shadow-billing table."""
+from __future__ import annotations
+
+import datetime as dt
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard.components.grid import grid_locale
+from dashboard.i18n import t
+
+REC_ALARMS = "recon-alarms"
+REC_FIRST = "recon-first-day"
+REC_LAST = "recon-last-day"
+REC_RUN = "recon-run"
+REC_SHADOW = "recon-shadow-grid"
+REC_MESSAGE = "recon-message"
+
+
+def alarm_rows(alarms: list[dict], lang: str) -> list[dict]:
+    return [{"kind": t(f"reconciliation.kind.{a['kind']}", lang), "meter_address": a["meter_address"],
+             "building": a.get("building"), "room": a.get("room"),
+             "opened_at": a["opened_at"].strftime("%Y-%m-%d %H:%M"), "message": a.get("message")} for a in alarms]
+
+
+def shadow_rows(rows: list[dict]) -> list[dict]:
+    return [{"meter_address": r["meter_address"], "building": r.get("building"), "room": r.get("room"),
+             "days": r["days"], "worst_day": r["worst_day"].isoformat(),
+             "expected": f"{r['expected']:.2f}", "actual": f"{r['actual']:.2f}",
+             "difference": f"{r['difference']:+.2f}",
+             "ratio": "∞" if r["worst_ratio"] == float("inf") else f"{r['worst_ratio'] * 100:.1f} %"}
+            for r in rows]
+
+
+def _grid(ident: str, fields: list[str], rows: list[dict], lang: str) -> dag.AgGrid:
+    return dag.AgGrid(id=ident, rowData=rows,
+                      columnDefs=[{"field": f, "headerName": t(f"reconciliation.col.{f}", lang)} for f in fields],
+                      defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 100},
+                      columnSize="responsiveSizeToFit",
+                      dashGridOptions={"domLayout": "autoHeight", "localeText": grid_locale(lang)},
+                      style={"width": "100%"})
+
+
+def reconciliation_page(alarms: list[dict], today: dt.date, lang: str) -> dbc.Container:
+    return dbc.Container([
+        html.H1(t("reconciliation.heading", lang), className="h4"),
+        html.P(t("reconciliation.intro", lang), className="text-muted small"),
+        html.H2(t("reconciliation.alarms_heading", lang), className="h6 mt-3"),
+        html.P(t("reconciliation.no_alarms", lang), className="small text-success") if not alarms else None,
+        _grid(REC_ALARMS, ["kind", "meter_address", "building", "room", "opened_at", "message"],
+              alarm_rows(alarms, lang), lang),
+        html.H2(t("reconciliation.shadow_heading", lang), className="h6 mt-4"),
+        html.P(t("reconciliation.shadow_intro", lang), className="text-muted small"),
+        dbc.Row([
+            dbc.Col([dbc.Label(t("reconciliation.first_day", lang), html_for=REC_FIRST),
+                     dcc.DatePickerSingle(id=REC_FIRST, date=(today - dt.timedelta(days=30)).isoformat(),
+                                          display_format="YYYY-MM-DD")], xs=6, md=3),
+            dbc.Col([dbc.Label(t("reconciliation.last_day", lang), html_for=REC_LAST),
+                     dcc.DatePickerSingle(id=REC_LAST, date=today.isoformat(), display_format="YYYY-MM-DD")],
+                    xs=6, md=3),
+            dbc.Col(dbc.Button(t("reconciliation.run", lang), id=REC_RUN, color="primary"), xs=12, md=3,
+                    className="d-flex align-items-end mt-2 mt-md-0"),
+        ], className="g-2 mb-2"),
+        html.Div(id=REC_MESSAGE, role="status", className="small mb-2"),
+        _grid(REC_SHADOW, ["meter_address", "building", "room", "days", "worst_day", "expected", "actual",
+                           "difference", "ratio"], [], lang),
+    ], fluid=True)

@@ -15,6 +15,7 @@ NAV: list[tuple[str, str, str | None]] = [
     ("cashier.nav", "/sell", "sale.create"),
     ("accounts.nav", "/accounts", "account.open"),
     ("records.nav", "/records", "report.view"),
+    ("reconciliation.nav", "/reconciliation", "report.view"),
     ("tariffs.nav", "/tariffs", "tariff.push"),
     ("qr.nav", "/qr", "account.open"),
     ("nav.status", "/status", None),

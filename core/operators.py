@@ -54,8 +54,9 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
     "manager": frozenset({"audit.view", "report.view", "report.export", "meter.view", "meter.export",
                           "workorder.dispatch"}),
+    # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({"account.open", "account.close", "sale.create", "sale.refund", "sale.reverse",
-                          "meter.view"}),
+                          "meter.view", "report.view", "report.export"}),
     "operator": frozenset({"relay.command", "relay.batch", "tariff.push", "meter.view"}),
     "analyst": frozenset({"report.view", "report.export", "meter.view", "meter.export"}),
     "worker": frozenset({"workorder.execute"}),

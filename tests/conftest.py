@@ -103,3 +103,31 @@ def free_port_block(n: int) -> int:
         if ok:
             return base
     raise RuntimeError("no free port block")
+
+
+# --- Chromium for browser tests ----------------------------------------------------------------
+# The system's chromium (Debian package), driven by Playwright; never a downloaded browser. In CI
+# (CI=true) a missing chromium fails the test: browser tests must run there, not skip.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def chromium_path() -> str:
+    import shutil
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if IN_CI:
+            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
+        pytest.skip("no chromium on this machine")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per test module."""
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -2,8 +2,6 @@
 labels after switching, the localized wrong-password message, and the admin grids' own controls."""
 from __future__ import annotations
 
-import os
-import shutil
 
 import pytest
 
@@ -13,17 +11,6 @@ from dashboard.i18n import t
 from tests.webclient import base_url, start_demo_runtime
 
 DEMO = demo_password()
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
-        pytest.skip("no chromium on this machine")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +18,6 @@ def rt(tmp_path_factory):
     runtime = start_demo_runtime(tmp_path_factory.mktemp("auth-browser"))
     yield runtime
     runtime.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

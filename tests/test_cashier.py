@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import shutil
 import struct
 import time
 import urllib.error
@@ -36,8 +34,6 @@ from tests.webclient import WebClient, base_url, start_demo_runtime
 
 DEMO = demo_password()
 SETTLED = ("acked", "failed", "expired")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 PAGES = {"/sell": "cashier.heading", "/accounts": "accounts.heading", "/records": "records.heading",
          "/tariffs": "tariffs.heading", "/qr": "qr.heading", "/admin/api-clients": "api_clients.heading"}
 
@@ -517,25 +513,6 @@ def test_every_new_page_answers_each_role_by_its_permissions(rt):
 
 # ---------------------------------------------------------------------------------------------
 # Chromium
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
-        pytest.skip("no chromium on this machine")
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=ARGS)
-        yield b
-        b.close()
-
 
 def _signed_in(rt, browser, username: str, **context):
     ctx = browser.new_context(accept_downloads=True, **context)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 import urllib.parse
 import urllib.request
@@ -13,7 +12,7 @@ import pytest
 
 from core.config import Config, DemoConfig
 from core.runtime import Runtime
-from tests.conftest import free_port, free_port_block
+from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -21,15 +20,6 @@ DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "wattline-demo")
 # Namespace identifiers inside inline SVG are names, not fetches.
 NAMESPACES = re.compile(r"https?://www\.w3\.org/[0-9]{4}/(svg|xlink|xhtml)")
 URL = re.compile(r"""(?:src|href)\s*=\s*["']?(https?://[^"' >]+)|url\(\s*["']?(https?://[^"')]+)""", re.I)
-
-
-def _chromium():
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
-        pytest.skip("no chromium on this machine")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +68,7 @@ def test_no_page_requests_anything_from_another_host(runtime):
     paths = _page_paths()
     assert "/" in paths and "/status" in paths
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.on("request", lambda req: requested.append((page.url, req.url)))
         page.goto(base + "/")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 
 import pytest
@@ -22,8 +21,6 @@ from storage.topology import poll_targets
 from tests.webclient import WebClient, base_url, start_demo_runtime
 
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "wattline-demo")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -34,25 +31,6 @@ def rt(tmp_path_factory):
         time.sleep(0.2)
     yield rt
     rt.stop()
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI must run browser tests: chromium is not installed (.ci/run installs it)")
-        pytest.skip("no chromium on this machine")
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ def test_an_open_balance_mismatch_is_listed_for_an_analyst(rt):
     assert "balance rose 20.00 without a purchase" in page
 
 
-def test_a_cashier_may_not_open_the_report(rt):
-    page = _client(rt, "cashier").page("/reconciliation").text
+def test_a_role_without_report_view_may_not_open_the_report(rt):
+    page = _client(rt, "operator").page("/reconciliation").text
     assert "Shadow billing" not in page and "recon-shadow-grid" not in page
 
 

@@ -18,7 +18,7 @@ from billing.errors import BillingError
 from billing.ledger import get_entry
 from billing.tariffs import tariff_list
 from billing.views import receipt
-from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
     ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_BUILDING, ACC_CARD, ACC_CARD_PREVIEW, ACC_CARD_SAVED,
     ACC_CARD_SVG, ACC_CLOSE_CONFIRM, ACC_CLOSE_REASON, ACC_DETAIL, ACC_ENTRY, ACC_EV_BUILDING, ACC_EV_COUNT,
@@ -30,6 +30,7 @@ from dashboard.components.accounts import (
 )
 from dashboard.components.cashier import error_alert, notice, receipt_block
 from dashboard.i18n import request_lang, t
+from dashboard.services import billing, operator_name
 
 OPEN, CLOSE = "account.open", "account.close"
 ACC_RECEIPT_NO = "acc-receipt-no"   # dcc.Store written by the entry buttons (plain callback)
@@ -37,20 +38,11 @@ OPEN_PRINT = "acc-open-print"
 dash.register_page(__name__, path="/accounts", title="Wattline", name="accounts")
 
 
-def _billing():
-    return current_app.config["WATTLINE_SERVICES"].billing
-
-
-def _operator() -> str:
-    op = signed_in()
-    return op.username if op is not None else "-"
-
-
 def layout(**_query):
     lang = request_lang()
     if not (allowed(OPEN) or allowed(CLOSE)):
         return forbidden_page(OPEN, lang)
-    ctx_ = _billing()
+    ctx_ = billing()
     page = accounts_page(lang, may_open=allowed(OPEN), buildings=desk.buildings(ctx_),
                          tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)],
                          operators=desk.account_operators(ctx_))
@@ -77,7 +69,7 @@ def _addresses(text) -> list[str]:
 def rooms_of_building(building):
     if not isinstance(building, str) or not building:
         return [], None
-    return [{"label": r["name"], "value": r["id"]} for r in desk.rooms(_billing(), building)], None
+    return [{"label": r["name"], "value": r["id"]} for r in desk.rooms(billing(), building)], None
 
 
 @guarded_callback("accounts.room_meters", OPEN, Output(ACC_ROOM_METERS, "options"),
@@ -87,7 +79,7 @@ def meters_of_room(room_id):
     rid = _account_id(room_id)
     if rid is None:
         return [], []
-    return room_meter_options(desk.openable_meters(_billing(), rid), request_lang())
+    return room_meter_options(desk.openable_meters(billing(), rid), request_lang())
 
 
 @guarded_callback("accounts.open", OPEN, Output(ACC_OPEN_RESULT, "children"),
@@ -103,10 +95,10 @@ def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_
     lang = request_lang()
     meters = [m for m in (room_meters if isinstance(room_meters, list) else []) if isinstance(m, str)]
     meters += [m for m in _addresses(extra) if m not in meters]
-    ctx_ = _billing()
+    ctx_ = billing()
     try:
         view = billing_accounts.open_account(
-            ctx_, holder_name=str(holder or ""), meter_addresses=meters, operator=_operator(),
+            ctx_, holder_name=str(holder or ""), meter_addresses=meters, operator=operator_name(),
             phone=str(phone or "") or None, national_id=str(national_id or "") or None,
             room_id=_account_id(room_id), tariff_id=_account_id(tariff_id), remote=source_address())
     except BillingError as exc:
@@ -132,7 +124,7 @@ def find_accounts(n_clicks, n_submit, text, status):
     if not n_clicks and not n_submit:
         raise PreventUpdate
     status = status if status in STATUSES else None
-    rows = billing_accounts.find_accounts(_billing(), text if isinstance(text, str) else None, status, limit=200)
+    rows = billing_accounts.find_accounts(billing(), text if isinstance(text, str) else None, status, limit=200)
     return account_rows(rows, request_lang())
 
 
@@ -149,7 +141,7 @@ def _detail(account_id: int, lang: str):
     """(detail, meters dropdown options, keep following?, style of the actions) of an account; a BillingError
     alert if there is none. The actions show while the account is open (or closing: closing can be retried)."""
     try:
-        detail = desk.account_detail(_billing(), account_id)
+        detail = desk.account_detail(billing(), account_id)
     except BillingError as exc:
         return error_alert(exc, lang), [], False, {"display": "none"}
     a = detail["account"]
@@ -213,7 +205,7 @@ def add_meter(n_clicks, account_id, address):
     if aid is None:
         return _refused(notice(t("accounts.pick_account", lang)), 1)
     try:
-        billing_accounts.add_meter(_billing(), aid, str(address or "").strip(), _operator(), remote=source_address())
+        billing_accounts.add_meter(billing(), aid, str(address or "").strip(), operator_name(), remote=source_address())
     except BillingError as exc:
         return _refused(error_alert(exc, lang), 1)
     done = notice(t("accounts.meter_added", lang, meter=str(address).strip()), "success", id="acc-action-ok")
@@ -231,11 +223,11 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
     aid = _account_id(account_id)
     if aid is None:
         return _refused(notice(t("accounts.pick_account", lang)), 1)
-    ctx_ = _billing()
+    ctx_ = billing()
     entered = mode == "entered"
     try:
         entry = billing_accounts.transfer_old_meter_balance(
-            ctx_, aid, str(old or ""), str(new or ""), _operator(), amount=(amount or "") if entered else None,
+            ctx_, aid, str(old or ""), str(new or ""), operator_name(), amount=(amount or "") if entered else None,
             reason=reason if isinstance(reason, str) else None, remote=source_address())
     except BillingError as exc:
         return _refused(error_alert(exc, lang), 1)
@@ -257,7 +249,7 @@ def close_account(n_clicks, account_id, reason):
     if aid is None:
         return _refused(notice(t("accounts.pick_account", lang)))
     try:
-        billing_accounts.close_account(_billing(), aid, _operator(), reason=reason if isinstance(reason, str) else None,
+        billing_accounts.close_account(billing(), aid, operator_name(), reason=reason if isinstance(reason, str) else None,
                                        remote=source_address())
     except BillingError as exc:
         return _refused(error_alert(exc, lang))
@@ -281,7 +273,7 @@ def show_receipt(receipt_no):
     if not isinstance(receipt_no, str) or not receipt_no:
         raise PreventUpdate
     lang = request_lang()
-    ctx_ = _billing()
+    ctx_ = billing()
     try:
         entry = get_entry(ctx_, receipt_no)
         data = receipt(ctx_, receipt_no)
@@ -306,7 +298,7 @@ def customer_card(n_clicks, account_id):
         return None, notice(t("accounts.pick_account", lang))
     services = current_app.config["WATTLINE_SERVICES"]
     try:
-        card = desk.customer_card(_billing(), services.qr_key, request.host_url, aid, _operator(),
+        card = desk.customer_card(billing(), services.qr_key, request.host_url, aid, operator_name(),
                                   source=source_address())
     except BillingError as exc:
         return None, error_alert(exc, lang)
@@ -370,7 +362,7 @@ def openings_and_closings(n_clicks, event, first, last, building, operator, text
         first_day, last_day = _day(first), _day(last)
     except ValueError:
         return no_update, t("records.bad_date", lang)
-    rows = desk.account_events(_billing(), event, first_day=first_day, last_day=last_day,
+    rows = desk.account_events(billing(), event, first_day=first_day, last_day=last_day,
                                building=building if isinstance(building, str) else None,
                                operator=operator if isinstance(operator, str) else None,
                                text=text if isinstance(text, str) else None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
 from billing import desk
 from billing.api import create_api_client, revoke_api_client
@@ -16,13 +15,10 @@ from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, AP
                                               token_shown_once)
 from dashboard.components.cashier import error_alert, notice
 from dashboard.i18n import request_lang, t
+from dashboard.services import billing
 
 PERMISSION = "api_client.manage"
 dash.register_page(__name__, path="/admin/api-clients", title="Wattline", name="api-clients")
-
-
-def _billing():
-    return current_app.config["WATTLINE_SERVICES"].billing
 
 
 def layout(**_query):
@@ -30,11 +26,11 @@ def layout(**_query):
     denied = forbidden_page(PERMISSION, lang)
     if denied is not None:
         return denied
-    return api_clients_page(desk.api_clients(_billing()), lang)
+    return api_clients_page(desk.api_clients(billing()), lang)
 
 
 def _refreshed(lang: str):
-    clients = desk.api_clients(_billing())
+    clients = desk.api_clients(billing())
     return client_table(clients, lang), active_names(clients)
 
 
@@ -47,7 +43,7 @@ def create(n_clicks, name):
     lang = request_lang()
     name = " ".join(str(name or "").split())
     try:
-        token = create_api_client(_billing(), name, signed_in().username)
+        token = create_api_client(billing(), name, signed_in().username)
     except BillingError as exc:
         return error_alert(exc, lang), no_update, no_update, no_update
     return (token_shown_once(name, token, lang), *_refreshed(lang), "")
@@ -64,6 +60,6 @@ def revoke(n_clicks, name):
     lang = request_lang()
     if not isinstance(name, str) or not name:
         return notice(t("api_clients.choose", lang)), no_update, no_update, no_update
-    if not revoke_api_client(_billing(), name, signed_in().username):
+    if not revoke_api_client(billing(), name, signed_in().username):
         return notice(t("api_clients.not_active", lang, name=name)), no_update, no_update, no_update
     return (notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), *_refreshed(lang), None)

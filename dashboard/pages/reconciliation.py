@@ -6,7 +6,6 @@ import datetime as dt
 
 import dash
 from dash import Input, Output, State
-from flask import current_app
 
 from billing.reports import reconciliation_alarms, shadow_report
 from dashboard.auth import forbidden_page, guarded_callback
@@ -14,13 +13,10 @@ from dashboard.components.reconciliation import (
     REC_FIRST, REC_LAST, REC_MESSAGE, REC_RUN, REC_SHADOW, reconciliation_page, shadow_rows,
 )
 from dashboard.i18n import request_lang, t
+from dashboard.services import billing
 
 VIEW = "report.view"
 dash.register_page(__name__, path="/reconciliation", title="Wattline", name="reconciliation")
-
-
-def _billing():
-    return current_app.config["WATTLINE_SERVICES"].billing
 
 
 def layout(**_query):
@@ -28,7 +24,7 @@ def layout(**_query):
     denied = forbidden_page(VIEW, lang)
     if denied is not None:
         return denied
-    ctx = _billing()
+    ctx = billing()
     return reconciliation_page(reconciliation_alarms(ctx), ctx.local(ctx.now()).date(), lang)
 
 
@@ -44,5 +40,5 @@ def run_shadow(_n, first, last):
             raise ValueError
     except (TypeError, ValueError):
         return dash.no_update, t("reconciliation.bad_range", lang)
-    rows = shadow_report(_billing(), first_day, last_day)
+    rows = shadow_report(billing(), first_day, last_day)
     return shadow_rows(rows), t("reconciliation.found", lang, n=len(rows))

@@ -8,7 +8,6 @@ import datetime as dt
 import dash
 from dash import Input, Output, State, clientside_callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
 from billing import desk
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
@@ -18,6 +17,7 @@ from dashboard.components.records import (
     records_workbook, summary,
 )
 from dashboard.i18n import request_lang, t
+from dashboard.services import billing
 
 VIEW, EXPORT = "report.view", "report.export"
 dash.register_page(__name__, path="/records", title="Wattline", name="records")
@@ -25,10 +25,6 @@ dash.register_page(__name__, path="/records", title="Wattline", name="records")
 
 class BadDate(ValueError):
     pass
-
-
-def _billing():
-    return current_app.config["WATTLINE_SERVICES"].billing
 
 
 def _day(value) -> dt.date | None:
@@ -51,7 +47,7 @@ def _applied(first, last, kinds, operator, building, text) -> dict:
 
 
 def _query(applied: dict) -> list[dict]:
-    ctx_ = _billing()
+    ctx_ = billing()
     filters = desk.record_filters(ctx_, first_day=_day(applied["from"]), last_day=_day(applied["to"]),
                                   kinds=applied["kinds"], operator=applied["operator"],
                                   building=applied["building"], text=applied["text"])
@@ -63,7 +59,7 @@ def layout(**_query_args):
     denied = forbidden_page(VIEW, lang)
     if denied is not None:
         return denied
-    ctx_ = _billing()
+    ctx_ = billing()
     applied = {**default_range(ctx_.local(ctx_.now()).date()), "operator": None, "building": None, "text": None}
     rows = _query(applied)
     return records_page(grid_rows(rows, lang), summary(rows, lang, desk.RECORD_LIMIT), applied, desk.buildings(ctx_),
@@ -112,7 +108,7 @@ def export(request, applied):
         return no_update, html.Span(t("records.nothing_to_export", lang), className="text-warning")
     shown = applied if isinstance(applied, dict) else {}
     op = signed_in()
-    ctx_ = _billing()
+    ctx_ = billing()
     rows = desk.export_records(ctx_, ids, op.username if op else "-", source=source_address(),
                                shown={**shown, "grid_filter": request.get("filter") or {}})
     stamp = ctx_.local(ctx_.now()).strftime("%Y%m%d-%H%M")

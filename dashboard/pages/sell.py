@@ -16,7 +16,7 @@ from billing import desk, ledger
 from billing.errors import BillingError
 from billing.qr import BadToken
 from billing.views import receipt
-from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import (
     FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
     SELL_PRINTED, SELL_REFUND, SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REQUEST, SELL_RESULT, SELL_REVERSE,
@@ -24,14 +24,11 @@ from dashboard.components.cashier import (
     meter_choices, notice, receipt_block, sell_page,
 )
 from dashboard.i18n import request_lang, t
+from dashboard.services import billing, operator_name
 
 SELL, REFUND, REVERSE = "sale.create", "sale.refund", "sale.reverse"
 WATCH_S = 300  # follow a command this long; the receipt keeps its last state after that
 dash.register_page(__name__, path="/sell", title="Wattline", name="sell")
-
-
-def _billing():
-    return current_app.config["WATTLINE_SERVICES"].billing
 
 
 def _new_request_id() -> str:
@@ -43,20 +40,20 @@ def layout(meter: str | None = None, **_query):
     if not any(allowed(p) for p in (SELL, REFUND, REVERSE)):
         return forbidden_page(SELL, lang)
     chosen = str(meter) if meter and allowed(SELL) else None  # /sell?meter=202611210001 (from the account page)
-    return sell_page(lang, _new_request_id(), desk.sale_limit(_billing()), meter=chosen,
+    return sell_page(lang, _new_request_id(), desk.sale_limit(billing()), meter=chosen,
                      card=_card(chosen, lang) if chosen else None)
 
 
 def _card(address: str, lang: str):
     try:
-        return meter_card(desk.meter_card(_billing(), address), lang)
+        return meter_card(desk.meter_card(billing(), address), lang)
     except BillingError as exc:
         return error_alert(exc, lang)
 
 
 def _receipt_view(receipt_no: str, lang: str):
     """The receipt block of an entry and the watch record of its command."""
-    ctx_ = _billing()
+    ctx_ = billing()
     entry = ledger.get_entry(ctx_, receipt_no)
     block = receipt_block(receipt(ctx_, receipt_no), lang, command_state=entry.command_state,
                           entry_state=entry.state, failure=entry.failure)
@@ -66,11 +63,6 @@ def _receipt_view(receipt_no: str, lang: str):
 
 def _final(entry) -> bool:
     return entry.state != "pending" or entry.command_state in FINAL_COMMAND_STATES
-
-
-def _operator() -> str:
-    op = signed_in()
-    return op.username if op is not None else "-"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +78,7 @@ def find(n_clicks, n_submit, text):
     if not text:
         return no_update, notice(t("cashier.search_empty", lang), id="sell-no-match")
     try:
-        rows = desk.find_meters(_billing(), text, current_app.config["WATTLINE_SERVICES"].qr_key)
+        rows = desk.find_meters(billing(), text, current_app.config["WATTLINE_SERVICES"].qr_key)
     except BadToken:
         return None, notice(t("cashier.qr_invalid", lang), "danger", id="sell-no-match")
     if not rows:
@@ -124,7 +116,7 @@ def _money_action(action, n_cleared: int):
     """Run one money service; (result, watch, tick disabled, *cleared fields) for the outputs."""
     lang = request_lang()
     try:
-        entry = action(_operator())
+        entry = action(operator_name())
     except BillingError as exc:
         return (error_alert(exc, lang), None, True) + (no_update,) * n_cleared
     block, watch, final = _receipt_view(entry.receipt_no, lang)
@@ -148,7 +140,7 @@ def sell(n_clicks, n_submit, address, amount, request_id):
     if missing:
         return missing
     rid = request_id if isinstance(request_id, str) else None
-    out = _money_action(lambda op: ledger.sell(_billing(), address, amount, op, request_id=rid,
+    out = _money_action(lambda op: ledger.sell(billing(), address, amount, op, request_id=rid,
                                                remote=source_address()), 1)
     return out + ((_new_request_id(),) if out[1] else (no_update,))
 
@@ -165,7 +157,7 @@ def refund(n_clicks, address, amount, reason, request_id):
     if missing:
         return missing
     rid = request_id if isinstance(request_id, str) else None
-    out = _money_action(lambda op: ledger.refund(_billing(), address, amount, op, reason=reason, request_id=rid,
+    out = _money_action(lambda op: ledger.refund(billing(), address, amount, op, reason=reason, request_id=rid,
                                                  remote=source_address()), 2)
     return out + ((_new_request_id(),) if out[1] else (no_update,))
 
@@ -177,7 +169,7 @@ def refund(n_clicks, address, amount, reason, request_id):
 def reverse(n_clicks, receipt_no, reason):
     if not n_clicks:
         raise PreventUpdate
-    return _money_action(lambda op: ledger.reverse_entry(_billing(), str(receipt_no or ""), op, str(reason or ""),
+    return _money_action(lambda op: ledger.reverse_entry(billing(), str(receipt_no or ""), op, str(reason or ""),
                                                          remote=source_address()), 2)
 
 
@@ -189,7 +181,7 @@ def follow(_n, watch):
         return no_update, no_update, True
     lang = request_lang()
     try:
-        entry = ledger.get_entry(_billing(), watch["receipt"])
+        entry = ledger.get_entry(billing(), watch["receipt"])
     except BillingError:
         return no_update, None, True
     if (entry.command_state, entry.state) == (watch.get("state"), watch.get("entry")):

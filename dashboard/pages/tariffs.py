@@ -9,11 +9,10 @@ import re
 import dash
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
 
 from billing import desk, tariffs
 from billing.errors import BillingError
-from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in
+from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.tariffs import (
     NEW, TAR_BATCH, TAR_BATCH_VIEW, TAR_FLAT_BOX, TAR_FLAT_PRICE, TAR_LIST, TAR_MODE, TAR_MODES, TAR_NAME,
@@ -23,26 +22,18 @@ from dashboard.components.tariffs import (
     tariff_cards, tariffs_page,
 )
 from dashboard.i18n import request_lang, t
+from dashboard.services import billing, operator_name
 
 EDIT, PUSH = "tariff.edit", "tariff.push"
 PRICE_FIELDS = ("sharp", "peak", "flat", "valley")
 dash.register_page(__name__, path="/tariffs", title="Wattline", name="tariffs")
 
 
-def _billing():
-    return current_app.config["WATTLINE_SERVICES"].billing
-
-
-def _operator() -> str:
-    op = signed_in()
-    return op.username if op is not None else "-"
-
-
 def layout(**_query):
     lang = request_lang()
     if not (allowed(EDIT) or allowed(PUSH)):
         return forbidden_page(PUSH, lang)
-    ctx_ = _billing()
+    ctx_ = billing()
     return tariffs_page(desk.tariffs_overview(ctx_), desk.buildings(ctx_), lang, may_edit=allowed(EDIT),
                         may_push=allowed(PUSH))
 
@@ -70,7 +61,7 @@ def _valid_from(value) -> dt.datetime | None:
         local = dt.datetime.fromisoformat(str(value))
     except ValueError:
         raise BillingError("filter_invalid", name="valid from", value=value) from None
-    return desk.local_to_utc(_billing(), local.replace(tzinfo=None))
+    return desk.local_to_utc(billing(), local.replace(tzinfo=None))
 
 
 @guarded_callback("tariffs.save", EDIT, Output(TAR_SAVE_RESULT, "children"), Output(TAR_LIST, "children"),
@@ -87,7 +78,7 @@ def save_version(n_clicks, target, name, mode, valid_from, flat_price, *rest):
     prices = dict(zip(PRICE_FIELDS, rest[:4]))
     segments_text = rest[4]
     bounds, tier_prices = list(rest[5:9]), list(rest[9:13])
-    ctx_ = _billing()
+    ctx_ = billing()
     existing = target not in (None, "", NEW)
     if existing:  # the tariff's own mode, read here (the browser's copy only chose which fields to show)
         mode = next((x["mode"] for x in tariffs.tariff_list(ctx_) if str(x["id"]) == str(target)), None)
@@ -104,10 +95,10 @@ def save_version(n_clicks, target, name, mode, valid_from, flat_price, *rest):
     try:
         start = _valid_from(valid_from)
         if existing:
-            tariffs.add_tariff_version(ctx_, int(target), _operator(), valid_from=start, **body)
+            tariffs.add_tariff_version(ctx_, int(target), operator_name(), valid_from=start, **body)
             message = t("tariffs.version_added", lang)
         else:
-            tariffs.create_tariff(ctx_, str(name or ""), str(mode or ""), _operator(), valid_from=start, **body)
+            tariffs.create_tariff(ctx_, str(name or ""), str(mode or ""), operator_name(), valid_from=start, **body)
             message = t("tariffs.created", lang, name=" ".join(str(name).split()))
     except (BillingError, ValueError) as exc:
         if not isinstance(exc, BillingError):
@@ -127,7 +118,7 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     if not n_clicks:
         raise PreventUpdate
     lang = request_lang()
-    ctx_ = _billing()
+    ctx_ = billing()
     try:
         tid = int(tariff_id)
     except (TypeError, ValueError):
@@ -141,9 +132,9 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
         if scope in ("building", "list") and not addresses:
             raise BillingError("meters_missing")
         if scope in ("building", "list") and assign is True:
-            batch = tariffs.assign_tariff(ctx_, addresses, tid, _operator(), push=True)
+            batch = tariffs.assign_tariff(ctx_, addresses, tid, operator_name(), push=True)
         else:
-            batch = tariffs.push_tariff(ctx_, tid, _operator(),
+            batch = tariffs.push_tariff(ctx_, tid, operator_name(),
                                         meter_addresses=addresses if scope in ("building", "list") else None).batch_id
     except BillingError as exc:
         return error_alert(exc, lang), no_update, no_update, True, no_update
@@ -160,5 +151,5 @@ def follow_batch(_n, batch):
     """The batch's command states until every command has an answer."""
     if not isinstance(batch, str) or not batch:
         return no_update, True
-    status = desk.batch_status(_billing(), batch)
+    status = desk.batch_status(billing(), batch)
     return batch_view(status, request_lang()), status["done"]

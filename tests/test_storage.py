@@ -205,3 +205,19 @@ def test_a_first_release_database_gains_every_later_table(kind, tmp_path, fixed_
         assert {t.name for t in metadata.sorted_tables} <= names
     finally:
         dispose(engine)
+
+
+@pytest.mark.postgres
+def test_postgresql_readings_have_a_time_index_old_databases_gain_too(tmp_path, fixed_now):
+    from storage.schema import metadata
+    engine = open_engine(engine_url("postgresql", tmp_path))
+    try:
+        with engine.begin() as conn:  # a database from before the index (version 3)
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=3, applied_at=fixed_now, description="v3"))
+        migrate(engine)
+        with engine.connect() as conn:
+            names = set(conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'readings'")).scalars())
+        assert "ix_readings_ts_brin" in names
+    finally:
+        dispose(engine)

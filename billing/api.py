@@ -38,7 +38,8 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_api_client(ctx: BillingContext, name: str, operator: str, token: str | None = None) -> str:
+def create_api_client(ctx: BillingContext, name: str, operator: str, token: str | None = None,
+                      remote: str | None = None) -> str:
     """Register a client; returns its token (shown once: only the hash is kept)."""
     name = " ".join(str(name or "").split())
     if not name or len(name) > 100:
@@ -51,15 +52,16 @@ def create_api_client(ctx: BillingContext, name: str, operator: str, token: str 
         if store.api_client_by_name(conn, name) is not None:
             raise BillingError("api_client_exists", name=name)
         store.insert_api_client(conn, name=name, token_hash=hash_token(token), created_by=operator, created_at=now)
-        audit.record(conn, operator=operator, action="billing.api_client_add", target=f"api_client:{name}", ts=now)
+        audit.record(conn, operator=operator, action="billing.api_client_add", target=f"api_client:{name}", ts=now,
+                     source=remote)
     return token
 
 
-def revoke_api_client(ctx: BillingContext, name: str, operator: str) -> bool:
+def revoke_api_client(ctx: BillingContext, name: str, operator: str, remote: str | None = None) -> bool:
     now = ctx.now()
     with ctx.engine.begin() as conn:
         done = store.revoke_api_client(conn, name, now)
-        audit.record(conn, operator=operator, action="billing.api_client_revoke", target=f"api_client:{name}", ts=now,
+        audit.record(conn, operator=operator, action="billing.api_client_revoke", target=f"api_client:{name}", ts=now, source=remote,
                      after={"revoked": done})
     return done
 

@@ -126,7 +126,7 @@ def _version_values(body: TariffPrices) -> dict:
 
 
 def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, prices: dict | None = None,
-                  segments=None, tiers=None, valid_from: dt.datetime | None = None) -> int:
+                  segments=None, tiers=None, valid_from: dt.datetime | None = None, remote: str | None = None) -> int:
     """A new tariff with its version 1; returns the tariff id."""
     name = " ".join(str(name or "").split())
     if not name or len(name) > 100:
@@ -139,13 +139,14 @@ def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, p
         tid = store.insert_tariff(conn, name=name, mode=mode, created_at=now, created_by=operator)
         vid = store.insert_version(conn, tariff_id=tid, version_no=1, valid_from=valid_from or now, created_at=now,
                                    created_by=operator, **_version_values(body))
-        audit.record(conn, operator=operator, action="billing.tariff_create", target=f"tariff:{tid}", ts=now,
+        audit.record(conn, operator=operator, action="billing.tariff_create", source=remote, target=f"tariff:{tid}", ts=now,
                      after={"name": name, "mode": mode, "version_id": vid, **wire_payload(mode, body, vid)})
     return tid
 
 
 def add_tariff_version(ctx: BillingContext, tariff_id: int, operator: str, *, prices: dict | None = None,
-                       segments=None, tiers=None, valid_from: dt.datetime | None = None) -> int:
+                       segments=None, tiers=None, valid_from: dt.datetime | None = None,
+                       remote: str | None = None) -> int:
     """A new version (the next number) valid from `valid_from` (default now); returns its id."""
     now = ctx.now()
     with ctx.engine.begin() as conn:
@@ -156,7 +157,7 @@ def add_tariff_version(ctx: BillingContext, tariff_id: int, operator: str, *, pr
         number = store.max_version_no(conn, tariff_id) + 1
         vid = store.insert_version(conn, tariff_id=tariff_id, version_no=number, valid_from=valid_from or now,
                                    created_at=now, created_by=operator, **_version_values(body))
-        audit.record(conn, operator=operator, action="billing.tariff_version", target=f"tariff:{tariff_id}", ts=now,
+        audit.record(conn, operator=operator, action="billing.tariff_version", source=remote, target=f"tariff:{tariff_id}", ts=now,
                      after={"version_no": number, "valid_from": valid_from or now, **wire_payload(t["mode"], body, vid)})
     return vid
 
@@ -181,7 +182,7 @@ def queue_tariff(conn: sa.Connection, meter_id: int, version: dict, operator: st
 
 
 def assign_tariff(ctx: BillingContext, meter_addresses: list[str], tariff_id: int, operator: str, *,
-                  push: bool = True) -> str | None:
+                  push: bool = True, remote: str | None = None) -> str | None:
     """Bill these meters by another tariff from now on; with push, queue its SET_TARIFF (returns the batch id)."""
     now = ctx.now()
     with ctx.engine.connect() as conn:
@@ -196,11 +197,12 @@ def assign_tariff(ctx: BillingContext, meter_addresses: list[str], tariff_id: in
     with ctx.engine.begin() as conn:
         store.insert_meter_tariffs(conn, [dict(meter_id=m["id"], tariff_id=tariff_id, valid_from=now, operator=operator)
                                           for m in meters])
-        audit.record(conn, operator=operator, action="billing.tariff_assign", target=f"tariff:{tariff_id}", ts=now,
+        audit.record(conn, operator=operator, action="billing.tariff_assign", source=remote, target=f"tariff:{tariff_id}", ts=now,
                      after={"meters": [m["address"] for m in meters]})
     if not push:
         return None
-    return push_tariff(ctx, tariff_id, operator, meter_addresses=[m["address"] for m in meters]).batch_id
+    return push_tariff(ctx, tariff_id, operator, meter_addresses=[m["address"] for m in meters],
+                       remote=remote).batch_id
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ class PushResult:
 
 
 def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_addresses: list[str] | None = None,
-                version_id: int | None = None) -> PushResult:
+                version_id: int | None = None, remote: str | None = None) -> PushResult:
     """Queue SET_TARIFF (the version in force now, or `version_id`) to the given meters or every meter
     on this tariff; one batch id for all."""
     now = ctx.now()
@@ -237,7 +239,7 @@ def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_add
     with meters_transaction(ctx.engine, [m["id"] for m in meters]) as conn:
         for m in meters:
             queue_tariff(conn, m["id"], version, operator, now, batch)
-        audit.record(conn, operator=operator, action="billing.tariff_push", target=f"tariff:{tariff_id}", ts=now,
+        audit.record(conn, operator=operator, action="billing.tariff_push", source=remote, target=f"tariff:{tariff_id}", ts=now,
                      after={"batch_id": batch, "version_id": version["id"], "meters": len(meters)})
     ctx.commands_queued()
     return PushResult(batch, version["id"], len(meters), [m["address"] for m in meters])

@@ -474,6 +474,8 @@ def test_tariffs_are_created_versioned_and_pushed_with_the_batch_states(rt):
     assert '"data-done": "1"' in _text(view) and "batch-acked" in _text(view)
     operator = _client(rt, "operator")  # may push, may not edit
     assert operator.callback("tariffs.save", {"tar-save.n_clicks": 1}).status == 403
+    for action in ("billing.tariff_create", "billing.tariff_version", "billing.tariff_push"):
+        assert _audit(rt, action)[-1]["source"] == "127.0.0.1", action
 
 
 def test_an_api_client_is_created_with_its_token_shown_once_and_revoked(rt):
@@ -497,6 +499,8 @@ def test_an_api_client_is_created_with_its_token_shown_once_and_revoked(rt):
                                                               "api-revoke-name.value": "campus-pay"}))
     assert t("api_clients.revoked", "en", name="campus-pay") in _text(revoked) and lookup() == 401
     assert _client(rt, "cashier").callback("api_clients.create", {"api-create.n_clicks": 1}).status == 403
+    assert _audit(rt, "billing.api_client_add")[-1]["source"] == "127.0.0.1"
+    assert _audit(rt, "billing.api_client_revoke")[-1]["source"] == "127.0.0.1"
 
 
 def test_every_new_page_answers_each_role_by_its_permissions(rt):

@@ -9,7 +9,7 @@ from dash.exceptions import PreventUpdate
 from billing import desk
 from billing.api import create_api_client, revoke_api_client
 from billing.errors import BillingError
-from dashboard.auth import forbidden_page, guarded_callback, signed_in
+from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, API_RESULT, API_REVOKE_CONFIRM,
                                               API_REVOKE_NAME, active_names, api_clients_page, client_table,
                                               token_shown_once)
@@ -43,7 +43,7 @@ def create(n_clicks, name):
     lang = request_lang()
     name = " ".join(str(name or "").split())
     try:
-        token = create_api_client(billing(), name, signed_in().username)
+        token = create_api_client(billing(), name, signed_in().username, remote=source_address())
     except BillingError as exc:
         return error_alert(exc, lang), no_update, no_update, no_update
     return (token_shown_once(name, token, lang), *_refreshed(lang), "")
@@ -60,6 +60,6 @@ def revoke(n_clicks, name):
     lang = request_lang()
     if not isinstance(name, str) or not name:
         return notice(t("api_clients.choose", lang)), no_update, no_update, no_update
-    if not revoke_api_client(billing(), name, signed_in().username):
+    if not revoke_api_client(billing(), name, signed_in().username, remote=source_address()):
         return notice(t("api_clients.not_active", lang, name=name)), no_update, no_update, no_update
     return (notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), *_refreshed(lang), None)

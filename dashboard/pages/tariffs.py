@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from billing import desk, tariffs
 from billing.errors import BillingError
-from dashboard.auth import allowed, forbidden_page, guarded_callback
+from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.tariffs import (
     NEW, TAR_BATCH, TAR_BATCH_VIEW, TAR_FLAT_BOX, TAR_FLAT_PRICE, TAR_LIST, TAR_MODE, TAR_MODES, TAR_NAME,
@@ -95,10 +95,12 @@ def save_version(n_clicks, target, name, mode, valid_from, flat_price, *rest):
     try:
         start = _valid_from(valid_from)
         if existing:
-            tariffs.add_tariff_version(ctx_, int(target), operator_name(), valid_from=start, **body)
+            tariffs.add_tariff_version(ctx_, int(target), operator_name(), valid_from=start,
+                                       remote=source_address(), **body)
             message = t("tariffs.version_added", lang)
         else:
-            tariffs.create_tariff(ctx_, str(name or ""), str(mode or ""), operator_name(), valid_from=start, **body)
+            tariffs.create_tariff(ctx_, str(name or ""), str(mode or ""), operator_name(), valid_from=start,
+                                  remote=source_address(), **body)
             message = t("tariffs.created", lang, name=" ".join(str(name).split()))
     except (BillingError, ValueError) as exc:
         if not isinstance(exc, BillingError):
@@ -132,9 +134,9 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
         if scope in ("building", "list") and not addresses:
             raise BillingError("meters_missing")
         if scope in ("building", "list") and assign is True:
-            batch = tariffs.assign_tariff(ctx_, addresses, tid, operator_name(), push=True)
+            batch = tariffs.assign_tariff(ctx_, addresses, tid, operator_name(), push=True, remote=source_address())
         else:
-            batch = tariffs.push_tariff(ctx_, tid, operator_name(),
+            batch = tariffs.push_tariff(ctx_, tid, operator_name(), remote=source_address(),
                                         meter_addresses=addresses if scope in ("building", "list") else None).batch_id
     except BillingError as exc:
         return error_alert(exc, lang), no_update, no_update, True, no_update

@@ -9,6 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard.components.grid import grid_locale
+from dashboard.components.workbook import header_workbook
 from dashboard.i18n import t
 
 AUDIT_OPERATOR, AUDIT_ACTION = "audit-operator", "audit-action"
@@ -93,15 +94,7 @@ def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang:
 
 def workbook(entries: list[dict], filters: dict, lang: str) -> bytes:
     """The rows as an .xlsx file: a header in the operator's language, times as Excel dates (UTC)."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = t("audit.sheet", lang)[:31]
-    ws.append([t(f"audit.col_{c}", lang) for c in COLUMNS])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
+    wb, ws = header_workbook(t("audit.sheet", lang), [t(f"audit.col_{c}", lang) for c in COLUMNS])
     for e in entries:
         ws.append([e["ts"], e["operator"], e["action"], e["target"], e["before"], e["after"], e["source"]])
     for cell in ws["A"][1:]:

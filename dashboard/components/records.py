@@ -11,6 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from billing.money import to_fen
+from dashboard.components.workbook import header_workbook
 from dashboard.components.cashier import field, yuan
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
@@ -104,15 +105,7 @@ def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[
 def records_workbook(records: list[dict], shown: dict, lang: str) -> bytes:
     """The exported rows as .xlsx: headers in the operator's language, amounts as exact numbers (yuan),
     times as Excel date-times in site time; a second sheet names the query."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = t("records.sheet", lang)[:31]
-    ws.append([t(f"records.col_{c}", lang) for c in COLUMNS])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
+    wb, ws = header_workbook(t("records.sheet", lang), [t(f"records.col_{c}", lang) for c in COLUMNS])
     for r in records:
         ws.append([r["created_at"], r["receipt_no"], t(f"billing.kind.{r['kind']}", lang), r["amount"],
                    r["meter_address"], r["room"] or "", r["building"] or "", r["holder"], r["operator"],

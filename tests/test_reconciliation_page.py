@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from billing.shadow import shadow_billing
 from storage.outbox import open_alarm
 from storage.schema import meter, readings
 from tests.webclient import WebClient, base_url, start_demo_runtime
@@ -48,21 +50,34 @@ def test_a_role_without_report_view_may_not_open_the_report(rt):
     assert "Shadow billing" not in page and "recon-shadow-grid" not in page
 
 
+def _shadow_day(rt, mid, day):
+    """The shadow-billing figures of one meter for one local day, straight from billing.shadow."""
+    start = dt.datetime.combine(day, dt.time()).replace(tzinfo=rt.billing.tz).astimezone(dt.UTC).replace(tzinfo=None)
+    days = shadow_billing(rt.engine, start, start + dt.timedelta(days=1), rt.billing.tz, [mid])
+    return next(s for s in days if s.day == day)
+
+
 def test_shadow_billing_lists_a_meter_whose_balance_fell_more_than_its_use(rt):
     mid, address = _a_billed_meter(rt)
-    with rt.engine.begin() as conn:
+    with rt.engine.connect() as conn:
         last = conn.execute(sa.select(sa.func.max(readings.c.ts)).where(readings.c.meter_id == mid)).scalar()
+    day = last.replace(tzinfo=dt.UTC).astimezone(rt.billing.tz).date()
+    # The day's own rounding (registers are 0.01 kWh, money 0.01 yuan) leaves a cent or so either way.
+    before = _shadow_day(rt, mid, day).difference
+    with rt.engine.begin() as conn:
         # The meter deducted 5 yuan more than its readings and tariff explain in the last half hour.
         conn.execute(readings.update().where(readings.c.meter_id == mid, readings.c.ts == last)
                      .values(balance=readings.c.balance - 5))
-    today = rt.billing.local(rt.billing.now()).date()
+    assert _shadow_day(rt, mid, day).difference == before + Decimal("5.00")
     resp = _client(rt, "analyst").callback("reconciliation.shadow", {
-        "recon-first-day.date": (today - dt.timedelta(days=2)).isoformat(), "recon-last-day.date": today.isoformat()})
+        "recon-first-day.date": day.isoformat(), "recon-last-day.date": day.isoformat()})
     assert resp.status == 200, resp.text
     rows = resp.json()["response"]["recon-shadow-grid"]["rowData"]
     flagged = {r["meter_address"]: r for r in rows}
-    # deducted 5.00 more than expected
-    assert address in flagged and flagged[address]["difference"].startswith("+5.0")
+    assert address in flagged, sorted(flagged)
+    # the page shows that day, 5.00 more deducted than expected (plus the day's own rounding)
+    assert flagged[address]["worst_day"] == day.isoformat()
+    assert Decimal(flagged[address]["difference"]) == before + Decimal("5.00")
 
 
 def test_a_reversed_date_range_is_refused_with_a_message(rt):

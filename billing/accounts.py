@@ -10,10 +10,17 @@ carries the balance, and a closing refund (REFUND of that whole balance) is queu
 meter has answered and its refund is confirmed, the account is closed, its meters go back to
 not_opened, and the closing is written to the operation log. A refused step leaves the account
 "closing"; calling close_account again retries the meters not yet settled.
+
+A meter that cannot answer at all (dead, burnt, its bus gone) is settled by hand instead
+(settle_meter_by_hand): once its closing trip has failed, a cashier types the money left on it
+(read off its display, or its last known balance) with a reason; a confirmed closing refund with
+no command (source "manual", purchase count 0: nothing was sent to the meter) is written, and the
+meter leaves the account as "removed" so it is never sold to or reopened without being checked.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -23,6 +30,7 @@ from billing import pii
 from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.ledger import _meter, _operator, _reason, known_balance, open_link, parse_amount, queue_money
+from billing.money import receipt_number
 from billing.settings import default_tariff_id, meter_limits
 from billing.states import ACCOUNT_TRANSITIONS, check
 from billing.tariffs import queue_tariff
@@ -384,16 +392,75 @@ def closing_step(ctx: BillingContext, conn: sa.Connection, account_id: int, cmd:
     _finish_if_settled(ctx, conn, account_id, operator, now)
 
 
+@dataclass(frozen=True)
+class HandSettlement:
+    account: AccountView
+    refund: Decimal                 # what was refunded (0.00 when nothing was left on the meter)
+    receipt_no: str | None          # its closing refund's receipt (None when nothing was refunded)
+
+
+def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: str, operator: str, *,
+                         amount, reason, remote: str | None = None) -> HandSettlement:
+    """Close a meter of a closing account that cannot answer: its trip has failed, the money left on it is
+    typed in (0 when none) with a reason; a closing refund of it is written as confirmed (no command goes
+    out), the meter leaves the account as removed, and the account closes if it was the last one."""
+    operator = _operator(operator)
+    reason = _reason(reason, required=True)
+    text = str(amount if amount is not None else "").strip()
+    value = Decimal(0) if re.fullmatch(r"0+(\.0{1,2})?", text) else parse_amount(text if amount is None else amount)
+    with ctx.engine.connect() as conn:
+        m = _meter(conn, meter_address)
+    now = ctx.now()
+    with meters_transaction(ctx.engine, [m["id"]]) as conn:
+        a = store.account_by_id(conn, account_id)
+        if a is None:
+            raise BillingError("account_unknown", account=account_id)
+        if a["status"] != "closing":
+            raise BillingError("account_not_closing", account=account_id)
+        if m["id"] not in {x["meter_id"] for x in store.account_meters(conn, account_id)}:
+            raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
+        if _meter_settled(conn, account_id, m["id"]):
+            raise BillingError("closing_meter_settled", meter=m["address"])
+        trips = [c for c in _closing_commands(conn, account_id, m["id"]) if c["kind"] == "trip"]
+        if not trips or _closing_in_flight(conn, account_id, m["id"]) or trips[-1]["state"] == "acked":
+            # acked: its closing refund is on its way or was refused; close_account retries it
+            raise BillingError("closing_meter_answering", meter=m["address"])
+        bal = known_balance(conn, m["id"])
+        receipt_no = None
+        if value > 0:
+            entry_id = store.next_entry_id(conn)
+            receipt_no = receipt_number("closing_refund", entry_id, ctx.local_day(now))
+            store.insert_entry(conn, id=entry_id, receipt_no=receipt_no, kind="closing_refund", amount=-value,
+                               account_id=account_id, meter_id=m["id"], purchase_count=0, operator=operator,
+                               reason=reason, source="manual", created_at=now, state="confirmed", confirmed_at=now)
+        store.end_links(conn, account_id, [m["id"]], now)
+        store.set_meter_status(conn, [m["id"]], "removed")
+        audit.record(conn, operator=operator, action="billing.closing_settled_by_hand", target=f"account:{account_id}",
+                     ts=now, source=remote,
+                     before={"meter": m["address"], "last_known_balance": bal.balance,
+                             "read_at": bal.reading_ts, "failed_trip": trips[-1]["state"]},
+                     after={"meter_id": m["id"], "meter": m["address"], "closing_refund": -value,
+                            "receipt_no": receipt_no, "reason": reason, "meter_status": "removed"})
+        _finish_if_settled(ctx, conn, account_id, operator, now)
+        return HandSettlement(account_view(ctx, conn, account_id, active_only=False), value.quantize(Decimal("0.01")),
+                              receipt_no)
+
+
 def closing_status(ctx: BillingContext, account_id: int) -> dict[str, str]:
-    """Per meter: settled | in_flight | refused (close_account again to retry)."""
+    """Per meter: settled | in_flight | refused (close_account again to retry, or settle it by hand) |
+    by_hand (settled by hand: the meter could not answer)."""
     with ctx.engine.connect() as conn:
         out = {}
         for link in store.account_meters(conn, account_id, active_only=False):
-            if _meter_settled(conn, account_id, link["meter_id"]):
+            trips = [c for c in _closing_commands(conn, account_id, link["meter_id"]) if c["kind"] == "trip"]
+            if link["removed_at"] is not None and not trips:
+                continue                           # it left before closing (a replaced meter)
+            if link["removed_at"] is not None and trips[-1]["state"] != "acked":
+                out[link["address"]] = "by_hand"   # it could not answer: settle_meter_by_hand
+            elif _meter_settled(conn, account_id, link["meter_id"]):
                 out[link["address"]] = "settled"
             elif _closing_in_flight(conn, account_id, link["meter_id"]):
                 out[link["address"]] = "in_flight"
             else:
                 out[link["address"]] = "refused"
         return out
-

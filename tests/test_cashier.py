@@ -8,6 +8,7 @@ a PNG. One runtime for the module (one day of history)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import re
@@ -344,6 +345,50 @@ def test_an_account_is_closed_through_the_page_with_its_closing_refund(rt, desk)
     closed = _response(desk["en"].callback("accounts.events", {"acc-ev-search.n_clicks": 1,
                                                                "acc-ev-kind.value": "closed"}))
     assert m["account_id"] in [r["id"] for r in closed["acc-ev-grid"]["rowData"]]
+
+
+def test_a_meter_that_cannot_answer_is_settled_by_hand_through_the_page(rt, desk):
+    m = _meter(rt, single=True)
+    field = rt.field_thread.field
+    field.set_meter_offline(m["address"], True)
+    expire_after = rt.dispatcher.expire_after
+    try:
+        billing_accounts.close_account(rt.billing, m["account_id"], "test")
+        rt.dispatcher.expire_after = dt.timedelta(seconds=0)
+        deadline = time.time() + 30
+        while billing_accounts.closing_status(rt.billing, m["account_id"]) != {m["address"]: "refused"}:
+            assert time.time() < deadline, billing_accounts.closing_status(rt.billing, m["account_id"])
+            rt.dispatcher.kick()
+            time.sleep(0.2)
+    finally:
+        rt.dispatcher.expire_after = expire_after
+        field.set_meter_offline(m["address"], False)
+    values = {"acc-hand-confirm.submit_n_clicks": 1, "acc-selected.data": m["account_id"],
+              "acc-hand-meter.value": m["address"], "acc-hand-amount.value": "12.34", "acc-hand-reason.value": ""}
+    before = _counts(rt)
+    refused = _text(_response(desk["zh"].callback("accounts.settle_by_hand", values)))
+    assert t("billing.error.reason_required", "zh") in refused and _counts(rt) == before
+    values["acc-hand-reason.value"] = "meter burnt; display read 12.34"
+    body = _text(_response(desk["en"].callback("accounts.settle_by_hand", values)))
+    assert t("accounts.by_hand_done", "en", meter=m["address"], amount="¥12.34") in body
+    assert billing_accounts.get_account(rt.billing, m["account_id"]).status == "closed"
+    refund = next(e for e in ledger.account_entries(rt.billing, m["account_id"]) if e.kind == "closing_refund")
+    assert (refund.amount, refund.state) == (Decimal("-12.34"), "confirmed")
+    assert refund.receipt_no in body and "壹拾贰元叁角肆分" in body     # its receipt, the amount in 大写 too
+    assert _counts(rt) == (before[0] + 1, before[1]), "one ledger entry, no command"
+    logged = _audit(rt, "billing.closing_settled_by_hand")
+    assert logged[-1]["operator"] == "cashier" and m["address"] in str(logged[-1]["after"])
+    followed = _text(_response(desk["en"].callback("accounts.follow", {"acc-tick.n_intervals": 1,
+                                                                       "acc-selected.data": m["account_id"]})))
+    assert '"data-state": "by_hand"' in followed
+
+
+def test_an_analyst_may_not_settle_a_meter_by_hand(rt):
+    before = _counts(rt)
+    r = _client(rt, "analyst").callback("accounts.settle_by_hand", {
+        "acc-hand-confirm.submit_n_clicks": 1, "acc-selected.data": 1, "acc-hand-meter.value": "202611210001",
+        "acc-hand-amount.value": "1", "acc-hand-reason.value": "x"})
+    assert r.status == 403 and _counts(rt) == before
 
 
 def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):

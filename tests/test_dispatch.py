@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from billing import accounts, ledger
 from billing.context import utcnow
+from billing.errors import BillingError
 from billing.reconcile import reconcile
 from collectors.cycle import CollectorService
 from collectors.dispatch import Dispatcher, command_frame
@@ -21,10 +22,11 @@ from simulator.field import run_field_in_thread
 from simulator.secure import TEST_MASTER_KEY
 from simulator.tariff import MODE_TIERED, TIERED_DEMO
 from storage.outbox import count_attempt, open_alarms
-from storage.schema import command, gateway, meter
+from storage.schema import audit_log, command, gateway, meter
 
 from tests.billing_support import NATIONAL_ID, address, flat_tariff, load_site, make_ctx, meter_id, prepaid_site
 from tests.conftest import free_port_block
+from tests.webclient import db_snapshot
 
 
 class World:
@@ -181,6 +183,86 @@ def test_closing_an_account_refunds_the_whole_balance_and_frees_its_meters(world
     with world.engine.connect() as conn:
         statuses = conn.execute(sa.select(meter.c.status).where(meter.c.address.in_([address(1), address(2)])))
         assert set(statuses.scalars()) == {"not_opened"}
+
+
+def _dead_meter_closing(world):
+    """Account with meters 1 and 2; meter 2 stops answering; closing settles 1 and refuses 2."""
+    view = world.open(1, 2)
+    world.field.set_meter_offline(address(2), True)
+    accounts.close_account(world.ctx, view.id, "cashier", reason="moved out")
+    world.dispatcher.run_once()                  # meter 1 trips; meter 2 does not answer
+    world.dispatcher.expire_after = dt.timedelta(seconds=0)
+    world.dispatcher.run_once()                  # meter 1's closing refund; meter 2's trip expires
+    return view
+
+
+def test_a_dead_meter_is_settled_by_hand_and_the_account_closes(world):
+    view = _dead_meter_closing(world)
+    assert accounts.closing_status(world.ctx, view.id) == {address(1): "settled", address(2): "refused"}
+    assert accounts.get_account(world.ctx, view.id).status == "closing"
+    with world.engine.connect() as conn:
+        commands_before = conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one()
+
+    done = accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="5.00",
+                                         reason="meter burnt; its display read 5.00")
+    assert done.account.status == "closed" and done.refund == Decimal("5.00")
+    refunds = {e.meter_address: e for e in ledger.account_entries(world.ctx, view.id) if e.kind == "closing_refund"}
+    assert refunds[address(1)].amount == Decimal("-100.00") and refunds[address(1)].state == "confirmed"
+    by_hand = refunds[address(2)]
+    assert (by_hand.amount, by_hand.state, by_hand.receipt_no) == (Decimal("-5.00"), "confirmed", done.receipt_no)
+    with world.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one() == commands_before, \
+            "nothing is sent to a meter that cannot answer"
+        statuses = dict(conn.execute(sa.select(meter.c.address, meter.c.status)
+                                     .where(meter.c.address.in_([address(1), address(2)]))).all())
+        logged = conn.execute(sa.select(audit_log.c.operator, audit_log.c.after)
+                              .where(audit_log.c.action == "billing.closing_settled_by_hand")).one()
+    assert statuses == {address(1): "not_opened", address(2): "removed"}
+    assert logged.operator == "cashier" and "meter burnt" in logged.after
+    assert accounts.closing_status(world.ctx, view.id) == {address(1): "settled", address(2): "by_hand"}
+    # the meter was still holding 5.00: nothing sold or refunded on it afterwards
+    with pytest.raises(BillingError):
+        ledger.sell(world.ctx, address(2), "10.00", "cashier")
+
+
+def test_settling_by_hand_is_refused_while_the_meter_may_still_answer(world):
+    view = world.open(1, 2)
+    with pytest.raises(BillingError) as err:
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="5", reason="dead")
+    assert err.value.code == "account_not_closing"
+    world.field.set_meter_offline(address(2), True)
+    accounts.close_account(world.ctx, view.id, "cashier")
+    world.dispatcher.run_once()                  # meter 2's trip still waiting to be delivered
+    with pytest.raises(BillingError) as err:
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="5", reason="dead")
+    assert err.value.code == "closing_meter_answering"
+    world.dispatcher.run_once()
+    with pytest.raises(BillingError) as err:     # meter 1 answered and was refunded: it needs no hand
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(1), "cashier", amount="5", reason="dead")
+    assert err.value.code == "closing_meter_settled"
+
+
+@pytest.mark.parametrize("amount, reason, code", [
+    ("", "dead", "amount_missing"), ("-1", "dead", "amount_negative"), ("1.234", "dead", "amount_too_precise"),
+    ("abc", "dead", "amount_not_a_number"), ("5", "  ", "reason_required"),
+])
+def test_settling_by_hand_with_bad_input_writes_nothing(world, amount, reason, code):
+    view = _dead_meter_closing(world)
+    before = db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle", "audit_log"})
+    with pytest.raises(BillingError) as err:
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount=amount, reason=reason)
+    assert err.value.code == code
+    assert db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle",
+                                              "audit_log"}) == before
+
+
+def test_a_dead_meter_with_nothing_left_closes_without_a_refund(world):
+    view = _dead_meter_closing(world)
+    done = accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="0",
+                                         reason="meter dead; balance was 0.00 at its last reading")
+    assert done.account.status == "closed" and done.refund == Decimal("0.00") and done.receipt_no is None
+    assert [e.meter_address for e in ledger.account_entries(world.ctx, view.id)
+            if e.kind == "closing_refund"] == [address(1)]
 
 
 def test_reconciliation_is_quiet_when_meters_and_ledger_agree(world):

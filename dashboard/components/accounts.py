@@ -26,6 +26,8 @@ ACC_ADD_METER, ACC_ADD = "acc-add-meter", "acc-add"
 ACC_OLD_METER, ACC_NEW_METER, ACC_TRANSFER_MODE = "acc-old-meter", "acc-new-meter", "acc-transfer-mode"
 ACC_TRANSFER_AMOUNT, ACC_TRANSFER_REASON, ACC_TRANSFER = "acc-transfer-amount", "acc-transfer-reason", "acc-transfer"
 ACC_CLOSE_REASON, ACC_CLOSE, ACC_CLOSE_CONFIRM = "acc-close-reason", "acc-close", "acc-close-confirm"
+ACC_HAND_METER, ACC_HAND_AMOUNT, ACC_HAND_REASON, ACC_HAND_CONFIRM = (
+    "acc-hand-meter", "acc-hand-amount", "acc-hand-reason", "acc-hand-confirm")
 ACC_CARD, ACC_CARD_SVG = "acc-card", "acc-card-svg"
 ACC_CARD_PREVIEW, ACC_CARD_SAVED = "acc-card-preview", "acc-card-saved"
 ACC_ENTRY = "acc-entry"                  # pattern-matching {"type": ACC_ENTRY, "index": receipt number}
@@ -159,6 +161,20 @@ def actions_panel(lang: str) -> html.Div:
         dbc.Input(id=ACC_CLOSE_REASON, autoComplete="off", placeholder=t("cashier.reason", lang), className="mb-2"),
         dcc.ConfirmDialogProvider(dbc.Button(t("accounts.close_button", lang), id=ACC_CLOSE, color="danger"),
                                   id=ACC_CLOSE_CONFIRM, message=t("accounts.close_confirm", lang)),
+        html.Hr(),
+        html.H4(t("accounts.by_hand", lang), className="h6"),
+        html.P(t("accounts.by_hand_help", lang), className="form-text"),
+        dbc.Row([
+            field(t("accounts.by_hand_meter", lang), dbc.Input(id=ACC_HAND_METER, autoComplete="off",
+                                                               inputMode="numeric"), ACC_HAND_METER, xs=12, md=6),
+            field(t("accounts.by_hand_amount", lang), dbc.Input(id=ACC_HAND_AMOUNT, autoComplete="off",
+                                                                inputMode="decimal"), ACC_HAND_AMOUNT, xs=12, md=6),
+            field(t("cashier.reason", lang), dbc.Input(id=ACC_HAND_REASON, autoComplete="off"), ACC_HAND_REASON,
+                  xs=12),
+        ], className="g-2 mb-2"),
+        dcc.ConfirmDialogProvider(dbc.Button(t("accounts.by_hand_button", lang), id="acc-hand", color="danger",
+                                             outline=True),
+                                  id=ACC_HAND_CONFIRM, message=t("accounts.by_hand_confirm", lang)),
     ]), className="mb-2 border-danger")
     return html.Div([
         html.Div(id=ACC_ACTION_RESULT, role="status"),

@@ -51,7 +51,7 @@ def receipt_copy(r: ReceiptData, copy: str, lang: str) -> html.Section:
         (t("receipt.amount", lang), money(r.amount)),
         (t("receipt.amount_words", lang), r.amount_in_words),
         (t("receipt.balance_after", lang), money(r.balance_after)),
-        (t("receipt.purchase_count", lang), "—" if r.purchase_count is None else str(r.purchase_count)),
+        (t("receipt.purchase_count", lang), "—" if not r.purchase_count else str(r.purchase_count)),
         (t("receipt.operator", lang), r.operator),
     ]
     if r.reverses:

@@ -18,12 +18,13 @@ from billing.errors import BillingError
 from billing.ledger import get_entry
 from billing.tariffs import tariff_list
 from billing.views import receipt
+from dashboard import access
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
     ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_BUILDING, ACC_CARD, ACC_CARD_PREVIEW, ACC_CARD_SAVED,
     ACC_CARD_SVG, ACC_CLOSE_CONFIRM, ACC_CLOSE_REASON, ACC_DETAIL, ACC_ENTRY, ACC_EV_BUILDING, ACC_EV_COUNT,
     ACC_EV_FROM, ACC_EV_GRID, ACC_EV_KIND, ACC_EV_OPERATOR, ACC_EV_SEARCH, ACC_EV_TEXT, ACC_EV_TO, ACC_EXTRA_METERS,
-    ACC_FIND, ACC_GRID, ACC_HOLDER, ACC_NATIONAL_ID, ACC_NEW_METER, ACC_OLD_METER, ACC_OPEN, ACC_OPEN_RESULT,
+    ACC_FIND, ACC_GRID, ACC_HAND_AMOUNT, ACC_HAND_CONFIRM, ACC_HAND_METER, ACC_HAND_REASON, ACC_HOLDER, ACC_NATIONAL_ID, ACC_NEW_METER, ACC_OLD_METER, ACC_OPEN, ACC_OPEN_RESULT,
     ACC_PHONE, ACC_PRINTED, ACC_RECEIPT, ACC_RECEIPT_PRINT, ACC_ROOM, ACC_ROOM_METERS, ACC_SEARCH, ACC_SELECTED,
     ACC_STATUS, ACC_TARIFF, ACC_TICK, ACC_TRANSFER, ACC_TRANSFER_AMOUNT, ACC_TRANSFER_MODE, ACC_TRANSFER_REASON,
     STATUSES, account_detail, account_rows, accounts_page, card_svg, event_rows, room_meter_options,
@@ -40,8 +41,9 @@ dash.register_page(__name__, path="/accounts", title="Wattline", name="accounts"
 
 def layout(**_query):
     lang = request_lang()
-    if not (allowed(OPEN) or allowed(CLOSE)):
-        return forbidden_page(OPEN, lang)
+    denied = forbidden_page(access.ACCOUNTS, lang)
+    if denied is not None:
+        return denied
     ctx_ = billing()
     page = accounts_page(lang, may_open=allowed(OPEN), buildings=desk.buildings(ctx_),
                          tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)],
@@ -254,6 +256,37 @@ def close_account(n_clicks, account_id, reason):
     except BillingError as exc:
         return _refused(error_alert(exc, lang))
     return _after_action(aid, lang, notice(t("accounts.closing_started", lang, id=aid), "info", id="acc-action-ok"))
+
+
+@guarded_callback("accounts.settle_by_hand", CLOSE,
+                  *_action_outputs(Output(ACC_RECEIPT, "children", allow_duplicate=True),
+                                   Output(ACC_HAND_AMOUNT, "value"), Output(ACC_HAND_REASON, "value")),
+                  Input(ACC_HAND_CONFIRM, "submit_n_clicks"), State(ACC_SELECTED, "data"),
+                  State(ACC_HAND_METER, "value"), State(ACC_HAND_AMOUNT, "value"), State(ACC_HAND_REASON, "value"),
+                  prevent_initial_call=True)
+def settle_by_hand(n_clicks, account_id, address, amount, reason):
+    """A meter that cannot answer its closing trip: its remaining money typed in, refunded without a command."""
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    aid = _account_id(account_id)
+    if aid is None:
+        return _refused(notice(t("accounts.pick_account", lang)), 3)
+    ctx_ = billing()
+    address = str(address or "").strip()
+    try:
+        done_ = billing_accounts.settle_meter_by_hand(
+            ctx_, aid, address, operator_name(), amount=amount if isinstance(amount, (str, int)) else None,
+            reason=reason if isinstance(reason, str) else None, remote=source_address())
+    except BillingError as exc:
+        return _refused(error_alert(exc, lang), 3)
+    amount_text = f"¥{done_.refund:,.2f}"
+    done = notice(t("accounts.by_hand_done", lang, meter=address, amount=amount_text), "success", id="acc-action-ok")
+    block = no_update
+    if done_.receipt_no is not None:
+        block = receipt_block(receipt(ctx_, done_.receipt_no), lang, command_state=None, entry_state="confirmed",
+                              print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state", block_id="acc-receipt-block")
+    return (*_after_action(aid, lang, done), block, "", "")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -328,6 +328,11 @@ def reverse_entry(ctx: BillingContext, receipt_no: str, operator: str, reason: s
         if entry["state"] != "confirmed":
             raise BillingError("entry_not_confirmed", receipt=entry["receipt_no"], state=entry["state"])
         done = store.reversal_of(conn, entry["id"])
+        if done is not None and done["state"] == "failed":
+            # one reversal per entry (the database holds to it): the meter refused this one, so the
+            # money is put right with a plain refund or sale and a reason, never a second reversal
+            raise BillingError("reversal_failed_before", receipt=entry["receipt_no"], reversal=done["receipt_no"],
+                               failure=done["failure"] or "-")
         if done is not None:
             raise BillingError("already_reversed", receipt=entry["receipt_no"], reversal=done["receipt_no"])
         m = store.meter_by_id(conn, entry["meter_id"])

@@ -185,6 +185,28 @@ def test_closing_an_account_refunds_the_whole_balance_and_frees_its_meters(world
         assert set(statuses.scalars()) == {"not_opened"}
 
 
+def test_a_reversal_the_meter_never_applied_says_how_to_put_the_money_right(world):
+    world.open(4)
+    sale = ledger.sell(world.ctx, address(4), "30.00", "cashier")
+    world.dispatcher.run_once()
+    assert world.entry(sale.receipt_no).state == "confirmed"
+    world.field.set_gateway_down("GW-A", True)
+    rev = ledger.reverse_entry(world.ctx, sale.receipt_no, "cashier", "sold to the wrong room")
+    world.dispatcher.expire_after = dt.timedelta(seconds=0)
+    world.dispatcher.run_once()
+    assert world.entry(rev.receipt_no).state == "failed"
+    world.field.set_gateway_down("GW-A", False)
+    with pytest.raises(BillingError) as err:
+        ledger.reverse_entry(world.ctx, sale.receipt_no, "cashier", "again")
+    assert err.value.code == "reversal_failed_before" and rev.receipt_no in err.value.message("en")
+    assert "退电" in err.value.message("zh")
+    world.dispatcher.expire_after = dt.timedelta(hours=24)
+    fix = ledger.refund(world.ctx, address(4), "30.00", "cashier", reason=f"reversal {rev.receipt_no} not applied")
+    world.dispatcher.run_once()
+    assert world.entry(fix.receipt_no).state == "confirmed"
+    assert world.meter(4).balance_fen == 2000, "20.00 before the mistaken sale, 20.00 after it is put right"
+
+
 def _dead_meter_closing(world):
     """Account with meters 1 and 2; meter 2 stops answering; closing settles 1 and refuses 2."""
     view = world.open(1, 2)

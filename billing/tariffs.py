@@ -2,13 +2,16 @@
 
 A tariff is a name and a mode; its prices live in versions, each valid from a time and never
 rewritten. Meters are assigned a tariff (history in meter_tariff); pushing a tariff queues a
-SET_TARIFF command with the version in force to each of its meters, under one batch id.
-Prices are yuan per kWh with at most 4 decimals (the frame's unit is 1/10000 yuan).
+SET_TARIFF command with the version in force to each of its meters, under one batch id. A version created
+ahead of its valid_from (scheduled) is pushed by the system when it takes effect (push_due_versions, after every
+poll cycle). Prices are yuan per kWh with at most 4 decimals (the frame's unit is 1/10000 yuan).
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -20,6 +23,9 @@ from billing.errors import BillingError
 from storage import audit
 from storage import billing as store
 from storage.outbox import insert_command, meters_transaction, next_command_seq
+from storage.schema import tariff_version
+
+log = logging.getLogger("wattline.billing.tariffs")
 
 MODES = ("flat", "tou", "tiered")
 MODE_CODES = {"flat": 0, "tou": 1, "tiered": 2}
@@ -27,6 +33,13 @@ PRICE_NAMES = ("sharp", "peak", "flat", "valley")
 MAX_SEGMENTS = 14
 MAX_TIERS = 4
 UNBOUNDED = 0xFFFFFFFF
+
+SYSTEM_OPERATOR = "system"
+SCHEDULED = "scheduled"                       # the reason of a push made because a version took effect
+AUTO_PUSH_STATE = "billing.tariff_auto_push"  # setting: which scheduled versions were handled (JSON)
+# How long after its valid_from a scheduled version is still looked for by id: longer than any transaction
+# that writes a version, so one committed late (created just before its own valid_from) is never skipped.
+AUTO_PUSH_SETTLE = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -214,9 +227,9 @@ class PushResult:
 
 
 def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_addresses: list[str] | None = None,
-                version_id: int | None = None, remote: str | None = None) -> PushResult:
+                version_id: int | None = None, remote: str | None = None, reason: str | None = None) -> PushResult:
     """Queue SET_TARIFF (the version in force now, or `version_id`) to the given meters or every meter
-    on this tariff; one batch id for all."""
+    on this tariff; one batch id for all. `reason` goes into the operation log (e.g. SCHEDULED)."""
     now = ctx.now()
     with ctx.engine.connect() as conn:
         if store.tariff_by_id(conn, tariff_id) is None:
@@ -239,7 +252,96 @@ def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_add
     with meters_transaction(ctx.engine, [m["id"] for m in meters]) as conn:
         for m in meters:
             queue_tariff(conn, m["id"], version, operator, now, batch)
+        after = {"batch_id": batch, "version_id": version["id"], "meters": len(meters)}
+        if reason:
+            after["reason"] = reason
         audit.record(conn, operator=operator, action="billing.tariff_push", source=remote, target=f"tariff:{tariff_id}", ts=now,
-                     after={"batch_id": batch, "version_id": version["id"], "meters": len(meters)})
+                     after=after)
     ctx.commands_queued()
     return PushResult(batch, version["id"], len(meters), [m["address"] for m in meters])
+
+
+# ---------------------------------------------------------------------------------------------
+# scheduled versions: pushed by the system when they take effect
+_auto_push_lock = threading.Lock()
+
+
+def _load_auto_push(conn: sa.Connection) -> tuple[dt.datetime | None, dict[int, dt.datetime]]:
+    """(through, handled): every scheduled version valid from `through` or earlier was handled, and so were
+    those in `handled` (id: valid_from, only later ones kept). Nothing stored: none handled yet."""
+    raw = store.get_setting(conn, AUTO_PUSH_STATE)
+    if not raw:
+        return None, {}
+    try:
+        state = json.loads(raw)
+        through = dt.datetime.fromisoformat(state["through"]) if state.get("through") else None
+        return through, {int(k): dt.datetime.fromisoformat(v) for k, v in (state.get("handled") or {}).items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # looking at every scheduled version again at worst repeats a push; skipping one would not be harmless
+        log.warning("setting %s is not readable (%r): every scheduled tariff version is looked at again",
+                    AUTO_PUSH_STATE, raw[:200])
+        return None, {}
+
+
+def _save_auto_push(ctx: BillingContext, through: dt.datetime | None, handled: dict[int, dt.datetime],
+                    now: dt.datetime) -> None:
+    state = {"through": through.isoformat() if through else None,
+             "handled": {str(k): v.isoformat() for k, v in sorted(handled.items())}}
+    with ctx.engine.begin() as conn:
+        store.set_setting(conn, AUTO_PUSH_STATE, json.dumps(state, sort_keys=True), now)
+
+
+def _due_scheduled_versions(conn: sa.Connection, after: dt.datetime | None, now: dt.datetime) -> list[dict]:
+    """Scheduled versions (created ahead of their valid_from, so nobody could push them then) valid from a time
+    in (after, now], oldest first."""
+    v = tariff_version
+    q = sa.select(v).where(v.c.created_at < v.c.valid_from, v.c.valid_from <= now)
+    if after is not None:
+        q = q.where(v.c.valid_from > after)
+    return [dict(r) for r in conn.execute(q.order_by(v.c.valid_from, v.c.version_no, v.c.id)).mappings()]
+
+
+def push_due_versions(ctx: BillingContext) -> list[PushResult]:
+    """Push every scheduled version that has taken effect and was not handled yet to every meter on its tariff
+    (operator "system", reason "scheduled"), once. A version a later one superseded before this ran is only
+    marked handled. Each version is marked after its push, so a crash in between at worst pushes the same
+    SET_TARIFF again (harmless); a push that fails is logged and tried again on the next run."""
+    with _auto_push_lock:
+        now = ctx.now()
+        with ctx.engine.connect() as conn:
+            through, handled = _load_auto_push(conn)
+            due = [v for v in _due_scheduled_versions(conn, through, now) if v["id"] not in handled]
+            in_force = {tid: store.version_at(conn, tid, now) for tid in {v["tariff_id"] for v in due}}
+        pushed: list[PushResult] = []
+        failed = unsaved = False
+        for v in due:
+            current = in_force[v["tariff_id"]]
+            if current is None or current["id"] != v["id"]:
+                # superseded before this ran: nothing to push (its mark may wait, a rerun skips it again)
+                log.info("tariff %s version %s was superseded before it took effect: not pushed", v["tariff_id"],
+                         v["version_no"])
+                handled[v["id"]] = v["valid_from"]
+                unsaved = True
+                continue
+            try:
+                result = push_tariff(ctx, v["tariff_id"], SYSTEM_OPERATOR, version_id=v["id"], remote="scheduler",
+                                     reason=SCHEDULED)
+            except Exception:  # noqa: BLE001 - logged; not marked, so the next run pushes it
+                log.exception("scheduled tariff version %s (tariff %s) could not be pushed", v["id"], v["tariff_id"])
+                failed = True
+                continue
+            pushed.append(result)
+            log.info("tariff %s version %s took effect: pushed to %d meters (batch %s)", v["tariff_id"],
+                     v["version_no"], result.commands, result.batch_id)
+            handled[v["id"]] = v["valid_from"]
+            _save_auto_push(ctx, through, handled, now)
+            unsaved = False
+        settled = now - AUTO_PUSH_SETTLE
+        if not failed and any(vf <= settled for vf in handled.values()):
+            # every scheduled version valid from `settled` or earlier is handled: keep the ids of later ones only
+            through = settled if through is None else max(through, settled)
+            handled = {k: vf for k, vf in handled.items() if vf > through}
+            unsaved = True
+        if unsaved:
+            _save_auto_push(ctx, through, handled, now)
+        return pushed

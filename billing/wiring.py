@@ -44,8 +44,9 @@ def start_billing(rt) -> BillingContext:
 
 
 def start_dispatch(rt) -> None:
-    """The command dispatcher (a worker thread woken after each sale, and a run before every poll cycle)
-    and reconciliation after every poll cycle; needs rt.billing, rt.field_io, rt.collector, rt.master_key."""
+    """The command dispatcher (a worker thread woken after each sale, and a run before every poll cycle),
+    reconciliation and the push of scheduled tariff versions that took effect after every poll cycle (that
+    push also runs once here); needs rt.billing, rt.field_io, rt.collector, rt.master_key."""
     from billing.ledger import settle_command
     from billing.reconcile import reconcile
     from billing.settings import command_expiry_hours
@@ -57,7 +58,19 @@ def start_dispatch(rt) -> None:
     rt.billing.notify = rt.dispatcher.kick
     rt.collector.before_cycle.append(rt.dispatcher.run_once)
     rt.collector.after_cycle.append(lambda _summary: reconcile(rt.engine, utcnow))
+    rt.collector.after_cycle.append(partial(push_due_tariffs, rt.billing))
     rt.dispatcher.start()
+    push_due_tariffs(rt.billing)
+
+
+def push_due_tariffs(ctx: BillingContext, _summary=None) -> None:
+    """Scheduled tariff versions that took effect go to their meters; a failure is logged, never raised
+    (neither the start nor a poll cycle depends on it)."""
+    from billing.tariffs import push_due_versions
+    try:
+        push_due_versions(ctx)
+    except Exception:  # noqa: BLE001 - logged with its traceback; the next poll cycle tries again
+        log.exception("pushing scheduled tariff versions failed")
 
 
 def stop_dispatch(rt) -> None:

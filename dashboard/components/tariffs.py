@@ -10,7 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from billing.tariffs import MAX_SEGMENTS, MAX_TIERS, PRICE_NAMES
-from dashboard.components.cashier import field, state_badge, when
+from dashboard.components.cashier import STATE_COLORS, field, state_badge, when
 from dashboard.i18n import t
 
 TAR_LIST = "tar-list"
@@ -88,6 +88,12 @@ def version_summary(mode: str, body, lang: str) -> html.Div:
     return html.Div(" · ".join(tiers))
 
 
+def scheduled_badge(valid_from_local, lang: str) -> dbc.Badge:
+    """A version from a later date: billing.tariffs.push_due_versions sends it to the meters when it takes effect."""
+    return dbc.Badge(t("tariffs.scheduled", lang, date=f"{valid_from_local:%Y-%m-%d}"), color=STATE_COLORS["future"],
+                     className="me-1 tariff-scheduled")
+
+
 def tariff_cards(tariffs: list[dict], lang: str) -> list:
     """billing.desk.tariffs_overview as one card per tariff with its versions, newest first."""
     if not tariffs:
@@ -97,7 +103,7 @@ def tariff_cards(tariffs: list[dict], lang: str) -> list:
         rows = []
         for v in sorted(x["versions"], key=lambda v: v["version_no"], reverse=True):
             mark = (state_badge("in_force", lang) if v["in_force"]
-                    else state_badge("future", lang) if v["future"] else "")
+                    else scheduled_badge(v["valid_from_local"], lang) if v["future"] else "")
             rows.append(html.Tr([html.Td(f"v{v['version_no']}"), html.Td([when(v["valid_from_local"]), " ", mark]),
                                  html.Td(version_summary(x["mode"], v["body"], lang)),
                                  html.Td(v["created_by"], className="text-muted")]))
@@ -155,6 +161,7 @@ def version_form(tariffs: list[dict], lang: str) -> dbc.Card:
         html.Div([*tiers, html.P(t("tariffs.tiers_help", lang), className="form-text")], id=TAR_TIER_BOX,
                  style={"display": "none"}),
         html.P(t("tariffs.versions_help", lang), className="form-text"),
+        html.P(t("tariffs.scheduled_help", lang), className="form-text"),
         dbc.Button(t("tariffs.save", lang), id=TAR_SAVE, color="primary"),
         html.Div(id=TAR_SAVE_RESULT, role="status", className="mt-2"),
     ]), className="mb-3")

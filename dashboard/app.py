@@ -10,7 +10,7 @@ import dash
 from dash import Input, Output, State, html
 from flask import Response, redirect, request
 
-from dashboard.components.shell import navbar
+from dashboard.components.shell import navbar, register_nav_callbacks
 from dashboard.i18n import COOKIE, LANGUAGES, request_lang
 
 _HERE = Path(__file__).resolve().parent
@@ -36,6 +36,7 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
                         id="app-root", lang="zh-CN" if lang == "zh" else "en")
 
     app.layout = layout
+    register_nav_callbacks(app)
 
     billing = getattr(services, "billing", None)
     if billing is not None:  # payment API and customers' QR pages: their own auth (bearer token, signed URL)

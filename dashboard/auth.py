@@ -36,6 +36,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from markupsafe import escape
 
 from core.operators import Accounts, LoginRefused, Operator
+from dashboard import access
 from dashboard.i18n import COOKIE, request_lang, t
 
 PUBLIC_ROUTES = "WATTLINE_PUBLIC_ROUTES"
@@ -170,9 +171,10 @@ def require(permission: str | None, target: str) -> Operator:
     raise PermissionDenied(permission, target)
 
 
-def forbidden_page(permission: str | None, lang: str):
-    """What a page shows to an operator who may not open it (None: they may)."""
-    if allowed(permission):
+def forbidden_page(permission: str | None | access.PageAccess, lang: str):
+    """What a page shows to an operator who may not open it (None: they may). `permission` is one
+    permission or the page's rule in dashboard.access (the one the navbar reads)."""
+    if permission.open_to(allowed) if isinstance(permission, access.PageAccess) else allowed(permission):
         return None
     return dbc.Container(dbc.Alert(t("auth.forbidden_page", lang), color="warning"), id="forbidden-page")
 
@@ -238,6 +240,8 @@ def _guard():  # noqa: ANN202
         return redirect("/login?next=" + quote(_this_target(), safe="/?=&"))
     if op.must_change_password and not _wants_json(path) and path != "/account":
         return redirect("/account")
+    if path == access.OVERVIEW.path and request.method in ("GET", "HEAD") and not access.OVERVIEW.open_to(op.may):
+        return redirect(access.home_path(op.may))  # "/" is every operator's landing page after login
     if path == UPDATE_COMPONENT and request.method == "POST":
         body = request.get_json(silent=True) or {}
         entry = _BY_OUTPUT.get(body.get("output"))

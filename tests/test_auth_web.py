@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from core.operators import DEFAULT_ROLE_PERMISSIONS, MAX_FAILED_LOGINS, ROLES, demo_password
 from dashboard.auth import GUARDED_CALLBACKS
-from dashboard.components.shell import NAV
 from dashboard.i18n import t
 from storage.schema import audit_log
 from tests.webclient import WebClient, base_url, db_snapshot, start_demo_runtime
@@ -48,19 +47,6 @@ def _audit_rows(rt, after_id: int = 0) -> list[dict]:
 def _last_audit_id(rt) -> int:
     with rt.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.coalesce(sa.func.max(audit_log.c.id), 0))).scalar_one()
-
-
-def _component_ids(node) -> set[str]:
-    ids: set[str] = set()
-    if isinstance(node, dict):
-        if isinstance(node.get("props"), dict) and isinstance(node["props"].get("id"), str):
-            ids.add(node["props"]["id"])
-        for v in node.values():
-            ids |= _component_ids(v)
-    elif isinstance(node, list):
-        for v in node:
-            ids |= _component_ids(v)
-    return ids
 
 
 # --- the guard ------------------------------------------------------------------------------------
@@ -182,15 +168,7 @@ def test_the_language_an_operator_chooses_is_kept_on_the_operator(rt):
     assert rt.accounts.operator("analyst").language == "en"
 
 
-# --- what each role may see and do ------------------------------------------------------------------
-@pytest.mark.parametrize("role", ROLES)
-def test_the_navbar_shows_a_role_only_the_links_it_may_open(rt, role):
-    ids = _component_ids(signed_in(rt, role).get("/_dash-layout").json())
-    for _key, path, perm in NAV:
-        link = f"nav-{path.strip('/').replace('/', '-') or 'home'}"
-        assert (link in ids) == (perm is None or perm in DEFAULT_ROLE_PERMISSIONS[role]), (role, link)
-
-
+# --- what each role may see and do (the navbar per role: tests/test_navbar.py) --------------------------
 def test_every_guarded_callback_is_one_the_app_serves(rt):
     outputs = {spec["output"] for spec in signed_in(rt, "admin").dependencies()}
     assert GUARDED_CALLBACKS and {c.output for c in GUARDED_CALLBACKS.values()} <= outputs

@@ -1,34 +1,84 @@
-"""The frame around every page: navigation (filtered by permission), language switch, operator menu."""
+"""The frame around every page: navigation (filtered by permission, grouped to fit one row), language switch, operator menu."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
+import dash
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import ALL, Input, Output, State, html
 
+from dashboard import access
+from dashboard.access import PageAccess
 from dashboard.i18n import t
 
-# (catalog key, path, permission needed to see the link or None for every signed-in operator)
-NAV: list[tuple[str, str, str | None]] = [
-    ("nav.overview", "/", None),
-    ("nav.meters", "/meters", None),
-    ("cashier.nav", "/sell", "sale.create"),
-    ("accounts.nav", "/accounts", "account.open"),
-    ("records.nav", "/records", "report.view"),
-    ("reconciliation.nav", "/reconciliation", "report.view"),
-    ("tariffs.nav", "/tariffs", "tariff.push"),
-    ("qr.nav", "/qr", "account.open"),
-    ("nav.status", "/status", None),
-    ("nav.audit", "/audit", "audit.view"),
-    ("nav.users", "/admin/users", "user.manage"),
-    ("nav.roles", "/admin/roles", "user.manage"),
-    ("api_clients.nav", "/admin/api-clients", "api_client.manage"),
-]
+NAV_ITEM = "nav-item"    # pattern-matching id type of a page link inside a dropdown
+NAV_GROUP = "nav-group"  # ... and of the dropdown itself
+
+
+@dataclass(frozen=True)
+class NavPage:
+    key: str           # catalog key of the label
+    page: PageAccess   # the page's own rule: the link is shown to whoever the page would let in
+
+    @property
+    def path(self) -> str:
+        return self.page.path
+
+
+@dataclass(frozen=True)
+class NavGroup:
+    key: str
+    name: str          # in the dropdown's id
+    pages: tuple[NavPage, ...]
+
+
+NAV: tuple[NavPage | NavGroup, ...] = (
+    NavPage("nav.overview", access.OVERVIEW),
+    NavPage("nav.meters", access.METERS),
+    NavPage("cashier.nav", access.SELL),
+    NavGroup("nav.billing", "billing", (
+        NavPage("accounts.nav", access.ACCOUNTS),
+        NavPage("records.nav", access.RECORDS),
+        NavPage("reconciliation.nav", access.RECONCILIATION),
+        NavPage("tariffs.nav", access.TARIFFS),
+        NavPage("qr.nav", access.QR_LABELS),
+    )),
+    NavGroup("nav.system", "system", (
+        NavPage("nav.status", access.STATUS),
+        NavPage("nav.audit", access.AUDIT),
+        NavPage("nav.users", access.USERS),
+        NavPage("nav.roles", access.ROLES),
+        NavPage("api_clients.nav", access.API_CLIENTS),
+    )),
+)
+
+
+def nav_pages() -> list[NavPage]:
+    """Every page the navbar can link, top-level and inside dropdowns."""
+    return [p for entry in NAV for p in (entry.pages if isinstance(entry, NavGroup) else (entry,))]
+
+
+def nav_id(path: str) -> str:
+    return f"nav-{path.strip('/').replace('/', '-') or 'home'}"
+
+
+def _entry(entry: NavPage | NavGroup, lang: str, may: Callable[[str], bool]):
+    if isinstance(entry, NavPage):
+        if not entry.page.open_to(may):
+            return None
+        return dbc.NavItem(dbc.NavLink(t(entry.key, lang), href=entry.path, active="exact", id=nav_id(entry.path)))
+    items = [dbc.DropdownMenuItem(t(p.key, lang), href=p.path, active=False,
+                                  id={"type": NAV_ITEM, "group": entry.name, "path": p.path})
+             for p in entry.pages if p.page.open_to(may)]
+    if not items:
+        return None
+    return dbc.DropdownMenu(items, label=t(entry.key, lang), nav=True, in_navbar=True, toggle_class_name="",
+                            id={"type": NAV_GROUP, "group": entry.name})
 
 
 def navbar(lang: str, user_name: str | None, allowed: Callable[[str], bool]) -> dbc.Navbar:
-    links = [dbc.NavItem(dbc.NavLink(t(key, lang), href=path, active="exact", id=f"nav-{path.strip('/').replace('/', '-') or 'home'}"))
-             for key, path, perm in NAV if perm is None or allowed(perm)]
+    links = [e for e in (_entry(entry, lang, allowed) for entry in NAV) if e is not None]
     other = "zh" if lang == "en" else "en"
     right = [dbc.NavItem(html.A(t("lang.switch", lang), href=f"/lang/{other}", className="nav-link", id="lang-switch"))]
     if user_name:
@@ -37,8 +87,35 @@ def navbar(lang: str, user_name: str | None, allowed: Callable[[str], bool]) -> 
             dbc.DropdownMenuItem(t("nav.logout", lang), href="/logout", external_link=True, id="logout-link"),
         ]))
     return dbc.Navbar(dbc.Container([
-        dbc.NavbarBrand(t("app.title", lang), href="/"),
+        dbc.NavbarBrand(t("app.title", lang), href=access.home_path(allowed)),
         dbc.NavbarToggler(id="nav-toggler"),
         dbc.Collapse([dbc.Nav(links, navbar=True, className="me-auto"), dbc.Nav(right, navbar=True)],
                      id="nav-collapse", navbar=True),
     ], fluid=True), color="dark", dark=True, expand="md", className="mb-3")
+
+
+def register_nav_callbacks(app: dash.Dash) -> None:
+    """Highlight the open page inside its dropdown, and the dropdown, as NavLink(active="exact") does for
+    top-level links (Dash pages navigate without reloading the navbar); open and fold the phone menu."""
+    app.clientside_callback(
+        """function (pathname) {
+            const cc = window.dash_clientside.callback_context;
+            const items = cc.outputs_list[0].map(o => o.id);
+            const groups = new Set(items.filter(id => id.path === pathname).map(id => id.group));
+            return [items.map(id => id.path === pathname),
+                    cc.outputs_list[1].map(o => groups.has(o.id.group) ? "active" : "")];
+        }""",
+        Output({"type": NAV_ITEM, "group": ALL, "path": ALL}, "active"),
+        Output({"type": NAV_GROUP, "group": ALL}, "toggle_class_name"),
+        Input("_pages_location", "pathname"),
+    )
+    # On a narrow screen the links fold behind the toggler; opening a page folds them again.
+    app.clientside_callback(
+        """function (clicks, pathname, isOpen) {
+            const cc = window.dash_clientside.callback_context;
+            const byToggler = cc.triggered.some(t => t.prop_id === "nav-toggler.n_clicks");
+            return byToggler ? !isOpen : false;
+        }""",
+        Output("nav-collapse", "is_open"),
+        Input("nav-toggler", "n_clicks"), Input("_pages_location", "pathname"), State("nav-collapse", "is_open"),
+    )

@@ -6,6 +6,7 @@ from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from core.operators import OperatorError, permission_order, role_order
+from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import ROLES_GRID, ROLES_RESULT, ROLES_SAVE, alert, matrix_rows, role_label, roles_page
 from dashboard.i18n import request_lang, t
@@ -21,7 +22,7 @@ def _matrix():
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(PERMISSION, lang)
+    denied = forbidden_page(access.ROLES, lang)
     if denied is not None:
         return denied
     matrix, roles, permissions = _matrix()

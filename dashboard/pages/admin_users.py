@@ -6,6 +6,7 @@ from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from core.operators import OperatorError, role_order
+from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import (BROWSER_LANGUAGE, NEW_LANGUAGE, NEW_NAME, NEW_PASSWORD, NEW_ROLES, NEW_USERNAME, USERS_ACTIVATE,
                                         USERS_ADD, USERS_DEACTIVATE, USERS_GRID, USERS_RESET, USERS_RESULT,
@@ -19,7 +20,7 @@ dash.register_page(__name__, path="/admin/users", title="Wattline", name="admin-
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(PERMISSION, lang)
+    denied = forbidden_page(access.USERS, lang)
     if denied is not None:
         return denied
     service = accounts()

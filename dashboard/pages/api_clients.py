@@ -9,6 +9,7 @@ from dash.exceptions import PreventUpdate
 from billing import desk
 from billing.api import create_api_client, revoke_api_client
 from billing.errors import BillingError
+from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, API_RESULT, API_REVOKE_CONFIRM,
                                               API_REVOKE_NAME, active_names, api_clients_page, client_table,
@@ -23,7 +24,7 @@ dash.register_page(__name__, path="/admin/api-clients", title="Wattline", name="
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(PERMISSION, lang)
+    denied = forbidden_page(access.API_CLIENTS, lang)
     if denied is not None:
         return denied
     return api_clients_page(desk.api_clients(billing()), lang)

@@ -7,6 +7,7 @@ import dash
 from dash import Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
+from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import alert
 from dashboard.components.audit_log import (AUDIT_ACTION, AUDIT_APPLIED, AUDIT_COUNT, AUDIT_DOWNLOAD, AUDIT_EXPORT,
@@ -21,7 +22,7 @@ dash.register_page(__name__, path="/audit", title="Wattline", name="audit")
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(VIEW, lang)
+    denied = forbidden_page(access.AUDIT, lang)
     if denied is not None:
         return denied
     service = accounts()

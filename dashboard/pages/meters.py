@@ -9,6 +9,7 @@ from flask import current_app
 
 import dashboard.app as dash_app
 from core.config import site_zone
+from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.meter_grid import grid_rows, meters_page, meters_workbook
 from dashboard.i18n import request_lang, t
@@ -33,7 +34,7 @@ def _rows(lang: str) -> list[dict]:
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(VIEW, lang)
+    denied = forbidden_page(access.METERS, lang)
     if denied is not None:
         return denied
     return meters_page(_rows(lang), lang)

@@ -12,6 +12,7 @@ from dash import Input, Output, State, clientside_callback, ctx, dcc, html, no_u
 from flask import current_app
 
 from core.config import site_zone
+from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback
 from dashboard.components.overview import (
     filter_bar, kpi_cards, legend, map_buildings, panel_body, panel_title, tile_map, tile_patch, updated_text,
@@ -33,7 +34,7 @@ def _services():
 
 def layout(**query):
     lang = request_lang()
-    denied = forbidden_page(VIEW, lang)
+    denied = forbidden_page(access.OVERVIEW, lang)
     if denied is not None:
         return denied
     engine, zone = _services()

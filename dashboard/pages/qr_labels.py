@@ -8,6 +8,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app, request
 
 from billing import desk
+from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.cashier import notice
 from dashboard.components.qr_labels import QR_BUILDING, QR_COUNT, QR_PRINT, QR_PRINTED, QR_SHEET, QR_SHOW, \
@@ -20,7 +21,7 @@ dash.register_page(__name__, path="/qr", title="Wattline", name="qr-labels")
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(PERMISSION, lang)
+    denied = forbidden_page(access.QR_LABELS, lang)
     if denied is not None:
         return denied
     return qr_page(desk.buildings(current_app.config["WATTLINE_SERVICES"].billing), lang)

@@ -8,6 +8,7 @@ import dash
 from dash import Input, Output, State
 
 from billing.reports import reconciliation_alarms, shadow_report
+from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback
 from dashboard.components.reconciliation import (
     REC_FIRST, REC_LAST, REC_MESSAGE, REC_RUN, REC_SHADOW, reconciliation_page, shadow_rows,
@@ -21,7 +22,7 @@ dash.register_page(__name__, path="/reconciliation", title="Wattline", name="rec
 
 def layout(**_query):
     lang = request_lang()
-    denied = forbidden_page(VIEW, lang)
+    denied = forbidden_page(access.RECONCILIATION, lang)
     if denied is not None:
         return denied
     ctx = billing()

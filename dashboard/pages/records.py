@@ -10,6 +10,7 @@ from dash import Input, Output, State, clientside_callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from billing import desk
+from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.records import (
     KINDS, REC_APPLIED, REC_BUILDING, REC_COUNT, REC_DOWNLOAD, REC_EXPORT, REC_EXPORT_REQUEST, REC_FROM, REC_GRID,
@@ -56,7 +57,7 @@ def _query(applied: dict) -> list[dict]:
 
 def layout(**_query_args):
     lang = request_lang()
-    denied = forbidden_page(VIEW, lang)
+    denied = forbidden_page(access.RECORDS, lang)
     if denied is not None:
         return denied
     ctx_ = billing()

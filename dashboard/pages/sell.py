@@ -16,6 +16,7 @@ from billing import desk, ledger
 from billing.errors import BillingError
 from billing.qr import BadToken
 from billing.views import receipt
+from dashboard import access
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import (
     FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
@@ -37,8 +38,9 @@ def _new_request_id() -> str:
 
 def layout(meter: str | None = None, **_query):
     lang = request_lang()
-    if not any(allowed(p) for p in (SELL, REFUND, REVERSE)):
-        return forbidden_page(SELL, lang)
+    denied = forbidden_page(access.SELL, lang)
+    if denied is not None:
+        return denied
     chosen = str(meter) if meter and allowed(SELL) else None  # /sell?meter=202611210001 (from the account page)
     return sell_page(lang, _new_request_id(), desk.sale_limit(billing()), meter=chosen,
                      card=_card(chosen, lang) if chosen else None)

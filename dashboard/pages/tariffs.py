@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from billing import desk, tariffs
 from billing.errors import BillingError
+from dashboard import access
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.tariffs import (
@@ -31,8 +32,9 @@ dash.register_page(__name__, path="/tariffs", title="Wattline", name="tariffs")
 
 def layout(**_query):
     lang = request_lang()
-    if not (allowed(EDIT) or allowed(PUSH)):
-        return forbidden_page(PUSH, lang)
+    denied = forbidden_page(access.TARIFFS, lang)
+    if denied is not None:
+        return denied
     ctx_ = billing()
     return tariffs_page(desk.tariffs_overview(ctx_), desk.buildings(ctx_), lang, may_edit=allowed(EDIT),
                         may_push=allowed(PUSH))

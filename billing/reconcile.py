@@ -7,7 +7,8 @@
 - Balance: between two readings a balance can only fall (consumption) or rise by the money the
   ledger sent in between (entries with counts between the two readings'). A larger rise opens a
   "balance_mismatch" alarm (money that did not come through the ledger: tampering or a foreign
-  recharge), left open for an operator.
+  recharge), left open for an operator, who resolves it with a note once it is looked into
+  (resolve_alarm; the note goes to the operation log).
 """
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from storage import audit
 from storage import billing as store
-from storage.outbox import close_alarms, open_alarm, open_alarms
+from storage.outbox import alarm_by_id, close_alarm_by_id, close_alarms, open_alarm, open_alarms
+
+RECONCILIATION_ALARMS = ("count_mismatch", "balance_mismatch")
 
 
 @dataclass
@@ -72,3 +76,29 @@ def reconcile(engine: sa.Engine, clock: Callable[[], dt.datetime]) -> ReconcileR
             marks.append({"meter_id": mid, "ts": row["ts"], "purchase_count": count, "balance": balance})
         store.set_reconcile_marks(conn, marks)
     return report
+
+
+def resolve_alarm(engine: sa.Engine, clock: Callable[[], dt.datetime], alarm_id, operator: str, note,
+                  remote: str | None = None) -> dict:
+    """Close an open reconciliation alarm an operator has looked into, with a note (operation log).
+
+    A count mismatch that is still there opens again at the meter's next reading."""
+    from billing.errors import BillingError
+    from billing.ledger import _operator, _reason
+    operator = _operator(operator)
+    note = _reason(note, required=True)
+    if isinstance(alarm_id, bool) or not str(alarm_id or "").strip().isdigit():
+        raise BillingError("alarm_not_open", alarm=alarm_id)
+    now = clock()
+    with engine.begin() as conn:
+        alarm = alarm_by_id(conn, int(str(alarm_id).strip()))
+        if alarm is None or alarm["kind"] not in RECONCILIATION_ALARMS or alarm["closed_at"] is not None \
+                or not close_alarm_by_id(conn, alarm["id"], now):
+            raise BillingError("alarm_not_open", alarm=alarm_id)
+        m = store.meter_by_id(conn, alarm["meter_id"]) if alarm["meter_id"] is not None else None
+        audit.record(conn, operator=operator, action="billing.alarm_resolve", ts=now, source=remote,
+                     target=f"meter:{m['address']}" if m else f"alarm:{alarm['id']}",
+                     before={"alarm": alarm["id"], "kind": alarm["kind"], "message": alarm["message"],
+                             "opened_at": alarm["opened_at"]},
+                     after={"closed_at": now, "note": note})
+    return {**alarm, "closed_at": now}

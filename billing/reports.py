@@ -6,10 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 from billing.context import BillingContext
+from billing.reconcile import RECONCILIATION_ALARMS
 from billing.shadow import meters_off_by
 from storage.reports import meter_places, open_alarms_with_meters
-
-RECONCILIATION_ALARMS = ("count_mismatch", "balance_mismatch")
 
 
 def reconciliation_alarms(ctx: BillingContext) -> list[dict]:

@@ -45,6 +45,7 @@ PERMISSIONS: dict[str, str] = {
     "workorder.dispatch": "Create and dispatch work orders",
     "workorder.execute": "Work on assigned work orders",
     "api_client.manage": "Manage API clients and their tokens",
+    "alarm.resolve": "Resolve reconciliation alarms after looking into them",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
@@ -53,7 +54,7 @@ ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", 
 DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
     "manager": frozenset({"audit.view", "report.view", "report.export", "meter.view", "meter.export",
-                          "workorder.dispatch"}),
+                          "workorder.dispatch", "alarm.resolve"}),
     # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({"account.open", "account.close", "sale.create", "sale.refund", "sale.reverse",
                           "meter.view", "report.view", "report.export"}),

@@ -175,6 +175,17 @@ def close_alarms(conn: sa.Connection, meter_id: int, kind: str, now: dt.datetime
         .values(closed_at=now)).rowcount
 
 
+def alarm_by_id(conn: sa.Connection, alarm_id: int) -> dict | None:
+    row = conn.execute(sa.select(alarm_event).where(alarm_event.c.id == alarm_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def close_alarm_by_id(conn: sa.Connection, alarm_id: int, now: dt.datetime) -> int:
+    """Close one open alarm; 0 when it was closed already (by the poll or another operator)."""
+    return conn.execute(alarm_event.update().where(alarm_event.c.id == alarm_id, alarm_event.c.closed_at.is_(None))
+                        .values(closed_at=now)).rowcount
+
+
 def open_alarms(conn: sa.Connection, kind: str | None = None, meter_id: int | None = None) -> list[dict]:
     q = sa.select(alarm_event).where(alarm_event.c.closed_at.is_(None)).order_by(alarm_event.c.id)
     if kind:

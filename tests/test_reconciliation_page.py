@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 
 from billing.shadow import shadow_billing
 from storage.outbox import open_alarm
-from storage.schema import meter, readings
+from storage.schema import alarm_event, audit_log, meter, readings
 from tests.webclient import WebClient, base_url, start_demo_runtime
 
 PASSWORD = os.environ.get("DEMO_PASSWORD", "wattline-demo")
@@ -84,3 +85,68 @@ def test_a_reversed_date_range_is_refused_with_a_message(rt):
     resp = _client(rt, "analyst").callback("reconciliation.shadow", {
         "recon-first-day.date": "2026-11-20", "recon-last-day.date": "2026-11-01"})
     assert "first day on or before the last day" in resp.json()["response"]["recon-message"]["children"]
+
+
+def _open_alarm_on(rt, nth: int) -> tuple[int, str]:
+    """Open a balance-mismatch alarm on the nth billed meter; (alarm id, meter address)."""
+    with rt.engine.begin() as conn:
+        mid, address = conn.execute(sa.select(meter.c.id, meter.c.address).where(meter.c.status == "opened")
+                                    .order_by(meter.c.id).offset(nth).limit(1)).one()
+        open_alarm(conn, mid, "balance_mismatch", 2, "balance rose 9.00 without a purchase", rt.billing.now())
+        aid = conn.execute(sa.select(alarm_event.c.id).where(alarm_event.c.meter_id == mid,
+                                                             alarm_event.c.closed_at.is_(None))).scalar_one()
+    return aid, address
+
+
+def _alarm_open(rt, aid: int) -> bool:
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(alarm_event.c.closed_at).where(alarm_event.c.id == aid)).scalar_one() is None
+
+
+def _resolutions(rt) -> list[dict]:
+    with rt.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(audit_log).where(audit_log.c.action == "billing.alarm_resolve")
+                                              .order_by(audit_log.c.id)).mappings()]
+
+
+def _resolve(client, aid, address, note):
+    return client.callback("reconciliation.resolve", {"recon-resolve.n_clicks": 1, "recon-note.value": note,
+                                                      "recon-alarms.selectedRows": [{"id": aid,
+                                                                                     "meter_address": address}]})
+
+
+def test_a_manager_resolves_an_alarm_with_a_note_and_it_leaves_the_list(rt):
+    aid, address = _open_alarm_on(rt, 3)
+    manager = _client(rt, "manager")
+    assert "recon-resolve" in manager.page("/reconciliation").text
+    resp = _resolve(manager, aid, address, "foreign recharge card found; meter sealed again")
+    assert resp.status == 200, resp.text
+    body = resp.json()["response"]
+    assert f"meter {address} resolved" in json.dumps(body["recon-resolved"])
+    assert aid not in [r["id"] for r in body["recon-alarms"]["rowData"]]
+    assert not _alarm_open(rt, aid)
+    logged = _resolutions(rt)[-1]
+    assert logged["operator"] == "manager" and "meter sealed again" in str(logged["after"])
+    assert logged["target"] == f"meter:{address}"
+    count = len(_resolutions(rt))
+    again = _resolve(manager, aid, address, "twice")        # someone else resolved it meanwhile
+    assert len(_resolutions(rt)) == count
+    assert f"Alarm {aid} is not open" in json.dumps(again.json()["response"]["recon-resolved"])
+
+
+def test_an_alarm_is_not_resolved_without_a_note(rt):
+    aid, address = _open_alarm_on(rt, 4)
+    before = len(_resolutions(rt))
+    resp = _resolve(_client(rt, "manager"), aid, address, "   ")
+    assert "Give a reason." in json.dumps(resp.json()["response"]["recon-resolved"])
+    assert _alarm_open(rt, aid) and len(_resolutions(rt)) == before
+
+
+def test_an_analyst_sees_alarms_but_may_not_resolve_them(rt):
+    aid, address = _open_alarm_on(rt, 5)
+    analyst = _client(rt, "analyst")
+    page = analyst.page("/reconciliation").text
+    assert address in page and "recon-resolve" not in page
+    before = len(_resolutions(rt))
+    assert _resolve(analyst, aid, address, "looked").status == 403
+    assert _alarm_open(rt, aid) and len(_resolutions(rt)) == before

@@ -16,10 +16,13 @@ REC_LAST = "recon-last-day"
 REC_RUN = "recon-run"
 REC_SHADOW = "recon-shadow-grid"
 REC_MESSAGE = "recon-message"
+REC_NOTE = "recon-note"
+REC_RESOLVE = "recon-resolve"
+REC_RESOLVED = "recon-resolved"
 
 
 def alarm_rows(alarms: list[dict], lang: str) -> list[dict]:
-    return [{"kind": t(f"reconciliation.kind.{a['kind']}", lang), "meter_address": a["meter_address"],
+    return [{"id": a["id"], "kind": t(f"reconciliation.kind.{a['kind']}", lang), "meter_address": a["meter_address"],
              "building": a.get("building"), "room": a.get("room"),
              "opened_at": a["opened_at"].strftime("%Y-%m-%d %H:%M"), "message": a.get("message")} for a in alarms]
 
@@ -33,23 +36,40 @@ def shadow_rows(rows: list[dict]) -> list[dict]:
             for r in rows]
 
 
-def _grid(ident: str, fields: list[str], rows: list[dict], lang: str) -> dag.AgGrid:
-    return dag.AgGrid(id=ident, rowData=rows,
+def _grid(ident: str, fields: list[str], rows: list[dict], lang: str, selectable: bool = False) -> dag.AgGrid:
+    options = {"domLayout": "autoHeight", "localeText": grid_locale(lang)}
+    if selectable:
+        options["rowSelection"] = {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True}
+    return dag.AgGrid(id=ident, rowData=rows, getRowId="params.data.id" if selectable else None,
                       columnDefs=[{"field": f, "headerName": t(f"reconciliation.col.{f}", lang)} for f in fields],
                       defaultColDef={"sortable": True, "resizable": True, "filter": True, "minWidth": 100},
                       columnSize="responsiveSizeToFit",
-                      dashGridOptions={"domLayout": "autoHeight", "localeText": grid_locale(lang)},
+                      dashGridOptions=options,
                       style={"width": "100%"})
 
 
-def reconciliation_page(alarms: list[dict], today: dt.date, lang: str) -> dbc.Container:
+def resolve_form(lang: str) -> html.Div:
+    """Resolve the selected alarm with a note (alarm.resolve)."""
+    return html.Div([
+        dbc.InputGroup([
+            dbc.Label(t("reconciliation.note", lang), html_for=REC_NOTE, className="visually-hidden"),
+            dbc.Input(id=REC_NOTE, autoComplete="off", placeholder=t("reconciliation.note", lang)),
+            dbc.Button(t("reconciliation.resolve", lang), id=REC_RESOLVE, color="primary"),
+        ], className="mt-2"),
+        html.P(t("reconciliation.resolve_help", lang), className="form-text"),
+        html.Div(id=REC_RESOLVED, role="status", className="small"),
+    ])
+
+
+def reconciliation_page(alarms: list[dict], today: dt.date, lang: str, may_resolve: bool = False) -> dbc.Container:
     return dbc.Container([
         html.H1(t("reconciliation.heading", lang), className="h4"),
         html.P(t("reconciliation.intro", lang), className="text-muted small"),
         html.H2(t("reconciliation.alarms_heading", lang), className="h6 mt-3"),
         html.P(t("reconciliation.no_alarms", lang), className="small text-success") if not alarms else None,
         _grid(REC_ALARMS, ["kind", "meter_address", "building", "room", "opened_at", "message"],
-              alarm_rows(alarms, lang), lang),
+              alarm_rows(alarms, lang), lang, selectable=may_resolve),
+        resolve_form(lang) if may_resolve else None,
         html.H2(t("reconciliation.shadow_heading", lang), className="h6 mt-4"),
         html.P(t("reconciliation.shadow_intro", lang), className="text-muted small"),
         dbc.Row([

@@ -7,16 +7,21 @@ import datetime as dt
 import dash
 from dash import Input, Output, State
 
+from billing.errors import BillingError
+from billing.reconcile import resolve_alarm
 from billing.reports import reconciliation_alarms, shadow_report
 from dashboard import access
-from dashboard.auth import forbidden_page, guarded_callback
+from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
+from dashboard.components.cashier import error_alert, notice
 from dashboard.components.reconciliation import (
-    REC_FIRST, REC_LAST, REC_MESSAGE, REC_RUN, REC_SHADOW, reconciliation_page, shadow_rows,
+    REC_ALARMS, REC_FIRST, REC_LAST, REC_MESSAGE, REC_NOTE, REC_RESOLVE, REC_RESOLVED, REC_RUN, REC_SHADOW,
+    alarm_rows, reconciliation_page, shadow_rows,
 )
 from dashboard.i18n import request_lang, t
-from dashboard.services import billing
+from dashboard.services import billing, operator_name
 
 VIEW = "report.view"
+RESOLVE = "alarm.resolve"
 dash.register_page(__name__, path="/reconciliation", title="Wattline", name="reconciliation")
 
 
@@ -26,7 +31,31 @@ def layout(**_query):
     if denied is not None:
         return denied
     ctx = billing()
-    return reconciliation_page(reconciliation_alarms(ctx), ctx.local(ctx.now()).date(), lang)
+    return reconciliation_page(reconciliation_alarms(ctx), ctx.local(ctx.now()).date(), lang,
+                               may_resolve=allowed(RESOLVE))
+
+
+@guarded_callback("reconciliation.resolve", RESOLVE, Output(REC_RESOLVED, "children"),
+                  Output(REC_ALARMS, "rowData"), Output(REC_NOTE, "value"),
+                  Input(REC_RESOLVE, "n_clicks"), State(REC_ALARMS, "selectedRows"), State(REC_NOTE, "value"),
+                  prevent_initial_call=True)
+def resolve(n_clicks, selected, note):
+    """Close the selected alarm with the operator's note; the grid shows the alarms still open."""
+    if not n_clicks:
+        raise dash.exceptions.PreventUpdate
+    lang = request_lang()
+    row = selected[0] if isinstance(selected, list) and selected and isinstance(selected[0], dict) else None
+    if row is None:
+        return notice(t("reconciliation.pick_alarm", lang)), dash.no_update, dash.no_update
+    ctx = billing()
+    try:
+        alarm = resolve_alarm(ctx.engine, ctx.now, row.get("id"), operator_name(),
+                              note if isinstance(note, str) else None, remote=source_address())
+    except BillingError as exc:
+        return error_alert(exc, lang), alarm_rows(reconciliation_alarms(ctx), lang), dash.no_update
+    done = notice(t("reconciliation.resolved", lang, kind=t(f"reconciliation.kind.{alarm['kind']}", lang),
+                    meter=row.get("meter_address") or ""), "success", id="recon-resolved-ok")
+    return done, alarm_rows(reconciliation_alarms(ctx), lang), ""
 
 
 @guarded_callback("reconciliation.shadow", VIEW, Output(REC_SHADOW, "rowData"), Output(REC_MESSAGE, "children"),

@@ -240,7 +240,8 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
 
     Without `amount`, the old meter's last known balance is used (it must have been read); with an
     amount typed in (a dead or foreign meter), a reason is required. The old meter, if it belongs to
-    this account, leaves it and is marked removed. A meter's balance is carried over once.
+    this account, leaves it and is marked removed. A meter's balance is carried over once. The same number
+    on both sides means the meter was replaced in place (replace_meter_in_place).
     """
     from billing.ledger import entry_view
     operator = _operator(operator)
@@ -255,7 +256,9 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
         if old is None and (not entered or len(old_address) != 12 or not old_address.isdigit()):
             raise BillingError("meter_unknown", meter=old_address)
     if old is not None and old["id"] == new["id"]:
-        raise BillingError("transfer_same_meter", meter=old_address)
+        # the same number on both sides: the meter was replaced in place (or reset)
+        return replace_meter_in_place(ctx, account_id, old_address, operator, amount=amount if entered else None,
+                                      reason=reason, remote=remote)
 
     def work(conn: sa.Connection):
         a = store.account_by_id(conn, account_id)
@@ -291,6 +294,75 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
     ids = [new["id"]] + ([old["id"]] if old is not None else [])
     with meters_transaction(ctx.engine, ids) as conn:
         view = work(conn)
+    ctx.commands_queued()
+    return view
+
+
+def replace_meter_in_place(ctx: BillingContext, account_id: int, meter_address: str, operator: str, *,
+                           amount=None, reason: str | None = None, remote: str | None = None):
+    """A meter replaced by a new one that kept its number (or reset in place): it reports a purchase count
+    below the ledger's, so every sale to it would fail. This starts a new purchase-count epoch from the
+    count the new meter reports, sends it its tariff, limits and prepaid control, and carries the old
+    meter's money over as a transfer_in: its balance at the last reading before the reset, or an amount
+    typed in with a reason. Returns the transfer's EntryView, or None when there was nothing to carry.
+    Refused while a sale or refund to the meter is still on its way (let it be answered or expire)."""
+    from billing.ledger import entry_view
+    from billing.reconcile import expected_counts
+    operator = _operator(operator)
+    entered = amount not in (None, "")
+    reason = _reason(reason, required=entered)
+    if entered:
+        amount = parse_amount(amount)
+    with ctx.engine.connect() as conn:
+        m = _meter(conn, meter_address)
+    now = ctx.now()
+    with meters_transaction(ctx.engine, [m["id"]]) as conn:
+        a = store.account_by_id(conn, account_id)
+        if a is None:
+            raise BillingError("account_unknown", account=account_id)
+        if a["status"] != "open":
+            raise BillingError("account_not_open", account=account_id)
+        link = store.active_link(conn, m["id"])
+        if link is None or link["account_id"] != account_id:
+            raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
+        reading = store.meter_reading(conn, m["id"])
+        if reading is None or reading["purchase_count"] is None:
+            raise BillingError("meter_never_read", meter=m["address"])
+        if reading["ts"] <= link["added_at"]:
+            # the last reading is older than the meter's setup (e.g. a replacement registered a moment ago)
+            raise BillingError("meter_not_read_since_setup", meter=m["address"])
+        count = int(reading["purchase_count"])
+        known, _upper = expected_counts(store.live_count_bounds(conn).get(m["id"], (None, None, None)))
+        if count >= known:
+            raise BillingError("meter_not_reset", meter=m["address"], count=count, expected=known)
+        if store.pending_money_entries(conn, m["id"]):
+            raise BillingError("money_in_flight", meter=m["address"])
+        value, why = amount, reason
+        if not entered:
+            before = store.last_reading_at_count(conn, m["id"], known, store.epoch_start(conn, m["id"]))
+            if before is None:
+                raise BillingError("balance_unknown", meter=m["address"])
+            value = Decimal(before["balance"]).quantize(Decimal("0.01"))
+            why = reason or (f"meter {m['address']} replaced in place; balance read at "
+                             f"{before['ts']:%Y-%m-%d %H:%M} UTC before the reset")
+        store.end_links(conn, account_id, [m["id"]], now)
+        epoch = store.start_count_epoch(conn, m["id"])
+        tid, version = _resolve_tariff(conn, store.meter_tariff_at(conn, m["id"], now), now)
+        batch = f"replace-{account_id}-{m['id']}-{epoch}"
+        _setup_meter(ctx, conn, account_id=account_id, m=m, base=count, tariff_id=tid, version=version,
+                     operator=operator, now=now, batch=batch)
+        entry = None
+        if value > 0:
+            entry = queue_money(conn, ctx, kind="transfer_in", amount=value, meter_row=m, account_id=account_id,
+                                operator=operator, source="desk", reason=why, batch_id=batch, remote=remote)
+        audit.record(conn, operator=operator, action="billing.meter_replaced_in_place", target=f"meter:{m['address']}",
+                     ts=now, source=remote,
+                     before={"account_id": account_id, "ledger_count": known, "count_epoch": epoch - 1},
+                     after={"meter_count": count, "count_epoch": epoch, "carried": value,
+                            "receipt_no": entry["receipt_no"] if entry else None, "reason": why})
+        view = None if entry is None else entry_view(conn, {**entry, "meter_address": m["address"],
+                                                            "confirmed_at": None, "balance_after": None,
+                                                            "failure": None})
     ctx.commands_queued()
     return view
 

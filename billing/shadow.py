@@ -97,9 +97,11 @@ def shadow_billing(engine: sa.Engine, start: dt.datetime, end: dt.datetime, tz: 
             return []
         periods = _tariff_periods(conn, ids)
         frame = store.readings_frame(conn, ids, start, end)
-        paid: dict[int, dict[int, int]] = {}
-        for mid, count, amount in store.live_amounts_by_count(conn, ids):
-            paid.setdefault(mid, {})[int(count)] = int(Decimal(amount) * 100)
+        paid: dict[int, dict[int, dict[int, int]]] = {}    # meter -> count epoch -> count -> fen
+        for mid, epoch, count, amount in store.live_amounts_by_count(conn, ids):
+            by_count = paid.setdefault(mid, {}).setdefault(int(epoch), {})
+            by_count[int(count)] = by_count.get(int(count), 0) + int(Decimal(amount) * 100)
+        epochs = store.epoch_starts(conn, ids)
         addresses = store.meter_addresses(conn, ids)
     offset_s = int((tz.utcoffset(start) or dt.timedelta()).total_seconds())
     out: list[ShadowDay] = []
@@ -126,13 +128,24 @@ def shadow_billing(engine: sa.Engine, start: dt.datetime, end: dt.datetime, tz: 
             mask = which == k
             mode, body = bodies[k]
             cost[mask] = _interval_costs(mode, body, d[mask], before_month[mask])
-        top = int(max(pcs.max(), max(paid.get(mid, {0: 0}))))
-        cum = np.zeros(top + 2, dtype=np.int64)
-        for count, fen in paid.get(mid, {}).items():
-            if 0 <= count <= top:
-                cum[count] += fen
-        cum = np.cumsum(cum)
-        credited = cum[pcs[1:]] - cum[pcs[:-1]]
+        # Each reading belongs to the count epoch in force at its time (a meter replaced in place starts
+        # again at 0); an interval across two epochs, or whose count fell (the swap itself), is not billed.
+        starts = epochs.get(mid, [])
+        epoch = np.zeros(len(ts), dtype=np.int64)
+        for since, e in starts:
+            epoch[ts >= np.datetime64(since, "us")] = e
+        credited = np.zeros(len(d), dtype=np.int64)
+        for e in np.unique(epoch):
+            counts = paid.get(mid, {}).get(int(e), {})
+            top = int(max(pcs.max(), max(counts, default=0)))
+            cum = np.zeros(top + 2, dtype=np.int64)
+            for count, fen in counts.items():
+                if 0 <= count <= top:
+                    cum[count] += fen
+            cum = np.cumsum(cum)
+            same = (epoch[:-1] == e) & (epoch[1:] == e)
+            credited[same] = cum[np.maximum(pcs[1:][same], 0)] - cum[np.maximum(pcs[:-1][same], 0)]
+        cost[(epoch[:-1] != epoch[1:]) | (pcs[1:] < pcs[:-1])] = np.nan
         actual = bal[:-1] - bal[1:] + credited
         day = (local_s[:-1] // 86400)
         ok = ~np.isnan(cost)

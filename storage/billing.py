@@ -15,6 +15,19 @@ from storage.schema import (
 LIVE_STATES = ("pending", "confirmed")
 
 
+def _in_current_epoch():
+    """Entries of their meter's current purchase-count epoch (a meter replaced in place starts a new one):
+    every count comparison with a meter is made within it."""
+    return ledger_entry.c.count_epoch == (sa.select(meter.c.count_epoch).where(meter.c.id == ledger_entry.c.meter_id)
+                                          .scalar_subquery())
+
+
+def _latest_links():
+    """Per meter, the id of its latest account link (its base count is the one that counts now)."""
+    return (sa.select(account_meter.c.meter_id, sa.func.max(account_meter.c.id).label("link_id"))
+            .group_by(account_meter.c.meter_id).subquery())
+
+
 # ---------------------------------------------------------------------------------------------
 # settings (the shared `setting` table; billing keys start with "billing.")
 def get_setting(conn: sa.Connection, key: str) -> str | None:
@@ -50,6 +63,23 @@ def meter_reading(conn: sa.Connection, meter_id: int) -> dict | None:
                   meter_state.c.energy_total).where(meter_state.c.meter_id == meter_id)
     row = conn.execute(q).mappings().first()
     return dict(row) if row else None
+
+
+def last_reading_at_count(conn: sa.Connection, meter_id: int, count: int, since: dt.datetime | None) -> dict | None:
+    """The latest reading at or after `since` whose purchase count was `count` or more (the meter before a
+    reset), or None."""
+    q = (sa.select(readings.c.ts, readings.c.balance, readings.c.purchase_count)
+         .where(readings.c.meter_id == meter_id, readings.c.purchase_count >= count, readings.c.balance.is_not(None))
+         .order_by(readings.c.ts.desc()).limit(1))
+    if since is not None:
+        q = q.where(readings.c.ts >= since)
+    row = conn.execute(q).mappings().first()
+    return dict(row) if row else None
+
+
+def pending_money_entries(conn: sa.Connection, meter_id: int) -> int:
+    return conn.execute(sa.select(sa.func.count()).select_from(ledger_entry).where(
+        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state == "pending", _in_current_epoch())).scalar_one()
 
 
 def room_label(conn: sa.Connection, room_id: int | None) -> dict:
@@ -111,7 +141,20 @@ def insert_link(conn: sa.Connection, *, account_id: int, meter_id: int, base_pur
                 now: dt.datetime, operator: str) -> int:
     return conn.execute(account_meter.insert().values(
         account_id=account_id, meter_id=meter_id, base_purchase_count=base_purchase_count, added_at=now,
-        operator=operator).returning(account_meter.c.id)).scalar_one()
+        operator=operator, count_epoch=meter_epoch(conn, meter_id)).returning(account_meter.c.id)).scalar_one()
+
+
+def epoch_starts(conn: sa.Connection, meter_ids: list[int]) -> dict[int, list[tuple[dt.datetime, int]]]:
+    """Per meter: (time, epoch) when each count epoch after the first began (its first account link's added_at)."""
+    q = (sa.select(account_meter.c.meter_id, sa.func.min(account_meter.c.added_at), account_meter.c.count_epoch)
+         .where(account_meter.c.meter_id.in_(meter_ids), account_meter.c.count_epoch > 0)
+         .group_by(account_meter.c.meter_id, account_meter.c.count_epoch))
+    out: dict[int, list[tuple[dt.datetime, int]]] = {}
+    for mid, since, epoch in conn.execute(q).all():
+        out.setdefault(mid, []).append((since, epoch))
+    for starts in out.values():
+        starts.sort()
+    return out
 
 
 def end_links(conn: sa.Connection, account_id: int, meter_ids: list[int], now: dt.datetime) -> None:
@@ -165,8 +208,27 @@ def accounts_search(conn: sa.Connection, text: str | None = None, status: str | 
 
 
 def max_base_count(conn: sa.Connection, meter_id: int) -> int | None:
-    return conn.execute(sa.select(sa.func.max(account_meter.c.base_purchase_count))
-                        .where(account_meter.c.meter_id == meter_id)).scalar()
+    """The base count of the meter's latest account link (None when it never had one)."""
+    return conn.execute(sa.select(account_meter.c.base_purchase_count).where(account_meter.c.meter_id == meter_id)
+                        .order_by(account_meter.c.id.desc()).limit(1)).scalar()
+
+
+def epoch_start(conn: sa.Connection, meter_id: int) -> dt.datetime | None:
+    """When the meter's current count epoch began (None for the first epoch)."""
+    return conn.execute(sa.select(sa.func.min(account_meter.c.added_at)).where(
+        account_meter.c.meter_id == meter_id, account_meter.c.count_epoch > 0,
+        account_meter.c.count_epoch == sa.select(meter.c.count_epoch).where(meter.c.id == meter_id)
+        .scalar_subquery())).scalar()
+
+
+def meter_epoch(conn: sa.Connection, meter_id: int) -> int:
+    return conn.execute(sa.select(meter.c.count_epoch).where(meter.c.id == meter_id)).scalar_one()
+
+
+def start_count_epoch(conn: sa.Connection, meter_id: int) -> int:
+    """The meter was replaced in place: its purchase counts start again; returns the new epoch."""
+    conn.execute(meter.update().where(meter.c.id == meter_id).values(count_epoch=meter.c.count_epoch + 1))
+    return meter_epoch(conn, meter_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +245,8 @@ def next_entry_ids(conn: sa.Connection, n: int) -> list[int]:
 
 
 def insert_entry(conn: sa.Connection, **values) -> None:
+    """One ledger entry, in its meter's current purchase-count epoch."""
+    values.setdefault("count_epoch", meter_epoch(conn, values["meter_id"]))
     conn.execute(ledger_entry.insert().values(**values))
 
 
@@ -233,12 +297,12 @@ def entries_of_account(conn: sa.Connection, account_id: int, limit: int = 200) -
 
 def max_live_count(conn: sa.Connection, meter_id: int) -> int | None:
     return conn.execute(sa.select(sa.func.max(ledger_entry.c.purchase_count)).where(
-        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state.in_(LIVE_STATES))).scalar()
+        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state.in_(LIVE_STATES), _in_current_epoch())).scalar()
 
 
 def max_confirmed_count(conn: sa.Connection, meter_id: int) -> int | None:
     return conn.execute(sa.select(sa.func.max(ledger_entry.c.purchase_count)).where(
-        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state == "confirmed")).scalar()
+        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state == "confirmed", _in_current_epoch())).scalar()
 
 
 def money_position(conn: sa.Connection, meter_id: int, reading_count: int | None) -> dict:
@@ -252,7 +316,8 @@ def money_position(conn: sa.Connection, meter_id: int, reading_count: int | None
         (sa.and_(ledger_entry.c.state == "pending", amt > 0), amt), else_=0)), 0)
     debits = sa.func.coalesce(sa.func.sum(sa.case(
         (sa.and_(ledger_entry.c.state == "pending", amt < 0), amt), else_=0)), 0)
-    row = conn.execute(sa.select(unreflected, credits, debits).where(ledger_entry.c.meter_id == meter_id)).one()
+    row = conn.execute(sa.select(unreflected, credits, debits).where(ledger_entry.c.meter_id == meter_id,
+                                                                     _in_current_epoch())).one()
     return {"unreflected": Decimal(row[0]), "pending_credits": Decimal(row[1]), "pending_debits": Decimal(row[2])}
 
 
@@ -260,7 +325,7 @@ def amounts_between_counts(conn: sa.Connection, meter_id: int, low: int, high: i
                            states: tuple[str, ...] = LIVE_STATES) -> Decimal:
     """Sum of the amounts of entries in `states` with low < purchase_count <= high."""
     return Decimal(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(ledger_entry.c.amount), 0)).where(
-        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state.in_(states),
+        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state.in_(states), _in_current_epoch(),
         ledger_entry.c.purchase_count > low, ledger_entry.c.purchase_count <= high)).scalar_one())
 
 
@@ -272,7 +337,7 @@ def settle_entry(conn: sa.Connection, entry_id: int, state: str, **values) -> bo
 
 def shift_pending_counts(conn: sa.Connection, meter_id: int, above: int) -> int:
     return conn.execute(ledger_entry.update().where(
-        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state == "pending",
+        ledger_entry.c.meter_id == meter_id, ledger_entry.c.state == "pending", _in_current_epoch(),
         ledger_entry.c.purchase_count > above).values(purchase_count=ledger_entry.c.purchase_count - 1)).rowcount
 
 
@@ -286,7 +351,7 @@ def live_transfer_from(conn: sa.Connection, old_address: str) -> dict | None:
 def ledger_counts_by_meter(conn: sa.Connection) -> dict[int, int]:
     """Highest confirmed purchase count per meter."""
     q = (sa.select(ledger_entry.c.meter_id, sa.func.max(ledger_entry.c.purchase_count))
-         .where(ledger_entry.c.state == "confirmed").group_by(ledger_entry.c.meter_id))
+         .where(ledger_entry.c.state == "confirmed", _in_current_epoch()).group_by(ledger_entry.c.meter_id))
     return dict(conn.execute(q).all())
 
 
@@ -411,14 +476,16 @@ def set_reconcile_marks(conn: sa.Connection, marks: list[dict]) -> None:
 
 
 def live_count_bounds(conn: sa.Connection) -> dict[int, tuple[int | None, int | None, int | None]]:
-    """Per meter: (highest confirmed count, highest pending count, highest base count)."""
+    """Per meter, in its current count epoch: (highest confirmed count, highest pending count, base count of
+    its latest account link)."""
     q = (sa.select(ledger_entry.c.meter_id,
                    sa.func.max(sa.case((ledger_entry.c.state == "confirmed", ledger_entry.c.purchase_count))),
                    sa.func.max(sa.case((ledger_entry.c.state == "pending", ledger_entry.c.purchase_count))))
-         .group_by(ledger_entry.c.meter_id))
+         .where(_in_current_epoch()).group_by(ledger_entry.c.meter_id))
     out = {m: (c, p, None) for m, c, p in conn.execute(q).all()}
-    for m, b in conn.execute(sa.select(account_meter.c.meter_id, sa.func.max(account_meter.c.base_purchase_count))
-                             .group_by(account_meter.c.meter_id)).all():
+    latest = _latest_links()
+    for m, b in conn.execute(sa.select(account_meter.c.meter_id, account_meter.c.base_purchase_count)
+                             .join(latest, latest.c.link_id == account_meter.c.id)).all():
         c, p, _ = out.get(m, (None, None, None))
         out[m] = (c, p, b)
     return out
@@ -451,9 +518,10 @@ def readings_frame(conn: sa.Connection, meter_ids: list[int], start: dt.datetime
     return pd.DataFrame(conn.execute(q).all(), columns=cols)
 
 
-def live_amounts_by_count(conn: sa.Connection, meter_ids: list[int]) -> list[tuple[int, int, Decimal]]:
-    """(meter_id, purchase_count, amount) of every pending or confirmed entry of these meters."""
-    q = (sa.select(ledger_entry.c.meter_id, ledger_entry.c.purchase_count, ledger_entry.c.amount)
+def live_amounts_by_count(conn: sa.Connection, meter_ids: list[int]) -> list[tuple[int, int, int, Decimal]]:
+    """(meter_id, count epoch, purchase_count, amount) of every pending or confirmed entry of these meters."""
+    q = (sa.select(ledger_entry.c.meter_id, ledger_entry.c.count_epoch, ledger_entry.c.purchase_count,
+                   ledger_entry.c.amount)
          .where(ledger_entry.c.meter_id.in_(meter_ids), ledger_entry.c.state.in_(LIVE_STATES)))
     return [tuple(r) for r in conn.execute(q).all()]
 

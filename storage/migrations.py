@@ -34,6 +34,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "operators, roles, permissions, login lockout (issue 3)", create_tables_since(2)),
     Migration(3, "accounts, tariffs, ledger, receipts, API clients (issue 4)", create_tables_since(3)),
     Migration(4, "PostgreSQL: BRIN index on readings.ts", lambda conn: _readings_time_index(conn)),
+    Migration(5, "purchase-count epochs: meters replaced in place", lambda conn: _count_epochs(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -49,6 +50,17 @@ def _readings_time_index(conn: sa.Connection) -> None:
     queries by time across all meters, e.g. today's energy; DuckDB's zone maps already do this."""
     if not is_duckdb(conn.engine):
         conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_readings_ts_brin ON readings USING brin (ts)"))
+
+
+def _count_epochs(conn: sa.Connection) -> None:
+    """Version 5: meter, account_meter and ledger_entry gain count_epoch (0 for every existing row).
+    Skips a table that has it already (DuckDB has no ADD COLUMN IF NOT EXISTS for NOT NULL columns)."""
+    for table in ("meter", "account_meter", "ledger_entry"):
+        present = conn.execute(sa.text(  # (SQLAlchemy's inspector does not work on DuckDB here)
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = :t AND column_name = 'count_epoch'"), {"t": table}).scalar()
+        if not present:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN count_epoch INTEGER NOT NULL DEFAULT 0"))
 
 
 def current_version(conn: sa.Connection) -> int | None:

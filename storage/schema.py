@@ -118,6 +118,9 @@ meter = sa.Table(
     # not_opened | opened | removed (billing moves it); polled unless removed
     sa.Column("status", sa.String(20), nullable=False, server_default="not_opened"),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    # Purchase-count epoch (since 5): a meter replaced in place (same number, counts back to 0) starts a
+    # new one; the ledger's counts are compared within the meter's current epoch only.
+    sa.Column("count_epoch", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("bus_id", "unit", name="uq_meter_bus_unit"),
 )
 
@@ -319,6 +322,7 @@ account_meter = sa.Table(
     sa.Column("added_at", UtcDateTime, nullable=False),
     sa.Column("removed_at", UtcDateTime),
     sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("count_epoch", sa.Integer, nullable=False, server_default="0"),  # the meter's epoch from added_at
     info={"since": 3},
 )
 
@@ -387,6 +391,7 @@ ledger_entry = sa.Table(
     sa.Column("reverses_entry_id", sa.Integer, sa.ForeignKey("ledger_entry.id"), unique=True),
     sa.Column("request_id", sa.String(64), unique=True),  # payment API idempotency key
     sa.Column("transfer_from", sa.String(12)),  # transfer_in: the old meter's address
+    sa.Column("count_epoch", sa.Integer, nullable=False, server_default="0"),  # the meter's epoch (meter.count_epoch)
     sa.CheckConstraint(
         "(kind IN ('sale', 'transfer_in') AND amount > 0) OR (kind IN ('refund', 'closing_refund') AND amount < 0)"
         " OR (kind = 'reversal' AND amount <> 0)", name="ck_ledger_entry_sign"),

@@ -131,3 +131,54 @@ def test_the_demo_opens_most_rooms_and_its_ledger_counts_equal_the_meters(any_en
         confirmed, _pending, base = bounds[mid]
         assert max(confirmed or 0, base) == counts[addr], addr
     assert alarms == [], "reconciliation is quiet at the start of the demo"
+
+
+def _series(engine, addr, start, steps, *, kwh, cost, balance, count, purchases):
+    """Half-hourly readings from a fresh register (0 kWh): `purchases` {step: amount} raise the balance and the count."""
+    rows, energy = [], 0.0
+    for i in range(steps):
+        if i:
+            energy += kwh
+            balance -= cost
+            if i in purchases:
+                balance += purchases[i]
+                count += 1
+        rows.append({"ts": start + dt.timedelta(minutes=30 * i), "meter_id": meter_id(engine, addr),
+                     "energy_total": energy, "energy_sharp": 0.0, "energy_peak": 0.0, "energy_flat": energy,
+                     "energy_valley": 0.0, "balance_fen": int(balance * 100), "purchase_count": count})
+    with engine.begin() as conn:
+        append_readings(conn, pd.DataFrame(rows))
+    return balance
+
+
+def test_shadow_billing_keeps_the_counts_of_a_meter_replaced_in_place_apart(ctx, fixed_now):
+    """Before the swap the meter's sales carried counts 4 and 5; after it the new meter's carry 1..5 again."""
+    view = accounts.open_account(ctx, holder_name="甲", meter_addresses=[address(1)], operator="c",
+                                 national_id=NATIONAL_ID)
+    day1 = fixed_now + dt.timedelta(hours=1)
+    for _ in range(2):
+        sale = ledger.sell(ctx, address(1), "30.00", "c")
+        with ctx.engine.begin() as conn:
+            store.settle_entry(conn, sale.id, "confirmed", confirmed_at=fixed_now)
+    left = _series(ctx.engine, address(1), day1, 40, kwh=0.5, cost=Decimal("0.30"), balance=Decimal("100.00"),
+                   count=3, purchases={5: Decimal("30.00"), 20: Decimal("30.00")})
+    swap = day1 + dt.timedelta(days=1)
+    ctx.clock.now = swap
+    write_reading(ctx.engine, address(1), balance="0.00", purchase_count=0, ts=swap)   # the new meter
+    moved = accounts.replace_meter_in_place(ctx, view.id, address(1), "c")
+    assert moved.amount == left and moved.purchase_count == 1
+    entries = [moved]
+    for _ in range(4):
+        entries.append(ledger.sell(ctx, address(1), "10.00", "c"))
+    with ctx.engine.begin() as conn:
+        for e in entries:
+            store.settle_entry(conn, e.id, "confirmed", confirmed_at=swap)
+    assert [e.purchase_count for e in entries] == [1, 2, 3, 4, 5]
+    _series(ctx.engine, address(1), swap + dt.timedelta(minutes=30), 60, kwh=0.5, cost=Decimal("0.30"),
+            balance=Decimal("0.00"), count=0,
+            purchases={1: left, 10: Decimal("10.00"), 20: Decimal("10.00"), 30: Decimal("10.00"),
+                       40: Decimal("10.00")})
+    days = shadow_billing(ctx.engine, day1, swap + dt.timedelta(days=2), CHINA_STANDARD_TIME, [meter_id(ctx.engine,
+                                                                                                         address(1))])
+    assert days and all(d.expected == d.actual for d in days), [(d.day, d.expected, d.actual) for d in days]
+    assert meters_off_by(ctx.engine, day1, swap + dt.timedelta(days=2), CHINA_STANDARD_TIME) == []

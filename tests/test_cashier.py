@@ -424,6 +424,29 @@ def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):
     assert '"data-code": "already_transferred"' in _text(again)
 
 
+def test_a_meter_replaced_in_place_gets_its_balance_back_through_the_transfer_form(rt, desk):
+    m = _meter(rt, single=True)
+    rt.collector.run_cycle()
+    balance = meter_balance(rt.billing, m["address"]).balance
+    rt.field_thread.field.reset_meter_counter(m["address"])      # the new meter kept the number
+    rt.collector.run_cycle()
+    form = {"acc-selected.data": m["account_id"], "acc-transfer.n_clicks": 1, "acc-new-meter.value": m["address"],
+            "acc-old-meter.value": m["address"], "acc-transfer-mode.value": "read"}
+    body = _response(desk["en"].callback("accounts.transfer", form))
+    carried = _settled(rt, _receipt_no(body["acc-receipt"]))
+    assert (carried.kind, carried.state, carried.purchase_count) == ("transfer_in", "confirmed", 1)
+    assert balance - Decimal("1.00") <= carried.amount <= balance
+    sale = _response(_sell(desk["en"], m["address"], "10"))
+    assert _settled(rt, _receipt_no(sale)).state == "confirmed", "the meter takes sales again"
+    before = _counts(rt)
+    again = _response(desk["zh"].callback("accounts.transfer", form))     # a second click, before the next poll
+    assert t("billing.error.meter_not_read_since_setup", "zh", meter=m["address"]) in _text(again)
+    rt.collector.run_cycle()
+    again = _response(desk["zh"].callback("accounts.transfer", form))     # and after it
+    assert t("billing.error.meter_not_reset", "zh", meter=m["address"], count=2, expected=2) in _text(again)
+    assert _counts(rt) == before, "the balance is carried over once"
+
+
 def test_the_customer_card_carries_a_signed_code_of_the_account(rt, desk):
     m = _meter(rt)
     body = _response(desk["en"].callback("accounts.card", {"acc-card.n_clicks": 1,

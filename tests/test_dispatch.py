@@ -22,7 +22,7 @@ from simulator.field import run_field_in_thread
 from simulator.secure import TEST_MASTER_KEY
 from simulator.tariff import MODE_TIERED, TIERED_DEMO
 from storage.outbox import count_attempt, open_alarms
-from storage.schema import audit_log, command, gateway, meter
+from storage.schema import audit_log, command, gateway, meter, meter_state
 
 from tests.billing_support import NATIONAL_ID, address, flat_tariff, load_site, make_ctx, meter_id, prepaid_site
 from tests.conftest import free_port_block
@@ -285,6 +285,82 @@ def test_a_dead_meter_with_nothing_left_closes_without_a_refund(world):
     assert done.account.status == "closed" and done.refund == Decimal("0.00") and done.receipt_no is None
     assert [e.meter_address for e in ledger.account_entries(world.ctx, view.id)
             if e.kind == "closing_refund"] == [address(1)]
+
+
+def _replaced_in_place(world, n: int = 1):
+    """Meter n, billed, sells 20.00 and is read; then it is swapped for a new meter keeping its number."""
+    view = world.open(n)
+    sale = ledger.sell(world.ctx, address(n), "20.00", "cashier")
+    world.dispatcher.run_once()
+    world.collector.run_cycle()
+    before = world.entry(sale.receipt_no)
+    world.field.reset_meter_counter(address(n))      # the new meter: purchase count 0, balance 0
+    world.collector.run_cycle()
+    return view, before
+
+
+def test_a_meter_replaced_in_place_starts_its_counts_again_and_keeps_its_money(world):
+    view, sale = _replaced_in_place(world)
+    mid = meter_id(world.engine, address(1))
+    with world.engine.connect() as conn:
+        assert [a["kind"] for a in open_alarms(conn, meter_id=mid)] == ["count_mismatch"]
+        last = Decimal(conn.execute(sa.select(meter_state.c.balance).where(meter_state.c.meter_id == mid)).scalar())
+    assert last == 0 and sale.balance_after == Decimal("120.00")
+
+    # the same number on both sides of "carry an old meter's balance over"
+    moved = accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+    assert moved.kind == "transfer_in" and moved.purchase_count == 1
+    assert Decimal("119.00") <= moved.amount <= Decimal("120.00"), "the balance at the last reading before the swap"
+    # a second registration, before and after the next reading, is refused (the balance is carried once)
+    for code in ("meter_not_read_since_setup", "meter_not_reset"):
+        if code == "meter_not_reset":
+            world.dispatcher.run_once()
+            world.collector.run_cycle()
+        with pytest.raises(BillingError) as err:
+            accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+        assert err.value.code == code
+    world.dispatcher.run_once()              # tariff, limits, prepaid control, then the transfer
+    done = world.entry(moved.receipt_no)
+    assert (done.state, done.command_result) == ("confirmed", "APPLIED")
+    assert (world.meter(1).purchase_count, world.meter(1).balance_fen) == (1, int(moved.amount * 100))
+    again = ledger.sell(world.ctx, address(1), "10.00", "cashier")
+    assert again.purchase_count == 2
+    world.dispatcher.run_once()
+    assert world.entry(again.receipt_no).state == "confirmed"
+    world.collector.run_cycle()
+    with world.engine.connect() as conn:
+        assert open_alarms(conn) == [], "the count mismatch closed itself; nothing looks like a foreign recharge"
+        logged = conn.execute(sa.select(audit_log.c.after).where(
+            audit_log.c.action == "billing.meter_replaced_in_place")).scalar_one()
+    assert '"count_epoch": 1' in logged
+
+
+def test_a_meter_that_was_not_reset_cannot_take_its_own_balance(world):
+    view = world.open(1)
+    world.collector.run_cycle()
+    before = db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle", "audit_log"})
+    with pytest.raises(BillingError) as err:
+        accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+    assert err.value.code == "meter_not_reset"
+    assert db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle",
+                                              "audit_log"}) == before
+
+
+def test_a_replacement_in_place_waits_for_money_still_on_its_way(world):
+    view, _sale = _replaced_in_place(world)
+    world.field.set_gateway_down("GW-A", True)
+    stuck = ledger.sell(world.ctx, address(1), "5.00", "cashier")   # queued before anyone noticed the swap
+    with pytest.raises(BillingError) as err:
+        accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+    assert err.value.code == "money_in_flight"
+    world.dispatcher.expire_after = dt.timedelta(seconds=0)
+    world.dispatcher.run_once()
+    assert world.entry(stuck.receipt_no).state == "failed"
+    world.field.set_gateway_down("GW-A", False)
+    world.dispatcher.expire_after = dt.timedelta(hours=24)
+    moved = accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier",
+                                                amount="118.50", reason="display of the old meter read 118.50")
+    assert (moved.amount, moved.purchase_count) == (Decimal("118.50"), 1)
 
 
 def test_reconciliation_is_quiet_when_meters_and_ledger_agree(world):

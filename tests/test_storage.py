@@ -221,3 +221,33 @@ def test_postgresql_readings_have_a_time_index_old_databases_gain_too(tmp_path, 
         assert "ix_readings_ts_brin" in names
     finally:
         dispose(engine)
+
+
+@pytest.mark.postgres
+def test_a_version_4_database_gains_purchase_count_epochs_with_its_rows_in_epoch_0(tmp_path, fixed_now):
+    from storage.schema import metadata
+    engine = open_engine(engine_url("postgresql", tmp_path))
+    try:
+        with engine.begin() as conn:  # a database from before count epochs (version 4)
+            metadata.create_all(conn)
+            for table in ("meter", "account_meter", "ledger_entry"):
+                conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN count_epoch"))
+            conn.execute(schema_version.insert().values(version=4, applied_at=fixed_now, description="v4"))
+            insert_topology(conn, _rows(2), fixed_now)
+        assert migrate(engine) == HEAD
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count_epoch FROM meter")).scalars().all() == [0, 0]
+    finally:
+        dispose(engine)
+
+
+def test_migrating_a_database_that_has_the_epoch_columns_already_changes_nothing(tmp_path, fixed_now):
+    from storage.schema import metadata
+    engine = open_engine(f"duckdb:///{tmp_path / 'v4.duckdb'}")
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            conn.execute(schema_version.insert().values(version=4, applied_at=fixed_now, description="v4"))
+        assert migrate(engine) == HEAD
+    finally:
+        dispose(engine)

@@ -233,6 +233,9 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
             reason=reason if isinstance(reason, str) else None, remote=source_address())
     except BillingError as exc:
         return _refused(error_alert(exc, lang), 1)
+    if entry is None:   # a meter replaced in place with nothing left to carry over
+        done = notice(t("accounts.replaced_in_place", lang, meter=str(old).strip()), "success", id="acc-action-ok")
+        return (*_after_action(aid, lang, done), None)
     done = notice(t("accounts.transferred", lang, amount=f"¥{entry.amount:,.2f}", old=str(old).strip(),
                     new=entry.meter_address), "success", id="acc-action-ok")
     block = receipt_block(receipt(ctx_, entry.receipt_no), lang, command_state=entry.command_state,

@@ -426,6 +426,7 @@ def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):
 
 def test_a_meter_replaced_in_place_gets_its_balance_back_through_the_transfer_form(rt, desk):
     m = _meter(rt, single=True)
+    assert _settled(rt, _receipt_no(_response(_sell(desk["en"], m["address"], "20")))).state == "confirmed"
     rt.collector.run_cycle()
     balance = meter_balance(rt.billing, m["address"]).balance
     rt.field_thread.field.reset_meter_counter(m["address"])      # the new meter kept the number
@@ -433,6 +434,7 @@ def test_a_meter_replaced_in_place_gets_its_balance_back_through_the_transfer_fo
     form = {"acc-selected.data": m["account_id"], "acc-transfer.n_clicks": 1, "acc-new-meter.value": m["address"],
             "acc-old-meter.value": m["address"], "acc-transfer-mode.value": "read"}
     body = _response(desk["en"].callback("accounts.transfer", form))
+    assert "acc-receipt" in body, _text(body["acc-action-result"])
     carried = _settled(rt, _receipt_no(body["acc-receipt"]))
     assert (carried.kind, carried.state, carried.purchase_count) == ("transfer_in", "confirmed", 1)
     assert balance - Decimal("1.00") <= carried.amount <= balance

@@ -28,6 +28,8 @@ class Config:
     database_url: str = "duckdb:///data/energy.duckdb"
     host: str = "127.0.0.1"
     port: int = 8050
+    secure_cookies: bool = False       # behind HTTPS: session cookies only over HTTPS
+    trusted_proxy: str | None = None   # a reverse proxy's IP: its X-Forwarded-For/-Proto/-Host are believed
     poll_interval_s: float = 1800.0    # 30 minutes, the seed system's default
     lost_after: int = 3                # consecutive missed polls before a meter is lost
     profile_dir: str | None = None     # extra device profiles (TOML) for this site
@@ -45,7 +47,7 @@ class Config:
 
 _SECTIONS = {
     "database": {"url": "database_url"},
-    "server": {"host": "host", "port": "port"},
+    "server": {"host": "host", "port": "port", "secure_cookies": "secure_cookies", "trusted_proxy": "trusted_proxy"},
     "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
     "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
     "site": {"timezone": "timezone"},
@@ -99,6 +101,10 @@ def _coerce(values: dict, source: str) -> dict:
         try:
             if k in ("port", "lost_after"):
                 out[k] = int(v)
+            elif k == "secure_cookies":
+                if not isinstance(v, bool):
+                    raise ValueError
+                out[k] = v
             elif k == "poll_interval_s":
                 out[k] = float(v)
             else:
@@ -127,6 +133,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"{cfg.source}: lost_after must be at least 1 poll")
     if not (cfg.database_url.startswith("duckdb:") or cfg.database_url.startswith("postgresql")):
         raise ConfigError(f"{cfg.source}: database url must start with duckdb: or postgresql")
+    if cfg.trusted_proxy is not None:
+        import ipaddress
+        try:
+            ipaddress.ip_address(cfg.trusted_proxy)
+        except ValueError:
+            raise ConfigError(f"{cfg.source}: server.trusted_proxy = {cfg.trusted_proxy!r} is not an IP address "
+                              "(the address the reverse proxy connects from, e.g. \"127.0.0.1\")") from None
     if cfg.demo.framing not in ("socket", "rtu"):
         raise ConfigError(f"{cfg.source}: demo.framing must be socket or rtu")
     try:

@@ -89,7 +89,7 @@ class Runtime:
 
         from dashboard.auth import install_auth
         key_file = Path(self.cfg.master_key_file).with_name("session.key")
-        install_auth(self.dash_app, self.accounts, load_secret(key_file))
+        install_auth(self.dash_app, self.accounts, load_secret(key_file), secure_cookies=self.cfg.secure_cookies)
 
     def _start_demo_site(self) -> None:
         from collectors.topology_import import import_topology
@@ -169,8 +169,15 @@ class Runtime:
     # -----------------------------------------------------------------------------------------
     def make_server(self):
         from waitress import create_server
+        proxy = {}
+        if self.cfg.trusted_proxy:
+            # the proxy's own address is replaced by the client's in request.remote_addr (operation log,
+            # login lockout) and its scheme/host make the same-origin check see the browser's https URL
+            proxy = dict(trusted_proxy=self.cfg.trusted_proxy, trusted_proxy_count=1,
+                         trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
+                         clear_untrusted_proxy_headers=True)
         self.server = create_server(self.dash_app.server, host=self.cfg.host, port=self.cfg.port,
-                                    threads=8, ident="wattline")
+                                    threads=8, ident="wattline", **proxy)
         return self.server
 
     def serve_forever(self) -> None:

@@ -148,8 +148,9 @@ def callback_body(spec: dict, values: dict[str, Any], changed: list[str] | None 
 COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycle", "alarm_event", "schema_version"})
 
 
-def start_demo_runtime(tmp, poll_interval_s: float = 3600.0):
-    """A demo Runtime (one day of history, slow polls) serving on a free port; stop it with .stop()."""
+def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, **server):
+    """A demo Runtime (one day of history, slow polls) serving on a free port; stop it with .stop().
+    `server`: more Config fields (secure_cookies, trusted_proxy)."""
     from core.config import Config, DemoConfig
     from core.runtime import Runtime
     from tests.conftest import free_port, free_port_block
@@ -157,7 +158,7 @@ def start_demo_runtime(tmp, poll_interval_s: float = 3600.0):
                  master_key_file=str(tmp / "master.key"), qr_key_file=str(tmp / "qr.key"),
                  demo=DemoConfig(database_url=f"duckdb:///{tmp / 'demo.duckdb'}", base_port=free_port_block(20),
                                  state_file=str(tmp / "field.json"), history_days=1,
-                                 poll_interval_s=poll_interval_s))
+                                 poll_interval_s=poll_interval_s), **server)
     rt = Runtime(cfg, demo=True).start()
     rt.serve_in_thread()
     return rt

@@ -141,6 +141,33 @@ def test_clicking_a_tile_opens_the_panel_with_the_balance(rt, page):
     page.wait_for_selector("#ov-panel-curve .main-svg")
 
 
+def test_the_map_is_one_tab_stop_and_arrows_walk_its_tiles(rt, page):
+    page.goto(base_url(rt) + "/")
+    tiles = page.locator(".ov-tile")
+    tiles.first.wait_for()
+    assert page.locator('.ov-tile[tabindex="0"]').count() == 1, "one tile of the map is in the tab order"
+    focused = lambda: page.evaluate(  # noqa: E731
+        "() => document.activeElement && document.activeElement.getAttribute('data-meter')")
+    order = page.evaluate("() => Array.from(document.querySelectorAll('.ov-tile')).map(t => t.dataset.meter)")
+    tiles.first.focus()
+    page.keyboard.press("ArrowRight")
+    assert focused() == order[1]
+    page.keyboard.press("ArrowLeft")
+    assert focused() == order[0]
+    page.keyboard.press("End")
+    last_of_row = page.evaluate("() => document.querySelector('.ov-tiles').lastElementChild.dataset.meter")
+    assert focused() == last_of_row
+    page.keyboard.press("ArrowDown")
+    second_row = page.evaluate("() => Array.from(document.querySelectorAll('.ov-tiles')[1].children)"
+                               ".map(t => t.dataset.meter)")
+    assert focused() in second_row
+    assert page.locator('.ov-tile[tabindex="0"]').count() == 1
+    page.keyboard.press("Enter")                     # picks the focused tile
+    page.wait_for_selector("#ov-panel-balance")
+    page.keyboard.press("Tab")                       # one Tab leaves the map, whatever its size
+    assert page.evaluate("() => !document.activeElement.classList.contains('ov-tile')")
+
+
 def test_the_meters_grid_exports_the_rows_its_filter_shows(rt, page):
     from openpyxl import load_workbook
     page.goto(base_url(rt) + "/meters")

@@ -8,9 +8,7 @@ import logging
 import os
 import signal
 import sys
-import threading
 from decimal import Decimal
-from pathlib import Path
 
 log = logging.getLogger("wattline")
 

@@ -6,7 +6,6 @@ Usage: .venv/bin/python bench/ingest.py [--rows 2000000] [--repeat 3]
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import platform
 import statistics
 import sys

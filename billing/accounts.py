@@ -104,15 +104,23 @@ def reveal_national_id(ctx: BillingContext, account_id: int, operator: str) -> s
     """The clear national ID for an operator allowed to see it (the caller checks permission); audited."""
     now = ctx.now()
     with ctx.engine.begin() as conn:
-        a = store.account_by_id(conn, account_id)
-        if a is None:
-            raise BillingError("account_unknown", account=account_id)
+        a = _account(conn, account_id)
         audit.record(conn, operator=_operator(operator), action="billing.reveal_national_id",
                      target=f"account:{account_id}", ts=now)
         return pii.decrypt_national_id(ctx.pii_key, a["national_id_enc"])
 
 
 # ---------------------------------------------------------------------------------------------
+
+def _account(conn: sa.Connection, account_id: int, status: str | None = None) -> dict:
+    """The account (BillingError when there is none, or when it is not in `status`: open / closing)."""
+    a = store.account_by_id(conn, account_id)
+    if a is None:
+        raise BillingError("account_unknown", account=account_id)
+    if status is not None and a["status"] != status:
+        raise BillingError("account_not_open" if status == "open" else "account_not_closing", account=account_id)
+    return a
+
 
 def _prepare_meter(ctx: BillingContext, conn: sa.Connection, address, purchase_count: int | None) -> tuple[dict, int]:
     m = _meter(conn, address)
@@ -213,11 +221,7 @@ def add_meter(ctx: BillingContext, account_id: int, meter_address: str, operator
     with ctx.engine.connect() as conn:
         mid = _meter(conn, meter_address)["id"]
     with meters_transaction(ctx.engine, [mid]) as conn:
-        a = store.account_by_id(conn, account_id)
-        if a is None:
-            raise BillingError("account_unknown", account=account_id)
-        if a["status"] != "open":
-            raise BillingError("account_not_open", account=account_id)
+        _account(conn, account_id, "open")
         m, base = _prepare_meter(ctx, conn, meter_address, purchase_count)
         if tariff_id is None:
             tariff_id = next((store.meter_tariff_at(conn, x["meter_id"], now)
@@ -261,11 +265,7 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
                                       reason=reason, remote=remote)
 
     def work(conn: sa.Connection):
-        a = store.account_by_id(conn, account_id)
-        if a is None:
-            raise BillingError("account_unknown", account=account_id)
-        if a["status"] != "open":
-            raise BillingError("account_not_open", account=account_id)
+        _account(conn, account_id, "open")
         link = open_link(conn, new)
         if link["account_id"] != account_id:
             raise BillingError("meter_not_in_account", meter=new["address"], account=account_id)
@@ -317,11 +317,7 @@ def replace_meter_in_place(ctx: BillingContext, account_id: int, meter_address: 
         m = _meter(conn, meter_address)
     now = ctx.now()
     with meters_transaction(ctx.engine, [m["id"]]) as conn:
-        a = store.account_by_id(conn, account_id)
-        if a is None:
-            raise BillingError("account_unknown", account=account_id)
-        if a["status"] != "open":
-            raise BillingError("account_not_open", account=account_id)
+        _account(conn, account_id, "open")
         link = store.active_link(conn, m["id"])
         if link is None or link["account_id"] != account_id:
             raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
@@ -377,9 +373,7 @@ def close_account(ctx: BillingContext, account_id: int, operator: str, *, reason
     reason = _reason(reason, required=False)
     now = ctx.now()
     with ctx.engine.connect() as conn:
-        a = store.account_by_id(conn, account_id)
-        if a is None:
-            raise BillingError("account_unknown", account=account_id)
+        _account(conn, account_id)
         links = store.account_meters(conn, account_id)
     batch = f"close-{account_id}"
     with meters_transaction(ctx.engine, [x["meter_id"] for x in links]) as conn:
@@ -484,11 +478,7 @@ def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: st
         m = _meter(conn, meter_address)
     now = ctx.now()
     with meters_transaction(ctx.engine, [m["id"]]) as conn:
-        a = store.account_by_id(conn, account_id)
-        if a is None:
-            raise BillingError("account_unknown", account=account_id)
-        if a["status"] != "closing":
-            raise BillingError("account_not_closing", account=account_id)
+        _account(conn, account_id, "closing")
         if m["id"] not in {x["meter_id"] for x in store.account_meters(conn, account_id)}:
             raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
         if _meter_settled(conn, account_id, m["id"]):

@@ -249,8 +249,9 @@ class Dispatcher:
             answer = self.field_io.send_frame(target, frame, self.send_timeout_s)
         except GatewayUnreachable as exc:
             if type(exc) is GatewayUnreachable:  # refused on connect: the frame never left
+                error = str(exc)[:300]
                 self._tx(cmd["meter_id"], lambda conn: set_command_state(
-                    conn, cmd["id"], ("sent",), "queued", error=str(exc)[:300]))
+                    conn, cmd["id"], ("sent",), "queued", error=error))
                 return "undelivered"
             return self._unanswered(cmd, exc)
         except (FieldError, TimeoutError, OSError) as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import dash
-from dash import Input, Output, State, html
+from dash import html
 from flask import Response, redirect, request
 
 from dashboard.components.shell import navbar, register_nav_callbacks

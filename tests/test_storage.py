@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from storage.engine import StorageError, dispose, open_engine
 from storage.migrations import HEAD, MIGRATIONS, Migration, migrate
-from storage.schema import meter, meter_state, readings, schema_version
+from storage.schema import meter, readings, schema_version
 from storage.timeseries import (append_readings, meter_states, readings_between, unpack_status,
                                 upsert_meter_state)
 from storage.topology import insert_topology, known_topology, poll_targets

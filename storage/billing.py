@@ -348,13 +348,6 @@ def live_transfer_from(conn: sa.Connection, old_address: str) -> dict | None:
     return dict(row) if row else None
 
 
-def ledger_counts_by_meter(conn: sa.Connection) -> dict[int, int]:
-    """Highest confirmed purchase count per meter."""
-    q = (sa.select(ledger_entry.c.meter_id, sa.func.max(ledger_entry.c.purchase_count))
-         .where(ledger_entry.c.state == "confirmed", _in_current_epoch()).group_by(ledger_entry.c.meter_id))
-    return dict(conn.execute(q).all())
-
-
 # ---------------------------------------------------------------------------------------------
 # tariffs
 def insert_tariff(conn: sa.Connection, **values) -> int:
@@ -481,7 +474,9 @@ def live_count_bounds(conn: sa.Connection) -> dict[int, tuple[int | None, int | 
     q = (sa.select(ledger_entry.c.meter_id,
                    sa.func.max(sa.case((ledger_entry.c.state == "confirmed", ledger_entry.c.purchase_count))),
                    sa.func.max(sa.case((ledger_entry.c.state == "pending", ledger_entry.c.purchase_count))))
-         .where(_in_current_epoch()).group_by(ledger_entry.c.meter_id))
+         .join_from(ledger_entry, meter, sa.and_(meter.c.id == ledger_entry.c.meter_id,
+                                                 meter.c.count_epoch == ledger_entry.c.count_epoch))
+         .group_by(ledger_entry.c.meter_id))
     out = {m: (c, p, None) for m, c, p in conn.execute(q).all()}
     latest = _latest_links()
     for m, b in conn.execute(sa.select(account_meter.c.meter_id, account_meter.c.base_purchase_count)

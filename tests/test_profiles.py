@@ -151,6 +151,15 @@ def test_a_missing_required_point_field_is_refused_at_its_table(tmp_path):
     assert err.line == line_of(text, "[[point]]", 1) and "'type'" in str(err)
 
 
+def test_a_block_missing_its_count_or_with_a_misspelt_key_is_refused_at_its_line(tmp_path):
+    text = GOOD.replace("count = 10\n", "")
+    err = refusal(tmp_path, text)
+    assert err.line == line_of(text, "[[block]]") and "[[block]] is missing required key 'count'" in str(err)
+    text = GOOD.replace("start = 0x0100", "strat = 0x0100")
+    err = refusal(tmp_path, text)
+    assert err.line == line_of(text, "strat") and "unknown key 'strat' in [[block]]" in str(err)
+
+
 def test_a_missing_profile_name_is_refused(tmp_path):
     text = GOOD.replace('name = "test-meter"\n', "")
     err = refusal(tmp_path, text)

@@ -305,6 +305,19 @@ def _parse_profile(text: str, path: Path) -> Profile:
         raise ProfileError(f"invalid TOML: {exc}", path, int(m.group(1)) if m else 1) from None
     lines = _Lines(text)
 
+    def check_table(kind: str, i: int, item, allowed: set[str], required: tuple[str, ...]) -> int:
+        """A [[block]] / [[point]] entry is a table of known keys holding every required one; its line."""
+        hl = lines.table(kind, i)
+        if not isinstance(item, dict):
+            raise fail(f"[[{kind}]] must be a table", hl)
+        for k in item:
+            if k not in allowed:
+                raise fail(f"unknown key {k!r} in [[{kind}]]", lines.key(kind, i, k))
+        for k in required:
+            if k not in item:
+                raise fail(f"[[{kind}]] is missing required key {k!r}", hl)
+        return hl
+
     def fail(msg: str, line: int) -> ProfileError:
         return ProfileError(msg, path, line)
 
@@ -342,15 +355,7 @@ def _parse_profile(text: str, path: Path) -> Profile:
     blocks: list[Block] = []
     block_lines: list[int] = []
     for i, b in enumerate(raw_blocks):
-        hl = lines.table("block", i)
-        if not isinstance(b, dict):
-            raise fail("[[block]] must be a table", hl)
-        for k in b:
-            if k not in _BLOCK_KEYS:
-                raise fail(f"unknown key {k!r} in [[block]]", lines.key("block", i, k))
-        for k in _REQUIRED_BLOCK:
-            if k not in b:
-                raise fail(f"[[block]] is missing required key {k!r}", hl)
+        hl = check_table("block", i, b, _BLOCK_KEYS, _REQUIRED_BLOCK)
         if b["table"] not in TABLES:
             raise fail(f"unknown table {b['table']!r} (expected holding or input)",
                        lines.key("block", i, "table"))
@@ -383,15 +388,7 @@ def _parse_profile(text: str, path: Path) -> Profile:
     points: list[Point] = []
     seen_keys: dict[str, int] = {}
     for i, p in enumerate(raw_points):
-        hl = lines.table("point", i)
-        if not isinstance(p, dict):
-            raise fail("[[point]] must be a table", hl)
-        for k in p:
-            if k not in _POINT_KEYS:
-                raise fail(f"unknown key {k!r} in [[point]]", lines.key("point", i, k))
-        for k in _REQUIRED_POINT:
-            if k not in p:
-                raise fail(f"[[point]] is missing required key {k!r}", hl)
+        hl = check_table("point", i, p, _POINT_KEYS, _REQUIRED_POINT)
         key = p["key"]
         if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise fail(f"point key {key!r} must be an identifier (letters, digits, _)",

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--offline", nargs="+", default=[], metavar="ADDR", help="meters that never answer")
     parser.add_argument("--gateway-down", nargs="+", default=[], metavar="NAME", help="gateways that refuse connections")
     parser.add_argument("--garbage", nargs="+", default=[], metavar="ADDR", help="meters that answer random bytes")
+    parser.add_argument("--mailbox-v1", nargs="+", default=[], metavar="ADDR",
+                        help="meters whose mailbox read-back names no frame (mailbox version 1)")
     return parser
 
 
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             field.inject_bad_replies(address, "garbage", 2**31)
         for name in args.gateway_down:
             field.set_gateway_down(name)
+        for address in args.mailbox_v1:
+            field.set_mailbox_version(address, 1)
     except (KeyError, ValueError, OSError) as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2

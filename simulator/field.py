@@ -218,6 +218,19 @@ class Field:
         meter = self.meter(address)
         self._call_in_loop(setattr, meter, "bad_replies", [mode, count])
 
+    def set_mailbox_version(self, address: str, version: int) -> None:
+        """Version 1: the mailbox read-back names no frame (registers 5-7 read 0), like older firmware."""
+        if version not in (1, 2):
+            raise ValueError("mailbox version must be 1 or 2")
+        meter = self.meter(address)
+        if not meter.has_mailbox:
+            raise ValueError(f"meter {address} has no command mailbox")
+
+        def apply():
+            meter.mailbox_version = version
+            meter.mark_dirty()
+        self._call_in_loop(apply)
+
     def reset_meter_counter(self, address: str) -> None:
         """Meter swap: purchase count and command sequence back to 0, balance 0."""
         meter = self.meter(address)

@@ -3,12 +3,12 @@
 Register maps are hard-coded here from specs/device-profile.md (independently of collectors/):
 
 - acrel-ddsy1352 / acrel-dtsy1352 (holding, FC03): realtime 0x0200 x48, configuration
-  0x0046 x29, mailbox read-back 0x0340 x5; mailbox write FC16 at 0x0300 (at most 120 registers).
+  0x0046 x29, mailbox read-back 0x0340 x8; mailbox write FC16 at 0x0300 (at most 120 registers).
 - eastron-sdm630 (input, FC04, float32 high word first): 0x0000 x76 and 0x00EA x6.
 - wattline-ttu (holding, FC03): float32 block 0x0000 x42 (0x0000-0x0029: the spec's list has 21
   values, voltage_a .. humidity, humidity at 0x0028; the first 20 values sit where a 40-register
   reading expects them), u16 block 0x0040 x5 (0x0040 tap_position, 0x0041 tap_count,
-  0x0042 capacitor_steps, 0x0043 capacity_mode, 0x0044 status bits), mailbox read-back 0x0340 x5.
+  0x0042 capacitor_steps, 0x0043 capacity_mode, 0x0044 status bits), mailbox read-back 0x0340 x8.
 
 Any read not wholly inside one block answers Modbus exception 2 (illegal data address).
 
@@ -16,6 +16,10 @@ Mailbox: a frame write is acknowledged at once; the read-back result reads BUSY 
 meter processes it (20-50 ms), then the outcome. A frame written while another is being
 processed is discarded (the result stays BUSY, then shows the first frame's outcome): clients
 confirm by the purchase_count / command_seq read back with the result.
+Read-back (8 registers): result, purchase_count, command_seq, balance u32, then the frame the
+result answers: its command code and its counter (u32). Only an authentic frame can be named:
+BAD_FRAME (and BUSY, IDLE) name command 0, counter 0. A meter with mailbox_version 1 answers the
+first 5 registers only; its registers 5-7 read 0.
 Frame checks run in this order: BAD_FRAME, INVALID_PAYLOAD (also unknown or foreign command
 codes), ALREADY_APPLIED / COUNT_MISMATCH / REPLAYED, EXPIRED, INSUFFICIENT, then APPLIED.
 
@@ -49,6 +53,7 @@ ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 0x01, 0x02, 0x03
 MAILBOX = 0x0300
 MAILBOX_MAX_REGISTERS = 120
 MAILBOX_READBACK = MAILBOX + 0x40
+READBACK_REGISTERS = 8
 EXPIRY_S = 24 * 3600
 REFRESH_S = 1.0          # registers are recomputed from the model at most once per second
 STEP_S = 300.0           # long clock jumps are integrated in 5-minute steps
@@ -110,6 +115,8 @@ class SimMeter:
         self.last_money: tuple | None = None   # (command, counter, payload) of the last applied money frame
         self.clock_offset = 0.0
         self.mailbox_result = Result.IDLE
+        self.mailbox_answers: tuple[int, int] = (0, 0)  # (command code, counter) of the frame the result answers
+        self.mailbox_version = 2                         # 1: the read-back names no frame (registers 5-7 read 0)
         self.processing = False
         self._keys: secure.MeterKeys | None = None
         self._images: dict[str, bytes] = {}
@@ -165,6 +172,7 @@ class SimMeter:
             return ILLEGAL_ADDRESS
         if self.processing:
             self.mailbox_result = Result.BUSY
+            self.mailbox_answers = (0, 0)
             self.mark_dirty()
             return None
         try:
@@ -173,6 +181,7 @@ class SimMeter:
             frame = None
         self.processing = True
         self.mailbox_result = Result.BUSY
+        self.mailbox_answers = (0, 0)
         self.mark_dirty()
         delay = 0.02 + 0.03 * self.hooks.random()
         self.hooks.schedule_frame(self, delay, lambda: self._finish_frame(frame))
@@ -196,17 +205,26 @@ class SimMeter:
         self.processing = False
         now = self.hooks.clock()
         self.advance(now)
-        result = Result.BAD_FRAME if frame is None else self.process_frame(frame)
+        result, command, counter = (Result.BAD_FRAME, 0, 0) if frame is None else self.process_frame(frame)
         self.mailbox_result = result
+        self.mailbox_answers = (int(command), counter)
         self.mark_dirty()
         self.hooks.frame_applied(self)
 
-    def process_frame(self, frame: bytes) -> Result:
-        """Check and apply one secure frame; return the result code (nothing changes unless APPLIED)."""
+    def process_frame(self, frame: bytes) -> tuple[Result, int, int]:
+        """Check and apply one secure frame (nothing changes unless APPLIED).
+
+        Returns (result, command code, counter): the frame the result answers. A frame that fails
+        its checks names nothing (0, 0): its command and counter cannot be trusted.
+        """
         try:
             plain = secure.open_frame(self.keys, self.address, frame)
         except secure.BadFrame:
-            return Result.BAD_FRAME
+            return Result.BAD_FRAME, 0, 0
+        return self._check_and_apply(plain), plain.command, plain.counter
+
+    def _check_and_apply(self, plain: secure.Plaintext) -> Result:
+        """The rules of secure-frame.md for an authentic frame, in the order of the module docstring."""
         method = self.commands.get(plain.command)
         if method is None:
             return Result.INVALID_PAYLOAD
@@ -246,31 +264,36 @@ class SimMeter:
 
     def _readback_image(self, balance_fen: int = 0) -> bytes:
         hi, lo = _u32_words(balance_fen)
-        return struct.pack(">5H", int(self.mailbox_result), self.purchase_count & 0xFFFF,
-                           self.command_seq & 0xFFFF, hi, lo)
+        command, counter = self.mailbox_answers if self.mailbox_version >= 2 else (0, 0)
+        counter_hi, counter_lo = _u32_words(counter)
+        return struct.pack(">8H", int(self.mailbox_result), self.purchase_count & 0xFFFF,
+                           self.command_seq & 0xFFFF, hi, lo, command, counter_hi, counter_lo)
 
     # ------------------------------------------------------------ persistence
     def to_state(self) -> dict:
         return {"command_seq": self.command_seq, "clock_offset": self.clock_offset,
-                "mailbox_result": int(self.mailbox_result)}
+                "mailbox_result": int(self.mailbox_result), "mailbox_answers": list(self.mailbox_answers)}
 
     def load_state(self, state: dict) -> None:
         self.command_seq = int(state.get("command_seq", self.command_seq))
         self.clock_offset = float(state.get("clock_offset", 0.0))
         self.mailbox_result = Result(int(state.get("mailbox_result", 0)))
+        command, counter = state.get("mailbox_answers", (0, 0))
+        self.mailbox_answers = (int(command), int(counter))
         self.mark_dirty()
 
     def reset_counters(self) -> None:
         self.purchase_count = 0
         self.command_seq = 0
         self.mailbox_result = Result.IDLE
+        self.mailbox_answers = (0, 0)
         self.mark_dirty()
 
 
 class PrepaidMeter(SimMeter):
     """Acrel DDSY1352 (single-phase, meter_type 7) / DTSY1352 (three-phase, meter_type 5) with local fee control."""
 
-    holding_blocks = ((0x0200, 48, "realtime"), (0x0046, 29, "config"), (MAILBOX_READBACK, 5, "readback"))
+    holding_blocks = ((0x0200, 48, "realtime"), (0x0046, 29, "config"), (MAILBOX_READBACK, READBACK_REGISTERS, "readback"))
     has_mailbox = True
     commands = {Command.RECHARGE: "_cmd_recharge", Command.REFUND: "_cmd_refund",
                 Command.SET_TARIFF: "_cmd_set_tariff", Command.SET_LIMITS: "_cmd_set_limits",
@@ -654,7 +677,8 @@ class MasterMeter(SimMeter):
 class AreaTerminal(SimMeter):
     """Wattline TTU at the transformer: telemetry, signals, tap, capacity mode and outlet breakers."""
 
-    holding_blocks = ((0x0000, 42, "floats"), (0x0040, 5, "status"), (MAILBOX_READBACK, 5, "readback"))
+    holding_blocks = ((0x0000, 42, "floats"), (0x0040, 5, "status"),
+                      (MAILBOX_READBACK, READBACK_REGISTERS, "readback"))
     has_mailbox = True
     commands = {Command.TAP_SET: "_cmd_tap_set", Command.CAPACITY_MODE: "_cmd_capacity_mode",
                 Command.BREAKER: "_cmd_breaker", Command.TIME_SYNC: "_cmd_time_sync"}

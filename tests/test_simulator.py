@@ -493,6 +493,61 @@ def test_a_frame_written_while_the_previous_is_processing_answers_busy(start_fie
     assert ft.field.meter(ROOM).balance_fen == 10100
 
 
+def readback(ft, unit=1, bus_offset=0):
+    """The 8 read-back registers as (result, purchase_count, command_seq, balance_fen, command, counter)."""
+    r = read_sync(ft, 0x0340, 8, unit, bus_offset)
+    return Result(r[0]), r[1], r[2], struct.unpack(">i", struct.pack(">I", u32(r, 3)))[0], r[5], u32(r, 6)
+
+
+def test_the_read_back_names_the_command_code_and_counter_of_the_frame_it_answers(start_field):
+    ft = start_field()
+    command(ft, ROOM, 1, seal(ft, ROOM, Command.RECHARGE, 5, secure.recharge_payload(5000)))
+    assert readback(ft) == (Result.APPLIED, 5, 2, 15000, Command.RECHARGE, 5)
+
+
+def test_a_refused_frame_is_named_too_because_it_was_authentic(start_field):
+    ft = start_field()
+    command(ft, ROOM, 1, seal(ft, ROOM, Command.RELAY, 70000, secure.relay_payload(RelayAction.TRIP)))
+    command(ft, ROOM, 1, seal(ft, ROOM, Command.RELAY, 2, secure.relay_payload(RelayAction.CLOSE)))
+    assert readback(ft) == (Result.REPLAYED, 4, 70000 & 0xFFFF, 10000, Command.RELAY, 2)
+
+
+def test_a_frame_that_fails_its_mac_names_no_command_and_no_counter(start_field):
+    ft = start_field()
+    frame = bytearray(seal(ft, ROOM, Command.RECHARGE, 5, secure.recharge_payload(5000)))
+    frame[-1] ^= 0x80
+    command(ft, ROOM, 1, bytes(frame))
+    assert readback(ft) == (Result.BAD_FRAME, 4, 2, 10000, 0, 0)
+
+
+def test_junk_written_after_an_applied_recharge_replaces_the_answer_but_not_the_counts(start_field):
+    ft = start_field()
+    command(ft, ROOM, 1, seal(ft, ROOM, Command.RECHARGE, 5, secure.recharge_payload(700)))
+    command(ft, ROOM, 1, os.urandom(40))          # a second master writes junk into the mailbox
+    assert readback(ft) == (Result.BAD_FRAME, 5, 2, 10700, 0, 0)
+
+
+def test_the_area_terminal_names_the_frame_its_result_answers(start_field):
+    ft = start_field()
+    command(ft, TTU, 2, seal(ft, TTU, Command.TAP_SET, 1, secure.tap_payload(4)), bus_offset=1)
+    assert readback(ft, 2, bus_offset=1)[0::4] == (Result.APPLIED, Command.TAP_SET)
+    assert readback(ft, 2, bus_offset=1)[5] == 1
+
+
+def test_a_mailbox_version_1_meter_reads_zero_where_the_answered_frame_would_be(start_field):
+    ft = start_field()
+    ft.field.set_mailbox_version(ROOM, 1)
+    assert command(ft, ROOM, 1, seal(ft, ROOM, Command.RECHARGE, 5, secure.recharge_payload(5000))) == \
+        (Result.APPLIED, 5, 2, 15000)
+    assert readback(ft) == (Result.APPLIED, 5, 2, 15000, 0, 0)
+
+
+def test_a_meter_without_a_mailbox_cannot_be_made_version_1(start_field):
+    ft = start_field()
+    with pytest.raises(ValueError, match="no command mailbox"):
+        ft.field.set_mailbox_version(MASTER, 1)
+
+
 def test_a_recharge_opens_prepaid_control_on_an_unopened_meter(start_field):
     ft = start_field()
     assert command(ft, EMPTY, 3, seal(ft, EMPTY, Command.RECHARGE, 1, secure.recharge_payload(2000)))[0] == \
@@ -803,6 +858,7 @@ def test_an_applied_frame_survives_a_crash_before_the_next_snapshot(tmp_path, cl
         revived = Field(small_site(1), state_file=state, clock=clock)
         assert revived.meter(ROOM).purchase_count == 5 and revived.meter(ROOM).balance_fen == 10700
         assert revived.meter(ROOM).mailbox_result == Result.APPLIED
+        assert revived.meter(ROOM).mailbox_answers == (Command.RECHARGE, 5)
     finally:
         ft.stop()
 

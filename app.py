@@ -200,7 +200,7 @@ def cmd_send_command(cfg, args) -> int:
     result = send_command(args.dev_host, args.dev_port, args.unit, profile, args.meter_address, key.bytes,
                           args.action, framer=args.framer, timeout_s=args.timeout, **extra)
     print(json.dumps(result, default=_json_default))
-    return 0 if result.get("result") in ("APPLIED", "ALREADY_APPLIED") else 1
+    return 0 if result.get("decided") == "applied" else 1
 
 
 def cmd_simulate(cfg, argv: list[str]) -> int:

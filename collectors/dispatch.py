@@ -14,12 +14,24 @@ nothing is credited twice and nothing is lost. A sent money command is therefore
 it is resent until the meter gives a definite answer. A connect failure (the frame never left)
 puts the command back to queued.
 
-Outcomes: APPLIED / ALREADY_APPLIED -> acked; BAD_FRAME, INSUFFICIENT, INVALID_PAYLOAD, EXPIRED ->
-failed; COUNT_MISMATCH -> failed and a "count_mismatch" alarm for reconciliation; REPLAYED (not
-money) -> acked when the meter's sequence equals ours (our earlier send got through), else the
-command takes the sequence after the meter's and is retried. When a money command fails or
-expires, the queued money commands after it move down one count, so the meter still sees
-consecutive counts.
+Whose answer: the mailbox read-back names the frame its result answers (collectors.commands.judge_answer).
+A result that names this frame decides: APPLIED / ALREADY_APPLIED -> acked; BAD_FRAME, INSUFFICIENT,
+INVALID_PAYLOAD, EXPIRED -> failed; COUNT_MISMATCH -> failed and a "count_mismatch" alarm for
+reconciliation; REPLAYED (not money) -> acked when the meter's sequence equals ours (our earlier send
+got through), else the command takes the sequence after the meter's and is retried.
+A result that names another frame (a second master wrote the mailbox), or none (a mailbox version 1
+meter, junk), does not decide: the counts read with it do. Money: purchase_count equal to the
+counter -> acked (result APPLIED_BY_COUNT unless the meter said APPLIED); one less -> not applied, the
+frame is sent again at once (up to MAX_BLIND_SENDS sends, then on the next runs; after that many
+identical refusals naming no frame, the refusal is taken as this frame's: a version 1 meter);
+more than one less -> failed as COUNT_MISMATCH; past it -> undecided, kept sent. Other commands:
+command_seq equal -> applied, and a relay command's state bits are read to confirm it; below ->
+sent again; past it -> renumbered as for REPLAYED. A money command is never failed while the
+meter's purchase_count says it was applied. Every disagreement (another frame named, a result the
+counts contradict, relay bits that do not match) is logged and opens a "mailbox_conflict" alarm.
+
+When a money command fails or expires, the queued money commands after it move down one count, so
+the meter still sees consecutive counts.
 """
 from __future__ import annotations
 
@@ -34,7 +46,9 @@ from typing import Callable
 import sqlalchemy as sa
 
 from collectors import secureframe as sf
-from collectors.commands import MailboxResult
+from collectors.commands import (
+    APPLIED, NOT_APPLIED, PENDING, REFUSED, SAYS_NOT_APPLIED, SUPERSEDED, MailboxResult, Verdict, judge_answer,
+)
 from collectors.modbus import FieldError, GatewayUnreachable
 from collectors.poller import FieldIO, PollTarget
 from storage.outbox import (
@@ -55,9 +69,15 @@ COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
 
 RELAY_KINDS = {"trip": sf.RelayAction.TRIP, "close": sf.RelayAction.CLOSE,
                "keep_power": sf.RelayAction.KEEP_POWER_ON, "restore_prepaid": sf.RelayAction.KEEP_POWER_OFF}
-FAILED_RESULTS = frozenset({sf.Result.BAD_FRAME, sf.Result.INSUFFICIENT, sf.Result.INVALID_PAYLOAD,
-                            sf.Result.EXPIRED, sf.Result.COUNT_MISMATCH})
+COMMAND_CODES = {"recharge": sf.Command.RECHARGE, "refund": sf.Command.REFUND, "tariff": sf.Command.SET_TARIFF,
+                 "limits": sf.Command.SET_LIMITS, "time_sync": sf.Command.TIME_SYNC,
+                 **{kind: sf.Command.RELAY for kind in RELAY_KINDS}}
+# The state bits a relay command sets: read to confirm it when only the command sequence says it was applied.
+RELAY_STATE = {"trip": {"forced_trip": True}, "close": {"forced_trip": False}, "keep_power": {"keep_power": True},
+               "restore_prepaid": {"keep_power": False, "prepaid_enabled": True}}
 MAX_REPLAY_RENUMBER = 3
+MAX_BLIND_SENDS = 4   # sends of one command in a row while the read-back is not its own and the count says not applied
+CONFLICT_ALARM = "mailbox_conflict"
 
 # (conn, command row, final state, result name, mailbox answer or None, now), inside the settling transaction
 SettleHook = Callable[[sa.Connection, dict, str, "str | None", "MailboxResult | None", dt.datetime], None]
@@ -222,7 +242,7 @@ class Dispatcher:
             if outcome == "undelivered":
                 return False
             if outcome in ("unanswered", "retry_later"):
-                return True
+                return True   # "resend" and "renumbered" go round again at once
         return True
 
     def _tx(self, meter_id: int, work: Callable[[sa.Connection], object]):
@@ -256,33 +276,76 @@ class Dispatcher:
             return self._unanswered(cmd, exc)
         except (FieldError, TimeoutError, OSError) as exc:
             return self._unanswered(cmd, exc)
-        return self._record(cmd, answer)
+        return self._record(cmd, target, answer)
 
-    def _unanswered(self, cmd: dict, exc: BaseException) -> str:
+    def _note(self, cmd: dict, error: str) -> None:
+        """Say on the command row why it is still unsettled (it stays sent and is sent again)."""
         from storage.schema import command
         self._tx(cmd["meter_id"], lambda conn: conn.execute(
-            command.update().where(command.c.id == cmd["id"]).values(error=f"{type(exc).__name__}: {exc}"[:300])))
+            command.update().where(command.c.id == cmd["id"]).values(error=error[:300])))
+
+    def _unanswered(self, cmd: dict, exc: BaseException) -> str:
+        self._note(cmd, f"{type(exc).__name__}: {exc}")
         return "unanswered"
 
-    def _record(self, cmd: dict, answer: MailboxResult) -> str:
-        r = answer.result
-        money = cmd["kind"] in MONEY_KINDS
-        if r in (sf.Result.APPLIED, sf.Result.ALREADY_APPLIED):
-            return self._finish(cmd, "acked", r.name, answer)
-        if r == sf.Result.REPLAYED and not money:
-            if answer.command_seq == (cmd["counter"] & 0xFFFF):
-                return self._finish(cmd, "acked", r.name, answer)
+    def _record(self, cmd: dict, target: PollTarget, answer: MailboxResult) -> str:
+        verdict = judge_answer(answer, COMMAND_CODES[cmd["kind"]], cmd["counter"])
+        if verdict.outcome == APPLIED and verdict.by_counts and cmd["kind"] in RELAY_STATE:
+            verdict = self._confirm_relay_state(cmd, target, verdict)
+        if verdict.conflict:
+            self._report_conflict(cmd, target, answer, verdict)
+        seen = (f"{answer.result.name} read back (purchase count {answer.purchase_count}, "
+                f"command sequence {answer.command_seq})")
+        if verdict.outcome == APPLIED:
+            return self._finish(cmd, "acked", verdict.result, answer)
+        if verdict.outcome == REFUSED:
+            return self._finish(cmd, "failed", verdict.result, answer)
+        if verdict.outcome == SUPERSEDED:
             if cmd["attempts"] < MAX_REPLAY_RENUMBER:
                 from storage.schema import command
                 self._tx(cmd["meter_id"], lambda conn: conn.execute(
                     command.update().where(command.c.id == cmd["id"], command.c.state == "sent")
                     .values(state="queued", counter=max(cmd["counter"], answer.command_seq) + 1,
-                            error=f"REPLAYED: meter sequence {answer.command_seq}")))
+                            error=f"{verdict.result}: meter sequence {answer.command_seq}")))
                 return "renumbered"
-            return self._finish(cmd, "failed", r.name, answer)
-        if r in FAILED_RESULTS:
-            return self._finish(cmd, "failed", r.name, answer)
-        return "unanswered"  # IDLE / BUSY after the wait: ask again next run
+            return self._finish(cmd, "failed", verdict.result, answer)
+        if verdict.outcome == NOT_APPLIED:
+            sends = cmd["attempts"] + 1
+            if sends >= MAX_BLIND_SENDS and not answer.names_a_frame and answer.result in SAYS_NOT_APPLIED:
+                # the same refusal after every send and no frame named: a version 1 meter refusing this one
+                return self._finish(cmd, "failed", verdict.result, answer)
+            self._note(cmd, f"not applied yet: {seen}; sent again")
+            return "resend" if sends < MAX_BLIND_SENDS else "retry_later"
+        # undecided (the counts cannot tell) or pending (BUSY / IDLE after the wait): ask again next run
+        self._note(cmd, f"undecided: {seen}")
+        return "unanswered" if verdict.outcome == PENDING else "retry_later"
+
+    def _confirm_relay_state(self, cmd: dict, target: PollTarget, verdict: Verdict) -> Verdict:
+        """Only the command sequence says this relay command was applied: the relay bits must agree."""
+        expected = RELAY_STATE[cmd["kind"]]
+        try:
+            reading = self.field_io.read_meter(target, all_blocks=False)
+        except (FieldError, TimeoutError, OSError) as exc:
+            log.warning("meter %s: could not read the relay state to confirm command %s: %s",
+                        target.meter_address, cmd["id"], exc)
+            return Verdict(PENDING, verdict.result, verdict.own, True, verdict.conflict)
+        seen = {key: reading.get(key) for key in expected}
+        if any(value is None for value in seen.values()):
+            return verdict   # the profile does not report these bits: the sequence decides alone
+        if all(bool(seen[key]) == value for key, value in expected.items()):
+            return verdict
+        bits = ", ".join(f"{key}={int(bool(value))}" for key, value in seen.items())
+        return Verdict(SUPERSEDED, verdict.result, verdict.own, True,
+                       f"command sequence {cmd['counter']} is the meter's, but its relay bits ({bits}) "
+                       f"are not what {cmd['kind']} sets: another frame took that sequence")
+
+    def _report_conflict(self, cmd: dict, target: PollTarget, answer: MailboxResult, verdict: Verdict) -> None:
+        """Log the disagreement and open the meter's mailbox_conflict alarm (one open per meter)."""
+        text = (f"command {cmd['id']} ({cmd['kind']}, counter {cmd['counter']}): {verdict.conflict}; "
+                f"decided {verdict.outcome}")
+        log.warning("meter %s mailbox conflict: %s", target.meter_address, text)
+        now = self.clock()
+        self._tx(cmd["meter_id"], lambda conn: open_alarm(conn, cmd["meter_id"], CONFLICT_ALARM, 2, text, now))
 
     def _finish(self, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
                 error: str | None = None) -> str:

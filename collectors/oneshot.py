@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import secureframe as sf
-from .commands import send_frame
+from .commands import judge_answer, send_frame
 from .modbus import Endpoint, GatewayUnreachable, quiet_pymodbus_logging, read_profile
 from .profiles import Profile, ProfileRegistry
 
@@ -64,6 +64,12 @@ def read_meter(host: str, port: int, unit: int, profile: str | Profile, framer: 
 def build_command_frame(meter_address: str, key: bytes, command: str, *, issued_at: int | None = None,
                         iv: bytes | None = None, **args: Any) -> tuple[bytes, int]:
     """(frame, counter) for a CLI command: recharge/refund (amount yuan, count) or relay (action, seq)."""
+    frame, _code, counter = _command_frame(meter_address, key, command, issued_at=issued_at, iv=iv, **args)
+    return frame, counter
+
+
+def _command_frame(meter_address: str, key: bytes, command: str, *, issued_at: int | None = None,
+                   iv: bytes | None = None, **args: Any) -> tuple[bytes, int, int]:
     issued_at = int(time.time()) if issued_at is None else issued_at
     name = command.strip().lower()
     if "relay_action" in args and "action" not in args:
@@ -89,7 +95,7 @@ def build_command_frame(meter_address: str, key: bytes, command: str, *, issued_
         payload, code, counter = sf.relay_payload(action), sf.Command.RELAY, int(seq)
     else:
         raise ValueError(f"unknown command {command!r} (expected {', '.join(COMMANDS)})")
-    return sf.encrypt_frame(key, meter_address, code, counter, issued_at, payload, iv=iv), counter
+    return sf.encrypt_frame(key, meter_address, code, counter, issued_at, payload, iv=iv), code, counter
 
 
 def send_command(host: str, port: int, unit: int, profile: str | Profile, meter_address: str, key: bytes,
@@ -100,12 +106,17 @@ def send_command(host: str, port: int, unit: int, profile: str | Profile, meter_
     recharge / refund: amount= yuan (Decimal or str, 2 decimals), count= the purchase count
     this frame carries (stored + 1). relay: action= trip | close | keep-power-on |
     keep-power-off (or relay_action=), seq= command sequence (greater than the meter's).
+    Besides the read-back (with the frame it answers), ``decided`` says what it means for this
+    frame (applied, not_applied, refused, ...), ``decided_by`` whether the meter's result or its
+    counts said so, and ``conflict`` why the read-back disagrees (another frame named, ...), or None.
     """
     prof = _profile(profile, profiles_dir)
-    frame, counter = build_command_frame(meter_address, key, command, **args)
+    frame, code, counter = _command_frame(meter_address, key, command, **args)
 
     async def work(endpoint: Endpoint):
         return await send_frame(endpoint, unit, prof, frame, timeout_s)
     answer = asyncio.run(_with_endpoint(host, port, framer, min(timeout_s, 2.0), work))
+    verdict = judge_answer(answer, code, counter)
     return {"command": command.strip().lower(), "meter_address": meter_address, "counter": counter,
-            **answer.as_dict()}
+            **answer.as_dict(), "decided": verdict.outcome, "decided_by": "counts" if verdict.by_counts else "result",
+            "conflict": verdict.conflict}

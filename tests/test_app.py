@@ -64,7 +64,8 @@ def test_send_command_recharges_and_a_resend_is_already_applied(one_meter, tmp_p
             "recharge", "--amount", "50.00", "--count", "8"]
     first = run_app(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout)["result"] == "APPLIED"
+    printed = json.loads(first.stdout)
+    assert (printed["result"], printed["answered_command"], printed["answered_counter"]) == ("APPLIED", "RECHARGE", 8)
     assert field.meter("202611210001").balance_fen >= 5900  # 10.00 + 50.00, less what it used since
     again = run_app(*args, cwd=tmp_path)
     assert json.loads(again.stdout)["result"] == "ALREADY_APPLIED"

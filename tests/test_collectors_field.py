@@ -441,7 +441,20 @@ def test_send_command_recharges_and_reports_the_result_by_name():
         answer = send_command(t.host, t.port, t.unit, "acrel-ddsy1352", t.meter_address, KM, "recharge",
                               amount="12.34", count=6)
     assert answer == {"command": "recharge", "meter_address": t.meter_address, "counter": 6,
-                      "result": "APPLIED", "purchase_count": 6, "command_seq": 2, "balance": "112.34"}
+                      "result": "APPLIED", "purchase_count": 6, "command_seq": 2, "balance": "112.34",
+                      "answered_command": "RECHARGE", "answered_counter": 6,
+                      "decided": "applied", "decided_by": "result", "conflict": None}
+
+
+def test_send_command_to_a_mailbox_version_1_meter_is_decided_by_its_purchase_count():
+    site, targets = prepaid_target()
+    t = targets[0]
+    with run_field_in_thread(site) as ft:
+        ft.field.set_mailbox_version(t.meter_address, 1)
+        answer = send_command(t.host, t.port, t.unit, "acrel-ddsy1352", t.meter_address, KM, "recharge",
+                              amount="1.00", count=6)
+    assert (answer["answered_command"], answer["answered_counter"]) == (None, None)
+    assert (answer["result"], answer["decided"], answer["decided_by"]) == ("APPLIED", "applied", "counts")
 
 
 def test_send_command_relay_takes_the_clis_relay_action_name():

@@ -52,7 +52,7 @@ def test_ag_grid_texts_come_from_the_catalog():
 
 def test_the_workbook_holds_exact_money_and_site_times():
     from openpyxl import load_workbook
-    ws = load_workbook(io.BytesIO(meters_workbook(_table(), "en", ZONE))).active
+    ws = load_workbook(io.BytesIO(meters_workbook(_table(), "en", ZONE).to_bytes())).active
     rows = list(ws.iter_rows(values_only=True))
     assert rows[0][0] == "Meter number" and rows[0][8] == "Balance (¥)"
     assert rows[1][0] == "202611210001" and rows[1][7] == "Arrears (tripped)" and rows[1][9] == "Open"

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from core.workbook import DATETIME, ExportWorkbook
 from dashboard.components.grid import grid_locale
-from dashboard.components.workbook import header_workbook
 from dashboard.i18n import t
 
 AUDIT_OPERATOR, AUDIT_ACTION = "audit-operator", "audit-action"
@@ -92,19 +91,15 @@ def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang:
     ], fluid=True, id="audit-page")
 
 
-def workbook(entries: list[dict], filters: dict, lang: str) -> bytes:
-    """The rows as an .xlsx file: a header in the operator's language, times as Excel dates (UTC)."""
-    wb, ws = header_workbook(t("audit.sheet", lang), [t(f"audit.col_{c}", lang) for c in COLUMNS])
+def workbook(entries: list[dict], filters: dict, lang: str) -> ExportWorkbook:
+    """The rows as a workbook: a header in the operator's language, times as Excel dates (UTC); a second
+    sheet names the filters."""
+    book = ExportWorkbook()
+    ws = book.add_sheet(t("audit.sheet", lang), [t(f"audit.col_{c}", lang) for c in COLUMNS],
+                        widths=(20, 16, 24, 24, 40, 40, 16), formats={0: DATETIME})
     for e in entries:
         ws.append([e["ts"], e["operator"], e["action"], e["target"], e["before"], e["after"], e["source"]])
-    for cell in ws["A"][1:]:
-        cell.number_format = "yyyy-mm-dd hh:mm:ss"
-    for col, width in zip("ABCDEFG", (20, 16, 24, 24, 40, 40, 16)):
-        ws.column_dimensions[col].width = width
-    ws.freeze_panes = "A2"
-    meta = wb.create_sheet(t("audit.filters_sheet", lang)[:31])
+    meta = book.add_sheet(t("audit.filters_sheet", lang))
     for key in ("operator", "action", "since", "until"):
         meta.append([t(f"audit.{key}", lang), filters.get(key) or t("audit.any", lang)])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return book

@@ -6,7 +6,6 @@ in yuan; the workbook writes exact Decimals. Times are the site's local time.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from decimal import Decimal
 
 import dash_ag_grid as dag
@@ -14,6 +13,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
+from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 from dashboard.ids import Meters as ID
@@ -95,27 +95,14 @@ def meters_page(rows: list[dict], lang: str) -> dbc.Container:
     ], fluid=True, id=ID.PAGE)
 
 
-def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> bytes:
-    """The exported rows (storage.meters.export_meters) as .xlsx: headers in the operator's language,
-    balance as an exact number in yuan, last reading as an Excel date-time in site time. Written in
-    openpyxl's streaming mode (10,080 rows in well under a second)."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet(t("meters.sheet", lang)[:31])
-    for col, width in zip("ABCDEFGHIJKL", (15, 14, 7, 12, 12, 6, 6, 18, 12, 10, 20, 16)):
-        ws.column_dimensions[col].width = width
-    ws.freeze_panes = "B2"
-
-    def cell(value, **style):
-        c = WriteOnlyCell(ws, value=value)
-        for k, v in style.items():
-            setattr(c, k, v)
-        return c
-    bold = Font(bold=True)
-    ws.append([cell(t(f"meters.col_{c}", lang), font=bold) for c in COLUMNS])
+def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWorkbook:
+    """The exported rows (storage.meters.export_meters) as a workbook: headers in the operator's language,
+    balance as an exact number in yuan, last reading as an Excel date-time in site time. Streamed
+    (10,080 rows in well under a second)."""
+    book = ExportWorkbook()
+    ws = book.add_sheet(t("meters.sheet", lang), [t(f"meters.col_{c}", lang) for c in COLUMNS],
+                        widths=(15, 14, 7, 12, 12, 6, 6, 18, 12, 10, 20, 16), formats={8: MONEY, 10: DATETIME},
+                        freeze="B2")
     states = {s: t(f"overview.state_{s}", lang) for s in rows["state"].unique()} if not rows.empty else {}
     seen = to_site_time(rows["last_seen"], zone).tolist() if not rows.empty else []
     for r, last in zip(rows.to_dict("records"), seen):
@@ -123,14 +110,10 @@ def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> bytes:
         balance = None if fen is None or pd.isna(fen) else (Decimal(int(fen)) / 100).quantize(Decimal("0.01"))
         ws.append([
             r["address"], r["building"], _int(r["floor"]), r["room"], r["gateway"], _int(r["bus_no"]),
-            _int(r["unit"]), states[r["state"]], cell(balance, number_format="0.00"),
-            _relay(r["relay_closed"], lang),
-            cell(None if pd.isna(last) else last.to_pydatetime(), number_format="yyyy-mm-dd hh:mm:ss"),
-            r["profile"],
+            _int(r["unit"]), states[r["state"]], balance, _relay(r["relay_closed"], lang),
+            None if pd.isna(last) else last.to_pydatetime(), r["profile"],
         ])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return book
 
 
 def _int(v):

@@ -3,7 +3,6 @@ the rows the grid shows. Pure builders; component ids are the constants below.""
 from __future__ import annotations
 
 import datetime as dt
-import io
 from decimal import Decimal
 
 import dash_ag_grid as dag
@@ -11,7 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from billing.money import to_fen
-from dashboard.components.workbook import header_workbook
+from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.cashier import field, yuan
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
@@ -102,32 +101,27 @@ def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[
     ], fluid=True, id="records-page")
 
 
-def records_workbook(records: list[dict], shown: dict, lang: str) -> bytes:
-    """The exported rows as .xlsx: headers in the operator's language, amounts as exact numbers (yuan),
+def records_workbook(records: list[dict], shown: dict, lang: str) -> ExportWorkbook:
+    """The exported rows as a workbook: headers in the operator's language, amounts as exact numbers (yuan),
     times as Excel date-times in site time; a second sheet names the query."""
-    wb, ws = header_workbook(t("records.sheet", lang), [t(f"records.col_{c}", lang) for c in COLUMNS])
+    book = ExportWorkbook()
+    ws = book.add_sheet(t("records.sheet", lang), [t(f"records.col_{c}", lang) for c in COLUMNS],
+                        widths=(20, 18, 12, 11, 15, 10, 12, 8, 12, 10, 10, 18, 24, 8),
+                        formats={0: DATETIME, 3: MONEY})
     for r in records:
         ws.append([r["created_at"], r["receipt_no"], t(f"billing.kind.{r['kind']}", lang), r["amount"],
                    r["meter_address"], r["room"] or "", r["building"] or "", r["holder"], r["operator"],
                    t(f"cashier.state.{r['state']}", lang),
                    t(f"cashier.state.{r['command_state']}", lang) if r["command_state"] else "",
                    r["reverses"] or "", r["reason"] or "", r["source"]])
-    for row in ws.iter_rows(min_row=2):
-        row[0].number_format = "yyyy-mm-dd hh:mm:ss"
-        row[3].number_format = "0.00"
-    for col, width in zip("ABCDEFGHIJKLMN", (20, 18, 12, 11, 15, 10, 12, 8, 12, 10, 10, 18, 24, 8)):
-        ws.column_dimensions[col].width = width
-    ws.freeze_panes = "A2"
-    meta = wb.create_sheet(t("records.query_sheet", lang)[:31])
+    meta = book.add_sheet(t("records.query_sheet", lang))
     for key in ("from", "to", "kinds", "operator", "building", "text"):
         value = shown.get(key)
         if isinstance(value, list):
             value = ", ".join(t(f"billing.kind.{k}", lang) for k in value if k in KINDS)
         meta.append([t(f"records.{key}", lang), value or t("records.any", lang)])
     meta.append([t("records.rows", lang), len(records)])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return book
 
 
 def default_range(today: dt.date, days: int = 7) -> dict:

@@ -14,6 +14,7 @@ from dashboard.components.audit_log import (AUDIT_ACTION, AUDIT_APPLIED, AUDIT_C
                                             AUDIT_GRID, AUDIT_OPERATOR, AUDIT_RESULT, AUDIT_SEARCH, AUDIT_SINCE,
                                             AUDIT_UNTIL, BadFilter, audit_page, grid_rows, parse_filters, query_args,
                                             workbook)
+from dashboard.components.workbook import export_notice
 from dashboard.i18n import request_lang, t
 
 VIEW = "audit.view"
@@ -49,7 +50,8 @@ def query(n_clicks, operator, action, since, until):
 
 
 @guarded_callback("audit.export", VIEW,
-                  Output(AUDIT_DOWNLOAD, "data"), Input(AUDIT_EXPORT, "n_clicks"), State(AUDIT_APPLIED, "data"),
+                  Output(AUDIT_DOWNLOAD, "data"), Output(AUDIT_RESULT, "children", allow_duplicate=True),
+                  Input(AUDIT_EXPORT, "n_clicks"), State(AUDIT_APPLIED, "data"),
                   changes_state=False, prevent_initial_call=True)
 def export(n_clicks, filters):
     if not n_clicks:
@@ -66,4 +68,8 @@ def export(n_clicks, filters):
     service.record(op.username, "audit.export", "operation log", source_address(),
                    after={"filters": applied, "rows": len(entries)})
     stamp = service.clock().strftime("%Y%m%d-%H%M")
-    return dcc.send_bytes(workbook(entries, applied, lang), f"{t('audit.filename', lang)}-{stamp}.xlsx")
+    book = workbook(entries, applied, lang)
+    data = book.to_bytes()
+    notice = export_notice(book, lang)
+    return (dcc.send_bytes(data, f"{t('audit.filename', lang)}-{stamp}.xlsx"),
+            alert(notice, False) if notice else None)

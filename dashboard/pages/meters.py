@@ -12,6 +12,7 @@ from core.config import site_zone
 from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.meter_grid import grid_rows, meters_page, meters_workbook
+from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
 from dashboard.ids import Meters as ID
 from dashboard.overview_data import to_site_time, utcnow
@@ -78,7 +79,8 @@ def export_shown_rows(request):
     with engine.begin() as conn:  # the log entry commits only with a workbook to hand out
         rows = export_meters(conn, ids, operator=operator, ts=now, source=source_address(),
                              shown={"filter": request.get("filter") or {}})
-        workbook = meters_workbook(rows, lang, zone)
+        book = meters_workbook(rows, lang, zone)
+        workbook = book.to_bytes()
     stamp = to_site_time(now, zone).strftime("%Y%m%d-%H%M")
     return (dcc.send_bytes(workbook, f"meters-{stamp}.xlsx"),
-            html.Span(t("meters.exported", lang, n=len(rows)), className="text-success"))
+            exported_message(t("meters.exported", lang, n=len(rows)), book, lang))

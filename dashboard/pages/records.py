@@ -17,6 +17,7 @@ from dashboard.components.records import (
     REC_KINDS, REC_OPERATOR, REC_RESULT, REC_SEARCH, REC_TEXT, REC_TO, default_range, grid_rows, records_page,
     records_workbook, summary,
 )
+from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
 from dashboard.services import billing
 
@@ -113,5 +114,7 @@ def export(request, applied):
     rows = desk.export_records(ctx_, ids, op.username if op else "-", source=source_address(),
                                shown={**shown, "grid_filter": request.get("filter") or {}})
     stamp = ctx_.local(ctx_.now()).strftime("%Y%m%d-%H%M")
-    return (dcc.send_bytes(records_workbook(rows, shown, lang), f"{t('records.filename', lang)}-{stamp}.xlsx"),
-            html.Span(t("records.exported", lang, n=len(rows)), className="text-success", id="rec-exported"))
+    book = records_workbook(rows, shown, lang)
+    workbook = book.to_bytes()
+    return (dcc.send_bytes(workbook, f"{t('records.filename', lang)}-{stamp}.xlsx"),
+            exported_message(t("records.exported", lang, n=len(rows)), book, lang, id="rec-exported"))

@@ -5,7 +5,8 @@ state file, or a running Field), so it joins the live data: energy registers are
 monotone and end at the current values; the balance goes down by consumption times the meter's
 tariff and up by the purchases returned beside the readings, whose counts are consecutive and end
 at the current purchase_count. Rooms in arrears at the end were tripped some hours before it
-and used nothing since. Everything is numpy over (meters x intervals); the only Python loops
+and used nothing since. The field's meters go on counting the month's use (monthly tiers) where the
+history leaves it. Everything is numpy over (meters x intervals); the only Python loops
 run per meter or per distinct tariff.
 """
 
@@ -62,6 +63,8 @@ def backfill(site: SiteSpec, days: int = 90, end=None, interval_minutes: int = 3
     masters = [m for m in live.meters.values() if isinstance(m, MasterMeter)]
     terminals = [m for m in live.meters.values() if isinstance(m, AreaTerminal)]
     room_cols = _rooms(rooms, ts_s, hours, step, rng)
+    if "month_key" in room_cols:
+        _continue_month(live, rooms, room_cols["month_key"], room_cols["month_kwh"])
     upstream = _upstream(rooms, masters, terminals, room_cols, ts_s, rng)
 
     addresses = np.array([m.address for m in rooms] + [m.address for m in masters + terminals], dtype=object)
@@ -84,6 +87,15 @@ def backfill(site: SiteSpec, days: int = 90, end=None, interval_minutes: int = 3
         data[key] = array_type(values, mask)
     readings = pd.DataFrame(data, columns=list(READING_COLUMNS))
     return readings, room_cols["purchases"]
+
+
+def _continue_month(live, rooms: list[PrepaidMeter], month_key: int, month_kwh: np.ndarray) -> None:
+    """The live meters go on counting the month the history ends in, so their monthly tier prices follow on from
+    the history's (a meter's counter otherwise starts at 0 when the field starts, in the middle of a month)."""
+    def apply():
+        for m, kwh in zip(rooms, month_kwh):
+            m.month_key, m.monthly_kwh = month_key, float(kwh)
+    live._call_in_loop(apply)  # the field's own loop thread advances the meters
 
 
 def _rooms(rooms: list[PrepaidMeter], ts_s: np.ndarray, hours: float, step: int, rng) -> dict:
@@ -124,18 +136,18 @@ def _rooms(rooms: list[PrepaidMeter], ts_s: np.ndarray, hours: float, step: int,
     out["energy_total_exact"] = np.maximum(total_end[:, None] - (cum[:, -1:] - cum), 0.0)
     out["energy_total"] = np.floor(sum(energy_seg) * 100.0) / 100.0
 
-    # money: cost by tariff, purchases that explain the balance
+    # money: cost by tariff, purchases that explain the balance. A month's use (monthly tiers) counts from the
+    # reading that starts its first interval; the history's first month from its first reading, as nothing
+    # before that reading is known to whoever checks the deductions against the readings.
     months = local_month_key(ts_s)
+    month_start = np.searchsorted(months, months, side="left")
+    before = np.concatenate((np.zeros((n_m, 1)), cum[:, :-1]), axis=1)
+    anchor = np.where(month_start == 0, cum[:, :1], before[:, month_start])
     cost = np.zeros((n_m, n_t))
     for i, m in enumerate(rooms):
         if not m.prepaid_enabled:
             continue
-        if m.tariff.mode == MODE_TIERED:
-            month_start = np.searchsorted(months, months, side="left")
-            before = np.concatenate(([0.0], cum[i, :-1]))
-            monthly_before = before - before[month_start]
-        else:
-            monthly_before = np.zeros(n_t)
+        monthly_before = np.maximum(before[i] - anchor[i], 0.0) if m.tariff.mode == MODE_TIERED else np.zeros(n_t)
         cost[i] = kwh[i] * price_array(m.tariff, seg[i], monthly_before) / 100.0
     cost_cum = np.cumsum(cost, axis=1)
     cost_after = np.rint(cost_cum[:, -1:] - cost_cum).astype(np.int64)  # fen charged after each reading
@@ -177,6 +189,9 @@ def _rooms(rooms: list[PrepaidMeter], ts_s: np.ndarray, hours: float, step: int,
                 n_after = np.cumsum(counts[::-1])[::-1][1:]
         balance[i] = b_end + (after if m.prepaid_enabled else 0) - bought_after
         count[i] = pc_end - n_after
+    if n_t:
+        out["month_key"] = int(months[-1]) + 1970 * 12        # the meters' key: year * 12 + month - 1
+        out["month_kwh"] = cum[:, -1] - anchor[:, -1]
     out["balance_fen"] = balance
     out["purchase_count"] = count
     out["relay_closed"] = ~off

@@ -135,3 +135,17 @@ def test_backfill_of_90_days_makes_about_two_million_rows(site):
     readings, purchases = backfill(site, days=90, end=END)
     assert len(readings) == 488 * 90 * 48
     assert len(purchases) > 1000
+
+
+def test_the_live_meters_go_on_counting_the_month_where_the_backfill_leaves_it(site):
+    """A meter's monthly tier counter continues the history's month (here counted from its first reading, 7 November)
+    instead of starting again at 0 when the field starts in the middle of the month."""
+    live = Field(site, clock=lambda: END.timestamp())
+    readings, _ = backfill(site, days=14, end=END, seed=3, field=live)
+    tiered = [m.address for m in site.meters() if m.building == "Building 4" and m.prepaid_enabled][:5]
+    for address in tiered:
+        energy = readings.loc[readings["meter_address"] == address, "energy_total"]
+        meter = live.meter(address)
+        assert meter.month_key == 2026 * 12 + 10
+        assert meter.monthly_kwh == pytest.approx(energy.iloc[-1] - energy.iloc[0], abs=0.02)
+        assert meter.monthly_kwh > 50

@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from storage import audit
 from storage import operators as store
+from storage.engine import run_transaction
 
 # --- the data: permissions, roles, defaults ---------------------------------------------------
 # Named actions. The web app checks these on the server; the catalogs describe them per language
@@ -31,6 +32,7 @@ PERMISSIONS: dict[str, str] = {
     "sale.create": "Sell electricity",
     "sale.refund": "Refund money from a meter",
     "sale.reverse": "Reverse a sale",
+    "transfer.entered": "Enter a dead old meter's balance, and approve or reject another operator's entry",
     "relay.command": "Trip or close one meter's relay",
     "relay.batch": "Send relay commands to many meters",
     "tariff.edit": "Create and change tariffs",
@@ -53,8 +55,12 @@ ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", 
 # What each role may do on a fresh site (seed); a site changes it on /admin/roles.
 DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(PERMISSIONS),
+    # transfer.entered: an old meter's balance typed in is unverified money. Managers approve (or reject) one
+    # entered above billing.transfer_approval_above on the accounts page; entering one takes account.open too
+    # (admins by default; a site may grant transfer.entered to its senior cashiers). Cashiers carry over
+    # balances read from the old meter.
     "manager": frozenset({"audit.view", "report.view", "report.export", "meter.view", "meter.export",
-                          "workorder.dispatch", "alarm.resolve"}),
+                          "workorder.dispatch", "alarm.resolve", "transfer.entered"}),
     # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({"account.open", "account.close", "sale.create", "sale.refund", "sale.reverse",
                           "meter.view", "report.view", "report.export"}),
@@ -231,51 +237,64 @@ class Accounts:
     # --- signing in ---------------------------------------------------------------------------
     def authenticate(self, username: str, password: str, source: str | None) -> Operator:
         """The operator if the password is right and the login is not locked; else LoginRefused.
-        The fifth wrong password in a row locks the login for LOCKOUT (audited)."""
+        The fifth wrong password in a row locks the login for LOCKOUT (audited).
+
+        Every attempt is written to the operation log, also when many arrive at once: the password
+        is checked (argon2, tens of milliseconds) before the short write transaction, which counts a
+        wrong one in a single UPDATE and is run again when DuckDB reports a write-write conflict."""
         now = self.clock()
         username = (username or "").strip()
+        with self.engine.connect() as conn:
+            row = store.operator_by_username(conn, username) if username else None
+        if row is None:
+            _verify(_DUMMY_HASH, password or "")
+            self._log_failed(username, "unknown operator", source, now)
+            raise LoginRefused("bad_credentials")
+        locked = row["locked_until"] is not None and row["locked_until"] > now
+        right = not locked and _verify(row["password_hash"], password or "")
         # A refusal is raised after the transaction commits: the failure count and its log row stay.
-        with self.engine.begin() as conn:
-            refusal, op = self._check_login(conn, username, password, source, now)
+        refusal, op = run_transaction(self.engine, lambda conn: self._settle_login(
+            conn, row["id"], username, password, right, source, now))
         if refusal is not None:
             raise refusal
         return op
 
-    def _check_login(self, conn: sa.Connection, username: str, password: str, source: str | None,
-                     now: dt.datetime) -> tuple[LoginRefused | None, Operator | None]:
-        def failed(reason: str, **more) -> None:
-            audit.record(conn, operator=username[:100] or "-", action="auth.login_failed", target=username[:200],
-                         ts=now, after={"reason": reason, **more}, source=source)
+    def _log_failed(self, username: str, reason: str, source: str | None, now: dt.datetime) -> None:
+        run_transaction(self.engine, lambda conn: _login_failed(conn, username, reason, source, now))
 
-        row = store.operator_by_username(conn, username) if username else None
-        if row is None:
-            _verify(_DUMMY_HASH, password or "")
-            failed("unknown operator")
-            return LoginRefused("bad_credentials"), None
-        if row["locked_until"] is not None and row["locked_until"] > now:
-            failed("locked", locked_until=row["locked_until"])
-            return LoginRefused("locked", minutes=_minutes_left(row["locked_until"], now)), None
-        if not _verify(row["password_hash"], password or ""):
-            count = row["failed_logins"] + 1
+    def _settle_login(self, conn: sa.Connection, operator_id: int, username: str, password: str, right: bool,
+                      source: str | None, now: dt.datetime) -> tuple[LoginRefused | None, Operator | None]:
+        if not right:
+            count = store.count_failed_login(conn, operator_id, now)
+            if count is None:  # locked, maybe by an attempt that finished a moment ago
+                return self._locked_refusal(conn, operator_id, username, source, now), None
             if count >= MAX_FAILED_LOGINS:
                 until = now + LOCKOUT
-                store.update_operator(conn, row["id"], failed_logins=0, locked_until=until)
+                store.update_operator(conn, operator_id, failed_logins=0, locked_until=until)
                 audit.record(conn, operator=username, action="auth.locked", target=username, ts=now,
-                             before={"failed_logins": row["failed_logins"]},
+                             before={"failed_logins": count - 1},
                              after={"failed_logins": count, "locked_until": until}, source=source)
                 return LoginRefused("locked", minutes=_minutes_left(until, now)), None
-            store.update_operator(conn, row["id"], failed_logins=count)
-            failed("wrong password", failed_logins=count)
+            _login_failed(conn, username, "wrong password", source, now, failed_logins=count)
             return LoginRefused("bad_credentials"), None
+        row = store.operator_by_id(conn, operator_id)
         if not row["active"]:
-            failed("inactive")
+            _login_failed(conn, username, "inactive", source, now)
             return LoginRefused("bad_credentials"), None
         values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
         if _hasher.check_needs_rehash(row["password_hash"]):
             values["password_hash"] = hash_password(password)
-        store.update_operator(conn, row["id"], **values)
+        if not store.record_login(conn, operator_id, now, **values):
+            return self._locked_refusal(conn, operator_id, username, source, now), None
         audit.record(conn, operator=username, action="auth.login", target=username, ts=now, source=source)
         return None, self._operator(conn, {**row, **values})
+
+    @staticmethod
+    def _locked_refusal(conn: sa.Connection, operator_id: int, username: str, source: str | None,
+                        now: dt.datetime) -> LoginRefused:
+        until = store.operator_by_id(conn, operator_id)["locked_until"]
+        _login_failed(conn, username, "locked", source, now, locked_until=until)
+        return LoginRefused("locked", minutes=_minutes_left(until, now))
 
     def start_session(self, op: Operator, source: str | None) -> str:
         """A new random session token for the cookie; only its hash is stored."""
@@ -329,13 +348,16 @@ class Accounts:
         if language not in LANGUAGES:
             raise OperatorError("unknown_language")
         now = self.clock()
-        with self.engine.begin() as conn:
+
+        def save(conn: sa.Connection) -> None:
             row = store.operator_by_id(conn, op.id)
             if row is None or row["language"] == language:
                 return
             store.update_operator(conn, op.id, language=language)
             audit.record(conn, operator=op.username, action="operator.language", target=op.username, ts=now,
                          before={"language": row["language"]}, after={"language": language}, source=source)
+        # two browsers of one operator signing in at once both save the language on the same row
+        run_transaction(self.engine, save)
 
     # --- managing operators (user.manage; the caller checked it) ---------------------------------
     def add_operator(self, username: str, display_name: str | None, password: str, roles: Iterable[str], *,
@@ -486,6 +508,12 @@ class Accounts:
         """Somebody must still be able to manage operators, or the site locks itself out."""
         if store.operator_count(conn) and store.active_operators_holding(conn, MANAGE_PERMISSION) == 0:
             raise OperatorError("last_manager")
+
+
+def _login_failed(conn: sa.Connection, username: str, reason: str, source: str | None, now: dt.datetime,
+                  **more) -> None:
+    audit.record(conn, operator=username[:100] or "-", action="auth.login_failed", target=username[:200],
+                 ts=now, after={"reason": reason, **more}, source=source)
 
 
 def _minutes_left(until: dt.datetime, now: dt.datetime) -> int:

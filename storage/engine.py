@@ -1,10 +1,15 @@
 """Engines from a URL: DuckDB (one connection per process, a cursor per pooled connection) or PostgreSQL."""
 from __future__ import annotations
 
+import random
 import threading
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import sqlalchemy as sa
+
+T = TypeVar("T")
 
 
 class StorageError(RuntimeError):
@@ -59,6 +64,22 @@ def _open_duckdb(url: str) -> sa.Engine:
     )
     engine.info = {"duckdb_root": root, "path": path}  # type: ignore[attr-defined]
     return engine
+
+
+def run_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T], *, attempts: int = 40) -> T:
+    """`work(conn)` in one transaction, run again from the start when the database reports a
+    write-write conflict (DuckDB's optimistic concurrency) or a serialization failure (PostgreSQL).
+    `work` must read what it decides on through `conn`, so a rerun sees the winner's commit."""
+    from storage.outbox import is_conflict  # the one definition of "conflict" (outbox retries its own)
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except sa.exc.DBAPIError as exc:
+            if not is_conflict(exc) or attempt == attempts - 1:
+                raise
+        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # let the winner commit before the rerun
+    raise AssertionError("unreachable")
 
 
 def dispose(engine: sa.Engine) -> None:

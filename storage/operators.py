@@ -83,6 +83,29 @@ def update_operator(conn: sa.Connection, operator_id: int, **values) -> None:
     conn.execute(operator.update().where(operator.c.id == operator_id).values(**values))
 
 
+def _not_locked(now: dt.datetime):
+    return sa.or_(operator.c.locked_until.is_(None), operator.c.locked_until <= now)
+
+
+def count_failed_login(conn: sa.Connection, operator_id: int, now: dt.datetime) -> int | None:
+    """One more wrong password in a row, unless the login is locked at `now` (then None). One
+    statement, so attempts at the same moment each count: PostgreSQL queues them on the row lock,
+    DuckDB refuses all but one with a write-write conflict (the caller runs the transaction again)."""
+    q = (operator.update().where(operator.c.id == operator_id, _not_locked(now))
+         .values(failed_logins=operator.c.failed_logins + 1))
+    if conn.execute(q).rowcount != 1:
+        return None
+    # Read back in the same transaction (no RETURNING: DuckDB runs UPDATE ... RETURNING as a delete and
+    # insert, which the sessions' foreign key refuses); the row is ours until commit on both engines.
+    return conn.execute(sa.select(operator.c.failed_logins).where(operator.c.id == operator_id)).scalar_one()
+
+
+def record_login(conn: sa.Connection, operator_id: int, now: dt.datetime, **values) -> bool:
+    """A successful sign-in's changes (counter reset, last login), unless the login got locked meanwhile."""
+    q = operator.update().where(operator.c.id == operator_id, _not_locked(now)).values(**values)
+    return conn.execute(q).rowcount == 1
+
+
 def roles_of(conn: sa.Connection, operator_id: int) -> list[str]:
     q = sa.select(operator_role.c.role).where(operator_role.c.operator_id == operator_id).order_by(operator_role.c.role)
     return list(conn.execute(q).scalars())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -103,6 +105,38 @@ def test_unknown_inactive_and_wrong_password_get_the_same_refusal(accounts):
         with pytest.raises(LoginRefused) as exc:
             accounts.authenticate(name, pw, "test")
         assert exc.value.key == "bad_credentials"
+
+
+def _at_once(n: int, attempt) -> list:
+    """`attempt()` in n threads released together; each result, or the key of its LoginRefused."""
+    barrier = threading.Barrier(n)
+
+    def one(_):
+        barrier.wait()
+        try:
+            return attempt()
+        except LoginRefused as exc:
+            return exc.key
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def test_wrong_passwords_at_the_same_moment_are_each_counted_and_logged(accounts, any_engine):
+    keys = _at_once(8, lambda: accounts.authenticate("root", "wrong-password", "test"))
+    assert sorted(keys) == sorted(["bad_credentials"] * (MAX_FAILED_LOGINS - 1) + ["locked"] * (8 - MAX_FAILED_LOGINS + 1))
+    rows = [r for r in _log(any_engine) if r["target"] == "root" and r["action"].startswith("auth.")]
+    failed = [json.loads(r["after"]) for r in rows if r["action"] == "auth.login_failed"]
+    assert len(rows) == 8 and [r["action"] for r in rows].count("auth.locked") == 1
+    assert sorted(f["failed_logins"] for f in failed if f["reason"] == "wrong password") == [1, 2, 3, 4]
+    assert sum(f["reason"] == "locked" for f in failed) == 8 - MAX_FAILED_LOGINS
+    with pytest.raises(LoginRefused, match="locked"):
+        accounts.authenticate("root", PASSWORD, "test")
+
+
+def test_right_passwords_at_the_same_moment_all_sign_in(accounts, any_engine):
+    ops = _at_once(4, lambda: accounts.authenticate("root", PASSWORD, "test"))
+    assert [op.username for op in ops] == ["root"] * 4
+    assert [r["action"] for r in _log(any_engine) if r["target"] == "root"].count("auth.login") == 4
 
 
 def test_five_wrong_passwords_lock_the_login_for_fifteen_minutes(accounts, any_engine, clock):

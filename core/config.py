@@ -7,6 +7,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -24,6 +25,22 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """[limits]: how much one client may ask of the web server (rates as "30/minute", "5/second;100/hour")."""
+    login_per_address: str = "30/minute"   # sign-in attempts from one client address
+    login_per_user: str = "10/minute"      # sign-in attempts for one user name, from anywhere
+    api_per_address: str = "300/minute"    # /api/v1 requests from one client address
+    api_per_client: str = "300/minute"     # /api/v1 requests with one bearer token
+    body_bytes: int = 4 * 1024 * 1024      # a request body for the pages and their callbacks
+    api_body_bytes: int = 64 * 1024        # a request body under /api/v1
+
+
+_RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")
+_BODY_KEYS = ("body_bytes", "api_body_bytes")
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str = "duckdb:///data/energy.duckdb"
     host: str = "127.0.0.1"
@@ -37,12 +54,15 @@ class Config:
     master_key_env: str = "WATTLINE_MASTER_KEY"
     qr_key_file: str = "data/qr.key"
     timezone: str = "+08:00"           # the site's clock for "today": "+08:00" or an IANA name (Asia/Shanghai)
+    public_url: str | None = None      # the site's address for customers (QR codes, cards): never a request's Host
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
 
     def for_demo(self) -> "Config":
-        """The demo site runs on its own database with a fast poll."""
-        return replace(self, database_url=self.demo.database_url, poll_interval_s=self.demo.poll_interval_s)
+        """The demo site runs on its own database with a fast poll; its QR codes lead to this machine."""
+        return replace(self, database_url=self.demo.database_url, poll_interval_s=self.demo.poll_interval_s,
+                       public_url=self.public_url or f"http://127.0.0.1:{self.port}")
 
 
 _SECTIONS = {
@@ -50,7 +70,7 @@ _SECTIONS = {
     "server": {"host": "host", "port": "port", "secure_cookies": "secure_cookies", "trusted_proxy": "trusted_proxy"},
     "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
     "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
-    "site": {"timezone": "timezone"},
+    "site": {"timezone": "timezone", "public_url": "public_url"},
 }
 _TYPES = {f.name: f.type for f in fields(Config)}
 
@@ -60,6 +80,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     path = path or env.get("WATTLINE_CONFIG")
     values: dict = {}
     demo_values: dict = {}
+    limit_values: dict = {}
     source = "defaults"
     if path:
         p = Path(path)
@@ -80,8 +101,12 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
                         raise ConfigError(f"{p}: unknown key demo.{k} (known: {', '.join(sorted(known))})")
                     demo_values[k] = v
                 continue
+            if section == "limits":
+                limit_values = _limits_section(content, p)
+                continue
             if section not in _SECTIONS or not isinstance(content, dict):
-                raise ConfigError(f"{p}: unknown section [{section}] (known: {', '.join(sorted(_SECTIONS) + ['demo'])})")
+                raise ConfigError(f"{p}: unknown section [{section}] "
+                                  f"(known: {', '.join(sorted(_SECTIONS) + ['demo', 'limits'])})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
                     raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
@@ -90,7 +115,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
         values["database_url"] = env["WATTLINE_DATABASE_URL"]
     if env.get("PORT"):
         values["port"] = env["PORT"]
-    cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)), source=source)
+    cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
+                 limits=LimitsConfig(**limit_values), source=source)
     _validate(cfg)
     return cfg
 
@@ -124,6 +150,31 @@ def _coerce_demo(values: dict, source: str) -> dict:
     return out
 
 
+def _limits_section(content, path: Path) -> dict:
+    """[limits], each value checked here: a rate the limiter understands, a body size in bytes."""
+    from limits import parse_many
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [limits] must be a table")
+    out = {}
+    for k, v in content.items():
+        if k in _RATE_KEYS:
+            try:
+                if not isinstance(v, str) or not parse_many(v):
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{path}: limits.{k} = {v!r} is not a rate such as \"30/minute\" "
+                                  "or \"5/second;100/hour\"") from None
+        elif k in _BODY_KEYS:
+            if isinstance(v, bool) or not isinstance(v, int) or not (1024 <= v <= MAX_BODY_BYTES):
+                raise ConfigError(f"{path}: limits.{k} = {v!r} must be a whole number of bytes from 1024 to "
+                                  f"{MAX_BODY_BYTES}")
+        else:
+            known = ", ".join(sorted(_RATE_KEYS + _BODY_KEYS))
+            raise ConfigError(f"{path}: unknown key limits.{k} (known: {known})")
+        out[k] = v
+    return out
+
+
 def _validate(cfg: Config) -> None:
     if not (1 <= cfg.port <= 65535):
         raise ConfigError(f"{cfg.source}: port {cfg.port} is outside 1..65535")
@@ -146,6 +197,11 @@ def _validate(cfg: Config) -> None:
         site_zone(cfg.timezone)
     except ValueError as exc:
         raise ConfigError(f"{cfg.source}: site.timezone: {exc}") from None
+    if cfg.public_url is not None:
+        parts = urlsplit(cfg.public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(f"{cfg.source}: site.public_url = {cfg.public_url!r} is not the site's address "
+                              "(e.g. \"https://energy.example.edu\" or \"http://192.168.1.20:8050\")")
 
 
 def site_zone(spec: str) -> dt.tzinfo:

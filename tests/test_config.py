@@ -37,12 +37,39 @@ def test_a_config_file_and_the_environment_override_defaults(tmp_path):
     ("[server]\nport = \"eighty\"\n", "not a valid value"),
     ("[database]\nurl = \"sqlite:///x\"\n", "must start with duckdb: or postgresql"),
     ("[server\n", "site.toml"),
+    ("[limits]\nlogin_per_user = \"ten a minute\"\n", "limits.login_per_user = 'ten a minute' is not a rate"),
+    ("[limits]\napi_per_client = 30\n", "limits.api_per_client = 30 is not a rate"),
+    ("[limits]\nbody_bytes = \"4M\"\n", "limits.body_bytes = '4M' must be a whole number of bytes"),
+    ("[limits]\napi_body_bytes = 10\n", "limits.api_body_bytes = 10 must be a whole number of bytes"),
+    ("[limits]\nlogin_per_ip = \"5/minute\"\n", "unknown key limits.login_per_ip"),
+    ("[site]\npublic_url = \"energy.example.edu\"\n", "site.public_url = 'energy.example.edu' is not"),
+    ("[site]\npublic_url = \"javascript:alert(1)\"\n", "site.public_url"),
 ])
 def test_a_wrong_config_file_is_refused_with_its_name_and_the_key(tmp_path, text, message):
     f = tmp_path / "site.toml"
     f.write_text(text)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
         load_config(f, env={})
+    assert str(f) in str(err.value)
+
+
+def test_request_limits_have_defaults_and_are_read_from_the_limits_section(tmp_path):
+    defaults = load_config(None, env={}).limits
+    assert (defaults.login_per_address, defaults.login_per_user) == ("30/minute", "10/minute")
+    assert (defaults.api_body_bytes, defaults.body_bytes) == (64 * 1024, 4 * 1024 * 1024)
+    f = tmp_path / "site.toml"
+    f.write_text('[limits]\nlogin_per_user = "5/minute;20/hour"\napi_body_bytes = 131072\n')
+    limits = load_config(f, env={}).limits
+    assert (limits.login_per_user, limits.api_body_bytes) == ("5/minute;20/hour", 131072)
+    assert limits.login_per_address == defaults.login_per_address
+
+
+def test_the_public_url_is_configured_or_in_the_demo_this_machine(tmp_path):
+    assert load_config(None, env={}).public_url is None
+    assert load_config(None, env={"PORT": "8123"}).for_demo().public_url == "http://127.0.0.1:8123"
+    f = tmp_path / "site.toml"
+    f.write_text('[site]\npublic_url = "https://energy.example.edu/"\n')
+    assert load_config(f, env={}).for_demo().public_url == "https://energy.example.edu/"
 
 
 def test_the_master_key_file_is_created_private_on_first_run(tmp_path):

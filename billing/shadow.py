@@ -142,17 +142,22 @@ def shadow_billing(engine: sa.Engine, start: dt.datetime, end: dt.datetime, tz: 
         epochs = store.epoch_starts(conn, ids)
         addresses = store.meter_addresses(conn, ids)
     first_reported = np.datetime64(start, "us")
+    # whole columns once (the frame is ordered by meter and time), then each meter's slice of them
+    meter_col = frame["meter_id"].to_numpy(dtype=np.int64)
+    ts_col = frame["ts"].to_numpy(dtype="datetime64[us]")
+    reg_col = frame[["energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley"]].to_numpy(
+        dtype=float, na_value=0.0)
+    bal_col = frame["balance_fen"].to_numpy(dtype=np.int64)
+    pcs_col = frame["purchase_count"].to_numpy(dtype=np.int64)
+    local_col = _local_seconds(ts_col, tz)
+    cuts = np.flatnonzero(np.r_[True, meter_col[1:] != meter_col[:-1], True]) if len(frame) else np.zeros(1, int)
     out: list[ShadowDay] = []
-    for mid, rows in frame.groupby("meter_id", sort=True):
-        if len(rows) < 2 or mid not in periods:
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        mid = int(meter_col[a])
+        if b - a < 2 or mid not in periods:
             continue
-        ts = rows["ts"].to_numpy(dtype="datetime64[us]")
-        reg = rows[["energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley"]].to_numpy(
-            dtype=float, na_value=0.0)
-        bal = rows["balance_fen"].to_numpy(dtype=np.int64)
-        pcs = rows["purchase_count"].to_numpy(dtype=np.int64)
+        ts, reg, bal, pcs, local_s = ts_col[a:b], reg_col[a:b], bal_col[a:b], pcs_col[a:b], local_col[a:b]
         d = np.diff(reg, axis=0)
-        local_s = _local_seconds(ts, tz)
         # Each reading belongs to the count epoch in force at its time (a meter replaced in place starts
         # again at 0); an interval across two epochs, or whose count fell (the swap itself), is not billed.
         starts = epochs.get(mid, [])

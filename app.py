@@ -196,7 +196,13 @@ def cmd_send_command(cfg, args) -> int:
     if args.action == "relay":
         extra = {"relay_action": args.relay_action, "seq": args.seq}
     else:
-        extra = {"amount": args.amount, "count": args.count}
+        from billing.errors import BillingError
+        from billing.money import parse_amount
+        try:   # the project's one amount parser, as the desk and the API read amounts
+            amount = parse_amount(args.amount)
+        except BillingError as exc:
+            raise SystemExit(f"error: --amount: {exc}") from None
+        extra = {"amount": amount, "count": args.count}
     result = send_command(args.dev_host, args.dev_port, args.unit, profile, args.meter_address, key.bytes,
                           args.action, framer=args.framer, timeout_s=args.timeout, **extra)
     print(json.dumps(result, default=_json_default))

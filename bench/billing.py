@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from billing import ledger  # noqa: E402
+from billing.credit import Actor  # noqa: E402
 from billing.api import create_api_client  # noqa: E402
 from billing.context import BillingContext, utcnow  # noqa: E402
 from billing.demo import seed_demo_billing  # noqa: E402
@@ -44,6 +45,9 @@ from storage.engine import dispose, open_engine  # noqa: E402
 from storage.migrations import migrate  # noqa: E402
 from storage.schema import meter  # noqa: E402
 from storage.timeseries import append_readings  # noqa: E402
+
+# the bench sells as a cashier would, through the gate (billing.credit) with the permission it checks
+BENCH_CASHIER = Actor("bench", frozenset({"sale.create"}))
 
 
 def main() -> None:
@@ -96,7 +100,7 @@ def run(site, d: str, args) -> None:
                                                  .order_by(meter.c.address))]
         t0 = time.perf_counter()
         for a in opened:
-            ledger.sell(ctx, a, "10.00", "bench")
+            ledger.sell(ctx, a, "10.00", BENCH_CASHIER)
         sell_s = time.perf_counter() - t0
         print(f"sell: {len(opened)} sales in {sell_s:.2f} s = {len(opened) / sell_s:.0f} sales/s "
               f"({sell_s / len(opened) * 1000:.1f} ms each, entry + command + audit in one transaction)")

@@ -1,4 +1,4 @@
-"""Accounts: open (with their meters' setup commands), add a meter, carry an old meter's balance over, close.
+"""Accounts: open (with their meters' setup commands), add a meter, close (billing.transfers carries balances over).
 
 Opening a meter queues, in this order: SET_TARIFF (the tariff version in force), SET_LIMITS (the
 site's alarm / overload / overdraft settings), RELAY close if the meter was tripped by an earlier
@@ -20,7 +20,6 @@ meter leaves the account as "removed" so it is never sold to or reopened without
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -29,8 +28,10 @@ import sqlalchemy as sa
 from billing import pii
 from billing.context import BillingContext
 from billing.errors import BillingError
-from billing.ledger import _meter, _operator, _reason, known_balance, open_link, parse_amount, queue_money
-from billing.money import receipt_number
+from billing.balance import known_balance
+from billing.credit import Actor, authorize, move_money, reason_text, require_actor
+from billing.ledger import _meter, _operator
+from billing.money import parse_amount
 from billing.settings import default_tariff_id, meter_limits
 from billing.states import ACCOUNT_TRANSITIONS, check
 from billing.tariffs import queue_tariff
@@ -237,140 +238,16 @@ def add_meter(ctx: BillingContext, account_id: int, meter_address: str, operator
     return view
 
 
-def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_address: str,
-                               new_meter_address: str, operator: str, *, amount=None, reason: str | None = None,
-                               remote: str | None = None):
-    """Carry the balance of a replaced meter onto a meter of the same account (a transfer_in and its RECHARGE).
-
-    Without `amount`, the old meter's last known balance is used (it must have been read); with an
-    amount typed in (a dead or foreign meter), a reason is required. The old meter, if it belongs to
-    this account, leaves it and is marked removed. A meter's balance is carried over once. The same number
-    on both sides means the meter was replaced in place (replace_meter_in_place).
-    """
-    from billing.ledger import entry_view
-    operator = _operator(operator)
-    old_address = str(old_meter_address or "").strip()
-    entered = amount not in (None, "")
-    reason = _reason(reason, required=entered)
-    if entered:
-        amount = parse_amount(amount)
-    with ctx.engine.connect() as conn:
-        new = _meter(conn, new_meter_address)
-        old = store.meter_by_address(conn, old_address)
-        if old is None and (not entered or len(old_address) != 12 or not old_address.isdigit()):
-            raise BillingError("meter_unknown", meter=old_address)
-    if old is not None and old["id"] == new["id"]:
-        # the same number on both sides: the meter was replaced in place (or reset)
-        return replace_meter_in_place(ctx, account_id, old_address, operator, amount=amount if entered else None,
-                                      reason=reason, remote=remote)
-
-    def work(conn: sa.Connection):
-        _account(conn, account_id, "open")
-        link = open_link(conn, new)
-        if link["account_id"] != account_id:
-            raise BillingError("meter_not_in_account", meter=new["address"], account=account_id)
-        old_link = store.active_link(conn, old["id"]) if old is not None else None
-        if old_link is not None and old_link["account_id"] != account_id:
-            raise BillingError("meter_not_in_account", meter=old_address, account=account_id)
-        if store.live_transfer_from(conn, old_address) is not None:
-            raise BillingError("already_transferred", meter=old_address)
-        value, why = amount, reason
-        if not entered:
-            bal = known_balance(conn, old["id"])
-            if bal.balance is None:
-                raise BillingError("balance_unknown", meter=old_address)
-            if bal.balance <= 0:
-                raise BillingError("nothing_to_transfer", meter=old_address, balance=bal.balance)
-            value = bal.balance
-            why = reason or f"read from meter {old_address} at {bal.reading_ts:%Y-%m-%d %H:%M} UTC"
-        entry = queue_money(conn, ctx, kind="transfer_in", amount=value, meter_row=new, account_id=account_id,
-                            operator=operator, source="desk", reason=why, transfer_from=old_address, remote=remote)
-        if old_link is not None:
-            store.end_links(conn, account_id, [old["id"]], ctx.now())
-            store.set_meter_status(conn, [old["id"]], "removed")
-        return entry_view(conn, {**entry, "meter_address": new["address"], "confirmed_at": None,
-                                 "balance_after": None, "failure": None})
-
-    ids = [new["id"]] + ([old["id"]] if old is not None else [])
-    with meters_transaction(ctx.engine, ids) as conn:
-        view = work(conn)
-    ctx.commands_queued()
-    return view
-
-
-def replace_meter_in_place(ctx: BillingContext, account_id: int, meter_address: str, operator: str, *,
-                           amount=None, reason: str | None = None, remote: str | None = None):
-    """A meter replaced by a new one that kept its number (or reset in place): it reports a purchase count
-    below the ledger's, so every sale to it would fail. This starts a new purchase-count epoch from the
-    count the new meter reports, sends it its tariff, limits and prepaid control, and carries the old
-    meter's money over as a transfer_in: its balance at the last reading before the reset, or an amount
-    typed in with a reason. Returns the transfer's EntryView, or None when there was nothing to carry.
-    Refused while a sale or refund to the meter is still on its way (let it be answered or expire)."""
-    from billing.ledger import entry_view
-    from billing.reconcile import expected_counts
-    operator = _operator(operator)
-    entered = amount not in (None, "")
-    reason = _reason(reason, required=entered)
-    if entered:
-        amount = parse_amount(amount)
-    with ctx.engine.connect() as conn:
-        m = _meter(conn, meter_address)
-    now = ctx.now()
-    with meters_transaction(ctx.engine, [m["id"]]) as conn:
-        _account(conn, account_id, "open")
-        link = store.active_link(conn, m["id"])
-        if link is None or link["account_id"] != account_id:
-            raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
-        reading = store.meter_reading(conn, m["id"])
-        if reading is None or reading["purchase_count"] is None:
-            raise BillingError("meter_never_read", meter=m["address"])
-        if reading["ts"] <= link["added_at"]:
-            # the last reading is older than the meter's setup (e.g. a replacement registered a moment ago)
-            raise BillingError("meter_not_read_since_setup", meter=m["address"])
-        count = int(reading["purchase_count"])
-        known, _upper = expected_counts(store.live_count_bounds(conn).get(m["id"], (None, None, None)))
-        if count >= known:
-            raise BillingError("meter_not_reset", meter=m["address"], count=count, expected=known)
-        if store.pending_money_entries(conn, m["id"]):
-            raise BillingError("money_in_flight", meter=m["address"])
-        value, why = amount, reason
-        if not entered:
-            before = store.last_reading_at_count(conn, m["id"], known, store.epoch_start(conn, m["id"]))
-            if before is None:
-                raise BillingError("balance_unknown", meter=m["address"])
-            value = Decimal(before["balance"]).quantize(Decimal("0.01"))
-            why = reason or (f"meter {m['address']} replaced in place; balance read at "
-                             f"{before['ts']:%Y-%m-%d %H:%M} UTC before the reset")
-        store.end_links(conn, account_id, [m["id"]], now)
-        epoch = store.start_count_epoch(conn, m["id"])
-        tid, version = _resolve_tariff(conn, store.meter_tariff_at(conn, m["id"], now), now)
-        batch = f"replace-{account_id}-{m['id']}-{epoch}"
-        _setup_meter(ctx, conn, account_id=account_id, m=m, base=count, tariff_id=tid, version=version,
-                     operator=operator, now=now, batch=batch)
-        entry = None
-        if value > 0:
-            entry = queue_money(conn, ctx, kind="transfer_in", amount=value, meter_row=m, account_id=account_id,
-                                operator=operator, source="desk", reason=why, batch_id=batch, remote=remote)
-        audit.record(conn, operator=operator, action="billing.meter_replaced_in_place", target=f"meter:{m['address']}",
-                     ts=now, source=remote,
-                     before={"account_id": account_id, "ledger_count": known, "count_epoch": epoch - 1},
-                     after={"meter_count": count, "count_epoch": epoch, "carried": value,
-                            "receipt_no": entry["receipt_no"] if entry else None, "reason": why})
-        view = None if entry is None else entry_view(conn, {**entry, "meter_address": m["address"],
-                                                            "confirmed_at": None, "balance_after": None,
-                                                            "failure": None})
-    ctx.commands_queued()
-    return view
-
-
 # ---------------------------------------------------------------------------------------------
 # closing
 
-def close_account(ctx: BillingContext, account_id: int, operator: str, *, reason: str | None = None,
-                  remote: str | None = None) -> AccountView:
-    """Start (or retry) closing: a RELAY trip per meter not yet settled; the rest follows the meters' answers."""
-    operator = _operator(operator)
-    reason = _reason(reason, required=False)
+def close_account(ctx: BillingContext, account_id: int, actor: Actor, *, reason) -> AccountView:
+    """Start (or retry) closing (account.close, with a reason): a RELAY trip per meter not yet settled; the
+    rest follows the meters' answers."""
+    require_actor(actor)
+    authorize(ctx, actor, "account.close", f"account:{account_id}")
+    reason = reason_text(reason, True)
+    operator, remote = actor.username[:100], actor.address or actor.channel
     now = ctx.now()
     with ctx.engine.connect() as conn:
         _account(conn, account_id)
@@ -451,9 +328,8 @@ def closing_step(ctx: BillingContext, conn: sa.Connection, account_id: int, cmd:
     operator = cmd.get("operator") or "system"
     if cmd["kind"] == "trip" and state == "acked" and mailbox is not None and mailbox.balance > 0:
         m = store.meter_by_id(conn, cmd["meter_id"])
-        queue_money(conn, ctx, kind="closing_refund", amount=-Decimal(mailbox.balance), meter_row=m,
-                    account_id=account_id, operator=operator, source="desk", reason="account closing",
-                    batch_id=f"close-{account_id}")
+        move_money(conn, ctx, Actor.for_system(operator), "closing_refund", amount=Decimal(mailbox.balance),
+                   meter_row=m, account_id=account_id, reason="account closing", batch_id=f"close-{account_id}")
         return
     _finish_if_settled(ctx, conn, account_id, operator, now)
 
@@ -465,15 +341,18 @@ class HandSettlement:
     receipt_no: str | None          # its closing refund's receipt (None when nothing was refunded)
 
 
-def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: str, operator: str, *,
-                         amount, reason, remote: str | None = None) -> HandSettlement:
-    """Close a meter of a closing account that cannot answer: its trip has failed, the money left on it is
-    typed in (0 when none) with a reason; a closing refund of it is written as confirmed (no command goes
-    out), the meter leaves the account as removed, and the account closes if it was the last one."""
-    operator = _operator(operator)
-    reason = _reason(reason, required=True)
-    text = str(amount if amount is not None else "").strip()
-    value = Decimal(0) if re.fullmatch(r"0+(\.0{1,2})?", text) else parse_amount(text if amount is None else amount)
+def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: str, actor: Actor, *,
+                         amount, reason) -> HandSettlement:
+    """Close a meter of a closing account that cannot answer (account.close): its trip has failed, the money
+    left on it is typed in (0 when none) with a reason; a closing refund of it is written through the gate as
+    confirmed (no command goes out), the meter leaves the account as removed, and the account closes if it was
+    the last one."""
+    require_actor(actor)
+    authorize(ctx, actor, "account.close", f"account:{account_id}")
+    if amount in (None, "") and reason_text(reason, False) is None:
+        raise BillingError("settle_fields_missing")
+    value = parse_amount(amount, allow_zero=True, negative_code="refund_amount_negative")
+    reason = reason_text(reason, True)
     with ctx.engine.connect() as conn:
         m = _meter(conn, meter_address)
     now = ctx.now()
@@ -490,22 +369,18 @@ def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: st
         bal = known_balance(conn, m["id"])
         receipt_no = None
         if value > 0:
-            entry_id = store.next_entry_id(conn)
-            receipt_no = receipt_number("closing_refund", entry_id, ctx.local_day(now))
-            store.insert_entry(conn, id=entry_id, receipt_no=receipt_no, kind="closing_refund", amount=-value,
-                               account_id=account_id, meter_id=m["id"], purchase_count=0, operator=operator,
-                               reason=reason, source="manual", created_at=now, state="confirmed", confirmed_at=now)
+            receipt_no = move_money(conn, ctx, actor, "settle_by_hand", amount=value, meter_row=m,
+                                    account_id=account_id, reason=reason)["receipt_no"]
         store.end_links(conn, account_id, [m["id"]], now)
         store.set_meter_status(conn, [m["id"]], "removed")
-        audit.record(conn, operator=operator, action="billing.closing_settled_by_hand", target=f"account:{account_id}",
-                     ts=now, source=remote,
+        audit.record(conn, operator=actor.username[:100], action="billing.closing_settled_by_hand",
+                     target=f"account:{account_id}", ts=now, source=actor.address or actor.channel,
                      before={"meter": m["address"], "last_known_balance": bal.balance,
                              "read_at": bal.reading_ts, "failed_trip": trips[-1]["state"]},
                      after={"meter_id": m["id"], "meter": m["address"], "closing_refund": -value,
                             "receipt_no": receipt_no, "reason": reason, "meter_status": "removed"})
-        _finish_if_settled(ctx, conn, account_id, operator, now)
-        return HandSettlement(account_view(ctx, conn, account_id, active_only=False), value.quantize(Decimal("0.01")),
-                              receipt_no)
+        _finish_if_settled(ctx, conn, account_id, actor.username[:100], now)
+        return HandSettlement(account_view(ctx, conn, account_id, active_only=False), value, receipt_no)
 
 
 def closing_status(ctx: BillingContext, account_id: int) -> dict[str, str]:

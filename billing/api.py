@@ -17,6 +17,7 @@ from decimal import Decimal
 from flask import Blueprint, Response, g, request
 
 from billing.context import BillingContext
+from billing.credit import Actor
 from billing.errors import BillingError
 from billing.ledger import EntryView, get_entry, sell
 from billing.views import meter_summary, meters_list
@@ -26,8 +27,12 @@ from storage import billing as store
 PREFIX = "/api/v1"
 NOT_FOUND = {"meter_unknown", "entry_unknown", "account_unknown"}
 CONFLICT = {"request_id_reused"}
+FORBIDDEN = {"permission_denied"}
 MALFORMED = {"amount_not_a_number", "amount_missing", "amount_too_precise", "amount_zero", "amount_negative",
-             "amount_too_large", "request_id_invalid", "request_id_missing", "body_invalid", "filter_invalid"}
+             "amount_too_large", "amount_too_long", "amount_decimal_comma", "amount_thousands_separator",
+             "amount_exponent", "request_id_invalid", "request_id_missing", "body_invalid", "filter_invalid"}
+# What a payment client may do: its token's scope, as the gate (billing.credit) checks it for every sale.
+PAYMENT_SCOPE = frozenset({"sale.create"})
 MAX_WAIT_S = 10.0
 
 
@@ -100,7 +105,8 @@ def _error(status: int, code: str, **params) -> Response:
 
 
 def _billing_error(exc: BillingError) -> Response:
-    status = 404 if exc.code in NOT_FOUND else 409 if exc.code in CONFLICT else 400 if exc.code in MALFORMED else 422
+    status = (404 if exc.code in NOT_FOUND else 409 if exc.code in CONFLICT else 403 if exc.code in FORBIDDEN
+              else 400 if exc.code in MALFORMED else 422)
     g.api_error = exc.code
     return _json(status, {"code": exc.code, "message": exc.message(_lang())})
 
@@ -172,8 +178,9 @@ def payment_api(ctx: BillingContext) -> Blueprint:
             raise BillingError("body_invalid")
         if body.get("request_id") in (None, ""):
             raise BillingError("request_id_missing")
-        view = sell(ctx, str(body.get("meter_address") or ""), body.get("amount"), f"api:{g.api_client}",
-                    request_id=str(body["request_id"]), source="api", remote=request.remote_addr)
+        client = Actor(f"api:{g.api_client}", PAYMENT_SCOPE, address=request.remote_addr, channel="api")
+        view = sell(ctx, str(body.get("meter_address") or ""), body.get("amount"), client,
+                    request_id=str(body["request_id"]))
         wait = body.get("wait_s")
         if isinstance(wait, (int, Decimal)) and not isinstance(wait, bool) and wait > 0:
             view = _wait_settled(ctx, view, min(float(wait), MAX_WAIT_S))
@@ -269,7 +276,7 @@ def openapi_document() -> dict:
                     "200": {"description": "this request_id was sold before: the first result",
                             "content": {"application/json": {"schema": {"type": "object", "properties": {
                                 "sale": {"$ref": "#/components/schemas/Sale"}, "replayed": {"type": "boolean"}}}}}},
-                    "400": error, "401": error, "404": error, "409": error, "422": error}}},
+                    "400": error, "401": error, "403": error, "404": error, "409": error, "422": error}}},
             "/sales/{receipt_no}": {"get": {
                 "operationId": "getSale", "summary": "A ledger entry by receipt number",
                 "parameters": [{"name": "receipt_no", "in": "path", "required": True, "schema": {"type": "string"}},

@@ -1,4 +1,5 @@
-"""Money movements: sell, refund, reverse an entry; each writes its ledger entry and its meter command in one transaction.
+"""Money movements: sell, refund, reverse an entry; each passes the gate (billing.credit), which writes its ledger
+entry, its meter command and its operation-log row in one transaction.
 
 Purchase counts. A RECHARGE or REFUND carries the meter's next purchase count, which the meter
 accepts only as exactly its stored count + 1. The next count comes from the ledger, never from a
@@ -21,14 +22,14 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from billing.balance import Balance, known_balance, next_purchase_count  # noqa: F401  (read here by pages and tests)
 from billing.context import BillingContext
+from billing.credit import Actor, authorize, move_money, reason_text, require_actor
 from billing.errors import BillingError
-from billing.money import parse_amount, receipt_number, to_fen
-from billing.settings import hoarding_limit
+from billing.money import parse_amount
 from billing.states import LEDGER_TRANSITIONS, check
-from storage import audit
 from storage import billing as store
-from storage.outbox import command_of_entry, insert_command, is_conflict, is_unique_violation, meter_transaction
+from storage.outbox import command_of_entry, is_conflict, is_unique_violation, meter_transaction
 
 KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
 REVERSIBLE = ("sale", "refund")
@@ -70,23 +71,6 @@ class EntryView:
         return out
 
 
-@dataclass(frozen=True)
-class Balance:
-    """What billing knows of a meter's money: the last reading plus confirmed entries it does not show yet."""
-    balance: Decimal | None          # None: never read
-    reading_ts: dt.datetime | None
-    pending_credits: Decimal
-    pending_debits: Decimal          # negative or zero
-
-    @property
-    def refundable(self) -> Decimal:
-        return (self.balance or Decimal("0.00")) + self.pending_debits
-
-    @property
-    def projected(self) -> Decimal:
-        return (self.balance or Decimal("0.00")) + self.pending_credits
-
-
 # ---------------------------------------------------------------------------------------------
 # reads
 
@@ -126,24 +110,9 @@ def account_entries(ctx: BillingContext, account_id: int, limit: int = 200) -> l
         return [entry_view(conn, e) for e in store.entries_of_account(conn, account_id, limit)]
 
 
-def known_balance(conn: sa.Connection, meter_id: int) -> Balance:
-    reading = store.meter_reading(conn, meter_id)
-    count = reading["purchase_count"] if reading else None
-    pos = store.money_position(conn, meter_id, count)
-    if reading is None or reading["balance"] is None:
-        return Balance(None, None, pos["pending_credits"], pos["pending_debits"])
-    return Balance(Decimal(reading["balance"]) + pos["unreflected"], reading["ts"], pos["pending_credits"],
-                   pos["pending_debits"])
-
-
 def meter_balance(ctx: BillingContext, meter_address: str) -> Balance:
     with ctx.engine.connect() as conn:
         return known_balance(conn, _meter(conn, meter_address)["id"])
-
-
-def next_purchase_count(conn: sa.Connection, meter_id: int) -> int:
-    """Call inside meter_transaction only: the count the meter's next money command carries."""
-    return max(store.max_live_count(conn, meter_id) or 0, store.max_base_count(conn, meter_id) or 0) + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,10 +143,7 @@ def _request_id(request_id) -> str | None:
 
 
 def _reason(reason, required: bool) -> str | None:
-    text = " ".join(str(reason or "").split())[:300]
-    if required and not text:
-        raise BillingError("reason_required")
-    return text or None
+    return reason_text(reason, required)
 
 
 def open_link(conn: sa.Connection, m: dict) -> dict:
@@ -190,43 +156,8 @@ def open_link(conn: sa.Connection, m: dict) -> dict:
     raise BillingError("meter_not_opened", meter=m["address"])
 
 
-def _check_hoarding(conn: sa.Connection, m: dict, amount: Decimal) -> None:
-    limit = hoarding_limit(conn)
-    if limit is None:
-        return
-    bal = known_balance(conn, m["id"])
-    if bal.projected + amount > limit:
-        raise BillingError("above_hoarding_limit", amount=amount, limit=limit, balance=bal.projected,
-                           most=max(Decimal("0.00"), limit - bal.projected))
-
-
 # ---------------------------------------------------------------------------------------------
 # writing
-
-def queue_money(conn: sa.Connection, ctx: BillingContext, *, kind: str, amount: Decimal, meter_row: dict,
-                account_id: int, operator: str, source: str, reason: str | None = None,
-                request_id: str | None = None, reverses_entry_id: int | None = None,
-                transfer_from: str | None = None, batch_id: str | None = None,
-                remote: str | None = None) -> dict:
-    """Inside meter_transaction: the ledger entry (pending) and its RECHARGE / REFUND with the next count."""
-    assert kind in KINDS and amount != 0
-    now = ctx.now()
-    count = next_purchase_count(conn, meter_row["id"])
-    entry_id = store.next_entry_id(conn)
-    receipt = receipt_number(kind, entry_id, ctx.local_day(now))
-    entry = dict(id=entry_id, receipt_no=receipt, kind=kind, amount=amount, account_id=account_id,
-                 meter_id=meter_row["id"], purchase_count=count, operator=operator, reason=reason, source=source,
-                 created_at=now, state="pending", reverses_entry_id=reverses_entry_id, request_id=request_id,
-                 transfer_from=transfer_from)
-    store.insert_entry(conn, **entry)
-    insert_command(conn, meter_id=meter_row["id"], kind="recharge" if amount > 0 else "refund",
-                   payload={"amount_fen": to_fen(abs(amount))}, counter=count, operator=operator, now=now,
-                   batch_id=batch_id, ledger_entry_id=entry_id)
-    audit.record(conn, operator=operator, action=f"billing.{kind}", target=f"meter:{meter_row['address']}", ts=now,
-                 after={"receipt_no": receipt, "amount": amount, "purchase_count": count, "account_id": account_id,
-                        "request_id": request_id, "reason": reason}, source=remote or source)
-    return entry
-
 
 def _locked(ctx: BillingContext, meter_id: int, work: Callable[[sa.Connection], dict | EntryView]):
     """Run `work` in the meter's transaction, retrying optimistic-concurrency conflicts."""
@@ -246,12 +177,17 @@ def _replay(conn: sa.Connection, prior: dict, kind: str, meter_id: int, amount: 
     return entry_view(conn, prior, replayed=True)
 
 
-def _money(ctx: BillingContext, kind: str, meter_address, amount, operator: str, *, request_id=None,
-           source: str = "desk", reason=None, remote: str | None = None) -> EntryView:
-    amount = parse_amount(amount)
-    operator = _operator(operator)
+def _money(ctx: BillingContext, action: str, meter_address, amount, actor: Actor, *, request_id=None,
+           reason=None) -> EntryView:
+    """A sale or a refund: checked before anything is written, then through the gate under the meter's lock."""
+    kind = "sale" if action == "sale" else "refund"
+    require_actor(actor)
+    authorize(ctx, actor, "sale.create" if kind == "sale" else "sale.refund", f"meter:{str(meter_address)[:20]}")
+    if kind == "refund" and amount in (None, "") and reason_text(reason, False) is None:
+        raise BillingError("refund_fields_missing")
+    amount = parse_amount(amount, negative_code="amount_negative" if kind == "sale" else "refund_amount_negative")
     request_id = _request_id(request_id)
-    reason = _reason(reason, required=False)
+    reason = _reason(reason, required=kind == "refund")
     with ctx.engine.connect() as conn:
         m = _meter(conn, meter_address)
 
@@ -261,18 +197,14 @@ def _money(ctx: BillingContext, kind: str, meter_address, amount, operator: str,
             if prior is not None:
                 return _replay(conn, prior, kind, m["id"], amount)
         link = open_link(conn, m)
-        if kind == "sale":
-            _check_hoarding(conn, m, amount)
-            signed = amount
-        else:
+        if kind == "refund":
             bal = known_balance(conn, m["id"])
             if bal.balance is None:
                 raise BillingError("balance_unknown", meter=m["address"])
             if amount > bal.refundable:
                 raise BillingError("refund_above_balance", amount=amount, balance=bal.refundable)
-            signed = -amount
-        entry = queue_money(conn, ctx, kind=kind, amount=signed, meter_row=m, account_id=link["account_id"],
-                            operator=operator, source=source, reason=reason, request_id=request_id, remote=remote)
+        entry = move_money(conn, ctx, actor, kind, amount=amount, meter_row=m, account_id=link["account_id"],
+                           reason=reason, request_id=request_id)
         return entry_view(conn, {**entry, "meter_address": m["address"], "confirmed_at": None,
                                  "balance_after": None, "failure": None})
 
@@ -292,32 +224,40 @@ def _money(ctx: BillingContext, kind: str, meter_address, amount, operator: str,
     return view
 
 
-def sell(ctx: BillingContext, meter_address: str, amount, operator: str, *, request_id: str | None = None,
-         source: str = "desk", remote: str | None = None) -> EntryView:
-    """Sell `amount` yuan to a meter: a pending sale and its RECHARGE. A repeated request_id returns the first."""
-    return _money(ctx, "sale", meter_address, amount, operator, request_id=request_id, source=source, remote=remote)
+def sell(ctx: BillingContext, meter_address: str, amount, actor: Actor, *,
+         request_id: str | None = None) -> EntryView:
+    """Sell `amount` yuan to a meter (sale.create): a pending sale and its RECHARGE. A repeated request_id
+    returns the first."""
+    return _money(ctx, "sale", meter_address, amount, actor, request_id=request_id)
 
 
-def refund(ctx: BillingContext, meter_address: str, amount, operator: str, *, reason: str | None = None,
-           request_id: str | None = None, source: str = "desk", remote: str | None = None) -> EntryView:
-    """Give money back from a meter: refused before anything is written above its last known balance."""
-    return _money(ctx, "refund", meter_address, amount, operator, request_id=request_id, source=source,
-                  reason=reason, remote=remote)
+def refund(ctx: BillingContext, meter_address: str, amount, actor: Actor, *, reason: str | None = None,
+           request_id: str | None = None) -> EntryView:
+    """Give money back from a meter (sale.refund, with a reason): refused before anything is written above its
+    last known balance."""
+    return _money(ctx, "refund", meter_address, amount, actor, request_id=request_id, reason=reason)
 
 
-def reverse_entry(ctx: BillingContext, receipt_no: str, operator: str, reason: str, *,
-                  source: str = "desk", remote: str | None = None) -> EntryView:
-    """Undo a mistaken sale (a REFUND) or refund (a RECHARGE) with the meter's next purchase count.
+def reverse_entry(ctx: BillingContext, receipt_no: str, actor: Actor, reason: str) -> EntryView:
+    """Undo a mistaken sale (a REFUND) or refund (a RECHARGE) with the meter's next purchase count (sale.reverse,
+    with a reason).
 
     Only a confirmed sale or refund can be reversed, once; a reversal cannot itself be reversed
     (the database refuses a second reversal of one entry too: reverses_entry_id is unique).
     """
-    operator = _operator(operator)
+    require_actor(actor)
+    authorize(ctx, actor, "sale.reverse", f"receipt:{str(receipt_no or '')[:40]}")
+    receipt_text = str(receipt_no or "").strip()
+    reason_given = reason_text(reason, False)
+    if not receipt_text and reason_given is None:
+        raise BillingError("reversal_fields_missing")
+    if not receipt_text:
+        raise BillingError("receipt_missing")
     reason = _reason(reason, required=True)
     with ctx.engine.connect() as conn:
-        original = store.entry_by_receipt(conn, (receipt_no or "").strip())
+        original = store.entry_by_receipt(conn, receipt_text)
     if original is None:
-        raise BillingError("entry_unknown", receipt=receipt_no)
+        raise BillingError("entry_unknown", receipt=receipt_text)
 
     def work(conn: sa.Connection) -> EntryView:
         entry = store.entry_by_id(conn, original["id"])
@@ -339,16 +279,15 @@ def reverse_entry(ctx: BillingContext, receipt_no: str, operator: str, reason: s
         link = open_link(conn, m)
         if link["account_id"] != entry["account_id"]:
             raise BillingError("account_closed", meter=m["address"])
-        signed = -Decimal(entry["amount"])
-        if signed < 0:
+        undo = -Decimal(entry["amount"])
+        if undo < 0:
             bal = known_balance(conn, m["id"])
             if bal.balance is None:
                 raise BillingError("balance_unknown", meter=m["address"])
-            if -signed > bal.refundable:
-                raise BillingError("reversal_above_balance", amount=-signed, balance=bal.refundable)
-        new = queue_money(conn, ctx, kind="reversal", amount=signed, meter_row=m, account_id=entry["account_id"],
-                          operator=operator, source=source, reason=reason, reverses_entry_id=entry["id"],
-                          remote=remote)
+            if -undo > bal.refundable:
+                raise BillingError("reversal_above_balance", amount=-undo, balance=bal.refundable)
+        new = move_money(conn, ctx, actor, "reversal_of_refund" if undo > 0 else "reversal_of_sale", amount=abs(undo),
+                         meter_row=m, account_id=entry["account_id"], reason=reason, reverses_entry_id=entry["id"])
         return entry_view(conn, {**new, "meter_address": m["address"], "confirmed_at": None,
                                  "balance_after": None, "failure": None})
 
@@ -381,6 +320,8 @@ def settle_command(ctx: BillingContext, conn: sa.Connection, cmd: dict, state: s
         elif state in ("failed", "expired"):
             if store.settle_entry(conn, entry_id, "failed", failure=(result or state)[:100]):
                 store.shift_pending_counts(conn, cmd["meter_id"], cmd["counter"])
+                # a transfer the meter never took frees its old meter: the balance may be carried over again
+                store.release_old_meter_of_entry(conn, entry_id)
     batch = cmd.get("batch_id") or ""
     if batch.startswith("close-"):
         from billing.accounts import closing_step

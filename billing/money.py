@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from billing.errors import BillingError
 
@@ -17,37 +18,82 @@ def round_money(value: Decimal) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def parse_amount(value) -> Decimal:
-    """An amount a cashier or an API client typed: a positive number of yuan with at most two decimals.
+# Characters a Chinese keyboard or an input method types for the digits and the decimal point: taken as
+# the ASCII ones because the value they write is certain. A comma (either width) is never guessed at: "50,5"
+# may mean 50.5 or 505, "1,000" may be 1000 or 1.000.
+_FULL_WIDTH = str.maketrans({**{chr(0xFF10 + d): str(d) for d in range(10)}, "．": ".", "。": "."})
+_PLAIN = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+_THOUSANDS = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?")
+_CURRENCY = ("¥", "￥")
+_MAX_TEXT = 40          # longer than any amount's digits: refused before Decimal ever sees it
 
-    Accepts str, int and Decimal; a float is refused (it is not exact). Raises BillingError.
+
+def parse_amount(value, *, decimals: int = 2, maximum: Decimal = MAX_AMOUNT, allow_zero: bool = False,
+                 negative_code: str = "amount_negative") -> Decimal:
+    """The project's one parser of an amount a person or a client typed: yuan (or yuan per kWh with
+    decimals=4), returned as a Decimal with exactly `decimals` places.
+
+    Accepted: ASCII digits with an optional point and at most `decimals` decimals (trailing zeros
+    beyond them are fine), surrounding spaces, a "¥"/"￥" in front, full-width digits and a full-width or
+    ideographic full stop (５０．５, ５０。５). int and Decimal are read by their digits. Refused, each with a
+    BillingError whose message shows what was read: nothing (amount_missing), a float (not exact), a
+    comma ("50,5" and "1,000" are ambiguous), an exponent ("1e3"), other scripts' digits ("٥"), zero
+    (unless allow_zero), a negative amount (`negative_code`, so a refund form can word it), too many
+    decimals, and anything above `maximum`.
     """
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        raise BillingError("amount_not_a_number", value=value)
-    if isinstance(value, str):
-        text = value.strip().replace(",", "").replace("¥", "").replace("￥", "")
+    if value is None:
+        raise BillingError("amount_missing")
+    if isinstance(value, bool) or isinstance(value, float):
+        raise BillingError("amount_not_a_number", value=_shown(value))   # a float is not exact
+    if isinstance(value, int):
+        if abs(value).bit_length() > 128:     # str() of a huge int is slow (and refused past 4300 digits)
+            raise BillingError("amount_too_large", amount="…", limit=maximum)
+        text = str(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite():
+            raise BillingError("amount_not_a_number", value=_shown(value))
+        text = str(value)                     # a Decimal from JSON like 1E+3 keeps its exponent: refused below
+    elif isinstance(value, str):
+        text = value.strip().strip("\u3000").strip()
+        for sign in _CURRENCY:
+            if text.startswith(sign):
+                text = text[len(sign):].strip()
+                break
         if not text:
             raise BillingError("amount_missing")
-    elif isinstance(value, (int, Decimal)):
-        text = value
     else:
-        raise BillingError("amount_not_a_number", value=value)
-    try:
-        amount = Decimal(text)
-    except (InvalidOperation, ValueError):
-        raise BillingError("amount_not_a_number", value=value) from None
-    if not amount.is_finite():
-        raise BillingError("amount_not_a_number", value=value)
-    if amount == 0:
+        raise BillingError("amount_not_a_number", value=_shown(value))
+    shown = _shown(value)
+    if len(text) > _MAX_TEXT:
+        raise BillingError("amount_too_long", value=shown)
+    text = text.translate(_FULL_WIDTH)
+    if not _PLAIN.fullmatch(text):
+        if "," in text or "，" in text:
+            thousands = _THOUSANDS.fullmatch(text.replace("，", ","))
+            code = "amount_thousands_separator" if thousands else "amount_decimal_comma"
+            raise BillingError(code, value=shown)
+        if "e" in text.lower() and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", text):
+            raise BillingError("amount_exponent", value=shown)
+        raise BillingError("amount_not_a_number", value=shown)
+    amount = Decimal(text)
+    if amount == 0 and not allow_zero:
         raise BillingError("amount_zero")
     if amount < 0:
-        raise BillingError("amount_negative", amount=value)
-    if amount.as_tuple().exponent < -2 and amount != amount.quantize(CENT):
-        raise BillingError("amount_too_precise", amount=value)
-    amount = amount.quantize(CENT)
-    if amount > MAX_AMOUNT:
-        raise BillingError("amount_too_large", amount=amount, limit=MAX_AMOUNT)
-    return amount
+        raise BillingError(negative_code, amount=shown)
+    if amount > maximum:
+        raise BillingError("amount_too_large", amount=shown, limit=maximum)
+    unit = Decimal(1).scaleb(-decimals)
+    if amount != amount.quantize(unit, rounding=ROUND_DOWN):
+        raise BillingError("amount_too_precise", amount=shown, decimals=decimals)
+    return amount.quantize(unit)
+
+
+def _shown(value) -> str:
+    """What was read, for a message: printable, short (of a list or an object, only its kind)."""
+    if not isinstance(value, (str, int, float, Decimal)):
+        return f"({type(value).__name__})"
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
 
 
 def to_fen(amount: Decimal) -> int:

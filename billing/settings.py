@@ -1,4 +1,5 @@
-"""Billing settings in the shared `setting` table: hoarding limit (囤积金额上限), default tariff, meter limits."""
+"""Billing settings in the shared `setting` table: hoarding limit (囤积金额上限), the amount above which an entered
+transfer needs a second operator, default tariff, meter limits. Every amount is read by billing.money.parse_amount."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -15,9 +16,13 @@ HOARDING_LIMIT = "billing.hoarding_limit"
 DEFAULT_TARIFF = "billing.default_tariff_id"
 ALARM1, ALARM2, OVERLOAD_W, OVERDRAFT = "billing.alarm1", "billing.alarm2", "billing.overload_w", "billing.overdraft"
 COMMAND_EXPIRY_H = "billing.command_expiry_hours"
+# An old meter's balance typed in (the meter cannot be read) above this many yuan waits for a second operator.
+# 100.00 by default: a dormitory meter rarely holds more, so the common dead meter is carried over at once, and
+# a larger unverified sum, the kind that can be refunded as cash, never rests on one person's word.
+TRANSFER_APPROVAL_ABOVE = "billing.transfer_approval_above"
 
 DEFAULTS = {HOARDING_LIMIT: "1000.00", ALARM1: "20.00", ALARM2: "5.00", OVERLOAD_W: "6000", OVERDRAFT: "0.00",
-            COMMAND_EXPIRY_H: "24"}
+            COMMAND_EXPIRY_H: "24", TRANSFER_APPROVAL_ABOVE: "100.00"}
 
 
 def _value(conn: sa.Connection, key: str) -> str | None:
@@ -28,7 +33,12 @@ def _value(conn: sa.Connection, key: str) -> str | None:
 def hoarding_limit(conn: sa.Connection) -> Decimal | None:
     """The highest balance a sale may leave on a meter; None (setting "") means no limit."""
     value = _value(conn, HOARDING_LIMIT)
-    return Decimal(value) if value else None
+    return parse_amount(value) if value else None
+
+
+def transfer_approval_above(conn: sa.Connection) -> Decimal:
+    """An entered transfer above this amount needs a second operator's approval (0.00: every one does)."""
+    return parse_amount(_value(conn, TRANSFER_APPROVAL_ABOVE), allow_zero=True)
 
 
 def default_tariff_id(conn: sa.Connection) -> int | None:
@@ -42,8 +52,10 @@ def command_expiry_hours(conn: sa.Connection) -> float:
 
 def meter_limits(conn: sa.Connection) -> dict:
     """SET_LIMITS payload for newly opened meters, in wire units (fen, W)."""
-    return {"alarm1_fen": to_fen(Decimal(_value(conn, ALARM1))), "alarm2_fen": to_fen(Decimal(_value(conn, ALARM2))),
-            "overload_w": int(_value(conn, OVERLOAD_W)), "overdraft_fen": to_fen(Decimal(_value(conn, OVERDRAFT)))}
+    return {"alarm1_fen": to_fen(parse_amount(_value(conn, ALARM1), allow_zero=True)),
+            "alarm2_fen": to_fen(parse_amount(_value(conn, ALARM2), allow_zero=True)),
+            "overload_w": int(_value(conn, OVERLOAD_W)),
+            "overdraft_fen": to_fen(parse_amount(_value(conn, OVERDRAFT), allow_zero=True))}
 
 
 def set_hoarding_limit(ctx: BillingContext, amount, operator: str) -> Decimal | None:
@@ -54,6 +66,18 @@ def set_hoarding_limit(ctx: BillingContext, amount, operator: str) -> Decimal | 
         before = hoarding_limit(conn)
         set_setting(conn, HOARDING_LIMIT, "" if limit is None else str(limit), now)
         audit.record(conn, operator=operator, action="billing.setting", target=HOARDING_LIMIT, ts=now,
+                     before=before, after=limit)
+    return limit
+
+
+def set_transfer_approval_above(ctx: BillingContext, amount, operator: str) -> Decimal:
+    """Set the amount above which an entered transfer waits for a second operator (0 = always); audited."""
+    limit = parse_amount(amount, allow_zero=True)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        before = transfer_approval_above(conn)
+        set_setting(conn, TRANSFER_APPROVAL_ABOVE, str(limit), now)
+        audit.record(conn, operator=operator, action="billing.setting", target=TRANSFER_APPROVAL_ABOVE, ts=now,
                      before=before, after=limit)
     return limit
 
@@ -76,7 +100,7 @@ def set_meter_limits(ctx: BillingContext, operator: str, *, alarm1=None, alarm2=
     values = {}
     for key, value in ((ALARM1, alarm1), (ALARM2, alarm2), (OVERDRAFT, overdraft)):
         if value is not None:
-            values[key] = "0.00" if str(value).strip() in ("0", "0.00") else str(parse_amount(value))
+            values[key] = str(parse_amount(value, allow_zero=True))
     if overload_w is not None:
         if not str(overload_w).isdigit() or not 0 < int(overload_w) <= 100000:
             raise BillingError("overload_invalid", value=overload_w)

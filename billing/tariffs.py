@@ -14,12 +14,13 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import sqlalchemy as sa
 
 from billing.context import BillingContext
 from billing.errors import BillingError
+from billing.money import parse_amount
 from storage import audit
 from storage import billing as store
 from storage.outbox import insert_command, meters_transaction, next_command_seq
@@ -50,16 +51,15 @@ class TariffPrices:
     tiers: tuple[tuple[int | None, Decimal], ...] = ()          # (upper kWh per month, None = no limit; price)
 
 
+MAX_PRICE = Decimal("100")     # yuan per kWh
+
+
 def _price(value, name: str) -> Decimal:
-    if isinstance(value, float) or isinstance(value, bool):
-        raise BillingError("price_invalid", name=name, value=value)
+    """A price as typed: the project's amount parser with the 4 decimals SET_TARIFF carries; 0 allowed."""
     try:
-        d = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise BillingError("price_invalid", name=name, value=value) from None
-    if not d.is_finite() or d < 0 or d > Decimal("100") or d != d.quantize(Decimal("0.0001")):
-        raise BillingError("price_invalid", name=name, value=value)
-    return d.quantize(Decimal("0.0001"))
+        return parse_amount(value, decimals=4, maximum=MAX_PRICE, allow_zero=True)
+    except BillingError:
+        raise BillingError("price_invalid", name=name, value="" if value is None else str(value)[:40]) from None
 
 
 def validate_prices(mode: str, prices: dict | None = None, segments=None, tiers=None) -> TariffPrices:

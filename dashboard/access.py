@@ -22,7 +22,7 @@ class PageAccess:
 OVERVIEW = PageAccess("/", ("meter.view",))
 METERS = PageAccess("/meters", ("meter.view",))
 SELL = PageAccess("/sell", ("sale.create", "sale.refund", "sale.reverse"))
-ACCOUNTS = PageAccess("/accounts", ("account.open", "account.close"))
+ACCOUNTS = PageAccess("/accounts", ("account.open", "account.close", "transfer.entered"))  # + approvals
 RECORDS = PageAccess("/records", ("report.view",))
 RECONCILIATION = PageAccess("/reconciliation", ("report.view",))
 TARIFFS = PageAccess("/tariffs", ("tariff.edit", "tariff.push"))

@@ -19,3 +19,14 @@ def operator_name() -> str:
     from dashboard.auth import signed_in
     op = signed_in()
     return op.username if op is not None else "-"
+
+
+def actor():
+    """Who acts, as the billing services check it (billing.credit.Actor): the signed-in operator's name, what
+    they may do (nothing until a reset password is changed) and the browser's address."""
+    from billing.credit import Actor
+    from dashboard.auth import signed_in, source_address
+    op = signed_in()
+    if op is None or not op.active or op.must_change_password:
+        return Actor(op.username if op is not None else "-", frozenset(), address=source_address())
+    return Actor(op.username, frozenset(op.permissions), address=source_address())

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from storage.engine import is_duckdb
 from storage.schema import (
     account, account_meter, api_client, building, ledger_entry, meter, meter_reconcile, meter_state, meter_tariff,
-    readings, room, setting, tariff, tariff_version,
+    readings, retired_meter, room, setting, tariff, tariff_version, transfer_request,
 )
 
 LIVE_STATES = ("pending", "confirmed")
@@ -341,11 +341,75 @@ def shift_pending_counts(conn: sa.Connection, meter_id: int, above: int) -> int:
         ledger_entry.c.purchase_count > above).values(purchase_count=ledger_entry.c.purchase_count - 1)).rowcount
 
 
-def live_transfer_from(conn: sa.Connection, old_address: str) -> dict | None:
-    q = _entry_query().where(ledger_entry.c.kind == "transfer_in", ledger_entry.c.state.in_(LIVE_STATES),
-                             ledger_entry.c.transfer_from == old_address).limit(1)
-    row = conn.execute(q).mappings().first()
+# ---------------------------------------------------------------------------------------------
+# old meters carried over (retired_meter: once per meter number and epoch) and entered transfers awaiting approval
+def claim_old_meter(conn: sa.Connection, **values) -> None:
+    """Record an old meter's carry-over; a second one for the same (address, count_epoch) is refused by the
+    primary key (IntegrityError on PostgreSQL, a conflict at commit on DuckDB)."""
+    conn.execute(retired_meter.insert().values(**values))
+
+
+def old_meter_claim(conn: sa.Connection, address: str, count_epoch: int) -> dict | None:
+    row = conn.execute(sa.select(retired_meter).where(retired_meter.c.address == address,
+                                                      retired_meter.c.count_epoch == count_epoch)).mappings().first()
     return dict(row) if row else None
+
+
+def update_old_meter_claim(conn: sa.Connection, address: str, count_epoch: int, **values) -> None:
+    conn.execute(retired_meter.update().where(retired_meter.c.address == address,
+                                              retired_meter.c.count_epoch == count_epoch).values(**values))
+
+
+def release_old_meter(conn: sa.Connection, address: str, count_epoch: int) -> None:
+    conn.execute(retired_meter.delete().where(retired_meter.c.address == address,
+                                              retired_meter.c.count_epoch == count_epoch))
+
+
+def release_old_meter_of_entry(conn: sa.Connection, entry_id: int) -> int:
+    """The carry-over whose transfer_in failed is undone (nothing reached the new meter)."""
+    return conn.execute(retired_meter.delete().where(retired_meter.c.ledger_entry_id == entry_id)).rowcount
+
+
+def retired_meters(conn: sa.Connection, unknown_only: bool = False) -> list[dict]:
+    """Old meters whose balance was carried over, newest first (unknown_only: those the site never knew)."""
+    q = sa.select(retired_meter).order_by(retired_meter.c.recorded_at.desc())
+    if unknown_only:
+        q = q.where(retired_meter.c.meter_id.is_(None))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def insert_transfer_request(conn: sa.Connection, **values) -> int:
+    return conn.execute(transfer_request.insert().values(**values).returning(transfer_request.c.id)).scalar_one()
+
+
+def _request_query():
+    new = meter.alias("new_meter")
+    return (sa.select(transfer_request, new.c.address.label("new_address"), account.c.holder_name,
+                      account.c.room_id, account.c.status.label("account_status"))
+            .join(new, new.c.id == transfer_request.c.new_meter_id)
+            .join(account, account.c.id == transfer_request.c.account_id))
+
+
+def transfer_request_by_id(conn: sa.Connection, request_id: int) -> dict | None:
+    row = conn.execute(_request_query().where(transfer_request.c.id == request_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def transfer_requests(conn: sa.Connection, *, state: str | None = None, account_id: int | None = None,
+                      limit: int = 200) -> list[dict]:
+    q = _request_query().order_by(transfer_request.c.id.desc()).limit(limit)
+    if state is not None:
+        q = q.where(transfer_request.c.state == state)
+    if account_id is not None:
+        q = q.where(transfer_request.c.account_id == account_id)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def decide_transfer_request(conn: sa.Connection, request_id: int, old_state: str, new_state: str, **values) -> bool:
+    """old_state -> new_state, once (the state read in this transaction, not assumed)."""
+    return conn.execute(transfer_request.update().where(transfer_request.c.id == request_id,
+                                                        transfer_request.c.state == old_state)
+                        .values(state=new_state, **values)).rowcount == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "accounts, tariffs, ledger, receipts, API clients (issue 4)", create_tables_since(3)),
     Migration(4, "PostgreSQL: BRIN index on readings.ts", lambda conn: _readings_time_index(conn)),
     Migration(5, "purchase-count epochs: meters replaced in place", lambda conn: _count_epochs(conn)),
+    Migration(6, "old meters carried over once (retired_meter), entered transfers awaiting approval",
+              lambda conn: _retired_meters(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -61,6 +63,41 @@ def _count_epochs(conn: sa.Connection) -> None:
             "AND table_name = :t AND column_name = 'count_epoch'"), {"t": table}).scalar()
         if not present:
             conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN count_epoch INTEGER NOT NULL DEFAULT 0"))
+
+
+def _retired_meters(conn: sa.Connection) -> None:
+    """Version 6: the retired_meter and transfer_request tables; every balance already carried over (a live
+    transfer_in) is recorded as its old meter's one carry-over, the earliest if a meter's was carried twice."""
+    create_tables_since(6)(conn)
+    from storage.schema import ledger_entry, meter, retired_meter
+    if conn.execute(sa.select(sa.func.count()).select_from(retired_meter)).scalar():
+        return
+    old = meter.alias("old")
+    rows = conn.execute(
+        sa.select(ledger_entry.c.id, ledger_entry.c.amount, ledger_entry.c.account_id, ledger_entry.c.meter_id,
+                  ledger_entry.c.operator, ledger_entry.c.created_at, ledger_entry.c.count_epoch,
+                  ledger_entry.c.transfer_from, meter.c.address, old.c.id.label("old_id"),
+                  old.c.count_epoch.label("old_epoch"))
+        .join(meter, meter.c.id == ledger_entry.c.meter_id)
+        .outerjoin(old, old.c.address == ledger_entry.c.transfer_from)
+        .where(ledger_entry.c.kind == "transfer_in", ledger_entry.c.state.in_(("pending", "confirmed")))
+        .order_by(ledger_entry.c.id)).mappings().all()
+    seen, out = set(), []
+    for r in rows:
+        if r["transfer_from"]:                      # from another meter, known to the site or not
+            key = (r["transfer_from"], r["old_epoch"] or 0)
+            old_id = r["old_id"]
+        else:                                       # a meter replaced in place: its previous epoch
+            key = (r["address"], max(r["count_epoch"] - 1, 0))
+            old_id = r["meter_id"]
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(dict(address=key[0], count_epoch=key[1], meter_id=old_id, status="retired", balance=r["amount"],
+                        entered=old_id is None, account_id=r["account_id"], new_meter_id=r["meter_id"],
+                        ledger_entry_id=r["id"], recorded_at=r["created_at"], operator=r["operator"]))
+    if out:
+        conn.execute(retired_meter.insert(), out)
 
 
 def current_version(conn: sa.Connection) -> int | None:

@@ -399,6 +399,54 @@ ledger_entry = sa.Table(
     info={"since": 3},
 )
 
+# A balance typed in for an old meter that cannot be read (billing.transfers), above the site's approval
+# amount: it waits here for a second operator, who approves (the transfer_in is queued then) or rejects it.
+transfer_request = sa.Table(
+    "transfer_request", metadata,
+    _pk("transfer_request"),
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("account.id"), nullable=False),
+    sa.Column("old_address", sa.String(12), nullable=False),
+    sa.Column("old_count_epoch", sa.Integer, nullable=False),
+    sa.Column("old_meter_id", sa.Integer, sa.ForeignKey("meter.id")),   # null: a meter the site never knew
+    sa.Column("new_meter_id", sa.Integer, sa.ForeignKey("meter.id"), nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # awaiting_approval | approved | rejected
+    sa.Column("requested_by", sa.String(100), nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("source", sa.String(64)),
+    sa.Column("decided_by", sa.String(100)),
+    sa.Column("decided_at", UtcDateTime),
+    sa.Column("decision_note", sa.String(300)),
+    # no foreign key to ledger_entry or transfer_request here and below: DuckDB refuses to update a row
+    # another table's foreign key points at, and both are updated (settled, decided) after they are referenced
+    sa.Column("ledger_entry_id", sa.Integer),
+    sa.CheckConstraint("amount > 0", name="ck_transfer_request_amount"),
+    info={"since": 6},
+)
+
+# An old meter whose balance was carried over onto another (or waits for approval to be): one row per
+# meter number and purchase-count epoch, so the primary key lets a balance be carried over once, even
+# under two requests at the same moment. A meter the site never knew (meter_id null) exists only here:
+# it is recorded as retired with the balance entered for it. A transfer the meter refused (its command
+# failed or expired) and a rejected request delete their row: that balance may be carried over again.
+retired_meter = sa.Table(
+    "retired_meter", metadata,
+    sa.Column("address", sa.String(12), primary_key=True),
+    sa.Column("count_epoch", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id")),
+    sa.Column("status", sa.String(20), nullable=False),  # awaiting_approval | retired
+    sa.Column("balance", Money, nullable=False),
+    sa.Column("entered", sa.Boolean, nullable=False),    # typed in (the meter could not be read)
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("account.id"), nullable=False),
+    sa.Column("new_meter_id", sa.Integer, sa.ForeignKey("meter.id"), nullable=False),
+    sa.Column("ledger_entry_id", sa.Integer),
+    sa.Column("transfer_request_id", sa.Integer),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    info={"since": 6},
+)
+
 # Payment API clients: bearer tokens, only their SHA-256 stored.
 api_client = sa.Table(
     "api_client", metadata,

@@ -8,10 +8,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from billing.context import BillingContext
+from billing.credit import Actor
 from billing.settings import set_default_tariff
 from billing.tariffs import create_tariff
 from collectors.profiles import ProfileRegistry
 from collectors.topology_import import import_topology
+from core.operators import DEFAULT_ROLE_PERMISSIONS
 from simulator.site import BusSpec, GatewaySpec, MeterSpec, SiteSpec
 from storage.schema import command, ledger_entry, meter
 from storage.timeseries import upsert_meter_state
@@ -89,3 +91,12 @@ def counts(engine: sa.Engine) -> tuple[int, int]:
     with engine.connect() as conn:
         return (conn.execute(sa.select(sa.func.count()).select_from(ledger_entry)).scalar_one(),
                 conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one())
+
+
+def actor(role: str, username: str | None = None, address: str | None = "127.0.0.1") -> Actor:
+    """An operator of `role` holding that role's default permissions, as the dashboard hands it to billing."""
+    return Actor(username or role, DEFAULT_ROLE_PERMISSIONS[role], address=address)
+
+
+def cashier(username: str = "cashier") -> Actor:
+    return actor("cashier", username)

@@ -24,7 +24,7 @@ def main() -> int:
     from storage.engine import dispose, open_engine
     from storage.outbox import meters_with_work
 
-    from tests.billing_support import make_ctx
+    from tests.billing_support import cashier, make_ctx
 
     engine = open_engine(url)
     ctx = make_ctx(engine, utcnow)
@@ -34,7 +34,8 @@ def main() -> int:
     print("READY", flush=True)
     try:
         for i in range(n):
-            view = ledger.sell(ctx, meters[i % len(meters)], amount_of(i), "crash-driver", request_id=f"crash-{i}")
+            view = ledger.sell(ctx, meters[i % len(meters)], amount_of(i), cashier("crash-driver"),
+                               request_id=f"crash-{i}")
             if not view.replayed or i % 5 == 0:
                 dispatcher.run_once()
         for _ in range(50):

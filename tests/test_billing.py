@@ -8,14 +8,14 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from billing import accounts, ledger, tariffs
+from billing import accounts, ledger, tariffs, transfers
 from billing.errors import BillingError
 from billing.settings import hoarding_limit, set_hoarding_limit
 from storage.outbox import meter_transaction
 from storage.schema import account, audit_log, command, ledger_entry, meter, meter_tariff
 
-from tests.billing_support import (NATIONAL_ID, Clock, address, counts, flat_tariff, load_site, make_ctx,
-                                   meter_id, prepaid_site, write_reading)
+from tests.billing_support import (NATIONAL_ID, Clock, actor, address, cashier, counts, flat_tariff, load_site,
+                                   make_ctx, meter_id, prepaid_site, write_reading)
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_every_bad_sale_gets_a_clear_message_and_writes_nothing(ctx, case, meter
         conn.execute(account.update().where(account.c.id == closing.id).values(status="closed"))
     before, audit_before = counts(ctx.engine), _audit_rows(ctx.engine)
     with pytest.raises(BillingError) as err:
-        ledger.sell(ctx, meter_no, amount, "cashier")
+        ledger.sell(ctx, meter_no, amount, cashier("cashier"))
     assert err.value.code == code, case
     assert err.value.message("en") and err.value.message("zh") != err.value.message("en")
     assert counts(ctx.engine) == before and _audit_rows(ctx.engine) == audit_before
@@ -66,11 +66,11 @@ def test_every_bad_sale_gets_a_clear_message_and_writes_nothing(ctx, case, meter
 
 def test_the_hoarding_limit_counts_the_balance_and_sales_still_on_their_way(ctx):
     _open(ctx, address(1))                           # 100.00 on the meter, limit 1000.00
-    ledger.sell(ctx, address(1), "800.00", "cashier")
+    ledger.sell(ctx, address(1), "800.00", cashier("cashier"))
     with pytest.raises(BillingError) as err:
-        ledger.sell(ctx, address(1), "100.01", "cashier")
+        ledger.sell(ctx, address(1), "100.01", cashier("cashier"))
     assert err.value.code == "above_hoarding_limit" and err.value.params["most"] == Decimal("100.00")
-    assert ledger.sell(ctx, address(1), "100.00", "cashier").state == "pending"
+    assert ledger.sell(ctx, address(1), "100.00", cashier("cashier")).state == "pending"
 
 
 def test_the_hoarding_limit_is_a_setting(ctx):
@@ -79,31 +79,31 @@ def test_the_hoarding_limit_is_a_setting(ctx):
         assert hoarding_limit(conn) == Decimal("150.00")
     _open(ctx, address(1))
     with pytest.raises(BillingError):
-        ledger.sell(ctx, address(1), "50.01", "cashier")
+        ledger.sell(ctx, address(1), "50.01", cashier("cashier"))
 
 
 def test_refund_larger_than_the_last_known_balance_is_refused_and_writes_nothing(ctx):
     _open(ctx, address(2))                           # 5.00 yuan
     before = counts(ctx.engine)
     with pytest.raises(BillingError) as err:
-        ledger.refund(ctx, address(2), "5.01", "cashier")
+        ledger.refund(ctx, address(2), "5.01", cashier("cashier"), reason="moved out")
     assert err.value.code == "refund_above_balance"
     assert counts(ctx.engine) == before
-    assert ledger.refund(ctx, address(2), "5.00", "cashier").amount == Decimal("-5.00")
+    assert ledger.refund(ctx, address(2), "5.00", cashier("cashier"), reason="moved out").amount == Decimal("-5.00")
 
 
 def test_a_pending_refund_lowers_what_can_still_be_refunded(ctx):
     _open(ctx, address(2))
-    ledger.refund(ctx, address(2), "3.00", "cashier")
+    ledger.refund(ctx, address(2), "3.00", cashier("cashier"), reason="moved out")
     with pytest.raises(BillingError):
-        ledger.refund(ctx, address(2), "2.01", "cashier")
+        ledger.refund(ctx, address(2), "2.01", cashier("cashier"), reason="moved out")
 
 
 # --- purchase counts ----------------------------------------------------------------------------
 
 def test_a_sale_writes_its_pending_entry_and_its_recharge_with_the_next_purchase_count(ctx):
     _open(ctx, address(1))                           # the meter has made 3 purchases
-    view = ledger.sell(ctx, address(1), "50", "cashier")
+    view = ledger.sell(ctx, address(1), "50", cashier("cashier"))
     assert (view.kind, view.amount, view.state, view.purchase_count) == ("sale", Decimal("50.00"), "pending", 4)
     assert view.receipt_no.startswith("S20261121-") and view.command_state == "queued"
     with ctx.engine.connect() as conn:
@@ -116,15 +116,15 @@ def test_two_cashiers_selling_to_one_meter_at_once_get_consecutive_purchase_coun
     start = threading.Barrier(2)
     results, errors = [], []
 
-    def cashier(name):
+    def sell_five(name):
         try:
             start.wait()
             for _ in range(5):
-                results.append(ledger.sell(ctx, address(1), "10.00", name).purchase_count)
+                results.append(ledger.sell(ctx, address(1), "10.00", cashier(name)).purchase_count)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=cashier, args=(n,)) for n in ("alice", "bob")]
+    threads = [threading.Thread(target=sell_five, args=(n,)) for n in ("alice", "bob")]
     for th in threads:
         th.start()
     for th in threads:
@@ -140,7 +140,8 @@ def test_the_meter_row_is_locked_while_a_count_is_handed_out(ctx):
     entered = threading.Event()
     sold = []
     with meter_transaction(ctx.engine, mid):
-        th = threading.Thread(target=lambda: (entered.set(), sold.append(ledger.sell(ctx, address(1), "1", "bob"))))
+        th = threading.Thread(target=lambda: (entered.set(),
+                                              sold.append(ledger.sell(ctx, address(1), "1", cashier("bob")))))
         th.start()
         entered.wait()
         th.join(0.5)
@@ -151,11 +152,11 @@ def test_the_meter_row_is_locked_while_a_count_is_handed_out(ctx):
 
 def test_a_repeated_request_id_returns_the_first_sale(ctx):
     _open(ctx, address(1))
-    first = ledger.sell(ctx, address(1), "10", "api", request_id="pay-1")
-    again = ledger.sell(ctx, address(1), "10.00", "api", request_id="pay-1")
+    first = ledger.sell(ctx, address(1), "10", cashier("api"), request_id="pay-1")
+    again = ledger.sell(ctx, address(1), "10.00", cashier("api"), request_id="pay-1")
     assert again.replayed and again.receipt_no == first.receipt_no
     with pytest.raises(BillingError) as err:
-        ledger.sell(ctx, address(1), "11", "api", request_id="pay-1")
+        ledger.sell(ctx, address(1), "11", cashier("api"), request_id="pay-1")
     assert err.value.code == "request_id_reused"
     assert counts(ctx.engine)[0] == 1
 
@@ -170,9 +171,9 @@ def _confirm(ctx, receipt):
 
 def test_a_mistaken_sale_is_reversed_by_a_refund_with_the_next_purchase_count(ctx):
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "30", "cashier")
+    sale = ledger.sell(ctx, address(1), "30", cashier("cashier"))
     _confirm(ctx, sale.receipt_no)
-    rev = ledger.reverse_entry(ctx, sale.receipt_no, "cashier", "sold to the wrong room")
+    rev = ledger.reverse_entry(ctx, sale.receipt_no, cashier("cashier"), "sold to the wrong room")
     assert (rev.kind, rev.amount, rev.purchase_count, rev.reverses_receipt_no) == (
         "reversal", Decimal("-30.00"), 5, sale.receipt_no)
     with ctx.engine.connect() as conn:
@@ -182,30 +183,30 @@ def test_a_mistaken_sale_is_reversed_by_a_refund_with_the_next_purchase_count(ct
 
 def test_a_reversal_of_a_reversal_is_refused(ctx):
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "30", "cashier")
+    sale = ledger.sell(ctx, address(1), "30", cashier("cashier"))
     _confirm(ctx, sale.receipt_no)
-    rev = ledger.reverse_entry(ctx, sale.receipt_no, "cashier", "wrong room")
+    rev = ledger.reverse_entry(ctx, sale.receipt_no, cashier("cashier"), "wrong room")
     _confirm(ctx, rev.receipt_no)
     with pytest.raises(BillingError) as err:
-        ledger.reverse_entry(ctx, rev.receipt_no, "cashier", "undo the undo")
+        ledger.reverse_entry(ctx, rev.receipt_no, cashier("cashier"), "undo the undo")
     assert err.value.code == "reversal_not_reversible"
 
 
 def test_an_entry_is_reversed_at_most_once(ctx):
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "30", "cashier")
+    sale = ledger.sell(ctx, address(1), "30", cashier("cashier"))
     _confirm(ctx, sale.receipt_no)
-    ledger.reverse_entry(ctx, sale.receipt_no, "cashier", "wrong room")
+    ledger.reverse_entry(ctx, sale.receipt_no, cashier("cashier"), "wrong room")
     with pytest.raises(BillingError) as err:
-        ledger.reverse_entry(ctx, sale.receipt_no, "cashier", "again")
+        ledger.reverse_entry(ctx, sale.receipt_no, cashier("cashier"), "again")
     assert err.value.code == "already_reversed"
 
 
 def test_the_database_refuses_a_second_reversal_of_one_entry(ctx):
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "30", "cashier")
+    sale = ledger.sell(ctx, address(1), "30", cashier("cashier"))
     _confirm(ctx, sale.receipt_no)
-    first = ledger.reverse_entry(ctx, sale.receipt_no, "cashier", "wrong room")
+    first = ledger.reverse_entry(ctx, sale.receipt_no, cashier("cashier"), "wrong room")
     with ctx.engine.connect() as conn:
         row = dict(conn.execute(sa.select(ledger_entry).where(ledger_entry.c.id == first.id)).mappings().one())
     row.update(id=row["id"] + 1000, receipt_no="V-FORGED", purchase_count=99)
@@ -216,21 +217,21 @@ def test_the_database_refuses_a_second_reversal_of_one_entry(ctx):
 
 def test_an_entry_the_meter_has_not_confirmed_cannot_be_reversed(ctx):
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "30", "cashier")
+    sale = ledger.sell(ctx, address(1), "30", cashier("cashier"))
     with pytest.raises(BillingError) as err:
-        ledger.reverse_entry(ctx, sale.receipt_no, "cashier", "too early")
+        ledger.reverse_entry(ctx, sale.receipt_no, cashier("cashier"), "too early")
     assert err.value.code == "entry_not_confirmed"
 
 
 def test_a_reversal_needs_a_reason(ctx):
     with pytest.raises(BillingError) as err:
-        ledger.reverse_entry(ctx, "S20261121-000001", "cashier", "  ")
+        ledger.reverse_entry(ctx, "S20261121-000001", cashier("cashier"), "  ")
     assert err.value.code == "reason_required"
 
 
 def test_ledger_amount_signs_are_checked_by_the_database(ctx):
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "30", "cashier")
+    sale = ledger.sell(ctx, address(1), "30", cashier("cashier"))
     with ctx.engine.connect() as conn:
         row = dict(conn.execute(sa.select(ledger_entry).where(ledger_entry.c.id == sale.id)).mappings().one())
     row.update(id=row["id"] + 500, receipt_no="S-NEG", amount=Decimal("-1.00"), request_id=None)
@@ -295,41 +296,41 @@ def test_a_meter_added_later_starts_from_its_own_purchase_count(ctx):
     view = _open(ctx, address(1))
     view = accounts.add_meter(ctx, view.id, address(4), "cashier")
     assert [m.address for m in view.meters] == [address(1), address(4)]
-    assert ledger.sell(ctx, address(4), "10", "cashier").purchase_count == 13
+    assert ledger.sell(ctx, address(4), "10", cashier("cashier")).purchase_count == 13
 
 
 def test_an_old_meters_balance_is_carried_over_once(ctx):
     view = _open(ctx, address(1), address(2))
-    moved = accounts.transfer_old_meter_balance(ctx, view.id, address(2), address(1), "cashier")
+    moved = transfers.transfer_old_meter_balance(ctx, view.id, address(2), address(1), cashier("cashier"))
     assert (moved.kind, moved.amount, moved.purchase_count) == ("transfer_in", Decimal("5.00"), 4)
     with ctx.engine.connect() as conn:
         assert conn.execute(sa.select(meter.c.status).where(meter.c.address == address(2))).scalar_one() == "removed"
     with pytest.raises(BillingError) as err:
-        accounts.transfer_old_meter_balance(ctx, view.id, address(2), address(1), "cashier", amount="5",
-                                            reason="again")
+        transfers.transfer_old_meter_balance(ctx, view.id, address(2), address(1), actor("admin"), amount="5",
+                                             reason="again")
     assert err.value.code == "already_transferred"
 
 
 def test_a_balance_typed_in_for_a_dead_meter_needs_a_reason(ctx):
     view = _open(ctx, address(1))
     with pytest.raises(BillingError) as err:
-        accounts.transfer_old_meter_balance(ctx, view.id, "202501010001", address(1), "cashier", amount="12.30")
+        transfers.transfer_old_meter_balance(ctx, view.id, "202501010001", address(1), actor("admin"), amount="12.30")
     assert err.value.code == "reason_required"
-    moved = accounts.transfer_old_meter_balance(ctx, view.id, "202501010001", address(1), "cashier",
-                                                amount="12.30", reason="old meter burnt, balance from its last card")
+    moved = transfers.transfer_old_meter_balance(ctx, view.id, "202501010001", address(1), actor("admin"),
+                                                 amount="12.30", reason="old meter burnt, balance from its last card")
     assert moved.amount == Decimal("12.30")
 
 
 def test_closing_an_account_trips_its_meters_first(ctx):
     view = _open(ctx, address(1))
-    closing = accounts.close_account(ctx, view.id, "cashier")
+    closing = accounts.close_account(ctx, view.id, cashier("cashier"), reason="moved out")
     assert closing.status == "closing"
     with ctx.engine.connect() as conn:
         last = conn.execute(sa.select(command.c.kind, command.c.batch_id).order_by(command.c.id.desc())
                             .limit(1)).one()
     assert (last.kind, last.batch_id) == ("trip", f"close-{view.id}")
     with pytest.raises(BillingError) as err:
-        ledger.sell(ctx, address(1), "10", "cashier")
+        ledger.sell(ctx, address(1), "10", cashier("cashier"))
     assert err.value.code == "account_closed"
 
 
@@ -406,7 +407,7 @@ def test_one_request_id_sent_for_two_meters_at_the_same_moment_sells_once(ctx):
     def client(n):
         start.wait()
         try:
-            outcomes.append(ledger.sell(ctx, address(n), "5", "api", request_id="twice").meter_address)
+            outcomes.append(ledger.sell(ctx, address(n), "5", cashier("api"), request_id="twice").meter_address)
         except BillingError as exc:
             outcomes.append(exc.code)
 
@@ -423,7 +424,7 @@ def test_a_receipt_has_every_field_the_receipt_sheet_prints(ctx):
     from billing.views import receipt
     from dashboard.components.receipt import ReceiptData, receipt_sheet
     _open(ctx, address(1))
-    sale = ledger.sell(ctx, address(1), "123.45", "cashier")
+    sale = ledger.sell(ctx, address(1), "123.45", cashier("cashier"))
     data = receipt(ctx, sale.receipt_no)
     assert data["amount_in_words"] == "壹佰贰拾叁元肆角伍分" and data["holder"] == "张*"
     assert data["issued_at"] == ctx.now() + dt.timedelta(hours=8) and data["room"] == "A-101"

@@ -15,7 +15,7 @@ from billing.tariffs import validate_prices
 from dashboard.components.tariffs import parse_segments, parse_tiers
 from storage.schema import audit_log, command, ledger_entry
 
-from tests.billing_support import NATIONAL_ID, Clock, address, flat_tariff, load_site, make_ctx, prepaid_site, \
+from tests.billing_support import NATIONAL_ID, Clock, address, cashier, flat_tariff, load_site, make_ctx, prepaid_site, \
     write_reading
 
 QR_KEY = b"k" * 32
@@ -66,12 +66,12 @@ def test_a_meter_is_found_by_number_room_part_of_either_or_qr_code(ctx):
 def test_records_follow_every_filter_and_the_site_day(ctx, fixed_now):
     _open(ctx, address(1))
     _open(ctx, address(2), holder="李四")
-    sale = ledger.sell(ctx, address(1), "50.00", "alice")
+    sale = ledger.sell(ctx, address(1), "50.00", cashier("alice"))
     ctx.clock.advance(hours=20)       # 08:00 UTC + 20 h = 04:00 UTC: noon of the next site day (UTC+8)
-    ledger.sell(ctx, address(2), "30.00", "bob")
-    ledger.refund(ctx, address(1), "10.00", "bob", reason="moved")
+    ledger.sell(ctx, address(2), "30.00", cashier("bob"))
+    ledger.refund(ctx, address(1), "10.00", cashier("bob"), reason="moved")
     _confirm_all(ctx)
-    ledger.reverse_entry(ctx, sale.receipt_no, "alice", "wrong meter")
+    ledger.reverse_entry(ctx, sale.receipt_no, cashier("alice"), "wrong meter")
     all_rows = desk.records(ctx, **desk.record_filters(ctx))
     assert [r["kind"] for r in all_rows] == ["reversal", "refund", "sale", "sale"]
     assert all_rows[0]["reverses"] == sale.receipt_no and all_rows[0]["holder"] == "张*"
@@ -89,7 +89,7 @@ def test_records_follow_every_filter_and_the_site_day(ctx, fixed_now):
 
 def test_an_export_returns_the_rows_in_the_order_shown_and_is_logged(ctx):
     _open(ctx, address(1))
-    ids = [ledger.sell(ctx, address(1), f"{n}.00", "alice").id for n in (10, 20, 30)]
+    ids = [ledger.sell(ctx, address(1), f"{n}.00", cashier("alice")).id for n in (10, 20, 30)]
     rows = desk.export_records(ctx, [ids[2], ids[0]], "analyst", shown={"kinds": ["sale"]}, source="10.0.0.7")
     assert [r["amount"] for r in rows] == [Decimal("30.00"), Decimal("10.00")]
     with ctx.engine.connect() as conn:

@@ -35,11 +35,34 @@ def test_amounts_are_written_in_chinese_capital_numerals(amount, words):
     assert amount_in_words(Decimal(amount)) == words
 
 
+# The one amount parser: what a cashier, an API client or a settings file may type, and what it becomes.
+@pytest.mark.parametrize("typed, value", [
+    ("50", "50.00"), ("50.5", "50.50"), (" 50.50 ", "50.50"), ("12.300", "12.30"), (".5", "0.50"), ("50.", "50.00"),
+    ("¥50", "50.00"), ("￥ 50.5", "50.50"), ("\u300050\u3000", "50.00"),
+    ("５０．５", "50.50"), ("５０。５", "50.50"), ("５０", "50.00"),  # full-width, Chinese full stops
+    (7, "7.00"), (Decimal("0.01"), "0.01"), (Decimal("12.300"), "12.30"), ("100000", "100000.00"),
+])
+def test_an_amount_typed_plainly_becomes_an_exact_decimal_to_the_fen(typed, value):
+    assert parse_amount(typed) == Decimal(value) and parse_amount(typed).as_tuple().exponent == -2
+
+
 @pytest.mark.parametrize("typed, code", [
-    ("0", "amount_zero"), ("0.00", "amount_zero"), ("-5", "amount_negative"), ("abc", "amount_not_a_number"),
-    ("12.345", "amount_too_precise"), ("", "amount_missing"), ("NaN", "amount_not_a_number"),
-    ("Infinity", "amount_not_a_number"), (12.5, "amount_not_a_number"), (None, "amount_not_a_number"),
-    ("1e9", "amount_too_large"),
+    (None, "amount_missing"), ("", "amount_missing"), ("   ", "amount_missing"), ("¥", "amount_missing"),
+    ("0", "amount_zero"), ("0.00", "amount_zero"), ("-0", "amount_zero"),
+    ("-5", "amount_negative"), (-5, "amount_negative"),
+    ("abc", "amount_not_a_number"), ("NaN", "amount_not_a_number"), ("Infinity", "amount_not_a_number"),
+    (Decimal("NaN"), "amount_not_a_number"), ("+50", "amount_not_a_number"), ("5 0", "amount_not_a_number"),
+    ("٥", "amount_not_a_number"), ("٥٠.٥", "amount_not_a_number"), ("५०", "amount_not_a_number"),
+    ("5\x000", "amount_not_a_number"), ("=1+1", "amount_not_a_number"), (True, "amount_not_a_number"),
+    (12.5, "amount_not_a_number"), ([50], "amount_not_a_number"), ({"yuan": 50}, "amount_not_a_number"),
+    ("50,5", "amount_decimal_comma"), ("５０，５", "amount_decimal_comma"), ("1,000,5", "amount_decimal_comma"),
+    ("1,000", "amount_thousands_separator"), ("1,000.50", "amount_thousands_separator"),
+    ("１，０００", "amount_thousands_separator"),
+    ("1e3", "amount_exponent"), ("1E+28", "amount_exponent"), ("1e30", "amount_exponent"),
+    (Decimal("1E+3"), "amount_exponent"), (Decimal("1E+30"), "amount_exponent"),  # a JSON number like 1e3
+    ("12.345", "amount_too_precise"), (Decimal("0.001"), "amount_too_precise"),
+    ("100000.01", "amount_too_large"), ("1" * 39, "amount_too_large"), (10 ** 40, "amount_too_large"),
+    pytest.param(10 ** 5000, "amount_too_large", id="ten-to-the-5000"), ("1" * 41, "amount_too_long"),
 ])
 def test_a_bad_amount_is_refused_with_its_own_message_in_both_languages(typed, code):
     with pytest.raises(BillingError) as err:
@@ -49,11 +72,30 @@ def test_a_bad_amount_is_refused_with_its_own_message_in_both_languages(typed, c
     assert en and zh and en != zh and "{" not in en + zh
 
 
-def test_good_amounts_become_exact_decimals_to_the_fen():
-    assert parse_amount("50") == Decimal("50.00")
-    assert parse_amount(" 1,234.5 ") == Decimal("1234.50")
-    assert parse_amount("12.300") == Decimal("12.30")
-    assert parse_amount(Decimal("0.01")) == Decimal("0.01") and parse_amount(7) == Decimal("7.00")
+def test_a_refused_amount_message_shows_what_was_read():
+    with pytest.raises(BillingError) as err:
+        parse_amount("50,5")
+    assert "50,5" in err.value.message("en") and "50,5" in err.value.message("zh")
+    with pytest.raises(BillingError) as err:
+        parse_amount(None)
+    assert err.value.message("en") == "Enter an amount." and "None" not in err.value.message("zh")
+
+
+def test_a_refund_form_says_a_refund_amount_must_be_positive():
+    with pytest.raises(BillingError) as err:
+        parse_amount("-20", negative_code="refund_amount_negative")
+    assert "refund amount must be positive" in err.value.message("en") and "use a refund" not in err.value.message("en")
+
+
+def test_prices_read_four_decimals_and_thresholds_may_be_zero_with_the_same_parser():
+    assert parse_amount("0.5883", decimals=4, maximum=Decimal("100")) == Decimal("0.5883")
+    assert parse_amount("０．６", decimals=4, maximum=Decimal("100")) == Decimal("0.6000")
+    assert parse_amount("0", allow_zero=True) == Decimal("0.00")
+    for bad, code in (("0.58831", "amount_too_precise"), ("100.0001", "amount_too_large"),
+                      ("0,6", "amount_decimal_comma")):
+        with pytest.raises(BillingError) as err:
+            parse_amount(bad, decimals=4, maximum=Decimal("100"))
+        assert err.value.code == code
 
 
 def test_the_one_rounding_rule_rounds_halves_away_from_zero():

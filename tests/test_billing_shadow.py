@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from billing import accounts, ledger, tariffs
+from billing import accounts, ledger, tariffs, transfers
 from billing.context import CHINA_STANDARD_TIME, utcnow
 from billing.demo import seed_demo_billing
 from billing.reconcile import reconcile
@@ -26,7 +26,7 @@ from storage.outbox import open_alarms
 from storage.schema import account_meter, ledger_entry, meter
 from storage.timeseries import append_readings
 
-from tests.billing_support import NATIONAL_ID, Clock, address, flat_tariff, load_site, make_ctx, meter_id, \
+from tests.billing_support import NATIONAL_ID, Clock, address, cashier, flat_tariff, load_site, make_ctx, meter_id, \
     prepaid_site, write_reading
 from tests.conftest import free_port_block
 
@@ -64,7 +64,7 @@ def ctx(any_engine, fixed_now):
 
 def test_shadow_billing_matches_a_meter_that_charges_its_tariff(ctx, fixed_now):
     accounts.open_account(ctx, holder_name="甲", meter_addresses=[address(1)], operator="c", national_id=NATIONAL_ID)
-    sale = ledger.sell(ctx, address(1), "50.00", "c")
+    sale = ledger.sell(ctx, address(1), "50.00", cashier("c"))
     with ctx.engine.begin() as conn:
         store.settle_entry(conn, sale.id, "confirmed", confirmed_at=fixed_now)
     start = fixed_now + dt.timedelta(hours=1)
@@ -159,7 +159,7 @@ def test_shadow_billing_keeps_the_counts_of_a_meter_replaced_in_place_apart(ctx,
                                  national_id=NATIONAL_ID)
     day1 = fixed_now + dt.timedelta(hours=1)
     for _ in range(2):
-        sale = ledger.sell(ctx, address(1), "30.00", "c")
+        sale = ledger.sell(ctx, address(1), "30.00", cashier("c"))
         with ctx.engine.begin() as conn:
             store.settle_entry(conn, sale.id, "confirmed", confirmed_at=fixed_now)
     left = _series(ctx.engine, address(1), day1, 40, kwh=0.5, cost=Decimal("0.30"), balance=Decimal("100.00"),
@@ -167,11 +167,11 @@ def test_shadow_billing_keeps_the_counts_of_a_meter_replaced_in_place_apart(ctx,
     swap = day1 + dt.timedelta(days=1)
     ctx.clock.now = swap
     write_reading(ctx.engine, address(1), balance="0.00", purchase_count=0, ts=swap)   # the new meter
-    moved = accounts.replace_meter_in_place(ctx, view.id, address(1), "c")
+    moved = transfers.replace_meter_in_place(ctx, view.id, address(1), cashier("c"))
     assert moved.amount == left and moved.purchase_count == 1
     entries = [moved]
     for _ in range(4):
-        entries.append(ledger.sell(ctx, address(1), "10.00", "c"))
+        entries.append(ledger.sell(ctx, address(1), "10.00", cashier("c")))
     with ctx.engine.begin() as conn:
         for e in entries:
             store.settle_entry(conn, e.id, "confirmed", confirmed_at=swap)

@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import sqlalchemy as sa
 
-from billing import accounts, ledger
+from billing import accounts, ledger, transfers
 from billing.context import utcnow
 from billing.errors import BillingError
 from billing.reconcile import reconcile
@@ -24,7 +24,8 @@ from simulator.tariff import MODE_TIERED, TIERED_DEMO
 from storage.outbox import count_attempt, open_alarms
 from storage.schema import audit_log, command, gateway, meter, meter_state
 
-from tests.billing_support import NATIONAL_ID, address, flat_tariff, load_site, make_ctx, meter_id, prepaid_site
+from tests.billing_support import (NATIONAL_ID, actor, address, cashier, flat_tariff, load_site, make_ctx, meter_id,
+                                   prepaid_site)
 from tests.conftest import free_port_block
 from tests.webclient import db_snapshot
 
@@ -68,7 +69,7 @@ def world(any_engine):
 
 def test_a_sale_is_applied_on_the_meter_and_confirms_its_entry(world):
     world.open(1)
-    sale = ledger.sell(world.ctx, address(1), "50.00", "cashier")
+    sale = ledger.sell(world.ctx, address(1), "50.00", cashier("cashier"))
     summary = world.dispatcher.run_once()
     assert summary.acked == 1 and summary.failed == 0
     done = world.entry(sale.receipt_no)
@@ -94,12 +95,12 @@ def test_two_cashiers_selling_to_one_meter_at_the_same_moment_are_both_applied(w
     start = threading.Barrier(2)
     sold = []
 
-    def cashier(name, amount):
+    def sell(name, amount):
         start.wait()
-        sold.append(ledger.sell(world.ctx, address(1), amount, name))
+        sold.append(ledger.sell(world.ctx, address(1), amount, cashier(name)))
 
-    threads = [threading.Thread(target=cashier, args=("alice", "10.00")),
-               threading.Thread(target=cashier, args=("bob", "20.00"))]
+    threads = [threading.Thread(target=sell, args=("alice", "10.00")),
+               threading.Thread(target=sell, args=("bob", "20.00"))]
     for th in threads:
         th.start()
     for th in threads:
@@ -112,7 +113,7 @@ def test_two_cashiers_selling_to_one_meter_at_the_same_moment_are_both_applied(w
 
 def test_a_command_resent_after_a_crash_is_not_credited_twice(world):
     world.open(1)
-    sale = ledger.sell(world.ctx, address(1), "25.00", "cashier")
+    sale = ledger.sell(world.ctx, address(1), "25.00", cashier("cashier"))
     with world.engine.begin() as conn:  # the dispatcher marked it sent, wrote the frame, then died
         cmd = dict(conn.execute(sa.select(command).where(command.c.ledger_entry_id == sale.id)).mappings().one())
         count_attempt(conn, cmd["id"], utcnow())
@@ -130,7 +131,7 @@ def test_a_command_resent_after_a_crash_is_not_credited_twice(world):
 def test_count_mismatch_opens_a_reconciliation_alarm_and_fails_the_sale(world):
     world.open(1)
     world.field.reset_meter_counter(address(1))  # meter swapped behind billing's back: its count is 0 now
-    sale = ledger.sell(world.ctx, address(1), "10.00", "cashier")
+    sale = ledger.sell(world.ctx, address(1), "10.00", cashier("cashier"))
     world.dispatcher.run_once()
     done = world.entry(sale.receipt_no)
     assert (done.state, done.failure, done.command_result) == ("failed", "COUNT_MISMATCH", "COUNT_MISMATCH")
@@ -142,8 +143,8 @@ def test_count_mismatch_opens_a_reconciliation_alarm_and_fails_the_sale(world):
 
 def test_a_refused_refund_fails_and_the_sales_after_it_move_down_one_count(world):
     world.open(2)                                      # 5.00 yuan, 7 purchases
-    refund = ledger.refund(world.ctx, address(2), "5.00", "cashier")
-    sale = ledger.sell(world.ctx, address(2), "10.00", "cashier")
+    refund = ledger.refund(world.ctx, address(2), "5.00", cashier("cashier"), reason="moved out")
+    sale = ledger.sell(world.ctx, address(2), "10.00", cashier("cashier"))
     assert (refund.purchase_count, sale.purchase_count) == (8, 9)
     world.field.meter(address(2)).balance_fen = 400     # the room used 1.00 yuan meanwhile
     world.dispatcher.run_once()
@@ -156,7 +157,7 @@ def test_a_refused_refund_fails_and_the_sales_after_it_move_down_one_count(world
 def test_a_command_to_an_unreachable_meter_waits_then_expires(world):
     world.open(4)
     world.field.set_gateway_down("GW-A", True)
-    sale = ledger.sell(world.ctx, address(4), "10.00", "cashier")
+    sale = ledger.sell(world.ctx, address(4), "10.00", cashier("cashier"))
     summary = world.dispatcher.run_once()
     assert summary.undelivered == 1 and world.entry(sale.receipt_no).command_state == "queued"
     world.dispatcher.expire_after = dt.timedelta(seconds=0)
@@ -164,13 +165,13 @@ def test_a_command_to_an_unreachable_meter_waits_then_expires(world):
     done = world.entry(sale.receipt_no)
     assert (done.state, done.command_state) == ("failed", "expired")
     world.field.set_gateway_down("GW-A", False)
-    again = ledger.sell(world.ctx, address(4), "10.00", "cashier")
+    again = ledger.sell(world.ctx, address(4), "10.00", cashier("cashier"))
     assert again.purchase_count == 13, "the expired count is handed out again"
 
 
 def test_closing_an_account_refunds_the_whole_balance_and_frees_its_meters(world):
     view = world.open(1, 2)
-    accounts.close_account(world.ctx, view.id, "cashier", reason="moved out")
+    accounts.close_account(world.ctx, view.id, cashier("cashier"), reason="moved out")
     world.dispatcher.run_once()   # trips; their answers carry the balances; closing refunds queued
     world.dispatcher.run_once()   # closing refunds
     done = accounts.get_account(world.ctx, view.id)
@@ -187,21 +188,22 @@ def test_closing_an_account_refunds_the_whole_balance_and_frees_its_meters(world
 
 def test_a_reversal_the_meter_never_applied_says_how_to_put_the_money_right(world):
     world.open(4)
-    sale = ledger.sell(world.ctx, address(4), "30.00", "cashier")
+    sale = ledger.sell(world.ctx, address(4), "30.00", cashier("cashier"))
     world.dispatcher.run_once()
     assert world.entry(sale.receipt_no).state == "confirmed"
     world.field.set_gateway_down("GW-A", True)
-    rev = ledger.reverse_entry(world.ctx, sale.receipt_no, "cashier", "sold to the wrong room")
+    rev = ledger.reverse_entry(world.ctx, sale.receipt_no, cashier("cashier"), "sold to the wrong room")
     world.dispatcher.expire_after = dt.timedelta(seconds=0)
     world.dispatcher.run_once()
     assert world.entry(rev.receipt_no).state == "failed"
     world.field.set_gateway_down("GW-A", False)
     with pytest.raises(BillingError) as err:
-        ledger.reverse_entry(world.ctx, sale.receipt_no, "cashier", "again")
+        ledger.reverse_entry(world.ctx, sale.receipt_no, cashier("cashier"), "again")
     assert err.value.code == "reversal_failed_before" and rev.receipt_no in err.value.message("en")
     assert "退电" in err.value.message("zh")
     world.dispatcher.expire_after = dt.timedelta(hours=24)
-    fix = ledger.refund(world.ctx, address(4), "30.00", "cashier", reason=f"reversal {rev.receipt_no} not applied")
+    fix = ledger.refund(world.ctx, address(4), "30.00", cashier("cashier"),
+                        reason=f"reversal {rev.receipt_no} not applied")
     world.dispatcher.run_once()
     assert world.entry(fix.receipt_no).state == "confirmed"
     assert world.meter(4).balance_fen == 2000, "20.00 before the mistaken sale, 20.00 after it is put right"
@@ -211,7 +213,7 @@ def _dead_meter_closing(world):
     """Account with meters 1 and 2; meter 2 stops answering; closing settles 1 and refuses 2."""
     view = world.open(1, 2)
     world.field.set_meter_offline(address(2), True)
-    accounts.close_account(world.ctx, view.id, "cashier", reason="moved out")
+    accounts.close_account(world.ctx, view.id, cashier("cashier"), reason="moved out")
     world.dispatcher.run_once()                  # meter 1 trips; meter 2 does not answer
     world.dispatcher.expire_after = dt.timedelta(seconds=0)
     world.dispatcher.run_once()                  # meter 1's closing refund; meter 2's trip expires
@@ -225,7 +227,7 @@ def test_a_dead_meter_is_settled_by_hand_and_the_account_closes(world):
     with world.engine.connect() as conn:
         commands_before = conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one()
 
-    done = accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="5.00",
+    done = accounts.settle_meter_by_hand(world.ctx, view.id, address(2), cashier("cashier"), amount="5.00",
                                          reason="meter burnt; its display read 5.00")
     assert done.account.status == "closed" and done.refund == Decimal("5.00")
     refunds = {e.meter_address: e for e in ledger.account_entries(world.ctx, view.id) if e.kind == "closing_refund"}
@@ -244,35 +246,35 @@ def test_a_dead_meter_is_settled_by_hand_and_the_account_closes(world):
     assert accounts.closing_status(world.ctx, view.id) == {address(1): "settled", address(2): "by_hand"}
     # the meter was still holding 5.00: nothing sold or refunded on it afterwards
     with pytest.raises(BillingError):
-        ledger.sell(world.ctx, address(2), "10.00", "cashier")
+        ledger.sell(world.ctx, address(2), "10.00", cashier("cashier"))
 
 
 def test_settling_by_hand_is_refused_while_the_meter_may_still_answer(world):
     view = world.open(1, 2)
     with pytest.raises(BillingError) as err:
-        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="5", reason="dead")
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), cashier("cashier"), amount="5", reason="dead")
     assert err.value.code == "account_not_closing"
     world.field.set_meter_offline(address(2), True)
-    accounts.close_account(world.ctx, view.id, "cashier")
+    accounts.close_account(world.ctx, view.id, cashier("cashier"), reason="moved out")
     world.dispatcher.run_once()                  # meter 2's trip still waiting to be delivered
     with pytest.raises(BillingError) as err:
-        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="5", reason="dead")
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), cashier("cashier"), amount="5", reason="dead")
     assert err.value.code == "closing_meter_answering"
     world.dispatcher.run_once()
     with pytest.raises(BillingError) as err:     # meter 1 answered and was refunded: it needs no hand
-        accounts.settle_meter_by_hand(world.ctx, view.id, address(1), "cashier", amount="5", reason="dead")
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(1), cashier("cashier"), amount="5", reason="dead")
     assert err.value.code == "closing_meter_settled"
 
 
 @pytest.mark.parametrize("amount, reason, code", [
-    ("", "dead", "amount_missing"), ("-1", "dead", "amount_negative"), ("1.234", "dead", "amount_too_precise"),
+    ("", "dead", "amount_missing"), ("-1", "dead", "refund_amount_negative"), ("1.234", "dead", "amount_too_precise"),
     ("abc", "dead", "amount_not_a_number"), ("5", "  ", "reason_required"),
 ])
 def test_settling_by_hand_with_bad_input_writes_nothing(world, amount, reason, code):
     view = _dead_meter_closing(world)
     before = db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle", "audit_log"})
     with pytest.raises(BillingError) as err:
-        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount=amount, reason=reason)
+        accounts.settle_meter_by_hand(world.ctx, view.id, address(2), cashier("cashier"), amount=amount, reason=reason)
     assert err.value.code == code
     assert db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle",
                                               "audit_log"}) == before
@@ -280,7 +282,7 @@ def test_settling_by_hand_with_bad_input_writes_nothing(world, amount, reason, c
 
 def test_a_dead_meter_with_nothing_left_closes_without_a_refund(world):
     view = _dead_meter_closing(world)
-    done = accounts.settle_meter_by_hand(world.ctx, view.id, address(2), "cashier", amount="0",
+    done = accounts.settle_meter_by_hand(world.ctx, view.id, address(2), cashier("cashier"), amount="0",
                                          reason="meter dead; balance was 0.00 at its last reading")
     assert done.account.status == "closed" and done.refund == Decimal("0.00") and done.receipt_no is None
     assert [e.meter_address for e in ledger.account_entries(world.ctx, view.id)
@@ -290,7 +292,7 @@ def test_a_dead_meter_with_nothing_left_closes_without_a_refund(world):
 def _replaced_in_place(world, n: int = 1):
     """Meter n, billed, sells 20.00 and is read; then it is swapped for a new meter keeping its number."""
     view = world.open(n)
-    sale = ledger.sell(world.ctx, address(n), "20.00", "cashier")
+    sale = ledger.sell(world.ctx, address(n), "20.00", cashier("cashier"))
     world.dispatcher.run_once()
     world.collector.run_cycle()
     before = world.entry(sale.receipt_no)
@@ -308,7 +310,7 @@ def test_a_meter_replaced_in_place_starts_its_counts_again_and_keeps_its_money(w
     assert last == 0 and sale.balance_after == Decimal("120.00")
 
     # the same number on both sides of "carry an old meter's balance over"
-    moved = accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+    moved = transfers.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), cashier("cashier"))
     assert moved.kind == "transfer_in" and moved.purchase_count == 1
     assert Decimal("119.00") <= moved.amount <= Decimal("120.00"), "the balance at the last reading before the swap"
     # a second registration, before and after the next reading, is refused (the balance is carried once)
@@ -317,13 +319,13 @@ def test_a_meter_replaced_in_place_starts_its_counts_again_and_keeps_its_money(w
             world.dispatcher.run_once()
             world.collector.run_cycle()
         with pytest.raises(BillingError) as err:
-            accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+            transfers.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), cashier("cashier"))
         assert err.value.code == code
     world.dispatcher.run_once()              # tariff, limits, prepaid control, then the transfer
     done = world.entry(moved.receipt_no)
     assert (done.state, done.command_result) == ("confirmed", "APPLIED")
     assert (world.meter(1).purchase_count, world.meter(1).balance_fen) == (1, int(moved.amount * 100))
-    again = ledger.sell(world.ctx, address(1), "10.00", "cashier")
+    again = ledger.sell(world.ctx, address(1), "10.00", cashier("cashier"))
     assert again.purchase_count == 2
     world.dispatcher.run_once()
     assert world.entry(again.receipt_no).state == "confirmed"
@@ -340,7 +342,7 @@ def test_a_meter_that_was_not_reset_cannot_take_its_own_balance(world):
     world.collector.run_cycle()
     before = db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle", "audit_log"})
     with pytest.raises(BillingError) as err:
-        accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+        transfers.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), cashier("cashier"))
     assert err.value.code == "meter_not_reset"
     assert db_snapshot(world.engine, exclude={"readings", "meter_state", "bus_state", "poll_cycle",
                                               "audit_log"}) == before
@@ -349,23 +351,25 @@ def test_a_meter_that_was_not_reset_cannot_take_its_own_balance(world):
 def test_a_replacement_in_place_waits_for_money_still_on_its_way(world):
     view, _sale = _replaced_in_place(world)
     world.field.set_gateway_down("GW-A", True)
-    stuck = ledger.sell(world.ctx, address(1), "5.00", "cashier")   # queued before anyone noticed the swap
+    stuck = ledger.sell(world.ctx, address(1), "5.00", cashier("cashier"))   # queued before anyone noticed the swap
     with pytest.raises(BillingError) as err:
-        accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier")
+        transfers.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), cashier("cashier"))
     assert err.value.code == "money_in_flight"
     world.dispatcher.expire_after = dt.timedelta(seconds=0)
     world.dispatcher.run_once()
     assert world.entry(stuck.receipt_no).state == "failed"
     world.field.set_gateway_down("GW-A", False)
     world.dispatcher.expire_after = dt.timedelta(hours=24)
-    moved = accounts.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), "cashier",
-                                                amount="118.50", reason="display of the old meter read 118.50")
+    asked = transfers.transfer_old_meter_balance(world.ctx, view.id, address(1), address(1), actor("admin"),
+                                                 amount="118.50", reason="display of the old meter read 118.50")
+    assert asked.state == "awaiting_approval"       # typed in, above the approval amount: a second operator
+    moved = transfers.approve_transfer(world.ctx, asked.id, actor("manager"))
     assert (moved.amount, moved.purchase_count) == (Decimal("118.50"), 1)
 
 
 def test_reconciliation_is_quiet_when_meters_and_ledger_agree(world):
     world.open(1, 2)
-    ledger.sell(world.ctx, address(1), "10.00", "cashier")
+    ledger.sell(world.ctx, address(1), "10.00", cashier("cashier"))
     world.collector.run_cycle()
     world.collector.run_cycle()
     with world.engine.connect() as conn:

@@ -11,7 +11,7 @@ from flask import Flask
 from billing import accounts, ledger, qr
 from dashboard.selfservice import customer_pages
 
-from tests.billing_support import NATIONAL_ID, Clock, address, flat_tariff, load_site, make_ctx, prepaid_site, \
+from tests.billing_support import NATIONAL_ID, Clock, address, cashier, flat_tariff, load_site, make_ctx, prepaid_site, \
     write_reading
 
 KEY = bytes(range(100, 132))
@@ -59,7 +59,7 @@ def page(any_engine, fixed_now):
     write_reading(any_engine, address(1), balance="88.50", purchase_count=3, ts=fixed_now - dt.timedelta(minutes=5))
     view = accounts.open_account(ctx, holder_name="王小明", meter_addresses=[address(1)], operator="cashier",
                                  national_id=NATIONAL_ID)
-    ledger.sell(ctx, address(1), "20.00", "cashier")
+    ledger.sell(ctx, address(1), "20.00", cashier("cashier"))
     app = Flask(__name__)
     app.register_blueprint(customer_pages(ctx, KEY))
     return app.test_client(), view

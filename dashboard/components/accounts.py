@@ -37,6 +37,10 @@ ACC_RECEIPT_PRINT, ACC_PRINTED = "acc-receipt-print", "acc-printed"
 ACC_EV_KIND, ACC_EV_FROM, ACC_EV_TO = "acc-ev-kind", "acc-ev-from", "acc-ev-to"
 ACC_EV_BUILDING, ACC_EV_OPERATOR, ACC_EV_TEXT = "acc-ev-building", "acc-ev-operator", "acc-ev-text"
 ACC_EV_SEARCH, ACC_EV_GRID, ACC_EV_COUNT = "acc-ev-search", "acc-ev-grid", "acc-ev-count"
+# entered transfers awaiting a second operator
+ACC_APPROVALS, ACC_APPROVAL_LIST, ACC_APPROVAL_PICK = "acc-approvals", "acc-approval-list", "acc-approval-pick"
+ACC_APPROVAL_NOTE, ACC_APPROVE, ACC_REJECT = "acc-approval-note", "acc-approve", "acc-reject"
+ACC_APPROVAL_RESULT, ACC_APPROVAL_REFRESH = "acc-approval-result", "acc-approval-refresh"
 
 STATUSES = ("open", "closing", "closed")
 
@@ -292,16 +296,68 @@ def event_rows(rows: list[dict], event: str, lang: str) -> list[dict]:
              "status": t(f"cashier.state.{r['status']}", lang)} for r in rows]
 
 
-def accounts_page(lang: str, *, may_open: bool, buildings: list[str], tariffs: list[dict],
-                  operators: list[str]) -> dbc.Container:
+def approval_list(requests: list, lang: str) -> html.Div:
+    """billing.transfers.transfers_awaiting: each entered transfer waiting for a second operator."""
+    if not requests:
+        return html.P(t("accounts.no_approvals", lang), className="text-muted small", id="acc-no-approvals")
+    cols = ("request", "account", "old_meter", "new_meter", "amount", "reason", "requested_by")
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th(t(f"accounts.approval_col.{c}", lang)) for c in cols])),
+        html.Tbody([html.Tr([
+            html.Td(str(r.id), className="font-monospace"),
+            html.Td(f"{r.account_id} · {r.holder} · {r.room}".strip(" ·")),
+            html.Td([html.Span(r.old_address, className="font-monospace me-1"),
+                     html.Span(t("accounts.old_meter_unknown", lang), className="badge text-bg-light")
+                     if not r.old_known else ""]),
+            html.Td(r.new_address, className="font-monospace"),
+            html.Td(yuan(r.amount), className="text-end"),
+            html.Td(r.reason),
+            html.Td(f"{r.requested_by} · {when(r.requested_at)}"),
+        ], **{"data-request": str(r.id)}) for r in requests]),
+    ], size="sm", striped=True, responsive=True, className="small", id="acc-approval-table")
+
+
+def approval_options(requests: list) -> list[dict]:
+    return [{"label": f"{r.id} · {r.old_address} → {r.new_address} · {yuan(r.amount)}", "value": r.id}
+            for r in requests]
+
+
+def approvals_panel(requests: list, lang: str) -> html.Div:
+    """Entered transfers above the site's approval amount: a second operator approves or rejects each."""
+    return html.Div([
+        html.P(t("accounts.approvals_help", lang), className="form-text"),
+        html.Div(approval_list(requests, lang), id=ACC_APPROVAL_LIST),
+        dbc.Row([
+            field(t("accounts.approval_pick", lang),
+                  dcc.Dropdown(id=ACC_APPROVAL_PICK, options=approval_options(requests),
+                               placeholder=t("accounts.choose", lang)), ACC_APPROVAL_PICK, xs=12, md=5),
+            field(t("accounts.approval_note", lang), dbc.Input(id=ACC_APPROVAL_NOTE, autoComplete="off"),
+                  ACC_APPROVAL_NOTE, xs=12, md=7),
+        ], className="g-2 mb-2"),
+        dbc.Button(t("accounts.approve_button", lang), id=ACC_APPROVE, color="success", className="me-2"),
+        dbc.Button(t("accounts.reject_button", lang), id=ACC_REJECT, color="danger", outline=True, className="me-2"),
+        dbc.Button(t("accounts.approvals_refresh", lang), id=ACC_APPROVAL_REFRESH, color="secondary", outline=True),
+        html.Div(id=ACC_APPROVAL_RESULT, role="status", className="mt-2"),
+    ], className="pt-3")
+
+
+def accounts_page(lang: str, *, may_open: bool, may_find: bool = True, approvals: list | None = None,
+                  buildings: list[str], tariffs: list[dict], operators: list[str]) -> dbc.Container:
+    """The page's tabs by what the operator may do; `approvals` (None: not theirs to decide) the waiting requests."""
     tabs = []
     if may_open:
         tabs.append(dbc.Tab(open_form(buildings, tariffs, lang), label=t("accounts.tab_open", lang), tab_id="open"))
-    tabs += [dbc.Tab(find_panel(lang), label=t("accounts.tab_find", lang), tab_id="find"),
-             dbc.Tab(events_panel(buildings, operators, lang), label=t("accounts.tab_events", lang), tab_id="events")]
+    if may_find:
+        tabs += [dbc.Tab(find_panel(lang), label=t("accounts.tab_find", lang), tab_id="find"),
+                 dbc.Tab(events_panel(buildings, operators, lang), label=t("accounts.tab_events", lang),
+                         tab_id="events")]
+    if approvals is not None:
+        label = t("accounts.tab_approvals", lang) + (f" ({len(approvals)})" if approvals else "")
+        tabs.append(dbc.Tab(approvals_panel(approvals, lang), label=label, tab_id=ACC_APPROVALS))
+    active = "open" if may_open else "find" if may_find else ACC_APPROVALS
     return dbc.Container([
         html.H1(t("accounts.heading", lang), className="h4"),
-        dbc.Tabs(tabs, id=ACC_TABS, active_tab="open" if may_open else "find"),
+        dbc.Tabs(tabs, id=ACC_TABS, active_tab=active),
         dcc.Store(id=ACC_SELECTED),
     ], fluid=True, id="accounts-page")
 

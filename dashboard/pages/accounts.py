@@ -13,7 +13,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app, request
 
 from billing import accounts as billing_accounts
-from billing import desk
+from billing import desk, transfers
 from billing.errors import BillingError
 from billing.ledger import get_entry
 from billing.tariffs import tariff_list
@@ -21,19 +21,22 @@ from billing.views import receipt
 from dashboard import access
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
-    ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_BUILDING, ACC_CARD, ACC_CARD_PREVIEW, ACC_CARD_SAVED,
+    ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_APPROVAL_LIST, ACC_APPROVAL_NOTE, ACC_APPROVAL_PICK,
+    ACC_APPROVAL_REFRESH, ACC_APPROVAL_RESULT, ACC_APPROVE, ACC_BUILDING, ACC_REJECT, ACC_CARD, ACC_CARD_PREVIEW,
+    ACC_CARD_SAVED,
     ACC_CARD_SVG, ACC_CLOSE_CONFIRM, ACC_CLOSE_REASON, ACC_DETAIL, ACC_ENTRY, ACC_EV_BUILDING, ACC_EV_COUNT,
     ACC_EV_FROM, ACC_EV_GRID, ACC_EV_KIND, ACC_EV_OPERATOR, ACC_EV_SEARCH, ACC_EV_TEXT, ACC_EV_TO, ACC_EXTRA_METERS,
     ACC_FIND, ACC_GRID, ACC_HAND_AMOUNT, ACC_HAND_CONFIRM, ACC_HAND_METER, ACC_HAND_REASON, ACC_HOLDER, ACC_NATIONAL_ID, ACC_NEW_METER, ACC_OLD_METER, ACC_OPEN, ACC_OPEN_RESULT,
     ACC_PHONE, ACC_PRINTED, ACC_RECEIPT, ACC_RECEIPT_PRINT, ACC_ROOM, ACC_ROOM_METERS, ACC_SEARCH, ACC_SELECTED,
     ACC_STATUS, ACC_TARIFF, ACC_TICK, ACC_TRANSFER, ACC_TRANSFER_AMOUNT, ACC_TRANSFER_MODE, ACC_TRANSFER_REASON,
-    STATUSES, account_detail, account_rows, accounts_page, card_svg, event_rows, room_meter_options,
+    STATUSES, account_detail, account_rows, accounts_page, approval_list, approval_options, card_svg, event_rows,
+    room_meter_options,
 )
 from dashboard.components.cashier import error_alert, notice, receipt_block
 from dashboard.i18n import request_lang, t
-from dashboard.services import billing, operator_name
+from dashboard.services import actor, billing, operator_name
 
-OPEN, CLOSE = "account.open", "account.close"
+OPEN, CLOSE, ENTERED = "account.open", "account.close", "transfer.entered"
 ACC_RECEIPT_NO = "acc-receipt-no"   # dcc.Store written by the entry buttons (plain callback)
 OPEN_PRINT = "acc-open-print"
 dash.register_page(__name__, path="/accounts", title="Wattline", name="accounts")
@@ -45,7 +48,9 @@ def layout(**_query):
     if denied is not None:
         return denied
     ctx_ = billing()
-    page = accounts_page(lang, may_open=allowed(OPEN), buildings=desk.buildings(ctx_),
+    page = accounts_page(lang, may_open=allowed(OPEN), may_find=allowed(OPEN) or allowed(CLOSE),
+                         approvals=transfers.transfers_awaiting(ctx_) if allowed(ENTERED) else None,
+                         buildings=desk.buildings(ctx_),
                          tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)],
                          operators=desk.account_operators(ctx_))
     page.children.append(dcc.Store(id=ACC_RECEIPT_NO))
@@ -228,18 +233,24 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
     ctx_ = billing()
     entered = mode == "entered"
     try:
-        entry = billing_accounts.transfer_old_meter_balance(
-            ctx_, aid, str(old or ""), str(new or ""), operator_name(), amount=(amount or "") if entered else None,
-            reason=reason if isinstance(reason, str) else None, remote=source_address())
+        result = transfers.transfer_old_meter_balance(
+            ctx_, aid, str(old or ""), str(new or ""), actor(), entered=entered,
+            amount=amount if entered and isinstance(amount, (str, int)) else None,
+            reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
         return _refused(error_alert(exc, lang), 1)
-    if entry is None:   # a meter replaced in place with nothing left to carry over
+    if result is None:   # a meter replaced in place with nothing left to carry over
         done = notice(t("accounts.replaced_in_place", lang, meter=str(old).strip()), "success", id="acc-action-ok")
         return (*_after_action(aid, lang, done), None)
-    done = notice(t("accounts.transferred", lang, amount=f"¥{entry.amount:,.2f}", old=str(old).strip(),
-                    new=entry.meter_address), "success", id="acc-action-ok")
-    block = receipt_block(receipt(ctx_, entry.receipt_no), lang, command_state=entry.command_state,
-                          entry_state=entry.state, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
+    if isinstance(result, transfers.TransferRequestView):   # waits for a second operator
+        done = html.Div(notice(t("accounts.transfer_requested", lang, request=result.id,
+                                 amount=f"¥{result.amount:,.2f}", old=result.old_address), "info"),
+                        id="acc-action-ok", **{"data-request": str(result.id)})
+        return (*_after_action(aid, lang, done), None)
+    done = notice(t("accounts.transferred", lang, amount=f"¥{result.amount:,.2f}", old=str(old).strip(),
+                    new=result.meter_address), "success", id="acc-action-ok")
+    block = receipt_block(receipt(ctx_, result.receipt_no), lang, command_state=result.command_state,
+                          entry_state=result.state, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
                           block_id="acc-receipt-block")
     return (*_after_action(aid, lang, done), block)
 
@@ -254,8 +265,7 @@ def close_account(n_clicks, account_id, reason):
     if aid is None:
         return _refused(notice(t("accounts.pick_account", lang)))
     try:
-        billing_accounts.close_account(billing(), aid, operator_name(), reason=reason if isinstance(reason, str) else None,
-                                       remote=source_address())
+        billing_accounts.close_account(billing(), aid, actor(), reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
         return _refused(error_alert(exc, lang))
     return _after_action(aid, lang, notice(t("accounts.closing_started", lang, id=aid), "info", id="acc-action-ok"))
@@ -279,8 +289,8 @@ def settle_by_hand(n_clicks, account_id, address, amount, reason):
     address = str(address or "").strip()
     try:
         done_ = billing_accounts.settle_meter_by_hand(
-            ctx_, aid, address, operator_name(), amount=amount if isinstance(amount, (str, int)) else None,
-            reason=reason if isinstance(reason, str) else None, remote=source_address())
+            ctx_, aid, address, actor(), amount=amount if isinstance(amount, (str, int)) else None,
+            reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
         return _refused(error_alert(exc, lang), 3)
     amount_text = f"¥{done_.refund:,.2f}"
@@ -290,6 +300,69 @@ def settle_by_hand(n_clicks, account_id, address, amount, reason):
         block = receipt_block(receipt(ctx_, done_.receipt_no), lang, command_state=None, entry_state="confirmed",
                               print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state", block_id="acc-receipt-block")
     return (*_after_action(aid, lang, done), block, "", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# entered transfers awaiting a second operator
+def _approvals(lang: str):
+    waiting = transfers.transfers_awaiting(billing())
+    return approval_list(waiting, lang), approval_options(waiting)
+
+
+@guarded_callback("accounts.approvals", ENTERED, Output(ACC_APPROVAL_LIST, "children"),
+                  Output(ACC_APPROVAL_PICK, "options"), Input(ACC_APPROVAL_REFRESH, "n_clicks"),
+                  changes_state=False, prevent_initial_call=True)
+def refresh_approvals(n_clicks):
+    if not n_clicks:
+        raise PreventUpdate
+    return _approvals(request_lang())
+
+
+def _decide(decision, request_id, note):
+    """Approve or reject the chosen request: (result, list, options, chosen, note) for the outputs."""
+    lang = request_lang()
+    if request_id in (None, ""):
+        return (notice(t("accounts.approval_pick_first", lang), id="acc-approval-error"),) + (no_update,) * 4
+    try:
+        message = decision(request_id, note if isinstance(note, str) else None, lang)
+    except BillingError as exc:
+        return (error_alert(exc, lang, ident="acc-approval-error"),) + (no_update,) * 4
+    listing, options = _approvals(lang)
+    return message, listing, options, None, ""
+
+
+def _decision_outputs():
+    return [Output(ACC_APPROVAL_RESULT, "children", allow_duplicate=True),
+            Output(ACC_APPROVAL_LIST, "children", allow_duplicate=True),
+            Output(ACC_APPROVAL_PICK, "options", allow_duplicate=True), Output(ACC_APPROVAL_PICK, "value"),
+            Output(ACC_APPROVAL_NOTE, "value")]
+
+
+@guarded_callback("accounts.approve", ENTERED, *_decision_outputs(), Input(ACC_APPROVE, "n_clicks"),
+                  State(ACC_APPROVAL_PICK, "value"), State(ACC_APPROVAL_NOTE, "value"), prevent_initial_call=True)
+def approve_transfer(n_clicks, request_id, note):
+    if not n_clicks:
+        raise PreventUpdate
+
+    def approve(rid, text, lang):
+        entry = transfers.approve_transfer(billing(), rid, actor(), note=text)
+        return html.Div(notice(t("accounts.approved", lang, request=rid, receipt=entry.receipt_no,
+                                 amount=f"¥{entry.amount:,.2f}", meter=entry.meter_address), "success"),
+                        id="acc-approval-ok", **{"data-receipt": entry.receipt_no})
+    return _decide(approve, request_id, note)
+
+
+@guarded_callback("accounts.reject", ENTERED, *_decision_outputs(), Input(ACC_REJECT, "n_clicks"),
+                  State(ACC_APPROVAL_PICK, "value"), State(ACC_APPROVAL_NOTE, "value"), prevent_initial_call=True)
+def reject_transfer(n_clicks, request_id, note):
+    if not n_clicks:
+        raise PreventUpdate
+
+    def reject(rid, text, lang):
+        view = transfers.reject_transfer(billing(), rid, actor(), reason=text)
+        return notice(t("accounts.rejected", lang, request=view.id, old=view.old_address), "info",
+                      id="acc-approval-ok")
+    return _decide(reject, request_id, note)
 
 
 # ---------------------------------------------------------------------------------------------

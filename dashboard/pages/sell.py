@@ -17,7 +17,7 @@ from billing.errors import BillingError
 from billing.qr import BadToken
 from billing.views import receipt
 from dashboard import access
-from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
+from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.cashier import (
     FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
     SELL_PRINTED, SELL_REFUND, SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REQUEST, SELL_RESULT, SELL_REVERSE,
@@ -25,7 +25,7 @@ from dashboard.components.cashier import (
     meter_choices, notice, receipt_block, sell_page,
 )
 from dashboard.i18n import request_lang, t
-from dashboard.services import billing, operator_name
+from dashboard.services import actor, billing
 
 SELL, REFUND, REVERSE = "sale.create", "sale.refund", "sale.reverse"
 WATCH_S = 300  # follow a command this long; the receipt keeps its last state after that
@@ -118,7 +118,7 @@ def _money_action(action, n_cleared: int):
     """Run one money service; (result, watch, tick disabled, *cleared fields) for the outputs."""
     lang = request_lang()
     try:
-        entry = action(operator_name())
+        entry = action(actor())
     except BillingError as exc:
         return (error_alert(exc, lang), None, True) + (no_update,) * n_cleared
     block, watch, final = _receipt_view(entry.receipt_no, lang)
@@ -142,8 +142,7 @@ def sell(n_clicks, n_submit, address, amount, request_id):
     if missing:
         return missing
     rid = request_id if isinstance(request_id, str) else None
-    out = _money_action(lambda op: ledger.sell(billing(), address, amount, op, request_id=rid,
-                                               remote=source_address()), 1)
+    out = _money_action(lambda who: ledger.sell(billing(), address, amount, who, request_id=rid), 1)
     return out + ((_new_request_id(),) if out[1] else (no_update,))
 
 
@@ -159,8 +158,7 @@ def refund(n_clicks, address, amount, reason, request_id):
     if missing:
         return missing
     rid = request_id if isinstance(request_id, str) else None
-    out = _money_action(lambda op: ledger.refund(billing(), address, amount, op, reason=reason, request_id=rid,
-                                                 remote=source_address()), 2)
+    out = _money_action(lambda who: ledger.refund(billing(), address, amount, who, reason=reason, request_id=rid), 2)
     return out + ((_new_request_id(),) if out[1] else (no_update,))
 
 
@@ -171,8 +169,8 @@ def refund(n_clicks, address, amount, reason, request_id):
 def reverse(n_clicks, receipt_no, reason):
     if not n_clicks:
         raise PreventUpdate
-    return _money_action(lambda op: ledger.reverse_entry(billing(), str(receipt_no or ""), op, str(reason or ""),
-                                                         remote=source_address()), 2)
+    return _money_action(lambda who: ledger.reverse_entry(billing(), str(receipt_no or ""), who, str(reason or "")),
+                         2)
 
 
 @guarded_callback("sell.follow", SELL, *_result_outputs(), Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),

@@ -30,7 +30,7 @@ from core.operators import demo_password
 from dashboard.components.receipt import money
 from dashboard.i18n import t
 from storage.schema import account, account_meter, audit_log, command, ledger_entry, meter, meter_state, room
-from tests.billing_support import NATIONAL_ID
+from tests.billing_support import NATIONAL_ID, cashier
 from tests.webclient import WebClient, base_url, start_demo_runtime
 
 DEMO = demo_password()
@@ -188,7 +188,7 @@ def test_a_sale_submitted_twice_is_made_once(rt, desk):
 def closing_meter(rt):
     """A meter whose (one-meter) account was closed: trip, closing refund, closed."""
     m = _meter(rt, single=True)
-    billing_accounts.close_account(rt.billing, m["account_id"], "test")
+    billing_accounts.close_account(rt.billing, m["account_id"], cashier("test"), reason="moved out")
     deadline = time.time() + 30
     while billing_accounts.get_account(rt.billing, m["account_id"]).status != "closed" and time.time() < deadline:
         rt.dispatcher.kick()
@@ -203,7 +203,7 @@ def _refusals(rt, closing_meter) -> list[tuple]:
     known = meter_balance(rt.billing, address)
     too_much = str(Decimal("1000.00") - known.projected + Decimal("1.00"))
     refund_too_much = str(known.refundable + Decimal("100.00"))
-    sale = lambda a, amount: (lambda: ledger.sell(rt.billing, a, amount, "x"))  # noqa: E731
+    sale = lambda a, amount: (lambda: ledger.sell(rt.billing, a, amount, cashier("x")))  # noqa: E731
     return [
         ("zero", "sell.sell", {"sell-meter.data": address, "sell-amount.value": "0"}, sale(address, "0")),
         ("negative", "sell.sell", {"sell-meter.data": address, "sell-amount.value": "-5"}, sale(address, "-5")),
@@ -218,7 +218,7 @@ def _refusals(rt, closing_meter) -> list[tuple]:
          sale(closing_meter["address"], "10")),
         ("refund above balance", "sell.refund",
          {"sell-meter.data": address, "sell-refund-amount.value": refund_too_much, "sell-refund-reason.value": "x"},
-         lambda: ledger.refund(rt.billing, address, refund_too_much, "x")),
+         lambda: ledger.refund(rt.billing, address, refund_too_much, cashier("x"), reason="x")),
     ]
 
 
@@ -250,7 +250,7 @@ def test_an_operator_without_sale_create_gets_403_from_the_sell_callback(rt):
 
 def test_a_sale_is_reversed_through_the_page(rt, desk):
     m = _meter(rt)
-    sale = _settled(rt, ledger.sell(rt.billing, m["address"], "30.00", "cashier").receipt_no)
+    sale = _settled(rt, ledger.sell(rt.billing, m["address"], "30.00", cashier()).receipt_no)
     assert sale.state == "confirmed"
     body = _response(desk["en"].callback("sell.reverse", {"sell-reverse.n_clicks": 1,
                                                          "sell-reverse-receipt.value": sale.receipt_no,
@@ -353,7 +353,7 @@ def test_a_meter_that_cannot_answer_is_settled_by_hand_through_the_page(rt, desk
     field.set_meter_offline(m["address"], True)
     expire_after = rt.dispatcher.expire_after
     try:
-        billing_accounts.close_account(rt.billing, m["account_id"], "test")
+        billing_accounts.close_account(rt.billing, m["account_id"], cashier("test"), reason="meter dead")
         rt.dispatcher.expire_after = dt.timedelta(seconds=0)
         deadline = time.time() + 30
         while billing_accounts.closing_status(rt.billing, m["account_id"]) != {m["address"]: "refused"}:
@@ -402,11 +402,17 @@ def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):
     assert {o["value"] for o in added["acc-new-meter"]["options"]} == {old["address"], new}
 
     transfer = {"acc-transfer.n_clicks": 1, "acc-new-meter.value": new, "acc-transfer-mode.value": "entered",
-                "acc-old-meter.value": "209912310001", "acc-transfer-amount.value": "12.50"}
+                "acc-old-meter.value": "209912310001", "acc-transfer-amount.value": "12.50",
+                "acc-transfer-reason.value": "old meter burnt"}
     before = _counts(rt)
-    refused = action("accounts.transfer", **transfer)
-    assert '"data-code": "reason_required"' in _text(refused) and _counts(rt) == before
-    dead = action("accounts.transfer", **transfer, **{"acc-transfer-reason.value": "old meter burnt"})
+    refused = action("accounts.transfer", **transfer)          # a cashier may carry over only balances read
+    assert '"data-code": "permission_denied"' in _text(refused) and _counts(rt) == before
+    admin = _client(rt, "admin")
+    by_admin = lambda **values: _response(admin.callback("accounts.transfer", {  # noqa: E731
+        "acc-selected.data": old["account_id"], **values}))
+    no_reason = by_admin(**{**transfer, "acc-transfer-reason.value": ""})
+    assert '"data-code": "reason_required"' in _text(no_reason) and _counts(rt) == before
+    dead = by_admin(**transfer)
     assert t("receipt.kind.transfer_in", "en") in _text(dead["acc-receipt"]) and "壹拾贰元伍角" in _text(dead)
     entry = _settled(rt, _receipt_no(dead["acc-receipt"]))
     assert (entry.kind, entry.amount, entry.meter_address, entry.state) == ("transfer_in", Decimal("12.50"), new,
@@ -422,6 +428,35 @@ def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):
     again = action("accounts.transfer", **{**transfer, "acc-transfer-mode.value": "read",
                                            "acc-old-meter.value": old["address"]})
     assert '"data-code": "already_transferred"' in _text(again)
+
+
+def test_an_entered_balance_above_the_approval_amount_waits_for_a_second_operator_on_the_accounts_page(rt):
+    onto = _meter(rt, single=True)
+    admin, manager = _client(rt, "admin"), _client(rt, "manager")
+    before = _counts(rt)
+    asked = _response(admin.callback("accounts.transfer", {
+        "acc-selected.data": onto["account_id"], "acc-transfer.n_clicks": 1, "acc-new-meter.value": onto["address"],
+        "acc-transfer-mode.value": "entered", "acc-old-meter.value": "209912310777",
+        "acc-transfer-amount.value": "150.00", "acc-transfer-reason.value": "old meter burnt; photo of its display"}))
+    request = int(re.search(r'"data-request": "([0-9]+)"', _text(asked)).group(1))
+    assert "acc-receipt" not in asked or asked["acc-receipt"]["children"] is None
+    assert _counts(rt) == before, "nothing is queued before the approval"
+    assert "209912310777" in manager.page("/accounts").text      # the manager's accounts page lists it
+    own = _response(admin.callback("accounts.approve", {"acc-approve.n_clicks": 1, "acc-approval-pick.value": request}))
+    assert '"data-code": "approval_by_requester"' in _text(own) and _counts(rt) == before
+    done = _response(manager.callback("accounts.approve", {"acc-approve.n_clicks": 1,
+                                                           "acc-approval-pick.value": request,
+                                                           "acc-approval-note.value": "photo checked"}))
+    receipt_no = re.search(r'"data-receipt": "([A-Z][0-9]{8}-[0-9]{6})"', _text(done)).group(1)
+    entry = _settled(rt, receipt_no)
+    assert (entry.kind, entry.amount, entry.meter_address, entry.state) == ("transfer_in", Decimal("150.00"),
+                                                                            onto["address"], "confirmed")
+    assert _counts(rt)[0] == before[0] + 1
+    logged = _audit(rt, "billing.transfer_approved")[-1]
+    assert logged["operator"] == "manager" and logged["source"] == "127.0.0.1"
+    cashier_page = _client(rt, "cashier").callback("accounts.approve", {"acc-approve.n_clicks": 1,
+                                                                        "acc-approval-pick.value": request})
+    assert cashier_page.status == 403
 
 
 def test_a_meter_replaced_in_place_gets_its_balance_back_through_the_transfer_form(rt, desk):

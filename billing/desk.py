@@ -22,6 +22,7 @@ from storage import audit
 from storage import billing as store
 from storage import desk as sql
 
+SALES_KINDS = sql.SALES_KINDS  # the records' default kinds: their total is the overview's sales of the day
 _TOKEN = re.compile(r"(?:a[0-9]{1,10}|m[0-9]{12})\.[A-Za-z0-9_-]{22}")
 RECORD_LIMIT = 5000
 
@@ -106,6 +107,14 @@ def records(ctx: BillingContext, limit: int = RECORD_LIMIT, **filters) -> list[d
     """Ledger entries matching the filters (see record_filters), newest first, times in site time."""
     with ctx.engine.connect() as conn:
         return [_record(ctx, r) for r in sql.ledger_rows(conn, limit=limit, **filters)]
+
+
+def record_totals(ctx: BillingContext, **filters) -> dict[str, Decimal]:
+    """The money of every entry matching the filters (not only the rows shown), per kind, and "net", their sum:
+    the records' total, and with SALES_KINDS over one day the overview's sales of that day."""
+    with ctx.engine.connect() as conn:
+        totals = sql.ledger_totals(conn, **filters)
+    return {**totals, "net": sum(totals.values(), Decimal("0.00"))}
 
 
 def export_records(ctx: BillingContext, entry_ids: list[int], operator: str, *, shown: dict | None = None,

@@ -88,8 +88,11 @@ class Runtime:
         from pathlib import Path
 
         from dashboard.auth import install_auth
+        from dashboard.websecurity import install_request_guards
+        limiter = install_request_guards(self.dash_app, self.cfg.limits)
         key_file = Path(self.cfg.master_key_file).with_name("session.key")
-        install_auth(self.dash_app, self.accounts, load_secret(key_file), secure_cookies=self.cfg.secure_cookies)
+        install_auth(self.dash_app, self.accounts, load_secret(key_file), secure_cookies=self.cfg.secure_cookies,
+                     limiter=limiter, limits=self.cfg.limits)
 
     def _start_demo_site(self) -> None:
         from collectors.topology_import import import_topology
@@ -176,8 +179,10 @@ class Runtime:
             proxy = dict(trusted_proxy=self.cfg.trusted_proxy, trusted_proxy_count=1,
                          trusted_proxy_headers={"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
                          clear_untrusted_proxy_headers=True)
+        # a body above the larger of the two limits is refused by waitress before it is read (or spooled)
+        body_limit = max(self.cfg.limits.body_bytes, self.cfg.limits.api_body_bytes)
         self.server = create_server(self.dash_app.server, host=self.cfg.host, port=self.cfg.port,
-                                    threads=8, ident="wattline", **proxy)
+                                    threads=8, ident="wattline", max_request_body_size=body_limit, **proxy)
         return self.server
 
     def serve_forever(self) -> None:

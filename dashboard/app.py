@@ -12,12 +12,14 @@ from flask import Response, redirect, request
 
 from dashboard.components.shell import navbar, register_nav_callbacks
 from dashboard.i18n import COOKIE, LANGUAGES, request_lang
+from dashboard.websecurity import local_target, referrer_path, same_origin_request, security_event
 
 _HERE = Path(__file__).resolve().parent
 
 # Hooks the auth layer sets (dashboard/auth.py): who is signed in, and may they do X.
 current_user_name: Callable[[], str | None] = lambda: None  # noqa: E731
 allowed: Callable[[str], bool] = lambda permission: True  # noqa: E731
+csrf_token: Callable[[], str] = lambda: ""  # noqa: E731
 
 
 def create_app(health: Callable[[], dict], services: object | None = None) -> dash.Dash:
@@ -32,7 +34,7 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
 
     def layout():
         lang = request_lang()
-        return html.Div([navbar(lang, current_user_name(), allowed), dash.page_container],
+        return html.Div([navbar(lang, current_user_name(), allowed, csrf_token()), dash.page_container],
                         id="app-root", lang="zh-CN" if lang == "zh" else "en")
 
     app.layout = layout
@@ -54,13 +56,14 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
 
     @app.server.route("/lang/<code>")
     def switch_language(code: str):  # noqa: ANN202
-        """Switch the UI language (kept per operator by the auth layer, per browser by a cookie)."""
+        """Switch the UI language (kept per operator by the auth layer, per browser by a cookie). Only a
+        switch from this site's own pages (or typed in) counts: a link on another site changes nothing."""
         if code not in LANGUAGES:
             code = "en"
-        target = request.args.get("next") or request.referrer or "/"
-        if not target.startswith("/") or target.startswith("//"):
-            target = "/"  # never redirect off this site
-        resp = redirect(target)
+        resp = redirect(local_target(request.args.get("next") or referrer_path()))
+        if not same_origin_request(navigation=True):
+            security_event("request.cross_site", request.path)
+            return resp
         resp.set_cookie(COOKIE, code, max_age=365 * 86400, httponly=True, samesite="Lax")
         for hook in app.server.config.get("WATTLINE_ON_LANGUAGE", []):
             hook(code)

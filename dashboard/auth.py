@@ -31,13 +31,17 @@ from urllib.parse import quote, urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
-from flask import Flask, Response, current_app, redirect, request, session
+from flask import Flask, Response, current_app, has_request_context, redirect, request, session
+from flask_limiter import Limiter, RequestLimit
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from markupsafe import escape
 
+from core.config import LimitsConfig
 from core.operators import Accounts, LoginRefused, Operator
 from dashboard import access
 from dashboard.i18n import COOKIE, request_lang, t
+from dashboard.websecurity import (SECURITY_LOG, local_target, note_rate_limited, retry_after, same_origin_request,
+                                   security_event)
 
 PUBLIC_ROUTES = "WATTLINE_PUBLIC_ROUTES"
 ACCOUNTS = "WATTLINE_ACCOUNTS"
@@ -180,8 +184,10 @@ def forbidden_page(permission: str | None | access.PageAccess, lang: str):
 
 
 # --- installing it on the app --------------------------------------------------------------------
-def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secure_cookies: bool = False) -> None:
-    """Sign-in, the route guard and the language hook on `app`'s Flask server."""
+def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secure_cookies: bool = False,
+                 limiter: Limiter | None = None, limits: LimitsConfig | None = None) -> None:
+    """Sign-in, the route guard and the language hook on `app`'s Flask server. With a `limiter`
+    (dashboard.websecurity), sign-in attempts are limited per client address and per user name."""
     import dashboard.app as dash_app_module
 
     server: Flask = app.server
@@ -194,6 +200,7 @@ def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secu
     server.config[ACCOUNTS] = accounts_
     server.config.setdefault(PUBLIC_ROUTES, set()).update(DEFAULT_PUBLIC_ROUTES)
     server.config.setdefault("WATTLINE_ON_LANGUAGE", []).append(_save_language)
+    server.config[SECURITY_LOG] = _record_security_event
 
     manager = LoginManager()
     manager.init_app(server)
@@ -205,11 +212,17 @@ def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secu
 
     server.before_request(_guard)
     server.register_error_handler(PermissionDenied, _denied_response)
-    server.add_url_rule("/login", "wattline_login", _login, methods=["GET", "POST"])
+    login_view = _login
+    if limiter is not None and limits is not None:
+        login_view = limiter.limit(limits.login_per_address, methods=["POST"], on_breach=_login_rate_limited)(login_view)
+        login_view = limiter.limit(limits.login_per_user, key_func=_login_user_key, methods=["POST"],
+                                   on_breach=_login_rate_limited)(login_view)
+    server.add_url_rule("/login", "wattline_login", login_view, methods=["GET", "POST"])
     server.add_url_rule("/logout", "wattline_logout", _logout, methods=["GET", "POST"])
 
     dash_app_module.current_user_name = current_user_name
     dash_app_module.allowed = allowed
+    dash_app_module.csrf_token = csrf_token
 
 
 def is_public(path: str) -> bool:
@@ -231,7 +244,9 @@ def _guard():  # noqa: ANN202
     path = request.path
     if is_public(path):
         return None
-    if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin():
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin_request():
+        # a signed-in browser sends its cookie on any site's form or fetch: only our own pages may change things
+        security_event("request.cross_origin", path, method=request.method)
         return _json(403, error="cross_origin", message=t("auth.cross_origin", request_lang()))
     op = signed_in()
     if op is None:
@@ -258,25 +273,20 @@ def _denied_response(exc: PermissionDenied, name: str | None = None) -> Response
                  message=t("auth.denied", lang, permission=exc.permission or "-"))
 
 
-def _same_origin() -> bool:
-    origin = request.headers.get("Origin")
-    return not origin or urlsplit(origin).netloc == request.host
-
-
 def _this_target() -> str:
     return request.full_path.rstrip("?") if request.query_string else request.path
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site, and never back to the login or logout page."""
-    if not target or not target.startswith("/") or target.startswith("//") or target.startswith("/\\"):
-        return "/"
+    """Only a path on this site (dashboard.websecurity.local_target), and never back to the login or logout page."""
+    target = local_target(target)
     if urlsplit(target).path in ("/login", "/logout"):
         return "/"
     return target
 
 
-def _csrf_token() -> str:
+def csrf_token() -> str:
+    """This browser session's form token (the login form, the sign-out button)."""
     token = session.get("csrf")
     if not token:
         token = session["csrf"] = secrets.token_urlsafe(32)
@@ -318,12 +328,43 @@ def _login():  # noqa: ANN202
     return resp
 
 
+def _login_user_key() -> str:
+    """The user name a sign-in attempt is for (any spelling of it shares one bucket)."""
+    return "user:" + (request.form.get("username") or "").strip().casefold()[:100]
+
+
+def _login_rate_limited(limit: RequestLimit) -> Response:
+    """The sign-in form again, saying how long to wait; 429 with Retry-After. Nothing is checked."""
+    lang = request_lang()
+    note_rate_limited(limit, "login")
+    seconds = retry_after(limit)
+    resp = _login_page(lang, request.form.get("next"), error=t("auth.rate_limited", lang, seconds=seconds),
+                       username=request.form.get("username", "")[:100], status=429)
+    resp.headers["Retry-After"] = str(seconds)
+    return resp
+
+
 def _logout():  # noqa: ANN202
-    if _auth_installed() and current_user.is_authenticated:
-        accounts().end_session(current_user.token, current_user.op, source_address())
+    """GET only shows a sign-out button: a link or an image on any page must not sign anybody out.
+    The button posts the session's form token."""
+    lang = request_lang()
+    if signed_in() is None:
+        return redirect("/login")
+    if request.method == "GET":
+        return _logout_page(lang)
+    if not _csrf_ok(request.form.get("csrf_token")):
+        security_event("auth.csrf_refused", request.path)
+        return _logout_page(lang, error=t("auth.logout_expired", lang), status=400)
+    accounts().end_session(current_user.token, current_user.op, source_address())
     logout_user()
     session.clear()
     return redirect("/login?bye=1")
+
+
+def _record_security_event(action: str, target: str, details: dict) -> None:
+    """SECURITY_LOG writer: the operation log, as the signed-in operator (or "-")."""
+    op = signed_in() if has_request_context() else None
+    accounts().record(op.username if op else "-", action, target, source_address(), after=details or None)
 
 
 def _save_language(code: str) -> None:
@@ -331,6 +372,46 @@ def _save_language(code: str) -> None:
     op = signed_in()
     if op is not None:
         accounts().set_language(op, code, source_address())
+
+
+def _logout_page(lang: str, *, error: str | None = None, status: int = 200) -> Response:
+    message = f'<div class="alert alert-danger" role="alert" id="logout-error">{escape(error)}</div>' if error else ""
+    body = f"""<h2 class="h5 card-title mb-3">{escape(t("auth.logout_title", lang))}</h2>
+    {message}
+    <form method="post" action="/logout" id="logout-form">
+      <input type="hidden" name="csrf_token" value="{escape(csrf_token())}">
+      <button class="btn btn-primary w-100" type="submit" id="logout-submit">{escape(t("nav.logout", lang))}</button>
+    </form>
+    <p class="mt-3 mb-0"><a href="/">{escape(t("auth.logout_stay", lang))}</a></p>"""
+    return _card_page(lang, t("auth.logout_title", lang), body, status)
+
+
+def _card_page(lang: str, title: str, body: str, status: int) -> Response:
+    """The small centred card the sign-in and sign-out pages share (no script: CSP allows none here)."""
+    other = "zh" if lang == "en" else "en"
+    html = f"""<!DOCTYPE html>
+<html lang="{'zh-CN' if lang == 'zh' else 'en'}">
+<head>
+<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)} · {escape(t("app.title", lang))}</title>
+<link rel="stylesheet" href="/assets/vendor/bootstrap/bootstrap.min.css">
+<link rel="stylesheet" href="/assets/wattline.css">
+</head>
+<body class="bg-light">
+<main class="container" style="max-width: 26rem; padding-top: 10vh">
+  <div class="d-flex justify-content-between align-items-baseline mb-3">
+    <h1 class="h4 mb-0">{escape(t("app.title", lang))}</h1>
+    <a href="/lang/{other}?next={quote(request.path)}" id="lang-switch">{escape(t("lang.switch", lang))}</a>
+  </div>
+  <div class="card shadow-sm"><div class="card-body">
+    {body}
+  </div></div>
+</main>
+</body>
+</html>"""
+    resp = Response(html, status=status, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def _login_page(lang: str, next_target: str | None, *, error: str | None = None, notice: str | None = None,
@@ -344,25 +425,10 @@ def _login_page(lang: str, next_target: str | None, *, error: str | None = None,
         messages.append(f'<div class="alert alert-info" id="login-notice">{escape(notice)}</div>')
     if error:
         messages.append(f'<div class="alert alert-danger" role="alert" id="login-error">{escape(error)}</div>')
-    html = f"""<!DOCTYPE html>
-<html lang="{'zh-CN' if lang == 'zh' else 'en'}">
-<head>
-<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(t("auth.login_title", lang))} · {escape(t("app.title", lang))}</title>
-<link rel="stylesheet" href="/assets/vendor/bootstrap/bootstrap.min.css">
-<link rel="stylesheet" href="/assets/wattline.css">
-</head>
-<body class="bg-light">
-<main class="container" style="max-width: 26rem; padding-top: 10vh">
-  <div class="d-flex justify-content-between align-items-baseline mb-3">
-    <h1 class="h4 mb-0">{escape(t("app.title", lang))}</h1>
-    <a href="/lang/{other}?next=/login" id="lang-switch">{escape(t("lang.switch", lang))}</a>
-  </div>
-  <div class="card shadow-sm"><div class="card-body">
-    <h2 class="h5 card-title mb-3">{escape(t("auth.login_title", lang))}</h2>
+    body = f"""<h2 class="h5 card-title mb-3">{escape(t("auth.login_title", lang))}</h2>
     {''.join(messages)}
     <form method="post" action="/login" id="login-form">
-      <input type="hidden" name="csrf_token" value="{escape(_csrf_token())}">
+      <input type="hidden" name="csrf_token" value="{escape(csrf_token())}">
       <input type="hidden" name="next" value="{escape(_safe_next(next_target))}">
       <div class="mb-3">
         <label class="form-label" for="login-username">{escape(t("auth.username", lang))}</label>
@@ -375,11 +441,5 @@ def _login_page(lang: str, next_target: str | None, *, error: str | None = None,
                autocomplete="current-password" required>
       </div>
       <button class="btn btn-primary w-100" type="submit" id="login-submit">{escape(t("auth.submit", lang))}</button>
-    </form>
-  </div></div>
-</main>
-</body>
-</html>"""
-    resp = Response(html, status=status, mimetype="text/html")
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
+    </form>"""
+    return _card_page(lang, t("auth.login_title", lang), body, status)

@@ -3,6 +3,7 @@ closings with filters, buildings and rooms, command batches, API clients, meters
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import sqlalchemy as sa
 
@@ -79,6 +80,11 @@ def meters_of_accounts(conn: sa.Connection, account_ids: list[int]) -> dict[int,
 
 # ---------------------------------------------------------------------------------------------
 # ledger records
+# The kinds the sales records show by default and whose sum is the overview's sales of the day: sales less
+# refunds and reversals (a balance carried over to a new meter and a closing refund are not counted there).
+SALES_KINDS = ("sale", "refund", "reversal")
+
+
 def _ledger_query():
     original = ledger_entry.alias("original")
     latest_cmd = (sa.select(command.c.ledger_entry_id, sa.func.max(command.c.id).label("cmd_id"))
@@ -100,12 +106,10 @@ def _ledger_query():
                          .outerjoin(cmd, cmd.c.id == latest_cmd.c.cmd_id)))
 
 
-def ledger_rows(conn: sa.Connection, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                kinds: list[str] | None = None, operator: str | None = None, building_name: str | None = None,
-                text: str | None = None, limit: int = 5000) -> list[dict]:
-    """Ledger entries matching every given filter, newest first; `until` is exclusive; `text` matches the
-    meter number, the room or the receipt number (contains, any case)."""
-    q = _ledger_query().order_by(ledger_entry.c.created_at.desc(), ledger_entry.c.id.desc()).limit(limit)
+def _ledger_filtered(q, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                     kinds: list[str] | None = None, operator: str | None = None, building_name: str | None = None,
+                     text: str | None = None):
+    """`q` (over ledger_entry joined to meter, room, building) narrowed by every given filter."""
     if since is not None:
         q = q.where(ledger_entry.c.created_at >= since)
     if until is not None:
@@ -119,7 +123,31 @@ def ledger_rows(conn: sa.Connection, *, since: dt.datetime | None = None, until:
     if text:
         q = q.where(sa.or_(meter.c.address.like(f"%{text}%"), _lower_like(room.c.name, text),
                            _lower_like(ledger_entry.c.receipt_no, text)))
+    return q
+
+
+def ledger_rows(conn: sa.Connection, *, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                kinds: list[str] | None = None, operator: str | None = None, building_name: str | None = None,
+                text: str | None = None, limit: int = 5000) -> list[dict]:
+    """Ledger entries matching every given filter, newest first; `until` is exclusive; `text` matches the
+    meter number, the room or the receipt number (contains, any case)."""
+    q = _ledger_query().order_by(ledger_entry.c.created_at.desc(), ledger_entry.c.id.desc()).limit(limit)
+    q = _ledger_filtered(q, since=since, until=until, kinds=kinds, operator=operator, building_name=building_name,
+                         text=text)
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def ledger_totals(conn: sa.Connection, **filters) -> dict[str, Decimal]:
+    """The money of the entries matching the filters (those of ledger_rows, no limit), per kind: amounts signed
+    by their effect on the balance, failed entries left out (their money never moved; a pending one's is at
+    the desk already). The sales records' total and the overview's sales of the day are this sum."""
+    q = (sa.select(ledger_entry.c.kind, sa.func.sum(ledger_entry.c.amount))
+         .select_from(ledger_entry.join(meter, ledger_entry.c.meter_id == meter.c.id)
+                      .outerjoin(room, meter.c.room_id == room.c.id)
+                      .outerjoin(building, room.c.building_id == building.c.id))
+         .where(ledger_entry.c.state != "failed").group_by(ledger_entry.c.kind))
+    rows = conn.execute(_ledger_filtered(q, **filters)).all()
+    return {kind: Decimal(total).quantize(Decimal("0.01")) for kind, total in rows}
 
 
 def ledger_rows_by_id(conn: sa.Connection, ids: list[int]) -> list[dict]:

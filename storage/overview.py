@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from storage.desk import SALES_KINDS, ledger_totals
 from storage.frames import read_frame
 from storage.schema import (
     building, bus, bus_state, command, gateway, ledger_entry, meter, meter_state, readings, room,
@@ -25,8 +26,6 @@ MAP_STATES = ("normal", "alarm1", "alarm2", "arrears", "not_opened", "lost")
 STATE_CODE = {"normal": "N", "alarm1": "1", "alarm2": "2", "arrears": "A", "not_opened": "O", "lost": "L"}
 CODE_STATE = {v: k for k, v in STATE_CODE.items()}
 
-# Ledger kinds that count as sales on the overview; the billing module owns the table (schema version 3).
-SALE_KINDS = ("sale",)
 
 
 def map_state(comm_state: str | None, meter_status: str | None, prepaid_enabled: bool | None,
@@ -158,18 +157,15 @@ def _ledger_table(conn: sa.Connection) -> sa.Table | None:
     return ledger_entry if sa.inspect(conn).has_table("ledger_entry") else None
 
 
-def sales_between(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> Decimal:
-    """Money taken in by sales in [start, end) (naive UTC): sale entries not failed (a pending sale's
-    money is at the desk already); 0.00 when the database has no ledger table.
-
-    Refunds and reversals are not subtracted: this is the day's sales, not its net cash."""
-    ledger = _ledger_table(conn)
-    if ledger is None:
-        return Decimal("0.00")
-    total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(ledger.c.amount), 0))
-                         .where(ledger.c.kind.in_(SALE_KINDS), ledger.c.state != "failed",
-                                ledger.c.created_at >= start, ledger.c.created_at < end)).scalar_one()
-    return Decimal(total).quantize(Decimal("0.01"))
+def sales_between(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> dict[str, Decimal]:
+    """The sales of [start, end) (naive UTC) as the sales records count them (storage.desk.ledger_totals over
+    SALES_KINDS): "sale" (gross), "refund" and "reversal" (signed, so usually negative) and "net", their sum.
+    All 0.00 when the database has no ledger table (the billing module owns it, schema version 3)."""
+    totals = ledger_totals(conn, since=start, until=end, kinds=list(SALES_KINDS)) \
+        if _ledger_table(conn) is not None else {}
+    out = {kind: totals.get(kind, Decimal("0.00")) for kind in SALES_KINDS}
+    out["net"] = sum(out.values(), Decimal("0.00"))
+    return out
 
 
 def state_counts(states: pd.DataFrame) -> dict[str, int]:
@@ -188,7 +184,7 @@ def overview_kpis(conn: sa.Connection, states: pd.DataFrame, day_start: dt.datet
         "meters": len(states), "online": len(states) - counts["lost"], "lost": counts["lost"],
         "states": counts,
         "gateways_online": online_gw, "gateways": total_gw,
-        "sales_today": sales_between(conn, day_start, day_end),
+        "sales_today": sales_between(conn, day_start, day_end),       # {"sale", "refund", "reversal", "net"}
         "energy_today_kwh": energy_since(conn, day_start),
     }
 

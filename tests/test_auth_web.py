@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -155,16 +157,50 @@ def test_five_wrong_passwords_lock_the_login_for_fifteen_minutes(rt):
         rt.accounts.clock = real_clock
 
 
+def _at_once(clients: list[WebClient], username: str, password: str) -> list:
+    """Every client posts the login form in its own thread, all released together."""
+    tokens = [c.csrf_token() for c in clients]
+    start = threading.Barrier(len(clients))
+
+    def attempt(i: int):
+        start.wait()
+        return clients[i].post_form("/login", {"csrf_token": tokens[i], "username": username,
+                                               "password": password, "next": "/"})
+    with ThreadPoolExecutor(len(clients)) as pool:
+        return list(pool.map(attempt, range(len(clients))))
+
+
+def test_forty_wrong_passwords_at_once_are_each_answered_counted_and_logged(rt):
+    rt.accounts.add_operator("storm", None, "storm-password", ["analyst"], by="test", source="test",
+                             must_change_password=False)
+    first = _last_audit_id(rt)
+    answers = _at_once([WebClient(base_url(rt)) for _ in range(40)], "storm", "wrong-password")
+    assert sorted(r.status for r in answers) == [401] * 40
+    rows = [r for r in _audit_rows(rt, first) if r["target"] == "storm"]
+    failed = [json.loads(r["after"]) for r in rows if r["action"] == "auth.login_failed"]
+    assert len(rows) == 40 and [r["action"] for r in rows].count("auth.locked") == 1
+    assert sorted(f["failed_logins"] for f in failed if f["reason"] == "wrong password") == [1, 2, 3, 4]
+    assert sum(f["reason"] == "locked" for f in failed) == 40 - MAX_FAILED_LOGINS
+    locked = WebClient(base_url(rt)).login("storm", "storm-password")
+    assert locked.status == 401 and t("auth.error.locked", "en", minutes=15) in locked.text
+
+
+def test_right_passwords_at_the_same_moment_all_sign_in(rt):
+    for _ in range(3):
+        answers = _at_once([WebClient(base_url(rt)) for _ in range(2)], "cashier", DEMO)
+        assert [r.status for r in answers] == [302, 302]
+
+
 def test_the_language_an_operator_chooses_is_kept_on_the_operator(rt):
     client = signed_in(rt, "analyst")
-    client.get("/lang/zh?next=/status", follow=False)
+    client.get("/lang/zh?next=/status", follow=False, headers={"Referer": base_url(rt) + "/status"})
     assert rt.accounts.operator("analyst").language == "zh"
     elsewhere = WebClient(base_url(rt))  # another browser, asking for English
     r = elsewhere.login("analyst", DEMO)
     assert any(c.startswith("wl_lang=zh") for c in r.headers.get_all("Set-Cookie"))
     layout = elsewhere.request("GET", "/_dash-layout", headers={"Accept-Language": "en"}).json()
     assert t("nav.overview", "zh") in json.dumps(layout, ensure_ascii=False)
-    client.get("/lang/en?next=/status", follow=False)
+    client.get("/lang/en?next=/status", follow=False, headers={"Sec-Fetch-Site": "same-origin"})
     assert rt.accounts.operator("analyst").language == "en"
 
 

@@ -263,7 +263,7 @@ def test_kpis_count_states_gateways_sales_and_energy(any_engine):
     assert (k["meters"], k["online"], k["lost"]) == (5, 4, 1)
     assert k["states"] == {"normal": 1, "alarm1": 0, "alarm2": 1, "arrears": 1, "not_opened": 1, "lost": 1}
     assert (k["gateways_online"], k["gateways"]) == (2, 2)
-    assert k["sales_today"] == Decimal("0.00") and k["energy_today_kwh"] == 0.0
+    assert k["sales_today"]["net"] == Decimal("0.00") and k["energy_today_kwh"] == 0.0
 
 
 def test_a_gateway_is_online_only_when_all_its_buses_are(any_engine):
@@ -302,15 +302,18 @@ def test_todays_energy_is_the_register_increase_since_local_midnight(any_engine)
 
 
 def _ledger(conn, meter_id, rows):
+    """Entries (kind, amount, created_at, state[, index of the row a reversal reverses])."""
     acct = conn.execute(account.insert().values(holder_name="Test", opened_at=NOW, operator="t")
                         .returning(account.c.id)).scalar_one()
-    for i, (kind, amount, created_at, state) in enumerate(rows):
-        conn.execute(ledger_entry.insert().values(
+    ids = []
+    for i, (kind, amount, created_at, state, *reverses) in enumerate(rows):
+        ids.append(conn.execute(ledger_entry.insert().values(
             receipt_no=f"R{i:04d}", kind=kind, amount=Decimal(amount), account_id=acct, meter_id=meter_id,
-            purchase_count=i + 1, operator="t", source="desk", created_at=created_at, state=state))
+            purchase_count=i + 1, operator="t", source="desk", created_at=created_at, state=state,
+            reverses_entry_id=ids[reverses[0]] if reverses else None).returning(ledger_entry.c.id)).scalar_one())
 
 
-def test_todays_sales_add_up_the_days_sales_that_did_not_fail(any_engine):
+def test_todays_sales_are_the_days_sales_less_refunds_and_reversals_that_did_not_fail(any_engine):
     ids = _site(any_engine)
     with any_engine.begin() as conn:
         _ledger(conn, ids["202611210001"], [
@@ -319,8 +322,51 @@ def test_todays_sales_add_up_the_days_sales_that_did_not_fail(any_engine):
             ("sale", "99.00", NOW - dt.timedelta(minutes=4), "failed"),
             ("sale", "30.00", MIDNIGHT - dt.timedelta(minutes=1), "confirmed"),   # yesterday
             ("refund", "-5.00", NOW - dt.timedelta(minutes=3), "confirmed"),
+            ("reversal", "-20.10", NOW - dt.timedelta(minutes=2), "pending", 1),
+            ("closing_refund", "-7.00", NOW - dt.timedelta(minutes=1), "confirmed"),  # not a sale of the day
         ])
-        assert sales_between(conn, MIDNIGHT, MIDNIGHT + dt.timedelta(days=1)) == Decimal("70.10")
+        assert sales_between(conn, MIDNIGHT, MIDNIGHT + dt.timedelta(days=1)) == {
+            "sale": Decimal("70.10"), "refund": Decimal("-5.00"), "reversal": Decimal("-20.10"),
+            "net": Decimal("45.00")}
+
+
+def _find(component, ident):
+    """The component with this id in a layout tree (lists, children), or None."""
+    if isinstance(component, (list, tuple)):
+        return next((f for f in (_find(c, ident) for c in component) if f is not None), None)
+    if getattr(component, "id", None) == ident:
+        return component
+    return _find(getattr(component, "children", None), ident) if hasattr(component, "children") else None
+
+
+@pytest.mark.parametrize("lang, words", [("en", ("Sales ¥1,311.00", "refunds −¥100.00", "reversals −¥40.00")),
+                                         ("zh", ("售电 ¥1,311.00", "退费 −¥100.00", "冲正 −¥40.00"))])
+def test_the_sales_kpi_shows_the_records_net_and_its_tooltip_the_gross_refunds_and_reversals(any_engine, lang, words):
+    """The reported day: ¥1,311 sold, a ¥40 sale reversed and ¥100 refunded; the records say net ¥1,171."""
+    from billing import desk
+    from dashboard.components.overview import kpi_cards
+    from dashboard.components.records import DEFAULT_KINDS, summary
+    from tests.billing_support import Clock, make_ctx
+    ids = _site(any_engine)
+    with any_engine.begin() as conn:
+        _ledger(conn, ids["202611210001"], [
+            ("sale", "1000.00", MIDNIGHT + dt.timedelta(minutes=1), "confirmed"),   # 00:01 at the site
+            ("sale", "271.00", NOW - dt.timedelta(hours=3), "confirmed"),
+            ("sale", "40.00", NOW - dt.timedelta(hours=2), "confirmed"),
+            ("reversal", "-40.00", NOW - dt.timedelta(hours=1), "confirmed", 2),
+            ("refund", "-100.00", NOW - dt.timedelta(minutes=30), "confirmed"),
+            ("sale", "60.00", NOW - dt.timedelta(minutes=10), "failed"),
+            ("sale", "500.00", MIDNIGHT - dt.timedelta(minutes=1), "confirmed"),    # 23:59 the day before
+        ])
+    ctx = make_ctx(any_engine, Clock(NOW))
+    today = dt.date(2026, 11, 21)
+    filters = desk.record_filters(ctx, first_day=today, last_day=today, kinds=DEFAULT_KINDS)
+    records_text = summary(desk.records(ctx, **filters), desk.record_totals(ctx, **filters), lang, 5000)
+    cards = kpi_cards(refresh(any_engine, TileFilter(), None, NOW, ZONE).kpis, lang)
+    assert _find(cards, "ov-kpi-sales").children == "¥1,171.00"
+    assert "¥1,171.00" in records_text
+    tip = _find(cards, "ov-kpi-sales-tip").children
+    assert all(w in tip for w in words) and "¥1,171.00" in tip
 
 
 def test_todays_sales_are_zero_on_a_database_without_a_ledger(any_engine):
@@ -329,7 +375,7 @@ def test_todays_sales_are_zero_on_a_database_without_a_ledger(any_engine):
         conn.execute(sa.text("DROP TABLE ledger_entry CASCADE" if any_engine.dialect.name == "postgresql"
                              else "DROP TABLE ledger_entry"))
     with any_engine.connect() as conn:
-        assert sales_between(conn, MIDNIGHT, NOW) == Decimal("0.00")
+        assert sales_between(conn, MIDNIGHT, NOW)["net"] == Decimal("0.00")
         assert overview_version(conn)  # the version does not need the ledger either
 
 

@@ -51,8 +51,11 @@ class WebClient:
 
     # --- plain HTTP ---------------------------------------------------------------------------
     def request(self, method: str, path: str, *, data: bytes | None = None, headers: dict | None = None,
-                follow: bool = True) -> Response:
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+                follow: bool = True, origin: bool = True) -> Response:
+        headers = dict(headers or {})
+        if origin and method not in ("GET", "HEAD", "OPTIONS") and not any(h.lower() == "origin" for h in headers):
+            headers["Origin"] = self.base  # as a browser sends with every POST from our own pages
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         opener = self._follow if follow else self._stay
         try:
             with opener.open(req, timeout=30) as r:
@@ -88,7 +91,11 @@ class WebClient:
                                          "next": next_path})
 
     def logout(self) -> Response:
-        return self.get("/logout", follow=False)
+        """Press the sign-out button (a POST with the form token that GET /logout shows)."""
+        page = self.get("/logout").text
+        m = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert m, "no sign-out form on /logout"
+        return self.post_form("/logout", {"csrf_token": m.group(1)})
 
     # --- Dash callbacks ---------------------------------------------------------------------------
     def dependencies(self) -> list[dict]:
@@ -150,10 +157,14 @@ COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycl
 
 def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, **server):
     """A demo Runtime (one day of history, slow polls) serving on a free port; stop it with .stop().
-    `server`: more Config fields (secure_cookies, trusted_proxy)."""
-    from core.config import Config, DemoConfig
+    `server`: more Config fields (secure_cookies, trusted_proxy, limits, public_url). Unless `limits` is
+    given, sign-in and API rates are loose: a test module signs in from one address more often than a
+    person does (the default rates are tested in tests/test_request_safety.py)."""
+    from core.config import Config, DemoConfig, LimitsConfig
     from core.runtime import Runtime
     from tests.conftest import free_port, free_port_block
+    server.setdefault("limits", LimitsConfig(login_per_address="10000/minute", login_per_user="10000/minute",
+                                             api_per_address="10000/minute", api_per_client="10000/minute"))
     cfg = Config(database_url=f"duckdb:///{tmp / 'site.duckdb'}", port=free_port(),
                  master_key_file=str(tmp / "master.key"), qr_key_file=str(tmp / "qr.key"),
                  demo=DemoConfig(database_url=f"duckdb:///{tmp / 'demo.duckdb'}", base_port=free_port_block(20),

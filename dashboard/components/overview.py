@@ -15,7 +15,7 @@ import pandas as pd
 from dash import Patch, dcc, html
 
 from dashboard.components.figures import power_curve_figure
-from dashboard.components.receipt import money
+from dashboard.components.receipt import money, signed_money
 from dashboard.components.tilemap import TileMap
 from dashboard.i18n import t
 from dashboard.ids import Overview as ID
@@ -30,18 +30,31 @@ def state_label(state: str, lang: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # KPI cards and legend
 
-def _kpi(label: str, value, ident: str, hint: str | None = None, state: str | None = None) -> dbc.Col:
+def _kpi(label: str, value, ident: str, hint: str | None = None, state: str | None = None,
+         tip: str | None = None) -> dbc.Col:
     mark = html.Span(className=f"ov-swatch st-{state} me-1", **{"aria-hidden": "true"}) if state else None
+    # a value with a tooltip takes focus, so the keyboard shows the tooltip too; screen readers get it as its label
+    focus = {"tabIndex": "0", "aria-label": f"{label}: {value}. {tip}"} if tip else {}
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div([mark, label], className="text-muted small text-truncate"),
-        html.Div([html.Span(value, id=f"ov-kpi-{ident}", className="fs-4 fw-semibold"),
+        html.Div([html.Span(value, id=f"ov-kpi-{ident}", className="fs-4 fw-semibold", **focus),
                   html.Span(f" {hint}" if hint else "", className="text-muted small")]),
+        dbc.Tooltip(tip, target=f"ov-kpi-{ident}", id=f"ov-kpi-{ident}-tip", placement="bottom") if tip else None,
     ], className="py-2 px-3")), xs=6, md=3, xl=True, className="ov-kpi")
+
+
+def sales_tip(sales: dict, lang: str) -> str:
+    """What today's net sales are made of: gross sales, refunds and reversals (signed, as the records show them)."""
+    zero = Decimal("0.00")
+    return t("overview.kpi_sales_tip", lang, gross=money(sales.get("sale", zero)),
+             refunds=signed_money(sales.get("refund", zero)), reversals=signed_money(sales.get("reversal", zero)),
+             net=money(sales.get("net", zero)))
 
 
 def kpi_cards(k: dict, lang: str) -> list:
     states = k.get("states", {})
     energy = k.get("energy_today_kwh", 0.0) or 0.0
+    sales = k.get("sales_today") or {}
     return [
         _kpi(t("overview.kpi_online", lang), f"{k.get('online', 0):,}", "online",
              t("overview.of_total", lang, total=f"{k.get('meters', 0):,}")),
@@ -51,7 +64,8 @@ def kpi_cards(k: dict, lang: str) -> list:
         _kpi(t("overview.kpi_arrears", lang), f"{states.get('arrears', 0):,}", "arrears", state="arrears"),
         _kpi(t("overview.kpi_gateways", lang), f"{k.get('gateways_online', 0):,}", "gateways",
              t("overview.of_total", lang, total=f"{k.get('gateways', 0):,}")),
-        _kpi(t("overview.kpi_sales", lang), money(k.get("sales_today", Decimal("0.00"))), "sales"),
+        _kpi(t("overview.kpi_sales", lang), money(sales.get("net", Decimal("0.00"))), "sales",
+             tip=sales_tip(sales, lang)),
         _kpi(t("overview.kpi_energy", lang), f"{energy:,.1f}", "energy"),
     ]
 

@@ -37,6 +37,12 @@ def money(amount: Decimal | None) -> str:
     return "—" if amount is None else f"¥{amount:,.2f}"
 
 
+def signed_money(amount: Decimal) -> str:
+    """Money with its sign in front of the currency: +¥10.00, −¥100.00 (a true minus sign), ¥0.00."""
+    sign = "−" if amount < 0 else "+" if amount > 0 else ""
+    return f"{sign}¥{abs(amount):,.2f}"
+
+
 def receipt_sheet(r: ReceiptData, lang: str) -> html.Div:
     return html.Div([receipt_copy(r, copy, lang) for copy in COPIES], className="receipt-sheet", id="receipt-sheet")
 

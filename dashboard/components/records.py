@@ -9,6 +9,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from billing.desk import SALES_KINDS
 from billing.money import to_fen
 from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.cashier import field, yuan
@@ -22,7 +23,7 @@ REC_APPLIED = "rec-applied"               # dcc.Store: the filters of the rows s
 REC_EXPORT, REC_EXPORT_REQUEST, REC_DOWNLOAD = "rec-export", "rec-export-request", "rec-download"
 
 KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
-DEFAULT_KINDS = ["sale", "refund", "reversal"]
+DEFAULT_KINDS = list(SALES_KINDS)        # their total is the overview's sales of the day
 COLUMNS = ("created_at", "receipt_no", "kind", "amount", "meter_address", "room", "building", "holder", "operator",
            "state", "command_state", "reverses", "reason", "source")
 _NUMBER = {"filter": "agNumberColumnFilter", "type": "numericColumn"}
@@ -39,9 +40,9 @@ def grid_rows(records: list[dict], lang: str) -> list[dict]:
              "reverses": r["reverses"] or "", "reason": r["reason"] or "", "source": r["source"]} for r in records]
 
 
-def summary(records: list[dict], lang: str, limit: int) -> str:
-    total = sum((r["amount"] for r in records if r["state"] != "failed"), Decimal("0.00"))
-    text = t("records.summary", lang, n=len(records), total=yuan(total))
+def summary(records: list[dict], totals: dict, lang: str, limit: int) -> str:
+    """How many entries are shown, and the net money of all that match (billing.desk.record_totals)."""
+    text = t("records.summary", lang, n=len(records), total=yuan(totals.get("net", Decimal("0.00"))))
     return text + (" " + t("records.truncated", lang, n=limit) if len(records) >= limit else "")
 
 

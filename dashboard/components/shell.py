@@ -6,7 +6,7 @@ from typing import Callable
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, html
+from dash import ALL, Input, Output, State, dcc, html
 
 from dashboard import access
 from dashboard.access import PageAccess
@@ -77,14 +77,22 @@ def _entry(entry: NavPage | NavGroup, lang: str, may: Callable[[str], bool]):
                             id={"type": NAV_GROUP, "group": entry.name})
 
 
-def navbar(lang: str, user_name: str | None, allowed: Callable[[str], bool]) -> dbc.Navbar:
+def sign_out_form(lang: str, csrf_token: str) -> html.Form:
+    """Signing out is a POST carrying the session's form token, so no link on another site can do it."""
+    return html.Form([
+        dcc.Input(type="hidden", name="csrf_token", value=csrf_token, id="logout-csrf"),
+        html.Button(t("nav.logout", lang), type="submit", className="dropdown-item", id="logout-link"),
+    ], action="/logout", method="post", id="logout-form")
+
+
+def navbar(lang: str, user_name: str | None, allowed: Callable[[str], bool], csrf_token: str = "") -> dbc.Navbar:
     links = [e for e in (_entry(entry, lang, allowed) for entry in NAV) if e is not None]
     other = "zh" if lang == "en" else "en"
     right = [dbc.NavItem(html.A(t("lang.switch", lang), href=f"/lang/{other}", className="nav-link", id="lang-switch"))]
     if user_name:
         right.append(dbc.DropdownMenu(label=user_name, nav=True, align_end=True, id="user-menu", children=[
             dbc.DropdownMenuItem(t("nav.account", lang), href="/account"),
-            dbc.DropdownMenuItem(t("nav.logout", lang), href="/logout", external_link=True, id="logout-link"),
+            sign_out_form(lang, csrf_token),
         ]))
     return dbc.Navbar(dbc.Container([
         dbc.NavbarBrand(t("app.title", lang), href=access.home_path(allowed)),

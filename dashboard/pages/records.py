@@ -48,12 +48,13 @@ def _applied(first, last, kinds, operator, building, text) -> dict:
             "text": text.strip() if isinstance(text, str) and text.strip() else None}
 
 
-def _query(applied: dict) -> list[dict]:
+def _query(applied: dict) -> tuple[list[dict], dict]:
+    """The entries to show and the money of all that match (billing.desk.record_totals)."""
     ctx_ = billing()
     filters = desk.record_filters(ctx_, first_day=_day(applied["from"]), last_day=_day(applied["to"]),
                                   kinds=applied["kinds"], operator=applied["operator"],
                                   building=applied["building"], text=applied["text"])
-    return desk.records(ctx_, **filters)
+    return desk.records(ctx_, **filters), desk.record_totals(ctx_, **filters)
 
 
 def layout(**_query_args):
@@ -63,9 +64,9 @@ def layout(**_query_args):
         return denied
     ctx_ = billing()
     applied = {**default_range(ctx_.local(ctx_.now()).date()), "operator": None, "building": None, "text": None}
-    rows = _query(applied)
-    return records_page(grid_rows(rows, lang), summary(rows, lang, desk.RECORD_LIMIT), applied, desk.buildings(ctx_),
-                        desk.record_operators(ctx_), lang)
+    rows, totals = _query(applied)
+    return records_page(grid_rows(rows, lang), summary(rows, totals, lang, desk.RECORD_LIMIT), applied,
+                        desk.buildings(ctx_), desk.record_operators(ctx_), lang)
 
 
 @guarded_callback("records.query", VIEW, Output(REC_GRID, "rowData"), Output(REC_COUNT, "children"),
@@ -83,8 +84,8 @@ def query(n_clicks, n_submit, first, last, kinds, operator, building, text):
     except BadDate as exc:
         return no_update, no_update, no_update, html.Span(t("records.bad_date", lang, value=str(exc)),
                                                           className="text-danger")
-    rows = _query(applied)
-    return grid_rows(rows, lang), summary(rows, lang, desk.RECORD_LIMIT), applied, None
+    rows, totals = _query(applied)
+    return grid_rows(rows, lang), summary(rows, totals, lang, desk.RECORD_LIMIT), applied, None
 
 
 # The browser knows which rows it shows (column filters, sort): it sends their ids, not their contents.

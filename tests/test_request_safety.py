@@ -18,7 +18,7 @@ from core.operators import demo_password
 from dashboard.i18n import t
 from dashboard.websecurity import local_target
 from storage.schema import audit_log
-from tests.webclient import WebClient, base_url, start_demo_runtime
+from tests.webclient import WebClient, base_url, signed_in_client, start_demo_runtime
 
 DEMO = demo_password()
 EVIL = "evil.example"
@@ -52,12 +52,6 @@ def rt(tmp_path_factory):
     runtime = start_demo_runtime(tmp_path_factory.mktemp("request-safety"))
     yield runtime
     runtime.stop()
-
-
-def _signed_in(rt, username: str) -> WebClient:
-    client = WebClient(base_url(rt))
-    assert client.login(username, DEMO).status == 302
-    return client
 
 
 def _actions(rt, action: str) -> list[dict]:
@@ -95,7 +89,7 @@ def test_signing_in_never_redirects_to_another_site(rt, target):
 
 
 def test_a_language_link_on_another_site_changes_nothing(rt):
-    client = _signed_in(rt, "operator")
+    client = signed_in_client(rt, "operator")
     before = len(_actions(rt, "request.cross_site"))
     for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Referer": f"http://{EVIL}/page"}, {}):
         r = client.get("/lang/zh?next=/status", follow=False, headers=headers)
@@ -108,7 +102,7 @@ def test_a_language_link_on_another_site_changes_nothing(rt):
 
 
 def test_opening_the_sign_out_address_signs_nobody_out(rt):
-    client = _signed_in(rt, "worker")
+    client = signed_in_client(rt, "worker")
     page = client.get("/logout")
     assert page.status == 200 and 'id="logout-form"' in page.text and 'method="post"' in page.text
     assert client.get("/status", follow=False).status == 200
@@ -120,7 +114,7 @@ def test_opening_the_sign_out_address_signs_nobody_out(rt):
 
 
 def test_the_navbar_signs_out_with_a_form_carrying_the_token(rt):
-    client = _signed_in(rt, "analyst")
+    client = signed_in_client(rt, "analyst")
     form = _component(client.get("/_dash-layout").json(), "logout-form")["props"]
     assert (form["action"], form["method"]) == ("/logout", "post")
     token = _component(form, "logout-csrf")["props"]
@@ -142,7 +136,7 @@ def _component(tree, ident: str) -> dict | None:
 
 
 def test_a_cookie_post_with_neither_origin_nor_referer_is_refused(rt):
-    client = _signed_in(rt, "admin")
+    client = signed_in_client(rt, "admin")
     body = json.dumps({"output": "x.children", "inputs": []}).encode()
     r = client.request("POST", "/_dash-update-component", data=body, origin=False,
                        headers={"Content-Type": "application/json"})
@@ -207,7 +201,7 @@ def test_a_body_of_200_megabytes_is_refused_before_it_is_read(rt):
 
 
 def test_json_nested_100000_deep_is_a_400_with_a_message_not_a_500(rt):
-    admin = _signed_in(rt, "admin")
+    admin = signed_in_client(rt, "admin")
     r = admin.request("POST", "/_dash-update-component", data=b"[" * 100_000 + b"]" * 100_000,
                       headers={"Content-Type": "application/json"})
     assert r.status == 400 and r.json() == {"error": "too_deep", "message": t("http.too_deep", "en")}
@@ -228,7 +222,7 @@ def test_every_response_carries_the_security_headers(rt, path):
 
 
 def test_the_dashboard_page_allows_exactly_dashs_inline_scripts(rt):
-    page = _signed_in(rt, "admin").get("/")
+    page = signed_in_client(rt, "admin").get("/")
     csp = page.headers["Content-Security-Policy"]
     html = re.sub(r"<!--.*?-->", "", page.text, flags=re.S)  # e.g. the warning for Internet Explorer
     inline = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>", html, re.S)

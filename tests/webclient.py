@@ -179,6 +179,15 @@ def base_url(rt) -> str:
     return f"http://127.0.0.1:{rt.cfg.port}"
 
 
+def signed_in_client(rt, username: str, password: str | None = None) -> WebClient:
+    """A client signed in to `rt` as `username` (the demo operators' password by default)."""
+    from core.operators import demo_password
+    client = WebClient(base_url(rt))
+    r = client.login(username, password or demo_password())
+    assert r.status == 302, (username, r.status, r.text[-500:])
+    return client
+
+
 def db_snapshot(engine, exclude=COLLECTOR_TABLES | {"audit_log"}) -> dict[str, list[tuple]]:
     """Every row of every table but `exclude`, as sorted tuples of strings (to compare before/after)."""
     import sqlalchemy as sa

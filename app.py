@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("import", help="import topology (buildings, gateways, meters, rooms) from .xlsx or .csv")
     i.add_argument("file")
     i.add_argument("--operator", default=os.environ.get("USER", "cli"), help="name written to the operation log")
+    i.add_argument("--encoding", choices=["utf-8", "gb18030"],
+                   help="a CSV's encoding; default: UTF-8 if it starts with a byte-order mark, else detected "
+                        "(UTF-8 if the whole file is, else GB18030)")
+    i.add_argument("--max-rows", type=_positive_int, help="refuse a file with more data rows (default one million)")
+    i.add_argument("--check", action="store_true", help="check every row against the database; nothing is imported")
 
     sub.add_parser("init-db", help="create or upgrade the database schema")
 
@@ -81,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     usub.add_parser("list", help="list operators, their roles and state")
     return p
+
+
+def _positive_int(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 def _endpoint_args(p: argparse.ArgumentParser) -> None:
@@ -108,15 +119,16 @@ def cmd_init_db(cfg) -> int:
 
 def cmd_import(cfg, args) -> int:
     from collectors.profiles import ProfileRegistry
-    from collectors.topology_import import import_file
+    from collectors.topology_import import ROW_LIMIT, import_file
     from storage.engine import dispose, open_engine
     from storage.migrations import migrate
     engine = open_engine(cfg.database_url)
     try:
         migrate(engine)
-        created = import_file(engine, args.file, set(ProfileRegistry(cfg.profile_dir).names()), utcnow(),
-                              operator=args.operator)
-        print(json.dumps({"imported": args.file, **created}))
+        result = import_file(engine, args.file, set(ProfileRegistry(cfg.profile_dir).names()), utcnow(),
+                             operator=args.operator, encoding=args.encoding, row_limit=args.max_rows or ROW_LIMIT,
+                             check_only=args.check)
+        print(json.dumps({"checked" if args.check else "imported": args.file, **result}))
     finally:
         dispose(engine)
     return 0

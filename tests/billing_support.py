@@ -75,11 +75,11 @@ def meter_id(engine: sa.Engine, addr: str) -> int:
 
 
 def write_reading(engine: sa.Engine, addr: str, *, balance: str, purchase_count: int, ts: dt.datetime,
-                  command_seq: int = 0, forced_trip: bool = False) -> None:
+                  command_seq: int = 0, forced_trip: bool = False, comm_state: str = "online") -> None:
     """A meter_state row as a poll cycle would leave it (through the storage layer's own writer)."""
     frame = pd.DataFrame([{"meter_id": meter_id(engine, addr), "ts": pd.Timestamp(ts),
                            "balance_fen": int(Decimal(balance) * 100), "purchase_count": purchase_count,
-                           "command_seq": command_seq, "forced_trip": forced_trip, "comm_state": "online",
+                           "command_seq": command_seq, "forced_trip": forced_trip, "comm_state": comm_state,
                            "miss_count": 0, "alarm_level": 0, "last_seen": pd.Timestamp(ts),
                            "updated_at": pd.Timestamp(ts)}])
     with engine.begin() as conn:

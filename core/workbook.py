@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -39,6 +39,8 @@ TITLE_MAX = 31                  # Excel's limit of characters in a sheet name
 UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # A cell typed with one of these first would be read as a formula (or, from CSV, a DDE call).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Text openpyxl would type as a formula ("=") or an error ("#N/A"): written through a cell of type string.
+RETYPED_START = (*FORMULA_START, "#")
 
 
 def storable_text(text: str) -> tuple[str, bool, bool]:
@@ -82,42 +84,48 @@ class ExportWorkbook:
                 ws.freeze_panes = freeze
             row = []
             for h in headers:
-                c = self.cell(ws, h)
+                c = self._styled(ws, self.cell(ws, h))
                 c.font = self._bold
                 row.append(c)
             ws.append(row)
         return ExportSheet(self, ws, formats or {})
 
     def cell(self, ws, value, number_format: str | None = None):
-        """A write-only cell holding `value` with the typing rules of this class."""
-        c = WriteOnlyCell(ws)
+        """`value` as the rules of this class write it: a plain value openpyxl types right by itself, or a
+        write-only cell (a number format, or text openpyxl would read as a formula or an error code)."""
         if value is None:
-            return c
+            return None
         if isinstance(value, bool):
-            c.value = value
+            pass
         elif isinstance(value, (int, Decimal, float)) or _is_number(value):
             if not _finite(value):
-                return c
-            c.value = value
+                return None
         elif isinstance(value, (dt.datetime, dt.date, dt.time)):
             if value != value:      # pandas' NaT is a datetime that equals nothing
-                return c
-            c.value = value
+                return None
         else:
-            self._text(c, value if isinstance(value, str) else str(value))
+            value = self._text(ws, value if isinstance(value, str) else str(value))
         if number_format:
-            c.number_format = number_format
-        return c
+            value = self._styled(ws, value)
+            value.number_format = number_format
+        return value
 
-    def _text(self, c, text: str) -> None:
+    def _text(self, ws, text: str):
         text, replaced, cut = storable_text(text)
         self.replaced_cells += replaced
         self.truncated_cells += cut
-        c.value = text
+        if not text.startswith(RETYPED_START):
+            return text     # openpyxl writes it as an inline string
+        c = WriteOnlyCell(ws, text)
         # Set after the value: openpyxl types "=..." as a formula and "#N/A" as an error on assignment.
         c.data_type = "s"
         if text.startswith(FORMULA_START):
             c.quotePrefix = True
+        return c
+
+    @staticmethod
+    def _styled(ws, value):
+        return value if isinstance(value, Cell) else WriteOnlyCell(ws, value)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()

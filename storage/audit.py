@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from storage.matching import equals_text
 from storage.schema import audit_log
 
 
@@ -38,8 +39,10 @@ def search(conn: sa.Connection, *, operator: str | None = None, action: str | No
     ("operator." finds operator.add, operator.deactivate ...); `until` is exclusive."""
     q = sa.select(audit_log).order_by(audit_log.c.ts.desc(), audit_log.c.id.desc()).limit(limit)
     if operator:
-        q = q.where(audit_log.c.operator == operator)
-    if action:
+        q = q.where(equals_text(audit_log.c.operator, operator))
+    if action and "\x00" in action:
+        q = q.where(sa.false())  # no action holds a NUL, and PostgreSQL cannot be asked about one
+    elif action:
         q = q.where(audit_log.c.action.startswith(action, autoescape=True) if action.endswith(".")
                     else audit_log.c.action == action)
     if since is not None:

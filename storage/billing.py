@@ -7,6 +7,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from storage.engine import is_duckdb
+from storage.matching import contains_text
 from storage.schema import (
     account, account_meter, api_client, building, ledger_entry, meter, meter_reconcile, meter_state, meter_tariff,
     readings, retired_meter, room, setting, tariff, tariff_version, transfer_request,
@@ -199,11 +200,10 @@ def accounts_search(conn: sa.Connection, text: str | None = None, status: str | 
     if status:
         q = q.where(account.c.status == status)
     if text:
-        like = f"%{text}%"
         in_meter = sa.select(account_meter.c.account_id).join_from(account_meter, meter).where(
-            meter.c.address.like(like))
-        q = q.where(sa.or_(account.c.holder_name.like(like), account.c.phone.like(like), room.c.name.like(like),
-                           account.c.id.in_(in_meter)))
+            contains_text(meter.c.address, text))
+        q = q.where(sa.or_(contains_text(account.c.holder_name, text), contains_text(account.c.phone, text),
+                           contains_text(room.c.name, text), account.c.id.in_(in_meter)))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 

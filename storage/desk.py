@@ -7,14 +7,10 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
+from storage.matching import contains_text, equals_text
 from storage.schema import (
     account, account_meter, api_client, building, command, ledger_entry, meter, meter_tariff, room,
 )
-
-
-def _lower_like(column, text: str):
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
 def _meter_place():
@@ -33,7 +29,7 @@ def rooms(conn: sa.Connection, building_name: str | None = None) -> list[dict]:
     q = (sa.select(room.c.id, room.c.name, room.c.floor, building.c.name.label("building"))
          .join_from(room, building).order_by(building.c.name, room.c.name))
     if building_name:
-        q = q.where(building.c.name == building_name)
+        q = q.where(equals_text(building.c.name, building_name))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
@@ -43,12 +39,12 @@ def find_meters(conn: sa.Connection, text: str, limit: int = 20) -> list[dict]:
     cols = (meter.c.id, meter.c.address, meter.c.status, meter.c.profile, meter.c.room_id,
             room.c.name.label("room"), building.c.name.label("building"))
     base = sa.select(*cols).select_from(_meter_place()).order_by(meter.c.address).limit(limit)
-    for cond in (meter.c.address == text, sa.func.lower(room.c.name) == text.lower()):
+    for cond in (equals_text(meter.c.address, text), equals_text(sa.func.lower(room.c.name), text.lower())):
         rows = [dict(r) for r in conn.execute(base.where(cond)).mappings()]
         if rows:
             return rows
-    return [dict(r) for r in conn.execute(base.where(sa.or_(meter.c.address.like(f"%{text}%"),
-                                                             _lower_like(room.c.name, text)))).mappings()]
+    anywhere = sa.or_(contains_text(meter.c.address, text), contains_text(room.c.name, text, any_case=True))
+    return [dict(r) for r in conn.execute(base.where(anywhere)).mappings()]
 
 
 def room_meters(conn: sa.Connection, room_id: int) -> list[dict]:
@@ -61,7 +57,7 @@ def room_meters(conn: sa.Connection, room_id: int) -> list[dict]:
 def building_meters(conn: sa.Connection, building_name: str) -> list[dict]:
     """Every room meter of a building (address, room, floor, status), by floor, room and address."""
     q = (sa.select(meter.c.address, meter.c.status, room.c.name.label("room"), room.c.floor)
-         .select_from(_meter_place()).where(building.c.name == building_name, meter.c.status != "removed")
+         .select_from(_meter_place()).where(equals_text(building.c.name, building_name), meter.c.status != "removed")
          .order_by(room.c.floor, room.c.name, meter.c.address))
     return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -117,12 +113,12 @@ def _ledger_filtered(q, *, since: dt.datetime | None = None, until: dt.datetime 
     if kinds:
         q = q.where(ledger_entry.c.kind.in_(kinds))
     if operator:
-        q = q.where(ledger_entry.c.operator == operator)
+        q = q.where(equals_text(ledger_entry.c.operator, operator))
     if building_name:
-        q = q.where(building.c.name == building_name)
+        q = q.where(equals_text(building.c.name, building_name))
     if text:
-        q = q.where(sa.or_(meter.c.address.like(f"%{text}%"), _lower_like(room.c.name, text),
-                           _lower_like(ledger_entry.c.receipt_no, text)))
+        q = q.where(sa.or_(contains_text(meter.c.address, text), contains_text(room.c.name, text, any_case=True),
+                           contains_text(ledger_entry.c.receipt_no, text, any_case=True)))
     return q
 
 
@@ -184,14 +180,15 @@ def account_rows(conn: sa.Connection, *, event: str, since: dt.datetime | None =
     if until is not None:
         q = q.where(at < until)
     if building_name:
-        q = q.where(building.c.name == building_name)
+        q = q.where(equals_text(building.c.name, building_name))
     if operator:
-        q = q.where(by == operator)
+        q = q.where(equals_text(by, operator))
     if text:
         in_meter = sa.select(account_meter.c.account_id).join_from(account_meter, meter).where(
-            meter.c.address.like(f"%{text}%"))
-        q = q.where(sa.or_(_lower_like(account.c.holder_name, text), account.c.phone.like(f"%{text}%"),
-                           _lower_like(room.c.name, text), account.c.id.in_(in_meter)))
+            contains_text(meter.c.address, text))
+        q = q.where(sa.or_(contains_text(account.c.holder_name, text, any_case=True),
+                           contains_text(account.c.phone, text), contains_text(room.c.name, text, any_case=True),
+                           account.c.id.in_(in_meter)))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 

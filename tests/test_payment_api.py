@@ -140,6 +140,19 @@ def test_every_bad_sale_request_gets_its_code_and_writes_nothing(api, body, stat
     assert _entries(api.ctx.engine) == []
 
 
+@pytest.mark.parametrize("raw_amount, code", [
+    ('"1e30"', "amount_exponent"), ("1e30", "amount_exponent"), ('"1E+28"', "amount_exponent"),
+    ("1E+28", "amount_exponent"), (str(10 ** 40), "amount_too_large"), ('"50,5"', "amount_decimal_comma"),
+    ('"1,000"', "amount_thousands_separator"), ('"\u0665"', "amount_not_a_number"), ("null", "amount_missing"),
+    ("[50]", "amount_not_a_number"), ('"100000.01"', "amount_too_large"),
+])
+def test_an_amount_the_api_cannot_read_exactly_is_a_400_with_its_code_never_a_500(api, raw_amount, code):
+    body = f'{{"meter_address": "{address(1)}", "amount": {raw_amount}, "request_id": "odd-1"}}'.encode()
+    status, answer = api.call("POST", "/sales", body, lang="zh-CN")
+    assert (status, answer["code"]) == (400, code) and answer["message"] and "{" not in answer["message"]
+    assert _entries(api.ctx.engine) == []
+
+
 def test_a_missing_unknown_or_revoked_token_is_refused(api):
     assert api.call("GET", "/meters", token=None)[0] == 401
     status, body = api.call("GET", "/meters", token="not-a-real-token-at-all")

@@ -251,3 +251,44 @@ def test_migrating_a_database_that_has_the_epoch_columns_already_changes_nothing
         assert migrate(engine) == HEAD
     finally:
         dispose(engine)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_version_5_database_records_each_old_meter_already_carried_over_once(kind, tmp_path, fixed_now):
+    """Migration 6: live transfers become retired_meter rows (the earliest when a meter's balance was carried
+    twice, as entered transfers from invented numbers once allowed); a failed one frees its meter."""
+    from storage.schema import account, ledger_entry, metadata, retired_meter
+    engine = open_engine(engine_url(kind, tmp_path))
+    try:
+        later = {t.name for t in metadata.sorted_tables if t.info.get("since", 1) > 5}
+        assert later >= {"retired_meter", "transfer_request"}
+        with engine.begin() as conn:
+            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name not in later])
+            conn.execute(schema_version.insert().values(version=5, applied_at=fixed_now, description="v5"))
+            insert_topology(conn, _rows(2), fixed_now)
+            ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
+            conn.execute(account.insert().values(id=1, holder_name="x", status="open", opened_at=fixed_now,
+                                                 operator="t"))
+        onto, known = ids["202611210001"], ids["202611210002"]
+        entries = [(1, "209901010001", "12.50", "confirmed"), (2, "209901010001", "99.00", "confirmed"),
+                   (3, "202611210002", "5.00", "pending"), (4, "209901010009", "7.00", "failed")]
+        with engine.begin() as conn:
+            for n, old, amount, state in entries:
+                conn.execute(ledger_entry.insert().values(
+                    id=n, receipt_no=f"T20261121-{n:06d}", kind="transfer_in", amount=Decimal(amount), account_id=1,
+                    meter_id=onto, purchase_count=n, operator="cashier", source="desk", created_at=fixed_now,
+                    state=state, transfer_from=old))
+        assert migrate(engine) == HEAD
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(retired_meter.c.address, retired_meter.c.meter_id, retired_meter.c.balance,
+                                          retired_meter.c.ledger_entry_id, retired_meter.c.status)
+                                .order_by(retired_meter.c.address)).all()
+        assert [tuple(r) for r in rows] == [("202611210002", known, Decimal("5.00"), 3, "retired"),
+                                            ("209901010001", None, Decimal("12.50"), 1, "retired")]
+        with pytest.raises(sa.exc.DBAPIError):     # the key holds from now on
+            with engine.begin() as conn:
+                conn.execute(retired_meter.insert().values(
+                    address="209901010001", count_epoch=0, status="retired", balance=Decimal("1.00"), entered=True,
+                    account_id=1, new_meter_id=onto, recorded_at=fixed_now, operator="t"))
+    finally:
+        dispose(engine)

@@ -238,6 +238,32 @@ def test_each_refusal_shows_its_reason_in_the_cashiers_language_and_writes_nothi
     assert _counts(rt) == before, "a refused action wrote a ledger entry or a command"
 
 
+def test_the_desk_words_each_money_mistake_as_a_cashier_would_in_both_languages(rt, desk):
+    address = _meter(rt)["address"]
+    refund = {"sell-refund.n_clicks": 1, "sell-meter.data": address}
+    cases = [
+        ("sell.sell", {"sell-sell.n_clicks": 1, "sell-meter.data": address, "sell-amount.value": None},
+         "amount_missing", {}),
+        ("sell.sell", {"sell-sell.n_clicks": 1, "sell-meter.data": address, "sell-amount.value": "50,5"},
+         "amount_decimal_comma", {"value": "50,5"}),
+        ("sell.refund", {**refund, "sell-refund-amount.value": "-5", "sell-refund-reason.value": "moved out"},
+         "refund_amount_negative", {"amount": "-5"}),
+        ("sell.refund", {**refund, "sell-refund-amount.value": "5", "sell-refund-reason.value": ""},
+         "reason_required", {}),
+        ("sell.refund", {**refund, "sell-refund-amount.value": "", "sell-refund-reason.value": None},
+         "refund_fields_missing", {}),
+        ("sell.reverse", {"sell-reverse.n_clicks": 1, "sell-reverse-receipt.value": "",
+                          "sell-reverse-reason.value": ""}, "reversal_fields_missing", {}),
+    ]
+    before = _counts(rt)
+    for name, values, code, params in cases:
+        for lang, client in desk.items():
+            shown = _text(_response(client.callback(name, values))["sell-result"])
+            assert f'"data-code": "{code}"' in shown and t(f"billing.error.{code}", lang, **params) in shown, shown
+            assert "None" not in shown
+    assert _counts(rt) == before
+
+
 def test_an_operator_without_sale_create_gets_403_from_the_sell_callback(rt):
     analyst = _client(rt, "analyst")
     m = _meter(rt)
@@ -256,7 +282,8 @@ def test_a_sale_is_reversed_through_the_page(rt, desk):
                                                          "sell-reverse-receipt.value": sale.receipt_no,
                                                          "sell-reverse-reason.value": "wrong meter"}))
     shown = _text(body["sell-result"])
-    assert t("receipt.kind.reversal", "en") in shown and sale.receipt_no in shown and "负叁拾元整" in shown
+    assert t("receipt.kind.reversal_of_sale", "en") in shown and sale.receipt_no in shown   # the money, positive:
+    assert "叁拾元整" in shown and "¥30.00" in shown and "负" not in shown and "¥-" not in shown  # back to the customer
     reversal = _settled(rt, _receipt_no(body))
     assert reversal.kind == "reversal" and reversal.amount == Decimal("-30.00") and reversal.state == "confirmed"
     assert reversal.reverses_receipt_no == sale.receipt_no

@@ -21,8 +21,9 @@ import os
 import random
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from simulator.meters import Area, AreaTerminal, MasterMeter, PrepaidMeter, SimMeter
 from simulator.modbus import SimBus
@@ -230,6 +231,29 @@ class Field:
             meter.mailbox_version = version
             meter.mark_dirty()
         self._call_in_loop(apply)
+
+    def set_mailbox_delay(self, address: str, seconds: float | None) -> None:
+        """How long the meter takes to process a frame (the spec allows up to 200 ms); None: 20-50 ms at random."""
+        if seconds is not None and not 0 < seconds <= 0.2:
+            raise ValueError("a meter processes a frame within 200 ms")
+        meter = self.meter(address)
+        self._call_in_loop(setattr, meter, "mailbox_delay_s", seconds)
+
+    @contextmanager
+    def hold_bus(self, gateway: str, bus_no: int) -> Iterator[SimBus]:
+        """Hold a bus's line, as another master's long transaction would: requests wait, then go in arrival order.
+
+        Call from a thread other than the field's loop; `bus.waiting` counts the requests held up.
+        """
+        bus = self.bus(gateway, bus_no)
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            raise RuntimeError("hold_bus needs a running field and a thread other than its loop")
+        asyncio.run_coroutine_threadsafe(bus.lock.acquire(), loop).result(timeout=30)
+        try:
+            yield bus
+        finally:
+            loop.call_soon_threadsafe(bus.lock.release)
 
     def reset_meter_counter(self, address: str) -> None:
         """Meter swap: purchase count and command sequence back to 0, balance 0."""

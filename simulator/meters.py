@@ -13,9 +13,10 @@ Register maps are hard-coded here from specs/device-profile.md (independently of
 Any read not wholly inside one block answers Modbus exception 2 (illegal data address).
 
 Mailbox: a frame write is acknowledged at once; the read-back result reads BUSY (9) while the
-meter processes it (20-50 ms), then the outcome. A frame written while another is being
-processed is discarded (the result stays BUSY, then shows the first frame's outcome): clients
-confirm by the purchase_count / command_seq read back with the result.
+meter processes it (20-50 ms, or a fixed time Field.set_mailbox_delay sets), then the outcome. A
+frame written while another is being processed is discarded (the result stays BUSY, then shows
+the first frame's outcome): clients confirm by the purchase_count / command_seq read back with
+the result.
 Read-back (8 registers): result, purchase_count, command_seq, balance u32, then the frame the
 result answers: its command code and its counter (u32). Only an authentic frame can be named:
 BAD_FRAME (and BUSY, IDLE) name command 0, counter 0. A meter with mailbox_version 1 answers the
@@ -117,6 +118,7 @@ class SimMeter:
         self.mailbox_result = Result.IDLE
         self.mailbox_answers: tuple[int, int] = (0, 0)  # (command code, counter) of the frame the result answers
         self.mailbox_version = 2                         # 1: the read-back names no frame (registers 5-7 read 0)
+        self.mailbox_delay_s: float | None = None        # time to process a frame; None: 20-50 ms at random
         self.processing = False
         self._keys: secure.MeterKeys | None = None
         self._images: dict[str, bytes] = {}
@@ -183,7 +185,7 @@ class SimMeter:
         self.mailbox_result = Result.BUSY
         self.mailbox_answers = (0, 0)
         self.mark_dirty()
-        delay = 0.02 + 0.03 * self.hooks.random()
+        delay = self.mailbox_delay_s if self.mailbox_delay_s is not None else 0.02 + 0.03 * self.hooks.random()
         self.hooks.schedule_frame(self, delay, lambda: self._finish_frame(frame))
         return None
 

@@ -5,8 +5,9 @@ Framings: "socket" = Modbus TCP (MBAP header, transaction id echoed, unit id = m
 Functions FC03, FC04, FC06, FC16; exceptions 1 (illegal function), 2 (illegal data address),
 3 (illegal data value: count 0 or > 125 for reads, > 123 for FC16, or a malformed PDU).
 Unknown, broadcast (unit 0) or offline units get no reply at all, like a silent RS485 device.
-A per-bus asyncio.Lock serialises transactions across all TCP clients connected to the port;
-with baud emulation the lock is held for the wire time of request and reply.
+A per-bus asyncio.Lock serialises transactions across all TCP clients connected to the port, in
+the order the requests arrived; with baud emulation the lock is held for the wire time of request
+and reply.
 
 Injected bad replies: "garbage" replaces the meter's reply (the bytes that would cross the
 RS485 bus: the PDU for socket framing under a correct MBAP header, the whole RTU frame for rtu)
@@ -123,6 +124,7 @@ class SimBus:
         self.emulated_baud: int | None = None
         self.lock = asyncio.Lock()
         self.transactions = 0
+        self.waiting = 0          # requests waiting for the line; asyncio.Lock serves them first come, first served
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -159,7 +161,12 @@ class SimBus:
     # ------------------------------------------------------------ one transaction
     async def _transact(self, unit: int, pdu: bytes) -> tuple[bytes | None, SimMeter | None]:
         """Hold the bus for one request and its reply; None when the unit stays silent."""
-        async with self.lock:
+        self.waiting += 1
+        try:
+            await self.lock.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             self.transactions += 1
             device = self.devices.get(unit) if unit else None
             reply = None
@@ -175,6 +182,8 @@ class SimBus:
                     seconds += rtu_frame_seconds(len(reply) + RTU_OVERHEAD_BYTES, self.emulated_baud)
                 await asyncio.sleep(seconds)
             return reply, (device if reply is not None else None)
+        finally:
+            self.lock.release()
 
     def _track(self, writer: asyncio.StreamWriter) -> asyncio.Task:
         task = asyncio.current_task()

@@ -23,7 +23,9 @@ from storage import audit
 from storage import billing as store
 from storage.outbox import alarm_by_id, close_alarm_by_id, close_alarms, open_alarm, open_alarms
 
-RECONCILIATION_ALARMS = ("count_mismatch", "balance_mismatch")
+# mailbox_conflict: the dispatcher read a meter's answer that was not its frame's (another master on the bus);
+# listed here so an operator sees it beside the mismatches it may explain, and resolves it with a note
+RECONCILIATION_ALARMS = ("count_mismatch", "balance_mismatch", "mailbox_conflict")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pymodbus.client import ModbusTcpClient
 
 from billing import accounts, ledger
 from billing.context import utcnow
+from billing.reports import reconciliation_alarms
 from collectors.cycle import CollectorService
 from collectors.dispatch import MAX_BLIND_SENDS, Dispatcher, command_frame
 from collectors.poller import FieldIO, PollTarget
@@ -350,18 +351,32 @@ def test_a_relay_command_resent_after_a_lost_answer_is_confirmed_by_its_sequence
     assert world.meter(1).forced_trip and world.conflicts(1) == []
 
 
-def test_a_relay_command_whose_sequence_another_master_took_is_renumbered_when_the_relay_bits_disagree(world):
-    world.open(1)
-    trip = world.queue_relay(1, "trip")
-    seq = world.command(trip)["counter"]
-    other = second_master(world.port(1))                  # another master closes the relay with our sequence first
+def close_relay_first_with_the_sequence_of(world, command_id: int) -> int:
+    """Another master (with the site key) closes meter 1's relay with the sequence a queued command holds."""
+    seq = world.command(command_id)["counter"]
+    other = second_master(world.port(1))
     write_mailbox(other, world.unit(1), secure.seal_frame(TEST_MASTER_KEY, address(1), Command.RELAY, seq,
                                                           int(time.time()), secure.relay_payload(RelayAction.CLOSE)))
     other.close()
     wait_for(lambda: world.meter(1).command_seq == seq)
+    return seq
+
+
+def test_a_relay_command_whose_sequence_another_master_took_is_renumbered_when_the_relay_bits_disagree(world):
+    world.open(1)
+    trip = world.queue_relay(1, "trip")
+    seq = close_relay_first_with_the_sequence_of(world, trip)
     world.dispatcher.run_once()
     done = world.command(trip)
     assert (done["state"], done["result"], done["counter"]) == ("acked", "APPLIED", seq + 1)
     assert world.meter(1).forced_trip and not world.meter(1).relay_closed
     [alarm] = world.conflicts(1)
     assert "relay bits (forced_trip=0)" in alarm["message"]
+
+
+def test_a_mailbox_conflict_is_listed_with_the_reconciliation_alarms(world):
+    world.open(1)
+    close_relay_first_with_the_sequence_of(world, world.queue_relay(1, "trip"))
+    world.dispatcher.run_once()
+    listed = [(a["kind"], a["meter_address"]) for a in reconciliation_alarms(world.ctx)]
+    assert listed == [(CONFLICT, address(1))]

@@ -189,7 +189,7 @@ def account_detail(ctx: BillingContext, account_id: int) -> dict:
 
 def opening_receipt(ctx: BillingContext, account: AccountView) -> dict:
     """The fields of dashboard.components.receipt.ReceiptData for an account just opened (an AccountView)."""
-    return dict(receipt_no=f"K{account.id:08d}", kind="opening", amount=Decimal("0.00"),
+    return dict(receipt_no=f"K{account.id:08d}", kind="opening", title="opening", amount=Decimal("0.00"),
                 amount_in_words=amount_in_words(Decimal("0.00")), issued_at=ctx.local(account.opened_at),
                 operator=account.operator, meter_address=" ".join(m.address for m in account.meters),
                 room=account.room, building=account.building, holder=pii.mask_name(account.holder_name),

@@ -57,18 +57,34 @@ def meters_list(ctx: BillingContext, *, building: str | None = None, status: str
          "comm_state": r["comm_state"]} for r in rows]}
 
 
+# A receipt's title says what moved which way: its entry's kind, and a reversal by what it reverses (a sale's
+# reversal takes the money back from the meter and returns it to the customer; a refund's puts it back on the
+# meter). The amount it prints is always the sum that moved, positive: the title carries the direction.
+RECEIPT_TITLES = ("opening", "sale", "refund", "reversal_of_sale", "reversal_of_refund", "transfer_in",
+                  "closing_refund")
+
+
+def receipt_title(kind: str, reversed_kind: str | None = None) -> str:
+    """One of RECEIPT_TITLES for an entry of `kind` (a reversal: of an entry of `reversed_kind`)."""
+    return f"reversal_of_{reversed_kind}" if kind == "reversal" and reversed_kind else kind
+
+
 def receipt(ctx: BillingContext, receipt_no: str) -> dict:
-    """The fields of dashboard.components.receipt.ReceiptData for one entry (issued_at in site time)."""
+    """The fields of dashboard.components.receipt.ReceiptData for one entry (issued_at in site time): its title
+    (receipt_title) and the amount that moved, positive, in figures and in capitals."""
     with ctx.engine.connect() as conn:
         e = store.entry_by_receipt(conn, (receipt_no or "").strip())
         if e is None:
             raise BillingError("entry_unknown", receipt=receipt_no)
         view = entry_view(conn, e)
+        reversed_entry = store.entry_by_id(conn, e["reverses_entry_id"]) if e["reverses_entry_id"] else None
         a = store.account_by_id(conn, e["account_id"])
         m = store.meter_by_id(conn, e["meter_id"])
         label = store.room_label(conn, m["room_id"] if m["room_id"] is not None else a["room_id"])
-    return dict(receipt_no=view.receipt_no, kind=view.kind, amount=view.amount,
-                amount_in_words=amount_in_words(view.amount), issued_at=ctx.local(view.created_at),
+    moved = abs(view.amount)
+    return dict(receipt_no=view.receipt_no, kind=view.kind,
+                title=receipt_title(view.kind, reversed_entry["kind"] if reversed_entry else None), amount=moved,
+                amount_in_words=amount_in_words(moved), issued_at=ctx.local(view.created_at),
                 operator=view.operator, meter_address=view.meter_address, room=label["room"],
                 building=label["building"], holder=pii.mask_name(a["holder_name"]), balance_after=view.balance_after,
                 purchase_count=view.purchase_count, reverses=view.reverses_receipt_no)

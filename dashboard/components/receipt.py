@@ -1,4 +1,5 @@
-"""Triplicate receipt (customer, finance and archive copies) for sales, refunds, reversals and openings.
+"""Triplicate receipt (customer, finance and archive copies) for sales, refunds, reversals, transfers, closings and
+openings: the amount that moved, positive, under a title and a line saying which way it went.
 
 A pure builder: receipt data in, components out. Printing uses the browser (assets/print.css
 shows only the receipt sheet, one copy per third of an A4 page, with cut lines).
@@ -20,7 +21,7 @@ COPIES = ("customer", "finance", "archive")
 class ReceiptData:
     receipt_no: str
     kind: str                 # sale | refund | reversal | opening | transfer_in | closing_refund
-    amount: Decimal           # yuan, exact
+    amount: Decimal           # yuan, exact: the sum that moved, positive (the title says which way)
     amount_in_words: str      # Chinese capital numerals (大写), from billing
     issued_at: datetime       # site local time
     operator: str
@@ -31,6 +32,7 @@ class ReceiptData:
     balance_after: Decimal | None
     purchase_count: int | None
     reverses: str | None = None  # receipt number this entry reverses
+    title: str | None = None     # billing.views.RECEIPT_TITLES (what moved which way); None: the kind
 
 
 def money(amount: Decimal | None) -> str:
@@ -62,11 +64,13 @@ def receipt_copy(r: ReceiptData, copy: str, lang: str) -> html.Section:
     ]
     if r.reverses:
         rows.insert(1, (t("receipt.reverses", lang), r.reverses))
+    title = r.title or r.kind
     return html.Section([
         html.Div([html.Span(t("app.title", lang), className="receipt-org"),
-                  html.Span(t(f"receipt.kind.{r.kind}", lang), className="receipt-kind"),
+                  html.Span(t(f"receipt.kind.{title}", lang), className="receipt-kind"),
                   html.Span(t(f"receipt.copy.{copy}", lang), className="receipt-copy-name")],
                  className="receipt-head"),
+        html.Div(t(f"receipt.moved.{title}", lang), className="receipt-moved"),
         html.Table(html.Tbody([html.Tr([html.Th(k), html.Td(v)]) for k, v in rows]), className="receipt-table"),
         html.Div([html.Span(t("receipt.signature_cashier", lang)), html.Span(t("receipt.signature_customer", lang))],
                  className="receipt-sign"),

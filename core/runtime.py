@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ log = logging.getLogger("wattline")
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+PUBLIC_URL_MISSING = (
+    "No public address is configured: QR labels, customer cards and the customer page's QR code are refused until "
+    "[site] public_url is set to the address customers open (e.g. public_url = \"https://energy.example.edu\").")
 
 
 class DemoError(RuntimeError):
@@ -45,6 +51,8 @@ class Runtime:
         self.demo_info: DemoInfo | None = None
         self.accounts = None  # core.operators.Accounts: operators, roles, sign-in sessions
         self.demo_operators: list[str] = []
+        # QR codes and customer cards lead here; never to a request's Host header (see dashboard.selfservice)
+        self.public_url: str | None = self.cfg.public_url
         self._started_at = utcnow()
 
     # -----------------------------------------------------------------------------------------
@@ -59,6 +67,9 @@ class Runtime:
         from storage.migrations import migrate
 
         cfg = self.cfg
+        # Everything this process creates (the database, the WAL DuckDB writes later, keys, the demo's
+        # field state) is readable by the site's account only.
+        os.umask(0o077)
         self.master_key = load_master_key(cfg.master_key_file, cfg.master_key_env)
         self.engine = open_engine(cfg.database_url)
         migrate(self.engine)
@@ -73,6 +84,8 @@ class Runtime:
         start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
         self.dash_app = create_app(self.health, services=self)
         self._install_auth()
+        if not self.public_url:
+            log.warning(PUBLIC_URL_MISSING)
         return self
 
     def _start_accounts(self) -> None:
@@ -201,6 +214,8 @@ class Runtime:
         elif self.accounts is not None and not self.accounts.has_operators():
             print("No operator exists yet: run `python app.py user add admin --role admin` first, "
                   "then sign in at /login", flush=True)
+        if not self.public_url:
+            print(PUBLIC_URL_MISSING, flush=True)
         print(f"Wattline is serving on {url} (health: {url}/healthz)", flush=True)
         server.run()
 

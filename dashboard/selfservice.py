@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 
 from billing import qr
@@ -95,6 +95,16 @@ def _page(lang: str, body: str) -> str:
             f'<style>{_CSS}</style></head><body><main>{body}</main></body></html>')
 
 
+def public_base_url() -> str:
+    """The address customers open ([site] public_url; the demo's own), for every QR code and card.
+    Never the request's Host header: any client writes that, and a printed label cannot be taken back.
+    BillingError("public_url_missing") when the site has not configured it."""
+    url = getattr(current_app.config.get("WATTLINE_SERVICES"), "public_url", None)
+    if not url:
+        raise BillingError("public_url_missing")
+    return url
+
+
 def customer_pages(ctx: BillingContext, qr_key: bytes) -> Blueprint:
     bp = Blueprint("customer_pages", __name__)
 
@@ -125,6 +135,12 @@ def customer_pages(ctx: BillingContext, qr_key: bytes) -> Blueprint:
             qr.verify(qr_key, token)
         except qr.BadToken:
             return refused(lang_of_request())
-        return Response(qr.png(qr.url(request.host_url, token)), mimetype="image/png")
+        try:
+            base = public_base_url()
+        except BillingError as exc:
+            lang = lang_of_request()
+            return Response(_page(lang, f"<section>{escape(exc.message(lang))}</section>"), status=503,
+                            mimetype="text/html")
+        return Response(qr.png(qr.url(base, token)), mimetype="image/png")
 
     return bp

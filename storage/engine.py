@@ -1,6 +1,7 @@
 """Engines from a URL: DuckDB (one connection per process, a cursor per pooled connection) or PostgreSQL."""
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -44,7 +45,8 @@ def _open_duckdb(url: str) -> sa.Engine:
 
     path = sa.engine.make_url(url).database or ":memory:"
     if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # the site's data (accounts, national IDs encrypted, the ledger): readable by its owner only
+        Path(path).parent.mkdir(parents=True, mode=0o700, exist_ok=True)
     try:
         root = duckdb.connect(path)
     except duckdb.IOException as exc:  # another process holds the write lock
@@ -52,6 +54,8 @@ def _open_duckdb(url: str) -> sa.Engine:
             f"cannot open {path}: {exc}. DuckDB allows one writing process per file; "
             "stop the other Wattline process or point --config at another database."
         ) from exc
+    if path != ":memory:":
+        _owner_only(path)
     lock = threading.Lock()
 
     def cursor() -> ConnectionWrapper:
@@ -64,6 +68,16 @@ def _open_duckdb(url: str) -> sa.Engine:
     )
     engine.info = {"duckdb_root": root, "path": path}  # type: ignore[attr-defined]
     return engine
+
+
+def _owner_only(path: str) -> None:
+    """Mode 0600 for the database file and its write-ahead log as they are now. A WAL DuckDB creates
+    later gets the process's umask: the serving process sets 077 (core.runtime)."""
+    for name in (path, path + ".wal"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def run_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T], *, attempts: int = 40) -> T:

@@ -124,6 +124,13 @@ def test_serving_without_an_operator_says_how_to_create_the_first_one(site):
     assert 'id="login-no-operator"' in login_page and "python app.py user add admin --role admin" in login_page
 
 
+def test_serving_without_a_public_address_says_how_to_set_it(site):
+    cwd, env = site
+    proc, _ = _serve_until_up([], cwd, env, free_port())
+    output = _stop(proc)
+    assert "[site] public_url" in output and "QR" in output
+
+
 def test_the_demo_prints_its_operators_and_their_password(tmp_path):
     (tmp_path / "demo.toml").write_text(
         f'[demo]\ndatabase_url = "duckdb:///{tmp_path / "demo.duckdb"}"\nbase_port = {free_port_block(20)}\n'

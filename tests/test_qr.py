@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 import zlib
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -15,6 +16,7 @@ from tests.billing_support import NATIONAL_ID, Clock, address, cashier, flat_tar
     write_reading
 
 KEY = bytes(range(100, 132))
+PUBLIC_URL = "https://energy.example.edu"
 
 
 def test_a_signed_token_names_its_account_or_meter():
@@ -61,6 +63,7 @@ def page(any_engine, fixed_now):
                                  national_id=NATIONAL_ID)
     ledger.sell(ctx, address(1), "20.00", cashier("cashier"))
     app = Flask(__name__)
+    app.config["WATTLINE_SERVICES"] = SimpleNamespace(public_url=PUBLIC_URL)
     app.register_blueprint(customer_pages(ctx, KEY))
     return app.test_client(), view
 
@@ -84,3 +87,20 @@ def test_the_customer_page_refuses_a_forged_token(page):
     assert "88.50" not in resp.get_data(as_text=True)
     assert client.get(f"/c/{token}/qr.png").data[:4] == b"\x89PNG"
     assert client.get("/c/a1.forged/qr.png").status_code == 404
+
+
+def test_the_qr_code_leads_to_the_configured_address_whatever_host_the_request_names(page):
+    client, view = page
+    token = qr.sign(KEY, "account", view.id)
+    forged = client.get(f"/c/{token}/qr.png", headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    assert forged.status_code == 200
+    assert forged.data == qr.png(qr.url(PUBLIC_URL, token))
+    assert forged.data != qr.png(qr.url("http://evil.example/", token))
+
+
+def test_without_a_configured_public_address_no_qr_code_is_made(page):
+    client, view = page
+    client.application.config["WATTLINE_SERVICES"] = SimpleNamespace(public_url=None)
+    resp = client.get(f"/c/{qr.sign(KEY, 'account', view.id)}/qr.png", headers={"Accept-Language": "zh-CN"})
+    assert resp.status_code == 503 and "[site] public_url" in resp.get_data(as_text=True)
+    assert resp.data[:4] != b"\x89PNG"

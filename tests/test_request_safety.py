@@ -3,6 +3,8 @@ off the site, cross-site sign-out and language switches, cookie POSTs from nowhe
 customer paths, oversized and over-nested bodies, security headers, and the sign-in and API rate limits."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import json
 import re
@@ -226,8 +228,6 @@ def test_the_dashboard_page_allows_exactly_dashs_inline_scripts(rt):
     csp = page.headers["Content-Security-Policy"]
     html = re.sub(r"<!--.*?-->", "", page.text, flags=re.S)  # e.g. the warning for Internet Explorer
     inline = re.findall(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>", html, re.S)
-    import base64
-    import hashlib
     assert inline
     for script in inline:
         digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
@@ -293,3 +293,23 @@ def test_the_api_limit_per_address_cannot_be_dodged_with_a_made_up_forwarded_for
     statuses = [client.get("/api/v1/meters/202611210005", headers=_from(
         f"10.9.9.{n}, 192.0.2.200", Authorization=f"Bearer guessed-token-{n:04d}")).status for n in range(6)]
     assert statuses == [401] * 5 + [429]
+
+
+# --- the address QR codes lead to -------------------------------------------------------------------------
+def test_qr_labels_lead_to_the_public_address_whatever_host_the_request_names(rt):
+    from billing import desk
+    from dashboard.auth import GUARDED_CALLBACKS
+    from dashboard.components.qr_labels import QR_BUILDING, QR_SHOW
+    from tests.webclient import callback_body
+    admin = signed_in_client(rt, "admin")
+    spec = admin.callback_spec(GUARDED_CALLBACKS["qr.labels"].output)
+    body = callback_body(spec, {f"{QR_SHOW}.n_clicks": 1, f"{QR_BUILDING}.value": "Building 1"})
+    r = admin.request("POST", "/_dash-update-component", data=json.dumps(body).encode(), headers={
+        "Host": EVIL, "Origin": f"http://{EVIL}", "Content-Type": "application/json"})
+    assert r.status == 200, r.text[:300]
+    answer = json.dumps(r.json())  # Dash escapes "/" in its JSON
+    shown = {base64.b64decode(b) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", answer)}
+    expected = {label["png"] for label in desk.label_sheet(rt.billing, rt.qr_key, rt.public_url, "Building 1", "test")}
+    forged = {label["png"] for label in desk.label_sheet(rt.billing, rt.qr_key, f"http://{EVIL}/", "Building 1", "t")}
+    assert rt.public_url == f"http://127.0.0.1:{rt.cfg.port}"
+    assert shown and shown == expected and not shown & forged

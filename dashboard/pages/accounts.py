@@ -10,7 +10,7 @@ import re
 import dash
 from dash import ALL, Input, Output, State, clientside_callback, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app, request
+from flask import current_app
 
 from billing import accounts as billing_accounts
 from billing import desk, transfers
@@ -34,6 +34,7 @@ from dashboard.components.accounts import (
 )
 from dashboard.components.cashier import error_alert, notice, receipt_block
 from dashboard.i18n import request_lang, t
+from dashboard.selfservice import public_base_url
 from dashboard.services import actor, billing, operator_name
 
 OPEN, CLOSE, ENTERED = "account.open", "account.close", "transfer.entered"
@@ -407,7 +408,7 @@ def customer_card(n_clicks, account_id):
         return None, notice(t("accounts.pick_account", lang))
     services = current_app.config["WATTLINE_SERVICES"]
     try:
-        card = desk.customer_card(billing(), services.qr_key, request.host_url, aid, operator_name(),
+        card = desk.customer_card(billing(), services.qr_key, public_base_url(), aid, operator_name(),
                                   source=source_address())
     except BillingError as exc:
         return None, error_alert(exc, lang)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, clientside_callback
 from dash.exceptions import PreventUpdate
-from flask import current_app, request
+from flask import current_app
 
 from billing import desk
+from billing.errors import BillingError
 from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
-from dashboard.components.cashier import notice
+from dashboard.components.cashier import error_alert, notice
 from dashboard.components.qr_labels import QR_BUILDING, QR_COUNT, QR_PRINT, QR_PRINTED, QR_SHEET, QR_SHOW, \
     label_sheet, qr_page
 from dashboard.i18n import request_lang, t
+from dashboard.selfservice import public_base_url
 
 PERMISSION = "account.open"
 dash.register_page(__name__, path="/qr", title="Wattline", name="qr-labels")
@@ -38,7 +40,11 @@ def labels(n_clicks, building):
         return None, notice(t("qr.choose_building", lang))
     services = current_app.config["WATTLINE_SERVICES"]
     op = signed_in()
-    sheet = desk.label_sheet(services.billing, services.qr_key, request.host_url, building,
+    try:
+        base = public_base_url()
+    except BillingError as exc:
+        return None, error_alert(exc, lang)
+    sheet = desk.label_sheet(services.billing, services.qr_key, base, building,
                              op.username if op else "-", source=source_address())
     return label_sheet(sheet, building, lang), t("qr.count", lang, n=len(sheet), building=building)
 

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing.shadow import shadow_billing
+from dashboard.i18n import t
 from storage.outbox import open_alarm
 from storage.schema import alarm_event, audit_log, meter, readings
 from tests.webclient import WebClient, base_url, start_demo_runtime
@@ -138,7 +139,7 @@ def test_an_alarm_is_not_resolved_without_a_note(rt):
     aid, address = _open_alarm_on(rt, 4)
     before = len(_resolutions(rt))
     resp = _resolve(_client(rt, "manager"), aid, address, "   ")
-    assert "Give a reason." in json.dumps(resp.json()["response"]["recon-resolved"])
+    assert t("billing.error.reason_required", "en") in json.dumps(resp.json()["response"]["recon-resolved"])
     assert _alarm_open(rt, aid) and len(_resolutions(rt)) == before
 
 

@@ -2,7 +2,7 @@
 writes nothing.
 
 Files: CSV in UTF-8 (with or without a byte-order mark) or GB18030 (what Excel in Chinese saves as "CSV"),
-or XLSX (read in openpyxl's read-only mode). A CSV is *declared* UTF-8 by its byte-order mark or by
+or XLSX (read with python-calamine; a sheet larger than XLSX_SHEET_BYTES is refused). A CSV is *declared* UTF-8 by its byte-order mark or by
 `encoding="utf-8"` (the CLI's --encoding), GB18030 by `encoding="gb18030"`; a declared file must decode
 as declared, and a row that does not is reported. Without either, the encoding is detected: UTF-8 if the
 whole file decodes as UTF-8, else GB18030. The result names the encoding used.
@@ -48,6 +48,10 @@ KEEP_ISSUES = 1000        # issues kept for the report; the rest are counted
 SHOWN_ISSUES = 50         # issues printed in the error's text
 MAX_LINE_BYTES = 1 << 20  # a CSV line longer than this is not a topology row (and would cost memory)
 CSV_FIELD_LIMIT = csv.field_size_limit()
+# An XLSX sheet is read whole into memory (about 2.4 bytes of memory per byte of its XML): a sheet whose
+# XML is larger than this is refused with the advice to save it as CSV, which is read one row at a time.
+# 300,000 meters as Excel saves them are about 120 MB (docs/BENCHMARKS.md).
+XLSX_SHEET_BYTES = 160 << 20
 ENCODINGS = ("utf-8", "gb18030")
 
 # Site spreadsheets are often in Chinese: accept the usual headers.
@@ -63,6 +67,7 @@ ISSUE_TEXT = {
     "file_missing": "file {path} does not exist",
     "file_type": "only .csv and .xlsx files can be imported",
     "workbook_unreadable": "cannot read workbook: {error}",
+    "sheet_too_large": "the sheet is {megabytes} MB of XML, more than the {limit} MB read at once: save it as CSV UTF-8",
     "utf16": "the file is UTF-16 (Excel's \"Unicode text\"): save it as \"CSV UTF-8\" or \"CSV\"",
     "bom_conflict": "the file starts with a UTF-8 byte-order mark but the encoding was given as {encoding}",
     "empty_file": "the file is empty",
@@ -248,18 +253,25 @@ class TableFile:
                 yield line.decode(encoding, errors="replace")
 
     def _xlsx_records(self) -> Iterator[tuple[int, list[str]]]:
-        import openpyxl
+        # python-calamine (Rust) reads a sheet about ten times faster than openpyxl's read-only mode;
+        # it holds the sheet's cells in memory, so a sheet too large for that is refused before loading.
+        import zipfile
+
+        from python_calamine import CalamineWorkbook
         try:
-            wb = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
-        except Exception as exc:  # not a workbook (or a damaged one): say what openpyxl says
-            self.issues.add(0, "-", "workbook_unreadable", error=str(exc))
+            with zipfile.ZipFile(self.path) as z:
+                sheets = [i for i in z.infolist() if i.filename.startswith("xl/worksheets/sheet")]
+                size = max((i.file_size for i in sheets), default=0)
+            if size > XLSX_SHEET_BYTES:
+                self.issues.add(0, "-", "sheet_too_large", megabytes=size >> 20, limit=XLSX_SHEET_BYTES >> 20)
+                return
+            sheet = CalamineWorkbook.from_path(str(self.path)).get_sheet_by_index(0)
+            rows = sheet.iter_rows()
+        except Exception as exc:  # not a workbook (or a damaged one): say what the reader says
+            self.issues.add(0, "-", "workbook_unreadable", error=str(exc) or type(exc).__name__)
             return
-        try:
-            ws = wb.worksheets[0]
-            for n, values in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
-                yield n, [_xlsx_text(v) for v in values]
-        finally:
-            wb.close()
+        for n, values in enumerate(rows, start=1):
+            yield n, [_xlsx_text(v) for v in values]
 
 
 class _StopReading(Exception):

@@ -359,3 +359,24 @@ def test_the_command_line_refuses_a_file_declared_utf8_with_the_row(tmp_path):
                   env_extra={"WATTLINE_DATABASE_URL": f"duckdb:///{tmp_path / 'site.duckdb'}"})
     assert out.returncode == 2
     assert "row 2, column -: bytes that are not UTF-8" in out.stderr and "nothing was imported" in out.stderr
+
+
+def test_a_sheet_too_large_to_read_at_once_is_refused_with_advice_to_save_as_csv(duck_engine, tmp_path, fixed_now,
+                                                                                    monkeypatch):
+    import collectors.topology_import as ti
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(HEADER)
+    for r in _good_rows():
+        ws.append(r)
+    wb.save(tmp_path / "big.xlsx")
+    monkeypatch.setattr(ti, "XLSX_SHEET_BYTES", 1024)   # the site's limit, scaled down to this small sheet
+    (issue,) = _refused(duck_engine, tmp_path / "big.xlsx", fixed_now).issues
+    assert issue.code == "sheet_too_large" and "CSV" in str(issue)
+
+
+def test_a_damaged_workbook_is_refused_with_a_message(duck_engine, tmp_path, fixed_now):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"PK\x03\x04 this is not a workbook")
+    (issue,) = _refused(duck_engine, path, fixed_now).issues
+    assert issue.code == "workbook_unreadable"

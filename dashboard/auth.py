@@ -252,7 +252,7 @@ def _guard():  # noqa: ANN202
     if op is None:
         if _wants_json(path):
             return _json(401, error="login_required", message=t("auth.login_required", request_lang()), login="/login")
-        return redirect("/login?next=" + quote(_this_target(), safe="/?=&"))
+        return redirect("/login?next=" + quote(_this_target(), safe="/"))  # the whole target, its & too
     if op.must_change_password and not _wants_json(path) and path != "/account":
         return redirect("/account")
     if path == access.OVERVIEW.path and request.method in ("GET", "HEAD") and not access.OVERVIEW.open_to(op.may):

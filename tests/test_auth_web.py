@@ -68,6 +68,12 @@ def test_an_anonymous_page_request_redirects_to_the_login_page_and_back(anonymou
     assert anonymous.get("/", follow=False).location.startswith("/login")
 
 
+def test_the_page_asked_for_keeps_all_its_query_parameters_through_the_login(anonymous):
+    r = anonymous.get("/meters?building=Building%201&state=opened", follow=False)
+    asked = urllib.parse.parse_qs(urllib.parse.urlsplit(r.location).query)["next"]
+    assert asked == ["/meters?building=Building%201&state=opened"]
+
+
 def test_static_files_the_login_page_and_health_need_no_login(rt, anonymous):
     index = signed_in(rt, "worker").get("/").text
     suite = re.search(r'src="(/_dash-component-suites/[^"]+)"', index).group(1)

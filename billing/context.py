@@ -7,11 +7,9 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from core.clock import site_time, utcnow  # noqa: F401  (utcnow: imported from here by callers)
+
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -28,7 +26,7 @@ class BillingContext:
 
     def local(self, utc: dt.datetime) -> dt.datetime:
         """A stored (naive UTC) time as the site's naive local time."""
-        return utc.replace(tzinfo=dt.UTC).astimezone(self.tz).replace(tzinfo=None)
+        return site_time(utc, self.tz)
 
     def local_day(self, utc: dt.datetime) -> dt.date:
         return self.local(utc).date()

@@ -1,21 +1,17 @@
 """One serving process: the DuckDB file's only writer, the Modbus loop, the scheduler and the web server."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
 
+from core.clock import iso_utc, utcnow
 from core.config import Config
 from core.keys import load_master_key, load_secret
 
 log = logging.getLogger("wattline")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 PUBLIC_URL_MISSING = (
@@ -163,7 +159,7 @@ class Runtime:
         from storage.engine import engine_name
         from storage.health import data_plane_summary
 
-        body = {"status": "ok", "time": utcnow().isoformat(timespec="seconds"),
+        body = {"status": "ok", "time": iso_utc(utcnow()),  # for machines: ISO UTC with Z
                 "database": {"engine": engine_name(self.engine) if self.engine else None},
                 "demo": self.demo, "scheduler_running": scheduler_running()}
         try:
@@ -175,8 +171,7 @@ class Runtime:
         last = summary.pop("last_poll")
         body.update(summary)
         body["last_poll"] = None if last is None else {
-            "started_at": last["started_at"].isoformat(timespec="seconds"),
-            "finished_at": last["finished_at"].isoformat(timespec="seconds"),
+            "started_at": iso_utc(last["started_at"]), "finished_at": iso_utc(last["finished_at"]),
             "duration_s": round(last["duration_s"], 3), "ok": last["ok"], "failed": last["failed"]}
         if not body["scheduler_running"]:
             body["status"] = "degraded"

@@ -180,6 +180,17 @@ def _carry(conn: sa.Connection, ctx: BillingContext, actor: Actor, *, entered: b
     return entry
 
 
+def _retire(conn: sa.Connection, ctx: BillingContext, account_id: int, old_id: int | None) -> None:
+    """A meter of the site whose balance was carried over leaves its account and is marked removed: its money
+    now is on the new meter, so it is never sold to, refunded from or opened again until it is checked."""
+    if old_id is None:
+        return
+    link = store.active_link(conn, old_id)
+    if link is not None and link["account_id"] == account_id:
+        store.end_links(conn, account_id, [old_id], ctx.now())
+    store.set_meter_status(conn, [old_id], "removed")
+
+
 def _entry_view(conn: sa.Connection, entry: dict, address: str) -> EntryView:
     return entry_view(conn, {**entry, "meter_address": address, "confirmed_at": None, "balance_after": None,
                              "failure": None})
@@ -193,7 +204,8 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
     Read (entered False): the old meter's last known balance, as a transfer_in and its RECHARGE (account.open).
     Entered (or an amount given): the typed amount with a reason (transfer.entered), refused for a meter that
     answers; above the approval amount a TransferRequestView waiting for a second operator is returned and
-    nothing is queued. The old meter, if it belongs to this account, leaves it and is marked removed. The same
+    nothing is queued. An old meter of the site leaves this account (if it was in it) and is marked removed,
+    so the money carried over cannot also be refunded from it or sold on. The same
     number on both sides means the meter was replaced in place (replace_meter_in_place: None when it had
     nothing to carry over)."""
     require_actor(actor)
@@ -242,9 +254,7 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
             why = reason or f"read from meter {old_address} at {bal.reading_ts:%Y-%m-%d %H:%M} UTC"
         entry = _carry(conn, ctx, actor, entered=entered, account_id=account_id, old_address=old_address,
                        old_epoch=epoch, old_id=old_id, new=new, amount=value, reason=why, transfer_from=old_address)
-        if old_link is not None:
-            store.end_links(conn, account_id, [old["id"]], ctx.now())
-            store.set_meter_status(conn, [old["id"]], "removed")
+        _retire(conn, ctx, account_id, old["id"] if old is not None else None)
         return _entry_view(conn, entry, new["address"])
 
     result = _once(ctx, [new["id"]] + ([old["id"]] if old is not None else []), old_address, work)
@@ -374,11 +384,7 @@ def approve_transfer(ctx: BillingContext, request_id, actor: Actor, *, note: str
                        reason=r["reason"], transfer_from=None if in_place else r["old_address"], request_id=rid)
         store.decide_transfer_request(conn, rid, "awaiting_approval", "approved", decided_by=actor.username[:100],
                                       decided_at=now, decision_note=note, ledger_entry_id=entry["id"])
-        if old_id is not None:
-            old_link = store.active_link(conn, old_id)
-            if old_link is not None and old_link["account_id"] == r["account_id"]:
-                store.end_links(conn, r["account_id"], [old_id], now)
-                store.set_meter_status(conn, [old_id], "removed")
+        _retire(conn, ctx, r["account_id"], old_id)
         audit.record(conn, operator=actor.username[:100], action="billing.transfer_approved",
                      target=f"transfer_request:{rid}", ts=now, source=actor.address or actor.channel,
                      before={"state": "awaiting_approval", "requested_by": r["requested_by"]},

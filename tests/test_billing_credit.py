@@ -403,6 +403,12 @@ def test_a_balance_read_from_an_old_meter_of_the_site_retires_it_in_the_same_rec
         address(2), meter_id(ctx.engine, address(2)), False, Decimal("5.00"))
 
 
+def test_an_old_meter_whose_balance_was_carried_over_is_removed_so_its_money_cannot_be_used_twice(ctx):
+    account_id = _open(ctx, 1)                 # meter 6 (10.00) belongs to no account
+    transfers.transfer_old_meter_balance(ctx, account_id, address(6), address(1), CASHIER)
+    _refused(ctx, "meter_removed", lambda: _open(ctx, 6))
+
+
 @pytest.mark.parametrize("old, balance", [(3, "0.00"), (6, "10.00")])
 def test_an_old_meter_that_answers_has_its_balance_read_not_typed_in(ctx, old, balance):
     account_id = _open(ctx, 1)

@@ -344,9 +344,12 @@ def replace_meter_in_place(ctx: BillingContext, account_id: int, meter_address: 
 def _decision_input(ctx: BillingContext, actor: Actor, request_id) -> tuple[int, TransferRequestView]:
     require_actor(actor)
     authorize(ctx, actor, ENTERED, f"transfer_request:{request_id}")
-    if isinstance(request_id, bool) or not str(request_id or "").strip().isdigit():
+    text = "" if isinstance(request_id, bool) or request_id is None else str(request_id).strip()
+    if not (text.isascii() and text.isdigit()):
         raise BillingError("transfer_request_missing")
-    rid = int(str(request_id).strip())
+    if len(text) > 9:                      # beyond any id (and PostgreSQL's integer): unknown, not a 500
+        raise BillingError("transfer_request_unknown", request=text[:20])
+    rid = int(text)
     return rid, get_transfer_request(ctx, rid)
 
 

@@ -293,6 +293,13 @@ def test_the_operator_who_asked_cannot_approve_or_reject_it(ctx):
     assert transfers.get_transfer_request(ctx, asked.id).state == "awaiting_approval"
 
 
+@pytest.mark.parametrize("request_id, code", [(None, "transfer_request_missing"), ("abc", "transfer_request_missing"),
+                                                ("٣", "transfer_request_missing"), (10 ** 40, "transfer_request_unknown"),
+                                                (999, "transfer_request_unknown")])
+def test_approving_a_request_that_is_not_there_says_so(ctx, request_id, code):
+    _refused(ctx, code, lambda: transfers.approve_transfer(ctx, request_id, MANAGER))
+
+
 def test_a_second_operator_approves_and_then_the_transfer_and_its_recharge_are_queued_once(ctx):
     account_id = _open(ctx, 1)
     asked = transfers.transfer_old_meter_balance(ctx, account_id, UNKNOWN, address(1), ADMIN, amount="150.00",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from decimal import Decimal
@@ -34,6 +35,9 @@ MALFORMED = {"amount_not_a_number", "amount_missing", "amount_too_precise", "amo
 # What a payment client may do: its token's scope, as the gate (billing.credit) checks it for every sale.
 PAYMENT_SCOPE = frozenset({"sale.create"})
 MAX_WAIT_S = 10.0
+MAX_PAGE, MAX_PAGE_SIZE = 1_000_000, 500
+_RECEIPT_NO = re.compile(r"[A-Za-z0-9-]{1,30}")   # S20261121-000042, K00000001 ...
+_ADDRESS = re.compile(r"[0-9]{12}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,27 +194,47 @@ def payment_api(ctx: BillingContext) -> Blueprint:
 
     @bp.get("/sales/<receipt_no>")
     def get_sale(receipt_no: str):  # noqa: ANN202
+        if not _RECEIPT_NO.fullmatch(receipt_no):  # names no entry; and PostgreSQL cannot be asked about a NUL
+            raise BillingError("entry_unknown", receipt=_shown(receipt_no))
         return _json(200, {"sale": sale_json(get_entry(ctx, receipt_no))})
 
     @bp.get("/meters/<address>")
     def get_meter(address: str):  # noqa: ANN202
+        if not _ADDRESS.fullmatch(address):
+            raise BillingError("meter_unknown", meter=_shown(address))
         return _json(200, {"meter": meter_summary(ctx, address)})
 
     @bp.get("/meters")
     def list_meters():  # noqa: ANN202
-        try:
-            page = int(request.args.get("page", "1"))
-            size = int(request.args.get("page_size", "50"))
-        except ValueError:
-            raise BillingError("filter_invalid", name="page", value=request.args.get("page")) from None
-        return _json(200, meters_list(ctx, building=request.args.get("building"),
-                                      status=request.args.get("state") or None, page=page, page_size=size))
+        page = _whole_number("page", 1, MAX_PAGE)
+        size = _whole_number("page_size", 50, MAX_PAGE_SIZE)
+        building = request.args.get("building") or None
+        if building is not None and not building.isprintable():
+            raise BillingError("filter_invalid", name="building", value=_shown(building))
+        return _json(200, meters_list(ctx, building=building, status=request.args.get("state") or None, page=page,
+                                      page_size=size))
 
     @bp.get("/openapi.json")
     def openapi():  # noqa: ANN202
         return _json(200, openapi_document())
 
     return bp
+
+
+def _whole_number(name: str, default: int, highest: int) -> int:
+    """A query parameter that is a whole number from 1 to `highest` in ASCII digits (absent: `default`); else
+    filter_invalid (400). int() would take "٥", "５０", " 5" and "1_0", and a huge page overflows the query."""
+    text = request.args.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(highest))) or not 1 <= int(text) <= highest:
+        raise BillingError("filter_invalid", name=name, value=_shown(text))
+    return int(text)
+
+
+def _shown(text: str) -> str:
+    """A value as a message may quote it: printable, at most 40 characters."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:40])
 
 
 def _wait_settled(ctx: BillingContext, view: EntryView, wait_s: float) -> EntryView:
@@ -290,9 +314,10 @@ def openapi_document() -> dict:
                     {"name": "building", "in": "query", "schema": {"type": "string"}},
                     {"name": "state", "in": "query", "schema": {"type": "string",
                                                                 "enum": ["not_opened", "opened", "removed"]}},
-                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                    {"name": "page", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}},
                     {"name": "page_size", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}, lang],
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 50}}, lang],
                 "responses": {"200": {"description": "one page", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {
                         "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"},

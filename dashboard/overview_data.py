@@ -7,6 +7,7 @@ version first and reads the 10,000-row state frame only when something changed.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -30,15 +31,24 @@ class TileFilter:
 
     @classmethod
     def from_inputs(cls, building=None, floor=None, search=None) -> "TileFilter":
-        """From the filter controls or the query string; "" and "*" mean "all"."""
-        try:
-            floor_no = int(floor) if floor not in (None, "", "*") else None
-        except (TypeError, ValueError):
-            floor_no = None
-        return cls(building if building not in (None, "", "*") else None, floor_no, (search or "").strip())
+        """From the filter controls or the query string; "" and "*" mean "all", and so does a value of the
+        wrong type or size (a floor is a whole number below MAX_FLOOR)."""
+        building = building if isinstance(building, str) and building not in ("", "*") else None
+        return cls(building, _floor(floor), search.strip() if isinstance(search, str) else "")
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+MAX_FLOOR = 1000
+
+
+def _floor(value) -> int | None:
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,4}", value.strip()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < MAX_FLOOR:
+        return value
+    return None
 
 
 def utcnow() -> dt.datetime:
@@ -147,8 +157,9 @@ class Refresh:
 
 def refresh(engine: sa.Engine, flt: TileFilter, prev: dict | None, now_utc: dt.datetime,
             zone: dt.tzinfo, force: bool = False) -> Refresh:
-    """The overview as of now, relative to what the browser holds (`prev`, its store)."""
-    prev = prev or {}
+    """The overview as of now, relative to what the browser holds (`prev`, its store; anything but the
+    object this function gave it counts as nothing held)."""
+    prev = prev if isinstance(prev, dict) else {}
     same_filter = prev.get("filter") == flt.as_dict()
     with engine.connect() as conn:
         version = overview_version(conn)
@@ -163,7 +174,9 @@ def refresh(engine: sa.Engine, flt: TileFilter, prev: dict | None, now_utc: dt.d
     signature, codes = tile_signature(tiles["meter_id"].to_numpy()), tile_codes(tiles)
     buildings, floors = filter_options(states)
     out = Refresh("full", version, flt, kpis, tiles, tile_positions(tiles), [], signature, codes, buildings, floors)
-    if not force and same_filter and prev.get("sig") == signature and len(prev.get("codes", "")) == len(codes):
+    held = prev.get("codes")
+    if (not force and same_filter and prev.get("sig") == signature and isinstance(held, str) and held.isascii()
+            and len(held) == len(codes)):
         changed = changed_tiles(prev["codes"], codes)
         if len(changed) <= len(codes) // 2:  # beyond that (a site-wide outage) the whole map is smaller
             out.mode, out.changed = "patch", changed

@@ -7,7 +7,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from storage.engine import is_duckdb
-from storage.matching import contains_text
+from storage.matching import contains_text, equals_text
 from storage.schema import (
     account, account_meter, api_client, building, ledger_entry, meter, meter_reconcile, meter_state, meter_tariff,
     readings, retired_meter, room, setting, tariff, tariff_version, transfer_request,
@@ -107,7 +107,7 @@ def meters_page(conn: sa.Connection, *, building_name: str | None, status: str |
                          .outerjoin(building, room.c.building_id == building.c.id)
                          .outerjoin(meter_state, meter_state.c.meter_id == meter.c.id)))
     if building_name:
-        base = base.where(building.c.name == building_name)
+        base = base.where(equals_text(building.c.name, building_name))
     if status:
         base = base.where(meter.c.status == status)
     total = conn.execute(sa.select(sa.func.count()).select_from(base.subquery())).scalar_one()

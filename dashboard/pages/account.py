@@ -7,6 +7,7 @@ from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
 from core.operators import OperatorError
+from dashboard import inputs
 from dashboard.auth import accounts, guarded_callback, session_token, signed_in, source_address
 from dashboard.components.admin import (ACCOUNT_CONFIRM, ACCOUNT_CURRENT, ACCOUNT_NEW, ACCOUNT_RESULT, ACCOUNT_SAVE,
                                         account_page, alert, password_changed)
@@ -34,8 +35,10 @@ def change_password(n_clicks, current, new, confirm):
         raise PreventUpdate
     lang = request_lang()
     try:
-        accounts().change_password(signed_in(), current or "", new or "", confirm or "", source_address(),
-                                   keep_session=session_token())
+        if not inputs.text(current):  # nothing to check against the hash (argon2 costs tens of milliseconds)
+            raise OperatorError("wrong_current_password")
+        accounts().change_password(signed_in(), inputs.text(current), inputs.text(new) or "",
+                                   inputs.text(confirm) or "", source_address(), keep_session=session_token())
     except OperatorError as exc:
         return alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), no_update, "", ""
     return password_changed(lang), "", "", ""

@@ -18,7 +18,7 @@ from billing.errors import BillingError
 from billing.ledger import get_entry
 from billing.tariffs import tariff_list
 from billing.views import receipt
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
     ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_APPROVAL_LIST, ACC_APPROVAL_NOTE, ACC_APPROVAL_PICK,
@@ -59,11 +59,8 @@ def layout(**_query):
 
 
 def _account_id(value) -> int | None:
-    """An id that came back from the browser: a positive int (or its digits), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        return None
-    text = str(value).strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    """An id that came back from the browser: a positive int (or its digits) that can name a row, else None."""
+    return inputs.record_id(value)
 
 
 def _addresses(text) -> list[str]:
@@ -322,7 +319,8 @@ def refresh_approvals(n_clicks):
 def _decide(decision, request_id, note):
     """Approve or reject the chosen request: (result, list, options, chosen, note) for the outputs."""
     lang = request_lang()
-    if request_id in (None, ""):
+    request_id = inputs.record_id(request_id)  # the dropdown's value: a request's id
+    if request_id is None:
         return (notice(t("accounts.approval_pick_first", lang), id="acc-approval-error"),) + (no_update,) * 4
     try:
         message = decision(request_id, note if isinstance(note, str) else None, lang)
@@ -454,9 +452,7 @@ clientside_callback(
 # ---------------------------------------------------------------------------------------------
 # openings and closings
 def _day(value) -> dt.date | None:
-    if not value:
-        return None
-    return dt.date.fromisoformat(str(value)[:10])
+    return inputs.day(value)
 
 
 @guarded_callback("accounts.events", OPEN, Output(ACC_EV_GRID, "rowData"), Output(ACC_EV_COUNT, "children"),
@@ -470,8 +466,8 @@ def openings_and_closings(n_clicks, event, first, last, building, operator, text
     event = event if event in ("opened", "closed") else "opened"
     try:
         first_day, last_day = _day(first), _day(last)
-    except ValueError:
-        return no_update, t("records.bad_date", lang)
+    except inputs.BadValue as exc:
+        return no_update, t("records.bad_date", lang, value=str(exc))
     rows = desk.account_events(billing(), event, first_day=first_day, last_day=last_day,
                                building=building if isinstance(building, str) else None,
                                operator=operator if isinstance(operator, str) else None,

@@ -6,7 +6,7 @@ from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from core.operators import OperatorError, role_order
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import (BROWSER_LANGUAGE, NEW_LANGUAGE, NEW_NAME, NEW_PASSWORD, NEW_ROLES, NEW_USERNAME, USERS_ACTIVATE,
                                         USERS_ADD, USERS_DEACTIVATE, USERS_GRID, USERS_RESET, USERS_RESULT,
@@ -55,9 +55,10 @@ def _outputs(*extra):
 def add_operator(n_clicks, username, display_name, password, roles, language):
     if not n_clicks:
         raise PreventUpdate
-    username = (username or "").strip()
+    username = (inputs.text(username) or "").strip()
+    language = inputs.text(language)
     message, rows = _run(lambda: accounts().add_operator(
-        username, display_name, password or "", roles if isinstance(roles, list) else [],
+        username, inputs.text(display_name), inputs.text(password) or "", inputs.texts(roles),
         language=None if language in (None, "", BROWSER_LANGUAGE) else language, by=signed_in().username, source=source_address()),
         "admin.added", username=username)
     return message, rows, ""
@@ -88,7 +89,8 @@ def reset_password(n_clicks, rows, password):
         username = _selected(rows)
     except OperatorError as exc:
         return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update, no_update
-    message, fresh = _run(lambda: accounts().set_password(username, password or "", by=signed_in().username,
+    password = inputs.text(password) or ""
+    message, fresh = _run(lambda: accounts().set_password(username, password, by=signed_in().username,
                                                           source=source_address(), must_change_password=True),
                           "admin.reset_done", username=username)
     return message, fresh, ""
@@ -104,7 +106,7 @@ def set_roles(n_clicks, rows, roles):
         username = _selected(rows)
     except OperatorError as exc:
         return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update
-    return _run(lambda: accounts().set_roles(username, roles if isinstance(roles, list) else [],
+    return _run(lambda: accounts().set_roles(username, inputs.texts(roles),
                                              by=signed_in().username, source=source_address()),
                 "admin.roles_saved", username=username)
 

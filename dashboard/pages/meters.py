@@ -9,7 +9,7 @@ from flask import current_app
 
 import dashboard.app as dash_app
 from core.config import site_zone
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.meter_grid import grid_rows, meters_page, meters_workbook
 from dashboard.components.workbook import exported_message
@@ -69,7 +69,8 @@ def export_shown_rows(request):
     if not request:
         raise PreventUpdate
     lang = request_lang()
-    ids = request.get("ids") or []
+    request = inputs.mapping(request)  # the browser's {ids, filter}: other shapes name no row
+    ids = inputs.record_ids(request.get("ids"))
     if not ids:
         return no_update, html.Span(t("meters.nothing_to_export", lang), className="text-warning")
     engine, zone = _services()
@@ -78,7 +79,7 @@ def export_shown_rows(request):
     now = utcnow()
     with engine.begin() as conn:  # the log entry commits only with a workbook to hand out
         rows = export_meters(conn, ids, operator=operator, ts=now, source=source_address(),
-                             shown={"filter": request.get("filter") or {}})
+                             shown={"filter": inputs.mapping(request.get("filter"))})
         book = meters_workbook(rows, lang, zone)
         workbook = book.to_bytes()
     stamp = to_site_time(now, zone).strftime("%Y%m%d-%H%M")

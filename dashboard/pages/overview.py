@@ -12,7 +12,7 @@ from dash import Input, Output, State, clientside_callback, ctx, dcc, html, no_u
 from flask import current_app
 
 from core.config import site_zone
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback
 from dashboard.components.overview import (
     filter_bar, kpi_cards, legend, map_buildings, panel_body, panel_title, tile_map, tile_patch, updated_text,
@@ -107,7 +107,8 @@ def show_meter(selected, _version, is_open):
         return no_update, no_update, no_update
     lang = request_lang()
     engine, zone = _services()
-    detail, curve, commands = meter_panel(engine, int(selected["meter"]), utcnow())
+    meter_id = inputs.record_id(inputs.mapping(selected).get("meter"))  # the tile's {"meter": id}
+    detail, curve, commands = meter_panel(engine, meter_id, utcnow()) if meter_id else (None, None, None)
     if detail is None:
         return True, "", html.P(t("overview.unknown_meter", lang), className="text-muted")
     return True, panel_title(detail), panel_body(detail, curve, commands, lang, zone)

@@ -2,15 +2,13 @@
 shadow-billing report of meters whose balance moved more than 1 % away from readings x tariff."""
 from __future__ import annotations
 
-import datetime as dt
-
 import dash
 from dash import Input, Output, State
 
 from billing.errors import BillingError
 from billing.reconcile import resolve_alarm
 from billing.reports import reconciliation_alarms, shadow_report
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.reconciliation import (
@@ -64,11 +62,10 @@ def resolve(n_clicks, selected, note):
 def run_shadow(_n, first, last):
     lang = request_lang()
     try:
-        first_day = dt.date.fromisoformat(str(first)[:10])
-        last_day = dt.date.fromisoformat(str(last)[:10])
-        if last_day < first_day or (last_day - first_day).days > 366:
-            raise ValueError
-    except (TypeError, ValueError):
+        first_day, last_day = inputs.day(first), inputs.day(last)
+    except inputs.BadValue:
+        first_day = last_day = None
+    if first_day is None or last_day is None or last_day < first_day or (last_day - first_day).days > 366:
         return dash.no_update, t("reconciliation.bad_range", lang)
     rows = shadow_report(billing(), first_day, last_day)
     return shadow_rows(rows), t("reconciliation.found", lang, n=len(rows))

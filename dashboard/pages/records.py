@@ -10,7 +10,7 @@ from dash import Input, Output, State, clientside_callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from billing import desk
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.records import (
     KINDS, REC_APPLIED, REC_BUILDING, REC_COUNT, REC_DOWNLOAD, REC_EXPORT, REC_EXPORT_REQUEST, REC_FROM, REC_GRID,
@@ -30,12 +30,10 @@ class BadDate(ValueError):
 
 
 def _day(value) -> dt.date | None:
-    if not value:
-        return None
     try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise BadDate(str(value)) from None
+        return inputs.day(value)
+    except inputs.BadValue as exc:
+        raise BadDate(str(exc)) from None
 
 
 def _applied(first, last, kinds, operator, building, text) -> dict:
@@ -106,14 +104,14 @@ def export(request, applied):
     if not isinstance(request, dict):
         raise PreventUpdate
     lang = request_lang()
-    ids = [i for i in request.get("ids") or [] if isinstance(i, int) and not isinstance(i, bool)]
+    ids = inputs.record_ids(request.get("ids"))
     if not ids:
         return no_update, html.Span(t("records.nothing_to_export", lang), className="text-warning")
     shown = applied if isinstance(applied, dict) else {}
     op = signed_in()
     ctx_ = billing()
     rows = desk.export_records(ctx_, ids, op.username if op else "-", source=source_address(),
-                               shown={**shown, "grid_filter": request.get("filter") or {}})
+                               shown={**shown, "grid_filter": inputs.mapping(request.get("filter"))})
     stamp = ctx_.local(ctx_.now()).strftime("%Y%m%d-%H%M")
     book = records_workbook(rows, shown, lang)
     workbook = book.to_bytes()

@@ -41,7 +41,8 @@ def layout(meter: str | None = None, **_query):
     denied = forbidden_page(access.SELL, lang)
     if denied is not None:
         return denied
-    chosen = str(meter) if meter and allowed(SELL) else None  # /sell?meter=202611210001 (from the account page)
+    # /sell?meter=202611210001 (from the account page); a repeated or unprintable meter= names none
+    chosen = meter if isinstance(meter, str) and meter.isprintable() and meter and allowed(SELL) else None
     return sell_page(lang, _new_request_id(), desk.sale_limit(billing()), meter=chosen,
                      card=_card(chosen, lang) if chosen else None)
 
@@ -65,6 +66,11 @@ def _receipt_view(receipt_no: str, lang: str):
 
 def _final(entry) -> bool:
     return entry.state != "pending" or entry.command_state in FINAL_COMMAND_STATES
+
+
+def _a_meter(address) -> bool:
+    """The chosen-meter store holds what find or pick put there: a meter number (anything else names none)."""
+    return isinstance(address, str) and bool(address) and address.isprintable()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,9 +108,9 @@ def pick(_clicks):
 @guarded_callback("sell.card", SELL, Output(SELL_CARD, "children"), Input(SELL_METER, "data"),
                   Input(SELL_WATCH, "data"), changes_state=False, prevent_initial_call=True)
 def show_meter(address, _watch):
-    if not address:
+    if not _a_meter(address):
         raise PreventUpdate
-    return _card(str(address), request_lang())
+    return _card(address, request_lang())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +132,7 @@ def _money_action(action, n_cleared: int):
 
 
 def _need_meter(address, n_cleared: int):
-    if isinstance(address, str) and address:
+    if _a_meter(address):
         return None
     return (notice(t("cashier.no_meter", request_lang()), id="desk-error"), None, True) + (no_update,) * n_cleared
 

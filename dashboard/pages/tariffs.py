@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from billing import desk, tariffs
 from billing.errors import BillingError
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.tariffs import (
@@ -27,6 +27,7 @@ from dashboard.services import billing, operator_name
 
 EDIT, PUSH = "tariff.edit", "tariff.push"
 PRICE_FIELDS = ("sharp", "peak", "flat", "valley")
+PUSH_SCOPES = ("tariff", "building", "list")   # the tariff's own meters, a building's, a typed list
 dash.register_page(__name__, path="/tariffs", title="Wattline", name="tariffs")
 
 
@@ -57,13 +58,11 @@ def show_mode_fields(target, mode, modes):
 
 def _valid_from(value) -> dt.datetime | None:
     """The form's local date-time as naive UTC (None: from now)."""
-    if not value:
-        return None
     try:
-        local = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        raise BillingError("filter_invalid", name="valid from", value=value) from None
-    return desk.local_to_utc(billing(), local.replace(tzinfo=None))
+        local = inputs.moment(value)
+    except inputs.BadValue as exc:
+        raise BillingError("filter_invalid", name="valid from", value=str(exc)) from None
+    return desk.local_to_utc(billing(), local) if local else None
 
 
 @guarded_callback("tariffs.save", EDIT, Output(TAR_SAVE_RESULT, "children"), Output(TAR_LIST, "children"),
@@ -123,11 +122,12 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
         raise PreventUpdate
     lang = request_lang()
     ctx_ = billing()
-    try:
-        tid = int(tariff_id)
-    except (TypeError, ValueError):
-        refused = error_alert(BillingError("tariff_unknown", tariff=tariff_id), lang)
+    tid = inputs.record_id(tariff_id)
+    if tid is None:
+        refused = error_alert(BillingError("tariff_unknown", tariff=str(tariff_id)[:40]), lang)
         return refused, no_update, no_update, True, no_update
+    if scope not in PUSH_SCOPES:  # never "every meter" by default: an unreadable scope pushes nothing
+        return notice(t("inputs.push_scope", lang), id="desk-error"), no_update, no_update, True, no_update
     if scope == "building":
         addresses = desk.building_addresses(ctx_, building) if isinstance(building, str) and building else []
     else:

@@ -79,7 +79,14 @@ DEMO_PASSWORD_DEFAULT = "wattline-demo"
 LANGUAGES = ("en", "zh")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,59}$")
 
-_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+# argon2id at OWASP's Password Storage Cheat Sheet minimum (m=19 MiB, t=2, p=1). argon2-cffi's default
+# (RFC 9106's low-memory profile: 64 MiB, t=3, p=4) took over a second per sign-in on a site's two cores
+# and 6-7 s for ten operators at once. Hashes made with other parameters still verify and are rehashed
+# with these at their next sign-in. tests/test_auth_accounts.py holds new hashes to OWASP's minimum.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_KIB = 19456
+ARGON2_PARALLELISM = 1
+_hasher = PasswordHasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM)
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))  # verified for unknown names, so timing tells nothing
 
 
@@ -252,9 +259,13 @@ class Accounts:
             raise LoginRefused("bad_credentials")
         locked = row["locked_until"] is not None and row["locked_until"] > now
         right = not locked and _verify(row["password_hash"], password or "")
+        # A hash made with other parameters is replaced, hashed here outside the transaction: a rerun after a
+        # write conflict does not hash again, and no write transaction waits on argon2.
+        rehash = ((row["password_hash"], hash_password(password))
+                  if right and _hasher.check_needs_rehash(row["password_hash"]) else None)
         # A refusal is raised after the transaction commits: the failure count and its log row stay.
         refusal, op = run_transaction(self.engine, lambda conn: self._settle_login(
-            conn, row["id"], username, password, right, source, now))
+            conn, row["id"], username, right, rehash, source, now))
         if refusal is not None:
             raise refusal
         return op
@@ -262,8 +273,9 @@ class Accounts:
     def _log_failed(self, username: str, reason: str, source: str | None, now: dt.datetime) -> None:
         run_transaction(self.engine, lambda conn: _login_failed(conn, username, reason, source, now))
 
-    def _settle_login(self, conn: sa.Connection, operator_id: int, username: str, password: str, right: bool,
-                      source: str | None, now: dt.datetime) -> tuple[LoginRefused | None, Operator | None]:
+    def _settle_login(self, conn: sa.Connection, operator_id: int, username: str, right: bool,
+                      rehash: tuple[str, str] | None, source: str | None,
+                      now: dt.datetime) -> tuple[LoginRefused | None, Operator | None]:
         if not right:
             count = store.count_failed_login(conn, operator_id, now)
             if count is None:  # locked, maybe by an attempt that finished a moment ago
@@ -282,8 +294,8 @@ class Accounts:
             _login_failed(conn, username, "inactive", source, now)
             return LoginRefused("bad_credentials"), None
         values = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
-        if _hasher.check_needs_rehash(row["password_hash"]):
-            values["password_hash"] = hash_password(password)
+        if rehash is not None and row["password_hash"] == rehash[0]:  # not if the password changed meanwhile
+            values["password_hash"] = rehash[1]
         if not store.record_login(conn, operator_id, now, **values):
             return self._locked_refusal(conn, operator_id, username, source, now), None
         audit.record(conn, operator=username, action="auth.login", target=username, ts=now, source=source)

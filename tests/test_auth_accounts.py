@@ -6,11 +6,12 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import argon2
 import pytest
 import sqlalchemy as sa
 
-from core.operators import (DEFAULT_ROLE_PERMISSIONS, LOCKOUT, MAX_FAILED_LOGINS, PERMISSIONS, ROLES, SESSION_MAX_AGE,
-                            Accounts, LoginRefused, OperatorError)
+from core.operators import (ARGON2_MEMORY_KIB, DEFAULT_ROLE_PERMISSIONS, LOCKOUT, MAX_FAILED_LOGINS, PERMISSIONS,
+                            ROLES, SESSION_MAX_AGE, Accounts, LoginRefused, OperatorError)
 from storage.schema import audit_log, operator, permission, role, role_permission
 
 PASSWORD = "correct-horse"
@@ -89,6 +90,43 @@ def test_passwords_are_stored_as_argon2id_hashes_never_in_clear(accounts, any_en
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     everything = json.dumps([r for r in _log(any_engine)], default=str)
     assert PASSWORD not in everything
+
+
+# OWASP Password Storage Cheat Sheet, argon2id: equally strong minimum settings (memory KiB, iterations), p=1
+OWASP_ARGON2ID_MINIMUMS = ((47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5))
+
+
+def _stored_hash(engine, username: str) -> str:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(operator.c.password_hash).where(operator.c.username == username)).scalar_one()
+
+
+def test_stored_hashes_are_at_least_as_costly_as_owasps_argon2id_minimum(accounts, any_engine):
+    params = argon2.extract_parameters(_stored_hash(any_engine, "root"))
+    assert params.type is argon2.Type.ID and params.parallelism >= 1
+    assert any(params.memory_cost >= m and params.time_cost >= t for m, t in OWASP_ARGON2ID_MINIMUMS), params
+    assert params.salt_len >= 16 and params.hash_len >= 32
+
+
+def test_a_hash_with_older_parameters_still_signs_in_and_is_rehashed_at_that_sign_in(accounts, any_engine):
+    old = argon2.PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4)  # argon2-cffi's default before
+    with any_engine.begin() as conn:
+        conn.execute(operator.update().where(operator.c.username == "root").values(password_hash=old.hash(PASSWORD)))
+    assert accounts.authenticate("root", PASSWORD, "10.0.0.7").username == "root"
+    rehashed = _stored_hash(any_engine, "root")
+    assert argon2.extract_parameters(rehashed).memory_cost == ARGON2_MEMORY_KIB
+    assert argon2.PasswordHasher().verify(rehashed, PASSWORD)
+    assert accounts.authenticate("root", PASSWORD, "10.0.0.7").username == "root"
+    assert _stored_hash(any_engine, "root") == rehashed  # a hash with today's parameters is kept
+
+
+def test_a_wrong_password_leaves_an_older_hash_as_it_was(accounts, any_engine):
+    old_hash = argon2.PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)
+    with any_engine.begin() as conn:
+        conn.execute(operator.update().where(operator.c.username == "root").values(password_hash=old_hash))
+    with pytest.raises(LoginRefused):
+        accounts.authenticate("root", "not-the-password", "10.0.0.7")
+    assert _stored_hash(any_engine, "root") == old_hash
 
 
 def test_the_right_password_signs_in_and_is_logged(accounts, any_engine):

@@ -14,7 +14,8 @@ import datetime as dt
 import re
 
 # How a time reads on a page, in a grid or a message; exports write real date-times (core.workbook.DATETIME).
-FORMATS = {"seconds": "%Y-%m-%d %H:%M:%S", "minutes": "%Y-%m-%d %H:%M", "short": "%m-%d %H:%M"}
+FORMATS = {"seconds": "%Y-%m-%d %H:%M:%S", "minutes": "%Y-%m-%d %H:%M", "short": "%m-%d %H:%M",
+           "stamp": "%Y%m%d-%H%M"}   # stamp: in an export's file name
 EMPTY = "—"
 
 # A datetime as str() writes it (the operation log's before/after JSON holds stored times that way).

@@ -14,6 +14,17 @@ def billing():
     return runtime().billing
 
 
+def site_zone():
+    """The site's time zone ([site] timezone): every time a page or an export shows is in it (core.clock)."""
+    from core.config import Config, site_zone as parse_zone
+    services = current_app.config.get("WATTLINE_SERVICES")
+    cfg = getattr(services, "cfg", None)
+    if cfg is not None:
+        return parse_zone(cfg.timezone)
+    ctx = getattr(services, "billing", None)
+    return ctx.tz if ctx is not None else parse_zone(Config.timezone)
+
+
 def operator_name() -> str:
     """The signed-in operator's username, as the ledger and the operation log record it."""
     from dashboard.auth import signed_in

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 import re
@@ -196,7 +197,7 @@ def test_the_status_page_speaks_english_and_chinese(demo_runtime):
     from dashboard.components.status import status_page
     from dashboard.i18n import t
     h = demo_runtime.health()
-    en, zh = str(status_page(h, "en")), str(status_page(h, "zh"))
+    en, zh = str(status_page(h, "en", dt.UTC)), str(status_page(h, "zh", dt.UTC))
     assert t("status.meters", "en") in en and t("status.meters", "zh") in zh
     assert _get(demo_runtime, "/lang/zh?next=/status")[0] == 200
 

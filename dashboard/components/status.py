@@ -1,14 +1,28 @@
-"""Data-plane status: the figures /healthz reports, as cards."""
+"""System status (/status, 系统状态): the figures /healthz reports, as cards, with times in the site's zone."""
 from __future__ import annotations
+
+import datetime as dt
 
 import dash_bootstrap_components as dbc
 from dash import html
 
+from core.clock import show_time
 from dashboard.i18n import t
 
 
-def status_page(h: dict, lang: str) -> html.Div:
+def _stored(iso: str | None) -> dt.datetime | None:
+    """/healthz's ISO UTC ("2026-03-01T08:00:00Z") as the naive UTC the clock helpers take."""
+    if not iso:
+        return None
+    try:
+        return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def status_page(h: dict, lang: str, zone: dt.tzinfo) -> html.Div:
     last = h.get("last_poll") or {}
+    finished = _stored(last.get("finished_at"))
 
     def card(label, value, ident):
         return dbc.Col(dbc.Card(dbc.CardBody([
@@ -25,7 +39,7 @@ def status_page(h: dict, lang: str) -> html.Div:
             card(t("status.buses_lost", lang), h.get("buses_lost", 0), "buses-lost"),
         ], className="g-2 mb-3"),
         html.P([f"{t('status.last_poll', lang)}: ",
-                last.get("finished_at") or t("status.never", lang),
+                html.Span(show_time(finished, zone) if finished else t("status.never", lang), id="status-last-poll"),
                 f" · {t('status.duration', lang)}: {last['duration_s']:.2f} s" if last.get("duration_s") is not None else "",
                 f" · {t('status.scheduler', lang)}: ",
                 t("status.running" if h.get("scheduler_running") else "status.stopped", lang)]),

@@ -7,6 +7,7 @@ import dash
 from dash import Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
+from core.clock import show_local, site_time
 from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import alert
@@ -16,6 +17,7 @@ from dashboard.components.audit_log import (AUDIT_ACTION, AUDIT_APPLIED, AUDIT_C
                                             workbook)
 from dashboard.components.workbook import export_notice
 from dashboard.i18n import request_lang, t
+from dashboard.services import site_zone
 
 VIEW = "audit.view"
 dash.register_page(__name__, path="/audit", title="Wattline", name="audit")
@@ -28,7 +30,7 @@ def layout(**_query):
         return denied
     service = accounts()
     operators, actions = service.operation_log_choices()
-    return audit_page(service.operation_log(), operators, actions, lang)
+    return audit_page(service.operation_log(), operators, actions, lang, site_zone())
 
 
 @guarded_callback("audit.query", VIEW,
@@ -43,10 +45,10 @@ def query(n_clicks, operator, action, since, until):
     lang = request_lang()
     try:
         filters = parse_filters(operator, action, since, until)
-        entries = accounts().operation_log(**query_args(filters))
+        entries = accounts().operation_log(**query_args(filters, site_zone()))
     except BadFilter as exc:
         return no_update, no_update, no_update, alert(t("audit.bad_time", lang, value=str(exc)), False)
-    return grid_rows(entries), t("audit.count", lang, n=len(entries)), filters, None
+    return grid_rows(entries, lang, site_zone()), t("audit.count", lang, n=len(entries)), filters, None
 
 
 @guarded_callback("audit.export", VIEW,
@@ -58,17 +60,20 @@ def export(n_clicks, filters):
         raise PreventUpdate
     op = signed_in()
     lang = request_lang()
+    zone = site_zone()
     try:
-        args = query_args(filters if isinstance(filters, dict) else None)
+        shown = parse_filters(*(filters.get(k) for k in ("operator", "action", "since", "until"))) \
+            if isinstance(filters, dict) else parse_filters(None, None, None, None)
+        args = query_args(shown, zone)
     except BadFilter:
         raise PreventUpdate from None
     service = accounts()
     entries = service.operation_log(**args)
     applied = {k: (v.isoformat(timespec="minutes") if hasattr(v, "isoformat") else v) for k, v in args.items()}
     service.record(op.username, "audit.export", "operation log", source_address(),
-                   after={"filters": applied, "rows": len(entries)})
-    stamp = service.clock().strftime("%Y%m%d-%H%M")
-    book = workbook(entries, applied, lang)
+                   after={"filters": applied, "rows": len(entries)})  # the log's own clock: UTC
+    stamp = show_local(site_time(service.clock(), zone), "stamp")
+    book = workbook(entries, shown, lang, zone)
     data = book.to_bytes()
     notice = export_notice(book, lang)
     return (dcc.send_bytes(data, f"{t('audit.filename', lang)}-{stamp}.xlsx"),

@@ -3,6 +3,7 @@ calls it, and Chromium (the system's; in CI a missing Chromium fails) for the li
 and the XLSX export. One runtime for the module (one day of history, polls only when a test asks)."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -13,9 +14,10 @@ import sqlalchemy as sa
 
 from collectors.oneshot import build_command_frame
 from dashboard.components.receipt import money
+from dashboard.overview_data import local_day_bounds
 from storage.audit import entries
 from storage.meters import EXPORT_ACTION, meter_table
-from storage.overview import meter_detail, meter_states_frame
+from storage.overview import meter_detail, meter_states_frame, sales_between
 from storage.schema import meter
 from storage.topology import poll_targets
 from tests.webclient import WebClient, base_url, start_demo_runtime
@@ -139,6 +141,20 @@ def test_clicking_a_tile_opens_the_panel_with_the_balance(rt, page):
     assert page.locator("#ov-panel-balance").inner_text() == money(detail["balance"])
     assert detail["address"] in page.locator("#ov-panel").inner_text()
     page.wait_for_selector("#ov-panel-curve .main-svg")
+
+
+def test_todays_sales_show_the_net_and_their_tooltip_the_gross_refunds_and_reversals(rt, page):
+    page.goto(base_url(rt) + "/")
+    value = page.locator("#ov-kpi-sales")
+    value.wait_for()
+    with rt.engine.connect() as conn:
+        sales = sales_between(conn, *local_day_bounds(dt.datetime.now(dt.UTC).replace(tzinfo=None), rt.billing.tz))
+    assert value.inner_text() == money(sales["net"])
+    value.focus()                                   # the keyboard reaches it and shows the tooltip, as a hover does
+    tip = page.locator("#ov-kpi-sales-tip")
+    tip.wait_for()
+    assert money(sales["sale"]) in tip.inner_text() and "refunds" in tip.inner_text()
+    assert "reversals" in tip.inner_text() and money(sales["net"]) in tip.inner_text()
 
 
 def test_the_map_is_one_tab_stop_and_arrows_walk_its_tiles(rt, page):

@@ -21,8 +21,11 @@ class BillingError(ValueError):
     def message(self, lang: str = "en") -> str:
         # The catalogs are the application's one set of texts (dashboard/locales); i18n.t is a
         # plain TOML lookup with no UI import, so the domain layer can use it for its messages.
-        from dashboard.i18n import t
-        return t(self.key, lang, **{k: _text(v) for k, v in self.params.items()})
+        from dashboard.i18n import permission_label, t
+        params = {k: _text(v) for k, v in self.params.items()}
+        if "permission" in params:  # a refusal names the permission as the operator reads it, and its code
+            params.setdefault("permission_label", permission_label(params["permission"], lang))
+        return t(self.key, lang, **params)
 
     def __str__(self) -> str:
         try:

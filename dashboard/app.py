@@ -11,7 +11,7 @@ from dash import html
 from flask import Response, redirect, request
 
 from dashboard.components.shell import navbar, register_nav_callbacks
-from dashboard.i18n import COOKIE, LANGUAGES, request_lang
+from dashboard.i18n import COOKIE, LANGUAGES, request_lang, t
 from dashboard.inputs import refuse_malformed_page_location
 from dashboard.websecurity import local_target, referrer_path, same_origin_request, security_event
 
@@ -35,8 +35,12 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
 
     def layout():
         lang = request_lang()
+        # texts assets/refusals.js shows when a callback fails without a message of the server's own
+        texts = {"data-callback-failed": t("app.callback_failed", lang),
+                 "data-server-unreachable": t("app.server_unreachable", lang),
+                 "data-sign-in": t("auth.submit", lang), "data-close": t("app.close", lang)}
         return html.Div([navbar(lang, current_user_name(), allowed, csrf_token()), dash.page_container],
-                        id="app-root", lang="zh-CN" if lang == "zh" else "en")
+                        id="app-root", lang="zh-CN" if lang == "zh" else "en", **texts)
 
     app.layout = layout
     register_nav_callbacks(app)

@@ -9,11 +9,15 @@ instead of `dash.callback`:
                       State("sell-amount", "value"), prevent_initial_call=True)
     def sell(n_clicks, amount): ...
 
-The permission is checked on the server before Dash runs the function: a request from an operator
-without it is answered 403 (JSON: error, permission, callback, message in the operator's
-language), the function never runs, and the refusal is written to the operation log as
-`permission.denied`. `GUARDED_CALLBACKS` lists every such callback by name, so tests can call each
-one as each role. Code that is not a callback (a Flask route, a helper) calls `require(permission)`.
+The permission is one name, None (any signed-in operator) or a tuple of names (any one of them
+will do, e.g. `access.SELL.any_of` for finding a meter, which selling, refunding and reversing all
+need). It is checked on the server before Dash runs the function: a request from an operator
+without it is answered 403 (JSON: error, permission, callback, and a message in the operator's
+language naming the permission as the Permissions page does), the function never runs, and the
+refusal is written to the operation log as `permission.denied`. The browser shows that message
+(assets/refusals.js); pages hide the controls their operator may not use. `GUARDED_CALLBACKS` lists
+every such callback by name, so tests can call each one as each role. Code that is not a callback
+(a Flask route, a helper) calls `require(permission)`.
 
 Public routes (no sign-in): the set in `app.server.config["WATTLINE_PUBLIC_ROUTES"]`; an entry
 ending in "/" is a prefix, any other an exact path. Later features add theirs, e.g.
@@ -39,7 +43,7 @@ from markupsafe import escape
 from core.config import LimitsConfig
 from core.operators import Accounts, LoginRefused, Operator
 from dashboard import access
-from dashboard.i18n import COOKIE, request_lang, t
+from dashboard.i18n import COOKIE, permission_label, request_lang, t
 from dashboard.websecurity import (SECURITY_LOG, local_target, note_rate_limited, retry_after, same_origin_request,
                                    security_event)
 
@@ -54,13 +58,27 @@ UPDATE_COMPONENT = "/_dash-update-component"
 
 
 # --- the callback registry ---------------------------------------------------------------------
+# One permission; None: any signed-in operator (e.g. changing one's own password); a tuple: any one of these.
+Permission = str | tuple[str, ...] | None
+
+
+def holds(may: Callable[[str | None], bool], permission: Permission) -> bool:
+    """Does `may` (an Operator's or a role's check) grant `permission` (one name, None or any of a tuple)?"""
+    if isinstance(permission, tuple):
+        return any(may(p) for p in permission)
+    return may(permission)
+
+
 @dataclass(frozen=True)
 class GuardedCallback:
     name: str                 # stable, e.g. "admin.users.add"
-    permission: str | None    # None: any signed-in operator (e.g. changing one's own password)
+    permission: Permission
     output: str               # Dash's callback id: the "output" of a /_dash-update-component body
     changes_state: bool       # False for callbacks that only hand out data (queries, exports)
     module: str
+
+    def open_to(self, may: Callable[[str | None], bool]) -> bool:
+        return holds(may, self.permission)
 
 
 GUARDED_CALLBACKS: dict[str, GuardedCallback] = {}
@@ -68,15 +86,22 @@ _BY_OUTPUT: dict[str, GuardedCallback] = {}
 
 
 class PermissionDenied(Exception):
-    def __init__(self, permission: str | None, target: str):
+    def __init__(self, permission: Permission, target: str):
         self.permission = permission
         self.target = target
         super().__init__(f"{target} needs {permission}")
 
 
-def guarded_callback(name: str, permission: str | None, *args, changes_state: bool = True, **kwargs):
+def guarded_callback(name: str, permission: Permission | access.PageAccess, *args, changes_state: bool = True,
+                     **kwargs):
     """`dash.callback` that runs only for a signed-in operator holding `permission` (see the module
-    docstring). Re-registering a name (Dash re-imports page modules per app) replaces the entry."""
+    docstring; a page's access rule: whoever may open the page). Re-registering a name (Dash re-imports
+    page modules per app) replaces the entry."""
+    if isinstance(permission, access.PageAccess):
+        permission = permission.any_of or None
+    if isinstance(permission, (list, tuple)):
+        permission = tuple(permission) if len(permission) > 1 else (permission[0] if permission else None)
+
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
         def checked(*a, **kw):
@@ -138,12 +163,12 @@ def signed_in() -> Operator | None:
     return user.op if user and user.is_authenticated else None
 
 
-def allowed(permission: str | None) -> bool:
+def allowed(permission: Permission) -> bool:
     """May the signed-in operator do `permission`? (Without auth installed: yes, as before.)"""
     if not _auth_installed():
         return True
     op = signed_in()
-    return op is not None and op.may(permission)
+    return op is not None and holds(op.may, permission)
 
 
 def current_user_name() -> str | None:
@@ -164,14 +189,14 @@ def accounts() -> Accounts:
     return current_app.config[ACCOUNTS]
 
 
-def require(permission: str | None, target: str) -> Operator:
+def require(permission: Permission, target: str) -> Operator:
     """The signed-in operator if they may do `permission`; else the refusal is logged and
     PermissionDenied raised (answered 403 JSON)."""
     op = signed_in()
-    if op is not None and op.may(permission):
+    if op is not None and holds(op.may, permission):
         return op
     if _auth_installed():
-        accounts().record_denied(op.username if op else "-", permission, target, source_address())
+        accounts().record_denied(op.username if op else "-", _logged(permission), target, source_address())
     raise PermissionDenied(permission, target)
 
 
@@ -260,17 +285,32 @@ def _guard():  # noqa: ANN202
     if path == UPDATE_COMPONENT and request.method == "POST":
         body = request.get_json(silent=True) or {}
         entry = _BY_OUTPUT.get(body.get("output"))
-        if entry is not None and not op.may(entry.permission):
-            accounts().record_denied(op.username, entry.permission, f"callback {entry.name}", source_address())
+        if entry is not None and not entry.open_to(op.may):
+            accounts().record_denied(op.username, _logged(entry.permission), f"callback {entry.name}",
+                                     source_address())
             return _denied_response(PermissionDenied(entry.permission, f"callback {entry.name}"), entry.name)
     return None
 
 
+def _logged(permission: Permission) -> str | None:
+    """The permission as the operation log's permission.denied row names it ("a|b": any one of them)."""
+    return "|".join(permission) if isinstance(permission, tuple) else permission
+
+
+def denied_message(permission: Permission, lang: str) -> str:
+    """What a refused operator reads: the permission as the Permissions page names it, and its code."""
+    if isinstance(permission, tuple):
+        quote_ = "“{}”（{}）" if lang == "zh" else "“{}” ({})"
+        labels = ("、" if lang == "zh" else ", ").join(quote_.format(permission_label(p, lang), p) for p in permission)
+        return t("auth.denied_any", lang, labels=labels)
+    return t("auth.denied", lang, label=permission_label(permission or "-", lang), permission=permission or "-")
+
+
 def _denied_response(exc: PermissionDenied, name: str | None = None) -> Response:
     lang = request_lang()
-    return _json(403, error="forbidden", permission=exc.permission,
-                 callback=name or exc.target.removeprefix("callback "),
-                 message=t("auth.denied", lang, permission=exc.permission or "-"))
+    permission = list(exc.permission) if isinstance(exc.permission, tuple) else exc.permission
+    return _json(403, error="forbidden", permission=permission,
+                 callback=name or exc.target.removeprefix("callback "), message=denied_message(exc.permission, lang))
 
 
 def _this_target() -> str:

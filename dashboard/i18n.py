@@ -40,6 +40,11 @@ def t(key: str, lang: str = DEFAULT, **fmt) -> str:
     return text.format(**fmt) if fmt else text
 
 
+def permission_label(permission: str, lang: str = DEFAULT) -> str:
+    """A permission's name as an operator reads it (the catalog's admin.permissions.<name>), else its code."""
+    return catalog(lang if lang in LANGUAGES else DEFAULT).get(f"admin.permissions.{permission}", permission)
+
+
 def missing_keys() -> dict[str, set[str]]:
     """Keys present in one catalog and absent from another."""
     all_keys = set().union(*(catalog(lang).keys() for lang in LANGUAGES))

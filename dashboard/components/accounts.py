@@ -93,7 +93,13 @@ def account_rows(rows: list[dict], lang: str) -> list[dict]:
              "status": t(f"cashier.state.{r['status']}", lang)} for r in rows]
 
 
-def find_panel(lang: str) -> html.Div:
+def _shown(visible: bool) -> dict | None:
+    # Hidden, not left out: the page's callbacks name these ids as outputs and states, and Dash refuses (a
+    # console error) a callback with a missing one. The server refuses the action itself whatever is shown.
+    return None if visible else {"display": "none"}
+
+
+def find_panel(lang: str, *, may_open: bool = True, may_close: bool = True, may_enter: bool = True) -> html.Div:
     status = [{"label": t("accounts.any_status", lang), "value": ""}] + [
         {"label": t(f"cashier.state.{s}", lang), "value": s} for s in STATUSES]
     grid = dag.AgGrid(
@@ -119,18 +125,21 @@ def find_panel(lang: str) -> html.Div:
         ], className="g-2 mb-2"),
         grid,
         html.Div(html.P(t("accounts.pick_account", lang), className="text-muted small"), id=ACC_DETAIL),
-        html.Div(actions_panel(lang), id=ACC_ACTIONS, style={"display": "none"}),
+        html.Div(actions_panel(lang, may_open=may_open, may_close=may_close, may_enter=may_enter), id=ACC_ACTIONS,
+                 style={"display": "none"}),
         dcc.Interval(id=ACC_TICK, interval=1500, disabled=True),
     ], className="pt-3")
 
 
-def actions_panel(lang: str) -> html.Div:
-    """Add a meter, carry an old meter's balance over, the customer card, close the account."""
+def actions_panel(lang: str, *, may_open: bool = True, may_close: bool = True, may_enter: bool = True) -> html.Div:
+    """Add a meter, carry an old meter's balance over, the customer card (account.open; a balance typed in:
+    transfer.entered), close the account (account.close): each shown only to an operator who may do it."""
     add = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.add_meter", lang), className="h6"),
         dbc.InputGroup([dbc.Input(id=ACC_ADD_METER, autoComplete="off"),
                         dbc.Button(t("accounts.add_button", lang), id=ACC_ADD, color="primary")]),
-    ]), className="mb-2")
+    ]), className="mb-2", style=_shown(may_open), id="acc-add-box")
+    entered_option = [{"label": t("accounts.transfer_entered", lang), "value": "entered"}] if may_enter else []
     transfer = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.transfer", lang), className="h6"),
         dbc.Row([
@@ -140,17 +149,17 @@ def actions_panel(lang: str) -> html.Div:
                   ACC_NEW_METER, xs=12, md=6),
         ], className="g-2 mb-2"),
         dbc.RadioItems(id=ACC_TRANSFER_MODE, value="read", inline=True, className="mb-2", options=[
-            {"label": t("accounts.transfer_read", lang), "value": "read"},
-            {"label": t("accounts.transfer_entered", lang), "value": "entered"}]),
+            {"label": t("accounts.transfer_read", lang), "value": "read"}] + entered_option,
+            style=_shown(may_enter)),
         dbc.Row([
             field(t("cashier.amount", lang), dbc.Input(id=ACC_TRANSFER_AMOUNT, inputMode="decimal", autoComplete="off"),
                   ACC_TRANSFER_AMOUNT, xs=12, md=4),
             field(t("cashier.reason", lang), dbc.Input(id=ACC_TRANSFER_REASON, autoComplete="off"),
                   ACC_TRANSFER_REASON, xs=12, md=8),
-        ], className="g-2 mb-2"),
+        ], className="g-2 mb-2", style=_shown(may_enter)),
         html.P(t("accounts.transfer_help", lang), className="form-text"),
         dbc.Button(t("accounts.transfer_button", lang), id=ACC_TRANSFER, color="primary"),
-    ]), className="mb-2")
+    ]), className="mb-2", style=_shown(may_open), id="acc-transfer-box")
     card = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.card", lang), className="h6"),
         html.P(t("accounts.card_help", lang), className="form-text"),
@@ -158,7 +167,7 @@ def actions_panel(lang: str) -> html.Div:
                    color="secondary", outline=True),
         html.Div(id=ACC_CARD_PREVIEW, className="mt-2"),
         dcc.Store(id=ACC_CARD_SVG), dcc.Store(id=ACC_CARD_SAVED),
-    ]), className="mb-2")
+    ]), className="mb-2", style=_shown(may_open), id="acc-card-box")
     close = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.close", lang), className="h6"),
         html.P(t("accounts.close_help", lang), className="form-text"),
@@ -179,7 +188,7 @@ def actions_panel(lang: str) -> html.Div:
         dcc.ConfirmDialogProvider(dbc.Button(t("accounts.by_hand_button", lang), id="acc-hand", color="danger",
                                              outline=True),
                                   id=ACC_HAND_CONFIRM, message=t("accounts.by_hand_confirm", lang)),
-    ]), className="mb-2 border-danger")
+    ]), className="mb-2 border-danger", style=_shown(may_close), id="acc-close-box")
     return html.Div([
         html.Div(id=ACC_ACTION_RESULT, role="status"),
         dbc.Row([dbc.Col([add, card], xs=12, lg=6), dbc.Col([transfer, close], xs=12, lg=6)], className="g-2"),
@@ -188,8 +197,9 @@ def actions_panel(lang: str) -> html.Div:
     ])
 
 
-def account_detail(detail: dict, lang: str) -> html.Div:
-    """billing.desk.account_detail: the account, its meters and balances, closing progress, entries."""
+def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Div:
+    """billing.desk.account_detail: the account, its meters and balances, closing progress, entries; a link to
+    the desk for each meter of an open account when the operator may use the desk."""
     a = detail["account"]
     closing = detail["closing"]
     facts = [
@@ -198,7 +208,7 @@ def account_detail(detail: dict, lang: str) -> html.Div:
         (t("accounts.phone", lang), _masked_phone(a.phone)),
         (t("accounts.national_id", lang), html.Span(a.national_id_masked or "—", id="acc-nid")),
         (t("accounts.room", lang), f"{a.building} {a.room}".strip() or "—"),
-        (t("accounts.col_status", lang), html.Span(state_badge(a.status, lang), id="acc-status",
+        (t("accounts.col_status", lang), html.Span(state_badge(a.status, lang), id="acc-detail-status",
                                                    **{"data-state": a.status})),
         (t("accounts.opened", lang), f"{when(a.opened_at)} · {a.operator}"),
     ]
@@ -212,8 +222,8 @@ def account_detail(detail: dict, lang: str) -> html.Div:
         html.Tbody([html.Tr([
             html.Td(m.address, className="font-monospace"), html.Td(yuan(m.balance), className="text-end"),
             html.Td(when(m.reading_ts) if m.reading_ts else t("cashier.never_read", lang)),
-            html.Td(dcc.Link(t("cashier.sell_button", lang), href=f"/sell?meter={m.address}") if a.status == "open"
-                    else ""),
+            html.Td(dcc.Link(t("cashier.sell_button", lang), href=f"/sell?meter={m.address}")
+                    if a.status == "open" and may_sell else ""),
         ] + ([html.Td(html.Span(state_badge(closing.get(m.address), lang), className="acc-closing-step",
                                 **{"data-state": closing.get(m.address, "")}))] if closing else []))
             for m in a.meters]),
@@ -342,13 +352,14 @@ def approvals_panel(requests: list, lang: str) -> html.Div:
 
 
 def accounts_page(lang: str, *, may_open: bool, may_find: bool = True, approvals: list | None = None,
-                  buildings: list[str], tariffs: list[dict], operators: list[str]) -> dbc.Container:
+                  buildings: list[str], tariffs: list[dict], operators: list[str], may_close: bool = True,
+                  may_enter: bool = True) -> dbc.Container:
     """The page's tabs by what the operator may do; `approvals` (None: not theirs to decide) the waiting requests."""
     tabs = []
     if may_open:
         tabs.append(dbc.Tab(open_form(buildings, tariffs, lang), label=t("accounts.tab_open", lang), tab_id="open"))
     if may_find:
-        tabs += [dbc.Tab(find_panel(lang), label=t("accounts.tab_find", lang), tab_id="find"),
+        tabs += [dbc.Tab(find_panel(lang, may_open=may_open, may_close=may_close, may_enter=may_enter), label=t("accounts.tab_find", lang), tab_id="find"),
                  dbc.Tab(events_panel(buildings, operators, lang), label=t("accounts.tab_events", lang),
                          tab_id="events")]
     if approvals is not None:

@@ -153,9 +153,15 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
     ], id="sell-meter-card", className="mb-3")
 
 
+def card_placeholder(lang: str) -> html.P:
+    """Where the meter's card goes while no meter is chosen (also after a search that found none)."""
+    return html.P(t("cashier.start", lang), className="text-muted small", id="sell-no-meter")
+
+
 def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None, *, meter: str | None = None,
-              card=None) -> dbc.Container:
-    """The desk; `meter` and its `card` when the page is opened for one meter."""
+              card=None, may_sell: bool = True, may_refund: bool = True, may_reverse: bool = True) -> dbc.Container:
+    """The desk; `meter` and its `card` when the page is opened for one meter. Only the forms the operator may
+    use are shown (sale.create, sale.refund, sale.reverse); finding a meter is for each of them."""
     search = dbc.InputGroup([
         dbc.Label(t("cashier.search", lang), html_for=SELL_SEARCH, className="visually-hidden"),
         dbc.Input(id=SELL_SEARCH, placeholder=t("cashier.search_placeholder", lang), autoComplete="off",
@@ -188,17 +194,17 @@ def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None, *, met
         html.P(t("cashier.reverse_help", lang), className="form-text"),
         dbc.Button(t("cashier.reverse_button", lang), id=SELL_REVERSE, color="danger"),
     ]
-    more = dbc.Accordion([
-        dbc.AccordionItem(refund_form, title=t("cashier.refund", lang), item_id="refund"),
-        dbc.AccordionItem(reverse_form, title=t("cashier.reverse", lang), item_id="reverse"),
-    ], start_collapsed=True, always_open=True, id="sell-more", className="mb-3")
+    items = ([dbc.AccordionItem(refund_form, title=t("cashier.refund", lang), item_id="refund")] if may_refund else []) \
+        + ([dbc.AccordionItem(reverse_form, title=t("cashier.reverse", lang), item_id="reverse")] if may_reverse else [])
+    more = dbc.Accordion(items, start_collapsed=True, always_open=True, id="sell-more", className="mb-3") \
+        if items else None
     return dbc.Container([
         html.H1(t("cashier.heading", lang), className="h4"),
         dbc.Row([
             dbc.Col([search, html.Div(id=SELL_MATCHES, role="status"),
-                     html.Div(card or html.P(t("cashier.start", lang), className="text-muted small"), id=SELL_CARD)],
+                     html.Div(card or card_placeholder(lang), id=SELL_CARD)],
                     lg=5, className="mb-2"),
-            dbc.Col([sell_form, more, html.Div(id=SELL_RESULT, role="status", **{"aria-live": "polite"})], lg=7),
+            dbc.Col([sell_form if may_sell else None, more, html.Div(id=SELL_RESULT, role="status", **{"aria-live": "polite"})], lg=7),
         ]),
         dcc.Store(id=SELL_METER, data=meter),
         dcc.Store(id=SELL_REQUEST, data=request_id),

@@ -73,13 +73,14 @@ def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
     return out.to_dict("records")
 
 
-def meters_page(rows: list[dict], lang: str) -> dbc.Container:
+def meters_page(rows: list[dict], lang: str, *, may_export: bool = True) -> dbc.Container:
+    """The grid; Export to Excel only for an operator who may export (meter.export)."""
     return dbc.Container([
         html.Div([
             html.H1(t("meters.heading", lang), className="h4 mb-0 me-auto"),
             dbc.Button(t("meters.refresh", lang), id=ID.REFRESH, color="secondary", outline=True, size="sm",
                        className="me-2"),
-            dbc.Button(t("meters.export", lang), id=ID.EXPORT, color="primary", size="sm"),
+            dbc.Button(t("meters.export", lang), id=ID.EXPORT, color="primary", size="sm") if may_export else None,
         ], className="d-flex flex-wrap align-items-center gap-2 mb-2"),
         html.P(t("meters.intro", lang), className="text-muted small mb-2"),
         html.Div(id=ID.MESSAGE, role="status", className="small mb-2"),

@@ -64,7 +64,8 @@ def column_defs(lang: str) -> list[dict]:
 
 
 def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[str], operators: list[str],
-                 lang: str) -> dbc.Container:
+                 lang: str, *, may_export: bool = True) -> dbc.Container:
+    """The query form and grid; Export to Excel only for an operator who may export (report.export)."""
     kinds = [{"label": t(f"billing.kind.{k}", lang), "value": k} for k in KINDS]
     form = dbc.Row([
         field(t("records.from", lang), dbc.Input(id=REC_FROM, type="date", value=applied.get("from")), REC_FROM,
@@ -80,7 +81,8 @@ def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[
         dbc.Col(dbc.Checklist(id=REC_KINDS, options=kinds, value=applied.get("kinds") or DEFAULT_KINDS, inline=True),
                 xs=12, md=8, className="pt-1"),
         dbc.Col([dbc.Button(t("records.search", lang), id=REC_SEARCH, color="primary", className="me-2"),
-                 dbc.Button(t("records.export", lang), id=REC_EXPORT, color="outline-secondary")],
+                 dbc.Button(t("records.export", lang), id=REC_EXPORT, color="outline-secondary")
+                 if may_export else None],
                 xs=12, md=4, className="d-flex justify-content-md-end align-items-start"),
     ], className="g-2 mb-2")
     grid = dag.AgGrid(

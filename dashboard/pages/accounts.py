@@ -38,6 +38,7 @@ from dashboard.selfservice import public_base_url
 from dashboard.services import actor, billing, operator_name
 
 OPEN, CLOSE, ENTERED = "account.open", "account.close", "transfer.entered"
+FIND = (OPEN, CLOSE)  # finding an account and reading it: for whoever may open or close one
 ACC_RECEIPT_NO = "acc-receipt-no"   # dcc.Store written by the entry buttons (plain callback)
 OPEN_PRINT = "acc-open-print"
 dash.register_page(__name__, path="/accounts", title="Wattline", name="accounts")
@@ -49,7 +50,8 @@ def layout(**_query):
     if denied is not None:
         return denied
     ctx_ = billing()
-    page = accounts_page(lang, may_open=allowed(OPEN), may_find=allowed(OPEN) or allowed(CLOSE),
+    page = accounts_page(lang, may_open=allowed(OPEN), may_find=allowed(FIND), may_close=allowed(CLOSE),
+                         may_enter=allowed(ENTERED),
                          approvals=transfers.transfers_awaiting(ctx_) if allowed(ENTERED) else None,
                          buildings=desk.buildings(ctx_),
                          tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)],
@@ -122,7 +124,7 @@ def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_
 
 # ---------------------------------------------------------------------------------------------
 # finding an account and its detail
-@guarded_callback("accounts.find", OPEN, Output(ACC_GRID, "rowData"), Input(ACC_FIND, "n_clicks"),
+@guarded_callback("accounts.find", FIND, Output(ACC_GRID, "rowData"), Input(ACC_FIND, "n_clicks"),
                   Input(ACC_SEARCH, "n_submit"), State(ACC_SEARCH, "value"), State(ACC_STATUS, "value"),
                   changes_state=False, prevent_initial_call=True)
 def find_accounts(n_clicks, n_submit, text, status):
@@ -153,10 +155,10 @@ def _detail(account_id: int, lang: str):
     in_flight = a.status == "closing" or any(e["state"] == "pending" for e in detail["entries"])
     options = [{"label": m.address, "value": m.address} for m in a.meters]
     actions = {"display": "block" if a.status in ("open", "closing") else "none"}
-    return account_detail(detail, lang), options, in_flight, actions
+    return account_detail(detail, lang, may_sell=allowed(access.SELL.any_of)), options, in_flight, actions
 
 
-@guarded_callback("accounts.detail", OPEN, Output(ACC_DETAIL, "children"), Output(ACC_ACTIONS, "style"),
+@guarded_callback("accounts.detail", FIND, Output(ACC_DETAIL, "children"), Output(ACC_ACTIONS, "style"),
                   Output(ACC_NEW_METER, "options"), Output(ACC_NEW_METER, "value"),
                   Output(ACC_TICK, "disabled"), Output(ACC_CARD_PREVIEW, "children"), Output(ACC_RECEIPT, "children"),
                   Output(ACC_ACTION_RESULT, "children"),
@@ -169,7 +171,7 @@ def show_account(account_id):
     return detail, actions, options, options[0]["value"] if options else None, not in_flight, None, None, None
 
 
-@guarded_callback("accounts.follow", OPEN, Output(ACC_DETAIL, "children", allow_duplicate=True),
+@guarded_callback("accounts.follow", FIND, Output(ACC_DETAIL, "children", allow_duplicate=True),
                   Output(ACC_TICK, "disabled", allow_duplicate=True),
                   Output(ACC_ACTIONS, "style", allow_duplicate=True), Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"), changes_state=False,
                   prevent_initial_call=True)
@@ -375,7 +377,7 @@ def choose_receipt(_clicks):
     return str(ctx.triggered_id["index"])
 
 
-@guarded_callback("accounts.receipt", OPEN, Output(ACC_RECEIPT, "children", allow_duplicate=True),
+@guarded_callback("accounts.receipt", FIND, Output(ACC_RECEIPT, "children", allow_duplicate=True),
                   Input(ACC_RECEIPT_NO, "data"), changes_state=False, prevent_initial_call=True)
 def show_receipt(receipt_no):
     if not isinstance(receipt_no, str) or not receipt_no:
@@ -442,11 +444,12 @@ clientside_callback(
     Output(ACC_CARD_SAVED, "data"), Input(ACC_CARD_SVG, "data"), prevent_initial_call=True,
 )
 
-clientside_callback(
-    "function (a, b) { if (a || b) { window.print(); } return (a || 0) + (b || 0); }",
-    Output(ACC_PRINTED, "data"), Input(OPEN_PRINT, "n_clicks"), Input(ACC_RECEIPT_PRINT, "n_clicks"),
-    prevent_initial_call=True,
-)
+# One callback per Print button: the two are never on screen together, and Dash refuses (console error) a
+# callback fired while one of its inputs is missing.
+_PRINT = "function (n) { if (n) { window.print(); } return n || 0; }"
+clientside_callback(_PRINT, Output(ACC_PRINTED, "data"), Input(OPEN_PRINT, "n_clicks"), prevent_initial_call=True)
+clientside_callback(_PRINT, Output(ACC_PRINTED, "data", allow_duplicate=True), Input(ACC_RECEIPT_PRINT, "n_clicks"),
+                    prevent_initial_call=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,7 +458,7 @@ def _day(value) -> dt.date | None:
     return inputs.day(value)
 
 
-@guarded_callback("accounts.events", OPEN, Output(ACC_EV_GRID, "rowData"), Output(ACC_EV_COUNT, "children"),
+@guarded_callback("accounts.events", FIND, Output(ACC_EV_GRID, "rowData"), Output(ACC_EV_COUNT, "children"),
                   Input(ACC_EV_SEARCH, "n_clicks"), State(ACC_EV_KIND, "value"), State(ACC_EV_FROM, "value"),
                   State(ACC_EV_TO, "value"), State(ACC_EV_BUILDING, "value"), State(ACC_EV_OPERATOR, "value"),
                   State(ACC_EV_TEXT, "value"), changes_state=False, prevent_initial_call=True)

@@ -10,7 +10,7 @@ from flask import current_app
 import dashboard.app as dash_app
 from core.config import site_zone
 from dashboard import access, inputs
-from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.meter_grid import grid_rows, meters_page, meters_workbook
 from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
@@ -38,7 +38,7 @@ def layout(**_query):
     denied = forbidden_page(access.METERS, lang)
     if denied is not None:
         return denied
-    return meters_page(_rows(lang), lang)
+    return meters_page(_rows(lang), lang, may_export=allowed(EXPORT))
 
 
 # ---------------------------------------------------------------------------------------------

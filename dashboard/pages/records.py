@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from billing import desk
 from dashboard import access, inputs
-from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
+from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.records import (
     KINDS, REC_APPLIED, REC_BUILDING, REC_COUNT, REC_DOWNLOAD, REC_EXPORT, REC_EXPORT_REQUEST, REC_FROM, REC_GRID,
     REC_KINDS, REC_OPERATOR, REC_RESULT, REC_SEARCH, REC_TEXT, REC_TO, default_range, grid_rows, records_page,
@@ -64,7 +64,7 @@ def layout(**_query_args):
     applied = {**default_range(ctx_.local(ctx_.now()).date()), "operator": None, "building": None, "text": None}
     rows, totals = _query(applied)
     return records_page(grid_rows(rows, lang), summary(rows, totals, lang, desk.RECORD_LIMIT), applied,
-                        desk.buildings(ctx_), desk.record_operators(ctx_), lang)
+                        desk.buildings(ctx_), desk.record_operators(ctx_), lang, may_export=allowed(EXPORT))
 
 
 @guarded_callback("records.query", VIEW, Output(REC_GRID, "rowData"), Output(REC_COUNT, "children"),

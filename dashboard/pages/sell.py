@@ -21,13 +21,14 @@ from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.cashier import (
     FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
     SELL_PRINTED, SELL_REFUND, SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REQUEST, SELL_RESULT, SELL_REVERSE,
-    SELL_REVERSE_REASON, SELL_REVERSE_RECEIPT, SELL_SEARCH, SELL_SELL, SELL_TICK, SELL_WATCH, error_alert, meter_card,
-    meter_choices, notice, receipt_block, sell_page,
+    SELL_REVERSE_REASON, SELL_REVERSE_RECEIPT, SELL_SEARCH, SELL_SELL, SELL_TICK, SELL_WATCH, card_placeholder,
+    error_alert, meter_card, meter_choices, notice, receipt_block, sell_page,
 )
 from dashboard.i18n import request_lang, t
 from dashboard.services import actor, billing
 
 SELL, REFUND, REVERSE = "sale.create", "sale.refund", "sale.reverse"
+DESK = access.SELL   # finding a meter and following a receipt: for whoever may sell, refund or reverse
 WATCH_S = 300  # follow a command this long; the receipt keeps its last state after that
 dash.register_page(__name__, path="/sell", title="Wattline", name="sell")
 
@@ -42,9 +43,10 @@ def layout(meter: str | None = None, **_query):
     if denied is not None:
         return denied
     # /sell?meter=202611210001 (from the account page); a repeated or unprintable meter= names none
-    chosen = meter if isinstance(meter, str) and meter.isprintable() and meter and allowed(SELL) else None
+    chosen = meter if isinstance(meter, str) and meter.isprintable() and meter else None
     return sell_page(lang, _new_request_id(), desk.sale_limit(billing()), meter=chosen,
-                     card=_card(chosen, lang) if chosen else None)
+                     card=_card(chosen, lang) if chosen else None, may_sell=allowed(SELL), may_refund=allowed(REFUND),
+                     may_reverse=allowed(REVERSE))
 
 
 def _card(address: str, lang: str):
@@ -75,7 +77,7 @@ def _a_meter(address) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # finding the meter
-@guarded_callback("sell.find", SELL, Output(SELL_METER, "data"), Output(SELL_MATCHES, "children"),
+@guarded_callback("sell.find", DESK, Output(SELL_METER, "data"), Output(SELL_MATCHES, "children"),
                   Input(SELL_FIND, "n_clicks"), Input(SELL_SEARCH, "n_submit"), State(SELL_SEARCH, "value"),
                   changes_state=False, prevent_initial_call=True)
 def find(n_clicks, n_submit, text):
@@ -105,11 +107,13 @@ def pick(_clicks):
     return str(ctx.triggered_id["index"])
 
 
-@guarded_callback("sell.card", SELL, Output(SELL_CARD, "children"), Input(SELL_METER, "data"),
+@guarded_callback("sell.card", DESK, Output(SELL_CARD, "children"), Input(SELL_METER, "data"),
                   Input(SELL_WATCH, "data"), changes_state=False, prevent_initial_call=True)
 def show_meter(address, _watch):
+    """The chosen meter's card; none chosen (a search that found no meter, or several): the card goes, so no
+    earlier meter's card stays beside a form that answers "find and choose a meter first"."""
     if not _a_meter(address):
-        raise PreventUpdate
+        return card_placeholder(request_lang())
     return _card(address, request_lang())
 
 
@@ -179,7 +183,7 @@ def reverse(n_clicks, receipt_no, reason):
                          2)
 
 
-@guarded_callback("sell.follow", SELL, *_result_outputs(), Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
+@guarded_callback("sell.follow", DESK, *_result_outputs(), Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
                   changes_state=False, prevent_initial_call=True)
 def follow(_n, watch):
     """The receipt's command state, until the meter answered (acked / failed / expired) or WATCH_S passed."""

@@ -217,6 +217,22 @@ def test_no_callback_answers_500_to_a_wrong_type_or_size_in_any_field(admin, goo
     assert not failures, f"{len(failures)} calls failed:\n" + "\n".join(failures)
 
 
+def _ledger_size(rt) -> int:
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(ledger_entry)).scalar_one()
+
+
+@pytest.mark.parametrize("amount", ["1e30", 10 ** 40, "99999999999999999999", "٥", "50,5", "NaN", "Infinity", "-1",
+                                    1.5, True, [1], {"amount": 1}, "x" * 100_000, "1\x00"])
+def test_an_amount_the_parser_refuses_is_shown_at_the_desk_and_sells_nothing(rt, admin, amount):
+    before = _ledger_size(rt)
+    r = admin.callback("sell.sell", {"sell-sell.n_clicks": 1, "sell-meter.data": METER, "sell-amount.value": amount,
+                                     "sell-request.data": f"fuzz-amount-{before}"})
+    assert r.status == 200, (r.status, r.text[:300])
+    assert '"data-code":"amount_' in r.text.replace(" ", ""), r.text[:300]
+    assert _ledger_size(rt) == before
+
+
 # --- pages ----------------------------------------------------------------------------------------
 QUERY_KEYS = ("page", "limit", "meter", "building", "floor", "state", "q", "id")
 

@@ -16,6 +16,7 @@ from billing import qr
 from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.views import customer_view
+from core.clock import show_local, zone_label
 from dashboard.i18n import LANGUAGES, request_lang, t
 
 _CSS = """
@@ -53,13 +54,14 @@ def _bars(daily: list[tuple], lang: str) -> str:
 
 
 def _entry_row(e: dict, lang: str) -> str:
-    kind = escape(t("billing.kind." + e["kind"], lang))
+    kind = escape(t("billing.customer.kind." + e["kind"], lang))
     state = escape(t("billing.customer.state." + e["state"], lang))
-    return (f'<tr><td>{e["at"]:%m-%d %H:%M}</td><td>{kind}</td><td class="r">{_money(e["amount"])}</td>'
+    return (f'<tr><td>{show_local(e["at"], "short")}</td><td>{kind}</td><td class="r">{_money(e["amount"])}</td>'
             f'<td>{state}</td></tr>')
 
 
-def render(view: dict, lang: str, token: str) -> str:
+def render(view: dict, lang: str, token: str, zone) -> str:
+    """The page; times are the site's (billing.views gives them so) and the last line names the zone."""
     other = "zh" if lang == "en" else "en"
     parts = [f'<header><h1>{escape(t("billing.customer.title", lang))}</h1>'
              f'<a href="?lang={other}" id="lang-switch">{escape(t("lang.switch", lang))}</a></header>',
@@ -68,7 +70,7 @@ def render(view: dict, lang: str, token: str) -> str:
         parts.append(f'<section>{escape(t("billing.customer.closed", lang))}</section>')
     for m in view["meters"]:
         low = m["balance"] is not None and m["balance"] <= Decimal("20")
-        read_at = (escape(t("billing.customer.read_at", lang, time=f'{m["read_at"]:%Y-%m-%d %H:%M}'))
+        read_at = (escape(t("billing.customer.read_at", lang, time=show_local(m["read_at"], "minutes")))
                    if m["read_at"] else escape(t("billing.customer.never_read", lang)))
         power = "" if m["relay_closed"] is None else escape(
             t("billing.customer.power_on" if m["relay_closed"] else "billing.customer.power_off", lang))
@@ -84,7 +86,8 @@ def render(view: dict, lang: str, token: str) -> str:
                f'<p class="muted">{escape(t("billing.customer.no_purchases", lang))}</p>')
             + f'<h2>{escape(t("billing.customer.daily", lang))}</h2>{_bars(m["daily"], lang)}'
             f'<p class="muted">{escape(t("billing.customer.total_30", lang, kwh=f"{total:.1f}"))}</p></section>')
-    parts.append(f'<p class="muted">{escape(t("billing.customer.footer", lang))}</p>')
+    parts.append(f'<p class="muted">{escape(t("billing.customer.footer", lang))}</p>'
+                 f'<p class="muted" id="site-clock">{escape(t("clock.note", lang, zone=zone_label(zone)))}</p>')
     return _page(lang, "".join(parts))
 
 
@@ -124,7 +127,7 @@ def customer_pages(ctx: BillingContext, qr_key: bytes) -> Blueprint:
             view = customer_view(ctx, subject.kind, subject.key)
         except (qr.BadToken, BillingError):
             return refused(lang)
-        resp = Response(render(view, lang, token), mimetype="text/html")
+        resp = Response(render(view, lang, token, ctx.tz), mimetype="text/html")
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Referrer-Policy"] = "no-referrer"
         return resp

@@ -10,6 +10,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import html
 
+from core.clock import show_time
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 
@@ -40,8 +41,9 @@ def alert(text: str, ok: bool) -> dbc.Alert:
     return dbc.Alert(text, color="success" if ok else "danger", className="py-2 mb-2", dismissable=True)
 
 
-def _when(value: dt.datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+def _when(value: dt.datetime | None, zone: dt.tzinfo) -> str:
+    """A stored time (naive UTC) in the site's zone; nothing for none."""
+    return show_time(value, zone, "minutes") if value else ""
 
 
 def _yes_no(value: bool, lang: str) -> str:
@@ -91,18 +93,18 @@ def _field(label: str, control) -> html.Div:
 
 
 # --- operators --------------------------------------------------------------------------------
-def operator_rows(operators: list[dict], lang: str) -> list[dict]:
+def operator_rows(operators: list[dict], lang: str, zone: dt.tzinfo) -> list[dict]:
     return [{
         "username": o["username"], "display_name": o["display_name"],
         "roles": ", ".join(role_label(r, lang) for r in o["roles"]), "role_names": o["roles"],
         "active": _yes_no(o["active"], lang), "must_change_password": _yes_no(o["must_change_password"], lang),
-        "locked_until": _when(o["locked_until"]) if o["locked"] else "",
+        "locked_until": _when(o["locked_until"], zone) if o["locked"] else "",
         "language": t("lang.name", o["language"]) if o["language"] else "",
-        "last_login_at": _when(o["last_login_at"]), "created_at": _when(o["created_at"]),
+        "last_login_at": _when(o["last_login_at"], zone), "created_at": _when(o["created_at"], zone),
     } for o in operators]
 
 
-def users_page(operators: list[dict], roles: list[str], lang: str) -> dbc.Container:
+def users_page(operators: list[dict], roles: list[str], lang: str, zone: dt.tzinfo) -> dbc.Container:
     cols = [("username", "admin.col_username"), ("display_name", "admin.col_display_name"),
             ("roles", "admin.col_roles"), ("active", "admin.col_active"),
             ("must_change_password", "admin.col_must_change"), ("locked_until", "admin.col_locked"),
@@ -110,7 +112,7 @@ def users_page(operators: list[dict], roles: list[str], lang: str) -> dbc.Contai
             ("created_at", "admin.col_created")]
     role_options = [{"label": role_label(r, lang), "value": r} for r in roles]
     grid = dag.AgGrid(
-        id=USERS_GRID, rowData=operator_rows(operators, lang),
+        id=USERS_GRID, rowData=operator_rows(operators, lang, zone),
         columnDefs=[{"field": f, "headerName": t(k, lang)} for f, k in cols],
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 110},
         getRowId="params.data.username", columnSize="responsiveSizeToFit",
@@ -158,10 +160,13 @@ def matrix_rows(matrix: dict[str, set[str]], permissions: list[str], lang: str) 
 
 
 def roles_page(matrix: dict[str, set[str]], roles: list[str], permissions: list[str], lang: str) -> dbc.Container:
-    columns = [{"field": "permission", "headerName": t("admin.col_permission", lang), "pinned": "left", "minWidth": 170},
-               {"field": "description", "headerName": t("admin.col_description", lang), "minWidth": 240}]
+    # The role columns come right after the pinned permission, the description last: on a phone the first
+    # roles are on screen and the grid scrolls sideways inside its own box for the others.
+    columns = [{"field": "permission", "headerName": t("admin.col_permission", lang), "pinned": "left",
+                "minWidth": 150, "tooltipField": "description"}]
     columns += [{"field": r, "headerName": role_label(r, lang), "editable": True, "cellDataType": "boolean",
-                 "minWidth": 100} for r in roles]
+                 "minWidth": 80} for r in roles]
+    columns += [{"field": "description", "headerName": t("admin.col_description", lang), "minWidth": 240}]
     grid = dag.AgGrid(
         id=ROLES_GRID, rowData=matrix_rows({r: matrix.get(r, set()) for r in roles}, permissions, lang),
         columnDefs=columns, getRowId="params.data.permission", columnSize="responsiveSizeToFit",

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from dash import Patch, dcc, html
 
+from core.clock import show_local, site_time
 from dashboard.components.figures import power_curve_figure
 from dashboard.components.receipt import money, signed_money
 from dashboard.components.tilemap import TileMap
-from dashboard.i18n import t
+from dashboard.i18n import catalog, t
 from dashboard.ids import Overview as ID
-from dashboard.overview_data import to_site_time
 from storage.overview import MAP_STATES, STATE_CODE
 
 
@@ -81,7 +81,7 @@ def legend(counts: dict[str, int], lang: str) -> list:
 
 
 def updated_text(last_seen: dt.datetime | None, lang: str) -> str:
-    when = last_seen.strftime("%Y-%m-%d %H:%M:%S") if last_seen else t("overview.never_read", lang)
+    when = show_local(last_seen) if last_seen else t("overview.never_read", lang)
     return t("overview.updated", lang, time=when)
 
 
@@ -196,12 +196,12 @@ def panel_title(d: dict) -> str:
 def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list:
     """Latest readings, balance, relay, a 24-hour power curve and recent commands of one meter."""
     state = d["state"]
-    last_seen = to_site_time(d.get("last_seen"), zone)
+    last_seen = site_time(d.get("last_seen"), zone)
     balance = d.get("balance")
     facts = [
         (t("overview.balance", lang), money(Decimal(balance) if balance is not None else None), "ov-panel-balance"),
         (t("overview.relay", lang), _relay_text(d.get("relay_closed"), lang), "ov-panel-relay"),
-        (t("overview.last_seen", lang), last_seen.strftime("%Y-%m-%d %H:%M:%S") if last_seen else "—", None),
+        (t("overview.last_seen", lang), show_local(last_seen), None),
         (t("overview.voltage", lang), _fmt(d.get("voltage_a"), ".1f", " V"), None),
         (t("overview.current", lang), _fmt(d.get("current_a"), ".2f", " A"), None),
         (t("overview.power", lang), _fmt(d.get("power_total"), ".3f", " kW"), None),
@@ -217,7 +217,7 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
     if d.get("last_error"):
         rows.append(html.Tr([html.Th(t("overview.last_error", lang), scope="row", className="fw-normal text-muted"),
                              html.Td(d["last_error"], className="small text-break")]))
-    curve_local = curve.assign(ts=to_site_time(curve["ts"], zone)) if not curve.empty else curve
+    curve_local = curve.assign(ts=site_time(curve["ts"], zone)) if not curve.empty else curve
     return [
         html.Div([html.Span(className=f"ov-swatch st-{state} me-1", **{"aria-hidden": "true"}),
                   html.Span(state_label(state, lang), id="ov-panel-state", className="fw-semibold")],
@@ -239,10 +239,14 @@ def _commands_table(commands: pd.DataFrame, lang: str, zone: dt.tzinfo):
     head = html.Thead(html.Tr([html.Th(t(f"overview.cmd_{c}", lang)) for c in ("time", "kind", "state", "operator")]))
     body = []
     for r in commands.to_dict("records"):
-        local = to_site_time(r["created_at"], zone)
-        when = local.strftime("%m-%d %H:%M") if local else "—"
+        when = show_local(site_time(r["created_at"], zone), "short")
         result = f" ({r['result']})" if r.get("result") else ""
-        body.append(html.Tr([html.Td(when), html.Td(r["kind"]), html.Td(f"{r['state']}{result}"),
+        body.append(html.Tr([html.Td(when), html.Td(_word("command.kind", r["kind"], lang)),
+                             html.Td(f"{_word('cashier.state', r['state'], lang)}{result}"),
                              html.Td(r.get("operator") or "—")]))
     return dbc.Table([head, html.Tbody(body)], size="sm", className="small", striped=True)
 
+
+def _word(section: str, code, lang: str) -> str:
+    """A command's kind or state in words; a code the catalog does not know yet as it is."""
+    return catalog(lang).get(f"{section}.{code}", str(code))

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from dash import html
 
+from core.clock import show_local
 from dashboard.i18n import t
 
 COPIES = ("customer", "finance", "archive")
@@ -52,7 +53,7 @@ def receipt_sheet(r: ReceiptData, lang: str) -> html.Div:
 def receipt_copy(r: ReceiptData, copy: str, lang: str) -> html.Section:
     rows = [
         (t("receipt.number", lang), r.receipt_no),
-        (t("receipt.time", lang), r.issued_at.strftime("%Y-%m-%d %H:%M:%S")),
+        (t("receipt.time", lang), show_local(r.issued_at)),
         (t("receipt.holder", lang), r.holder),
         (t("receipt.room", lang), f"{r.building} {r.room}".strip()),
         (t("receipt.meter", lang), r.meter_address),

@@ -7,6 +7,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from core.clock import show_local
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 
@@ -24,7 +25,7 @@ REC_RESOLVED = "recon-resolved"
 def alarm_rows(alarms: list[dict], lang: str) -> list[dict]:
     return [{"id": a["id"], "kind": t(f"reconciliation.kind.{a['kind']}", lang), "meter_address": a["meter_address"],
              "building": a.get("building"), "room": a.get("room"),
-             "opened_at": a["opened_at"].strftime("%Y-%m-%d %H:%M"), "message": a.get("message")} for a in alarms]
+             "opened_at": show_local(a["opened_at"], "minutes"), "message": a.get("message")} for a in alarms]
 
 
 def shadow_rows(rows: list[dict]) -> list[dict]:

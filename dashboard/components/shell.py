@@ -8,12 +8,14 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, dcc, html
 
+from core.clock import zone_label
 from dashboard import access
 from dashboard.access import PageAccess
 from dashboard.i18n import t
 
 NAV_ITEM = "nav-item"    # pattern-matching id type of a page link inside a dropdown
 NAV_GROUP = "nav-group"  # ... and of the dropdown itself
+SITE_CLOCK = "site-clock"  # the line under every page naming the zone its times are in
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,12 @@ def navbar(lang: str, user_name: str | None, allowed: Callable[[str], bool], csr
         dbc.Collapse([dbc.Nav(links, navbar=True, className="me-auto"), dbc.Nav(right, navbar=True)],
                      id="nav-collapse", navbar=True),
     ], fluid=True), color="dark", dark=True, expand="md", className="mb-3")
+
+
+def site_clock(lang: str, zone) -> html.Footer:
+    """Every time a page shows is the site's (core.clock); this line, under every page, says so once."""
+    return html.Footer(t("clock.note", lang, zone=zone_label(zone)), id=SITE_CLOCK,
+                       className="container-fluid text-muted small py-2")
 
 
 def register_nav_callbacks(app: dash.Dash) -> None:

@@ -13,6 +13,7 @@ from dashboard.components.admin import (BROWSER_LANGUAGE, NEW_LANGUAGE, NEW_NAME
                                         USERS_ROLES, USERS_SET_ROLES, USERS_TEMP_PASSWORD, alert, operator_rows,
                                         users_page)
 from dashboard.i18n import request_lang, t
+from dashboard.services import site_zone
 
 PERMISSION = "user.manage"
 dash.register_page(__name__, path="/admin/users", title="Wattline", name="admin-users")
@@ -24,7 +25,7 @@ def layout(**_query):
     if denied is not None:
         return denied
     service = accounts()
-    return users_page(service.list_operators(), role_order(service.role_matrix()), lang)
+    return users_page(service.list_operators(), role_order(service.role_matrix()), lang, site_zone())
 
 
 def _selected(rows) -> str:
@@ -40,7 +41,7 @@ def _run(action, done_key: str, **fmt):
         action()
     except OperatorError as exc:
         return alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), no_update
-    return alert(t(done_key, lang, **fmt), True), operator_rows(accounts().list_operators(), lang)
+    return alert(t(done_key, lang, **fmt), True), operator_rows(accounts().list_operators(), lang, site_zone())
 
 
 def _outputs(*extra):

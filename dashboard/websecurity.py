@@ -21,7 +21,6 @@ import json
 import math
 import threading
 import time
-from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 import dash
@@ -115,7 +114,6 @@ SECURITY_LOG = "WATTLINE_SECURITY_LOG"  # app config: callable(action, target, d
 
 def security_event(action: str, target: str, **details) -> None:
     """A refused request worth an operation-log row (the auth layer installs the writer)."""
-    from flask import current_app
     writer = current_app.config.get(SECURITY_LOG)
     if writer is not None:
         writer(action, target[:200], details)
@@ -163,28 +161,31 @@ def retry_after(limit: RequestLimit) -> int:
     return max(1, math.ceil(limit.reset_at - time.time()))
 
 
-_logged_breaches: dict[str, float] = {}
 _logged_lock = threading.Lock()
 
 
 def note_rate_limited(limit: RequestLimit, scope: str) -> None:
     """The operation log gets one row per key and window when a limit is reached, not one per refused
     request: a flood must not turn into a flood of writes."""
+    logged: dict[str, float] = current_app.extensions.setdefault("wattline_rate_limited", {})
     key = f"{scope}|{limit.key}"
     now = time.time()
     with _logged_lock:
-        if _logged_breaches.get(key, 0) > now:
+        if logged.get(key, 0) > now:
             return
-        for old in [k for k, until in _logged_breaches.items() if until <= now]:
-            del _logged_breaches[old]
-        _logged_breaches[key] = limit.reset_at
+        for old in [k for k, until in logged.items() if until <= now]:
+            del logged[old]
+        logged[key] = limit.reset_at
     security_event("request.rate_limited", request.path, scope=scope, limit=str(limit.limit),
-                   address=client_address())
+                   key=str(limit.request_args[0])[:120], address=client_address())
 
 
-def _rate_limited(limit: RequestLimit) -> Response:
-    """Every breach not answered by a route's own handler (the API's limits)."""
-    note_rate_limited(limit, "api" if _is_api(request.path) else "site")
+def _rate_limited(limit: RequestLimit) -> Response | None:
+    """The API's limits. (Flask-Limiter calls this for every breach, then the route's own handler, whose
+    answer wins: the sign-in form answers its own.)"""
+    if not _is_api(request.path):
+        return None
+    note_rate_limited(limit, "api")
     seconds = retry_after(limit)
     resp = refusal(429, "rate_limited", seconds=seconds)
     resp.headers["Retry-After"] = str(seconds)

@@ -263,8 +263,9 @@ def test_sign_in_attempts_for_one_user_name_are_limited_from_any_address(tight):
     r = _login_attempt(tight, "CASHIER ", "198.51.100.9", DEMO)  # another spelling, the right password
     assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
     assert t("auth.rate_limited", "en", seconds=r.headers["Retry-After"]) in r.text
-    logged = [row for row in _actions(tight, "request.rate_limited") if "login" in row["after"]]
-    assert len(logged) == 1  # one row per limit window, not one per refused request
+    logged = [json.loads(row["after"]) for row in _actions(tight, "request.rate_limited")]
+    assert [(row["scope"], row["address"]) for row in logged if row["key"] == "user:cashier"] == \
+        [("login", "198.51.100.4")]  # one row per limit window, not one per refused request
 
 
 def test_sign_in_attempts_from_one_address_are_limited_across_user_names(tight):

@@ -724,3 +724,50 @@ def test_the_customer_card_is_saved_as_a_png(rt, browser, tmp_path):
         assert page.errors == []
     finally:
         ctx.close()
+
+
+def test_a_search_that_finds_no_meter_clears_the_previous_meters_card(rt, browser):
+    ctx, page = _signed_in(rt, browser, "cashier", viewport={"width": 1366, "height": 768})
+    try:
+        address = _meter(rt)["address"]
+        page.goto(base_url(rt) + "/sell")
+        page.fill("#sell-search", address)
+        page.press("#sell-search", "Enter")
+        page.wait_for_selector(f"#sell-address:text-is('{address}')")
+        page.fill("#sell-search", "B9-999")
+        page.press("#sell-search", "Enter")
+        page.wait_for_selector("#sell-no-match")
+        page.wait_for_selector("#sell-no-meter")
+        assert page.locator("#sell-meter-card").count() == 0
+        page.fill("#sell-amount", "10")
+        page.click("#sell-sell")
+        page.wait_for_selector(f"#desk-error:has-text('{t('cashier.no_meter', 'en')}')")
+        assert page.locator("#sell-meter-card").count() == 0 and page.errors == []
+    finally:
+        ctx.close()
+
+
+def test_find_keeps_its_status_filter_after_an_account_was_shown(rt, browser):
+    ctx, page = _signed_in(rt, browser, "cashier", viewport={"width": 1366, "height": 768})
+    try:
+        page.goto(base_url(rt) + "/accounts")
+        page.click("#acc-tabs >> text=" + t("accounts.tab_find", "en"))
+        page.fill("#acc-search", "B1-1")
+        page.click("#acc-find")
+        page.locator("#acc-grid .ag-row").first.click()
+        page.wait_for_selector("#acc-detail-card")
+        page.select_option("#acc-status", "closed")
+        page.fill("#acc-search", "")
+        page.click("#acc-find")
+        page.wait_for_function("(open) => !document.querySelector('#acc-grid').innerText.includes(open)",
+                               arg=t("cashier.state.open", "en"))
+        states = page.locator("#acc-grid .ag-row [col-id=status]").all_inner_texts()
+        assert set(states) <= {t("cashier.state.closed", "en")}
+        page.select_option("#acc-status", "open")
+        page.click("#acc-find")
+        page.wait_for_selector("#acc-grid .ag-row [col-id=status]:text-is('%s')" % t("cashier.state.open", "en"))
+        assert set(page.locator("#acc-grid .ag-row [col-id=status]").all_inner_texts()) == {t("cashier.state.open",
+                                                                                                 "en")}
+        assert page.errors == []
+    finally:
+        ctx.close()

@@ -256,7 +256,7 @@ def openapi_document() -> dict:
         "meter_address": {"type": "string", "pattern": "^[0-9]{12}$"},
         "amount": money, "purchase_count": {"type": "integer"},
         "state": {"type": "string", "enum": ["pending", "confirmed", "failed"]},
-        "created_at": {"type": "string", "format": "date-time"},
+        "created_at": {"type": "string", "format": "date-time", "example": "2026-03-01T08:00:00Z"},
         "confirmed_at": {"type": "string", "format": "date-time", "nullable": True},
         "balance_after": {**money, "nullable": True}, "failure": {"type": "string", "nullable": True},
         "request_id": {"type": "string", "nullable": True},
@@ -269,7 +269,8 @@ def openapi_document() -> dict:
         "building": {"type": "string"}, "room": {"type": "string"},
         "account": {"type": "object", "nullable": True, "properties": {
             "id": {"type": "integer"}, "status": {"type": "string"}, "holder": {"type": "string"}}},
-        "balance": {**money, "nullable": True}, "balance_read_at": {"type": "string", "nullable": True},
+        "balance": {**money, "nullable": True},
+        "balance_read_at": {"type": "string", "format": "date-time", "nullable": True, "example": "2026-03-01T08:00:00Z"},
         "purchase_count": {"type": "integer", "nullable": True}, "comm_state": {"type": "string", "nullable": True},
         "relay_closed": {"type": "boolean", "nullable": True},
         "pending_receipts": {"type": "array", "items": {"type": "string"}}}}
@@ -279,7 +280,9 @@ def openapi_document() -> dict:
         "openapi": "3.0.3",
         "info": {"title": "Wattline payment API", "version": "1.0.0",
                  "description": "Sell electricity to prepaid meters and look up meters and receipts. Amounts are "
-                                "yuan with two decimals (send them as strings to keep them exact)."},
+                                "yuan with two decimals (send them as strings to keep them exact). Times are "
+                                "ISO 8601 in UTC with a trailing Z (2026-03-01T08:00:00Z), whatever the site's "
+                                "time zone; the web pages show them in the site's zone."},
         "servers": [{"url": PREFIX}],
         "security": [{"bearerAuth": []}],
         "paths": {

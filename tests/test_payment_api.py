@@ -169,6 +169,17 @@ def test_a_meter_can_be_looked_up_with_its_account_and_known_balance(api):
     assert api.call("GET", "/meters/999999999999")[0] == 404
 
 
+def test_the_api_gives_times_in_utc_with_a_z_whatever_the_sites_zone(api, fixed_now):
+    from zoneinfo import ZoneInfo
+    api.ctx.tz = ZoneInfo("Asia/Shanghai")      # pages show 8 hours later; machines keep UTC
+    _, body = api.call("POST", "/sales", {"meter_address": address(2), "amount": "5.00", "request_id": "wx-utc"})
+    assert body["sale"]["created_at"] == fixed_now.isoformat(timespec="seconds") + "Z"
+    _, looked_up = api.call("GET", f"/meters/{address(2)}")
+    read_at = fixed_now - dt.timedelta(minutes=5)
+    assert looked_up["meter"]["balance_read_at"] == read_at.isoformat(timespec="seconds") + "Z"
+    assert "UTC with a trailing Z" in openapi_document()["info"]["description"]
+
+
 def test_meters_are_listed_by_building_and_state_page_by_page(api):
     status, body = api.call("GET", "/meters?building=Dorm%20A&state=opened&page=1&page_size=1")
     assert status == 200 and body["total"] == 2 and len(body["items"]) == 1

@@ -72,7 +72,7 @@ def show_stored_text(text: str, zone: dt.tzinfo, precision: str = "seconds") -> 
         return None
     try:
         return show_time(dt.datetime.fromisoformat(text.strip()), zone, precision)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or one the zone cannot move (year 1, year 9999)
         return None
 
 

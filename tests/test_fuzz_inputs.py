@@ -174,7 +174,8 @@ def _changed_id(dep: dict, index) -> str:
 
 def _bodies(spec: dict, good: dict):
     """(field, bad value's name, request body) for each input and state and each bad value: a data field with
-    the others at their good values; a trigger (n_clicks ...) with one value of each kind (TRIGGER_VALUES) and
+    the others at their good values (and, for a store's object, a grid's selected row or a list of ids, each
+    member in turn); a trigger (n_clicks ...) with one value of each kind (TRIGGER_VALUES) and
     the others empty, since a callback only tests it for truth and an empty form keeps those calls cheap."""
     base = _baseline(spec, good)
     first = spec["inputs"][0]
@@ -195,6 +196,19 @@ def _bodies(spec: dict, good: dict):
                 continue
             changed = _key(dep) if dep in spec["inputs"] else _key(first)
             yield _key(dep), name, callback_body(spec, {**base, _key(dep): bad}, [changed])
+            for inner, value in _inside(base.get(_key(dep)), bad):
+                yield f"{_key(dep)}{inner}", name, callback_body(spec, {**base, _key(dep): value}, [changed])
+
+
+def _inside(good_value, bad) -> list[tuple[str, object]]:
+    """A store's object, a grid's selected row or a list of ids with one member bad: (where, value) each."""
+    if isinstance(good_value, dict):
+        return [(f"[{k!r}]", {**good_value, k: bad}) for k in good_value]
+    if isinstance(good_value, list) and good_value and isinstance(good_value[0], dict):
+        return [(f"[0][{k!r}]", [{**good_value[0], k: bad}, *good_value[1:]]) for k in good_value[0]]
+    if isinstance(good_value, list) and good_value:
+        return [("[0]", [bad, *good_value[1:]])]
+    return []
 
 
 def _failure(status: int, text: str) -> bool:
@@ -266,6 +280,21 @@ def test_no_page_answers_500_to_junk_in_its_query_string(admin):
                 answers.append(("page", admin.page(path, query)))
             failures += [f"{how} {path} ?…={name}: {r.status}" for how, r in answers if _failure(r.status, r.text)]
     assert not failures, f"{len(failures)} pages failed:\n" + "\n".join(failures)
+
+
+def test_no_route_outside_the_pages_answers_500_to_junk_in_its_path_or_query(rt, admin):
+    """The customers' QR pages, the language switch, the login page and /healthz, with junk in each place."""
+    anonymous = WebClient(base_url(rt))
+    failures = []
+    for name, bad in BAD_VALUES.items():
+        junk = urllib.parse.quote(_as_text(bad)[:2000], safe="") or "%20"
+        for client, url in ((anonymous, f"/c/{junk}?lang={junk}"), (anonymous, f"/c/{junk}/qr.png"),
+                            (anonymous, f"/login?next={junk}&bye={junk}"), (admin, f"/lang/{junk}?next={junk}"),
+                            (anonymous, f"/healthz?x={junk}")):
+            r = client.get(url, follow=False)
+            if _failure(r.status, r.text):
+                failures.append(f"{url[:50]} ({name}): {r.status}")
+    assert not failures, "\n".join(failures)
 
 
 # --- the payment API ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dash import dcc, html
 
 from core.clock import site_time, utc_time, zone_label
 from core.workbook import DATETIME, ExportWorkbook
+from dashboard import inputs
 from dashboard.components.audit_text import action_label, entry_words, family_label
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
@@ -33,12 +34,11 @@ def parse_filters(operator: str | None, action: str | None, since: str | None, u
     """The query's filters as plain JSON (kept in a dcc.Store so the export repeats the query shown); times
     as typed, in the site's time."""
     def when(text: str | None) -> str | None:
-        if not text:
-            return None
         try:
-            return dt.datetime.fromisoformat(str(text).strip()).replace(tzinfo=None).isoformat(timespec="minutes")
-        except ValueError:
-            raise BadFilter(str(text)) from None
+            found = inputs.moment(text)  # a date and time within the years a clock converts
+        except inputs.BadValue as exc:
+            raise BadFilter(str(exc)) from None
+        return found.isoformat(timespec="minutes") if found else None
 
     return {"operator": operator or None, "action": action or None, "since": when(since), "until": when(until)}
 

@@ -116,5 +116,5 @@ def set_roles(n_clicks, rows, roles):
 def show_roles_of_selected(rows):
     """Reads nothing stored: shows the roles of the row the browser selected."""
     if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-        return [r for r in rows[0].get("role_names") or [] if isinstance(r, str)]
+        return inputs.texts(rows[0].get("role_names"))
     return []

@@ -43,11 +43,11 @@ def resolve(n_clicks, selected, note):
         raise dash.exceptions.PreventUpdate
     lang = request_lang()
     row = selected[0] if isinstance(selected, list) and selected and isinstance(selected[0], dict) else None
-    if row is None:
+    if row is None or inputs.record_id(row.get("id")) is None:  # the grid's row names its alarm by id
         return notice(t("reconciliation.pick_alarm", lang)), dash.no_update, dash.no_update
     ctx = billing()
     try:
-        alarm = resolve_alarm(ctx.engine, ctx.now, row.get("id"), operator_name(),
+        alarm = resolve_alarm(ctx.engine, ctx.now, inputs.record_id(row["id"]), operator_name(),
                               note if isinstance(note, str) else None, remote=source_address())
     except BillingError as exc:
         return error_alert(exc, lang), alarm_rows(reconciliation_alarms(ctx), lang), dash.no_update

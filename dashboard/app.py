@@ -10,9 +10,10 @@ import dash
 from dash import html
 from flask import Response, redirect, request
 
-from dashboard.components.shell import navbar, register_nav_callbacks
+from dashboard.components.shell import navbar, register_nav_callbacks, site_clock
 from dashboard.i18n import COOKIE, LANGUAGES, request_lang, t
 from dashboard.inputs import refuse_malformed_page_location
+from dashboard.services import site_zone
 from dashboard.websecurity import local_target, referrer_path, same_origin_request, security_event
 
 _HERE = Path(__file__).resolve().parent
@@ -39,7 +40,8 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
         texts = {"data-callback-failed": t("app.callback_failed", lang),
                  "data-server-unreachable": t("app.server_unreachable", lang),
                  "data-sign-in": t("auth.submit", lang), "data-close": t("app.close", lang)}
-        return html.Div([navbar(lang, current_user_name(), allowed, csrf_token()), dash.page_container],
+        return html.Div([navbar(lang, current_user_name(), allowed, csrf_token()), dash.page_container,
+                         site_clock(lang, site_zone())],
                         id="app-root", lang="zh-CN" if lang == "zh" else "en", **texts)
 
     app.layout = layout

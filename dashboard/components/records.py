@@ -11,7 +11,9 @@ from dash import dcc, html
 
 from billing.desk import SALES_KINDS
 from billing.money import to_fen
+from core.clock import show_local, zone_label
 from core.workbook import DATETIME, MONEY, ExportWorkbook
+from dashboard.components.audit_text import source_label
 from dashboard.components.cashier import field, yuan
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
@@ -30,14 +32,15 @@ _NUMBER = {"filter": "agNumberColumnFilter", "type": "numericColumn"}
 
 
 def grid_rows(records: list[dict], lang: str) -> list[dict]:
-    """billing.desk.records as rowData: money as integer fen, times as text in site time."""
-    return [{"id": r["id"], "created_at": r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+    """billing.desk.records as rowData: money as integer fen, times as text in site time, codes in words."""
+    return [{"id": r["id"], "created_at": show_local(r["created_at"]),
              "receipt_no": r["receipt_no"], "kind": t(f"billing.kind.{r['kind']}", lang),
              "amount_fen": to_fen(r["amount"]), "meter_address": r["meter_address"], "room": r["room"] or "",
              "building": r["building"] or "", "holder": r["holder"], "operator": r["operator"],
              "state": t(f"cashier.state.{r['state']}", lang),
              "command_state": t(f"cashier.state.{r['command_state']}", lang) if r["command_state"] else "",
-             "reverses": r["reverses"] or "", "reason": r["reason"] or "", "source": r["source"]} for r in records]
+             "reverses": r["reverses"] or "", "reason": r["reason"] or "", "source": source_label(r["source"], lang)}
+            for r in records]
 
 
 def summary(records: list[dict], totals: dict, lang: str, limit: int) -> str:
@@ -104,11 +107,14 @@ def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[
     ], fluid=True, id="records-page")
 
 
-def records_workbook(records: list[dict], shown: dict, lang: str) -> ExportWorkbook:
+def records_workbook(records: list[dict], shown: dict, lang: str, zone: dt.tzinfo) -> ExportWorkbook:
     """The exported rows as a workbook: headers in the operator's language, amounts as exact numbers (yuan),
-    times as Excel date-times in site time; a second sheet names the query."""
+    times as Excel date-times in site time (billing.desk gives them so; the header names the zone); a second
+    sheet names the query."""
     book = ExportWorkbook()
-    ws = book.add_sheet(t("records.sheet", lang), [t(f"records.col_{c}", lang) for c in COLUMNS],
+    headers = [t(f"records.col_{c}", lang) for c in COLUMNS]
+    headers[0] = t("clock.column", lang, name=headers[0], zone=zone_label(zone))
+    ws = book.add_sheet(t("records.sheet", lang), headers,
                         widths=(20, 18, 12, 11, 15, 10, 12, 8, 12, 10, 10, 18, 24, 8),
                         formats={0: DATETIME, 3: MONEY})
     for r in records:
@@ -116,7 +122,7 @@ def records_workbook(records: list[dict], shown: dict, lang: str) -> ExportWorkb
                    r["meter_address"], r["room"] or "", r["building"] or "", r["holder"], r["operator"],
                    t(f"cashier.state.{r['state']}", lang),
                    t(f"cashier.state.{r['command_state']}", lang) if r["command_state"] else "",
-                   r["reverses"] or "", r["reason"] or "", r["source"]])
+                   r["reverses"] or "", r["reason"] or "", source_label(r["source"], lang)])
     meta = book.add_sheet(t("records.query_sheet", lang))
     for key in ("from", "to", "kinds", "operator", "building", "text"):
         value = shown.get(key)

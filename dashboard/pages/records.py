@@ -113,7 +113,7 @@ def export(request, applied):
     rows = desk.export_records(ctx_, ids, op.username if op else "-", source=source_address(),
                                shown={**shown, "grid_filter": inputs.mapping(request.get("filter"))})
     stamp = ctx_.local(ctx_.now()).strftime("%Y%m%d-%H%M")
-    book = records_workbook(rows, shown, lang)
+    book = records_workbook(rows, shown, lang, ctx_.tz)
     workbook = book.to_bytes()
     return (dcc.send_bytes(workbook, f"{t('records.filename', lang)}-{stamp}.xlsx"),
             exported_message(t("records.exported", lang, n=len(rows)), book, lang, id="rec-exported"))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from core.clock import site_time, utcnow  # noqa: F401  (utcnow: the overview page reads its clock here)
 from storage.overview import (
     STATE_CODE, meter_detail, meter_states_frame, overview_kpis, overview_version, recent_commands, tile_signature,
 )
@@ -51,26 +52,12 @@ def _floor(value) -> int | None:
     return None
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def local_day_bounds(now_utc: dt.datetime, zone: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
     """The site's current local day as naive-UTC [start, end): the database's clock."""
     local = now_utc.replace(tzinfo=dt.UTC).astimezone(zone)
     start_local = dt.datetime.combine(local.date(), dt.time(), tzinfo=zone)
     end_local = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     return (start_local.astimezone(dt.UTC).replace(tzinfo=None), end_local.astimezone(dt.UTC).replace(tzinfo=None))
-
-
-def to_site_time(value, zone: dt.tzinfo):
-    """Naive-UTC timestamp (scalar or Series) as naive site-local time; None/NaT stay empty."""
-    if isinstance(value, pd.Series):
-        s = pd.to_datetime(value)
-        return s.dt.tz_localize("UTC").dt.tz_convert(zone).dt.tz_localize(None)
-    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    return pd.Timestamp(value).tz_localize("UTC").tz_convert(zone).tz_localize(None).to_pydatetime()
 
 
 def tile_frame(states: pd.DataFrame, flt: TileFilter) -> pd.DataFrame:
@@ -169,7 +156,7 @@ def refresh(engine: sa.Engine, flt: TileFilter, prev: dict | None, now_utc: dt.d
         day_start, day_end = local_day_bounds(now_utc, zone)
         kpis = overview_kpis(conn, states, day_start, day_end)
     last = states["last_seen"].max() if not states.empty else None
-    kpis["last_seen"] = to_site_time(last, zone) if last is not None and not pd.isna(last) else None
+    kpis["last_seen"] = site_time(last, zone) if last is not None and not pd.isna(last) else None
     tiles = tile_frame(states, flt)
     signature, codes = tile_signature(tiles["meter_id"].to_numpy()), tile_codes(tiles)
     buildings, floors = filter_options(states)

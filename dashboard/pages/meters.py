@@ -8,6 +8,7 @@ from dash.exceptions import PreventUpdate
 from flask import current_app
 
 import dashboard.app as dash_app
+from core.clock import show_local, site_time, utcnow
 from core.config import site_zone
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
@@ -15,7 +16,6 @@ from dashboard.components.meter_grid import grid_rows, meters_page, meters_workb
 from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
 from dashboard.ids import Meters as ID
-from dashboard.overview_data import to_site_time, utcnow
 from storage.meters import export_meters, meter_table
 
 VIEW, EXPORT = "meter.view", "meter.export"
@@ -82,6 +82,6 @@ def export_shown_rows(request):
                              shown={"filter": inputs.mapping(request.get("filter"))})
         book = meters_workbook(rows, lang, zone)
         workbook = book.to_bytes()
-    stamp = to_site_time(now, zone).strftime("%Y%m%d-%H%M")
+    stamp = show_local(site_time(now, zone), "stamp")
     return (dcc.send_bytes(workbook, f"meters-{stamp}.xlsx"),
             exported_message(t("meters.exported", lang, n=len(rows)), book, lang))

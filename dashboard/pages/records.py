@@ -10,6 +10,7 @@ from dash import Input, Output, State, clientside_callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from billing import desk
+from core.clock import show_local
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.records import (
@@ -112,7 +113,7 @@ def export(request, applied):
     ctx_ = billing()
     rows = desk.export_records(ctx_, ids, op.username if op else "-", source=source_address(),
                                shown={**shown, "grid_filter": inputs.mapping(request.get("filter"))})
-    stamp = ctx_.local(ctx_.now()).strftime("%Y%m%d-%H%M")
+    stamp = show_local(ctx_.local(ctx_.now()), "stamp")
     book = records_workbook(rows, shown, lang, ctx_.tz)
     workbook = book.to_bytes()
     return (dcc.send_bytes(workbook, f"{t('records.filename', lang)}-{stamp}.xlsx"),

@@ -170,3 +170,29 @@ def test_an_unknown_field_and_an_unknown_action_show_their_keys():
 
 def test_a_change_that_is_not_json_is_shown_as_stored():
     assert change_text("not json {", "en", SHANGHAI) == "not json {"
+
+
+def _written_fields() -> set[str]:
+    """The keys of every dict literal the code hands the operation log as before / after (and the details of a
+    security event)."""
+    fields = set()
+    for path in _python_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name not in ("record", "security_event"):
+                continue
+            for k in node.keywords:
+                if k.arg in ("before", "after") and isinstance(k.value, ast.Dict):
+                    fields |= {key.value for key in k.value.keys if isinstance(key, ast.Constant)}
+                elif name == "security_event" and k.arg:
+                    fields.add(k.arg)
+    return fields
+
+
+def test_every_field_the_code_writes_into_a_change_has_a_name_in_both_languages():
+    fields = _written_fields()
+    assert {"amount", "roles", "locked_until", "reason", "permission"} <= fields
+    missing = {lang: sorted(f for f in fields if f"audit.field.{f}" not in catalog(lang)) for lang in LANGUAGES}
+    assert missing == {lang: [] for lang in LANGUAGES}

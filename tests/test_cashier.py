@@ -67,8 +67,8 @@ def desk(rt):
 _taken: set[str] = set()
 
 
-def _meter(rt, *, low_balance: bool = True, single: bool = False) -> dict:
-    """A demo room meter with an open account, online and read, that no other test used."""
+def _meter(rt, *, low_balance: bool = True, single: bool = False, funded: bool = False) -> dict:
+    """A demo room meter with an open account, online and read, that no other test used (funded: money on it)."""
     with rt.engine.connect() as conn:
         q = (sa.select(meter.c.address, meter.c.id, account_meter.c.account_id, meter_state.c.balance)
              .join_from(meter, account_meter, sa.and_(account_meter.c.meter_id == meter.c.id,
@@ -76,7 +76,8 @@ def _meter(rt, *, low_balance: bool = True, single: bool = False) -> dict:
              .join(account, account.c.id == account_meter.c.account_id)
              .join(meter_state, meter_state.c.meter_id == meter.c.id)
              .where(account.c.status == "open", meter_state.c.comm_state == "online",
-                    meter_state.c.balance.is_not(None), meter_state.c.balance < (500 if low_balance else 100000))
+                    meter_state.c.balance.is_not(None), meter_state.c.balance < (500 if low_balance else 100000),
+                    meter_state.c.balance > (1 if funded else -1))
              .order_by(meter.c.address))
         rows = [dict(r) for r in conn.execute(q).mappings()]
         if single:
@@ -419,7 +420,7 @@ def test_an_analyst_may_not_settle_a_meter_by_hand(rt):
 
 
 def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):
-    old = _meter(rt, single=True)
+    old = _meter(rt, single=True, funded=True)
     new = _not_opened_meter(rt)["address"]
     client = desk["en"]
     action = lambda name, **values: _response(client.callback(name, {"acc-selected.data": old["account_id"],  # noqa
@@ -448,6 +449,7 @@ def test_a_meter_is_added_and_old_meters_balances_are_carried_over(rt, desk):
     balance = meter_balance(rt.billing, old["address"]).balance
     read = action("accounts.transfer", **{**transfer, "acc-transfer-mode.value": "read",
                                           "acc-old-meter.value": old["address"], "acc-transfer-amount.value": ""})
+    assert "acc-receipt" in read, _text(read["acc-action-result"])
     carried = _settled(rt, _receipt_no(read["acc-receipt"]))
     assert carried.amount == balance and carried.state == "confirmed"
     view = billing_accounts.get_account(rt.billing, old["account_id"])

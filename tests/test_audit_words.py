@@ -196,3 +196,15 @@ def test_every_field_the_code_writes_into_a_change_has_a_name_in_both_languages(
     assert {"amount", "roles", "locked_until", "reason", "permission"} <= fields
     missing = {lang: sorted(f for f in fields if f"audit.field.{f}" not in catalog(lang)) for lang in LANGUAGES}
     assert missing == {lang: [] for lang in LANGUAGES}
+
+
+def test_an_operator_named_like_a_fixed_target_keeps_the_name():
+    for name in ("demo", "meter", "ledger"):
+        row = entry_words({**_sale_row(), "action": "operator.add", "target": name}, "en", SHANGHAI)
+        assert row["target"] == name
+
+
+def test_a_setting_is_named_as_a_setting():
+    row = entry_words({**_sale_row(), "action": "billing.setting", "target": "billing.hoarding_limit",
+                       "before": json.dumps("1000.00"), "after": json.dumps("800.00")}, "zh", SHANGHAI)
+    assert (row["target"], row["before"], row["after"]) == ("囤积金额上限", "1000.00", "800.00")

@@ -13,6 +13,9 @@ from dashboard.i18n import LANGUAGES, catalog, t
 
 # target "kind:value" (billing, storage) and "callback name" (dashboard.auth refusals)
 TARGET_KINDS = ("meter", "account", "tariff", "building", "api_client", "alarm", "transfer_request")
+# targets written as a fixed word, by the action that writes it (an operator called "demo" stays "demo")
+LITERAL_TARGETS = {"ledger": "billing.records_export", "meters": "meter.export", "operation log": "audit.export",
+                   "demo": "billing.demo_seed", "demo site": "topology.import"}
 # fields whose values are codes with their own words elsewhere in the catalogs
 _ROLE_FIELDS = {"roles"}
 _STATE_FIELDS = {"state", "status", "failed_trip"}
@@ -47,7 +50,9 @@ def target_label(target: str | None, action: str, lang: str) -> str:
         return t("audit.target.callback", lang, value=target.removeprefix("callback "))
     if action == "role.permissions":
         return _label(f"admin.role.{target}", lang) or target
-    return _label(f"audit.target.{target}", lang) or target
+    if LITERAL_TARGETS.get(target) == action or (action == "billing.setting" and target.startswith("billing.")):
+        return _label(f"audit.target.{target}", lang) or target
+    return target
 
 
 def source_label(source: str | None, lang: str) -> str:

@@ -7,6 +7,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -61,6 +62,19 @@ def _login_if_asked(page, base: str) -> None:
         page.wait_for_load_state("networkidle")
 
 
+def _visit_every_page(page, base: str, paths: list[str]) -> Iterator[tuple[str, str]]:
+    """Sign in as the demo admin, then open every page in English and in Chinese; yields (language, path)
+    once each page has loaded."""
+    page.goto(base + "/")
+    _login_if_asked(page, base)
+    for lang in ("en", "zh"):
+        page.goto(f"{base}/lang/{lang}?next=/")
+        for path in paths:
+            page.goto(base + path)
+            page.wait_for_load_state("networkidle")
+            yield lang, path
+
+
 def test_no_page_requests_anything_from_another_host(runtime):
     from playwright.sync_api import sync_playwright
     base = f"http://127.0.0.1:{runtime.cfg.port}"
@@ -71,13 +85,8 @@ def test_no_page_requests_anything_from_another_host(runtime):
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.on("request", lambda req: requested.append((page.url, req.url)))
-        page.goto(base + "/")
-        _login_if_asked(page, base)
-        for lang in ("en", "zh"):
-            page.goto(f"{base}/lang/{lang}?next=/")
-            for path in paths:
-                page.goto(base + path)
-                page.wait_for_load_state("networkidle")
+        for _ in _visit_every_page(page, base, paths):
+            pass
         browser.close()
     assert len(requested) > len(paths), "the pages made no requests at all: nothing was rendered"
     external = sorted({(where, url) for where, url in requested if _external(url)})
@@ -130,19 +139,13 @@ def test_every_page_loads_under_the_content_security_policy_with_no_violation(ru
         page.add_init_script(_COLLECT_VIOLATIONS)
         page.on("console", lambda msg: violations.append((page.url, msg.text))
                 if "Content Security Policy" in msg.text else None)
-        page.goto(base + "/login")
         assert "frame-ancestors 'none'" in (page.context.request.get(base + "/login").headers
                                             ["content-security-policy"])
-        _login_if_asked(page, base)
-        for lang in ("en", "zh"):
-            page.goto(f"{base}/lang/{lang}?next=/")
-            for path in paths:
-                page.goto(base + path)
-                page.wait_for_load_state("networkidle")
-                violations.extend((path, v) for v in page.evaluate("window.__cspViolations || []"))
-            assert violations == [], violations[:10]
-            page.goto(base + "/")
-            page.wait_for_selector(".ov-tile", timeout=20000)  # the overview still renders under the policy
-            tiles = page.locator(".ov-tile").count()
+        for _lang, path in _visit_every_page(page, base, paths):
+            violations.extend((path, v) for v in page.evaluate("window.__cspViolations || []"))
+        assert violations == [], violations[:10]
+        page.goto(base + "/")
+        page.wait_for_selector(".ov-tile", timeout=20000)  # the overview still renders under the policy
+        tiles = page.locator(".ov-tile").count()
         browser.close()
     assert tiles > 0

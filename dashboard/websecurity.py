@@ -37,7 +37,6 @@ API_PREFIX = "/api/v1"
 API_BLUEPRINT = "payment_api"
 CUSTOMER_PREFIX = "/c/"
 CUSTOMER_BLUEPRINT = "customer_pages"
-LIMITER = "WATTLINE_LIMITER"
 
 
 # --- where a redirect may lead ---------------------------------------------------------------------
@@ -133,7 +132,6 @@ def install_request_guards(app: dash.Dash, limits: LimitsConfig) -> Limiter:
 
     limiter = Limiter(client_address, app=server, storage_uri="memory://", strategy="moving-window",
                       on_breach=_rate_limited)
-    server.config[LIMITER] = limiter
     if API_BLUEPRINT in server.blueprints:
         api = server.blueprints[API_BLUEPRINT]
         limiter.shared_limit(limits.api_per_address, scope="api-address")(api)

@@ -27,6 +27,8 @@ RECORDS = PageAccess("/records", ("report.view",))
 RECONCILIATION = PageAccess("/reconciliation", ("report.view",))
 TARIFFS = PageAccess("/tariffs", ("tariff.edit", "tariff.push"))
 QR_LABELS = PageAccess("/qr", ("account.open",))
+# A field worker's home until work orders exist: what they can do here now (their account, the status)
+WORK = PageAccess("/work", ("workorder.execute",))
 STATUS = PageAccess("/status", ())
 AUDIT = PageAccess("/audit", ("audit.view",))
 USERS = PageAccess("/admin/users", ("user.manage",))
@@ -35,7 +37,7 @@ API_CLIENTS = PageAccess("/admin/api-clients", ("api_client.manage",))
 
 # In the order an operator's home page is chosen: the first one they may open.
 PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, TARIFFS, QR_LABELS,
-                                 STATUS, AUDIT, USERS, ROLES, API_CLIENTS)
+                                 WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS)
 
 
 def home_path(may: Callable[[str], bool]) -> str:

@@ -19,6 +19,15 @@ class Overview:
     UPDATED = "ov-updated"
 
 
+class Work:
+    PAGE = "work-page"
+    CAN_DO = "work-can-do"
+    ACCOUNT_LINK = "work-account"
+    PASSWORD_LINK = "work-password"
+    STATUS_LINK = "work-status"
+    COMING = "work-coming"
+
+
 class Meters:
     PAGE = "meters-page"
     GRID = "meters-grid"

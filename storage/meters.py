@@ -14,18 +14,19 @@ from storage.schema import building, bus, gateway, meter, meter_state, room
 
 EXPORT_ACTION = "meter.export"
 TABLE_COLUMNS = ("meter_id", "address", "building", "floor", "room", "gateway", "bus_no", "unit", "profile",
-                 "state", "balance_fen", "relay_closed", "last_seen")
+                 "state", "balance_fen", "energy_total", "relay_closed", "last_seen")
 
 
 def meter_table(conn: sa.Connection) -> pd.DataFrame:
     """One row per meter in service, ordered by building, floor, room, address. Money as integer
-    fen (`balance_fen`), times naive UTC; `state` is storage.overview.map_state's."""
+    fen (`balance_fen`), `energy_total` the latest reading's total energy register (kWh), times naive
+    UTC; `state` is storage.overview.map_state's."""
     q = (sa.select(meter.c.id.label("meter_id"), meter.c.address, building.c.name.label("building"), room.c.floor,
                    room.c.name.label("room"), gateway.c.name.label("gateway"), bus.c.bus_no, meter.c.unit,
                    meter.c.profile, meter.c.status, meter_state.c.comm_state, meter_state.c.prepaid_enabled,
                    meter_state.c.arrears, meter_state.c.relay_closed, meter_state.c.alarm1, meter_state.c.alarm2,
                    sa.cast(sa.func.round(meter_state.c.balance * 100), sa.BigInteger).label("balance_fen"),
-                   meter_state.c.last_seen)
+                   meter_state.c.energy_total, meter_state.c.last_seen)
          .select_from(meter.join(bus, bus.c.id == meter.c.bus_id).join(gateway, gateway.c.id == bus.c.gateway_id)
                       .outerjoin(room, meter.c.room_id == room.c.id)
                       .outerjoin(building, room.c.building_id == building.c.id)

@@ -26,7 +26,7 @@ def _table():
         "floor": pd.array([3, None], dtype="Int64"), "room": ["B1-301", None], "gateway": ["GW-A", "GW-A"],
         "bus_no": [1, 1], "unit": [1, 2], "profile": ["acrel-ddsy1352", "eastron-sdm630"],
         "state": ["arrears", "lost"], "balance_fen": pd.array([-150, None], dtype="Int64"),
-        "relay_closed": pd.array([False, None], dtype="boolean"),
+        "energy_total": [1234.5678, None], "relay_closed": pd.array([False, None], dtype="boolean"),
         "last_seen": pd.to_datetime(["2026-11-21 08:00:00", None]),
     })
 
@@ -36,6 +36,7 @@ def test_grid_rows_carry_fen_local_times_and_texts_in_the_operators_language():
     assert rows[0]["balance_fen"] == -150 and rows[0]["relay"] == "拉闸" and rows[0]["state_label"] == "欠费（拉闸）"
     assert rows[0]["last_seen"] == "2026-11-21 16:00:00" and rows[0]["floor"] == 3 and rows[0]["row_id"] == "1"
     assert rows[1]["balance_fen"] is None and rows[1]["relay"] is None and rows[1]["last_seen"] is None
+    assert rows[0]["energy_kwh"] == 1234.57 and rows[1]["energy_kwh"] is None
     json.dumps(rows)  # what Dash sends must be plain JSON
 
 
@@ -54,21 +55,31 @@ def test_the_workbook_holds_exact_money_and_site_times():
     from openpyxl import load_workbook
     ws = load_workbook(io.BytesIO(meters_workbook(_table(), "en", ZONE).to_bytes())).active
     rows = list(ws.iter_rows(values_only=True))
-    assert rows[0][0] == "Meter number" and rows[0][8] == "Balance (¥)"
-    assert rows[1][0] == "202611210001" and rows[1][7] == "Arrears (tripped)" and rows[1][9] == "Open"
+    assert rows[0][0] == "Meter number" and rows[0][8] == "Balance (¥)" and rows[0][9] == "Energy register (kWh)"
+    assert rows[1][0] == "202611210001" and rows[1][7] == "Arrears (tripped)" and rows[1][10] == "Open"
     assert Decimal(str(rows[1][8])) == Decimal("-1.50") and ws["I2"].number_format == "0.00"
-    assert rows[1][10] == dt.datetime(2026, 11, 21, 16, 0) and rows[2][8] is None and rows[2][10] is None
+    assert rows[1][11] == dt.datetime(2026, 11, 21, 16, 0) and rows[2][8] is None and rows[2][11] is None
+
+
+def test_the_grid_and_the_workbook_show_each_meters_energy_register_in_kwh():
+    energy = next(c for c in column_defs("zh") if c["field"] == "energy_kwh")
+    assert energy["headerName"] == "总电量（kWh）" and energy["filter"] == "agNumberColumnFilter"
+    from openpyxl import load_workbook
+    ws = load_workbook(io.BytesIO(meters_workbook(_table(), "en", ZONE).to_bytes())).active
+    assert ws["J2"].value == 1234.57 and isinstance(ws["J2"].value, float) and ws["J2"].number_format == "#,##0.00"
+    assert ws["J3"].value is None
 
 
 def test_the_meter_table_lists_every_meter_in_service_with_its_wiring(any_engine):
     ids = _site(any_engine)
-    _meter_state(any_engine, ids, **{"202611210002": {"arrears": True, "balance_fen": 1999}})
+    _meter_state(any_engine, ids, **{"202611210002": {"arrears": True, "balance_fen": 1999, "energy_total": 321.25}})
     with any_engine.begin() as conn:
         conn.execute(meter.update().where(meter.c.address == "202611210004").values(status="removed"))
         df = meter_table(conn).set_index("address")
     assert len(df) == 4 and "202611210004" not in df.index
     assert df.loc["202611210002", "state"] == "arrears" and int(df.loc["202611210002", "balance_fen"]) == 1999
     assert df.loc["202611218001", "gateway"] == "GW-B" and int(df.loc["202611218001", "unit"]) == 3
+    assert df.loc["202611210002", "energy_total"] == 321.25 and pd.isna(df.loc["202611210001", "energy_total"])
 
 
 def test_an_export_returns_the_shown_rows_in_order_and_logs_who_took_them(any_engine):

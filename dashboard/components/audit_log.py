@@ -69,16 +69,17 @@ def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang:
                zone: dt.tzinfo) -> dbc.Container:
     form = dbc.Row([
         dbc.Col([dbc.Label(t("audit.operator", lang), html_for=AUDIT_OPERATOR),
-                 dcc.Dropdown(id=AUDIT_OPERATOR, options=operators, placeholder=t("audit.any", lang))], md=3),
+                 dcc.Dropdown(id=AUDIT_OPERATOR, options=operators, placeholder=t("audit.any", lang))], md=2),
         dbc.Col([dbc.Label(t("audit.action", lang), html_for=AUDIT_ACTION),
                  dcc.Dropdown(id=AUDIT_ACTION, options=action_options(actions, lang), placeholder=t("audit.any", lang))], md=3),
         dbc.Col([dbc.Label(t("audit.since", lang), html_for=AUDIT_SINCE),
                  dbc.Input(id=AUDIT_SINCE, type="datetime-local")], md=2),
         dbc.Col([dbc.Label(t("audit.until", lang), html_for=AUDIT_UNTIL),
                  dbc.Input(id=AUDIT_UNTIL, type="datetime-local")], md=2),
-        dbc.Col([dbc.Button(t("audit.search", lang), id=AUDIT_SEARCH, color="primary", className="me-2"),
+        # the buttons wrap rather than push the page wider (English at 1400 px overflowed by 1 px in md=2)
+        dbc.Col([dbc.Button(t("audit.search", lang), id=AUDIT_SEARCH, color="primary"),
                  dbc.Button(t("audit.export", lang), id=AUDIT_EXPORT, color="outline-secondary")],
-                md=2, className="d-flex align-items-end text-nowrap"),
+                md=3, className="d-flex flex-wrap align-items-end gap-2 text-nowrap"),
     ], className="g-2 mb-2")
     grid = dag.AgGrid(
         id=AUDIT_GRID, rowData=grid_rows(rows, lang, zone), getRowId="params.data.id",

@@ -137,9 +137,9 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
         html.Tbody([html.Tr([html.Td(e["created_at"].strftime("%m-%d %H:%M")),
                              html.Td(t(f"billing.kind.{e['kind']}", lang)),
                              html.Td(yuan(e["amount"]), className="text-end"),
-                             html.Td(e["receipt_no"], className="font-monospace small"),
+                             html.Td(e["receipt_no"], className="font-monospace small entry-receipt"),
                              html.Td(state_badge(e["state"], lang))]) for e in entries]),
-    ], size="sm", striped=True, responsive=True, className="mb-0 small text-nowrap") if entries else \
+    ], size="sm", striped=True, responsive=True, className="mb-0 small text-nowrap latest-entries") if entries else \
         html.P(t("cashier.no_entries", lang), className="text-muted small mb-0")
     return dbc.Card([
         dbc.CardHeader([html.Span(t("cashier.meter", lang), className="me-2"),

@@ -14,14 +14,14 @@ import pandas as pd
 from dash import dcc, html
 
 from core.workbook import DATETIME, MONEY, ExportWorkbook
-from dashboard.components.grid import grid_locale
+from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
 from dashboard.ids import Meters as ID
 from dashboard.overview_data import to_site_time
 
-COLUMNS = ("address", "building", "floor", "room", "gateway", "bus", "unit", "state", "balance", "relay",
-           "last_seen", "profile")
-_NUMBER = {"filter": "agNumberColumnFilter", "type": "numericColumn"}
+COLUMNS = ("address", "building", "floor", "room", "gateway", "bus", "unit", "state", "balance", "energy",
+           "relay", "last_seen", "profile")
+ENERGY = "#,##0.00"  # kWh in the workbook: a number, shown to the register's two decimals
 
 
 def column_defs(lang: str) -> list[dict]:
@@ -29,16 +29,18 @@ def column_defs(lang: str) -> list[dict]:
     return [
         {"field": "address", "headerName": head["address"], "pinned": "left", "minWidth": 140},
         {"field": "building", "headerName": head["building"], "minWidth": 110},
-        {"field": "floor", "headerName": head["floor"], "minWidth": 80, **_NUMBER},
+        {"field": "floor", "headerName": head["floor"], "minWidth": 80, **NUMBER_COLUMN},
         {"field": "room", "headerName": head["room"], "minWidth": 100},
         {"field": "gateway", "headerName": head["gateway"], "minWidth": 100},
-        {"field": "bus_no", "headerName": head["bus"], "minWidth": 70, **_NUMBER},
-        {"field": "unit", "headerName": head["unit"], "minWidth": 70, **_NUMBER},
+        {"field": "bus_no", "headerName": head["bus"], "minWidth": 70, **NUMBER_COLUMN},
+        {"field": "unit", "headerName": head["unit"], "minWidth": 70, **NUMBER_COLUMN},
         {"field": "state_label", "headerName": head["state"], "minWidth": 150,
          "cellClass": {"function": "'mg-state st-' + params.data.state"}},
-        {"field": "balance_fen", "headerName": head["balance"], "minWidth": 110, **_NUMBER,
+        {"field": "balance_fen", "headerName": head["balance"], "minWidth": 110, **NUMBER_COLUMN,
          "valueFormatter": {"function": "params.value == null ? '' : (params.value / 100).toFixed(2)"},
          "filterValueGetter": {"function": "params.data.balance_fen == null ? null : params.data.balance_fen / 100"}},
+        {"field": "energy_kwh", "headerName": head["energy"], "minWidth": 120, **NUMBER_COLUMN,
+         "valueFormatter": {"function": "params.value == null ? '' : params.value.toFixed(2)"}},
         {"field": "relay", "headerName": head["relay"], "minWidth": 80},
         {"field": "last_seen", "headerName": head["last_seen"], "minWidth": 165, "cellDataType": "text"},
         {"field": "profile", "headerName": head["profile"], "minWidth": 130},
@@ -65,6 +67,7 @@ def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
         "state": table["state"],
         "state_label": table["state"].map(states),
         "balance_fen": table["balance_fen"].astype("Int64"),
+        "energy_kwh": pd.to_numeric(table["energy_total"], errors="coerce").round(2),
         "relay": pd.Series(pd.array(table["relay_closed"], dtype="boolean")).map(relay),
         "last_seen": seen,
         "profile": table["profile"],
@@ -98,11 +101,12 @@ def meters_page(rows: list[dict], lang: str, *, may_export: bool = True) -> dbc.
 
 def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWorkbook:
     """The exported rows (storage.meters.export_meters) as a workbook: headers in the operator's language,
-    balance as an exact number in yuan, last reading as an Excel date-time in site time. Streamed
-    (write-only mode: memory stays flat however many rows)."""
+    balance as an exact number in yuan, energy as a number in kWh, last reading as an Excel date-time in
+    site time. Streamed (write-only mode: memory stays flat however many rows)."""
     book = ExportWorkbook()
     ws = book.add_sheet(t("meters.sheet", lang), [t(f"meters.col_{c}", lang) for c in COLUMNS],
-                        widths=(15, 14, 7, 12, 12, 6, 6, 18, 12, 10, 20, 16), formats={8: MONEY, 10: DATETIME},
+                        widths=(15, 14, 7, 12, 12, 6, 6, 18, 12, 13, 10, 20, 16),
+                        formats={8: MONEY, 9: ENERGY, 11: DATETIME},
                         freeze="B2")
     states = {s: t(f"overview.state_{s}", lang) for s in rows["state"].unique()} if not rows.empty else {}
     seen = to_site_time(rows["last_seen"], zone).tolist() if not rows.empty else []
@@ -111,7 +115,7 @@ def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWor
         balance = None if fen is None or pd.isna(fen) else (Decimal(int(fen)) / 100).quantize(Decimal("0.01"))
         ws.append([
             r["address"], r["building"], _int(r["floor"]), r["room"], r["gateway"], _int(r["bus_no"]),
-            _int(r["unit"]), states[r["state"]], balance, _relay(r["relay_closed"], lang),
+            _int(r["unit"]), states[r["state"]], balance, _kwh(r["energy_total"]), _relay(r["relay_closed"], lang),
             None if pd.isna(last) else last.to_pydatetime(), r["profile"],
         ])
     return book
@@ -119,6 +123,11 @@ def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWor
 
 def _int(v):
     return None if v is None or pd.isna(v) else int(v)
+
+
+def _kwh(v):
+    """The energy register as a number (kWh), to its 0.01 kWh resolution; none when never read."""
+    return None if v is None or pd.isna(v) else round(float(v), 2)
 
 
 def _relay(v, lang: str):

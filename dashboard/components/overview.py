@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
 import numpy as np
@@ -193,8 +194,10 @@ def panel_title(d: dict) -> str:
     return f"{d.get('room') or d.get('building') or ''} · {d['address']}".strip(" ·")
 
 
-def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list:
-    """Latest readings, balance, relay, a 24-hour power curve and recent commands of one meter."""
+def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, zone: dt.tzinfo, *,
+               may_sell: bool = False) -> list:
+    """Latest readings, balance, relay, a 24-hour power curve and recent commands of one meter; with
+    `may_sell` (the operator holds sale.create) a room's meter gets a link to the cashier desk."""
     state = d["state"]
     last_seen = site_time(d.get("last_seen"), zone)
     balance = d.get("balance")
@@ -224,6 +227,9 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
                  className="mb-2"),
         html.Div(t("overview.location", lang, building=d.get("building") or "—",
                    floor=_floor_label(d.get("floor"), lang)), className="text-muted small mb-2"),
+        *([dbc.Button([html.I(className="bi bi-cash-coin me-1"), t("overview.sell_link", lang)],
+                      href=f"/sell?meter={quote(str(d['address']))}", id="ov-panel-sell", color="success",
+                      size="sm", className="mb-2")] if may_sell and d.get("room") else []),
         dbc.Table(html.Tbody(rows), size="sm", className="mb-3", borderless=True),
         html.H3(t("overview.curve", lang), className="h6"),
         dcc.Graph(figure=power_curve_figure(curve_local, lang), config={"displayModeBar": False, "responsive": True},

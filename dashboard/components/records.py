@@ -15,7 +15,7 @@ from core.clock import show_local, zone_label
 from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.audit_text import source_label
 from dashboard.components.cashier import field, yuan
-from dashboard.components.grid import grid_locale
+from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
 
 REC_FROM, REC_TO, REC_KINDS = "rec-from", "rec-to", "rec-kinds"
@@ -28,7 +28,6 @@ KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
 DEFAULT_KINDS = list(SALES_KINDS)        # their total is the overview's sales of the day
 COLUMNS = ("created_at", "receipt_no", "kind", "amount", "meter_address", "room", "building", "holder", "operator",
            "state", "command_state", "reverses", "reason", "source")
-_NUMBER = {"filter": "agNumberColumnFilter", "type": "numericColumn"}
 
 
 def grid_rows(records: list[dict], lang: str) -> list[dict]:
@@ -55,7 +54,7 @@ def column_defs(lang: str) -> list[dict]:
     for c in COLUMNS:
         d = {"field": c, "headerName": head[c], "minWidth": 110}
         if c == "amount":
-            d = {"field": "amount_fen", "headerName": head[c], "minWidth": 100, **_NUMBER,
+            d = {"field": "amount_fen", "headerName": head[c], "minWidth": 100, **NUMBER_COLUMN,
                  "valueFormatter": {"function": "(params.value / 100).toFixed(2)"},
                  "filterValueGetter": {"function": "params.data.amount_fen / 100"}}
         elif c == "created_at":

@@ -39,6 +39,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("nav.overview", access.OVERVIEW),
     NavPage("nav.meters", access.METERS),
     NavPage("cashier.nav", access.SELL),
+    NavPage("work.nav", access.WORK),
     NavGroup("nav.billing", "billing", (
         NavPage("accounts.nav", access.ACCOUNTS),
         NavPage("records.nav", access.RECORDS),

@@ -13,7 +13,7 @@ from flask import current_app
 
 from core.config import site_zone
 from dashboard import access, inputs
-from dashboard.auth import forbidden_page, guarded_callback
+from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.overview import (
     filter_bar, kpi_cards, legend, map_buildings, panel_body, panel_title, tile_map, tile_patch, updated_text,
 )
@@ -23,6 +23,7 @@ from dashboard.overview_data import TICK_MS, TileFilter, meter_panel, refresh, u
 from storage.overview import MAP_STATES
 
 VIEW = "meter.view"
+SELL = "sale.create"  # the side panel links to the cashier desk for operators who may sell
 dash.register_page(__name__, path="/", title="Wattline", name="overview")
 
 
@@ -111,4 +112,4 @@ def show_meter(selected, _version, is_open):
     detail, curve, commands = meter_panel(engine, meter_id, utcnow()) if meter_id else (None, None, None)
     if detail is None:
         return True, "", html.P(t("overview.unknown_meter", lang), className="text-muted")
-    return True, panel_title(detail), panel_body(detail, curve, commands, lang, zone)
+    return True, panel_title(detail), panel_body(detail, curve, commands, lang, zone, may_sell=allowed(SELL))

@@ -12,7 +12,7 @@ from flask import Response, redirect, request
 
 from dashboard.components.shell import navbar, register_nav_callbacks, site_clock
 from dashboard.i18n import COOKIE, LANGUAGES, request_lang, t
-from dashboard.inputs import refuse_malformed_page_location
+from dashboard.inputs import install_callback_checks
 from dashboard.services import site_zone
 from dashboard.websecurity import local_target, referrer_path, same_origin_request, security_event
 
@@ -46,7 +46,7 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
 
     app.layout = layout
     register_nav_callbacks(app)
-    app.server.before_request(refuse_malformed_page_location)
+    install_callback_checks(app)
 
     billing = getattr(services, "billing", None)
     if billing is not None:  # payment API and customers' QR pages: their own auth (bearer token, signed URL)

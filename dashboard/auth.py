@@ -283,8 +283,9 @@ def _guard():  # noqa: ANN202
     if path == access.OVERVIEW.path and request.method in ("GET", "HEAD") and not access.OVERVIEW.open_to(op.may):
         return redirect(access.home_path(op.may))  # "/" is every operator's landing page after login
     if path == UPDATE_COMPONENT and request.method == "POST":
-        body = request.get_json(silent=True) or {}
-        entry = _BY_OUTPUT.get(body.get("output"))
+        body = request.get_json(silent=True)
+        output = body.get("output") if isinstance(body, dict) else None
+        entry = _BY_OUTPUT.get(output) if isinstance(output, str) else None  # other shapes: refused by Dash's view
         if entry is not None and not entry.open_to(op.may):
             accounts().record_denied(op.username, _logged(entry.permission), f"callback {entry.name}",
                                      source_address())

@@ -4,6 +4,8 @@ the callback answers with its own message; never an exception (a 500 the operato
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 import json
 
 from flask import Response, request
@@ -91,27 +93,94 @@ def mapping(value) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-# --- the page router ---------------------------------------------------------------------------------
-def refuse_malformed_page_location() -> Response | None:
-    """A Flask before_request hook: Dash's page router (a built-in callback) fails with a 500 on a pathname
-    that is not a string starting with "/" or a search that is not a string. A browser never sends one;
-    whoever does gets a 400 in their language."""
-    if request.path != UPDATE_COMPONENT or request.method != "POST":
-        return None
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        return None
-    for dep in body["inputs"]:
-        if not isinstance(dep, dict) or dep.get("id") != PAGES_LOCATION:
-            continue
-        value = dep.get("value")
-        prop = dep.get("property")
-        if value is None:
-            continue
-        bad = (prop == "pathname" and not (isinstance(value, str) and value.startswith("/"))) or \
-              (prop == "search" and not isinstance(value, str))
-        if bad:
-            message = t("inputs.bad_location", request_lang())
-            return Response(json.dumps({"error": "bad_location", "message": message}, ensure_ascii=False),
-                            status=400, mimetype="application/json")
+# --- the callback request itself --------------------------------------------------------------------
+def install_callback_checks(app) -> None:
+    """Refuse, before Dash reads it, a /_dash-update-component request Dash would answer with a 500: a body
+    that is not the shape the browser sends (400), a callback the app does not have (404), or a location the
+    page router cannot read (400); and answer a file Dash does not serve under /_dash-component-suites/ with a
+    404. Each refusal is JSON in the operator's language. A browser never sends such a request.
+
+    The check wraps Dash's view, so it runs after every before_request hook (sign-in, same-origin check,
+    callback permissions): a stranger learns nothing from it."""
+    from dash.exceptions import DependencyException
+
+    endpoint = app.config.routes_pathname_prefix + UPDATE_COMPONENT.lstrip("/")
+    dispatch = app.server.view_functions[endpoint]
+
+    @functools.wraps(dispatch)
+    def checked(*args, **kwargs):
+        refusal = _callback_refusal(request.get_json(silent=True), app.callback_map)
+        return refusal if refusal is not None else dispatch(*args, **kwargs)
+
+    if inspect.iscoroutinefunction(dispatch):  # Dash with dash[async]
+        @functools.wraps(dispatch)
+        async def checked(*args, **kwargs):  # noqa: F811
+            refusal = _callback_refusal(request.get_json(silent=True), app.callback_map)
+            return refusal if refusal is not None else await dispatch(*args, **kwargs)
+
+    app.server.view_functions[endpoint] = checked
+    app.server.register_error_handler(DependencyException, lambda _exc: _refusal(404, "not_served"))
+
+
+def _refusal(status: int, code: str) -> Response:
+    message = t(f"inputs.{code}", request_lang())
+    return Response(json.dumps({"error": code, "message": message}, ensure_ascii=False), status=status,
+                    mimetype="application/json")
+
+
+def _callback_refusal(body, callbacks: dict) -> Response | None:
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return _refusal(400, "malformed_callback")
+    from dash._callback import GLOBAL_CALLBACK_MAP
+    spec = callbacks.get(body["output"]) or GLOBAL_CALLBACK_MAP.get(body["output"])
+    if spec is None:
+        return _refusal(404, "unknown_callback")
+    inputs, state, changed = body.get("inputs"), body.get("state", []), body.get("changedPropIds", [])
+    if not (isinstance(inputs, list) and isinstance(state, list) and len(inputs) == len(spec["inputs"])
+            and len(state) == len(spec["state"]) and all(map(_dependency, inputs + state))
+            and _outputs(body.get("outputs"), body["output"]) and isinstance(changed, list)
+            and all(map(_changed_prop, changed))):
+        return _refusal(400, "malformed_callback")
+    for dep in inputs:
+        if dep.get("id") == PAGES_LOCATION and not _location_readable(dep.get("property"), dep.get("value")):
+            return _refusal(400, "bad_location")
     return None
+
+
+def _one_dependency(dep) -> bool:
+    return (isinstance(dep, dict) and isinstance(dep.get("property"), str)
+            and (isinstance(dep.get("id"), str) or (isinstance(dep.get("id"), dict) and bool(dep["id"]))))
+
+
+def _dependency(dep) -> bool:
+    """An input or state as Dash reads it: {id, property, value}, or a list of them (a pattern's matches)."""
+    return all(map(_one_dependency, dep)) if isinstance(dep, list) else _one_dependency(dep)
+
+
+def _outputs(outputs, output: str) -> bool:
+    if output.startswith(".."):   # several outputs: one entry each
+        return isinstance(outputs, list) and len(outputs) == output.count("...") + 1 and all(map(_dependency, outputs))
+    return outputs is None or _dependency(outputs)
+
+
+def _changed_prop(prop_id) -> bool:
+    """"id.property", the id a pattern's JSON object when it starts with "{" (callback_context parses it)."""
+    if not isinstance(prop_id, str) or "." not in prop_id:
+        return False
+    ident = prop_id.rsplit(".", 1)[0]
+    if not ident.startswith("{"):
+        return True
+    try:
+        return isinstance(json.loads(ident), dict)
+    except ValueError:
+        return False
+
+
+def _location_readable(prop, value) -> bool:
+    """Dash's page router (a built-in callback) fails on a pathname that is not a string starting with "/",
+    or a search that is not a string."""
+    if value is None:
+        return True
+    if prop == "pathname":
+        return isinstance(value, str) and value.startswith("/")
+    return prop != "search" or isinstance(value, str)

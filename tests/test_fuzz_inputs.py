@@ -44,6 +44,8 @@ BAD_VALUES = {
 # A trigger (n_clicks, n_submit, n_intervals ...) is only tested for truth: one value of each kind.
 TRIGGER_VALUES = ("none", "empty", "huge_int", "minus_one", "float", "100kb", "control_chars", "list", "dict",
                   "nested_50", "true")
+# A member of a store's object, a grid row or an id list: each kind, and the texts that pass for numbers or days.
+MEMBER_VALUES = TRIGGER_VALUES + ("huge_digits", "arabic_digit", "fullwidth_digits", "first_day")
 
 
 def _as_text(value) -> str:
@@ -87,7 +89,7 @@ def good_values(rt) -> dict:
         # records and exports
         "meters-export-request.data": {"ids": meter_ids, "filter": {}},
         "rec-from.value": today, "rec-to.value": today, "rec-kinds.value": ["sale", "refund"],
-        "rec-text.value": "B1", "rec-export-request.data": {"ids": [e.id for e in entries], "filter": {}},
+        "rec-text.value": METER, "rec-export-request.data": {"ids": [e.id for e in entries], "filter": {}},
         "rec-applied.data": {"from": today, "to": today, "kinds": [], "operator": None, "building": None,
                              "text": None},
         "audit-applied.data": {"operator": "nobody", "action": "auth.", "since": None, "until": None},
@@ -175,7 +177,7 @@ def _changed_id(dep: dict, index) -> str:
 def _bodies(spec: dict, good: dict):
     """(field, bad value's name, request body) for each input and state and each bad value: a data field with
     the others at their good values (and, for a store's object, a grid's selected row or a list of ids, each
-    member in turn); a trigger (n_clicks ...) with one value of each kind (TRIGGER_VALUES) and
+    member in turn with MEMBER_VALUES); a trigger (n_clicks ...) with one value of each kind (TRIGGER_VALUES) and
     the others empty, since a callback only tests it for truth and an empty form keeps those calls cheap."""
     base = _baseline(spec, good)
     first = spec["inputs"][0]
@@ -196,8 +198,9 @@ def _bodies(spec: dict, good: dict):
                 continue
             changed = _key(dep) if dep in spec["inputs"] else _key(first)
             yield _key(dep), name, callback_body(spec, {**base, _key(dep): bad}, [changed])
-            for inner, value in _inside(base.get(_key(dep)), bad):
-                yield f"{_key(dep)}{inner}", name, callback_body(spec, {**base, _key(dep): value}, [changed])
+            if name in MEMBER_VALUES:
+                for inner, value in _inside(base.get(_key(dep)), bad):
+                    yield f"{_key(dep)}{inner}", name, callback_body(spec, {**base, _key(dep): value}, [changed])
 
 
 def _inside(good_value, bad) -> list[tuple[str, object]]:
@@ -229,6 +232,37 @@ def test_no_callback_answers_500_to_a_wrong_type_or_size_in_any_field(admin, goo
             if _failure(r.status, r.text):
                 failures.append(f"{spec['output'][:60]} {field}={name}: {r.status}")
     assert not failures, f"{len(failures)} calls failed:\n" + "\n".join(failures)
+
+
+def _malformed(body: dict) -> list[tuple[str, object]]:
+    """The same request with its envelope broken one way at a time (what a script, not a browser, sends)."""
+    first = body["inputs"][0] if body["inputs"] else {}
+    return [("not an object", [body]), ("no output", {**body, "output": None}),
+            ("output a list", {**body, "output": [body["output"]]}),
+            ("unknown output", {**body, "output": "no-such.children"}), ("inputs not a list", {**body, "inputs": 5}),
+            ("an input missing", {**body, "inputs": body["inputs"][1:]}),
+            ("an input without property", {**body, "inputs": [{"id": first.get("id")}, *body["inputs"][1:]]}),
+            ("state not a list", {**body, "state": {"a": 1}}), ("outputs wrong", {**body, "outputs": [5]}),
+            ("changed not a list", {**body, "changedPropIds": "x"}),
+            ("changed id broken", {**body, "changedPropIds": ['{"type":.n_clicks']})]
+
+
+def test_no_callback_request_with_a_broken_envelope_answers_500(admin, good):
+    failures = []
+    for spec in _server_callbacks(admin):
+        body = callback_body(spec, _baseline(spec, good))
+        for how, broken in _malformed(body):
+            r = admin.post_json("/_dash-update-component", broken)
+            if _failure(r.status, r.text) or r.status not in (400, 404):
+                failures.append(f"{spec['output'][:60]} {how}: {r.status} {r.text[:80]!r}")
+            elif not r.json().get("message"):
+                failures.append(f"{spec['output'][:60]} {how}: {r.status} without a message")
+    for path in ("/_dash-component-suites/dash/no-such.js", "/_dash-component-suites/no-such/x.js",
+                 "/_dash-component-suites/dash/..%2f..%2fapp.py"):
+        r = admin.get(path)
+        if r.status != 404:
+            failures.append(f"GET {path}: {r.status}")
+    assert not failures, f"{len(failures)} requests failed:\n" + "\n".join(failures)
 
 
 def _ledger_size(rt) -> int:

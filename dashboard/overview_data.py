@@ -15,7 +15,6 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.clock import site_time, utcnow  # noqa: F401  (utcnow: the overview page reads its clock here)
-from core.clock import site_time as to_site_time  # noqa: F401  (the old name, while a caller still uses it)
 from storage.overview import (
     STATE_CODE, meter_detail, meter_states_frame, overview_kpis, overview_version, recent_commands, tile_signature,
 )

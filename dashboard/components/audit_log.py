@@ -22,8 +22,10 @@ AUDIT_EXPORT, AUDIT_DOWNLOAD = "audit-export", "audit-download"
 
 COLUMNS = ("ts", "operator", "action", "target", "before", "after", "source")
 # before / after: one "field: value" line each, the row as tall as its longest change
-_CHANGE_COLUMN = {c: {"wrapText": True, "autoHeight": True, "cellStyle": {"whiteSpace": "pre-line", "lineHeight": "1.5"},
-                      "minWidth": 200} for c in ("before", "after")}
+# (padded so the first line sits where the one-line cells beside it have their text)
+_CHANGE_COLUMN = {c: {"wrapText": True, "autoHeight": True, "minWidth": 200,
+                      "cellStyle": {"whiteSpace": "pre-line", "lineHeight": "1.5", "paddingTop": "8px",
+                                    "paddingBottom": "8px"}} for c in ("before", "after")}
 
 
 class BadFilter(ValueError):

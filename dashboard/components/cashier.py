@@ -12,6 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from billing.errors import BillingError
+from core.clock import show_local
 from dashboard.components.receipt import ReceiptData, money, receipt_sheet
 from dashboard.i18n import t
 
@@ -48,7 +49,8 @@ def yuan(amount: Decimal | str | None) -> str:
 
 
 def when(value: dt.datetime | None) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+    """A time billing/ already turned into site time (BillingContext.local)."""
+    return show_local(value)
 
 
 def state_badge(state: str | None, lang: str) -> dbc.Badge:
@@ -134,7 +136,7 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
     table = dbc.Table([
         html.Thead(html.Tr([html.Th(t(f"cashier.col_{c}", lang)) for c in ("time", "kind", "amount", "receipt",
                                                                               "state")])),
-        html.Tbody([html.Tr([html.Td(e["created_at"].strftime("%m-%d %H:%M")),
+        html.Tbody([html.Tr([html.Td(show_local(e["created_at"], "short")),
                              html.Td(t(f"billing.kind.{e['kind']}", lang)),
                              html.Td(yuan(e["amount"]), className="text-end"),
                              html.Td(e["receipt_no"], className="font-monospace small entry-receipt"),

@@ -13,11 +13,11 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
+from core.clock import FORMATS, site_time, zone_label
 from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
 from dashboard.ids import Meters as ID
-from dashboard.overview_data import to_site_time
 
 COLUMNS = ("address", "building", "floor", "room", "gateway", "bus", "unit", "state", "balance", "energy",
            "relay", "last_seen", "profile")
@@ -53,7 +53,7 @@ def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
         return []
     states = {s: t(f"overview.state_{s}", lang) for s in table["state"].unique()}
     relay = {True: t("meters.relay_closed", lang), False: t("meters.relay_open", lang)}
-    seen = to_site_time(table["last_seen"], zone).dt.strftime("%Y-%m-%d %H:%M:%S")
+    seen = site_time(table["last_seen"], zone).dt.strftime(FORMATS["seconds"])
     out = pd.DataFrame({
         "row_id": table["meter_id"].astype(str),  # AG Grid row ids are strings
         "meter_id": table["meter_id"].astype("int64"),
@@ -104,12 +104,15 @@ def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWor
     balance as an exact number in yuan, energy as a number in kWh, last reading as an Excel date-time in
     site time. Streamed (write-only mode: memory stays flat however many rows)."""
     book = ExportWorkbook()
-    ws = book.add_sheet(t("meters.sheet", lang), [t(f"meters.col_{c}", lang) for c in COLUMNS],
+    headers = [t(f"meters.col_{c}", lang) for c in COLUMNS]
+    seen_at = COLUMNS.index("last_seen")
+    headers[seen_at] = t("clock.column", lang, name=headers[seen_at], zone=zone_label(zone))
+    ws = book.add_sheet(t("meters.sheet", lang), headers,
                         widths=(15, 14, 7, 12, 12, 6, 6, 18, 12, 13, 10, 20, 16),
                         formats={8: MONEY, 9: ENERGY, 11: DATETIME},
                         freeze="B2")
     states = {s: t(f"overview.state_{s}", lang) for s in rows["state"].unique()} if not rows.empty else {}
-    seen = to_site_time(rows["last_seen"], zone).tolist() if not rows.empty else []
+    seen = site_time(rows["last_seen"], zone).tolist() if not rows.empty else []
     for r, last in zip(rows.to_dict("records"), seen):
         fen = r["balance_fen"]
         balance = None if fen is None or pd.isna(fen) else (Decimal(int(fen)) / 100).quantize(Decimal("0.01"))

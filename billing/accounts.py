@@ -34,7 +34,7 @@ from billing.ledger import _meter, _operator
 from billing.money import parse_amount
 from billing.settings import default_tariff_id, meter_limits
 from billing.states import ACCOUNT_TRANSITIONS, check
-from billing.tariffs import queue_tariff
+from billing.tariffs import queue_tariff, usable_tariff
 from storage import audit
 from storage import billing as store
 from storage.outbox import commands_of_batch, insert_command, meters_transaction, next_command_seq
@@ -141,8 +141,9 @@ def _prepare_meter(ctx: BillingContext, conn: sa.Connection, address, purchase_c
 
 def _resolve_tariff(conn: sa.Connection, tariff_id: int | None, now: dt.datetime) -> tuple[int, dict]:
     tid = tariff_id if tariff_id is not None else default_tariff_id(conn)
-    if tid is None or store.tariff_by_id(conn, tid) is None:
-        raise BillingError("tariff_missing" if tid is None else "tariff_unknown", tariff=tid)
+    if tid is None:
+        raise BillingError("tariff_missing", tariff=tid)
+    usable_tariff(conn, tid)  # known and not retired
     version = store.version_at(conn, tid, now)
     if version is None:
         raise BillingError("tariff_not_in_force", tariff=tid)

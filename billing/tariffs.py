@@ -1,7 +1,10 @@
 """Tariffs: flat, time-of-use (sharp/peak/flat/valley, at most 14 day segments) and monthly tiers (at most 4).
 
 A tariff is a name and a mode; its prices live in versions, each valid from a time and never
-rewritten. Meters are assigned a tariff (history in meter_tariff); pushing a tariff queues a
+rewritten. A version that could never be in force (valid from a time at or before the start of the version in
+force, or of another version) is refused; a price of 0 (free electricity) is saved only when confirmed. A tariff
+can be renamed, and retired when no meter bills by it and it is not the site's default: a retired tariff keeps
+its versions for the history but takes no new version, meter or account (tariff.edit, checked here). Meters are assigned a tariff (history in meter_tariff); pushing a tariff queues a
 SET_TARIFF command with the version in force to each of its meters, under one batch id. A version created
 ahead of its valid_from (scheduled) is pushed by the system when it takes effect (push_due_versions, after every
 poll cycle). Prices are yuan per kWh with at most 4 decimals (the frame's unit is 1/10000 yuan).
@@ -19,6 +22,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from billing.context import BillingContext
+from billing.credit import Actor, authorize
 from billing.errors import BillingError
 from billing.money import parse_amount
 from storage import audit
@@ -117,6 +121,22 @@ def validate_prices(mode: str, prices: dict | None = None, segments=None, tiers=
     return TariffPrices((Decimal("0.0000"), Decimal("0.0000"), first, Decimal("0.0000")), (), tuple(out_tiers))
 
 
+def zero_prices(mode: str, body: TariffPrices) -> list[str]:
+    """The prices of a version that are used and 0 (free electricity): "flat", "peak" ..., "tier 2"."""
+    if mode == "flat":
+        return ["flat"] if body.prices[2] == 0 else []
+    if mode == "tou":
+        used = sorted({index for _start, index in body.segments})
+        return [PRICE_NAMES[i] for i in used if body.prices[i] == 0]
+    return [f"tier {i + 1}" for i, (_bound, price) in enumerate(body.tiers) if price == 0]
+
+
+def _check_zero(mode: str, body: TariffPrices, confirmed: bool) -> None:
+    zeros = zero_prices(mode, body)
+    if zeros and not confirmed:
+        raise BillingError("price_zero_unconfirmed", prices=", ".join(zeros))
+
+
 def version_body(version: dict) -> TariffPrices:
     segments = tuple(tuple(s) for s in json.loads(version["segments"] or "[]"))
     tiers = tuple((b, Decimal(p)) for b, p in json.loads(version["tiers"] or "[]"))
@@ -138,13 +158,20 @@ def _version_values(body: TariffPrices) -> dict:
                 tiers=json.dumps([[b, str(p)] for b, p in body.tiers]))
 
 
-def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, prices: dict | None = None,
-                  segments=None, tiers=None, valid_from: dt.datetime | None = None, remote: str | None = None) -> int:
-    """A new tariff with its version 1; returns the tariff id."""
+def _tariff_name(name) -> str:
     name = " ".join(str(name or "").split())
-    if not name or len(name) > 100:
+    if not name or len(name) > 100 or not name.isprintable():
         raise BillingError("tariff_name_invalid")
+    return name
+
+
+def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, prices: dict | None = None,
+                  segments=None, tiers=None, valid_from: dt.datetime | None = None, remote: str | None = None,
+                  zero_confirmed: bool = False) -> int:
+    """A new tariff with its version 1; returns the tariff id. A price of 0 needs `zero_confirmed`."""
+    name = _tariff_name(name)
     body = validate_prices(mode, prices, segments, tiers)
+    _check_zero(mode, body, zero_confirmed)
     now = ctx.now()
     with ctx.engine.begin() as conn:
         if store.tariff_by_name(conn, name) is not None:
@@ -157,22 +184,99 @@ def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, p
     return tid
 
 
+def _check_start(ctx: BillingContext, conn: sa.Connection, tariff_id: int, start: dt.datetime,
+                 now: dt.datetime) -> None:
+    """A new version must be able to come into force: it starts after the version in force now, and not when
+    another version starts (that one would decide which is meant)."""
+    versions = store.versions_of(conn, tariff_id)
+    same = next((v for v in versions if v["valid_from"] == start), None)
+    if same is not None:
+        raise BillingError("version_same_start", version=same["version_no"], start=_local(ctx, start))
+    in_force = store.version_at(conn, tariff_id, now)
+    if in_force is not None and start < in_force["valid_from"]:
+        raise BillingError("version_never_in_force", start=_local(ctx, start), version=in_force["version_no"],
+                           since=_local(ctx, in_force["valid_from"]))
+
+
+def _local(ctx: BillingContext, moment: dt.datetime) -> str:
+    return f"{ctx.local(moment):%Y-%m-%d %H:%M}"
+
+
 def add_tariff_version(ctx: BillingContext, tariff_id: int, operator: str, *, prices: dict | None = None,
                        segments=None, tiers=None, valid_from: dt.datetime | None = None,
-                       remote: str | None = None) -> int:
-    """A new version (the next number) valid from `valid_from` (default now); returns its id."""
+                       remote: str | None = None, zero_confirmed: bool = False) -> int:
+    """A new version (the next number) valid from `valid_from` (default now); returns its id. Refused when it could
+    never be in force, or for a retired tariff; a price of 0 needs `zero_confirmed`."""
     now = ctx.now()
     with ctx.engine.begin() as conn:
         t = store.tariff_by_id(conn, tariff_id)
         if t is None:
             raise BillingError("tariff_unknown", tariff=tariff_id)
+        _not_retired(t)
         body = validate_prices(t["mode"], prices, segments, tiers)
+        _check_zero(t["mode"], body, zero_confirmed)
+        _check_start(ctx, conn, tariff_id, valid_from or now, now)
         number = store.max_version_no(conn, tariff_id) + 1
         vid = store.insert_version(conn, tariff_id=tariff_id, version_no=number, valid_from=valid_from or now,
                                    created_at=now, created_by=operator, **_version_values(body))
         audit.record(conn, operator=operator, action="billing.tariff_version", source=remote, target=f"tariff:{tariff_id}", ts=now,
                      after={"version_no": number, "valid_from": valid_from or now, **wire_payload(t["mode"], body, vid)})
     return vid
+
+
+def _not_retired(t: dict) -> None:
+    if t.get("retired_at") is not None:
+        raise BillingError("tariff_retired", name=t["name"])
+
+
+def usable_tariff(conn: sa.Connection, tariff_id: int) -> dict:
+    """The tariff a meter or an account may be given: known and not retired (else BillingError)."""
+    t = store.tariff_by_id(conn, tariff_id)
+    if t is None:
+        raise BillingError("tariff_unknown", tariff=tariff_id)
+    _not_retired(t)
+    return t
+
+
+def rename_tariff(ctx: BillingContext, tariff_id: int, name: str, actor: Actor) -> None:
+    """Give a tariff another name (its versions, meters and history stay); tariff.edit."""
+    authorize(ctx, actor, "tariff.edit", f"tariff:{tariff_id}")
+    name = _tariff_name(name)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        t = store.tariff_by_id(conn, tariff_id)
+        if t is None:
+            raise BillingError("tariff_unknown", tariff=tariff_id)
+        if t["name"] == name:
+            return
+        other = store.tariff_by_name(conn, name)
+        if other is not None and other["id"] != tariff_id:
+            raise BillingError("tariff_name_taken", name=name)
+        store.rename_tariff(conn, tariff_id, name)
+        audit.record(conn, operator=actor.username, action="billing.tariff_rename", source=actor.address,
+                     target=f"tariff:{tariff_id}", ts=now, before={"name": t["name"]}, after={"name": name})
+
+
+def retire_tariff(ctx: BillingContext, tariff_id: int, actor: Actor) -> None:
+    """Retire a tariff nobody uses: listed for the history, never offered again (tariff.edit). Refused while a
+    meter bills by it (move those meters to another tariff first) or while it is the site's default tariff."""
+    from billing.settings import default_tariff_id
+    authorize(ctx, actor, "tariff.edit", f"tariff:{tariff_id}")
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        t = store.tariff_by_id(conn, tariff_id)
+        if t is None:
+            raise BillingError("tariff_unknown", tariff=tariff_id)
+        _not_retired(t)
+        meters = store.meters_on_tariff(conn, tariff_id, now)
+        if meters:
+            raise BillingError("tariff_in_use", name=t["name"], n=len(meters))
+        if default_tariff_id(conn) == tariff_id:
+            raise BillingError("tariff_is_default", name=t["name"])
+        store.retire_tariff(conn, tariff_id, now, actor.username[:100])
+        audit.record(conn, operator=actor.username, action="billing.tariff_retire", source=actor.address,
+                     target=f"tariff:{tariff_id}", ts=now, before={"name": t["name"]},
+                     after={"name": t["name"], "retired": True})
 
 
 def tariff_list(ctx: BillingContext) -> list[dict]:
@@ -199,8 +303,7 @@ def assign_tariff(ctx: BillingContext, meter_addresses: list[str], tariff_id: in
     """Bill these meters by another tariff from now on; with push, queue its SET_TARIFF (returns the batch id)."""
     now = ctx.now()
     with ctx.engine.connect() as conn:
-        if store.tariff_by_id(conn, tariff_id) is None:
-            raise BillingError("tariff_unknown", tariff=tariff_id)
+        usable_tariff(conn, tariff_id)
         meters = []
         for a in meter_addresses:
             m = store.meter_by_address(conn, str(a).strip())
@@ -229,11 +332,11 @@ class PushResult:
 def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_addresses: list[str] | None = None,
                 version_id: int | None = None, remote: str | None = None, reason: str | None = None) -> PushResult:
     """Queue SET_TARIFF (the version in force now, or `version_id`) to the given meters or every meter
-    on this tariff; one batch id for all. `reason` goes into the operation log (e.g. SCHEDULED)."""
+    on this tariff; one batch id for all. `reason` goes into the operation log (e.g. SCHEDULED). Refused for a
+    retired tariff, and when there is no meter to push to."""
     now = ctx.now()
     with ctx.engine.connect() as conn:
-        if store.tariff_by_id(conn, tariff_id) is None:
-            raise BillingError("tariff_unknown", tariff=tariff_id)
+        t = usable_tariff(conn, tariff_id)
         version = store.version_by_id(conn, version_id) if version_id else store.version_at(conn, tariff_id, now)
         if version is None or version["tariff_id"] != tariff_id:
             raise BillingError("tariff_not_in_force", tariff=tariff_id)
@@ -248,6 +351,8 @@ def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_add
                     raise BillingError("meter_unknown", meter=a)
                 meters.append(m)
     meters = [m for m in meters if m["status"] != "removed" and ctx.is_prepaid_profile(m["profile"])]
+    if not meters and meter_addresses is None and reason != SCHEDULED:
+        raise BillingError("tariff_no_meters", name=t["name"])
     batch = f"tariff-{uuid.uuid4().hex[:12]}"
     with meters_transaction(ctx.engine, [m["id"] for m in meters]) as conn:
         for m in meters:
@@ -312,9 +417,14 @@ def push_due_versions(ctx: BillingContext) -> list[PushResult]:
             through, handled = _load_auto_push(conn)
             due = [v for v in _due_scheduled_versions(conn, through, now) if v["id"] not in handled]
             in_force = {tid: store.version_at(conn, tid, now) for tid in {v["tariff_id"] for v in due}}
+            retired = {tid for tid in in_force if store.tariff_by_id(conn, tid)["retired_at"] is not None}
         pushed: list[PushResult] = []
         failed = unsaved = False
         for v in due:
+            if v["tariff_id"] in retired:  # no meter bills by a retired tariff: nothing to push, ever
+                handled[v["id"]] = v["valid_from"]
+                unsaved = True
+                continue
             current = in_force[v["tariff_id"]]
             if current is None or current["id"] != v["id"]:
                 # superseded before this ran: nothing to push (its mark may wait, a rerun skips it again)

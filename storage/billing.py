@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 import sqlalchemy as sa
 
+from core.phone import phone_digits
 from storage.engine import is_duckdb
-from storage.matching import contains_text, equals_text
+from storage.matching import contains_text, equals_text, phone_matches
 from storage.schema import (
     account, account_meter, api_client, building, ledger_entry, meter, meter_reconcile, meter_state, meter_tariff,
     readings, retired_meter, room, setting, tariff, tariff_version, transfer_request,
@@ -118,6 +120,8 @@ def meters_page(conn: sa.Connection, *, building_name: str | None, status: str |
 # ---------------------------------------------------------------------------------------------
 # accounts
 def insert_account(conn: sa.Connection, **values) -> int:
+    """A new account; its phone is also kept as digits (core.phone.phone_digits), which searches match."""
+    values["phone_digits"] = phone_digits(values.get("phone"))
     return conn.execute(account.insert().values(**values).returning(account.c.id)).scalar_one()
 
 
@@ -203,7 +207,7 @@ def accounts_search(conn: sa.Connection, text: str | None = None, status: str | 
         in_meter = sa.select(account_meter.c.account_id).join_from(account_meter, meter).where(
             contains_text(meter.c.address, text))
         q = q.where(sa.or_(contains_text(account.c.holder_name, text), contains_text(account.c.phone, text),
-                           contains_text(room.c.name, text), account.c.id.in_(in_meter)))
+                           phone_matches(text), contains_text(room.c.name, text), account.c.id.in_(in_meter)))
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
@@ -414,22 +418,42 @@ def decide_transfer_request(conn: sa.Connection, request_id: int, old_state: str
 
 # ---------------------------------------------------------------------------------------------
 # tariffs
-def insert_tariff(conn: sa.Connection, **values) -> int:
-    return conn.execute(tariff.insert().values(**values).returning(tariff.c.id)).scalar_one()
+# A tariff's name as shown: its display_name once renamed, else the name it was created with. (tariff.name is
+# unique and other tables point at the row: DuckDB cannot update such a column, so a rename writes display_name.)
+_SHOWN_NAME = sa.func.coalesce(tariff.c.display_name, tariff.c.name)
+_TARIFF = sa.select(*[c for c in tariff.c if c.name not in ("name", "display_name")], _SHOWN_NAME.label("name"))
+
+
+def insert_tariff(conn: sa.Connection, *, name: str, **values) -> int:
+    """A new tariff named `name` (the caller checked no tariff shows that name). When a renamed tariff was created
+    under that name, the new row keeps it as its display name and gets a key of its own."""
+    taken = conn.execute(sa.select(tariff.c.id).where(tariff.c.name == name)).first() is not None
+    key = f"{name[:80]} #{uuid.uuid4().hex[:12]}" if taken else name
+    return conn.execute(tariff.insert().values(name=key, display_name=name if taken else None, **values)
+                        .returning(tariff.c.id)).scalar_one()
 
 
 def tariff_by_id(conn: sa.Connection, tariff_id: int) -> dict | None:
-    row = conn.execute(sa.select(tariff).where(tariff.c.id == tariff_id)).mappings().first()
+    row = conn.execute(_TARIFF.where(tariff.c.id == tariff_id)).mappings().first()
     return dict(row) if row else None
 
 
+def rename_tariff(conn: sa.Connection, tariff_id: int, name: str) -> None:
+    conn.execute(tariff.update().where(tariff.c.id == tariff_id).values(display_name=name))
+
+
+def retire_tariff(conn: sa.Connection, tariff_id: int, at: dt.datetime, by: str) -> None:
+    conn.execute(tariff.update().where(tariff.c.id == tariff_id).values(retired_at=at, retired_by=by))
+
+
 def tariff_by_name(conn: sa.Connection, name: str) -> dict | None:
-    row = conn.execute(sa.select(tariff).where(tariff.c.name == name)).mappings().first()
+    """The tariff shown under `name` (renamed ones by their new name)."""
+    row = conn.execute(_TARIFF.where(_SHOWN_NAME == name)).mappings().first()
     return dict(row) if row else None
 
 
 def tariffs(conn: sa.Connection) -> list[dict]:
-    return [dict(r) for r in conn.execute(sa.select(tariff).order_by(tariff.c.id)).mappings()]
+    return [dict(r) for r in conn.execute(_TARIFF.order_by(tariff.c.id)).mappings()]
 
 
 def insert_version(conn: sa.Connection, **values) -> int:

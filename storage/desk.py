@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from storage.matching import contains_text, equals_text
+from storage.matching import contains_text, equals_text, phone_matches
 from storage.schema import (
     account, account_meter, api_client, building, command, ledger_entry, meter, meter_tariff, room,
 )
@@ -187,7 +187,8 @@ def account_rows(conn: sa.Connection, *, event: str, since: dt.datetime | None =
         in_meter = sa.select(account_meter.c.account_id).join_from(account_meter, meter).where(
             contains_text(meter.c.address, text))
         q = q.where(sa.or_(contains_text(account.c.holder_name, text, any_case=True),
-                           contains_text(account.c.phone, text), contains_text(room.c.name, text, any_case=True),
+                           contains_text(account.c.phone, text), phone_matches(text),
+                           contains_text(room.c.name, text, any_case=True),
                            account.c.id.in_(in_meter)))
     return [dict(r) for r in conn.execute(q).mappings()]
 

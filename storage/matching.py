@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from core.phone import search_digits
+
 
 def contains_text(column, text: str, *, any_case: bool = False):
     """`column` holds `text` anywhere, literally: a typed % or _ (or the escape character) matches itself, not
@@ -13,6 +15,14 @@ def contains_text(column, text: str, *, any_case: bool = False):
     if any_case:
         return sa.func.lower(column).contains(text.lower(), autoescape=True)
     return column.contains(text, autoescape=True)
+
+
+def phone_matches(text: str):
+    """An account whose phone holds the digits of `text`, when `text` looks like (part of) a phone number:
+    "13800138000", "138 0013 8000" and "+86 138-0013-8000" all find "+86 138-0013-8000" (account.phone_digits)."""
+    from storage.schema import account
+    digits = search_digits(text)
+    return contains_text(account.c.phone_digits, digits) if digits else sa.false()
 
 
 def equals_text(column, text: str):

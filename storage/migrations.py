@@ -37,6 +37,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "purchase-count epochs: meters replaced in place", lambda conn: _count_epochs(conn)),
     Migration(6, "old meters carried over once (retired_meter), entered transfers awaiting approval",
               lambda conn: _retired_meters(conn)),
+    Migration(7, "retired tariffs; accounts' phone numbers as digits for search",
+              lambda conn: _retired_tariffs_and_phone_digits(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -98,6 +100,32 @@ def _retired_meters(conn: sa.Connection) -> None:
                         ledger_entry_id=r["id"], recorded_at=r["created_at"], operator=r["operator"]))
     if out:
         conn.execute(retired_meter.insert(), out)
+
+
+def _add_column(conn: sa.Connection, table: str, column: str, sql_type: str) -> None:
+    """ALTER TABLE ... ADD COLUMN, unless the table has it (a step interrupted after its DDL on DuckDB)."""
+    present = conn.execute(sa.text(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = :t AND column_name = :c"), {"t": table, "c": column}).scalar()
+    if not present:
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
+
+
+def _retired_tariffs_and_phone_digits(conn: sa.Connection) -> None:
+    """Version 7: tariff gains display_name (renamed: none yet) and retired_at / retired_by (none retired); account
+    gains phone_digits, filled from every stored phone as typed (core.phone.phone_digits), so a search by digits
+    finds the accounts of before too."""
+    from core.phone import phone_digits
+    _add_column(conn, "tariff", "display_name", "VARCHAR(100)")
+    _add_column(conn, "tariff", "retired_at", "TIMESTAMP")
+    _add_column(conn, "tariff", "retired_by", "VARCHAR(100)")
+    _add_column(conn, "account", "phone_digits", "VARCHAR(30)")
+    table = sa.table("account", sa.column("id"), sa.column("phone"), sa.column("phone_digits"))
+    rows = conn.execute(sa.select(table.c.id, table.c.phone).where(table.c.phone.is_not(None))).all()
+    updates = [{"row_id": row_id, "digits": phone_digits(phone)} for row_id, phone in rows]
+    if updates:
+        conn.execute(table.update().where(table.c.id == sa.bindparam("row_id"))
+                     .values(phone_digits=sa.bindparam("digits")), updates)
 
 
 def current_version(conn: sa.Connection) -> int | None:

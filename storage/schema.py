@@ -300,7 +300,8 @@ account = sa.Table(
     _pk("account"),
     sa.Column("room_id", sa.Integer, sa.ForeignKey("room.id")),
     sa.Column("holder_name", sa.String(100), nullable=False),
-    sa.Column("phone", sa.String(30)),
+    sa.Column("phone", sa.String(30)),             # as typed, as shown
+    sa.Column("phone_digits", sa.String(30)),      # since version 7: core.phone.phone_digits(phone), searched
     sa.Column("national_id_enc", sa.Text),  # AES-256-GCM, "v1:" + base64(nonce | ciphertext | tag); never in clear
     sa.Column("status", sa.String(10), nullable=False, server_default="open"),  # open | closing | closed
     sa.Column("opened_at", UtcDateTime, nullable=False),
@@ -333,6 +334,9 @@ tariff = sa.Table(
     sa.Column("mode", sa.String(10), nullable=False),  # flat | tou | tiered
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("display_name", sa.String(100)),     # since version 7: the name shown since a rename
+    sa.Column("retired_at", UtcDateTime),          # since version 7: kept for the history, offered no more
+    sa.Column("retired_by", sa.String(100)),
     info={"since": 3},
 )
 

@@ -773,3 +773,85 @@ def test_find_keeps_its_status_filter_after_an_account_was_shown(rt, browser):
         assert page.errors == []
     finally:
         ctx.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# tariffs: versions that could never be in force, prices of 0, renaming, retiring, pushing to nobody
+def test_a_version_dated_before_the_one_in_force_is_refused_naming_it_in_both_languages(rt):
+    dorm = next(x for x in tariff_list(rt.billing) if x["versions"])
+    numbers = [v["version_no"] for v in dorm["versions"]]
+    if rt.accounts.operator("admin-zh") is None:
+        rt.accounts.add_operator("admin-zh", None, "verwalter-passwort", ["admin"], by="test", source="test",
+                                 language="zh", must_change_password=False)
+    for lang, client in (("en", _client(rt, "admin")), ("zh", _client(rt, "admin-zh", "verwalter-passwort"))):
+        body = _save(client, **{"tar-target.value": str(dorm["id"]), "tar-flat-price.value": "0.70",
+                                "tar-price-flat.value": "0.70", "tar-tier-price-0.value": "0.70",
+                                "tar-segments.value": "00:00 flat", "tar-valid-from.value": "2020-01-01T00:00"})
+        shown = _text(body["tar-save-result"])
+        assert '"data-code": "version_never_in_force"' in shown and "2020-01-01 00:00" in shown
+        assert (f"version {numbers[-1]}" if lang == "en" else f"版本 {numbers[-1]}") in shown
+    after = next(x for x in tariff_list(rt.billing) if x["id"] == dorm["id"])
+    assert [v["version_no"] for v in after["versions"]] == numbers
+
+
+def test_a_tariff_is_renamed_and_retired_on_the_page_and_offered_no_more(rt):
+    admin = _client(rt, "admin")
+    _save(admin, **{"tar-name.value": "Mistake", "tar-flat-price.value": "0.61"})
+    tid = next(x["id"] for x in tariff_list(rt.billing) if x["name"] == "Mistake")
+    renamed = _response(admin.callback("tariffs.rename", {"tar-rename.n_clicks": 1, "tar-manage-tariff.value": str(tid),
+                                                          "tar-new-name.value": "Mistake 2"}))
+    assert t("tariffs.renamed", "en", old="Mistake", name="Mistake 2") in _text(renamed)
+    assert {"label": "Mistake 2", "value": str(tid)} in renamed["tar-push-tariff"]["options"]
+    retired = _response(admin.callback("tariffs.retire", {"tar-retire-confirm.submit_n_clicks": 1,
+                                                          "tar-manage-tariff.value": str(tid)}))
+    assert t("tariffs.retired", "en", name="Mistake 2") in _text(retired)
+    assert str(tid) not in {o["value"] for key in ("tar-push-tariff", "tar-manage-tariff", "tar-target")
+                            for o in retired[key]["options"]}
+    assert t("tariffs.retired_badge", "en") in _text(retired["tar-list"])
+    accounts_page = admin.page("/accounts").text
+    assert "Mistake 2" not in accounts_page and "Mistake 2" in admin.page("/tariffs").text
+    assert [r["action"] for r in _audit(rt, "billing.tariff_rename") + _audit(rt, "billing.tariff_retire")] == \
+        ["billing.tariff_rename", "billing.tariff_retire"]
+    in_use = next(x for x in tariff_list(rt.billing) if x["versions"] and x["id"] != tid and x["retired_at"] is None)
+    refused = _response(admin.callback("tariffs.retire", {"tar-retire-confirm.submit_n_clicks": 1,
+                                                          "tar-manage-tariff.value": str(in_use["id"])}))
+    assert '"data-code": "tariff_in_use"' in _text(refused) or '"data-code": "tariff_is_default"' in _text(refused)
+    assert _client(rt, "operator").callback("tariffs.rename", {"tar-rename.n_clicks": 1}).status == 403
+
+
+def test_pushing_a_tariff_no_meter_bills_by_says_so_and_not_choose_a_meter_for_the_account(rt):
+    admin = _client(rt, "admin")
+    _save(admin, **{"tar-name.value": "Nobody's", "tar-flat-price.value": "0.62"})
+    tid = next(x["id"] for x in tariff_list(rt.billing) if x["name"] == "Nobody's")
+    before = _counts(rt)
+    body = _response(admin.callback("tariffs.push", {"tar-push.n_clicks": 1, "tar-push-tariff.value": str(tid),
+                                                     "tar-scope.value": "tariff"}))
+    assert t("billing.error.tariff_no_meters", "en", name="Nobody's") in _text(body["tar-push-result"])
+    empty = _response(admin.callback("tariffs.push", {"tar-push.n_clicks": 1, "tar-push-tariff.value": str(tid),
+                                                      "tar-scope.value": "list", "tar-push-meters.value": " "}))
+    assert t("billing.error.push_meters_missing", "en") in _text(empty["tar-push-result"])
+    assert t("billing.error.meters_missing", "en") not in _text(body) + _text(empty) and _counts(rt) == before
+
+
+def test_a_price_of_0_is_saved_only_after_the_operator_confirms_it_in_the_browser(rt, browser):
+    ctx, page = _signed_in(rt, browser, "admin", viewport={"width": 1366, "height": 768})
+    dialogs = []
+    try:
+        page.goto(base_url(rt) + "/tariffs")
+        page.fill("#tar-name", "Free trial")
+        page.fill("#tar-flat-price", "0")
+        page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.click("#tar-save")
+        deadline = time.time() + 10
+        while not dialogs and time.time() < deadline:
+            page.wait_for_timeout(100)
+        assert dialogs == [t("tariffs.zero_confirm", "en", prices=t("tariffs.price_flat", "en"))]
+        assert "Free trial" not in {x["name"] for x in tariff_list(rt.billing)}
+        page.once("dialog", lambda d: d.accept())
+        page.click("#tar-save")
+        page.wait_for_selector("#tar-saved")
+        assert "Free trial" in {x["name"] for x in tariff_list(rt.billing)}
+        page.wait_for_selector("#tar-list >> text=Free trial")
+        assert page.errors == []
+    finally:
+        ctx.close()

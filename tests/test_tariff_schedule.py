@@ -113,8 +113,8 @@ def test_a_version_superseded_before_its_day_is_never_pushed(ctx, clock, dorm):
 
 
 def test_a_version_valid_from_now_when_saved_is_left_to_the_operator(ctx, clock, dorm):
-    _new_price(ctx, dorm, "0.75", ctx.now())
     _new_price(ctx, dorm, "0.70", ctx.now() - dt.timedelta(hours=1))
+    _new_price(ctx, dorm, "0.75", ctx.now())
     before = _last_command_id(ctx.engine)
     clock.advance(minutes=1)
     assert push_due_versions(ctx) == []

@@ -27,6 +27,10 @@ TAR_SAVE, TAR_SAVE_RESULT = "tar-save", "tar-save-result"
 TAR_PUSH_TARIFF, TAR_SCOPE, TAR_PUSH_BUILDING = "tar-push-tariff", "tar-scope", "tar-push-building"
 TAR_PUSH_METERS, TAR_ASSIGN, TAR_PUSH, TAR_PUSH_RESULT = "tar-push-meters", "tar-assign", "tar-push", "tar-push-result"
 TAR_BATCH, TAR_BATCH_VIEW, TAR_TICK = "tar-batch", "tar-batch-view", "tar-tick"
+TAR_ZERO_CONFIRM = "tar-zero-confirm"    # dcc.ConfirmDialog: save a price of 0 after all?
+TAR_EDIT_BOX, TAR_PUSH_BOX = "tar-edit-box", "tar-push-box"
+TAR_MANAGE_TARIFF, TAR_NEW_NAME, TAR_RENAME = "tar-manage-tariff", "tar-new-name", "tar-rename"
+TAR_RETIRE, TAR_RETIRE_CONFIRM, TAR_MANAGE_RESULT = "tar-retire", "tar-retire-confirm", "tar-manage-result"
 NEW = "new"
 
 SEGMENT_WORDS = {"sharp": "sharp", "peak": "peak", "flat": "flat", "valley": "valley",
@@ -94,12 +98,34 @@ def scheduled_badge(valid_from_local, lang: str) -> dbc.Badge:
                      className="me-1 tariff-scheduled")
 
 
+def in_use(tariffs: list[dict]) -> list[dict]:
+    """The tariffs that may still be chosen (retired ones stay listed, for the history, but are offered no more)."""
+    return [x for x in tariffs if x.get("retired_at") is None]
+
+
+def zero_prices_text(names: list[str], lang: str) -> str:
+    """billing.tariffs.zero_prices ("flat", "tier 2" ...) as the form names them."""
+    words = [t("tariffs.tier_n", lang, n=n.split()[1]) if n.startswith("tier ") else t(f"tariffs.price_{n}", lang)
+             for n in names]
+    return ("、" if lang == "zh" else ", ").join(words)
+
+
+def target_options(tariffs: list[dict], lang: str) -> list[dict]:
+    return [{"label": t("tariffs.new_tariff", lang), "value": NEW}] + [
+        {"label": t("tariffs.new_version_of", lang, name=x["name"]), "value": str(x["id"])} for x in in_use(tariffs)]
+
+
+def tariff_options(tariffs: list[dict]) -> list[dict]:
+    return [{"label": x["name"], "value": str(x["id"])} for x in in_use(tariffs)]
+
+
 def tariff_cards(tariffs: list[dict], lang: str) -> list:
-    """billing.desk.tariffs_overview as one card per tariff with its versions, newest first."""
+    """billing.desk.tariffs_overview as one card per tariff with its versions, newest first; retired ones last."""
     if not tariffs:
         return [html.P(t("tariffs.none", lang), className="text-muted")]
     cards = []
-    for x in tariffs:
+    for x in sorted(tariffs, key=lambda x: x.get("retired_at") is not None):
+        retired = x.get("retired_at") is not None
         rows = []
         for v in sorted(x["versions"], key=lambda v: v["version_no"], reverse=True):
             mark = (state_badge("in_force", lang) if v["in_force"]
@@ -110,19 +136,20 @@ def tariff_cards(tariffs: list[dict], lang: str) -> list:
         cards.append(dbc.Card([
             dbc.CardHeader([html.Span(x["name"], className="fw-semibold me-2"),
                             dbc.Badge(t(f"tariffs.mode.{x['mode']}", lang), color="primary", className="me-2"),
+                            dbc.Badge(t("tariffs.retired_badge", lang), color="dark", className="me-2 tariff-retired")
+                            if retired else None,
                             html.Span(t("tariffs.meters", lang, n=x["meters"]), className="small text-muted")]),
             dbc.Table([html.Thead(html.Tr([html.Th(t("tariffs.col_version", lang)),
                                            html.Th(t("tariffs.col_valid_from", lang)),
                                            html.Th(t("tariffs.col_prices", lang)),
                                            html.Th(t("tariffs.col_by", lang))])),
                        html.Tbody(rows)], size="sm", responsive=True, className="small mb-0"),
-        ], className="mb-2", id=f"tariff-{x['id']}"))
+        ], className="mb-2" + (" opacity-75 tariff-retired-card" if retired else ""), id=f"tariff-{x['id']}"))
     return cards
 
 
 def version_form(tariffs: list[dict], lang: str) -> dbc.Card:
-    targets = [{"label": t("tariffs.new_tariff", lang), "value": NEW}] + [
-        {"label": t("tariffs.new_version_of", lang, name=x["name"]), "value": str(x["id"])} for x in tariffs]
+    targets = target_options(tariffs, lang)
     modes = [{"label": t(f"tariffs.mode.{m}", lang), "value": m} for m in ("flat", "tou", "tiered")]
     price_inputs = [field(t(f"tariffs.price_{n}", lang), dbc.Input(id=TAR_PRICE[n], inputMode="decimal",
                                                                   autoComplete="off"), TAR_PRICE[n], xs=6, md=3)
@@ -163,12 +190,31 @@ def version_form(tariffs: list[dict], lang: str) -> dbc.Card:
         html.P(t("tariffs.versions_help", lang), className="form-text"),
         html.P(t("tariffs.scheduled_help", lang), className="form-text"),
         dbc.Button(t("tariffs.save", lang), id=TAR_SAVE, color="primary"),
+        dcc.ConfirmDialog(id=TAR_ZERO_CONFIRM),
         html.Div(id=TAR_SAVE_RESULT, role="status", className="mt-2"),
     ]), className="mb-3")
 
 
+def manage_form(tariffs: list[dict], lang: str) -> dbc.Card:
+    """Rename a tariff, or retire one no meter bills by (tariff.edit)."""
+    return dbc.Card(dbc.CardBody([
+        html.H2(t("tariffs.manage_heading", lang), className="h6"),
+        dbc.Row([
+            field(t("tariffs.manage_tariff", lang), dbc.Select(id=TAR_MANAGE_TARIFF, options=tariff_options(tariffs)),
+                  TAR_MANAGE_TARIFF, xs=12, md=6),
+            field(t("tariffs.new_name", lang), dbc.InputGroup([
+                dbc.Input(id=TAR_NEW_NAME, autoComplete="off", maxLength=100),
+                dbc.Button(t("tariffs.rename", lang), id=TAR_RENAME, color="secondary")]), TAR_NEW_NAME, xs=12, md=6),
+        ], className="g-2 mb-2"),
+        html.P(t("tariffs.retire_help", lang), className="form-text"),
+        dcc.ConfirmDialogProvider(dbc.Button(t("tariffs.retire", lang), id=TAR_RETIRE, color="danger", outline=True),
+                                  id=TAR_RETIRE_CONFIRM, message=t("tariffs.retire_confirm", lang)),
+        html.Div(id=TAR_MANAGE_RESULT, role="status", className="mt-2"),
+    ]), className="mb-3")
+
+
 def push_form(tariffs: list[dict], buildings: list[str], lang: str) -> dbc.Card:
-    options = [{"label": x["name"], "value": str(x["id"])} for x in tariffs]
+    options = tariff_options(tariffs)
     return dbc.Card(dbc.CardBody([
         html.H2(t("tariffs.push_heading", lang), className="h6"),
         dbc.Row([
@@ -218,11 +264,12 @@ def batch_view(status: dict, lang: str) -> html.Div:
 
 def tariffs_page(tariffs: list[dict], buildings: list[str], lang: str, *, may_edit: bool,
                  may_push: bool) -> dbc.Container:
-    right = []
-    if may_edit:
-        right.append(version_form(tariffs, lang))
-    if may_push:
-        right.append(push_form(tariffs, buildings, lang))
+    # Both forms are always in the page, hidden from an operator who may not use them: saving, renaming and
+    # retiring refresh the tariff choices of both, and Dash needs every output to exist.
+    right = [html.Div([version_form(tariffs, lang), manage_form(tariffs, lang)], id=TAR_EDIT_BOX,
+                      style=None if may_edit else {"display": "none"}),
+             html.Div(push_form(tariffs, buildings, lang), id=TAR_PUSH_BOX,
+                      style=None if may_push else {"display": "none"})]
     return dbc.Container([
         html.H1(t("tariffs.heading", lang), className="h4"),
         dbc.Row([dbc.Col(html.Div(tariff_cards(tariffs, lang), id=TAR_LIST), xs=12, lg=6),

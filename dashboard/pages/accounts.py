@@ -54,7 +54,8 @@ def layout(**_query):
                          may_enter=allowed(ENTERED),
                          approvals=transfers.transfers_awaiting(ctx_) if allowed(ENTERED) else None,
                          buildings=desk.buildings(ctx_),
-                         tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)],
+                         tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)
+                                  if x["retired_at"] is None],   # a retired tariff is offered no more
                          operators=desk.account_operators(ctx_))
     page.children.append(dcc.Store(id=ACC_RECEIPT_NO))
     return page

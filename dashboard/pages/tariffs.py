@@ -1,13 +1,14 @@
 """Tariffs (/tariffs, 电价): every tariff with its versions (each valid from a time, never rewritten); a new
-flat, time-of-use or tiered tariff or a new version of one (tariff.edit); assign a tariff to meters and push
-it to one meter, a building or every meter on it, with the batch's command states (tariff.push)."""
+flat, time-of-use or tiered tariff or a new version of one, a price of 0 only after a confirmation, renaming and
+retiring a tariff (tariff.edit); assign a tariff to meters and push it to one meter, a building or every meter
+on it, with the batch's command states (tariff.push)."""
 from __future__ import annotations
 
 import datetime as dt
 import re
 
 import dash
-from dash import Input, Output, State, no_update
+from dash import Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from billing import desk, tariffs
@@ -19,11 +20,12 @@ from dashboard.components.tariffs import (
     NEW, TAR_BATCH, TAR_BATCH_VIEW, TAR_FLAT_BOX, TAR_FLAT_PRICE, TAR_LIST, TAR_MODE, TAR_MODES, TAR_NAME,
     TAR_NEW_ONLY, TAR_PRICE, TAR_PUSH, TAR_PUSH_BUILDING, TAR_PUSH_METERS, TAR_PUSH_RESULT, TAR_PUSH_TARIFF,
     TAR_ASSIGN, TAR_SAVE, TAR_SAVE_RESULT, TAR_SCOPE, TAR_SEGMENTS, TAR_TARGET, TAR_TICK, TAR_TIER_BOUND,
-    TAR_TIER_BOX, TAR_TIER_PRICE, TAR_TOU_BOX, TAR_VALID_FROM, batch_view, parse_segments, parse_tiers,
-    tariff_cards, tariffs_page,
+    TAR_TIER_BOX, TAR_TIER_PRICE, TAR_TOU_BOX, TAR_VALID_FROM, TAR_ZERO_CONFIRM, TAR_MANAGE_TARIFF, TAR_NEW_NAME,
+    TAR_RENAME, TAR_RETIRE_CONFIRM, TAR_MANAGE_RESULT, batch_view, parse_segments, parse_tiers, tariff_cards,
+    tariff_options, tariffs_page, target_options, zero_prices_text,
 )
 from dashboard.i18n import request_lang, t
-from dashboard.services import billing, operator_name
+from dashboard.services import actor, billing, operator_name
 
 EDIT, PUSH = "tariff.edit", "tariff.push"
 PRICE_FIELDS = ("sharp", "peak", "flat", "valley")
@@ -65,26 +67,58 @@ def _valid_from(value) -> dt.datetime | None:
     return desk.local_to_utc(billing(), local) if local else None
 
 
-@guarded_callback("tariffs.save", EDIT, Output(TAR_SAVE_RESULT, "children"), Output(TAR_LIST, "children"),
-                  Input(TAR_SAVE, "n_clicks"), State(TAR_TARGET, "value"), State(TAR_NAME, "value"),
-                  State(TAR_MODE, "value"), State(TAR_VALID_FROM, "value"),
-                  State(TAR_FLAT_PRICE, "value"), *[State(TAR_PRICE[n], "value") for n in PRICE_FIELDS],
-                  State(TAR_SEGMENTS, "value"), *[State(i, "value") for i in TAR_TIER_BOUND],
-                  *[State(i, "value") for i in TAR_TIER_PRICE], prevent_initial_call=True)
-def save_version(n_clicks, target, name, mode, valid_from, flat_price, *rest):
-    """A new tariff (version 1) or the next version of one; billing checks every price and segment."""
-    if not n_clicks:
+def _choices(lang: str) -> dict:
+    """What changes on the page when a tariff is created, renamed or retired: the cards and every tariff choice."""
+    listed = desk.tariffs_overview(billing())
+    return {"cards": tariff_cards(listed, lang), "modes": {str(x["id"]): x["mode"] for x in listed},
+            "targets": target_options(listed, lang), "push": tariff_options(listed),
+            "manage": tariff_options(listed)}
+
+
+def _choice_outputs() -> dict:
+    return {"cards": Output(TAR_LIST, "children", allow_duplicate=True),
+            "modes": Output(TAR_MODES, "data", allow_duplicate=True),
+            "targets": Output(TAR_TARGET, "options", allow_duplicate=True),
+            "push": Output(TAR_PUSH_TARIFF, "options", allow_duplicate=True),
+            "manage": Output(TAR_MANAGE_TARIFF, "options", allow_duplicate=True)}
+
+
+def _unchanged() -> dict:
+    return {key: no_update for key in _choice_outputs()}
+
+
+@guarded_callback(
+    "tariffs.save", EDIT,
+    output={"result": Output(TAR_SAVE_RESULT, "children"), "ask": Output(TAR_ZERO_CONFIRM, "displayed"),
+            "question": Output(TAR_ZERO_CONFIRM, "message"), **_choice_outputs()},
+    inputs={"n_clicks": Input(TAR_SAVE, "n_clicks"), "confirmed": Input(TAR_ZERO_CONFIRM, "submit_n_clicks"),
+            "target": State(TAR_TARGET, "value"), "name": State(TAR_NAME, "value"), "mode": State(TAR_MODE, "value"),
+            "valid_from": State(TAR_VALID_FROM, "value"), "flat_price": State(TAR_FLAT_PRICE, "value"),
+            "prices": {n: State(TAR_PRICE[n], "value") for n in PRICE_FIELDS},
+            "segments_text": State(TAR_SEGMENTS, "value"),
+            "bounds": [State(i, "value") for i in TAR_TIER_BOUND],
+            "tier_prices": [State(i, "value") for i in TAR_TIER_PRICE]},
+    prevent_initial_call=True)
+def save_version(n_clicks, confirmed, target, name, mode, valid_from, flat_price, prices, segments_text, bounds,
+                 tier_prices):
+    """A new tariff (version 1) or the next version of one; billing checks every price and segment, and refuses a
+    version that could never be in force. A price of 0 is saved only from the confirmation dialog's OK."""
+    if not n_clicks and not confirmed:
         raise PreventUpdate
+    zero_confirmed = ctx.triggered_id == TAR_ZERO_CONFIRM
     lang = request_lang()
-    prices = dict(zip(PRICE_FIELDS, rest[:4]))
-    segments_text = rest[4]
-    bounds, tier_prices = list(rest[5:9]), list(rest[9:13])
+    prices = prices if isinstance(prices, dict) else {}
+    bounds, tier_prices = list(bounds or []), list(tier_prices or [])
     ctx_ = billing()
+
+    def refused(exc: BillingError) -> dict:
+        return {"result": error_alert(exc, lang), "ask": False, "question": no_update, **_unchanged()}
+
     existing = target not in (None, "", NEW)
     if existing:  # the tariff's own mode, read here (the browser's copy only chose which fields to show)
         mode = next((x["mode"] for x in tariffs.tariff_list(ctx_) if str(x["id"]) == str(target)), None)
         if mode is None:
-            return error_alert(BillingError("tariff_unknown", tariff=target), lang), no_update
+            return refused(BillingError("tariff_unknown", tariff=target))
     body: dict = {}
     if mode == "flat":
         body["prices"] = {"flat": str(flat_price or "")}
@@ -97,17 +131,67 @@ def save_version(n_clicks, target, name, mode, valid_from, flat_price, *rest):
         start = _valid_from(valid_from)
         if existing:
             tariffs.add_tariff_version(ctx_, int(target), operator_name(), valid_from=start,
-                                       remote=source_address(), **body)
+                                       remote=source_address(), zero_confirmed=zero_confirmed, **body)
             message = t("tariffs.version_added", lang)
         else:
             tariffs.create_tariff(ctx_, str(name or ""), str(mode or ""), operator_name(), valid_from=start,
-                                  remote=source_address(), **body)
+                                  remote=source_address(), zero_confirmed=zero_confirmed, **body)
             message = t("tariffs.created", lang, name=" ".join(str(name).split()))
     except (BillingError, ValueError) as exc:
         if not isinstance(exc, BillingError):
             exc = BillingError("tariff_unknown", tariff=target)
-        return error_alert(exc, lang), no_update
-    return notice(message, "success", id="tar-saved"), tariff_cards(desk.tariffs_overview(ctx_), lang)
+        if exc.code == "price_zero_unconfirmed":   # ask; its OK saves the same form again, confirmed
+            question = t("tariffs.zero_confirm", lang, prices=zero_prices_text(exc.params["prices"].split(", "), lang))
+            return {"result": None, "ask": True, "question": question, **_unchanged()}
+        return refused(exc)
+    return {"result": notice(message, "success", id="tar-saved"), "ask": False, "question": no_update,
+            **_choices(lang)}
+
+
+def _chosen_tariff(value) -> int | None:
+    return inputs.record_id(value)
+
+
+@guarded_callback("tariffs.rename", EDIT, output={"result": Output(TAR_MANAGE_RESULT, "children"),
+                                                 "name": Output(TAR_NEW_NAME, "value"), **_choice_outputs()},
+                  inputs={"n_clicks": Input(TAR_RENAME, "n_clicks"), "tariff_id": State(TAR_MANAGE_TARIFF, "value"),
+                          "name": State(TAR_NEW_NAME, "value")}, prevent_initial_call=True)
+def rename(n_clicks, tariff_id, name):
+    """Another name for a tariff (billing checks tariff.edit, the name, and logs before and after)."""
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    tid = _chosen_tariff(tariff_id)
+    if tid is None:
+        return {"result": notice(t("tariffs.choose_tariff", lang), id="desk-error"), "name": no_update, **_unchanged()}
+    old = next((x["name"] for x in tariffs.tariff_list(billing()) if x["id"] == tid), str(tid))
+    try:
+        tariffs.rename_tariff(billing(), tid, name if isinstance(name, str) else "", actor())
+    except BillingError as exc:
+        return {"result": error_alert(exc, lang), "name": no_update, **_unchanged()}
+    new = " ".join(name.split())
+    return {"result": notice(t("tariffs.renamed", lang, old=old, name=new), "success", id="tar-renamed"), "name": "",
+            **_choices(lang)}
+
+
+@guarded_callback("tariffs.retire", EDIT, output={"result": Output(TAR_MANAGE_RESULT, "children", allow_duplicate=True),
+                                                 **_choice_outputs()},
+                  inputs={"confirmed": Input(TAR_RETIRE_CONFIRM, "submit_n_clicks"),
+                          "tariff_id": State(TAR_MANAGE_TARIFF, "value")}, prevent_initial_call=True)
+def retire(confirmed, tariff_id):
+    """Retire a tariff no meter bills by (billing refuses otherwise, saying why)."""
+    if not confirmed:
+        raise PreventUpdate
+    lang = request_lang()
+    tid = _chosen_tariff(tariff_id)
+    if tid is None:
+        return {"result": notice(t("tariffs.choose_tariff", lang), id="desk-error"), **_unchanged()}
+    name = next((x["name"] for x in tariffs.tariff_list(billing()) if x["id"] == tid), str(tid))
+    try:
+        tariffs.retire_tariff(billing(), tid, actor())
+    except BillingError as exc:
+        return {"result": error_alert(exc, lang), **_unchanged()}
+    return {"result": notice(t("tariffs.retired", lang, name=name), "success", id="tar-retired"), **_choices(lang)}
 
 
 @guarded_callback("tariffs.push", PUSH, Output(TAR_PUSH_RESULT, "children"), Output(TAR_BATCH, "data"),
@@ -134,7 +218,7 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
         addresses = [a for a in re.split(r"[\s,;，；]+", str(meters_text or "")) if a]
     try:
         if scope in ("building", "list") and not addresses:
-            raise BillingError("meters_missing")
+            raise BillingError("push_meters_missing")
         if scope in ("building", "list") and assign is True:
             batch = tariffs.assign_tariff(ctx_, addresses, tid, operator_name(), push=True, remote=source_address())
         else:

@@ -139,6 +139,13 @@ def good_values(rt) -> dict:
 
 
 CLICKS = ("n_clicks", "n_submit", "submit_n_clicks", "n_intervals")
+# Fields a callback reads only in some state of its form: the good values that make it read them.
+CONTEXT = {"tar-price-": {"tar-mode.value": "tou", "tar-segments.value": "00:00 flat"},
+           "tar-segments.": {"tar-mode.value": "tou", "tar-price-flat.value": "0.6000"},
+           "tar-tier-": {"tar-mode.value": "tiered", "tar-tier-bound-0.value": "200", "tar-tier-price-0.value": "0.5",
+                         "tar-tier-price-1.value": "0.6"},
+           "tar-push-building.": {"tar-scope.value": "building"},
+           "acc-transfer-amount.": {"acc-transfer-mode.value": "entered"}}
 
 
 def _server_callbacks(client: WebClient) -> list[dict]:
@@ -186,6 +193,7 @@ def _bodies(spec: dict, good: dict):
             for name in TRIGGER_VALUES:
                 yield _key(dep), name, callback_body(spec, {_key(dep): BAD_VALUES[name]}, [_key(dep)])
             continue
+        context = next((v for k, v in CONTEXT.items() if _key(dep).startswith(k)), {})
         for name, bad in BAD_VALUES.items():
             if _is_wildcard(dep):
                 for what, entry, index in (("index", _wildcard_value(dep, bad, 1), bad),
@@ -197,10 +205,11 @@ def _bodies(spec: dict, good: dict):
                     yield f"{_key(dep)}[{what}]", name, body
                 continue
             changed = _key(dep) if dep in spec["inputs"] else _key(first)
-            yield _key(dep), name, callback_body(spec, {**base, _key(dep): bad}, [changed])
+            values = {**base, **context}
+            yield _key(dep), name, callback_body(spec, {**values, _key(dep): bad}, [changed])
             if name in MEMBER_VALUES:
                 for inner, value in _inside(base.get(_key(dep)), bad):
-                    yield f"{_key(dep)}{inner}", name, callback_body(spec, {**base, _key(dep): value}, [changed])
+                    yield f"{_key(dep)}{inner}", name, callback_body(spec, {**values, _key(dep): value}, [changed])
 
 
 def _inside(good_value, bad) -> list[tuple[str, object]]:

@@ -54,7 +54,7 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
         from dashboard.selfservice import customer_pages
         app.server.register_blueprint(payment_api(billing))
         app.server.register_blueprint(customer_pages(billing, services.qr_key))
-        app.server.config.setdefault("WATTLINE_PUBLIC_ROUTES", set()).update({"/api/v1/", "/c/"})
+        app.server.config.setdefault("WATTLINE_PUBLIC_ROUTES", set()).update({"/api/v1/", "/c/", "/c"})
 
     @app.server.route("/healthz")
     def healthz():  # noqa: ANN202

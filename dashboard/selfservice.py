@@ -1,15 +1,18 @@
 """The customer's self-service page at /c/<token>: reached from a QR code, no sign-in, read-only, phone-sized.
 
-The token (billing.qr) names an account or a meter and is signed; a forged or altered one gets a
-404 page and nothing else. The page shows per meter the balance, the last purchases and the
+The token (billing.qr) names an account or a meter and is signed; a forged, altered or cut-off one gets a
+404 page saying so in the visitor's language and nothing else, and /c/ without a token says what the page is
+for and how to reach it. The page shows per meter the balance, the last purchases and the
 daily use of the last 30 days, in English or Chinese (?lang=, else the browser's language).
 Plain server-rendered HTML with its own small stylesheet: it must load fast on a phone, offline.
 """
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, redirect, request
 from markupsafe import escape
 
 from billing import qr
@@ -29,6 +32,7 @@ section{background:#fff;border-radius:10px;padding:12px 14px;margin:0 0 12px;box
 .low{color:#c0392b}.muted{color:#5b6775;font-size:.8rem}table{width:100%;border-collapse:collapse;font-size:.9rem}
 td,th{padding:4px 2px;text-align:left;border-bottom:1px solid #eef0f2}td.r,th.r{text-align:right}
 h2{font-size:1rem;margin:.8rem 0 .3rem}svg{width:100%;height:auto;display:block}
+.notice h1{font-size:1.1rem}.notice p{margin:.4rem 0}
 """
 
 
@@ -36,21 +40,37 @@ def _money(d: Decimal | None) -> str:
     return "—" if d is None else f"¥{d:,.2f}"
 
 
+def day_label(day: dt.date, lang: str) -> str:
+    """A day on the chart's axis: "Nov 3" / "11月3日"."""
+    return f"{day.month}月{day.day}日" if lang == "zh" else f"{calendar.month_abbr[day.month]} {day.day}"
+
+
+AXIS_EVERY = 7   # a date under the first bar, every seventh and the last
+
+
 def _bars(daily: list[tuple], lang: str) -> str:
-    """30 bars of daily kWh as an inline SVG (no script, no external chart library)."""
+    """30 bars of daily kWh as an inline SVG (no script, no external chart library), dates under the bars."""
     values = [v for _, v in daily]
     top = max(values) if values and max(values) > 0 else 1.0
-    w, h, gap = 300, 90, 2
+    w, h, gap, axis = 300, 90, 2, 14
     bw = (w - gap * (len(values) - 1)) / max(len(values), 1)
-    bars = []
+    bars, ticks = [], []
+    last = len(daily) - 1
     for i, (day, v) in enumerate(daily):
         bh = 0 if v <= 0 else max(1.0, v / top * (h - 14))
         x = i * (bw + gap)
         bars.append(f'<rect x="{x:.1f}" y="{h - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="#3b82f6">'
-                    f'<title>{day:%m-%d}: {v:.2f} kWh</title></rect>')
+                    f'<title>{escape(day_label(day, lang))}: {v:.2f} kWh</title></rect>')
+        if (i % AXIS_EVERY == 0 and last - i >= AXIS_EVERY // 2) or i == last:
+            anchor = "start" if i == 0 else "end" if i == last else "middle"
+            at = x if i == 0 else x + bw if i == last else x + bw / 2
+            ticks.append(f'<line x1="{x + bw / 2:.1f}" y1="{h}" x2="{x + bw / 2:.1f}" y2="{h + 3}" stroke="#9aa5b1"/>'
+                         f'<text x="{at:.1f}" y="{h + axis - 2}" font-size="9" fill="#5b6775" text-anchor="{anchor}" '
+                         f'class="day">{escape(day_label(day, lang))}</text>')
     label = escape(t("billing.customer.max_day", lang, kwh=f"{top:.1f}" if values else "0"))
-    return (f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{escape(t("billing.customer.daily", lang))}">'
-            f'<text x="0" y="10" font-size="9" fill="#5b6775">{label}</text>{"".join(bars)}</svg>')
+    return (f'<svg viewBox="0 0 {w} {h + axis}" role="img" aria-label="{escape(t("billing.customer.daily", lang))}">'
+            f'<text x="0" y="10" font-size="9" fill="#5b6775">{label}</text>{"".join(bars)}'
+            f'<line x1="0" y1="{h}" x2="{w}" y2="{h}" stroke="#c9d1d9"/>{"".join(ticks)}</svg>')
 
 
 def _entry_row(e: dict, lang: str) -> str:
@@ -91,6 +111,15 @@ def render(view: dict, lang: str, token: str, zone) -> str:
     return _page(lang, "".join(parts))
 
 
+def notice_page(lang: str, heading: str, lines: list[str]) -> str:
+    """A short page in the customer's style (a refused code, no code at all), with the language switch."""
+    other = "zh" if lang == "en" else "en"
+    text = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    return _page(lang, f'<header><h1>{escape(t("billing.customer.title", lang))}</h1>'
+                       f'<a href="?lang={other}" id="lang-switch">{escape(t("lang.switch", lang))}</a></header>'
+                       f'<section class="notice" id="customer-notice"><h1>{escape(heading)}</h1>{text}</section>')
+
+
 def _page(lang: str, body: str) -> str:
     return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -116,8 +145,19 @@ def customer_pages(ctx: BillingContext, qr_key: bytes) -> Blueprint:
         return asked if asked in LANGUAGES else request_lang()
 
     def refused(lang: str) -> Response:
-        body = f'<section><h1>{escape(t("billing.customer.bad_token", lang))}</h1></section>'
-        return Response(_page(lang, body), status=404, mimetype="text/html")
+        page = notice_page(lang, t("billing.customer.bad_token", lang), [t("billing.customer.scan_again", lang)])
+        return Response(page, status=404, mimetype="text/html")
+
+    @bp.get("/c/")
+    def no_token():  # noqa: ANN202
+        """Someone opened the customer pages' address without a code (typed, or a cut-off link)."""
+        lang = lang_of_request()
+        page = notice_page(lang, t("billing.customer.no_token", lang), [t("billing.customer.no_token_help", lang)])
+        return Response(page, mimetype="text/html")
+
+    @bp.get("/c")
+    def no_slash():  # noqa: ANN202
+        return redirect("/c/" + (f"?lang={request.args['lang']}" if request.args.get("lang") in LANGUAGES else ""))
 
     @bp.get("/c/<token>")
     def customer_page(token: str):  # noqa: ANN202

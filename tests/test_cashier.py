@@ -720,7 +720,8 @@ def test_the_customer_card_is_saved_as_a_png(rt, browser, tmp_path):
         saved = tmp_path / "card.png"
         download.value.save_as(saved)
         data = saved.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == (1200, 680)
+        width, height = struct.unpack(">II", data[16:24])
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and width == 1200 and height >= 660
         assert download.value.suggested_filename.startswith("customer-card-")
         assert page.get_attribute("#acc-card-img", "data-token")
         assert page.errors == []
@@ -854,4 +855,65 @@ def test_a_price_of_0_is_saved_only_after_the_operator_confirms_it_in_the_browse
         page.wait_for_selector("#tar-list >> text=Free trial")
         assert page.errors == []
     finally:
+        ctx.close()
+
+
+def _not_opened_meters(rt, n: int) -> list[str]:
+    with rt.engine.connect() as conn:
+        rows = conn.execute(sa.select(meter.c.address).join(meter_state, meter_state.c.meter_id == meter.c.id)
+                            .where(meter.c.status == "not_opened", meter.c.profile == "acrel-ddsy1352",
+                                   meter_state.c.purchase_count.is_not(None),
+                                   meter.c.id.not_in(sa.select(account_meter.c.meter_id)))
+                            .order_by(meter.c.address.desc()).limit(n)).scalars().all()
+    assert len(rows) == n
+    return list(rows)
+
+
+# The card's PNG drawn again on a canvas: its size and the lowest and rightmost ink inside the 1 px border.
+_INK = """async (png) => {
+    const img = new Image();
+    img.src = "data:image/png;base64," + png;
+    await img.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = img.width; canvas.height = img.height;
+    const g = canvas.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, img.width, img.height).data;
+    let right = -1, bottom = -1;
+    for (let y = 8; y < img.height - 8; y++) {
+        for (let x = 8; x < img.width - 8; x++) {
+            const i = 4 * (y * img.width + x);
+            if (d[i] < 160 || d[i + 1] < 160 || d[i + 2] < 160) { right = Math.max(right, x); bottom = Math.max(bottom, y); }
+        }
+    }
+    return {width: img.width, height: img.height, right: right, bottom: bottom};
+}"""
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_customer_card_png_holds_every_meter_without_clipping_its_last_line(rt, browser, tmp_path, lang):
+    meters = _not_opened_meters(rt, 4) if lang == "en" else _not_opened_meters(rt, 5)[-1:]
+    view = billing_accounts.open_account(rt.billing, holder_name="欧阳明月" if lang == "zh" else "Alexandra Montgomery",
+                                         meter_addresses=meters, operator="admin")
+    ctx, page = _signed_in(rt, browser, "admin", viewport={"width": 1366, "height": 768})
+    try:
+        page.goto(f"{base_url(rt)}/lang/{lang}?next=/accounts")
+        page.click("#acc-tabs >> text=" + t("accounts.tab_find", lang))
+        page.fill("#acc-search", meters[0])
+        page.click("#acc-find")
+        page.locator("#acc-grid .ag-row").first.click()
+        page.wait_for_selector(f"#acc-detail-card[data-account='{view.id}']")
+        with page.expect_download() as download:
+            page.click("#acc-card")
+        png = download.value.path().read_bytes()
+        ink = page.evaluate(_INK, base64.b64encode(png).decode("ascii"))
+        assert ink["width"] == 1200 and ink["bottom"] > 0
+        assert ink["height"] - ink["bottom"] >= 2 * 16, ink     # white below the last line: nothing cut off
+        assert ink["width"] - ink["right"] >= 2 * 12, ink       # and at the right: no line runs off the card
+        svg = page.get_attribute("#acc-card-img", "src")
+        shown = base64.b64decode(svg.split(",", 1)[1]).decode("utf-8")
+        assert all(m in shown for m in meters)
+        assert page.errors == []
+    finally:
+        page.goto(f"{base_url(rt)}/lang/en?next=/status")
         ctx.close()

@@ -8,8 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 from flask import Flask
+from markupsafe import escape
 
 from billing import accounts, ledger, qr
+from dashboard.i18n import t
 from dashboard.selfservice import customer_pages
 
 from tests.billing_support import NATIONAL_ID, Clock, address, cashier, flat_tariff, load_site, make_ctx, prepaid_site, \
@@ -104,3 +106,40 @@ def test_without_a_configured_public_address_no_qr_code_is_made(page):
     resp = client.get(f"/c/{qr.sign(KEY, 'account', view.id)}/qr.png", headers={"Accept-Language": "zh-CN"})
     assert resp.status_code == 503 and "[site] public_url" in resp.get_data(as_text=True)
     assert resp.data[:4] != b"\x89PNG"
+
+
+def _axis_days(text: str) -> list[str]:
+    import re
+    return re.findall(r'class="day">([^<]+)</text>', text)
+
+
+def test_the_daily_use_bars_are_dated_under_the_axis_in_the_visitors_language(page, fixed_now):
+    client, view = page
+    token = qr.sign(KEY, "account", view.id)
+    today = (fixed_now + dt.timedelta(hours=8)).date()            # the billing context's zone: UTC+8
+    first = today - dt.timedelta(days=29)
+    english = _axis_days(client.get(f"/c/{token}?lang=en").get_data(as_text=True))
+    chinese = _axis_days(client.get(f"/c/{token}?lang=zh").get_data(as_text=True))
+    assert english[0] == f"{first:%b} {first.day}" and english[-1] == f"{today:%b} {today.day}"
+    assert chinese[0] == f"{first.month}月{first.day}日" and chinese[-1] == f"{today.month}月{today.day}日"
+    assert len(english) == len(chinese) == 5                       # every seventh day and the last: no overlap
+
+
+def test_the_customer_address_without_a_code_says_what_the_page_is_for_in_the_visitors_language(page):
+    client, _view = page
+    for lang, accept in (("zh", "zh-CN,zh;q=0.9"), ("en", "en-GB")):
+        resp = client.get("/c/", headers={"Accept-Language": accept})
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 200 and resp.mimetype == "text/html"
+        assert all(str(escape(t(f"billing.customer.{key}", lang))) in text for key in ("no_token", "no_token_help"))
+        assert 'id="lang-switch"' in text and "Error loading layout" not in text
+    assert client.get("/c").headers["Location"].endswith("/c/")
+
+
+@pytest.mark.parametrize("path", ["/c/not-a-code", "/c/a1.short", "/c/m2026112100.xxxxxxxxxxxxxxxxxxxxxx"])
+def test_a_malformed_code_gets_the_friendly_page_saying_to_scan_again(page, path):
+    client, _view = page
+    resp = client.get(path + "?lang=zh")
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == 404 and t("billing.customer.bad_token", "zh") in text
+    assert t("billing.customer.scan_again", "zh") in text and 'href="?lang=en"' in text

@@ -3,6 +3,9 @@ entries, closing progress, add a meter, carry an old meter's balance over, close
 and the query of openings and closings. Pure builders; component ids are the constants below."""
 from __future__ import annotations
 
+import unicodedata
+from dataclasses import dataclass
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -375,25 +378,89 @@ def accounts_page(lang: str, *, may_open: bool, may_find: bool = True, approvals
 
 # ---------------------------------------------------------------------------------------------
 # the customer card: an SVG the browser turns into a PNG (no imaging library on the server)
-def card_svg(card: dict, lang: str, title: str) -> str:
-    """A 600×340 card: the QR code of the customer page, the holder (masked), room and meters."""
+CARD_WIDTH = 600
+_TEXT_X, _TEXT_RIGHT = 320, 580          # the text column, right of the QR code (20..300)
+_MARGIN = 24                             # below the last line and the QR code
+_FONT = ('font-family="system-ui, -apple-system, \'Segoe UI\', Roboto, \'PingFang SC\', \'Hiragino Sans GB\', '
+         '\'Microsoft YaHei\', \'Noto Sans CJK SC\', sans-serif"')
+
+
+@dataclass(frozen=True)
+class CardSvg:
+    svg: str
+    width: int
+    height: int
+
+
+def _char_width(ch: str) -> float:
+    """An upper bound of a character's advance in em in the fonts the card names: the server has no font metrics,
+    so lines are measured with these and wrapped before they could reach the card's edge."""
+    if unicodedata.east_asian_width(ch) in ("W", "F"):
+        return 1.0
+    if ch == " ":
+        return 0.32
+    if ch.isupper() or ch in "mwMW@%&":
+        return 0.86
+    return 0.62
+
+
+def text_width(text: str, size: float) -> float:
+    return sum(_char_width(ch) for ch in text) * size
+
+
+def wrap_text(text: str, size: float, width: float) -> list[str]:
+    """`text` in lines no wider than `width` (by text_width), broken at spaces where it can, else anywhere."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if text_width(candidate, size) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for ch in word:   # a word wider than the line (a long name without spaces): broken where it must be
+            if text_width(line + ch, size) > width and line:
+                lines.append(line)
+                line = ""
+            line += ch
+    if line or not lines:
+        lines.append(line)
+    return lines
+
+
+def card_svg(card: dict, lang: str, title: str) -> CardSvg:
+    """The card: the QR code of the customer page at the left; the title, the holder (masked), the room and every
+    meter at the right, each line measured and wrapped to the card's width; the card is as tall as its text."""
     from markupsafe import escape
     matrix = card["matrix"]
-    n = len(matrix)
-    scale = 280 / n
+    scale = 280 / len(matrix)
     path = "".join(f"M{x},{y}h1v1h-1z" for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark)
-    font = ('font-family="system-ui, -apple-system, \'Segoe UI\', Roboto, \'PingFang SC\', \'Hiragino Sans GB\', '
-            '\'Microsoft YaHei\', \'Noto Sans CJK SC\', sans-serif"')
-    lines = [(t("accounts.card_holder", lang), card["holder"]),
-             (t("accounts.room", lang), f"{card['building']} {card['room']}".strip()),
-             (t("accounts.meters", lang), " ".join(card["meters"][:3]))]
-    text = [f'<text x="320" y="48" font-size="24" font-weight="600" {font}>{escape(title)}</text>',
-            f'<text x="320" y="78" font-size="14" fill="#5b6775" {font}>{escape(t("accounts.card_scan", lang))}</text>']
-    for i, (label, value) in enumerate(lines):
-        y = 130 + i * 58
-        text.append(f'<text x="320" y="{y}" font-size="13" fill="#5b6775" {font}>{escape(label)}</text>')
-        text.append(f'<text x="320" y="{y + 26}" font-size="{20 if i < 2 else 14}" {font}>{escape(value)}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="600" height="340" viewBox="0 0 600 340">'
-            f'<rect width="600" height="340" rx="16" fill="#ffffff" stroke="#c9d1d9"/>'
-            f'<g transform="translate(20 30) scale({scale:.4f})" shape-rendering="crispEdges">'
-            f'<path d="{path}" fill="#000"/></g>{"".join(text)}</svg>')
+    width = _TEXT_RIGHT - _TEXT_X
+    text: list[str] = []
+    y = 20.0
+
+    def add(value: str, size: float, gap: float, attrs: str = "") -> None:
+        nonlocal y
+        y += gap
+        for line in wrap_text(value, size, width):
+            y += size * 1.25
+            text.append(f'<text x="{_TEXT_X}" y="{y:.1f}" font-size="{size:g}" {attrs}{_FONT}>{escape(line)}</text>')
+
+    add(title, 24, 4, 'font-weight="600" ')
+    add(t("accounts.card_scan", lang), 14, 4, 'fill="#5b6775" ')
+    meters = card["meters"]
+    for label, value, size in ((t("accounts.card_holder", lang), card["holder"], 20),
+                               (t("accounts.room", lang), f"{card['building']} {card['room']}".strip() or "—", 20),
+                               (t("accounts.meters", lang), " ".join(meters) or "—", 16)):
+        add(label, 13, 14, 'fill="#5b6775" ')
+        add(value, size, 2)
+    height = int(max(30 + 280, y + 6) + _MARGIN)   # 6: a descender below the last baseline
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{CARD_WIDTH}" height="{height}" '
+           f'viewBox="0 0 {CARD_WIDTH} {height}">'
+           f'<rect x="0.5" y="0.5" width="{CARD_WIDTH - 1}" height="{height - 1}" rx="16" fill="#ffffff" '
+           f'stroke="#c9d1d9"/>'
+           f'<g transform="translate(20 30) scale({scale:.4f})" shape-rendering="crispEdges">'
+           f'<path d="{path}" fill="#000"/></g>{"".join(text)}</svg>')
+    return CardSvg(svg, CARD_WIDTH, height)

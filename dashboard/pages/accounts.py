@@ -413,14 +413,16 @@ def customer_card(n_clicks, account_id):
                                   source=source_address())
     except BillingError as exc:
         return None, error_alert(exc, lang)
-    svg = card_svg(card, lang, t("app.title", lang))
-    src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    return ({"svg": svg, "filename": f"customer-card-{aid}.png", "token": card["token"]},
+    drawn = card_svg(card, lang, t("app.title", lang))
+    src = "data:image/svg+xml;base64," + base64.b64encode(drawn.svg.encode("utf-8")).decode("ascii")
+    return ({"svg": drawn.svg, "width": drawn.width, "height": drawn.height, "filename": f"customer-card-{aid}.png",
+             "token": card["token"]},
             html.Img(src=src, alt=t("accounts.card", lang), id="acc-card-img", className="img-fluid border rounded",
                      style={"maxWidth": "360px"}, **{"data-token": card["token"]}))
 
 
-# The browser draws the card's SVG on a canvas and saves it as a PNG (the server has no imaging library).
+# The browser draws the card's SVG on a canvas at twice its size (sharp when printed) and saves it as a PNG (the
+# server has no imaging library); the card is as tall as its text (card_svg).
 clientside_callback(
     """function (card) {
         if (!card || !card.svg) { return window.dash_clientside.no_update; }
@@ -428,7 +430,7 @@ clientside_callback(
             var img = new Image();
             img.onload = function () {
                 var canvas = document.createElement("canvas");
-                canvas.width = 1200; canvas.height = 680;
+                canvas.width = 2 * card.width; canvas.height = 2 * card.height;
                 var g = canvas.getContext("2d");
                 g.fillStyle = "#ffffff"; g.fillRect(0, 0, canvas.width, canvas.height);
                 g.drawImage(img, 0, 0, canvas.width, canvas.height);

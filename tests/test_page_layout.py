@@ -1,5 +1,6 @@
 """Every page fits the screen it is opened on, in Chromium: a phone (390x844) and a desktop (1400x900),
-English and Chinese, as an administrator (every page) and as a cashier (the cashier's pages). The page
+English and Chinese, as an administrator (every page), as a cashier (the cashier's pages) and as a customer
+(the page of a meter's QR code). The page
 itself never scrolls sideways; a grid may scroll inside its own box, but no other box hides part of its
 content sideways (a table whose last column is out of sight). Also: the overview's floors, the permissions
 matrix on a phone, grid column labels, and the meter panel's link to the cashier desk."""
@@ -11,7 +12,7 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from billing import ledger
+from billing import ledger, qr
 from billing.credit import Actor
 from billing.tariffs import add_tariff_version, tariff_list
 from core.operators import DEFAULT_ROLE_PERMISSIONS
@@ -134,6 +135,15 @@ def _walk(browser, rt, viewport: dict) -> list[str]:
             page.wait_for_selector("#ov-panel-balance", timeout=20000)
             problems += _problems(page, f"{size} {lang} {role} / with a meter's panel open")
         context.close()
+    # the customer's page from the meter's QR code, without sign-in (most often opened on a phone)
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    token = qr.sign(rt.qr_key, "meter", SOLD_METER)
+    for lang in ("en", "zh"):
+        page.goto(f"{base_url(rt)}/c/{token}?lang={lang}")
+        page.wait_for_load_state("networkidle")
+        problems += _problems(page, f"{size} {lang} customer /c/<meter token>")
+    context.close()
     return problems
 
 

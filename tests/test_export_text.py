@@ -145,7 +145,7 @@ def test_a_nul_in_a_login_name_exports_the_operation_log_with_a_message(rt, site
     body = _response(manager.callback("audit.export", {"audit-export.n_clicks": 1,
                                                        "audit-applied.data": {"action": "auth.login_failed"}}))
     rows = list(load_workbook(io.BytesIO(_download(body, "audit-download"))).worksheets[0].values)
-    assert ("adm\ufffdin", "auth.login_failed") in {(r[1], r[2]) for r in rows[1:]}
+    assert ("adm\ufffdin", t("audit.actions.auth.login_failed", "zh")) in {(r[1], r[2]) for r in rows[1:]}
     assert t("export.cells_replaced", "zh", n=2) in _text(body["audit-result"]["children"])  # operator and target
 
 

@@ -51,7 +51,7 @@ def create_api_client(ctx: BillingContext, name: str, operator: str, token: str 
                       remote: str | None = None) -> str:
     """Register a client; returns its token (shown once: only the hash is kept)."""
     name = " ".join(str(name or "").split())
-    if not name or len(name) > 100:
+    if not name or len(name) > 100 or not name.isprintable():
         raise BillingError("api_client_name_invalid")
     token = token or secrets.token_urlsafe(32)
     if len(token) < 16:
@@ -67,6 +67,9 @@ def create_api_client(ctx: BillingContext, name: str, operator: str, token: str 
 
 
 def revoke_api_client(ctx: BillingContext, name: str, operator: str, remote: str | None = None) -> bool:
+    """Revoke the client of this name; False when there is no active one (a name no client can have included)."""
+    if not isinstance(name, str) or not name or len(name) > 100 or not name.isprintable():
+        return False
     now = ctx.now()
     with ctx.engine.begin() as conn:
         done = store.revoke_api_client(conn, name, now)

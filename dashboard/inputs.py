@@ -83,6 +83,19 @@ def text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def key_text(value, longest: int = 100) -> str | None:
+    """A text that names a row (a receipt number, a user name, a batch, a building): a printable string of at
+    most `longest` characters, or None; no stored name holds more, or a NUL (which PostgreSQL cannot be asked)."""
+    if isinstance(value, str) and value and len(value) <= longest and value.isprintable():
+        return value
+    return None
+
+
+def shown(value) -> str:
+    """A value as a message quotes it: printable, at most 40 characters."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value)[:40])
+
+
 def texts(value) -> list[str]:
     """The strings of a multi-select's list (other elements dropped)."""
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
@@ -141,8 +154,9 @@ def _callback_refusal(body, callbacks: dict) -> Response | None:
             and _outputs(body.get("outputs"), body["output"]) and isinstance(changed, list)
             and all(map(_changed_prop, changed))):
         return _refusal(400, "malformed_callback")
-    for dep in inputs:
-        if dep.get("id") == PAGES_LOCATION and not _location_readable(dep.get("property"), dep.get("value")):
+    for dep in inputs:   # a pattern's input is a list of matches: never the page location
+        if isinstance(dep, dict) and dep.get("id") == PAGES_LOCATION \
+                and not _location_readable(dep.get("property"), dep.get("value")):
             return _refusal(400, "bad_location")
     return None
 

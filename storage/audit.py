@@ -11,6 +11,9 @@ from storage.matching import equals_text
 from storage.schema import audit_log
 
 
+TARGET_LENGTH = audit_log.c.target.type.length
+
+
 def _json(value) -> str | None:
     if value is None:
         return None
@@ -20,7 +23,11 @@ def _json(value) -> str | None:
 
 def record(conn: sa.Connection, *, operator: str, action: str, target: str | None, ts: dt.datetime,
            before=None, after=None, source: str | None = None) -> None:
-    """Write one audit row inside the caller's transaction, so the action and its record land together."""
+    """Write one audit row inside the caller's transaction, so the action and its record land together. A target
+    that does not fit its column (typed text: a name, a building) is cut short and its unprintable characters
+    shown as "?": the log line never fails the action it records (PostgreSQL refuses both)."""
+    if target is not None:
+        target = "".join(ch if ch.isprintable() else "?" for ch in target[:TARGET_LENGTH])
     conn.execute(audit_log.insert().values(
         ts=ts, operator=operator, action=action, target=target,
         before=_json(before), after=_json(after), source=source))

@@ -155,8 +155,10 @@ def callback_body(spec: dict, values: dict[str, Any], changed: list[str] | None 
 COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycle", "alarm_event", "schema_version"})
 
 
-def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, **server):
+def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, database_url: str | None = None, **server):
     """A demo Runtime (one day of history, slow polls) serving on a free port; stop it with .stop().
+    `database_url`: the demo's database (default a DuckDB file in `tmp`; tests.conftest.engine_url gives a
+    PostgreSQL one).
     `server`: more Config fields (secure_cookies, trusted_proxy, limits, public_url). Unless `limits` is
     given, sign-in and API rates are loose: a test module signs in from one address more often than a
     person does (the default rates are tested in tests/test_request_safety.py)."""
@@ -167,7 +169,8 @@ def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, **server):
                                              api_per_address="10000/minute", api_per_client="10000/minute"))
     cfg = Config(database_url=f"duckdb:///{tmp / 'site.duckdb'}", port=free_port(),
                  master_key_file=str(tmp / "master.key"), qr_key_file=str(tmp / "qr.key"),
-                 demo=DemoConfig(database_url=f"duckdb:///{tmp / 'demo.duckdb'}", base_port=free_port_block(20),
+                 demo=DemoConfig(database_url=database_url or f"duckdb:///{tmp / 'demo.duckdb'}",
+                                 base_port=free_port_block(20),
                                  state_file=str(tmp / "field.json"), history_days=1,
                                  poll_interval_s=poll_interval_s), **server)
     rt = Runtime(cfg, demo=True).start()

@@ -381,7 +381,7 @@ def choose_receipt(_clicks):
 @guarded_callback("accounts.receipt", FIND, Output(ACC_RECEIPT, "children", allow_duplicate=True),
                   Input(ACC_RECEIPT_NO, "data"), changes_state=False, prevent_initial_call=True)
 def show_receipt(receipt_no):
-    if not isinstance(receipt_no, str) or not receipt_no:
+    if inputs.key_text(receipt_no) is None:  # the receipt number the entry's button carries
         raise PreventUpdate
     lang = request_lang()
     ctx_ = billing()

@@ -29,7 +29,7 @@ def layout(**_query):
 
 
 def _selected(rows) -> str:
-    if isinstance(rows, list) and rows and isinstance(rows[0], dict) and isinstance(rows[0].get("username"), str):
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict) and inputs.key_text(rows[0].get("username")):
         return rows[0]["username"]
     raise OperatorError("select_operator")
 

@@ -9,7 +9,7 @@ from dash.exceptions import PreventUpdate
 from billing import desk
 from billing.api import create_api_client, revoke_api_client
 from billing.errors import BillingError
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, API_RESULT, API_REVOKE_CONFIRM,
                                               API_REVOKE_NAME, active_names, api_clients_page, client_table,
@@ -62,5 +62,5 @@ def revoke(n_clicks, name):
     if not isinstance(name, str) or not name:
         return notice(t("api_clients.choose", lang)), no_update, no_update, no_update
     if not revoke_api_client(billing(), name, signed_in().username, remote=source_address()):
-        return notice(t("api_clients.not_active", lang, name=name)), no_update, no_update, no_update
+        return notice(t("api_clients.not_active", lang, name=inputs.shown(name))), no_update, no_update, no_update
     return (notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), *_refreshed(lang), None)

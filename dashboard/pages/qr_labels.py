@@ -9,7 +9,7 @@ from flask import current_app
 
 from billing import desk
 from billing.errors import BillingError
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.qr_labels import QR_BUILDING, QR_COUNT, QR_PRINT, QR_PRINTED, QR_SHEET, QR_SHOW, \
@@ -36,7 +36,7 @@ def labels(n_clicks, building):
     if not n_clicks:
         raise PreventUpdate
     lang = request_lang()
-    if not isinstance(building, str) or not building:
+    if inputs.key_text(building) is None:  # a building's name, as the dropdown offers it
         return None, notice(t("qr.choose_building", lang))
     services = current_app.config["WATTLINE_SERVICES"]
     op = signed_in()

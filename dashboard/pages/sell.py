@@ -16,7 +16,7 @@ from billing import desk, ledger
 from billing.errors import BillingError
 from billing.qr import BadToken
 from billing.views import receipt
-from dashboard import access
+from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.cashier import (
     FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
@@ -179,15 +179,20 @@ def refund(n_clicks, address, amount, reason, request_id):
 def reverse(n_clicks, receipt_no, reason):
     if not n_clicks:
         raise PreventUpdate
-    return _money_action(lambda who: ledger.reverse_entry(billing(), str(receipt_no or ""), who, str(reason or "")),
-                         2)
+    typed = str(receipt_no or "")
+
+    def reverse_typed(who):
+        if typed.strip() and inputs.key_text(typed.strip(), 40) is None:  # no receipt number is longer or unprintable
+            raise BillingError("entry_unknown", receipt=inputs.shown(typed))
+        return ledger.reverse_entry(billing(), typed, who, str(reason or ""))
+    return _money_action(reverse_typed, 2)
 
 
 @guarded_callback("sell.follow", DESK, *_result_outputs(), Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
                   changes_state=False, prevent_initial_call=True)
 def follow(_n, watch):
     """The receipt's command state, until the meter answered (acked / failed / expired) or WATCH_S passed."""
-    if not isinstance(watch, dict) or not isinstance(watch.get("receipt"), str):
+    if not isinstance(watch, dict) or inputs.key_text(watch.get("receipt")) is None:
         return no_update, no_update, True
     lang = request_lang()
     try:

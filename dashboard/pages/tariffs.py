@@ -217,6 +217,9 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     else:
         addresses = [a for a in re.split(r"[\s,;，；]+", str(meters_text or "")) if a]
     try:
+        unreadable = next((a for a in addresses if inputs.key_text(a, 40) is None), None)
+        if unreadable is not None:  # no meter number is longer, or holds a control character
+            raise BillingError("meter_unknown", meter=inputs.shown(unreadable))
         if scope in ("building", "list") and not addresses:
             raise BillingError("push_meters_missing")
         if scope in ("building", "list") and assign is True:
@@ -237,7 +240,7 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
                   State(TAR_BATCH, "data"), changes_state=False, prevent_initial_call=True)
 def follow_batch(_n, batch):
     """The batch's command states until every command has an answer."""
-    if not isinstance(batch, str) or not batch:
+    if inputs.key_text(batch) is None:  # the batch id push() stored
         return no_update, True
     status = desk.batch_status(billing(), batch)
     return batch_view(status, request_lang()), status["done"]

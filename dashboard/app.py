@@ -17,6 +17,10 @@ from dashboard.services import site_zone
 from dashboard.websecurity import local_target, referrer_path, same_origin_request, security_event
 
 _HERE = Path(__file__).resolve().parent
+# Bootstrap before our own stylesheets: Dash links the files of assets/ before those of its subfolders, so
+# assets/vendor/bootstrap came last and won every tie with our rules (wattline.css's CJK font list, the
+# phone wrapping rules). Linked here first and left out of the assets Dash links itself.
+BOOTSTRAP_CSS = ["/assets/vendor/bootstrap/bootstrap.min.css", "/assets/vendor/bootstrap-icons/bootstrap-icons.min.css"]
 
 # Hooks the auth layer sets (dashboard/auth.py): who is signed in, and may they do X.
 current_user_name: Callable[[], str | None] = lambda: None  # noqa: E731
@@ -29,7 +33,8 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
     app = dash.Dash(
         __name__, title="Wattline", update_title=None, serve_locally=True, use_pages=True,
         pages_folder=str(_HERE / "pages"), assets_folder=str(_HERE.parent / "assets"),
-        external_stylesheets=[], suppress_callback_exceptions=True,
+        external_stylesheets=BOOTSTRAP_CSS, assets_ignore=r"^bootstrap(-icons)?\.min\.css$",
+        suppress_callback_exceptions=True,
     )
     app.server.config["WATTLINE_HEALTH"] = health
     app.server.config["WATTLINE_SERVICES"] = services

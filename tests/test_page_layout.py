@@ -221,3 +221,16 @@ def test_the_meter_panel_has_no_sell_link_for_an_operator_who_may_not_sell(rt):
     assert r.status == 200 and "ov-panel-balance" in r.text and "ov-panel-sell" not in r.text
     r = signed_in_client(rt, "cashier").callback("overview.meter", selected)
     assert r.status == 200 and "ov-panel-sell" in r.text
+
+
+def test_our_stylesheets_come_after_bootstraps_so_the_sites_chinese_font_list_is_in_force(browser, rt):
+    """Dash linked assets/vendor/bootstrap last, and Bootstrap's own font list replaced ours (no CJK fonts)."""
+    context, page = _signed_in_page(browser, rt, "cashier", PHONE)
+    _open(page, rt, "/sell")
+    sheets = page.evaluate("""() => Array.from(document.querySelectorAll("link[rel=stylesheet]"))
+        .map(l => new URL(l.href).pathname)""")
+    font = page.evaluate("() => getComputedStyle(document.body).fontFamily")
+    context.close()
+    assert sheets.index("/assets/vendor/bootstrap/bootstrap.min.css") < sheets.index("/assets/wattline.css")
+    assert sheets.count("/assets/vendor/bootstrap/bootstrap.min.css") == 1
+    assert "Microsoft YaHei" in font and "Noto Sans CJK SC" in font

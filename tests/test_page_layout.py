@@ -17,6 +17,7 @@ from billing.credit import Actor
 from billing.tariffs import add_tariff_version, tariff_list
 from core.operators import DEFAULT_ROLE_PERMISSIONS
 from dashboard import access
+from dashboard.i18n import t
 from storage.schema import meter
 from tests.webclient import base_url, signed_in_client, start_demo_runtime
 
@@ -129,6 +130,14 @@ def _walk(browser, rt, viewport: dict) -> list[str]:
             for path in paths:
                 _open(page, rt, path)
                 problems += _problems(page, f"{size} {lang} {role} {path}")
+            if _may_open(access.ACCOUNTS.path, role):  # an account's meters and entries, found by its meter
+                _open(page, rt, access.ACCOUNTS.path)
+                page.get_by_role("tab", name=t("accounts.tab_find", lang)).click()
+                page.fill("#acc-search", SOLD_METER)
+                page.click("#acc-find")
+                page.locator("#acc-grid .ag-row").first.click()
+                page.wait_for_selector("#acc-detail table.latest-entries", timeout=20000)
+                problems += _problems(page, f"{size} {lang} {role} /accounts with an account shown")
             # the overview's side panel, opened from the first tile
             _open(page, rt, "/")
             page.locator(".ov-tile").first.click()

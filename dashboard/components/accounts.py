@@ -234,17 +234,21 @@ def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Di
     entries = detail["entries"]
     entry_table = dbc.Table([
         html.Thead(html.Tr([html.Th(t(f"cashier.col_{c}", lang)) for c in ("time", "kind", "amount", "receipt")]
-                           + [html.Th(t("cashier.meter", lang)), html.Th(t("cashier.col_state", lang))])),
+                           + [html.Th(t("cashier.meter", lang), className="entry-meter-col"),
+                              html.Th(t("cashier.col_state", lang))])),
         html.Tbody([html.Tr([
             html.Td(when(e["created_at"])), html.Td(t(f"billing.kind.{e['kind']}", lang)),
             html.Td(yuan(e["amount"]), className="text-end"),
-            html.Td(dbc.Button(e["receipt_no"], id={"type": ACC_ENTRY, "index": e["receipt_no"]}, color="link",
-                               size="sm", className="p-0 font-monospace")),
-            html.Td(e["meter_address"], className="font-monospace"),
+            html.Td([dbc.Button(e["receipt_no"], id={"type": ACC_ENTRY, "index": e["receipt_no"]}, color="link",
+                                size="sm", className="p-0 font-monospace")]
+                    # on a phone the meter column is left out; an account of several meters names it here
+                    + ([html.Div(e["meter_address"], className="d-sm-none font-monospace text-muted")]
+                       if len(a.meters) > 1 else []), className="entry-receipt"),
+            html.Td(e["meter_address"], className="font-monospace entry-meter-col"),
             html.Td([state_badge(e["state"], lang)] + ([state_badge(e["command_state"], lang)]
                                                       if e["state"] == "pending" and e["command_state"] else [])),
         ]) for e in entries]),
-    ], size="sm", striped=True, responsive=True, className="small text-nowrap") if entries else \
+    ], size="sm", striped=True, responsive=True, className="small text-nowrap latest-entries") if entries else \
         html.P(t("cashier.no_entries", lang), className="text-muted small")
     return html.Div(dbc.Card([
         dbc.CardHeader(t("accounts.detail", lang, id=a.id), className="fw-semibold"),

@@ -200,9 +200,9 @@ def _bodies(spec: dict, good: dict):
                 for what, entry, index in (("index", _wildcard_value(dep, bad, 1), bad),
                                            ("value", _wildcard_value(dep, METER, bad), METER)):
                     body = callback_body(spec, base, [_changed_id(dep, index)])
-                    for d in body["inputs"]:
-                        if d["id"] == dep["id"]:
-                            d["value"] = entry
+                    # as the browser sends a pattern's input: the list of its matches in the input's place
+                    body["inputs"] = [entry if d["id"] == dep["id"] else b for d, b in zip(spec["inputs"],
+                                                                                            body["inputs"])]
                     yield f"{_key(dep)}[{what}]", name, body
                 continue
             changed = _key(dep) if dep in spec["inputs"] else _key(first)

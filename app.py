@@ -201,7 +201,7 @@ def cmd_send_command(cfg, args) -> int:
         try:
             key = MasterKey(bytes.fromhex(args.key_hex), "--key-hex")
         except ValueError as exc:
-            raise SystemExit(f"error: --key-hex: {exc}") from None
+            raise ValueError(f"--key-hex: {exc}") from None
     else:
         key = load_master_key(cfg.master_key_file, cfg.master_key_env, create=False)
     profile = ProfileRegistry(cfg.profile_dir).get(args.profile)
@@ -213,7 +213,7 @@ def cmd_send_command(cfg, args) -> int:
         try:   # the project's one amount parser, as the desk and the API read amounts
             amount = parse_amount(args.amount)
         except BillingError as exc:
-            raise SystemExit(f"error: --amount: {exc}") from None
+            raise ValueError(f"--amount: {exc}") from None
         extra = {"amount": amount, "count": args.count}
     result = send_command(args.dev_host, args.dev_port, args.unit, profile, args.meter_address, key.bytes,
                           args.action, framer=args.framer, timeout_s=args.timeout, **extra)

@@ -72,7 +72,9 @@
       try { report(response); } catch (e) { /* showing a message must never break the callback itself */ }
       return response;
     }, function (error) {
-      show(rootText("server-unreachable", "The server did not answer."), {});
+      if (!error || error.name !== "AbortError") {  // an aborted request was given up on purpose
+        show(rootText("server-unreachable", "The server did not answer."), {});
+      }
       throw error;
     });
   };

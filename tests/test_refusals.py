@@ -246,3 +246,21 @@ def test_a_signed_out_operator_is_told_to_sign_in_with_a_link_back(rt, browser):
         assert page.get_attribute("#refusal-alert a", "href") == "/login?next=%2Fmeters"
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("failure, key", [("no answer", "app.server_unreachable"), ("500", "app.callback_failed")])
+def test_a_callback_the_server_fails_or_never_answers_says_so_in_the_operators_language(rt, browser, failure, key):
+    username = _operator(rt, "unlucky-zh", ["cashier"], language="zh")
+    context, page = _signed_in(rt, browser, username)
+    try:
+        page.goto(base_url(rt) + "/meters")
+        page.wait_for_selector("#meters-grid .ag-row")
+        if failure == "500":
+            page.route("**/_dash-update-component*", lambda route: route.fulfill(status=500, body="<html>boom</html>"))
+        else:
+            page.route("**/_dash-update-component*", lambda route: route.abort("connectionrefused"))
+        page.click("#meters-refresh")
+        alert = page.wait_for_selector("#refusal-alert")
+        assert alert.inner_text().strip() == t(key, "zh")
+    finally:
+        context.close()

@@ -200,7 +200,7 @@ def test_a_reversal_the_meter_never_applied_says_how_to_put_the_money_right(worl
     with pytest.raises(BillingError) as err:
         ledger.reverse_entry(world.ctx, sale.receipt_no, cashier("cashier"), "again")
     assert err.value.code == "reversal_failed_before" and rev.receipt_no in err.value.message("en")
-    assert "退电" in err.value.message("zh")
+    assert "退费" in err.value.message("zh")
     world.dispatcher.expire_after = dt.timedelta(hours=24)
     fix = ledger.refund(world.ctx, address(4), "30.00", cashier("cashier"),
                         reason=f"reversal {rev.receipt_no} not applied")

@@ -247,6 +247,7 @@ def _callback_failures(client: WebClient, good: dict, names=None) -> list[str]:
     return failures
 
 
+@pytest.mark.timeout(1200)  # about 4,000 requests: minutes on a loaded 2-core machine
 def test_no_callback_answers_500_to_a_wrong_type_or_size_in_any_field(admin, good):
     failures = _callback_failures(admin, good)
     assert not failures, f"{len(failures)} calls failed:\n" + "\n".join(failures)

@@ -150,10 +150,11 @@ def customer_pages(ctx: BillingContext, qr_key: bytes) -> Blueprint:
 
     @bp.get("/c/")
     def no_token():  # noqa: ANN202
-        """Someone opened the customer pages' address without a code (typed, or a cut-off link)."""
+        """Someone opened the customer pages' address without a code (typed, or a cut-off link): no page is
+        there (404 for machines), but a person is told what the address is for."""
         lang = lang_of_request()
         page = notice_page(lang, t("billing.customer.no_token", lang), [t("billing.customer.no_token_help", lang)])
-        return Response(page, mimetype="text/html")
+        return Response(page, status=404, mimetype="text/html")
 
     @bp.get("/c")
     def no_slash():  # noqa: ANN202

@@ -146,7 +146,8 @@ def test_a_nul_in_a_login_name_exports_the_operation_log_with_a_message(rt, site
                                                        "audit-applied.data": {"action": "auth.login_failed"}}))
     rows = list(load_workbook(io.BytesIO(_download(body, "audit-download"))).worksheets[0].values)
     assert ("adm\ufffdin", t("audit.actions.auth.login_failed", "zh")) in {(r[1], r[2]) for r in rows[1:]}
-    assert t("export.cells_replaced", "zh", n=2) in _text(body["audit-result"]["children"])  # operator and target
+    # the operator's cell; the target was stored printable already (storage.audit writes "adm?in")
+    assert t("export.cells_replaced", "zh", n=1) in _text(body["audit-result"]["children"])
 
 
 # ---------------------------------------------------------------------------------------------

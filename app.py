@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import errno
 import logging
 import os
 import signal
@@ -245,6 +246,12 @@ def cmd_serve(cfg, demo: bool) -> int:
         rt.serve_forever()
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"error: address already in use: {cfg.host}:{cfg.port} (another server is running there; "
+              "choose another with --port or $PORT)", file=sys.stderr)
+        return 2
     finally:
         rt.stop()
     return 0

@@ -93,7 +93,9 @@ def test_user_list_shows_each_operator_with_roles(site):
     assert [line.split()[:3] for line in lines[1:]] == [["anna", "cashier", "yes"], ["bo", "worker", "yes"]]
 
 
-def _serve_until_up(args, cwd, env_extra, port):
+def _serve_until_up(args, cwd, env_extra, port, tries=3):
+    """Start app.py on `port` and wait for its sign-in page. Another test process may take a free port between
+    our pick and the server's bind (parallel workers): then the server says so and we try another port."""
     env = {**os.environ, "WATTLINE_CONFIG": "", **env_extra}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -107,7 +109,10 @@ def _serve_until_up(args, cwd, env_extra, port):
                 break
             time.sleep(0.3)
     proc.kill()
-    raise AssertionError("the server did not come up: " + (proc.stdout.read() if proc.stdout else ""))
+    output = proc.stdout.read() if proc.stdout else ""
+    if tries > 1 and "address already in use" in output.lower():
+        return _serve_until_up(args, cwd, env_extra, free_port(), tries - 1)
+    raise AssertionError("the server did not come up: " + output)
 
 
 def _stop(proc) -> str:

@@ -138,7 +138,7 @@ def cmd_import(cfg, args) -> int:
 def _read_new_password(from_stdin: bool) -> str:
     import getpass
 
-    from core.operators import OperatorError, check_password_policy
+    from operators.service import OperatorError, check_password_policy
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -150,7 +150,7 @@ def _read_new_password(from_stdin: bool) -> str:
 
 
 def cmd_user(cfg, args) -> int:
-    from core.operators import Accounts, OperatorError
+    from operators.service import Accounts, OperatorError
     from dashboard.i18n import t
     from storage.engine import dispose, open_engine
     from storage.migrations import migrate
@@ -236,7 +236,7 @@ def cmd_simulate(cfg, argv: list[str]) -> int:
 
 
 def cmd_serve(cfg, demo: bool) -> int:
-    from core.runtime import Runtime
+    from serve.runtime import Runtime
     rt = Runtime(cfg, demo=demo)
     # SIGTERM (service managers, `kill`) stops cleanly: the simulator saves its meters, the
     # scheduler finishes its cycle, DuckDB closes its file.
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     from collectors.profiles import ProfileError
     from collectors.topology_import import TopologyImportError
     from collectors.modbus import FieldError
-    from core.runtime import DemoError
+    from serve.runtime import DemoError
     try:
         cfg = load_config(args.config)
         if args.port:
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "init-db":
             return cmd_init_db(cfg)
         if cmd == "api-client":
-            from billing.wiring import api_client_cli
+            from serve.billing import api_client_cli
             if args.client_action != "list" and not args.name:
                 parser.error("api-client add/revoke needs a NAME")
             return api_client_cli(cfg, args.client_action, args.name, f"cli:{os.environ.get('USER', 'unknown')}")

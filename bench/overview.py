@@ -83,7 +83,7 @@ def seed(path: Path, site, history_days: int = 1):
 
 def make_app(engine):
     """The Dash app as the runtime builds it: the overview's services, sign-in, one operator."""
-    from core.operators import Accounts
+    from operators.service import Accounts
     from dashboard.app import create_app
     from dashboard.auth import install_auth
 

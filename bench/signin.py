@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from argon2 import PasswordHasher  # noqa: E402
 
-from core import operators  # noqa: E402
-from core.operators import Accounts  # noqa: E402
-from core.runtime import utcnow  # noqa: E402
+from operators import service as operators  # noqa: E402
+from operators.service import Accounts  # noqa: E402
+from serve.runtime import utcnow  # noqa: E402
 from storage.engine import dispose, open_engine  # noqa: E402
 from storage.migrations import migrate  # noqa: E402
 

@@ -30,7 +30,7 @@ from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.balance import known_balance
 from billing.credit import Actor, authorize, move_money, reason_text, require_actor
-from billing.ledger import _meter, _operator
+from billing.lookup import meter_by_number, operator_name
 from billing.money import parse_amount
 from billing.settings import default_tariff_id, meter_limits
 from billing.states import ACCOUNT_TRANSITIONS, check
@@ -105,15 +105,15 @@ def reveal_national_id(ctx: BillingContext, account_id: int, operator: str) -> s
     """The clear national ID for an operator allowed to see it (the caller checks permission); audited."""
     now = ctx.now()
     with ctx.engine.begin() as conn:
-        a = _account(conn, account_id)
-        audit.record(conn, operator=_operator(operator), action="billing.reveal_national_id",
+        a = account_row(conn, account_id)
+        audit.record(conn, operator=operator_name(operator), action="billing.reveal_national_id",
                      target=f"account:{account_id}", ts=now)
         return pii.decrypt_national_id(ctx.pii_key, a["national_id_enc"])
 
 
 # ---------------------------------------------------------------------------------------------
 
-def _account(conn: sa.Connection, account_id: int, status: str | None = None) -> dict:
+def account_row(conn: sa.Connection, account_id: int, status: str | None = None) -> dict:
     """The account (BillingError when there is none, or when it is not in `status`: open / closing)."""
     a = store.account_by_id(conn, account_id)
     if a is None:
@@ -124,7 +124,7 @@ def _account(conn: sa.Connection, account_id: int, status: str | None = None) ->
 
 
 def _prepare_meter(ctx: BillingContext, conn: sa.Connection, address, purchase_count: int | None) -> tuple[dict, int]:
-    m = _meter(conn, address)
+    m = meter_by_number(conn, address)
     if m["status"] == "removed":
         raise BillingError("meter_removed", meter=m["address"])
     if not ctx.is_prepaid_profile(m["profile"]):
@@ -139,7 +139,7 @@ def _prepare_meter(ctx: BillingContext, conn: sa.Connection, address, purchase_c
     return m, max(purchase_count, store.max_live_count(conn, m["id"]) or 0)
 
 
-def _resolve_tariff(conn: sa.Connection, tariff_id: int | None, now: dt.datetime) -> tuple[int, dict]:
+def resolve_tariff(conn: sa.Connection, tariff_id: int | None, now: dt.datetime) -> tuple[int, dict]:
     tid = tariff_id if tariff_id is not None else default_tariff_id(conn)
     if tid is None:
         raise BillingError("tariff_missing", tariff=tid)
@@ -150,7 +150,7 @@ def _resolve_tariff(conn: sa.Connection, tariff_id: int | None, now: dt.datetime
     return tid, version
 
 
-def _setup_meter(ctx: BillingContext, conn: sa.Connection, *, account_id: int, m: dict, base: int, tariff_id: int,
+def setup_meter(ctx: BillingContext, conn: sa.Connection, *, account_id: int, m: dict, base: int, tariff_id: int,
                  version: dict, operator: str, now: dt.datetime, batch: str) -> None:
     store.insert_link(conn, account_id=account_id, meter_id=m["id"], base_purchase_count=base, now=now,
                       operator=operator)
@@ -178,7 +178,7 @@ def open_account(ctx: BillingContext, *, holder_name: str, meter_addresses: list
     A meter's starting purchase count is its last reading's (or `purchase_counts[address]`, read
     on the spot by the caller). Every input is checked before anything is written.
     """
-    operator = _operator(operator)
+    operator = operator_name(operator)
     holder = pii.normalize_holder(holder_name)
     phone = pii.normalize_phone(phone)
     nid = pii.normalize_national_id(national_id) if national_id not in (None, "") else None
@@ -189,11 +189,11 @@ def open_account(ctx: BillingContext, *, holder_name: str, meter_addresses: list
         raise BillingError("meter_listed_twice")
     now = ctx.now()
     with ctx.engine.connect() as conn:
-        ids = [_meter(conn, a)["id"] for a in addresses]
+        ids = [meter_by_number(conn, a)["id"] for a in addresses]
     batch = None
     with meters_transaction(ctx.engine, ids) as conn:
         prepared = [_prepare_meter(ctx, conn, a, (purchase_counts or {}).get(a)) for a in addresses]
-        tid, version = _resolve_tariff(conn, tariff_id, now)
+        tid, version = resolve_tariff(conn, tariff_id, now)
         if room_id is None:
             room_id = prepared[0][0]["room_id"]
         elif not store.room_exists(conn, room_id):
@@ -204,7 +204,7 @@ def open_account(ctx: BillingContext, *, holder_name: str, meter_addresses: list
             opened_at=now, operator=operator)
         batch = f"open-{account_id}"
         for m, base in prepared:
-            _setup_meter(ctx, conn, account_id=account_id, m=m, base=base, tariff_id=tid, version=version,
+            setup_meter(ctx, conn, account_id=account_id, m=m, base=base, tariff_id=tid, version=version,
                          operator=operator, now=now, batch=batch)
         audit.record(conn, operator=operator, action="billing.open_account", target=f"account:{account_id}", ts=now,
                      after={"holder": pii.mask_name(holder), "room_id": room_id, "meters": addresses,
@@ -218,19 +218,19 @@ def add_meter(ctx: BillingContext, account_id: int, meter_address: str, operator
               tariff_id: int | None = None, purchase_count: int | None = None,
               remote: str | None = None) -> AccountView:
     """Add one more meter to an open account (setup commands as at opening)."""
-    operator = _operator(operator)
+    operator = operator_name(operator)
     now = ctx.now()
     with ctx.engine.connect() as conn:
-        mid = _meter(conn, meter_address)["id"]
+        mid = meter_by_number(conn, meter_address)["id"]
     with meters_transaction(ctx.engine, [mid]) as conn:
-        _account(conn, account_id, "open")
+        account_row(conn, account_id, "open")
         m, base = _prepare_meter(ctx, conn, meter_address, purchase_count)
         if tariff_id is None:
             tariff_id = next((store.meter_tariff_at(conn, x["meter_id"], now)
                               for x in store.account_meters(conn, account_id)), None)
-        tid, version = _resolve_tariff(conn, tariff_id, now)
+        tid, version = resolve_tariff(conn, tariff_id, now)
         batch = f"add-{account_id}-{m['id']}"
-        _setup_meter(ctx, conn, account_id=account_id, m=m, base=base, tariff_id=tid, version=version,
+        setup_meter(ctx, conn, account_id=account_id, m=m, base=base, tariff_id=tid, version=version,
                      operator=operator, now=now, batch=batch)
         audit.record(conn, operator=operator, action="billing.add_meter", target=f"account:{account_id}", ts=now,
                      after={"meter": m["address"], "tariff_id": tid}, source=remote)
@@ -251,7 +251,7 @@ def close_account(ctx: BillingContext, account_id: int, actor: Actor, *, reason)
     operator, remote = actor.username[:100], actor.address or actor.channel
     now = ctx.now()
     with ctx.engine.connect() as conn:
-        _account(conn, account_id)
+        account_row(conn, account_id)
         links = store.account_meters(conn, account_id)
     batch = f"close-{account_id}"
     with meters_transaction(ctx.engine, [x["meter_id"] for x in links]) as conn:
@@ -355,10 +355,10 @@ def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: st
     value = parse_amount(amount, allow_zero=True, negative_code="refund_amount_negative")
     reason = reason_text(reason, True)
     with ctx.engine.connect() as conn:
-        m = _meter(conn, meter_address)
+        m = meter_by_number(conn, meter_address)
     now = ctx.now()
     with meters_transaction(ctx.engine, [m["id"]]) as conn:
-        _account(conn, account_id, "closing")
+        account_row(conn, account_id, "closing")
         if m["id"] not in {x["meter_id"] for x in store.account_meters(conn, account_id)}:
             raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
         if _meter_settled(conn, account_id, m["id"]):

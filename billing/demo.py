@@ -17,7 +17,7 @@ from billing import pii
 from billing.context import BillingContext
 from billing.money import from_fen, receipt_number
 from billing.settings import DEFAULT_TARIFF
-from billing.tariffs import _version_values, validate_prices
+from billing.tariffs import validate_prices, version_values
 from storage import audit
 from storage import billing as store
 from storage.schema import meter
@@ -69,7 +69,7 @@ def seed_demo_billing(ctx: BillingContext, site, purchases: pd.DataFrame, histor
             checked = validate_prices(mode, body.get("prices"), body.get("segments"), body.get("tiers"))
             tid = store.insert_tariff(conn, name=name, mode=mode, created_at=now, created_by=OPERATOR)
             store.insert_version(conn, tariff_id=tid, version_no=1, valid_from=since, created_at=now,
-                                 created_by=OPERATOR, **_version_values(checked))
+                                 created_by=OPERATOR, **version_values(checked))
             tariff_ids[name] = tid
         store.set_setting(conn, DEFAULT_TARIFF, str(tariff_ids["Flat 0.60"]), now)
         ids = {a: (i, r) for i, a, r in conn.execute(sa.select(meter.c.id, meter.c.address, meter.c.room_id))}

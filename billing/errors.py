@@ -19,20 +19,12 @@ class BillingError(ValueError):
         return f"billing.error.{self.code}"
 
     def message(self, lang: str = "en") -> str:
-        # The catalogs are the application's one set of texts (dashboard/locales); i18n.t is a
-        # plain TOML lookup with no UI import, so the domain layer can use it for its messages.
-        from dashboard.i18n import permission_label, t
-        params = {k: _text(v) for k, v in self.params.items()}
-        if "permission" in params:  # a refusal names the permission as the operator reads it, and its code
-            params.setdefault("permission_label", permission_label(params["permission"], lang))
-        return t(self.key, lang, **params)
+        """The text in `lang` (core.text.error_text: the catalogs are the floor every layer may read)."""
+        from core.text import error_text
+        return error_text(self, lang)
 
     def __str__(self) -> str:
         try:
             return self.message("en")
         except Exception:  # a missing key must not hide the error itself
             return f"{self.code} {self.params}"
-
-
-def _text(value) -> str:
-    return str(value)

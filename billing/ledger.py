@@ -26,6 +26,7 @@ from billing.balance import Balance, known_balance, next_purchase_count  # noqa:
 from billing.context import BillingContext
 from billing.credit import Actor, authorize, move_money, reason_text, require_actor
 from billing.errors import BillingError
+from billing.lookup import meter_by_number, operator_name
 from billing.money import parse_amount
 from billing.states import LEDGER_TRANSITIONS, check
 from storage import billing as store
@@ -101,7 +102,7 @@ def get_entry(ctx: BillingContext, receipt_no: str) -> EntryView:
 
 def meter_entries(ctx: BillingContext, meter_address: str, limit: int = 20) -> list[EntryView]:
     with ctx.engine.connect() as conn:
-        m = _meter(conn, meter_address)
+        m = meter_by_number(conn, meter_address)
         return [entry_view(conn, e) for e in store.entries_of_meter(conn, m["id"], limit)]
 
 
@@ -112,26 +113,11 @@ def account_entries(ctx: BillingContext, account_id: int, limit: int = 200) -> l
 
 def meter_balance(ctx: BillingContext, meter_address: str) -> Balance:
     with ctx.engine.connect() as conn:
-        return known_balance(conn, _meter(conn, meter_address)["id"])
+        return known_balance(conn, meter_by_number(conn, meter_address)["id"])
 
 
 # ---------------------------------------------------------------------------------------------
 # validation helpers
-
-def _meter(conn: sa.Connection, address) -> dict:
-    text = str(address or "").strip()
-    m = store.meter_by_address(conn, text) if re.fullmatch(r"[0-9]{12}", text) else None
-    if m is None:
-        raise BillingError("meter_unknown", meter=text)
-    return m
-
-
-def _operator(operator: str) -> str:
-    text = (operator or "").strip()
-    if not text:
-        raise BillingError("operator_missing")
-    return text[:100]
-
 
 def _request_id(request_id) -> str | None:
     if request_id is None:
@@ -140,10 +126,6 @@ def _request_id(request_id) -> str | None:
     if not _REQUEST_ID.fullmatch(text):
         raise BillingError("request_id_invalid")
     return text
-
-
-def _reason(reason, required: bool) -> str | None:
-    return reason_text(reason, required)
 
 
 def open_link(conn: sa.Connection, m: dict) -> dict:
@@ -187,9 +169,9 @@ def _money(ctx: BillingContext, action: str, meter_address, amount, actor: Actor
         raise BillingError("refund_fields_missing")
     amount = parse_amount(amount, negative_code="amount_negative" if kind == "sale" else "refund_amount_negative")
     request_id = _request_id(request_id)
-    reason = _reason(reason, required=kind == "refund")
+    reason = reason_text(reason, required=kind == "refund")
     with ctx.engine.connect() as conn:
-        m = _meter(conn, meter_address)
+        m = meter_by_number(conn, meter_address)
 
     def work(conn: sa.Connection) -> EntryView:
         if request_id is not None:
@@ -253,7 +235,7 @@ def reverse_entry(ctx: BillingContext, receipt_no: str, actor: Actor, reason: st
         raise BillingError("reversal_fields_missing")
     if not receipt_text:
         raise BillingError("receipt_missing")
-    reason = _reason(reason, required=True)
+    reason = reason_text(reason, required=True)
     with ctx.engine.connect() as conn:
         original = store.entry_by_receipt(conn, receipt_text)
     if original is None:

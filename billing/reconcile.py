@@ -86,9 +86,10 @@ def resolve_alarm(engine: sa.Engine, clock: Callable[[], dt.datetime], alarm_id,
 
     A count mismatch that is still there opens again at the meter's next reading."""
     from billing.errors import BillingError
-    from billing.ledger import _operator, _reason
-    operator = _operator(operator)
-    note = _reason(note, required=True)
+    from billing.credit import reason_text
+    from billing.lookup import operator_name
+    operator = operator_name(operator)
+    note = reason_text(note, required=True)
     if isinstance(alarm_id, bool) or not str(alarm_id or "").strip().isdigit():
         raise BillingError("alarm_not_open", alarm=alarm_id)
     now = clock()

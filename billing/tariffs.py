@@ -152,7 +152,7 @@ def wire_payload(mode: str, body: TariffPrices, version_id: int | None = None) -
             "tariff_version_id": version_id}
 
 
-def _version_values(body: TariffPrices) -> dict:
+def version_values(body: TariffPrices) -> dict:
     return dict(price_sharp=body.prices[0], price_peak=body.prices[1], price_flat=body.prices[2],
                 price_valley=body.prices[3], segments=json.dumps([list(s) for s in body.segments]),
                 tiers=json.dumps([[b, str(p)] for b, p in body.tiers]))
@@ -178,7 +178,7 @@ def create_tariff(ctx: BillingContext, name: str, mode: str, operator: str, *, p
             raise BillingError("tariff_name_taken", name=name)
         tid = store.insert_tariff(conn, name=name, mode=mode, created_at=now, created_by=operator)
         vid = store.insert_version(conn, tariff_id=tid, version_no=1, valid_from=valid_from or now, created_at=now,
-                                   created_by=operator, **_version_values(body))
+                                   created_by=operator, **version_values(body))
         audit.record(conn, operator=operator, action="billing.tariff_create", source=remote, target=f"tariff:{tid}", ts=now,
                      after={"name": name, "mode": mode, "version_id": vid, **wire_payload(mode, body, vid)})
     return tid
@@ -218,7 +218,7 @@ def add_tariff_version(ctx: BillingContext, tariff_id: int, operator: str, *, pr
         _check_start(ctx, conn, tariff_id, valid_from or now, now)
         number = store.max_version_no(conn, tariff_id) + 1
         vid = store.insert_version(conn, tariff_id=tariff_id, version_no=number, valid_from=valid_from or now,
-                                   created_at=now, created_by=operator, **_version_values(body))
+                                   created_at=now, created_by=operator, **version_values(body))
         audit.record(conn, operator=operator, action="billing.tariff_version", source=remote, target=f"tariff:{tariff_id}", ts=now,
                      after={"version_no": number, "valid_from": valid_from or now, **wire_payload(t["mode"], body, vid)})
     return vid

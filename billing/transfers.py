@@ -28,12 +28,13 @@ from typing import Callable
 import sqlalchemy as sa
 
 from billing import pii
-from billing.accounts import _account, _resolve_tariff, _setup_meter
+from billing.accounts import account_row, resolve_tariff, setup_meter
 from billing.balance import known_balance
 from billing.context import BillingContext
 from billing.credit import Actor, authorize, check_hoarding, move_money, reason_text, require_actor
 from billing.errors import BillingError
-from billing.ledger import EntryView, _meter, entry_view, open_link
+from billing.ledger import EntryView, entry_view, open_link
+from billing.lookup import meter_by_number
 from billing.money import parse_amount
 from billing.settings import transfer_approval_above
 from storage import audit
@@ -217,7 +218,7 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
         authorize(ctx, actor, READ, f"account:{account_id}")
         reason = reason_text(reason, False)
     with ctx.engine.connect() as conn:
-        new = _meter(conn, new_meter_address)
+        new = meter_by_number(conn, new_meter_address)
         old = store.meter_by_address(conn, old_address) if re.fullmatch(r"[0-9]{12}", old_address) else None
         if old is None and (not entered or not re.fullmatch(r"[0-9]{12}", old_address)):
             raise BillingError("meter_unknown", meter=old_address)
@@ -227,7 +228,7 @@ def transfer_old_meter_balance(ctx: BillingContext, account_id: int, old_meter_a
                                       amount=amount if entered else None, reason=reason)
 
     def work(conn: sa.Connection):
-        _account(conn, account_id, "open")
+        account_row(conn, account_id, "open")
         link = open_link(conn, new)
         if link["account_id"] != account_id:
             raise BillingError("meter_not_in_account", meter=new["address"], account=account_id)
@@ -281,11 +282,11 @@ def replace_meter_in_place(ctx: BillingContext, account_id: int, meter_address: 
     else:
         reason = reason_text(reason, False)
     with ctx.engine.connect() as conn:
-        m = _meter(conn, meter_address)
+        m = meter_by_number(conn, meter_address)
     now = ctx.now()
 
     def work(conn: sa.Connection):
-        _account(conn, account_id, "open")
+        account_row(conn, account_id, "open")
         link = store.active_link(conn, m["id"])
         if link is None or link["account_id"] != account_id:
             raise BillingError("meter_not_in_account", meter=m["address"], account=account_id)
@@ -313,9 +314,9 @@ def replace_meter_in_place(ctx: BillingContext, account_id: int, meter_address: 
                              f"{before['ts']:%Y-%m-%d %H:%M} UTC before the reset")
         store.end_links(conn, account_id, [m["id"]], now)
         epoch = store.start_count_epoch(conn, m["id"])
-        tid, version = _resolve_tariff(conn, store.meter_tariff_at(conn, m["id"], now), now)
+        tid, version = resolve_tariff(conn, store.meter_tariff_at(conn, m["id"], now), now)
         batch = f"replace-{account_id}-{m['id']}-{epoch}"
-        _setup_meter(ctx, conn, account_id=account_id, m=m, base=count, tariff_id=tid, version=version,
+        setup_meter(ctx, conn, account_id=account_id, m=m, base=count, tariff_id=tid, version=version,
                      operator=actor.username[:100], now=now, batch=batch)
         entry = request = None
         if value > 0 and entered and value > transfer_approval_above(conn):
@@ -377,7 +378,7 @@ def approve_transfer(ctx: BillingContext, request_id, actor: Actor, *, note: str
 
     def work(conn: sa.Connection) -> EntryView:
         r = _check_awaiting(conn, rid, actor)
-        _account(conn, r["account_id"], "open")
+        account_row(conn, r["account_id"], "open")
         link = open_link(conn, new)
         if link["account_id"] != r["account_id"]:
             raise BillingError("meter_not_in_account", meter=new["address"], account=r["account_id"])

@@ -7,7 +7,8 @@ from decimal import Decimal
 from billing import pii
 from billing.context import BillingContext
 from billing.errors import BillingError
-from billing.ledger import _meter, entry_view, known_balance
+from billing.ledger import entry_view, known_balance
+from billing.lookup import meter_by_number
 from billing.money import amount_in_words
 from storage import billing as store
 
@@ -25,7 +26,7 @@ def _money(d: Decimal | None) -> str | None:
 def meter_summary(ctx: BillingContext, address: str) -> dict:
     """A meter as the API shows it: place, status, account (holder masked), known balance, last reading."""
     with ctx.engine.connect() as conn:
-        m = _meter(conn, address)
+        m = meter_by_number(conn, address)
         label = store.room_label(conn, m["room_id"])
         link = store.active_link(conn, m["id"])
         reading = store.meter_reading(conn, m["id"]) or {}

@@ -10,6 +10,7 @@ import dash
 from dash import html
 from flask import Response, redirect, request
 
+from dashboard.app_config import SHELL_HOOKS
 from dashboard.components.shell import navbar, register_nav_callbacks, site_clock
 from dashboard.i18n import COOKIE, LANGUAGES, request_lang, t
 from dashboard.inputs import install_callback_checks
@@ -22,10 +23,9 @@ _HERE = Path(__file__).resolve().parent
 # phone wrapping rules). Linked here first and left out of the assets Dash links itself.
 BOOTSTRAP_CSS = ["/assets/vendor/bootstrap/bootstrap.min.css", "/assets/vendor/bootstrap-icons/bootstrap-icons.min.css"]
 
-# Hooks the auth layer sets (dashboard/auth.py): who is signed in, and may they do X.
-current_user_name: Callable[[], str | None] = lambda: None  # noqa: E731
-allowed: Callable[[str], bool] = lambda permission: True  # noqa: E731
-csrf_token: Callable[[], str] = lambda: ""  # noqa: E731
+# Without the auth layer (dashboard/auth.py puts its own under SHELL_HOOKS): nobody signed in, all allowed.
+NO_AUTH: dict[str, Callable] = {"current_user_name": lambda: None, "allowed": lambda permission: True,
+                                "csrf_token": lambda: ""}
 
 
 def create_app(health: Callable[[], dict], services: object | None = None) -> dash.Dash:
@@ -45,7 +45,9 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
         texts = {"data-callback-failed": t("app.callback_failed", lang),
                  "data-server-unreachable": t("app.server_unreachable", lang),
                  "data-sign-in": t("auth.submit", lang), "data-close": t("app.close", lang)}
-        return html.Div([navbar(lang, current_user_name(), allowed, csrf_token()), dash.page_container,
+        hooks = app.server.config.get(SHELL_HOOKS, NO_AUTH)
+        return html.Div([navbar(lang, hooks["current_user_name"](), hooks["allowed"], hooks["csrf_token"]()),
+                         dash.page_container,
                          site_clock(lang, site_zone())],
                         id="app-root", lang="zh-CN" if lang == "zh" else "en", **texts)
 

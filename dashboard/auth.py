@@ -1,4 +1,4 @@
-"""Sign-in for the dashboard: Flask-Login sessions over core.operators, the /login page, a guard on
+"""Sign-in for the dashboard: Flask-Login sessions over operators.service, the /login page, a guard on
 every route that is not public, and server-side permission checks for Dash callbacks.
 
 Pages register each callback that changes state (or hands out data) with `guarded_callback`
@@ -41,8 +41,9 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from markupsafe import escape
 
 from core.config import LimitsConfig
-from core.operators import Accounts, LoginRefused, Operator
+from operators.service import Accounts, LoginRefused, Operator
 from dashboard import access
+from dashboard.app_config import SHELL_HOOKS
 from dashboard.i18n import COOKIE, permission_label, request_lang, t
 from dashboard.websecurity import (SECURITY_LOG, local_target, note_rate_limited, retry_after, same_origin_request,
                                    security_event)
@@ -213,8 +214,6 @@ def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secu
                  limiter: Limiter | None = None, limits: LimitsConfig | None = None) -> None:
     """Sign-in, the route guard and the language hook on `app`'s Flask server. With a `limiter`
     (dashboard.websecurity), sign-in attempts are limited per client address and per user name."""
-    import dashboard.app as dash_app_module
-
     server: Flask = app.server
     server.secret_key = secret_key
     server.config.update(
@@ -245,9 +244,9 @@ def install_auth(app: dash.Dash, accounts_: Accounts, secret_key: bytes, *, secu
     server.add_url_rule("/login", "wattline_login", login_view, methods=["GET", "POST"])
     server.add_url_rule("/logout", "wattline_logout", _logout, methods=["GET", "POST"])
 
-    dash_app_module.current_user_name = current_user_name
-    dash_app_module.allowed = allowed
-    dash_app_module.csrf_token = csrf_token
+    # what the shell's navbar shows (dashboard.app reads these from the server's configuration)
+    server.config[SHELL_HOOKS] = {"current_user_name": current_user_name, "allowed": allowed,
+                                  "csrf_token": csrf_token}
 
 
 def is_public(path: str) -> bool:

@@ -5,7 +5,7 @@ from flask import current_app
 
 
 def runtime():
-    """The serving process (core.runtime.Runtime) the app was created for."""
+    """The serving process (serve.runtime.Runtime) the app was created for."""
     return current_app.config["WATTLINE_SERVICES"]
 
 

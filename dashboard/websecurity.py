@@ -1,6 +1,6 @@
 """Request-level defences of the web server: same-site redirects and requests, rate limits, body limits, headers.
 
-`install_request_guards(app, limits)` puts them on a Dash app's Flask server (core.runtime does,
+`install_request_guards(app, limits)` puts them on a Dash app's Flask server (serve.runtime does,
 before the sign-in layer); the sign-in layer applies its own login limits with the limiter it returns.
 
 - Request bodies: at most `limits.api_body_bytes` under /api/v1, `limits.body_bytes` elsewhere

@@ -72,7 +72,7 @@ def _open_duckdb(url: str) -> sa.Engine:
 
 def _owner_only(path: str) -> None:
     """Mode 0600 for the database file and its write-ahead log as they are now. A WAL DuckDB creates
-    later gets the process's umask: the serving process sets 077 (core.runtime)."""
+    later gets the process's umask: the serving process sets 077 (serve.runtime)."""
     for name in (path, path + ".wal"):
         try:
             os.chmod(name, 0o600)
@@ -84,7 +84,6 @@ def run_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T], *, at
     """`work(conn)` in one transaction, run again from the start when the database reports a
     write-write conflict (DuckDB's optimistic concurrency) or a serialization failure (PostgreSQL).
     `work` must read what it decides on through `conn`, so a rerun sees the winner's commit."""
-    from storage.outbox import is_conflict  # the one definition of "conflict" (outbox retries its own)
     for attempt in range(attempts):
         try:
             with engine.begin() as conn:
@@ -105,3 +104,19 @@ def dispose(engine: sa.Engine) -> None:
             root.close()
         except Exception:  # already closed
             pass
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A DuckDB optimistic-concurrency conflict (or a PostgreSQL serialization failure): retry the transaction."""
+    text = str(getattr(exc, "orig", exc))
+    return ("Conflict on" in text or "write-write conflict" in text or "could not serialize" in text
+            or "deadlock detected" in text)
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A unique key refused the write: IntegrityError on PostgreSQL; on DuckDB a commit-time
+    TransactionException (another transaction committed the same key first)."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    text = str(getattr(exc, "orig", exc))
+    return "UNIQUE constraint" in text or "Duplicate key" in text or "duplicate key" in text

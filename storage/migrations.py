@@ -39,6 +39,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda conn: _retired_meters(conn)),
     Migration(7, "retired tariffs; accounts' phone numbers as digits for search",
               lambda conn: _retired_tariffs_and_phone_digits(conn)),
+    Migration(8, "foundations: commands' purpose, alarm subjects and levels, history of master meters and "
+                 "transformer terminals", lambda conn: _foundations(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -126,6 +128,26 @@ def _retired_tariffs_and_phone_digits(conn: sa.Connection) -> None:
     if updates:
         conn.execute(table.update().where(table.c.id == sa.bindparam("row_id"))
                      .values(phone_digits=sa.bindparam("digits")), updates)
+
+
+def _foundations(conn: sa.Connection) -> None:
+    """Version 8 (issue 9), three parts, each idempotent on its own."""
+    _command_purpose(conn)
+    _alarm_service(conn)
+    _device_history(conn)
+
+
+def _command_purpose(conn: sa.Connection) -> None:
+    """command.purpose: what the command's settlement does (billing.settlement's registry)."""
+
+
+def _alarm_service(conn: sa.Connection) -> None:
+    """alarm_event: subject, level, message code and parameters, acknowledgement; one open event per subject
+    and kind."""
+
+
+def _device_history(conn: sa.Connection) -> None:
+    """History of master meters and transformer terminals."""
 
 
 def current_version(conn: sa.Connection) -> int | None:

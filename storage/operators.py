@@ -1,4 +1,4 @@
-"""Operators, roles, permissions and sign-in sessions: the SQL behind core.operators."""
+"""Operators, roles, permissions and sign-in sessions: the SQL behind operators.service."""
 from __future__ import annotations
 
 import datetime as dt

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-from storage.engine import is_duckdb
+from storage.engine import is_conflict, is_duckdb, is_unique_violation  # noqa: F401  (imported from here by billing)
 from storage.schema import alarm_event, bus, command, gateway, meter, meter_state
 
 MONEY_KINDS = ("recharge", "refund")
@@ -30,22 +30,6 @@ def _meter_lock(meter_id: int) -> threading.Lock:
         if lock is None:
             lock = _locks[meter_id] = threading.Lock()
         return lock
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """A DuckDB optimistic-concurrency conflict (or a PostgreSQL serialization failure): retry the transaction."""
-    text = str(getattr(exc, "orig", exc))
-    return ("Conflict on" in text or "write-write conflict" in text or "could not serialize" in text
-            or "deadlock detected" in text)
-
-
-def is_unique_violation(exc: BaseException) -> bool:
-    """A unique key refused the write: IntegrityError on PostgreSQL; on DuckDB a commit-time
-    TransactionException (another transaction committed the same key first)."""
-    if isinstance(exc, sa.exc.IntegrityError):
-        return True
-    text = str(getattr(exc, "orig", exc))
-    return "UNIQUE constraint" in text or "Duplicate key" in text or "duplicate key" in text
 
 
 @contextmanager

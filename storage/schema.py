@@ -233,7 +233,7 @@ audit_log = sa.Table(
 
 # ---------------------------------------------------------------------------------------------
 # --- operators and permissions (issue 3)
-# Roles and permissions are rows (seeded by core.operators.seed, idempotent) so a site can
+# Roles and permissions are rows (seeded by operators.service.seed, idempotent) so a site can
 # change what a role may do on /admin/roles; the code names permissions, never roles.
 operator = sa.Table(
     "operator", metadata,

@@ -13,7 +13,7 @@ from billing.settings import set_default_tariff
 from billing.tariffs import create_tariff
 from collectors.profiles import ProfileRegistry
 from collectors.topology_import import import_topology
-from core.operators import DEFAULT_ROLE_PERMISSIONS
+from operators.service import DEFAULT_ROLE_PERMISSIONS
 from simulator.site import BusSpec, GatewaySpec, MeterSpec, SiteSpec
 from storage.schema import command, ledger_entry, meter
 from storage.timeseries import upsert_meter_state

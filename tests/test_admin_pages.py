@@ -7,7 +7,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.i18n import t
 from storage.schema import audit_log
 from tests.webclient import WebClient, base_url, db_snapshot, start_demo_runtime

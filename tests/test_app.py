@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Config, DemoConfig
-from core.runtime import Runtime
+from serve.runtime import Runtime
 from simulator.field import run_field_in_thread
 from simulator.site import BusSpec, GatewaySpec, MeterSpec, SiteSpec
 from tests.conftest import free_port, free_port_block

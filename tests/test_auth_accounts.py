@@ -10,7 +10,7 @@ import argon2
 import pytest
 import sqlalchemy as sa
 
-from core.operators import (ARGON2_MEMORY_KIB, DEFAULT_ROLE_PERMISSIONS, LOCKOUT, MAX_FAILED_LOGINS, PERMISSIONS,
+from operators.service import (ARGON2_MEMORY_KIB, DEFAULT_ROLE_PERMISSIONS, LOCKOUT, MAX_FAILED_LOGINS, PERMISSIONS,
                             ROLES, SESSION_MAX_AGE, Accounts, LoginRefused, OperatorError)
 from storage.schema import audit_log, operator, permission, role, role_permission
 

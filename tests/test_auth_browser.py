@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.operators import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
+from operators.service import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
 from dashboard.components.shell import nav_pages
 from dashboard.i18n import t
 from tests.webclient import base_url, start_demo_runtime

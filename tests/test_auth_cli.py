@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.operators import ROLES, Accounts, LoginRefused
+from operators.service import ROLES, Accounts, LoginRefused
 from storage.engine import dispose, open_engine
 from tests.conftest import free_port, free_port_block
 

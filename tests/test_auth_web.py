@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from core.operators import DEFAULT_ROLE_PERMISSIONS, MAX_FAILED_LOGINS, ROLES, demo_password
+from operators.service import DEFAULT_ROLE_PERMISSIONS, MAX_FAILED_LOGINS, ROLES, demo_password
 from dashboard.auth import GUARDED_CALLBACKS
 from dashboard.i18n import t
 from storage.schema import audit_log

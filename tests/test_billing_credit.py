@@ -15,7 +15,7 @@ from billing import accounts, ledger, transfers
 from billing.credit import Actor
 from billing.errors import BillingError
 from billing.settings import set_hoarding_limit, set_transfer_approval_above
-from core.operators import DEFAULT_ROLE_PERMISSIONS, ROLES, Accounts
+from operators.service import DEFAULT_ROLE_PERMISSIONS, ROLES, Accounts
 from storage.outbox import meter_transaction
 from storage.schema import audit_log, command, ledger_entry, retired_meter, transfer_request
 

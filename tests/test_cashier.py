@@ -26,7 +26,7 @@ from billing import ledger, qr
 from billing.errors import BillingError
 from billing.ledger import get_entry, meter_balance
 from billing.tariffs import tariff_list
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.components.receipt import money
 from dashboard.i18n import t
 from storage.schema import account, account_meter, audit_log, command, ledger_entry, meter, meter_state, room
@@ -640,7 +640,7 @@ def test_an_api_client_is_created_with_its_token_shown_once_and_revoked(rt):
 def test_every_new_page_answers_each_role_by_its_permissions(rt):
     paths = {"/sell": "sale.create", "/accounts": "account.open", "/records": "report.view",
              "/tariffs": "tariff.push", "/qr": "account.open", "/admin/api-clients": "api_client.manage"}
-    from core.operators import DEFAULT_ROLE_PERMISSIONS
+    from operators.service import DEFAULT_ROLE_PERMISSIONS
     for role in ("cashier", "analyst", "operator", "worker"):
         client = _client(rt, role)
         for path, permission in paths.items():

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 
-from core.operators import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
+from operators.service import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
 from dashboard import access
 from dashboard.i18n import t
 from tests.webclient import base_url, start_demo_runtime

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from core.config import Config
-from core.runtime import Runtime
+from serve.runtime import Runtime
 from tests.conftest import free_port
 
 

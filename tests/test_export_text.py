@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from billing.money import receipt_number
 from collectors.profiles import ProfileRegistry
 from collectors.topology_import import import_topology
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.i18n import t
 from storage import billing as store
 from storage.schema import meter

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing.api import openapi_document
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.auth import GUARDED_CALLBACKS
 from storage.schema import account, ledger_entry, meter, room
 from tests.conftest import engine_url

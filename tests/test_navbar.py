@@ -8,7 +8,7 @@ import json
 import plotly
 import pytest
 
-from core.operators import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
+from operators.service import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
 from dashboard import access
 from dashboard.components.shell import NAV, NAV_GROUP, NAV_ITEM, NavGroup, nav_pages, navbar
 from dashboard.i18n import t

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from core.config import Config, DemoConfig
-from core.runtime import Runtime
+from serve.runtime import Runtime
 from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port, free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from billing import ledger
 from billing.credit import Actor
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.components.shell import nav_pages
 from dashboard.i18n import LANGUAGES, t
 from storage.schema import account, account_meter, meter, meter_state

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from billing import ledger, qr
 from billing.credit import Actor
 from billing.tariffs import add_tariff_version, tariff_list
-from core.operators import DEFAULT_ROLE_PERMISSIONS
+from operators.service import DEFAULT_ROLE_PERMISSIONS
 from dashboard import access
 from dashboard.i18n import t
 from storage.schema import meter

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from billing import accounts
 from billing.api import create_api_client, openapi_document, revoke_api_client
-from core.operators import Accounts
+from operators.service import Accounts
 from dashboard.app import create_app
 from dashboard.auth import install_auth
 from storage.schema import audit_log, ledger_entry

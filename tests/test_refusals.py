@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.i18n import t
 from tests.webclient import WebClient, base_url, start_demo_runtime
 

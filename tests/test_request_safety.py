@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from billing.api import create_api_client
 from core.config import LimitsConfig
-from core.operators import demo_password
+from operators.service import demo_password
 from dashboard.i18n import t
 from dashboard.websecurity import local_target
 from storage.schema import audit_log

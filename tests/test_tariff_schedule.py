@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from billing import desk, tariffs
 from billing.context import utcnow
 from billing.tariffs import push_due_versions
-from billing.wiring import push_due_tariffs, start_dispatch, stop_dispatch
+from serve.billing import attach_billing, make_dispatcher, push_due_tariffs
 from collectors.cycle import CollectorService
 from collectors.poller import FieldIO
 from collectors.profiles import ProfileRegistry
@@ -181,7 +181,7 @@ def test_the_tariffs_page_says_a_future_version_is_pushed_automatically_on_its_d
 
 @pytest.fixture
 def serving(any_engine):
-    """billing.wiring.start_dispatch on a simulated site: the poll cycle's hooks as the server runs them."""
+    """The dispatcher and billing's poll-cycle work on a simulated site, wired as the serving process wires them."""
     site = prepaid_site(free_port_block(2))
     clock = Clock(utcnow())
     load_site(any_engine, site, clock.now)
@@ -189,14 +189,15 @@ def serving(any_engine):
         conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
     ctx = make_ctx(any_engine, clock)
     with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
-        rt = SimpleNamespace(engine=any_engine, billing=ctx, field_io=fio,
-                             master_key=SimpleNamespace(bytes=TEST_MASTER_KEY),
-                             collector=CollectorService(any_engine, fio, clock=utcnow))
-        start_dispatch(rt)
+        collector = CollectorService(any_engine, fio, clock=utcnow)
+        dispatcher = make_dispatcher(any_engine, fio, TEST_MASTER_KEY, ctx)
+        attach_billing(collector, dispatcher, ctx)
+        dispatcher.start()
+        rt = SimpleNamespace(engine=any_engine, billing=ctx, collector=collector)
         try:
             yield rt, clock, ft.field
         finally:
-            stop_dispatch(rt)
+            dispatcher.stop()
 
 
 def test_the_poll_cycle_after_its_valid_from_brings_the_new_prices_to_the_meters(serving):

@@ -163,7 +163,7 @@ def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, database_url: str |
     given, sign-in and API rates are loose: a test module signs in from one address more often than a
     person does (the default rates are tested in tests/test_request_safety.py)."""
     from core.config import Config, DemoConfig, LimitsConfig
-    from core.runtime import Runtime
+    from serve.runtime import Runtime
     from tests.conftest import free_port, free_port_block
     server.setdefault("limits", LimitsConfig(login_per_address="10000/minute", login_per_user="10000/minute",
                                              api_per_address="10000/minute", api_per_client="10000/minute"))
@@ -184,7 +184,7 @@ def base_url(rt) -> str:
 
 def signed_in_client(rt, username: str, password: str | None = None) -> WebClient:
     """A client signed in to `rt` as `username` (the demo operators' password by default)."""
-    from core.operators import demo_password
+    from operators.service import demo_password
     client = WebClient(base_url(rt))
     r = client.login(username, password or demo_password())
     assert r.status == 302, (username, r.status, r.text[-500:])

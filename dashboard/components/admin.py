@@ -1,6 +1,6 @@
 """Builders for the operator pages: my account, operators (admin/users), permissions (admin/roles).
 
-Pure functions of their inputs (rows from core.operators, a language); the page modules in
+Pure functions of their inputs (rows from operators.service, a language); the page modules in
 dashboard/pages/ wire them to callbacks. Component ids are the constants below."""
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ LITERAL_TARGETS = {"ledger": "billing.records_export", "meters": "meter.export",
 # fields whose values are codes with their own words elsewhere in the catalogs
 _ROLE_FIELDS = {"roles"}
 _STATE_FIELDS = {"state", "status", "failed_trip"}
-# the credit gate's action names (billing.credit.ACTIONS) and why a sign-in failed (core.operators)
+# the credit gate's action names (billing.credit.ACTIONS) and why a sign-in failed (operators.service)
 MONEY_ACTIONS = ("sale", "refund", "reversal_of_sale", "reversal_of_refund", "transfer_read", "transfer_entered",
                  "closing_refund", "settle_by_hand")
 LOGIN_REASONS = ("unknown operator", "wrong password", "inactive", "locked")

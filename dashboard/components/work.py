@@ -4,7 +4,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from core.operators import Operator
+from operators.service import Operator
 from dashboard import access
 from dashboard.i18n import t
 from dashboard.ids import Work as ID

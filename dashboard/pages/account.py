@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
-from core.operators import OperatorError
+from operators.service import OperatorError
 from dashboard import inputs
 from dashboard.auth import accounts, guarded_callback, session_token, signed_in, source_address
 from dashboard.components.admin import (ACCOUNT_CONFIRM, ACCOUNT_CURRENT, ACCOUNT_NEW, ACCOUNT_RESULT, ACCOUNT_SAVE,

@@ -5,7 +5,7 @@ import dash
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
-from core.operators import OperatorError, permission_order, role_order
+from operators.service import OperatorError, permission_order, role_order
 from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import ROLES_GRID, ROLES_RESULT, ROLES_SAVE, alert, matrix_rows, role_label, roles_page

@@ -1,5 +1,5 @@
 """Billing inside the serving process: its context and keys, the dispatcher and reconciliation around each poll
-cycle, the demo's accounts and API client. core.runtime calls these three functions."""
+cycle, the demo's accounts and API client. serve.runtime calls these three functions."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +9,7 @@ import secrets
 from functools import partial
 from pathlib import Path
 
-from billing.context import CHINA_STANDARD_TIME, BillingContext, utcnow
+from billing.context import BillingContext, utcnow
 
 log = logging.getLogger("wattline.billing")
 
@@ -21,46 +21,41 @@ def pii_key_file(cfg) -> Path:
     return Path(cfg.master_key_file).with_name("pii.key")
 
 
-def start_billing(rt) -> BillingContext:
-    """rt.billing (BillingContext) and rt.qr_key; needs rt.engine (migrated), rt.cfg, rt.profiles."""
+def prepaid_profiles(profiles) -> frozenset[str]:
+    """Profiles that take money commands: a command mailbox and a purchase count."""
+    return frozenset(p for p in profiles.names()
+                     if profiles.get(p).mailbox is not None and "purchase_count" in profiles.get(p).keys())
+
+
+def billing_context(engine, cfg, profiles) -> BillingContext:
+    """The billing services' context: the database (migrated), the personal-data key, the site's zone."""
+    from core.config import site_zone
     from core.keys import load_secret
-    cfg = rt.cfg
-    tz = CHINA_STANDARD_TIME
-    if getattr(cfg, "timezone", None):
-        from core import config as config_module
-        zone = getattr(config_module, "site_zone", None)
-        tz = zone(cfg.timezone) if zone else tz
-    profiles = getattr(rt, "profiles", None)
-    prepaid = None
-    if profiles is not None:
-        prepaid = frozenset(p for p in profiles.names()
-                            if profiles.get(p).mailbox is not None and "purchase_count" in profiles.get(p).keys())
-    rt.billing = BillingContext(rt.engine, load_secret(pii_key_file(cfg), 32), clock=utcnow, tz=tz,
-                                prepaid_profiles=prepaid)
-    rt.qr_key = load_secret(cfg.qr_key_file, 32)
-    if getattr(rt, "demo", False):
-        _demo_api_client(rt)
-    return rt.billing
+    return BillingContext(engine, load_secret(pii_key_file(cfg), 32), clock=utcnow, tz=site_zone(cfg.timezone),
+                          prepaid_profiles=prepaid_profiles(profiles))
 
 
-def start_dispatch(rt) -> None:
-    """The command dispatcher (a worker thread woken after each sale, and a run before every poll cycle),
-    reconciliation and the push of scheduled tariff versions that took effect after every poll cycle (that
-    push also runs once here); needs rt.billing, rt.field_io, rt.collector, rt.master_key."""
-    from billing.ledger import settle_command
-    from billing.reconcile import reconcile
+def make_dispatcher(engine, field_io, master_key: bytes, ctx: BillingContext, expiry_hours: float | None = None):
+    """The command dispatcher: a worker thread woken after each sale (ctx.notify), its settlements routed by
+    each command's purpose (billing.settlement)."""
     from billing.settings import command_expiry_hours
+    from billing.settlement import settle_command
     from collectors.dispatch import Dispatcher
-    with rt.engine.connect() as conn:
-        expiry = dt.timedelta(hours=command_expiry_hours(conn))
-    rt.dispatcher = Dispatcher(rt.engine, rt.field_io, rt.master_key.bytes, utcnow,
-                               on_settled=partial(settle_command, rt.billing), expire_after=expiry)
-    rt.billing.notify = rt.dispatcher.kick
-    rt.collector.before_cycle.append(rt.dispatcher.run_once)
-    rt.collector.after_cycle.append(lambda _summary: reconcile(rt.engine, utcnow))
-    rt.collector.after_cycle.append(partial(push_due_tariffs, rt.billing))
-    rt.dispatcher.start()
-    push_due_tariffs(rt.billing)
+    if expiry_hours is None:
+        with engine.connect() as conn:
+            expiry_hours = command_expiry_hours(conn)
+    return Dispatcher(engine, field_io, master_key, utcnow, on_settled=partial(settle_command, ctx),
+                      expire_after=dt.timedelta(hours=expiry_hours))
+
+
+def attach_billing(collector, dispatcher, ctx: BillingContext) -> None:
+    """Billing's work around each poll cycle: commands go before it (and right after each sale: ctx.notify wakes
+    the dispatcher), reconciliation and the scheduled tariff push after it."""
+    from billing.reconcile import reconcile
+    ctx.notify = dispatcher.kick
+    collector.before_cycle.append(dispatcher.run_once)
+    collector.after_cycle.append(lambda _summary: reconcile(ctx.engine, utcnow))
+    collector.after_cycle.append(partial(push_due_tariffs, ctx))
 
 
 def push_due_tariffs(ctx: BillingContext, _summary=None) -> None:
@@ -73,33 +68,26 @@ def push_due_tariffs(ctx: BillingContext, _summary=None) -> None:
         log.exception("pushing scheduled tariff versions failed")
 
 
-def stop_dispatch(rt) -> None:
-    dispatcher = getattr(rt, "dispatcher", None)
-    if dispatcher is not None:
-        dispatcher.stop()
-        rt.dispatcher = None
-
-
-def seed_demo(rt, site, purchases, history_start: dt.datetime) -> dict:
+def seed_demo(ctx: BillingContext, field, site, purchases, history_start: dt.datetime) -> dict:
     """Demo accounts and the backfill's purchases as confirmed sales (first start only)."""
     from billing.demo import seed_demo_billing
-    field = rt.field_thread.field
     counts = {a: m.purchase_count for a, m in field.meters.items() if hasattr(m, "purchase_count")}
-    info = seed_demo_billing(rt.billing, site, purchases, history_start, counts)
+    info = seed_demo_billing(ctx, site, purchases, history_start, counts)
     log.info("demo billing: %s", info)
     return info
 
 
-def _demo_api_client(rt) -> None:
+def demo_api_client(ctx: BillingContext) -> str:
+    """The demo's payment API client; its token is $DEMO_API_TOKEN or a new random one, printed at start."""
     from billing.api import ensure_api_client
     token = os.environ.get("DEMO_API_TOKEN") or ""
     shown = not token
     token = token or secrets.token_urlsafe(24)
-    ensure_api_client(rt.billing, DEMO_API_CLIENT, token, "demo")
-    rt.demo_api_token = token
+    ensure_api_client(ctx, DEMO_API_CLIENT, token, "demo")
     where = "a new random one (set DEMO_API_TOKEN to choose it)" if shown else "from $DEMO_API_TOKEN"
     print(f"Demo payment API: POST /api/v1/sales with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
           f" ({where}); the document is /api/v1/openapi.json", flush=True)
+    return token
 
 
 def api_client_cli(cfg, action: str, name: str | None, operator: str) -> int:

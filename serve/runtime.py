@@ -45,7 +45,11 @@ class Runtime:
         self.dash_app = None
         self.server = None
         self.demo_info: DemoInfo | None = None
-        self.accounts = None  # core.operators.Accounts: operators, roles, sign-in sessions
+        self.accounts = None  # operators.service.Accounts: operators, roles, sign-in sessions
+        self.billing = None  # billing.context.BillingContext
+        self.qr_key: bytes | None = None
+        self.dispatcher = None
+        self.demo_api_token: str | None = None
         self.demo_operators: list[str] = []
         # QR codes and customer cards lead here; never to a request's Host header (see dashboard.selfservice)
         self.public_url: str | None = self.cfg.public_url
@@ -53,12 +57,12 @@ class Runtime:
 
     # -----------------------------------------------------------------------------------------
     def start(self) -> "Runtime":
-        from billing.wiring import start_billing, start_dispatch
         from collectors.cycle import CollectorService
         from collectors.poller import FieldIO
         from collectors.profiles import ProfileRegistry
         from collectors.schedule import start_poll_scheduler
         from dashboard.app import create_app
+        from serve.billing import attach_billing, billing_context, demo_api_client, make_dispatcher, push_due_tariffs
         from storage.engine import open_engine
         from storage.migrations import migrate
 
@@ -71,12 +75,19 @@ class Runtime:
         migrate(self.engine)
         self._start_accounts()
         self.profiles = ProfileRegistry(cfg.profile_dir)
-        start_billing(self)  # billing context and keys (issue 4); the demo seeds accounts with its history
+        self.billing = billing_context(self.engine, cfg, self.profiles)
+        self.qr_key = load_secret(cfg.qr_key_file, 32)
         if self.demo:
+            self.demo_api_token = demo_api_client(self.billing)
             self._start_demo_site()
         self.field_io = FieldIO(self.profiles)
         self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow)
-        start_dispatch(self)  # commands before each poll cycle and after each sale; reconciliation after it
+        # commands go before each poll cycle and right after each sale; reconciliation and the scheduled tariff
+        # push after each cycle (the push also runs once now)
+        self.dispatcher = make_dispatcher(self.engine, self.field_io, self.master_key.bytes, self.billing)
+        attach_billing(self.collector, self.dispatcher, self.billing)
+        self.dispatcher.start()
+        push_due_tariffs(self.billing)
         start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
         self.dash_app = create_app(self.health, services=self)
         self._install_auth()
@@ -86,7 +97,7 @@ class Runtime:
 
     def _start_accounts(self) -> None:
         """Permissions and roles seeded (idempotent); in the demo, one operator per role."""
-        from core.operators import Accounts, demo_password
+        from operators.service import Accounts, demo_password
         self.accounts = Accounts(self.engine, clock=utcnow)
         self.accounts.seed()
         if self.demo:
@@ -147,8 +158,8 @@ class Runtime:
             readings["meter_id"] = readings.pop("meter_address").map(ids)
             readings = readings[readings["meter_id"].notna()]
             n = append_readings(conn, readings)
-        from billing.wiring import seed_demo
-        seed_demo(self, site, purchases, history_start=readings["ts"].min().to_pydatetime())
+        from serve.billing import seed_demo
+        seed_demo(self.billing, self.field_thread.field, site, purchases, history_start=readings["ts"].min().to_pydatetime())
         elapsed = time.perf_counter() - t0
         log.info("demo history: %d readings in %.1f s", n, elapsed)
         return n, elapsed
@@ -203,7 +214,7 @@ class Runtime:
             print(f"Demo site: {i.buildings} buildings, {i.meters} meters on the simulator "
                   f"(ports from {self.cfg.demo.base_port}); {history}", flush=True)
         if self.demo_operators:
-            from core.operators import demo_password
+            from operators.service import demo_password
             print(f"Demo operators (one per role): {', '.join(self.demo_operators)}; password: {demo_password()}",
                   flush=True)
         elif self.accounts is not None and not self.accounts.has_operators():
@@ -237,8 +248,8 @@ class Runtime:
         if web is not None:
             web.join(timeout=10)
         stop_poll_scheduler()
-        from billing.wiring import stop_dispatch
-        stop_dispatch(self)
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.field_io is not None:
             self.field_io.close()
         if self.field_thread is not None:

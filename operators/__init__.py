@@ -1,0 +1,1 @@
+"""Operators who sign in: roles, named permissions, passwords, login lockout, sessions (a service on the database)."""

@@ -11,11 +11,9 @@ import signal
 import sys
 from decimal import Decimal
 
+from core.clock import utcnow
+
 log = logging.getLogger("wattline")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,8 +6,7 @@ import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from billing.errors import BillingError
-
-CENT = Decimal("0.01")
+from core.money import CENT, from_fen, to_fen  # noqa: F401  (billing reads them from here)
 # The meter's wire format carries amounts as uint32 fen; one purchase also stays far below it.
 MAX_AMOUNT = Decimal("100000.00")
 
@@ -94,18 +93,6 @@ def _shown(value) -> str:
         return f"({type(value).__name__})"
     text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
-
-
-def to_fen(amount: Decimal) -> int:
-    """Exact yuan (two decimals at most) to integer fen for the wire."""
-    q = Decimal(amount).quantize(CENT)
-    if q != Decimal(amount):
-        raise ValueError(f"{amount} has more than two decimals")
-    return int(q * 100)
-
-
-def from_fen(fen: int) -> Decimal:
-    return (Decimal(int(fen)) / 100).quantize(CENT)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from collectors.commstate import next_comm_state
+from core.money import reading_fen as fen
 from collectors.poller import CycleResult, FieldIO, PollTarget
 from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, alarm_event, bus_state, meter_state, poll_cycle
 from storage.timeseries import append_readings, upsert_meter_state
@@ -37,13 +38,6 @@ class CycleSummary:
 
 def _naive_utc(t: dt.datetime) -> dt.datetime:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo else t
-
-
-def fen(amount: Decimal | None) -> int | None:
-    """Exact fen from a Decimal yuan amount read off a meter (0.01 yuan resolution)."""
-    if amount is None:
-        return None
-    return int((Decimal(amount) * 100).to_integral_value())
 
 
 class CollectorService:

@@ -24,6 +24,8 @@ from typing import NamedTuple
 from Crypto.Cipher import DES3
 from Crypto.Hash import CMAC
 
+from core.money import from_fen
+
 VERSION = 0x01
 U32_MAX = 0xFFFFFFFF
 LABEL_ENC = 0x45  # 'E'
@@ -233,8 +235,7 @@ def fen_from_yuan(amount: Decimal | str) -> int:
     return int(d * 100)
 
 
-def yuan_from_fen(fen: int) -> Decimal:
-    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+yuan_from_fen = from_fen  # fen on the wire -> Decimal yuan (core.money)
 
 
 def price_units_from_yuan(price: Decimal | str) -> int:

@@ -7,6 +7,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from core.clock import utcnow as _utcnow
 from storage.engine import StorageError, is_duckdb
 from storage.schema import metadata, schema_version
 
@@ -190,7 +191,3 @@ def migrate(engine: sa.Engine, migrations: tuple[Migration, ...] = MIGRATIONS,
             conn.execute(schema_version.insert().values(
                 version=target, applied_at=stamp_time, description=m.description))
         return head
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)

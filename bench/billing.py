@@ -37,6 +37,7 @@ from collectors.dispatch import Dispatcher  # noqa: E402
 from collectors.poller import FieldIO  # noqa: E402
 from collectors.profiles import ProfileRegistry  # noqa: E402
 from collectors.topology_import import import_topology  # noqa: E402
+from core import permissions as P  # noqa: E402
 from simulator.field import Field  # noqa: E402
 from simulator.history import backfill  # noqa: E402
 from simulator.secure import TEST_MASTER_KEY  # noqa: E402
@@ -47,7 +48,7 @@ from storage.schema import meter  # noqa: E402
 from storage.timeseries import append_readings  # noqa: E402
 
 # the bench sells as a cashier would, through the gate (billing.credit) with the permission it checks
-BENCH_CASHIER = Actor("bench", frozenset({"sale.create"}))
+BENCH_CASHIER = Actor("bench", frozenset({P.SALE_CREATE}))
 
 
 def main() -> None:

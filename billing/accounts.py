@@ -35,6 +35,7 @@ from billing.money import parse_amount
 from billing.settings import default_tariff_id, meter_limits
 from billing.states import ACCOUNT_TRANSITIONS, check
 from billing.tariffs import queue_tariff, usable_tariff
+from core import permissions as P
 from storage import audit
 from storage import billing as store
 from storage.outbox import commands_of_batch, insert_command, meters_transaction, next_command_seq
@@ -246,7 +247,7 @@ def close_account(ctx: BillingContext, account_id: int, actor: Actor, *, reason)
     """Start (or retry) closing (account.close, with a reason): a RELAY trip per meter not yet settled; the
     rest follows the meters' answers."""
     require_actor(actor)
-    authorize(ctx, actor, "account.close", f"account:{account_id}")
+    authorize(ctx, actor, P.ACCOUNT_CLOSE, f"account:{account_id}")
     reason = reason_text(reason, True)
     operator, remote = actor.username[:100], actor.address or actor.channel
     now = ctx.now()
@@ -349,7 +350,7 @@ def settle_meter_by_hand(ctx: BillingContext, account_id: int, meter_address: st
     confirmed (no command goes out), the meter leaves the account as removed, and the account closes if it was
     the last one."""
     require_actor(actor)
-    authorize(ctx, actor, "account.close", f"account:{account_id}")
+    authorize(ctx, actor, P.ACCOUNT_CLOSE, f"account:{account_id}")
     if amount in (None, "") and reason_text(reason, False) is None:
         raise BillingError("settle_fields_missing")
     value = parse_amount(amount, allow_zero=True, negative_code="refund_amount_negative")

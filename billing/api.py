@@ -22,6 +22,7 @@ from billing.credit import Actor
 from billing.errors import BillingError
 from billing.ledger import EntryView, get_entry, sell
 from billing.views import meter_summary, meters_list
+from core import permissions as P
 from storage import audit
 from storage import billing as store
 
@@ -33,7 +34,7 @@ MALFORMED = {"amount_not_a_number", "amount_missing", "amount_too_precise", "amo
              "amount_too_large", "amount_too_long", "amount_decimal_comma", "amount_thousands_separator",
              "amount_exponent", "request_id_invalid", "request_id_missing", "body_invalid", "filter_invalid"}
 # What a payment client may do: its token's scope, as the gate (billing.credit) checks it for every sale.
-PAYMENT_SCOPE = frozenset({"sale.create"})
+PAYMENT_SCOPE = frozenset({P.SALE_CREATE})
 MAX_WAIT_S = 10.0
 MAX_PAGE, MAX_PAGE_SIZE = 1_000_000, 500
 _RECEIPT_NO = re.compile(r"[A-Za-z0-9-]{1,30}")   # S20261121-000042, K00000001 ...

@@ -25,6 +25,7 @@ from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.money import MAX_AMOUNT, parse_amount, receipt_number, to_fen
 from billing.settings import hoarding_limit
+from core import permissions as P
 from storage import audit
 from storage import billing as store
 from storage.outbox import insert_command
@@ -65,16 +66,16 @@ class MoneyAction:
 
 
 ACTIONS: dict[str, MoneyAction] = {
-    "sale": MoneyAction("sale", "sale.create", False, True),
-    "refund": MoneyAction("refund", "sale.refund", True, False),
-    "reversal_of_sale": MoneyAction("reversal", "sale.reverse", True, False),
-    "reversal_of_refund": MoneyAction("reversal", "sale.reverse", True, True),
+    "sale": MoneyAction("sale", P.SALE_CREATE, False, True),
+    "refund": MoneyAction("refund", P.SALE_REFUND, True, False),
+    "reversal_of_sale": MoneyAction("reversal", P.SALE_REVERSE, True, False),
+    "reversal_of_refund": MoneyAction("reversal", P.SALE_REVERSE, True, True),
     # carried over from an old meter: as read from it, or typed in when it is dead (and approved above a sum)
-    "transfer_read": MoneyAction("transfer_in", "account.open", False, True),
-    "transfer_entered": MoneyAction("transfer_in", "transfer.entered", True, True),
+    "transfer_read": MoneyAction("transfer_in", P.ACCOUNT_OPEN, False, True),
+    "transfer_entered": MoneyAction("transfer_in", P.TRANSFER_ENTERED, True, True),
     # a closing: the meter's answer to its trip decides the refund; the closer's permission was checked then
     "closing_refund": MoneyAction("closing_refund", None, False, False, maximum=WIRE_MAX),
-    "settle_by_hand": MoneyAction("closing_refund", "account.close", True, False, command=False),
+    "settle_by_hand": MoneyAction("closing_refund", P.ACCOUNT_CLOSE, True, False, command=False),
 }
 
 

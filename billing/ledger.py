@@ -29,6 +29,7 @@ from billing.errors import BillingError
 from billing.lookup import meter_by_number, operator_name
 from billing.money import parse_amount
 from billing.states import LEDGER_TRANSITIONS, check
+from core import permissions as P
 from storage import billing as store
 from storage.outbox import command_of_entry, is_conflict, is_unique_violation, meter_transaction
 
@@ -164,7 +165,7 @@ def _money(ctx: BillingContext, action: str, meter_address, amount, actor: Actor
     """A sale or a refund: checked before anything is written, then through the gate under the meter's lock."""
     kind = "sale" if action == "sale" else "refund"
     require_actor(actor)
-    authorize(ctx, actor, "sale.create" if kind == "sale" else "sale.refund", f"meter:{str(meter_address)[:20]}")
+    authorize(ctx, actor, P.SALE_CREATE if kind == "sale" else P.SALE_REFUND, f"meter:{str(meter_address)[:20]}")
     if kind == "refund" and amount in (None, "") and reason_text(reason, False) is None:
         raise BillingError("refund_fields_missing")
     amount = parse_amount(amount, negative_code="amount_negative" if kind == "sale" else "refund_amount_negative")
@@ -228,7 +229,7 @@ def reverse_entry(ctx: BillingContext, receipt_no: str, actor: Actor, reason: st
     (the database refuses a second reversal of one entry too: reverses_entry_id is unique).
     """
     require_actor(actor)
-    authorize(ctx, actor, "sale.reverse", f"receipt:{str(receipt_no or '')[:40]}")
+    authorize(ctx, actor, P.SALE_REVERSE, f"receipt:{str(receipt_no or '')[:40]}")
     receipt_text = str(receipt_no or "").strip()
     reason_given = reason_text(reason, False)
     if not receipt_text and reason_given is None:

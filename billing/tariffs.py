@@ -25,6 +25,7 @@ from billing.context import BillingContext
 from billing.credit import Actor, authorize
 from billing.errors import BillingError
 from billing.money import parse_amount
+from core import permissions as P
 from storage import audit
 from storage import billing as store
 from storage.outbox import insert_command, meters_transaction, next_command_seq
@@ -240,7 +241,7 @@ def usable_tariff(conn: sa.Connection, tariff_id: int) -> dict:
 
 def rename_tariff(ctx: BillingContext, tariff_id: int, name: str, actor: Actor) -> None:
     """Give a tariff another name (its versions, meters and history stay); tariff.edit."""
-    authorize(ctx, actor, "tariff.edit", f"tariff:{tariff_id}")
+    authorize(ctx, actor, P.TARIFF_EDIT, f"tariff:{tariff_id}")
     name = _tariff_name(name)
     now = ctx.now()
     with ctx.engine.begin() as conn:
@@ -261,7 +262,7 @@ def retire_tariff(ctx: BillingContext, tariff_id: int, actor: Actor) -> None:
     """Retire a tariff nobody uses: listed for the history, never offered again (tariff.edit). Refused while a
     meter bills by it (move those meters to another tariff first) or while it is the site's default tariff."""
     from billing.settings import default_tariff_id
-    authorize(ctx, actor, "tariff.edit", f"tariff:{tariff_id}")
+    authorize(ctx, actor, P.TARIFF_EDIT, f"tariff:{tariff_id}")
     now = ctx.now()
     with ctx.engine.begin() as conn:
         t = store.tariff_by_id(conn, tariff_id)

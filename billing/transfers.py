@@ -37,11 +37,12 @@ from billing.ledger import EntryView, entry_view, open_link
 from billing.lookup import meter_by_number
 from billing.money import parse_amount
 from billing.settings import transfer_approval_above
+from core import permissions as P
 from storage import audit
 from storage import billing as store
 from storage.outbox import is_conflict, is_unique_violation, meters_transaction
 
-ENTERED, READ = "transfer.entered", "account.open"
+ENTERED, READ = P.TRANSFER_ENTERED, P.ACCOUNT_OPEN
 # A meter of the site read this recently answers: its balance is read from it, never typed in.
 RECENT_READING = dt.timedelta(hours=24)
 _RETRIES = 8

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from core import permissions as P
+
 
 @dataclass(frozen=True)
 class PageAccess:
@@ -19,21 +21,21 @@ class PageAccess:
         return self.open_to(held.__contains__)
 
 
-OVERVIEW = PageAccess("/", ("meter.view",))
-METERS = PageAccess("/meters", ("meter.view",))
-SELL = PageAccess("/sell", ("sale.create", "sale.refund", "sale.reverse"))
-ACCOUNTS = PageAccess("/accounts", ("account.open", "account.close", "transfer.entered"))  # + approvals
-RECORDS = PageAccess("/records", ("report.view",))
-RECONCILIATION = PageAccess("/reconciliation", ("report.view",))
-TARIFFS = PageAccess("/tariffs", ("tariff.edit", "tariff.push"))
-QR_LABELS = PageAccess("/qr", ("account.open",))
+OVERVIEW = PageAccess("/", (P.METER_VIEW,))
+METERS = PageAccess("/meters", (P.METER_VIEW,))
+SELL = PageAccess("/sell", (P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE))
+ACCOUNTS = PageAccess("/accounts", (P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.TRANSFER_ENTERED))  # + approvals
+RECORDS = PageAccess("/records", (P.REPORT_VIEW,))
+RECONCILIATION = PageAccess("/reconciliation", (P.REPORT_VIEW,))
+TARIFFS = PageAccess("/tariffs", (P.TARIFF_EDIT, P.TARIFF_PUSH))
+QR_LABELS = PageAccess("/qr", (P.ACCOUNT_OPEN,))
 # A field worker's home until work orders exist: what they can do here now (their account, the status)
-WORK = PageAccess("/work", ("workorder.execute",))
+WORK = PageAccess("/work", (P.WORKORDER_EXECUTE,))
 STATUS = PageAccess("/status", ())
-AUDIT = PageAccess("/audit", ("audit.view",))
-USERS = PageAccess("/admin/users", ("user.manage",))
-ROLES = PageAccess("/admin/roles", ("user.manage",))
-API_CLIENTS = PageAccess("/admin/api-clients", ("api_client.manage",))
+AUDIT = PageAccess("/audit", (P.AUDIT_VIEW,))
+USERS = PageAccess("/admin/users", (P.USER_MANAGE,))
+ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
+API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
 
 # In the order an operator's home page is chosen: the first one they may open.
 PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, TARIFFS, QR_LABELS,

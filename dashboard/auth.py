@@ -4,7 +4,7 @@ every route that is not public, and server-side permission checks for Dash callb
 Pages register each callback that changes state (or hands out data) with `guarded_callback`
 instead of `dash.callback`:
 
-    @guarded_callback("billing.sell", "sale.create",
+    @guarded_callback("billing.sell", P.SALE_CREATE,
                       Output("sell-result", "children"), Input("sell-button", "n_clicks"),
                       State("sell-amount", "value"), prevent_initial_call=True)
     def sell(n_clicks, amount): ...

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from core import permissions as P
 from storage import audit
 from storage import operators as store
 from storage.engine import run_transaction
@@ -27,27 +28,27 @@ from storage.engine import run_transaction
 # Named actions. The web app checks these on the server; the catalogs describe them per language
 # under [admin.permissions]. The description here is what the database keeps (English).
 PERMISSIONS: dict[str, str] = {
-    "account.open": "Open customer accounts and add meters to them",
-    "account.close": "Close accounts (closing refund)",
-    "sale.create": "Sell electricity",
-    "sale.refund": "Refund money from a meter",
-    "sale.reverse": "Reverse a sale",
-    "transfer.entered": "Enter a dead old meter's balance, and approve or reject another operator's entry",
-    "relay.command": "Trip or close one meter's relay",
-    "relay.batch": "Send relay commands to many meters",
-    "tariff.edit": "Create and change tariffs",
-    "tariff.push": "Push tariffs and settings to meters",
-    "settings.edit": "Change site settings",
-    "user.manage": "Manage operators, roles and permissions",
-    "audit.view": "View the operation log",
-    "report.view": "View sales and energy reports",
-    "report.export": "Export reports to Excel",
-    "meter.view": "View meters and their readings",
-    "meter.export": "Export meter readings",
-    "workorder.dispatch": "Create and dispatch work orders",
-    "workorder.execute": "Work on assigned work orders",
-    "api_client.manage": "Manage API clients and their tokens",
-    "alarm.resolve": "Resolve reconciliation alarms after looking into them",
+    P.ACCOUNT_OPEN: "Open customer accounts and add meters to them",
+    P.ACCOUNT_CLOSE: "Close accounts (closing refund)",
+    P.SALE_CREATE: "Sell electricity",
+    P.SALE_REFUND: "Refund money from a meter",
+    P.SALE_REVERSE: "Reverse a sale",
+    P.TRANSFER_ENTERED: "Enter a dead old meter's balance, and approve or reject another operator's entry",
+    P.RELAY_COMMAND: "Trip or close one meter's relay",
+    P.RELAY_BATCH: "Send relay commands to many meters",
+    P.TARIFF_EDIT: "Create and change tariffs",
+    P.TARIFF_PUSH: "Push tariffs and settings to meters",
+    P.SETTINGS_EDIT: "Change site settings",
+    P.USER_MANAGE: "Manage operators, roles and permissions",
+    P.AUDIT_VIEW: "View the operation log",
+    P.REPORT_VIEW: "View sales and energy reports",
+    P.REPORT_EXPORT: "Export reports to Excel",
+    P.METER_VIEW: "View meters and their readings",
+    P.METER_EXPORT: "Export meter readings",
+    P.WORKORDER_DISPATCH: "Create and dispatch work orders",
+    P.WORKORDER_EXECUTE: "Work on assigned work orders",
+    P.API_CLIENT_MANAGE: "Manage API clients and their tokens",
+    P.ALARM_RESOLVE: "Resolve reconciliation alarms after looking into them",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
@@ -59,17 +60,17 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # entered above billing.transfer_approval_above on the accounts page; entering one takes account.open too
     # (admins by default; a site may grant transfer.entered to its senior cashiers). Cashiers carry over
     # balances read from the old meter.
-    "manager": frozenset({"audit.view", "report.view", "report.export", "meter.view", "meter.export",
-                          "workorder.dispatch", "alarm.resolve", "transfer.entered"}),
+    "manager": frozenset({P.AUDIT_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT,
+                          P.WORKORDER_DISPATCH, P.ALARM_RESOLVE, P.TRANSFER_ENTERED}),
     # cashiers close their day on the sales records and hand the export to finance
-    "cashier": frozenset({"account.open", "account.close", "sale.create", "sale.refund", "sale.reverse",
-                          "meter.view", "report.view", "report.export"}),
-    "operator": frozenset({"relay.command", "relay.batch", "tariff.push", "meter.view"}),
-    "analyst": frozenset({"report.view", "report.export", "meter.view", "meter.export"}),
-    "worker": frozenset({"workorder.execute"}),
+    "cashier": frozenset({P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE,
+                          P.METER_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT}),
+    "operator": frozenset({P.RELAY_COMMAND, P.RELAY_BATCH, P.TARIFF_PUSH, P.METER_VIEW}),
+    "analyst": frozenset({P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT}),
+    "worker": frozenset({P.WORKORDER_EXECUTE}),
 }
 
-MANAGE_PERMISSION = "user.manage"   # at least one active operator must keep it
+MANAGE_PERMISSION = P.USER_MANAGE   # at least one active operator must keep it
 MIN_PASSWORD_LENGTH = 8
 MAX_FAILED_LOGINS = 5
 LOCKOUT = dt.timedelta(minutes=15)

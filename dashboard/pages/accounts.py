@@ -18,6 +18,7 @@ from billing.errors import BillingError
 from billing.ledger import get_entry
 from billing.tariffs import tariff_list
 from billing.views import receipt
+from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
@@ -37,7 +38,7 @@ from dashboard.i18n import request_lang, t
 from dashboard.selfservice import public_base_url
 from dashboard.services import actor, billing, operator_name
 
-OPEN, CLOSE, ENTERED = "account.open", "account.close", "transfer.entered"
+OPEN, CLOSE, ENTERED = P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.TRANSFER_ENTERED
 FIND = (OPEN, CLOSE)  # finding an account and reading it: for whoever may open or close one
 ACC_RECEIPT_NO = "acc-receipt-no"   # dcc.Store written by the entry buttons (plain callback)
 OPEN_PRINT = "acc-open-print"

@@ -5,13 +5,14 @@ import dash
 from dash import Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
+from core import permissions as P
 from operators.service import OperatorError, permission_order, role_order
 from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import ROLES_GRID, ROLES_RESULT, ROLES_SAVE, alert, matrix_rows, role_label, roles_page
 from dashboard.i18n import request_lang, t
 
-PERMISSION = "user.manage"
+PERMISSION = P.USER_MANAGE
 dash.register_page(__name__, path="/admin/roles", title="Wattline", name="admin-roles")
 
 

@@ -5,6 +5,7 @@ import dash
 from dash import Input, Output, State, callback, ctx, no_update
 from dash.exceptions import PreventUpdate
 
+from core import permissions as P
 from operators.service import OperatorError, role_order
 from dashboard import access, inputs
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
@@ -15,7 +16,7 @@ from dashboard.components.admin import (BROWSER_LANGUAGE, NEW_LANGUAGE, NEW_NAME
 from dashboard.i18n import request_lang, t
 from dashboard.services import site_zone
 
-PERMISSION = "user.manage"
+PERMISSION = P.USER_MANAGE
 dash.register_page(__name__, path="/admin/users", title="Wattline", name="admin-users")
 
 

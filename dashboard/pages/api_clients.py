@@ -9,6 +9,7 @@ from dash.exceptions import PreventUpdate
 from billing import desk
 from billing.api import create_api_client, revoke_api_client
 from billing.errors import BillingError
+from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, API_RESULT, API_REVOKE_CONFIRM,
@@ -18,7 +19,7 @@ from dashboard.components.cashier import error_alert, notice
 from dashboard.i18n import request_lang, t
 from dashboard.services import billing
 
-PERMISSION = "api_client.manage"
+PERMISSION = P.API_CLIENT_MANAGE
 dash.register_page(__name__, path="/admin/api-clients", title="Wattline", name="api-clients")
 
 

@@ -7,6 +7,7 @@ import dash
 from dash import Input, Output, State, dcc, no_update
 from dash.exceptions import PreventUpdate
 
+from core import permissions as P
 from core.clock import show_local, site_time
 from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
@@ -19,7 +20,7 @@ from dashboard.components.workbook import export_notice
 from dashboard.i18n import request_lang, t
 from dashboard.services import site_zone
 
-VIEW = "audit.view"
+VIEW = P.AUDIT_VIEW
 dash.register_page(__name__, path="/audit", title="Wattline", name="audit")
 
 

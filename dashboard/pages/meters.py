@@ -7,6 +7,7 @@ from dash import Input, Output, State, clientside_callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
+from core import permissions as P
 import dashboard.app as dash_app
 from core.clock import show_local, site_time, utcnow
 from core.config import site_zone
@@ -18,7 +19,7 @@ from dashboard.i18n import request_lang, t
 from dashboard.ids import Meters as ID
 from storage.meters import export_meters, meter_table
 
-VIEW, EXPORT = "meter.view", "meter.export"
+VIEW, EXPORT = P.METER_VIEW, P.METER_EXPORT
 dash.register_page(__name__, path="/meters", title="Wattline", name="meters")
 
 

@@ -11,6 +11,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, clientside_callback, ctx, dcc, html, no_update
 from flask import current_app
 
+from core import permissions as P
 from core.config import site_zone
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback
@@ -22,8 +23,8 @@ from dashboard.ids import Overview as ID
 from dashboard.overview_data import TICK_MS, TileFilter, meter_panel, refresh, utcnow
 from storage.overview import MAP_STATES
 
-VIEW = "meter.view"
-SELL = "sale.create"  # the side panel links to the cashier desk for operators who may sell
+VIEW = P.METER_VIEW
+SELL = P.SALE_CREATE  # the side panel links to the cashier desk for operators who may sell
 dash.register_page(__name__, path="/", title="Wattline", name="overview")
 
 

@@ -9,6 +9,7 @@ from flask import current_app
 
 from billing import desk
 from billing.errors import BillingError
+from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.cashier import error_alert, notice
@@ -17,7 +18,7 @@ from dashboard.components.qr_labels import QR_BUILDING, QR_COUNT, QR_PRINT, QR_P
 from dashboard.i18n import request_lang, t
 from dashboard.selfservice import public_base_url
 
-PERMISSION = "account.open"
+PERMISSION = P.ACCOUNT_OPEN
 dash.register_page(__name__, path="/qr", title="Wattline", name="qr-labels")
 
 

@@ -8,6 +8,7 @@ from dash import Input, Output, State
 from billing.errors import BillingError
 from billing.reconcile import resolve_alarm
 from billing.reports import reconciliation_alarms, shadow_report
+from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
@@ -18,8 +19,8 @@ from dashboard.components.reconciliation import (
 from dashboard.i18n import request_lang, t
 from dashboard.services import billing, operator_name
 
-VIEW = "report.view"
-RESOLVE = "alarm.resolve"
+VIEW = P.REPORT_VIEW
+RESOLVE = P.ALARM_RESOLVE
 dash.register_page(__name__, path="/reconciliation", title="Wattline", name="reconciliation")
 
 

@@ -10,6 +10,7 @@ from dash import Input, Output, State, clientside_callback, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from billing import desk
+from core import permissions as P
 from core.clock import show_local
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
@@ -22,7 +23,7 @@ from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
 from dashboard.services import billing
 
-VIEW, EXPORT = "report.view", "report.export"
+VIEW, EXPORT = P.REPORT_VIEW, P.REPORT_EXPORT
 dash.register_page(__name__, path="/records", title="Wattline", name="records")
 
 

@@ -16,6 +16,7 @@ from billing import desk, ledger
 from billing.errors import BillingError
 from billing.qr import BadToken
 from billing.views import receipt
+from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.cashier import (
@@ -27,7 +28,7 @@ from dashboard.components.cashier import (
 from dashboard.i18n import request_lang, t
 from dashboard.services import actor, billing
 
-SELL, REFUND, REVERSE = "sale.create", "sale.refund", "sale.reverse"
+SELL, REFUND, REVERSE = P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE
 DESK = access.SELL   # finding a meter and following a receipt: for whoever may sell, refund or reverse
 WATCH_S = 300  # follow a command this long; the receipt keeps its last state after that
 dash.register_page(__name__, path="/sell", title="Wattline", name="sell")

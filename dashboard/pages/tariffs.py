@@ -13,6 +13,7 @@ from dash.exceptions import PreventUpdate
 
 from billing import desk, tariffs
 from billing.errors import BillingError
+from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
@@ -27,7 +28,7 @@ from dashboard.components.tariffs import (
 from dashboard.i18n import request_lang, t
 from dashboard.services import actor, billing, operator_name
 
-EDIT, PUSH = "tariff.edit", "tariff.push"
+EDIT, PUSH = P.TARIFF_EDIT, P.TARIFF_PUSH
 PRICE_FIELDS = ("sharp", "peak", "flat", "valley")
 PUSH_SCOPES = ("tariff", "building", "list")   # the tariff's own meters, a building's, a typed list
 dash.register_page(__name__, path="/tariffs", title="Wattline", name="tariffs")

@@ -1,0 +1,29 @@
+"""Permission names, one constant each: every check (callbacks, page rules, billing's authorize) names them
+from here; operators/service.py describes them (PERMISSIONS) and grants them to roles."""
+from __future__ import annotations
+
+ACCOUNT_OPEN = "account.open"
+ACCOUNT_CLOSE = "account.close"
+SALE_CREATE = "sale.create"
+SALE_REFUND = "sale.refund"
+SALE_REVERSE = "sale.reverse"
+TRANSFER_ENTERED = "transfer.entered"
+RELAY_COMMAND = "relay.command"
+RELAY_BATCH = "relay.batch"
+TARIFF_EDIT = "tariff.edit"
+TARIFF_PUSH = "tariff.push"
+SETTINGS_EDIT = "settings.edit"
+USER_MANAGE = "user.manage"
+AUDIT_VIEW = "audit.view"
+REPORT_VIEW = "report.view"
+REPORT_EXPORT = "report.export"
+METER_VIEW = "meter.view"
+METER_EXPORT = "meter.export"
+WORKORDER_DISPATCH = "workorder.dispatch"
+WORKORDER_EXECUTE = "workorder.execute"
+API_CLIENT_MANAGE = "api_client.manage"
+ALARM_RESOLVE = "alarm.resolve"
+
+# Every name above, in the order operators/service.py describes them.
+ALL: tuple[str, ...] = tuple(value for name, value in list(globals().items())
+                             if name.isupper() and isinstance(value, str))

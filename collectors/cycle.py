@@ -11,12 +11,14 @@ from typing import Callable
 import pandas as pd
 import sqlalchemy as sa
 
+from collectors.changes import CycleChanges, bus_changes, meter_changes
 from collectors.commstate import next_comm_state
 from core.money import reading_fen as fen
 from collectors.poller import CycleResult, FieldIO, PollTarget
 from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, alarm_event, bus_state, meter_state, poll_cycle
-from storage.timeseries import append_readings, upsert_meter_state
-from storage.topology import poll_targets
+from storage.timeseries import append_device_history, append_readings, upsert_meter_state
+from storage.topology import bus_comm_states, poll_targets
+from core.events import CYCLE_CHANGED, EventBus
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ class CollectorService:
     """Polls every meter the database knows and records what it found."""
 
     def __init__(self, engine: sa.Engine, field_io: FieldIO, lost_after: int = 3,
-                 clock: Callable[[], dt.datetime] | None = None, poll_timeout_s: float = 600.0):
+                 clock: Callable[[], dt.datetime] | None = None, poll_timeout_s: float = 600.0,
+                 events: EventBus | None = None, balance_thresholds: Callable[[], dict[str, int]] | None = None):
         self.engine = engine
         self.field_io = field_io
         self.lost_after = lost_after
@@ -54,6 +57,10 @@ class CollectorService:
         # billing reconciliation after; a failing hook is logged and never costs the cycle.
         self.before_cycle: list[Callable[[], object]] = []
         self.after_cycle: list[Callable[[CycleSummary], object]] = []
+        # What each cycle changed goes to `events` (CYCLE_CHANGED); balances are compared with the site's alarm
+        # amounts, name -> fen ({"alarm1": 2000, "alarm2": 500}), read once per cycle from balance_thresholds.
+        self.events = events
+        self.balance_thresholds = balance_thresholds
 
     def targets(self) -> list[PollTarget]:
         with self.engine.connect() as conn:
@@ -78,10 +85,13 @@ class CollectorService:
         now = self.clock()
         t0 = dt.datetime.now()
         readings = _readings_frame(result)
+        thresholds = self._thresholds() if self.events is not None else {}
         with self.engine.begin() as conn:
             prev = _previous_state(conn, [t.meter_id for t in targets])
+            prev_buses = bus_comm_states(conn) if self.events is not None else []
             states, newly_lost, recovered = self._next_states(targets, result, readings, prev, now)
             append_readings(conn, readings.drop(columns=["extra"], errors="ignore"))
+            append_device_history(conn, readings)  # master meters and terminals only (history_mask)
             upsert_meter_state(conn, states)
             self._write_bus_state(conn, targets, result, now)
             self._lost_contact_events(conn, newly_lost, recovered, result, now)
@@ -91,6 +101,8 @@ class CollectorService:
                 duration_s=result.duration_s, meters=len(targets), ok=len(targets) - failed, failed=failed,
                 endpoints_unreachable=len(result.unreachable_endpoints)))
         write_s = (dt.datetime.now() - t0).total_seconds()
+        if self.events is not None:
+            self._publish_changes(targets, result, prev, states, prev_buses, newly_lost, recovered, thresholds, now)
         summary = CycleSummary(_naive_utc(result.started_at), result.duration_s, len(targets),
                                len(targets) - failed, failed, len(result.unreachable_endpoints),
                                len(newly_lost), len(recovered), write_s)
@@ -98,6 +110,33 @@ class CollectorService:
                  summary.meters, summary.ok, summary.failed, summary.endpoints_unreachable,
                  summary.duration_s, write_s)
         return summary
+
+    def _thresholds(self) -> dict[str, int]:
+        if self.balance_thresholds is None:
+            return {}
+        try:
+            return dict(self.balance_thresholds())
+        except Exception:  # noqa: BLE001 - the cycle goes on; only crossings of zero are reported this time
+            log.exception("the site's alarm amounts could not be read")
+            return {}
+
+    def _publish_changes(self, targets, result: CycleResult, prev: pd.DataFrame, states: pd.DataFrame,
+                         prev_buses: list[dict], newly_lost: list[int], recovered: list[int],
+                         thresholds: dict[str, int], now: dt.datetime) -> None:
+        """One CycleChanges on CYCLE_CHANGED, from the state before the cycle and the rows it wrote."""
+        try:
+            previous = {int(r["meter_id"]): r for r in prev.to_dict("records")} if not prev.empty else {}
+            bits, balances, relays = meter_changes(previous, states.to_dict("records"), thresholds)
+            polled = {(t.host, int(t.port)) for t in targets}
+            unreachable = {(e.host, int(e.port)) for e in result.unreachable_endpoints}
+            buses = [b for b in prev_buses if (b["host"], int(b["port"])) in polled]
+            b_lost, b_back, gw_lost, gw_back = bus_changes(buses, unreachable)
+            changes = CycleChanges(now, tuple(newly_lost), tuple(recovered), b_lost, b_back, gw_lost, gw_back,
+                                   bits, balances, relays)
+        except Exception:  # noqa: BLE001 - the readings are stored; only the news of this cycle is lost
+            log.exception("what the poll cycle changed could not be worked out")
+            return
+        self.events.publish(CYCLE_CHANGED, changes)
 
     def _next_states(self, targets, result: CycleResult, readings: pd.DataFrame, prev: pd.DataFrame,
                      now: dt.datetime) -> tuple[pd.DataFrame, list[int], list[int]]:

@@ -4,7 +4,8 @@ Register maps are hard-coded here from specs/device-profile.md (independently of
 
 - acrel-ddsy1352 / acrel-dtsy1352 (holding, FC03): realtime 0x0200 x48, configuration
   0x0046 x29, mailbox read-back 0x0340 x8; mailbox write FC16 at 0x0300 (at most 120 registers).
-- eastron-sdm630 (input, FC04, float32 high word first): 0x0000 x76 and 0x00EA x6.
+- eastron-sdm630 (input, FC04, float32 high word first): 0x0000 x76 and 0x00E0 x16 (neutral current at
+  0x00E0, voltage THD at 0x00EA-0x00EE).
 - wattline-ttu (holding, FC03): float32 block 0x0000 x42 (0x0000-0x0029: the spec's list has 21
   values, voltage_a .. humidity, humidity at 0x0028; the first 20 values sit where a 40-register
   reading expects them), u16 block 0x0040 x5 (0x0040 tap_position, 0x0041 tap_count,
@@ -38,6 +39,7 @@ Prepaid rules (the meter's own fee control):
 
 from __future__ import annotations
 
+import cmath
 import math
 import struct
 import time
@@ -603,7 +605,7 @@ class PrepaidMeter(SimMeter):
 class MasterMeter(SimMeter):
     """Eastron SDM630 at a building's incoming supply: the building's rooms plus line loss."""
 
-    input_blocks = ((0x0000, 76, "main"), (0x00EA, 6, "thd"))
+    input_blocks = ((0x0000, 76, "main"), (0x00E0, 16, "thd"))
 
     def __init__(self, spec: MeterSpec, hooks: FieldHooks, area: Area, rooms: list[PrepaidMeter]):
         super().__init__(spec, hooks, area)
@@ -664,7 +666,10 @@ class MasterMeter(SimMeter):
         f[35] = 50.0 + g(0.015)
         f[36] = self.energy_import
         self._images["main"] = struct.pack(">38f", *f)
-        self._images["thd"] = struct.pack(">3f", *(2.5 + 1.0 * fraction + g(0.1) for _ in range(3)))
+        # neutral current: the phasor sum of the three phase currents (120 degrees apart)
+        neutral = abs(sum(a * cmath.exp(-2j * math.pi * i / 3) for i, a in enumerate(amps)))
+        thd = [2.5 + 1.0 * fraction + g(0.1) for _ in range(3)]
+        self._images["thd"] = struct.pack(">8f", neutral, 0.0, 0.0, 0.0, 0.0, *thd)
 
     def to_state(self) -> dict:
         state = super().to_state()

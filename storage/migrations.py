@@ -139,16 +139,87 @@ def _foundations(conn: sa.Connection) -> None:
 
 
 def _command_purpose(conn: sa.Connection) -> None:
-    """command.purpose: what the command's settlement does (billing.settlement's registry)."""
+    """command.purpose: what the command's settlement does (billing.settlement's registry), and command.account_id:
+    the account it was queued for. Existing rows are filled once from what they hold: a money command from its
+    ledger entry (kind and account), a batch "close-<account>" -> closing, "open-<account>", "add-<account>-..."
+    and "replace-<account>-..." -> opening, then kind tariff -> tariff_push, limits -> limits_push, a relay kind ->
+    relay, anything else -> other. (The only place a batch id is read: the code never routes by it again.)
+    purpose is added NOT NULL with a default that is dropped once the rows are filled (DuckDB cannot SET NOT NULL
+    on a table with updates in the same transaction). Skipped when the column is there (created at this version)."""
+    present = conn.execute(sa.text(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'command' AND column_name = 'purpose'")).scalar()
+    if present:
+        return
+    conn.execute(sa.text("ALTER TABLE command ADD COLUMN purpose VARCHAR(20) NOT NULL DEFAULT 'other'"))
+    _add_column(conn, "command", "account_id", "INTEGER")
+    cmd = sa.table("command", sa.column("id"), sa.column("kind"), sa.column("batch_id"), sa.column("purpose"),
+                   sa.column("ledger_entry_id"), sa.column("account_id"))
+    entry = sa.table("ledger_entry", sa.column("id"), sa.column("kind"), sa.column("account_id"))
+    of_entry = entry.c.id == cmd.c.ledger_entry_id
+    by_kind = {"sale": "sale", "refund": "refund", "reversal": "reversal", "transfer_in": "transfer",
+               "closing_refund": "closing"}
+    conn.execute(cmd.update().where(cmd.c.ledger_entry_id.is_not(None)).values(
+        purpose=sa.func.coalesce(sa.select(sa.case(*((entry.c.kind == k, v) for k, v in by_kind.items()),
+                                                   else_="other")).where(of_entry).scalar_subquery(), "other"),
+        account_id=sa.select(entry.c.account_id).where(of_entry).scalar_subquery()))
+    for prefix, purpose in (("close-", "closing"), ("open-", "opening"), ("add-", "opening"),
+                            ("replace-", "opening")):
+        batches = conn.execute(sa.select(cmd.c.batch_id).where(cmd.c.batch_id.like(f"{prefix}%")).distinct()).scalars()
+        for batch in list(batches):
+            number = batch[len(prefix):].split("-", 1)[0]
+            account_id = int(number) if number.isdigit() else None
+            conn.execute(cmd.update().where(cmd.c.batch_id == batch, cmd.c.purpose == "other")
+                         .values(purpose=purpose))
+            conn.execute(cmd.update().where(cmd.c.batch_id == batch, cmd.c.account_id.is_(None))
+                         .values(account_id=account_id))
+    for kinds, purpose in ((("tariff",), "tariff_push"), (("limits",), "limits_push"),
+                           (("trip", "close", "keep_power", "restore_prepaid"), "relay")):
+        conn.execute(cmd.update().where(cmd.c.purpose == "other", cmd.c.kind.in_(kinds)).values(purpose=purpose))
+    conn.execute(sa.text("ALTER TABLE command ALTER COLUMN purpose DROP DEFAULT"))
 
 
 def _alarm_service(conn: sa.Connection) -> None:
     """alarm_event: subject, level, message code and parameters, acknowledgement; one open event per subject
-    and kind."""
+    and kind (open_key UNIQUE). The table is rebuilt, not altered: DuckDB cannot drop meter_id (its foreign key)
+    nor add a UNIQUE constraint to a table. Every row is carried over with its id: meter_id becomes the subject
+    (meter, or site 0 where it was empty), levels 1 and 2 stay (AlarmLevel.WARNING, CRITICAL), the free-text
+    message becomes code "text" with the text as its parameter. Where an old database held two open events of
+    one meter and kind, the earliest stays open and the others are closed at their own opening time. The id
+    sequence stays as it is. Skipped when the table has open_key already (created at this version)."""
+    import json
+    from storage.schema import alarm_event
+    present = conn.execute(sa.text(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'alarm_event' AND column_name = 'open_key'")).scalar()
+    if present:
+        return
+    old = conn.execute(sa.text("SELECT id, meter_id, kind, level, opened_at, closed_at, message FROM alarm_event "
+                               "ORDER BY id")).mappings().all()
+    conn.execute(sa.text("DROP TABLE alarm_event"))
+    conn.execute(sa.schema.CreateTable(alarm_event))  # the table only: its id sequence exists already
+    rows, open_keys = [], set()
+    for r in old:
+        subject_kind, subject_id = ("meter", r["meter_id"]) if r["meter_id"] is not None else ("site", 0)
+        key, closed_at = None, r["closed_at"]
+        if closed_at is None:
+            key = f"{subject_kind}:{subject_id}:{r['kind']}"
+            if key in open_keys:
+                key, closed_at = None, r["opened_at"]
+            open_keys.add(key)
+        rows.append({"id": r["id"], "kind": r["kind"], "level": r["level"], "subject_kind": subject_kind,
+                     "subject_id": subject_id, "open_key": key, "opened_at": r["opened_at"],
+                     "updated_at": closed_at or r["opened_at"], "closed_at": closed_at, "message_code": "text",
+                     "message_params": json.dumps({"text": r["message"] or ""}, ensure_ascii=False)})
+    if rows:
+        conn.execute(alarm_event.insert(), rows)
 
 
 def _device_history(conn: sa.Connection) -> None:
-    """History of master meters and transformer terminals."""
+    """History of master meters and transformer terminals: the device_readings table (PostgreSQL: with its
+    (meter_id, ts) index, declared PostgreSQL-only in schema.py). Nothing to fill: older polls kept no history."""
+    from storage.schema import device_readings
+    device_readings.create(conn, checkfirst=True)
 
 
 def current_version(conn: sa.Connection) -> int | None:

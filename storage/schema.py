@@ -131,7 +131,7 @@ meter = sa.Table(
 # power factor, frequency, energy registers, remaining money, relay state, status bits), narrow so
 # appends stay cheap; the status flags travel packed in one integer (READING_STATUS_BITS).
 # Every other canonical key (per-phase power, THD, temperatures, tap, breakers ...) is kept in
-# meter_state as the latest value; the grid module adds its own history table when it needs one.
+# meter_state as the latest value, and over time in device_readings for the devices that carry them.
 READING_FLOAT_KEYS = ("voltage_a", "voltage_b", "voltage_c", "current_a", "current_b", "current_c",
                       "power_total", "pf_total", "frequency",
                       "energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley")
@@ -149,6 +149,32 @@ readings = sa.Table(
     sa.Column("status", sa.Integer),  # bit i set = flag named in READING_STATUS_BITS is on
 )
 READINGS_COLUMNS = tuple(c.name for c in readings.columns)
+
+# History of master meters and transformer terminals (since 8, issue 9): per poll, the canonical keys readings
+# does not keep, as typed columns; the terminal's signals packed in one integer (DEVICE_SIGNAL_BITS, the TTU's
+# own status register layout); a site's own profile keys as JSON text. Appended only for readings that carry a
+# device key (HISTORY_DEVICE_KEYS), or per-phase values or own keys on a meter without a balance: a prepaid
+# meter's per-phase values and its settings read-back cost its cycle nothing more.
+DEVICE_FLOAT_KEYS = tuple(k for k in FLOAT_KEYS if k not in READING_FLOAT_KEYS)
+DEVICE_INT_KEYS = ("tap_position", "capacitor_steps", "capacity_mode")
+DEVICE_SIGNAL_BITS = {"door_open": 0, "smoke": 1, "water": 2, **{f"breaker_{i}": 7 + i for i in range(1, 9)}}
+PHASE_KEYS = ("power_a", "power_b", "power_c", "pf_a", "pf_b", "pf_c")
+HISTORY_DEVICE_KEYS = tuple(k for k in DEVICE_FLOAT_KEYS if k not in PHASE_KEYS) + DEVICE_INT_KEYS + tuple(
+    DEVICE_SIGNAL_BITS)
+
+device_readings = sa.Table(
+    "device_readings", metadata,
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    *[sa.Column(k, sa.Double) for k in DEVICE_FLOAT_KEYS],
+    *[sa.Column(k, sa.Integer) for k in DEVICE_INT_KEYS],
+    sa.Column("signals", sa.Integer),  # bit i set = signal named in DEVICE_SIGNAL_BITS is on; null: none read
+    sa.Column("extra", sa.Text),  # JSON of the reading's non-canonical keys
+    # PostgreSQL only, as readings' (meter_id, ts) index: an ART index would slow DuckDB's bulk appends.
+    sa.Index("ix_device_readings_meter_ts", "meter_id", "ts").ddl_if(dialect="postgresql"),
+    info={"since": 8},
+)
+DEVICE_READINGS_COLUMNS = tuple(c.name for c in device_readings.columns)
 
 meter_state = sa.Table(
     "meter_state", metadata,
@@ -188,7 +214,9 @@ poll_cycle = sa.Table(
 )
 
 # ---------------------------------------------------------------------------------------------
-# Remote commands (outbox). State: queued -> sent -> acked | failed | expired.
+# Remote commands (outbox). State: queued -> sent -> acked | failed | expired (storage.transitions.COMMAND).
+# purpose (storage.purposes.Purpose) routes its settlement (billing.settlement); account_id names the account
+# it was queued for (an opening, a closing, money), so nothing is ever read out of batch_id, a label only.
 command = sa.Table(
     "command", metadata,
     _pk("command"),
@@ -202,21 +230,35 @@ command = sa.Table(
     sa.Column("operator", sa.String(100)),
     sa.Column("batch_id", sa.String(40)),
     sa.Column("ledger_entry_id", sa.Integer),
+    sa.Column("purpose", sa.String(20), nullable=False),  # sale, refund, ..., closing, tariff_push, relay (migration 8)
+    sa.Column("account_id", sa.Integer),  # the account it was queued for, if any (migration 8)
     sa.Column("error", sa.String(300)),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("sent_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
 )
 
+# Alarm events (storage.alarms owns them; since 8 in this shape, see migrations._alarm_service). A subject is
+# (subject_kind, subject_id): meter, gateway, bus, area, work_order (their ids) or site (0). open_key is
+# "<subject_kind>:<subject_id>:<kind>" while the event is open and NULL once closed: its UNIQUE constraint is
+# the database's "at most one open event per subject and kind" (NULLs are distinct on both engines; DuckDB has
+# no partial indexes).
 alarm_event = sa.Table(
     "alarm_event", metadata,
     _pk("alarm_event"),
-    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id")),
-    sa.Column("kind", sa.String(30), nullable=False),  # lost_contact, alarm1, alarm2, arrears, overload, tamper, mismatch ...
-    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),  # storage.alarms.KINDS
+    sa.Column("level", sa.Integer, nullable=False),  # storage.alarms.AlarmLevel: 0 info, 1 warning, 2 critical
+    sa.Column("subject_kind", sa.String(20), nullable=False),
+    sa.Column("subject_id", sa.Integer, nullable=False),
+    sa.Column("open_key", sa.String(80)),
     sa.Column("opened_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("closed_at", UtcDateTime),
-    sa.Column("message", sa.String(300)),
+    sa.Column("acknowledged_by", sa.String(100)),
+    sa.Column("acknowledged_at", UtcDateTime),
+    sa.Column("message_code", sa.String(40), nullable=False),  # the catalog's alarm.message.<code>
+    sa.Column("message_params", sa.Text),  # JSON object of the message's parameters
+    sa.UniqueConstraint("open_key", name="uq_alarm_event_open_key"),
 )
 
 audit_log = sa.Table(

@@ -269,11 +269,12 @@ def test_sdm630_floats_decode_without_binary_noise_and_power_in_kw():
     regs[0:2] = f32_regs(230.1)
     regs[0xC:0xE] = f32_regs(1234.5)      # W
     regs[0x48:0x4A] = f32_regs(98765.4)
-    v = prof.decode({("input", 0): regs, ("input", 0xEA): f32_regs(2.5, 2.6, 2.7)})
+    regs[0x3C:0x3E] = f32_regs(2500.0)    # var
+    v = prof.decode({("input", 0): regs, ("input", 0xE0): f32_regs(4.2, 0, 0, 0, 0, 2.5, 2.6, 2.7)})
     assert v["voltage_a"] == 230.1
     assert v["power_a"] == 1.2345
     assert v["energy_total"] == 98765.4
-    assert v["thd_u_c"] == 2.7
+    assert v["thd_u_c"] == 2.7 and v["current_n"] == 4.2 and v["reactive_total"] == 2.5
 
 
 def test_nan_and_infinite_floats_decode_as_none():

@@ -49,6 +49,9 @@ class Config:
     trusted_proxy: str | None = None   # a reverse proxy's IP: its X-Forwarded-For/-Proto/-Host are believed
     poll_interval_s: float = 1800.0    # 30 minutes, the seed system's default
     lost_after: int = 3                # consecutive missed polls before a meter is lost
+    # [jobs]: site-wide scheduler jobs besides the poll, each on its own interval (seconds)
+    reconcile_interval_s: float = 300.0      # ledger against meters (also woken after every poll cycle)
+    tariff_push_interval_s: float = 60.0     # scheduled tariff versions that took effect go to their meters
     profile_dir: str | None = None     # extra device profiles (TOML) for this site
     master_key_file: str = "data/master.key"
     master_key_env: str = "WATTLINE_MASTER_KEY"
@@ -71,7 +74,10 @@ _SECTIONS = {
     "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
     "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
     "site": {"timezone": "timezone", "public_url": "public_url"},
+    "jobs": {"reconcile_interval_s": "reconcile_interval_s", "tariff_push_interval_s": "tariff_push_interval_s"},
 }
+JOB_INTERVALS = ("poll_interval_s", "reconcile_interval_s", "tariff_push_interval_s")
+MAX_INTERVAL_S = 31 * 86400
 _TYPES = {f.name: f.type for f in fields(Config)}
 
 
@@ -131,7 +137,9 @@ def _coerce(values: dict, source: str) -> dict:
                 if not isinstance(v, bool):
                     raise ValueError
                 out[k] = v
-            elif k == "poll_interval_s":
+            elif k in JOB_INTERVALS:
+                if isinstance(v, bool):
+                    raise ValueError
                 out[k] = float(v)
             else:
                 out[k] = None if v == "" else str(v)
@@ -178,8 +186,9 @@ def _limits_section(content, path: Path) -> dict:
 def _validate(cfg: Config) -> None:
     if not (1 <= cfg.port <= 65535):
         raise ConfigError(f"{cfg.source}: port {cfg.port} is outside 1..65535")
-    if cfg.poll_interval_s < 1:
-        raise ConfigError(f"{cfg.source}: poll_interval_s must be at least 1 second")
+    for name in JOB_INTERVALS:
+        if not 1 <= getattr(cfg, name) <= MAX_INTERVAL_S:   # NaN and infinity too
+            raise ConfigError(f"{cfg.source}: {name} must be from 1 second to {MAX_INTERVAL_S} (31 days)")
     if cfg.lost_after < 1:
         raise ConfigError(f"{cfg.source}: lost_after must be at least 1 poll")
     if not (cfg.database_url.startswith("duckdb:") or cfg.database_url.startswith("postgresql")):

@@ -1,5 +1,6 @@
-"""Billing inside the serving process: its context and keys, the dispatcher and reconciliation around each poll
-cycle, the demo's accounts and API client. serve.runtime calls these three functions."""
+"""Billing inside the serving process: its context and keys, the dispatcher before each poll cycle, reconciliation
+and the scheduled tariff push as named jobs, the site's alarm amounts for the collector, the demo's accounts and
+API client. serve.runtime calls these functions."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,6 +13,9 @@ from pathlib import Path
 from billing.context import BillingContext, utcnow
 
 log = logging.getLogger("wattline.billing")
+
+RECONCILE_JOB = "reconcile"
+TARIFF_PUSH_JOB = "tariff_push"
 
 DEMO_API_CLIENT = "demo-payment-client"
 
@@ -35,9 +39,10 @@ def billing_context(engine, cfg, profiles) -> BillingContext:
                           prepaid_profiles=prepaid_profiles(profiles))
 
 
-def make_dispatcher(engine, field_io, master_key: bytes, ctx: BillingContext, expiry_hours: float | None = None):
+def make_dispatcher(engine, field_io, master_key: bytes, ctx: BillingContext, expiry_hours: float | None = None,
+                    events=None):
     """The command dispatcher: a worker thread woken after each sale (ctx.notify), its settlements routed by
-    each command's purpose (billing.settlement)."""
+    each command's purpose (billing.settlement) and published on `events` (core.events.COMMAND_SETTLED)."""
     from billing.settings import command_expiry_hours
     from billing.settlement import settle_command
     from collectors.dispatch import Dispatcher
@@ -45,27 +50,38 @@ def make_dispatcher(engine, field_io, master_key: bytes, ctx: BillingContext, ex
         with engine.connect() as conn:
             expiry_hours = command_expiry_hours(conn)
     return Dispatcher(engine, field_io, master_key, utcnow, on_settled=partial(settle_command, ctx),
-                      expire_after=dt.timedelta(hours=expiry_hours))
+                      expire_after=dt.timedelta(hours=expiry_hours), events=events)
 
 
-def attach_billing(collector, dispatcher, ctx: BillingContext) -> None:
-    """Billing's work around each poll cycle: commands go before it (and right after each sale: ctx.notify wakes
-    the dispatcher), reconciliation and the scheduled tariff push after it."""
-    from billing.reconcile import reconcile
+def attach_billing(collector, dispatcher, ctx: BillingContext, jobs, events, *, reconcile_interval_s: float,
+                   tariff_push_interval_s: float) -> None:
+    """Billing's work in the serving process: commands go before each poll cycle (and right after each sale:
+    ctx.notify wakes the dispatcher); reconciliation and the scheduled tariff push are named jobs."""
     ctx.notify = dispatcher.kick
     collector.before_cycle.append(dispatcher.run_once)
-    collector.after_cycle.append(lambda _summary: reconcile(ctx.engine, utcnow))
-    collector.after_cycle.append(partial(push_due_tariffs, ctx))
+    add_billing_jobs(jobs, events, ctx, reconcile_interval_s=reconcile_interval_s,
+                     tariff_push_interval_s=tariff_push_interval_s)
 
 
-def push_due_tariffs(ctx: BillingContext, _summary=None) -> None:
-    """Scheduled tariff versions that took effect go to their meters; a failure is logged, never raised
-    (neither the start nor a poll cycle depends on it)."""
+def add_billing_jobs(jobs, events, ctx: BillingContext, *, reconcile_interval_s: float,
+                     tariff_push_interval_s: float) -> None:
+    """Reconciliation (on its interval, and woken by every poll cycle: it checks the readings that cycle wrote) and
+    the scheduled tariff push (versions that took effect go to their meters, first at the start) as jobs."""
+    from billing.reconcile import reconcile
     from billing.tariffs import push_due_versions
-    try:
-        push_due_versions(ctx)
-    except Exception:  # noqa: BLE001 - logged with its traceback; the next poll cycle tries again
-        log.exception("pushing scheduled tariff versions failed")
+    from core.events import CYCLE_CHANGED
+    jobs.add(RECONCILE_JOB, partial(reconcile, ctx.engine, utcnow), reconcile_interval_s)
+    jobs.add(TARIFF_PUSH_JOB, partial(push_due_versions, ctx), tariff_push_interval_s)
+    events.subscribe(CYCLE_CHANGED, lambda _changes: jobs.wake(RECONCILE_JOB))
+
+
+def balance_thresholds(engine) -> dict[str, int]:
+    """The site's alarm amounts in fen ({"alarm1": 2000, "alarm2": 500}): the collector reports balances crossing
+    them (collectors.changes)."""
+    from billing.settings import meter_limits
+    with engine.connect() as conn:
+        limits = meter_limits(conn)
+    return {"alarm1": limits["alarm1_fen"], "alarm2": limits["alarm2_fen"]}
 
 
 def seed_demo(ctx: BillingContext, field, site, purchases, history_start: dt.datetime) -> dict:

@@ -1,6 +1,7 @@
 """One serving process: the DuckDB file's only writer, the Modbus loop, the scheduler and the web server."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -31,6 +32,15 @@ class DemoInfo:
     backfill_s: float = 0.0
 
 
+def job_health(s) -> dict:
+    """One scheduler job (collectors.schedule.JobStatus) for /healthz: times ISO UTC with Z."""
+    return {"name": s.name, "interval_s": s.interval_s, "runs": s.runs, "running": s.running,
+            "last_run": iso_utc(s.last_started_at),
+            "duration_s": None if s.last_duration_s is None else round(s.last_duration_s, 3),
+            "ok": s.last_ok, "last_error": s.last_error, "last_error_at": iso_utc(s.last_error_at),
+            "next_run": iso_utc(s.next_run_at)}
+
+
 class Runtime:
     """Start order: database, (demo: simulator and seed), field I/O, collector, scheduler, web."""
 
@@ -49,6 +59,8 @@ class Runtime:
         self.billing = None  # billing.context.BillingContext
         self.qr_key: bytes | None = None
         self.dispatcher = None
+        self.events = None  # core.events.EventBus: what each poll cycle changed, settled commands
+        self.jobs = None  # collectors.schedule.Jobs: the poll and the site-wide jobs
         self.demo_api_token: str | None = None
         self.demo_operators: list[str] = []
         # QR codes and customer cards lead here; never to a request's Host header (see dashboard.selfservice)
@@ -60,9 +72,10 @@ class Runtime:
         from collectors.cycle import CollectorService
         from collectors.poller import FieldIO
         from collectors.profiles import ProfileRegistry
-        from collectors.schedule import start_poll_scheduler
+        from collectors.schedule import POLL_JOB, Jobs
+        from core.events import EventBus
         from dashboard.app import create_app
-        from serve.billing import attach_billing, billing_context, demo_api_client, make_dispatcher, push_due_tariffs
+        from serve.billing import attach_billing, balance_thresholds, billing_context, demo_api_client, make_dispatcher
         from storage.engine import open_engine
         from storage.migrations import migrate
 
@@ -81,14 +94,20 @@ class Runtime:
             self.demo_api_token = demo_api_client(self.billing)
             self._start_demo_site()
         self.field_io = FieldIO(self.profiles)
-        self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow)
+        self.events = EventBus()
+        self.jobs = Jobs(clock=utcnow)
+        self.collector = CollectorService(self.engine, self.field_io, lost_after=cfg.lost_after, clock=utcnow,
+                                          events=self.events,
+                                          balance_thresholds=functools.partial(balance_thresholds, self.engine))
         # commands go before each poll cycle and right after each sale; reconciliation and the scheduled tariff
-        # push after each cycle (the push also runs once now)
-        self.dispatcher = make_dispatcher(self.engine, self.field_io, self.master_key.bytes, self.billing)
-        attach_billing(self.collector, self.dispatcher, self.billing)
+        # push are jobs of their own (both run once now; reconciliation also after each cycle)
+        self.dispatcher = make_dispatcher(self.engine, self.field_io, self.master_key.bytes, self.billing,
+                                          events=self.events)
+        self.jobs.add(POLL_JOB, self.collector.run_cycle, cfg.poll_interval_s)
+        attach_billing(self.collector, self.dispatcher, self.billing, self.jobs, self.events,
+                       reconcile_interval_s=cfg.reconcile_interval_s, tariff_push_interval_s=cfg.tariff_push_interval_s)
         self.dispatcher.start()
-        push_due_tariffs(self.billing)
-        start_poll_scheduler(self.collector.run_cycle, cfg.poll_interval_s)
+        self.jobs.start()
         self.dash_app = create_app(self.health, services=self)
         self._install_auth()
         if not self.public_url:
@@ -166,13 +185,14 @@ class Runtime:
 
     # -----------------------------------------------------------------------------------------
     def health(self) -> dict:
-        from collectors.schedule import scheduler_running
         from storage.engine import engine_name
         from storage.health import data_plane_summary
 
+        jobs = self.jobs
         body = {"status": "ok", "time": iso_utc(utcnow()),  # for machines: ISO UTC with Z
                 "database": {"engine": engine_name(self.engine) if self.engine else None},
-                "demo": self.demo, "scheduler_running": scheduler_running()}
+                "demo": self.demo, "scheduler_running": jobs is not None and jobs.running,
+                "jobs": [job_health(s) for s in jobs.status()] if jobs is not None else []}
         try:
             with self.engine.connect() as conn:
                 summary = data_plane_summary(conn)
@@ -233,7 +253,6 @@ class Runtime:
         return th
 
     def stop(self) -> None:
-        from collectors.schedule import stop_poll_scheduler
         from storage.engine import dispose
 
         if self.server is not None:
@@ -247,7 +266,8 @@ class Runtime:
         web = getattr(self, "_web_thread", None)
         if web is not None:
             web.join(timeout=10)
-        stop_poll_scheduler()
+        if self.jobs is not None:
+            self.jobs.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self.field_io is not None:

@@ -109,6 +109,14 @@ def poll_targets(conn: sa.Connection) -> list[dict]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def bus_comm_states(conn: sa.Connection) -> list[dict]:
+    """Every bus with its gateway, endpoint and last recorded comm_state (None: never polled)."""
+    q = (sa.select(bus.c.id.label("bus_id"), bus.c.gateway_id, gateway.c.host, bus.c.port, bus_state.c.comm_state)
+         .join_from(bus, gateway, bus.c.gateway_id == gateway.c.id)
+         .outerjoin(bus_state, bus_state.c.bus_id == bus.c.id))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
 def meter_count(conn: sa.Connection) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(meter).where(meter.c.status != "removed")).scalar_one()
 

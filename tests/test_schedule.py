@@ -1,10 +1,10 @@
-"""The poll schedule: one scheduler per process, cycles never overlap, a failing cycle does not stop it."""
+"""The job scheduler: one scheduler per Jobs, a job never overlaps itself, a failing job does not stop the schedule."""
 from __future__ import annotations
 
 import threading
 import time
 
-from collectors.schedule import POLL_JOB_ID, scheduler_running, start_poll_scheduler, stop_poll_scheduler
+from collectors.schedule import POLL_JOB, Jobs
 
 
 def _wait_for(predicate, seconds=20):
@@ -15,14 +15,18 @@ def _wait_for(predicate, seconds=20):
 
 
 def test_starting_the_schedule_twice_keeps_one_scheduler_with_one_job():
+    jobs = Jobs()
+    jobs.add(POLL_JOB, lambda: None, 60)
     try:
-        first = start_poll_scheduler(lambda: None, 60)
-        second = start_poll_scheduler(lambda: None, 60)
-        assert first is second and scheduler_running()
-        assert [j.id for j in first.get_jobs()] == [POLL_JOB_ID]
+        jobs.start()
+        first = jobs._sched
+        jobs.start()
+        assert jobs._sched is first and jobs.running
+        assert [j.id for j in first.get_jobs()] == [POLL_JOB]
     finally:
-        stop_poll_scheduler()
-    assert not scheduler_running()
+        jobs.stop()
+        jobs.stop()
+    assert not jobs.running
 
 
 def test_a_cycle_slower_than_the_interval_never_runs_twice_at_once():
@@ -38,11 +42,13 @@ def test_a_cycle_slower_than_the_interval_never_runs_twice_at_once():
             running[0] -= 1
             runs[0] += 1
 
+    jobs = Jobs()
+    jobs.add(POLL_JOB, slow_cycle, 0.1)
     try:
-        start_poll_scheduler(slow_cycle, 0.1)
+        jobs.start()
         assert _wait_for(lambda: runs[0] >= 3)
     finally:
-        stop_poll_scheduler()
+        jobs.stop()
     assert most[0] == 1
 
 
@@ -53,9 +59,11 @@ def test_a_failing_cycle_does_not_stop_the_schedule():
         calls.append(1)
         raise RuntimeError("database gone for a moment")
 
+    jobs = Jobs()
+    jobs.add(POLL_JOB, failing, 0.1)
     try:
-        start_poll_scheduler(failing, 0.1)
+        jobs.start()
         assert _wait_for(lambda: len(calls) >= 2)
-        assert scheduler_running()
+        assert jobs.running
     finally:
-        stop_poll_scheduler()
+        jobs.stop()

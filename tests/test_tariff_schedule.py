@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from billing import desk, tariffs
 from billing.context import utcnow
 from billing.tariffs import push_due_versions
-from serve.billing import attach_billing, make_dispatcher, push_due_tariffs
+from serve.billing import TARIFF_PUSH_JOB, add_billing_jobs, attach_billing, make_dispatcher
 from collectors.cycle import CollectorService
+from collectors.schedule import POLL_JOB, Jobs
+from core.events import EventBus
 from collectors.poller import FieldIO
 from collectors.profiles import ProfileRegistry
 from dashboard.components.tariffs import tariff_cards
@@ -181,7 +183,8 @@ def test_the_tariffs_page_says_a_future_version_is_pushed_automatically_on_its_d
 
 @pytest.fixture
 def serving(any_engine):
-    """The dispatcher and billing's poll-cycle work on a simulated site, wired as the serving process wires them."""
+    """The dispatcher, the poll and billing's jobs on a simulated site, wired as the serving process wires them
+    (the scheduler is not started: the tests run the jobs by hand, in the order the scheduler may)."""
     site = prepaid_site(free_port_block(2))
     clock = Clock(utcnow())
     load_site(any_engine, site, clock.now)
@@ -189,41 +192,49 @@ def serving(any_engine):
         conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
     ctx = make_ctx(any_engine, clock)
     with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
-        collector = CollectorService(any_engine, fio, clock=utcnow)
-        dispatcher = make_dispatcher(any_engine, fio, TEST_MASTER_KEY, ctx)
-        attach_billing(collector, dispatcher, ctx)
+        events, jobs = EventBus(), Jobs(clock=utcnow)
+        collector = CollectorService(any_engine, fio, clock=utcnow, events=events)
+        dispatcher = make_dispatcher(any_engine, fio, TEST_MASTER_KEY, ctx, events=events)
+        jobs.add(POLL_JOB, collector.run_cycle, 60)
+        attach_billing(collector, dispatcher, ctx, jobs, events, reconcile_interval_s=300, tariff_push_interval_s=60)
         dispatcher.start()
-        rt = SimpleNamespace(engine=any_engine, billing=ctx, collector=collector)
+        rt = SimpleNamespace(engine=any_engine, billing=ctx, collector=collector, jobs=jobs)
         try:
             yield rt, clock, ft.field
         finally:
             dispatcher.stop()
 
 
-def test_the_poll_cycle_after_its_valid_from_brings_the_new_prices_to_the_meters(serving):
+def test_the_tariff_job_after_its_valid_from_brings_the_new_prices_to_the_meters(serving):
     rt, clock, field = serving
     month_ago = clock.now - dt.timedelta(days=30)
     dorm = tariffs.create_tariff(rt.billing, "Dorm", "flat", "admin", prices={"flat": "0.60"}, valid_from=month_ago)
     shop = tariffs.create_tariff(rt.billing, "Shop", "flat", "admin", prices={"flat": "0.90"}, valid_from=month_ago)
     tariffs.assign_tariff(rt.billing, [address(1), address(2)], dorm, "admin")
     tariffs.assign_tariff(rt.billing, [address(3), address(4)], shop, "admin")
-    rt.collector.run_cycle()
+    rt.jobs.run(POLL_JOB)
     _new_price(rt.billing, dorm, "0.75", clock.now + dt.timedelta(days=1))
-    rt.collector.run_cycle()
+    rt.jobs.run(TARIFF_PUSH_JOB)
+    rt.jobs.run(POLL_JOB)
 
     def flat_prices():
         return [field.meter(address(n)).tariff.prices[2] for n in (1, 2, 3, 4)]
     assert flat_prices() == [6000, 6000, 9000, 9000], "not before its day"
     clock.advance(days=1, minutes=1)
-    rt.collector.run_cycle()   # the version took effect: its SET_TARIFF is queued after this cycle
-    rt.collector.run_cycle()   # ... and sent before this one at the latest
+    rt.jobs.run(TARIFF_PUSH_JOB)   # the version took effect: its SET_TARIFF is queued
+    rt.jobs.run(POLL_JOB)          # ... and sent before this poll at the latest
     assert flat_prices() == [7500, 7500, 9000, 9000]
 
 
-def test_a_database_that_cannot_be_reached_is_logged_and_never_stops_the_poll_cycle(tmp_path, caplog):
+def test_a_database_that_cannot_be_reached_is_the_tariff_jobs_error_and_never_stops_the_poll(tmp_path, caplog):
     unreachable = make_ctx(sa.create_engine(f"duckdb:///{tmp_path / 'no such dir' / 'x.duckdb'}"), Clock(utcnow()))
-    push_due_tariffs(unreachable)
-    assert "pushing scheduled tariff versions failed" in caplog.text
+    jobs, polls = Jobs(), []
+    jobs.add(POLL_JOB, lambda: polls.append(1), 60)
+    add_billing_jobs(jobs, EventBus(), unreachable, reconcile_interval_s=300, tariff_push_interval_s=60)
+    assert jobs.run(TARIFF_PUSH_JOB) is False
+    assert jobs.run(POLL_JOB) is True and polls == [1]
+    push = next(s for s in jobs.status() if s.name == TARIFF_PUSH_JOB)
+    assert push.last_ok is False and push.last_error and f"job {TARIFF_PUSH_JOB} failed" in caplog.text
 
 
 def test_an_unreadable_mark_makes_every_scheduled_version_be_looked_at_again(ctx, clock, dorm):

@@ -21,11 +21,16 @@ import sqlalchemy as sa
 
 from storage import audit
 from storage import billing as store
-from storage.outbox import alarm_by_id, close_alarm_by_id, close_alarms, open_alarm, open_alarms
+from storage import alarms
+from storage.alarms import (
+    BALANCE_MISMATCH, COMMAND_FAILED, COUNT_MISMATCH, MAILBOX_CONFLICT, AlarmLevel, alarm_by_id, close_alarm,
+    close_alarm_by_id, open_alarm,
+)
 
 # mailbox_conflict: the dispatcher read a meter's answer that was not its frame's (another master on the bus);
-# listed here so an operator sees it beside the mismatches it may explain, and resolves it with a note
-RECONCILIATION_ALARMS = ("count_mismatch", "balance_mismatch", "mailbox_conflict")
+# command_failed: a money or relay command the meter refused. Listed here so an operator sees them beside the
+# mismatches they may explain, and resolves them with a note.
+RECONCILIATION_ALARMS = (COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, COMMAND_FAILED)
 
 
 @dataclass
@@ -48,7 +53,8 @@ def reconcile(engine: sa.Engine, clock: Callable[[], dt.datetime]) -> ReconcileR
     report = ReconcileReport()
     with engine.begin() as conn:
         bounds = store.live_count_bounds(conn)
-        mismatched = {a["meter_id"] for a in open_alarms(conn, "count_mismatch")}
+        mismatched = alarms.open_subjects(conn, COUNT_MISMATCH, "meter")
+        unexplained = alarms.open_subjects(conn, BALANCE_MISMATCH, "meter")
         marks = []
         for row in store.reconcile_rows(conn):
             if row["mark_ts"] is not None and row["ts"] <= row["mark_ts"]:
@@ -59,11 +65,17 @@ def reconcile(engine: sa.Engine, clock: Callable[[], dt.datetime]) -> ReconcileR
             if count is not None:
                 known, upper = expected_counts(bounds.get(mid, (None, None, None)))
                 if count < known or count > upper:
-                    if open_alarm(conn, mid, "count_mismatch", 2,
-                                  f"meter {address} reports purchase count {count}; the ledger expects {known}"
-                                  + (f" (up to {upper} in flight)" if upper > known else ""), now):
-                        report.opened.append((address, "count_mismatch"))
-                elif mid in mismatched and close_alarms(conn, mid, "count_mismatch", now):
+                    params = {"meter": address, "count": count, "expected": known}
+                    if upper > known:
+                        code, params = "count_mismatch_in_flight", {**params, "upper": upper}
+                    else:
+                        code = "count_mismatch"
+                    open_alarm(conn, COUNT_MISMATCH, alarms.meter(mid), AlarmLevel.CRITICAL, code, params, now)
+                    if mid not in mismatched:
+                        mismatched.add(mid)
+                        report.opened.append((address, COUNT_MISMATCH))
+                elif mid in mismatched and close_alarm(conn, COUNT_MISMATCH, alarms.meter(mid), now):
+                    mismatched.discard(mid)
                     report.cleared.append(address)
             mark_count, mark_balance = row["mark_count"], row["mark_balance"]
             if balance is not None and mark_balance is not None and count is not None and mark_count is not None:
@@ -71,10 +83,12 @@ def reconcile(engine: sa.Engine, clock: Callable[[], dt.datetime]) -> ReconcileR
                 if rise > 0 or count != mark_count:  # consumption alone only lowers the balance
                     credited = (store.amounts_between_counts(conn, mid, mark_count, count) if count > mark_count
                                 else Decimal("0"))
-                    if rise > credited and open_alarm(
-                            conn, mid, "balance_mismatch", 2,
-                            f"meter {address} balance rose by {rise} yuan; the ledger explains {credited}", now):
-                        report.opened.append((address, "balance_mismatch"))
+                    if rise > credited:
+                        open_alarm(conn, BALANCE_MISMATCH, alarms.meter(mid), AlarmLevel.CRITICAL, "balance_mismatch",
+                                   {"meter": address, "rise": str(rise), "credited": str(credited)}, now)
+                        if mid not in unexplained:
+                            unexplained.add(mid)
+                            report.opened.append((address, BALANCE_MISMATCH))
             marks.append({"meter_id": mid, "ts": row["ts"], "purchase_count": count, "balance": balance})
         store.set_reconcile_marks(conn, marks)
     return report
@@ -98,10 +112,10 @@ def resolve_alarm(engine: sa.Engine, clock: Callable[[], dt.datetime], alarm_id,
         if alarm is None or alarm["kind"] not in RECONCILIATION_ALARMS or alarm["closed_at"] is not None \
                 or not close_alarm_by_id(conn, alarm["id"], now):
             raise BillingError("alarm_not_open", alarm=alarm_id)
-        m = store.meter_by_id(conn, alarm["meter_id"]) if alarm["meter_id"] is not None else None
+        m = store.meter_by_id(conn, alarm["subject_id"]) if alarm["subject_kind"] == "meter" else None
         audit.record(conn, operator=operator, action="billing.alarm_resolve", ts=now, source=remote,
                      target=f"meter:{m['address']}" if m else f"alarm:{alarm['id']}",
-                     before={"alarm": alarm["id"], "kind": alarm["kind"], "message": alarm["message"],
+                     before={"alarm": alarm["id"], "kind": alarm["kind"], "message": alarms.message_text(alarm, "en"),
                              "opened_at": alarm["opened_at"]},
                      after={"closed_at": now, "note": note})
     return {**alarm, "closed_at": now}

@@ -58,6 +58,20 @@ def meter_limits(conn: sa.Connection) -> dict:
             "overdraft_fen": to_fen(parse_amount(_value(conn, OVERDRAFT), allow_zero=True))}
 
 
+def alarm_amounts(conn: sa.Connection) -> tuple[Decimal, Decimal]:
+    """The site's low-balance thresholds in yuan, (alarm 1, alarm 2): what meters are set to warn at (meter_limits)
+    and what the customer's page warns at."""
+    return (parse_amount(_value(conn, ALARM1), allow_zero=True), parse_amount(_value(conn, ALARM2), allow_zero=True))
+
+
+def low_balance_level(balance: Decimal | None, amounts: tuple[Decimal, Decimal]) -> int:
+    """2 at or below alarm 2, 1 at or below alarm 1, else 0 (also when the balance is unknown)."""
+    if balance is None:
+        return 0
+    alarm1, alarm2 = amounts
+    return 2 if balance <= alarm2 else 1 if balance <= alarm1 else 0
+
+
 def set_hoarding_limit(ctx: BillingContext, amount, operator: str) -> Decimal | None:
     """Set (or with None / "" remove) the hoarding limit; audited."""
     limit = None if amount in (None, "") else parse_amount(amount)

@@ -15,7 +15,8 @@ from collectors.changes import CycleChanges, bus_changes, meter_changes
 from collectors.commstate import next_comm_state
 from core.money import reading_fen as fen
 from collectors.poller import CycleResult, FieldIO, PollTarget
-from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, alarm_event, bus_state, meter_state, poll_cycle
+from storage import alarms
+from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, bus_state, meter_state, poll_cycle
 from storage.timeseries import append_device_history, append_readings, upsert_meter_state
 from storage.topology import bus_comm_states, poll_targets
 from core.events import CYCLE_CHANGED, EventBus
@@ -183,9 +184,10 @@ class CollectorService:
             bus_of[t.endpoint] = t
         if not bus_of:
             return
-        ids = {r.host_port: r.bus_id for r in conn.execute(sa.text(
-            "SELECT gateway.host || ':' || CAST(bus.port AS VARCHAR) AS host_port, bus.id AS bus_id "
-            "FROM bus JOIN gateway ON bus.gateway_id = gateway.id"))}
+        buses = {r.host_port: r for r in conn.execute(sa.text(
+            "SELECT gateway.host || ':' || CAST(bus.port AS VARCHAR) AS host_port, bus.id AS bus_id, "
+            "bus.gateway_id AS gateway_id FROM bus JOIN gateway ON bus.gateway_id = gateway.id"))}
+        ids = {k: r.bus_id for k, r in buses.items()}
         prev = {r.bus_id: r for r in conn.execute(sa.select(bus_state))}
         rows = []
         for key in bus_of:
@@ -200,20 +202,48 @@ class CollectorService:
         conn.execute(sa.delete(bus_state).where(bus_state.c.bus_id.in_([r["bus_id"] for r in rows])))
         if rows:
             conn.execute(bus_state.insert(), rows)
+        _bus_alarms(conn, [(key, buses[f"{key.host}:{key.port}"].gateway_id, ids[f"{key.host}:{key.port}"],
+                            bus_of[key], key in result.unreachable_endpoints)
+                           for key in bus_of if f"{key.host}:{key.port}" in ids], now)
 
     @staticmethod
     def _lost_contact_events(conn: sa.Connection, newly_lost: list[int], recovered: list[int],
                              result: CycleResult, now: dt.datetime) -> None:
+        """A meter newly lost opens its lost_contact alarm (the poll's error as the message's parameter); a meter
+        that answers again closes it."""
         if newly_lost:
-            conn.execute(alarm_event.insert(), [
-                {"meter_id": m, "kind": "lost_contact", "level": 1, "opened_at": now,
-                 "message": (result.outcomes[m].message if m in result.outcomes else "")[:300]}
-                for m in newly_lost])
+            alarms.open_alarms_of(conn, alarms.LOST_CONTACT, alarms.AlarmLevel.WARNING, [
+                (alarms.meter(m), "meter_lost",
+                 {"error": (result.outcomes[m].message if m in result.outcomes else "")[:300]})
+                for m in newly_lost], now)
         if recovered:
-            conn.execute(alarm_event.update()
-                         .where(alarm_event.c.meter_id.in_(recovered), alarm_event.c.kind == "lost_contact",
-                                alarm_event.c.closed_at.is_(None))
-                         .values(closed_at=now))
+            alarms.close_alarms_of(conn, alarms.LOST_CONTACT, [alarms.meter(m) for m in recovered], now)
+
+
+def _bus_alarms(conn: sa.Connection, polled: list[tuple], now: dt.datetime) -> None:
+    """lost_contact alarms of buses and gateways, from this cycle's answer: a bus whose endpoint did not answer has
+    one open (warning), and so has a gateway none of whose polled buses answered (critical); those that answer
+    again have theirs closed. `polled` holds (endpoint, gateway id, bus id, a target on the bus, lost)."""
+    lost_bus = {bus_id: (endpoint, target) for endpoint, _gw, bus_id, target, lost in polled if lost}
+    gateways: dict[int, list[bool]] = {}
+    names: dict[int, str] = {}
+    for _endpoint, gw, _bus_id, target, lost in polled:
+        gateways.setdefault(gw, []).append(lost)
+        names[gw] = target.gateway
+    Subject = alarms.Subject
+    open_bus = alarms.open_subjects(conn, alarms.LOST_CONTACT, "bus")
+    alarms.open_alarms_of(conn, alarms.LOST_CONTACT, alarms.AlarmLevel.WARNING, [
+        (Subject("bus", bus_id), "bus_lost", {"gateway": target.gateway, "bus": target.bus_no,
+                                              "endpoint": f"{endpoint.host}:{endpoint.port}"})
+        for bus_id, (endpoint, target) in lost_bus.items() if bus_id not in open_bus], now)
+    alarms.close_alarms_of(conn, alarms.LOST_CONTACT, [
+        Subject("bus", bus_id) for _e, _g, bus_id, _t, lost in polled if not lost and bus_id in open_bus], now)
+    open_gw = alarms.open_subjects(conn, alarms.LOST_CONTACT, "gateway")
+    alarms.open_alarms_of(conn, alarms.LOST_CONTACT, alarms.AlarmLevel.CRITICAL, [
+        (Subject("gateway", gw), "gateway_lost", {"gateway": names[gw], "buses": len(states)})
+        for gw, states in gateways.items() if all(states) and gw not in open_gw], now)
+    alarms.close_alarms_of(conn, alarms.LOST_CONTACT, [
+        Subject("gateway", gw) for gw, states in gateways.items() if not all(states) and gw in open_gw], now)
 
 
 def _run_hook(hook: Callable, *args) -> None:

@@ -12,7 +12,9 @@ A crash between 1 and 3 leaves the command "sent"; the next run sends it again w
 counter and amount, and the meter answers ALREADY_APPLIED if the first frame got through, so
 nothing is credited twice and nothing is lost. A sent money command is therefore never expired:
 it is resent until the meter gives a definite answer. A connect failure (the frame never left)
-puts the command back to queued.
+puts the command back to queued. Every move of a command's state goes through its machine
+(storage.transitions.COMMAND, read in the moving transaction); a refused move means another
+process moved the command first, and this one leaves it alone.
 
 Whose answer: the mailbox read-back names the frame its result answers (collectors.commands.judge_answer).
 A result that names this frame decides: APPLIED / ALREADY_APPLIED -> acked; BAD_FRAME, INSUFFICIENT,
@@ -51,21 +53,14 @@ from collectors.commands import (
 )
 from collectors.modbus import FieldError, GatewayUnreachable
 from collectors.poller import FieldIO, PollTarget
+from core.events import COMMAND_SETTLED, EventBus
 from storage.outbox import (
-    MONEY_KINDS, UNFINISHED, count_attempt, dispatch_targets, expire_stale, head_command, is_conflict,
-    meter_transaction, meters_with_work, open_alarm, set_command_state, shift_money_counters,
+    MONEY_KINDS, count_attempt, dispatch_targets, expire_stale, head_command, is_conflict,
+    meter_transaction, meters_with_work, move_command, shift_money_counters,
 )
+from storage import alarms
 
 log = logging.getLogger(__name__)
-
-# The command state machine: a table of allowed moves.
-COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"sent", "expired"}),
-    "sent": frozenset({"sent", "queued", "acked", "failed", "expired"}),
-    "acked": frozenset(),
-    "failed": frozenset(),
-    "expired": frozenset(),
-}
 
 RELAY_KINDS = {"trip": sf.RelayAction.TRIP, "close": sf.RelayAction.CLOSE,
                "keep_power": sf.RelayAction.KEEP_POWER_ON, "restore_prepaid": sf.RelayAction.KEEP_POWER_OFF}
@@ -81,10 +76,6 @@ CONFLICT_ALARM = "mailbox_conflict"
 
 # (conn, command row, final state, result name, mailbox answer or None, now), inside the settling transaction
 SettleHook = Callable[[sa.Connection, dict, str, "str | None", "MailboxResult | None", dt.datetime], None]
-
-
-def can_move(old: str, new: str) -> bool:
-    return new in COMMAND_TRANSITIONS.get(old, frozenset())
 
 
 def command_frame(master_key: bytes, address: str, cmd: dict, issued_at: int) -> bytes:
@@ -118,6 +109,19 @@ def command_frame(master_key: bytes, address: str, cmd: dict, issued_at: int) ->
     return sf.encrypt_frame(master_key, address, code, int(cmd["counter"]), issued_at, body)
 
 
+@dataclass(frozen=True)
+class SettledCommand:
+    """Published on core.events.COMMAND_SETTLED after the transaction that settled the command commits."""
+    id: int
+    meter_id: int
+    kind: str
+    purpose: str | None     # what the command is for (sale, refund, tariff push ...), when the command carries one
+    state: str              # acked | failed | expired
+    result: str | None      # the meter's answer (APPLIED, COUNT_MISMATCH ...) or LOCAL_ERROR; None when expired
+    error: str | None
+    at: dt.datetime         # naive UTC
+
+
 @dataclass
 class DispatchSummary:
     meters: int = 0
@@ -136,7 +140,8 @@ class Dispatcher:
     def __init__(self, engine: sa.Engine, field_io: FieldIO, master_key: bytes,
                  clock: Callable[[], dt.datetime], *, on_settled: SettleHook | None = None,
                  expire_after: dt.timedelta = dt.timedelta(hours=24), send_timeout_s: float = 3.0,
-                 max_per_meter: int = 50, workers: int = 16, retry_interval_s: float = 30.0):
+                 max_per_meter: int = 50, workers: int = 16, retry_interval_s: float = 30.0,
+                 events: EventBus | None = None):
         if len(master_key) != 24:
             raise ValueError("the site master key must be 24 bytes")
         self.engine = engine
@@ -149,6 +154,7 @@ class Dispatcher:
         self.max_per_meter = max_per_meter
         self.workers = workers
         self.retry_interval_s = retry_interval_s
+        self.events = events   # each settled command goes to COMMAND_SETTLED
         self._run_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -270,8 +276,7 @@ class Dispatcher:
         except GatewayUnreachable as exc:
             if type(exc) is GatewayUnreachable:  # refused on connect: the frame never left
                 error = str(exc)[:300]
-                self._tx(cmd["meter_id"], lambda conn: set_command_state(
-                    conn, cmd["id"], ("sent",), "queued", error=error))
+                self._tx(cmd["meter_id"], lambda conn: move_command(conn, cmd["id"], "queued", error=error))
                 return "undelivered"
             return self._unanswered(cmd, exc)
         except (FieldError, TimeoutError, OSError) as exc:
@@ -302,11 +307,9 @@ class Dispatcher:
             return self._finish(cmd, "failed", verdict.result, answer)
         if verdict.outcome == SUPERSEDED:
             if cmd["attempts"] < MAX_REPLAY_RENUMBER:
-                from storage.schema import command
-                self._tx(cmd["meter_id"], lambda conn: conn.execute(
-                    command.update().where(command.c.id == cmd["id"], command.c.state == "sent")
-                    .values(state="queued", counter=max(cmd["counter"], answer.command_seq) + 1,
-                            error=f"{verdict.result}: meter sequence {answer.command_seq}")))
+                self._tx(cmd["meter_id"], lambda conn: move_command(
+                    conn, cmd["id"], "queued", counter=max(cmd["counter"], answer.command_seq) + 1,
+                    error=f"{verdict.result}: meter sequence {answer.command_seq}"))
                 return "renumbered"
             return self._finish(cmd, "failed", verdict.result, answer)
         if verdict.outcome == NOT_APPLIED:
@@ -345,28 +348,30 @@ class Dispatcher:
                 f"decided {verdict.outcome}")
         log.warning("meter %s mailbox conflict: %s", target.meter_address, text)
         now = self.clock()
-        self._tx(cmd["meter_id"], lambda conn: open_alarm(conn, cmd["meter_id"], CONFLICT_ALARM, 2, text, now))
+        params = {"command": cmd["id"], "command_kind": cmd["kind"], "counter": cmd["counter"],
+                  "conflict": verdict.conflict, "outcome": verdict.outcome}
+        self._tx(cmd["meter_id"], lambda conn: alarms.open_alarm(
+            conn, CONFLICT_ALARM, alarms.meter(cmd["meter_id"]), alarms.AlarmLevel.CRITICAL, "mailbox_conflict",
+            params, now))
 
     def _finish(self, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
                 error: str | None = None) -> str:
         now = self.clock()
-        if not can_move("sent", state):
-            raise RuntimeError(f"command {cmd['id']}: sent -> {state} is not an allowed transition")
 
         def work(conn: sa.Connection) -> str:
-            if not set_command_state(conn, cmd["id"], ("sent",), state, result=result, finished_at=now,
-                                     error=error):
+            # storage.transitions.COMMAND: acked and failed only from sent; anything else was moved meanwhile
+            if not move_command(conn, cmd["id"], state, result=result, finished_at=now, error=error):
                 return "moved"
             if state in ("failed", "expired") and cmd["kind"] in MONEY_KINDS:
                 shift_money_counters(conn, cmd["meter_id"], cmd["counter"])
-            if result == "COUNT_MISMATCH":
-                open_alarm(conn, cmd["meter_id"], "count_mismatch", 2,
-                           f"meter refused purchase count {cmd['counter']} (its count: "
-                           f"{answer.purchase_count if answer else '?'}); reconcile the ledger", now)
+            _command_alarms(conn, cmd, state, result, answer, error, now)
             if self.on_settled is not None:
                 self.on_settled(conn, cmd, state, result, answer, now)
             return state
-        return self._tx(cmd["meter_id"], work)
+        outcome = self._tx(cmd["meter_id"], work)
+        if outcome == state:
+            self._publish(cmd, state, result, error, now)
+        return outcome
 
     def _expire(self, summary: DispatchSummary) -> None:
         now = self.clock()
@@ -374,9 +379,9 @@ class Dispatcher:
             stale = expire_stale(conn, now - self.expire_after)
         for cmd in stale:
             def work(conn: sa.Connection, cmd=cmd) -> bool:
-                if not set_command_state(conn, cmd["id"], tuple(s for s in UNFINISHED if can_move(s, "expired")
-                                                                and (s == "queued" or cmd["kind"] not in MONEY_KINDS)),
-                                         "expired", finished_at=now, error="expired before the meter answered"):
+                # the machine's guard keeps a sent money command: it is resent until the meter answers
+                if not move_command(conn, cmd["id"], "expired", finished_at=now,
+                                    error="expired before the meter answered"):
                     return False
                 if cmd["kind"] in MONEY_KINDS:
                     shift_money_counters(conn, cmd["meter_id"], cmd["counter"])
@@ -385,3 +390,34 @@ class Dispatcher:
                 return True
             if self._tx(cmd["meter_id"], work):
                 summary.expired += 1
+                self._publish(cmd, "expired", None, "expired before the meter answered", now)
+
+    def _publish(self, cmd: dict, state: str, result: str | None, error: str | None, now: dt.datetime) -> None:
+        if self.events is not None:
+            self.events.publish(COMMAND_SETTLED, SettledCommand(
+                int(cmd["id"]), int(cmd["meter_id"]), cmd["kind"], cmd.get("purpose"), state, result, error, now))
+
+
+def _family(kind: str) -> str | None:
+    """"money" or "relay" for the commands whose failure opens an alarm, else None."""
+    return "money" if kind in MONEY_KINDS else "relay" if kind in RELAY_KINDS else None
+
+
+def _command_alarms(conn: sa.Connection, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
+                    error: str | None, now: dt.datetime) -> None:
+    """In the settling transaction: a money command refused for its count opens count_mismatch (reconciliation
+    closes it); any other failed money or relay command opens command_failed on its meter; a later command of the
+    same family (money, relay) applied closes that again."""
+    subject = alarms.meter(cmd["meter_id"])
+    family = _family(cmd["kind"])
+    if result == "COUNT_MISMATCH":
+        alarms.open_alarm(conn, alarms.COUNT_MISMATCH, subject, alarms.AlarmLevel.CRITICAL, "count_refused",
+                          {"counter": cmd["counter"], "meter_count": answer.purchase_count if answer else "?"}, now)
+    elif state == "failed" and family is not None:
+        alarms.open_alarm(conn, alarms.COMMAND_FAILED, subject, alarms.AlarmLevel.WARNING, "command_failed",
+                          {"command": cmd["id"], "command_kind": cmd["kind"], "family": family,
+                           "result": result or error or "?"}, now)
+    elif state == "acked" and family is not None:
+        for alarm in alarms.open_alarms(conn, alarms.COMMAND_FAILED, subject):
+            if alarm["message_params"].get("family") == family:
+                alarms.close_alarm_by_id(conn, alarm["id"], now)

@@ -1,8 +1,9 @@
-"""The remote-command outbox: queue, pick per meter in order, move through states; alarms raised by commands."""
+"""The remote-command outbox: queue, pick per meter in order, move through states (alarms: storage.alarms)."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -10,9 +11,11 @@ from typing import Iterator
 import sqlalchemy as sa
 
 from storage.engine import is_conflict, is_duckdb, is_unique_violation  # noqa: F401  (imported from here by billing)
-from storage.schema import alarm_event, bus, command, gateway, meter, meter_state
+from storage.purposes import QUEUEABLE
+from storage.schema import bus, command, gateway, meter, meter_state
+from storage.transitions import COMMAND, MONEY_KINDS, TransitionRefused, transition  # noqa: F401  (MONEY_KINDS: read from here)
 
-MONEY_KINDS = ("recharge", "refund")
+log = logging.getLogger(__name__)
 UNFINISHED = ("queued", "sent")
 
 # ---------------------------------------------------------------------------------------------
@@ -43,12 +46,17 @@ def meter_transaction(engine: sa.Engine, meter_id: int) -> Iterator[sa.Connectio
 
 
 # ---------------------------------------------------------------------------------------------
-def insert_command(conn: sa.Connection, *, meter_id: int, kind: str, payload: dict, counter: int,
+def insert_command(conn: sa.Connection, *, meter_id: int, kind: str, purpose: str, payload: dict, counter: int,
                    operator: str | None, now: dt.datetime, batch_id: str | None = None,
-                   ledger_entry_id: int | None = None) -> int:
+                   ledger_entry_id: int | None = None, account_id: int | None = None) -> int:
+    """Queue one command. `purpose` (storage.purposes.Purpose) decides what its settlement does; `account_id`
+    names the account it was queued for (an opening, a closing, money); `batch_id` is only a label."""
+    if purpose not in QUEUEABLE:
+        raise ValueError(f"a command needs a known purpose ({', '.join(sorted(QUEUEABLE))}), not {purpose!r}")
     return conn.execute(command.insert().values(
-        meter_id=meter_id, kind=kind, payload=json.dumps(payload, sort_keys=True), counter=counter, state="queued",
-        attempts=0, operator=operator, batch_id=batch_id, ledger_entry_id=ledger_entry_id, created_at=now,
+        meter_id=meter_id, kind=kind, purpose=str(purpose), payload=json.dumps(payload, sort_keys=True),
+        counter=counter, state="queued", attempts=0, operator=operator, batch_id=batch_id,
+        ledger_entry_id=ledger_entry_id, account_id=account_id, created_at=now,
     ).returning(command.c.id)).scalar_one()
 
 
@@ -85,18 +93,20 @@ def head_command(conn: sa.Connection, meter_id: int) -> dict | None:
     return dict(row) if row else None
 
 
-def set_command_state(conn: sa.Connection, command_id: int, from_states: tuple[str, ...], state: str,
-                      **values) -> bool:
-    """Move one command if it is still in one of `from_states`; False if someone else moved it first."""
-    res = conn.execute(command.update().where(command.c.id == command_id, command.c.state.in_(from_states))
-                       .values(state=state, **values))
-    return res.rowcount == 1
+def move_command(conn: sa.Connection, command_id: int, state: str, **values) -> bool:
+    """Move one command as storage.transitions.COMMAND allows from the state it is in now (read in this
+    transaction); False, writing nothing, when it does not (someone else settled or moved it first)."""
+    try:
+        transition(conn, COMMAND, command_id, state, **values)
+    except TransitionRefused as refused:
+        log.info("%s", refused)
+        return False
+    return True
 
 
 def count_attempt(conn: sa.Connection, command_id: int, now: dt.datetime) -> bool:
-    res = conn.execute(command.update().where(command.c.id == command_id, command.c.state.in_(UNFINISHED))
-                       .values(state="sent", attempts=command.c.attempts + 1, sent_at=now))
-    return res.rowcount == 1
+    """queued or sent -> sent, one attempt more: committed before the frame goes out."""
+    return move_command(conn, command_id, "sent", attempts=command.c.attempts + 1, sent_at=now)
 
 
 def shift_money_counters(conn: sa.Connection, meter_id: int, above: int) -> int:
@@ -134,48 +144,16 @@ def commands_of_meter(conn: sa.Connection, meter_id: int, limit: int = 50) -> li
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
+def commands_of_account(conn: sa.Connection, account_id: int, purpose: str, meter_id: int | None = None) -> list[dict]:
+    """The commands queued for an account with this purpose (e.g. its closing's trips and refunds), oldest first."""
+    q = sa.select(command).where(command.c.account_id == account_id, command.c.purpose == str(purpose))
+    if meter_id is not None:
+        q = q.where(command.c.meter_id == meter_id)
+    return [dict(r) for r in conn.execute(q.order_by(command.c.id)).mappings()]
+
+
 def commands_of_batch(conn: sa.Connection, batch_id: str) -> list[dict]:
     q = sa.select(command).where(command.c.batch_id == batch_id).order_by(command.c.id)
-    return [dict(r) for r in conn.execute(q).mappings()]
-
-
-# ---------------------------------------------------------------------------------------------
-def open_alarm(conn: sa.Connection, meter_id: int | None, kind: str, level: int, message: str,
-               now: dt.datetime) -> bool:
-    """Open an alarm unless one of the same kind is already open for the meter."""
-    exists = conn.execute(sa.select(alarm_event.c.id).where(
-        alarm_event.c.meter_id == meter_id, alarm_event.c.kind == kind, alarm_event.c.closed_at.is_(None))
-        .limit(1)).first()
-    if exists:
-        return False
-    conn.execute(alarm_event.insert().values(meter_id=meter_id, kind=kind, level=level, opened_at=now,
-                                             message=message[:300]))
-    return True
-
-
-def close_alarms(conn: sa.Connection, meter_id: int, kind: str, now: dt.datetime) -> int:
-    return conn.execute(alarm_event.update().where(
-        alarm_event.c.meter_id == meter_id, alarm_event.c.kind == kind, alarm_event.c.closed_at.is_(None))
-        .values(closed_at=now)).rowcount
-
-
-def alarm_by_id(conn: sa.Connection, alarm_id: int) -> dict | None:
-    row = conn.execute(sa.select(alarm_event).where(alarm_event.c.id == alarm_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def close_alarm_by_id(conn: sa.Connection, alarm_id: int, now: dt.datetime) -> int:
-    """Close one open alarm; 0 when it was closed already (by the poll or another operator)."""
-    return conn.execute(alarm_event.update().where(alarm_event.c.id == alarm_id, alarm_event.c.closed_at.is_(None))
-                        .values(closed_at=now)).rowcount
-
-
-def open_alarms(conn: sa.Connection, kind: str | None = None, meter_id: int | None = None) -> list[dict]:
-    q = sa.select(alarm_event).where(alarm_event.c.closed_at.is_(None)).order_by(alarm_event.c.id)
-    if kind:
-        q = q.where(alarm_event.c.kind == kind)
-    if meter_id is not None:
-        q = q.where(alarm_event.c.meter_id == meter_id)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 

@@ -1,22 +1,30 @@
 """Report queries that join alarms and meters for the reconciliation page."""
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 
 from storage.schema import alarm_event, building, meter, room
 
 
 def open_alarms_with_meters(conn: sa.Connection, kinds: tuple[str, ...]) -> list[dict]:
-    """Open alarms of these kinds with the meter's number, building and room; oldest first."""
+    """Open alarms of these kinds about meters, with the meter's number, building and room; oldest first.
+    message_params is the decoded JSON (storage.alarms.message_text puts the message into words)."""
     q = (sa.select(alarm_event.c.id, alarm_event.c.kind, alarm_event.c.level, alarm_event.c.opened_at,
-                   alarm_event.c.message, meter.c.address.label("meter_address"),
+                   alarm_event.c.message_code, alarm_event.c.message_params, alarm_event.c.acknowledged_by,
+                   alarm_event.c.acknowledged_at, meter.c.address.label("meter_address"),
                    building.c.name.label("building"), room.c.name.label("room"))
-         .select_from(alarm_event.join(meter, alarm_event.c.meter_id == meter.c.id)
+         .select_from(alarm_event.join(meter, sa.and_(alarm_event.c.subject_kind == "meter",
+                                                      alarm_event.c.subject_id == meter.c.id))
                       .outerjoin(room, meter.c.room_id == room.c.id)
                       .outerjoin(building, room.c.building_id == building.c.id))
-         .where(alarm_event.c.closed_at.is_(None), alarm_event.c.kind.in_(kinds))
+         .where(alarm_event.c.open_key.is_not(None), alarm_event.c.kind.in_(kinds))
          .order_by(alarm_event.c.opened_at, alarm_event.c.id))
-    return [dict(r) for r in conn.execute(q).mappings()]
+    rows = [dict(r) for r in conn.execute(q).mappings()]
+    for r in rows:
+        r["message_params"] = json.loads(r["message_params"]) if r["message_params"] else {}
+    return rows
 
 
 def meter_places(conn: sa.Connection, addresses: list[str]) -> dict[str, tuple[str | None, str | None]]:

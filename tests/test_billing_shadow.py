@@ -22,7 +22,7 @@ from simulator.site import demo_site
 from storage import billing as store
 from storage.engine import dispose, open_engine
 from storage.migrations import migrate
-from storage.outbox import open_alarms
+from storage.alarms import open_alarms
 from storage.schema import account_meter, ledger_entry, meter
 from storage.timeseries import append_readings
 

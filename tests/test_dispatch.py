@@ -10,7 +10,7 @@ from functools import partial
 import pytest
 import sqlalchemy as sa
 
-from billing import accounts, ledger, transfers
+from billing import accounts, ledger, settlement, transfers
 from billing.context import utcnow
 from billing.errors import BillingError
 from billing.reconcile import reconcile
@@ -21,8 +21,10 @@ from collectors.profiles import ProfileRegistry
 from simulator.field import run_field_in_thread
 from simulator.secure import TEST_MASTER_KEY
 from simulator.tariff import MODE_TIERED, TIERED_DEMO
-from storage.outbox import count_attempt, open_alarms
-from storage.schema import audit_log, command, gateway, meter, meter_state
+from storage.alarms import message_text, open_alarms
+from storage.alarms import meter as meter_subject
+from storage.outbox import count_attempt
+from storage.schema import alarm_event, audit_log, command, gateway, meter, meter_state
 
 from tests.billing_support import (NATIONAL_ID, actor, address, cashier, flat_tariff, load_site, make_ctx, meter_id,
                                    prepaid_site)
@@ -60,7 +62,7 @@ def world(any_engine):
     with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
         collector = CollectorService(any_engine, fio, clock=utcnow)
         dispatcher = Dispatcher(any_engine, fio, TEST_MASTER_KEY, utcnow,
-                                on_settled=partial(ledger.settle_command, ctx), send_timeout_s=1.0)
+                                on_settled=partial(settlement.settle_command, ctx), send_timeout_s=1.0)
         collector.before_cycle.append(dispatcher.run_once)
         collector.after_cycle.append(lambda _s: reconcile(any_engine, utcnow))
         collector.run_cycle()
@@ -136,8 +138,8 @@ def test_count_mismatch_opens_a_reconciliation_alarm_and_fails_the_sale(world):
     done = world.entry(sale.receipt_no)
     assert (done.state, done.failure, done.command_result) == ("failed", "COUNT_MISMATCH", "COUNT_MISMATCH")
     with world.engine.connect() as conn:
-        alarms = open_alarms(conn, "count_mismatch", meter_id(world.engine, address(1)))
-    assert len(alarms) == 1 and "count 4" in alarms[0]["message"]
+        alarms = open_alarms(conn, "count_mismatch", meter_subject(meter_id(world.engine, address(1))))
+    assert len(alarms) == 1 and "count 4" in message_text(alarms[0], "en")
     assert world.meter(1).balance_fen == 0
 
 
@@ -152,6 +154,10 @@ def test_a_refused_refund_fails_and_the_sales_after_it_move_down_one_count(world
     done = world.entry(sale.receipt_no)
     assert (done.state, done.purchase_count) == ("confirmed", 8)
     assert (world.meter(2).balance_fen, world.meter(2).purchase_count) == (1400, 8)
+    with world.engine.connect() as conn:   # the refused refund opened command_failed; the sale applied closed it
+        failed = conn.execute(sa.select(alarm_event).where(alarm_event.c.kind == "command_failed")).mappings().all()
+    assert len(failed) == 1 and failed[0]["closed_at"] is not None
+    assert message_text(failed[0], "en").endswith("(refund) failed: INSUFFICIENT.")
 
 
 def test_a_command_to_an_unreachable_meter_waits_then_expires(world):
@@ -305,7 +311,7 @@ def test_a_meter_replaced_in_place_starts_its_counts_again_and_keeps_its_money(w
     view, sale = _replaced_in_place(world)
     mid = meter_id(world.engine, address(1))
     with world.engine.connect() as conn:
-        assert [a["kind"] for a in open_alarms(conn, meter_id=mid)] == ["count_mismatch"]
+        assert [a["kind"] for a in open_alarms(conn, subject=meter_subject(mid))] == ["count_mismatch"]
         last = Decimal(conn.execute(sa.select(meter_state.c.balance).where(meter_state.c.meter_id == mid)).scalar())
     assert last == 0 and sale.balance_after == Decimal("120.00")
 
@@ -383,7 +389,7 @@ def test_a_balance_rise_without_a_purchase_opens_a_mismatch_alarm(world):
     world.field.meter(address(1)).mark_dirty()
     world.collector.run_cycle()
     with world.engine.connect() as conn:
-        kinds = [a["kind"] for a in open_alarms(conn, meter_id=meter_id(world.engine, address(1)))]
+        kinds = [a["kind"] for a in open_alarms(conn, subject=meter_subject(meter_id(world.engine, address(1))))]
     assert kinds == ["balance_mismatch"]
 
 
@@ -398,5 +404,5 @@ def test_a_purchase_count_the_ledger_does_not_know_opens_a_count_mismatch_alarm(
     assert world.fio.send_frame(target, frame).result.name == "APPLIED"  # a recharge from outside billing
     world.collector.run_cycle()
     with world.engine.connect() as conn:
-        kinds = sorted(a["kind"] for a in open_alarms(conn, meter_id=meter_id(world.engine, address(1))))
+        kinds = sorted(a["kind"] for a in open_alarms(conn, subject=meter_subject(meter_id(world.engine, address(1)))))
     assert kinds == ["balance_mismatch", "count_mismatch"]

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from pymodbus.client import ModbusTcpClient
 
-from billing import accounts, ledger
+from billing import accounts, ledger, settlement
 from billing.context import utcnow
 from billing.reports import reconciliation_alarms
 from collectors.cycle import CollectorService
@@ -29,8 +29,9 @@ from simulator import secure
 from simulator.field import run_field_in_thread
 from simulator.secure import TEST_MASTER_KEY, Command, RelayAction
 from storage.outbox import (
-    count_attempt, insert_command, meters_transaction, meters_with_work, next_command_seq, open_alarms,
+    count_attempt, insert_command, meters_transaction, meters_with_work, next_command_seq,
 )
+from storage.alarms import message_text, meter, open_alarms
 from storage.schema import command, gateway
 
 from tests.billing_support import NATIONAL_ID, address, cashier, flat_tariff, load_site, make_ctx, meter_id, prepaid_site
@@ -79,7 +80,8 @@ class World:
         """A relay command as a batch from the control page queues it; returns the command id."""
         mid = meter_id(self.engine, address(n))
         with meters_transaction(self.engine, [mid]) as conn:
-            return insert_command(conn, meter_id=mid, kind=kind, payload={}, counter=next_command_seq(conn, mid),
+            return insert_command(conn, meter_id=mid, kind=kind, purpose="relay", payload={},
+                                  counter=next_command_seq(conn, mid),
                                   operator="operator", now=utcnow())
 
     def command(self, command_id: int) -> dict:
@@ -93,7 +95,8 @@ class World:
 
     def conflicts(self, n: int) -> list[dict]:
         with self.engine.connect() as conn:
-            return open_alarms(conn, CONFLICT, meter_id(self.engine, address(n)))
+            return [{**a, "message": message_text(a, "en")}
+                    for a in open_alarms(conn, CONFLICT, meter(meter_id(self.engine, address(n))))]
 
     def drain(self, runs: int = 10) -> None:
         """Dispatch until nothing is left to send (what the retry timer does between poll cycles)."""
@@ -115,7 +118,7 @@ def world(duck_engine):
     flat_tariff(ctx)
     with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
         dispatcher = Dispatcher(duck_engine, fio, TEST_MASTER_KEY, utcnow,
-                                on_settled=partial(ledger.settle_command, ctx), send_timeout_s=1.0)
+                                on_settled=partial(settlement.settle_command, ctx), send_timeout_s=1.0)
         collector = CollectorService(duck_engine, fio, clock=utcnow)
         collector.run_cycle()       # a first reading: balances known to billing
         yield World(duck_engine, ft.field, fio, ctx, dispatcher, collector, base)

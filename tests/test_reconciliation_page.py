@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from billing.shadow import shadow_billing
 from dashboard.i18n import t
-from storage.outbox import open_alarm
+from storage.alarms import AlarmLevel, meter as meter_subject, open_alarm
 from storage.schema import alarm_event, audit_log, meter, readings
 from tests.webclient import WebClient, base_url, start_demo_runtime
 
@@ -41,7 +41,8 @@ def test_an_open_balance_mismatch_is_listed_for_an_analyst(rt):
     # (a count mismatch closes itself once meter and ledger agree; a balance rise waits for an operator)
     mid, address = _a_billed_meter(rt)
     with rt.engine.begin() as conn:
-        open_alarm(conn, mid, "balance_mismatch", 2, "balance rose 20.00 without a purchase", rt.billing.now())
+        open_alarm(conn, "balance_mismatch", meter_subject(mid), AlarmLevel.CRITICAL, "text",
+                   {"text": "balance rose 20.00 without a purchase"}, rt.billing.now())
     page = _client(rt, "analyst").page("/reconciliation").text
     assert "Balance rise without a purchase" in page and address in page
     assert "balance rose 20.00 without a purchase" in page
@@ -93,9 +94,8 @@ def _open_alarm_on(rt, nth: int) -> tuple[int, str]:
     with rt.engine.begin() as conn:
         mid, address = conn.execute(sa.select(meter.c.id, meter.c.address).where(meter.c.status == "opened")
                                     .order_by(meter.c.id).offset(nth).limit(1)).one()
-        open_alarm(conn, mid, "balance_mismatch", 2, "balance rose 9.00 without a purchase", rt.billing.now())
-        aid = conn.execute(sa.select(alarm_event.c.id).where(alarm_event.c.meter_id == mid,
-                                                             alarm_event.c.closed_at.is_(None))).scalar_one()
+        aid = open_alarm(conn, "balance_mismatch", meter_subject(mid), AlarmLevel.CRITICAL, "balance_mismatch",
+                         {"meter": address, "rise": "9.00", "credited": "0"}, rt.billing.now())
     return aid, address
 
 

@@ -10,6 +10,7 @@ from dash import dcc, html
 from core.clock import show_local
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
+from storage.alarms import kind_text, message_text
 
 REC_ALARMS = "recon-alarms"
 REC_FIRST = "recon-first-day"
@@ -23,9 +24,9 @@ REC_RESOLVED = "recon-resolved"
 
 
 def alarm_rows(alarms: list[dict], lang: str) -> list[dict]:
-    return [{"id": a["id"], "kind": t(f"reconciliation.kind.{a['kind']}", lang), "meter_address": a["meter_address"],
+    return [{"id": a["id"], "kind": kind_text(a["kind"], lang), "meter_address": a["meter_address"],
              "building": a.get("building"), "room": a.get("room"),
-             "opened_at": show_local(a["opened_at"], "minutes"), "message": a.get("message")} for a in alarms]
+             "opened_at": show_local(a["opened_at"], "minutes"), "message": message_text(a, lang)} for a in alarms]
 
 
 def shadow_rows(rows: list[dict]) -> list[dict]:

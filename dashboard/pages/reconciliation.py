@@ -18,6 +18,7 @@ from dashboard.components.reconciliation import (
 )
 from dashboard.i18n import request_lang, t
 from dashboard.services import billing, operator_name
+from storage.alarms import kind_text
 
 VIEW = P.REPORT_VIEW
 RESOLVE = P.ALARM_RESOLVE
@@ -52,7 +53,7 @@ def resolve(n_clicks, selected, note):
                               note if isinstance(note, str) else None, remote=source_address())
     except BillingError as exc:
         return error_alert(exc, lang), alarm_rows(reconciliation_alarms(ctx), lang), dash.no_update
-    done = notice(t("reconciliation.resolved", lang, kind=t(f"reconciliation.kind.{alarm['kind']}", lang),
+    done = notice(t("reconciliation.resolved", lang, kind=kind_text(alarm["kind"], lang),
                     meter=row.get("meter_address") or ""), "success", id="recon-resolved-ok")
     return done, alarm_rows(reconciliation_alarms(ctx), lang), ""
 

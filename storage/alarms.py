@@ -1,0 +1,214 @@
+"""The alarm service: every alarm event is opened, updated, closed and acknowledged here.
+
+An event has a kind (KINDS), a level (AlarmLevel), a subject (Subject: a meter, gateway, bus, transformer area,
+work order, or the site), opened / updated / closed times, who acknowledged it and when, and a message code with
+parameters put into words in the reader's language (`message_text`: the catalog's alarm.message.<code>).
+
+At most one event per subject and kind is open, and the database holds that: alarm_event.open_key is
+"<subject kind>:<subject id>:<kind>" while the event is open and NULL once closed, under a UNIQUE constraint.
+Opening is idempotent (INSERT ... ON CONFLICT (open_key) DO UPDATE, one statement on both engines): a second
+open of the same subject and kind updates the open event's level, message and updated_at and returns its id,
+also when two transactions race (PostgreSQL waits for the first and updates its row). Producers call these
+functions inside the transaction that writes the state the alarm describes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from enum import IntEnum
+from typing import Iterable, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes PostgreSQL's ON CONFLICT too
+
+from core.text import catalog, t
+from storage import audit
+from storage.schema import alarm_event
+
+
+class AlarmLevel(IntEnum):
+    """How urgent an event is: the one enumeration of alarm levels (alarm_event.level holds its value).
+    WARNING and CRITICAL are the levels 1 and 2 that events had before (and that meters' alarm1 / alarm2
+    thresholds are named after); INFO is worth seeing but asks nothing of anyone."""
+    INFO = 0
+    WARNING = 1
+    CRITICAL = 2
+
+
+SUBJECT_KINDS = ("meter", "gateway", "bus", "area", "work_order", "site")
+SITE = 0  # the subject id of the site itself (one site per database)
+
+# The kinds of event this code opens (each has alarm.kind.<kind> in the catalogs).
+LOST_CONTACT = "lost_contact"            # a meter, a bus or a gateway stopped answering
+COMMAND_FAILED = "command_failed"        # a money or relay command the meter refused or could not take
+COUNT_MISMATCH = "count_mismatch"        # a meter's purchase count disagrees with the ledger
+BALANCE_MISMATCH = "balance_mismatch"    # a balance rose by money that did not come through the ledger
+MAILBOX_CONFLICT = "mailbox_conflict"    # a meter's answer that was not our frame's (another master on the bus)
+KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT)
+
+# Message codes (alarm.message.<code>) and the parameters each one names.
+MESSAGE_PARAMS = {
+    "text": ("text",),                                              # free text of before the catalog (migration 8)
+    "meter_lost": ("error",),
+    "bus_lost": ("gateway", "bus", "endpoint"),
+    "gateway_lost": ("gateway", "buses"),
+    "command_failed": ("command", "command_kind", "result"),
+    "count_refused": ("counter", "meter_count"),
+    "count_mismatch": ("meter", "count", "expected"),
+    "count_mismatch_in_flight": ("meter", "count", "expected", "upper"),
+    "balance_mismatch": ("meter", "rise", "credited"),
+    "mailbox_conflict": ("command", "command_kind", "counter", "conflict", "outcome"),
+}
+MESSAGE_CODES = tuple(MESSAGE_PARAMS)
+
+
+class Subject(NamedTuple):
+    """What an event is about: (kind, id), e.g. Subject("meter", 12); the site is Subject("site", SITE)."""
+    kind: str
+    id: int
+
+
+def meter(meter_id: int) -> Subject:
+    return Subject("meter", int(meter_id))
+
+
+def _subject(subject) -> Subject:
+    s = Subject(str(subject[0]), int(subject[1]))
+    if s.kind not in SUBJECT_KINDS:
+        raise ValueError(f"unknown alarm subject kind {s.kind!r}")
+    return s
+
+
+def open_key(kind: str, subject) -> str:
+    s = _subject(subject)
+    return f"{s.kind}:{s.id}:{kind}"
+
+
+def _values(kind: str, subject, level, code: str, params: dict | None, now: dt.datetime) -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"unknown alarm kind {kind!r}")
+    if code not in MESSAGE_PARAMS:
+        raise ValueError(f"unknown alarm message code {code!r}")
+    s = _subject(subject)
+    return {"kind": kind, "level": int(AlarmLevel(level)), "subject_kind": s.kind, "subject_id": s.id,
+            "open_key": open_key(kind, s), "opened_at": now, "updated_at": now, "message_code": code,
+            "message_params": json.dumps(params or {}, ensure_ascii=False, sort_keys=True, default=str)}
+
+
+def _upsert(rows: list[dict]):
+    stmt = upsert(alarm_event).values(rows)
+    return stmt.on_conflict_do_update(index_elements=[alarm_event.c.open_key], set_={
+        "level": stmt.excluded.level, "message_code": stmt.excluded.message_code,
+        "message_params": stmt.excluded.message_params, "updated_at": stmt.excluded.updated_at})
+
+
+def open_alarm(conn: sa.Connection, kind: str, subject, level: AlarmLevel | int, code: str, params: dict | None,
+               now: dt.datetime) -> int:
+    """Open the subject's event of this kind, or update the one already open (level, message, updated_at);
+    its id either way."""
+    row = _values(kind, subject, level, code, params, now)
+    return conn.execute(_upsert([row]).returning(alarm_event.c.id)).scalar_one()
+
+
+def open_alarms_of(conn: sa.Connection, kind: str, level: AlarmLevel | int,
+                   events: Iterable[tuple[Subject, str, dict | None]], now: dt.datetime) -> int:
+    """open_alarm for many subjects at once (a gateway's thousand meters lost in one cycle): a few statements,
+    not one per subject. `events` are (subject, message code, parameters); returns how many were given."""
+    rows = [_values(kind, subject, level, code, params, now) for subject, code, params in events]
+    for i in range(0, len(rows), 500):  # PostgreSQL takes at most 65,535 parameters in a statement
+        conn.execute(_upsert(rows[i:i + 500]))
+    return len(rows)
+
+
+def close_alarm(conn: sa.Connection, kind: str, subject, now: dt.datetime) -> int:
+    """Close the subject's open event of this kind; 1 if there was one, else 0."""
+    return close_alarms_of(conn, kind, [subject], now)
+
+
+def close_alarms_of(conn: sa.Connection, kind: str, subjects: Iterable, now: dt.datetime) -> int:
+    """Close the open events of this kind of all these subjects; how many were open."""
+    keys = [open_key(kind, s) for s in subjects]
+    closed = 0
+    for i in range(0, len(keys), 1000):
+        closed += conn.execute(alarm_event.update().where(alarm_event.c.open_key.in_(keys[i:i + 1000]))
+                               .values(closed_at=now, updated_at=now, open_key=None)).rowcount
+    return closed
+
+
+def close_alarm_by_id(conn: sa.Connection, alarm_id: int, now: dt.datetime) -> int:
+    """Close one open event; 0 when it was closed already (by its producer or another operator)."""
+    return conn.execute(alarm_event.update().where(alarm_event.c.id == alarm_id, alarm_event.c.open_key.is_not(None))
+                        .values(closed_at=now, updated_at=now, open_key=None)).rowcount
+
+
+def alarm_by_id(conn: sa.Connection, alarm_id: int) -> dict | None:
+    row = conn.execute(sa.select(alarm_event).where(alarm_event.c.id == alarm_id)).mappings().first()
+    return _row(row) if row else None
+
+
+def acknowledge(conn: sa.Connection, alarm_id: int, operator: str, now: dt.datetime,
+                source: str | None = None) -> bool:
+    """Record that `operator` has seen the event (open or closed), with the time, in the operation log too.
+    False, and nothing written, when there is no such event or it was acknowledged already."""
+    alarm = alarm_by_id(conn, alarm_id)
+    if alarm is None or alarm["acknowledged_at"] is not None:
+        return False
+    if not conn.execute(alarm_event.update().where(alarm_event.c.id == alarm_id,
+                                                   alarm_event.c.acknowledged_at.is_(None))
+                        .values(acknowledged_by=operator, acknowledged_at=now)).rowcount:
+        return False
+    audit.record(conn, operator=operator, action="alarm.acknowledge", target=f"alarm:{alarm_id}", ts=now,
+                 source=source,
+                 before={"kind": alarm["kind"], "subject": f"{alarm['subject_kind']}:{alarm['subject_id']}",
+                         "level": alarm["level"], "closed_at": alarm["closed_at"]},
+                 after={"acknowledged_by": operator, "acknowledged_at": now})
+    return True
+
+
+def open_alarms(conn: sa.Connection, kind: str | None = None, subject=None,
+                subject_kind: str | None = None) -> list[dict]:
+    """Open events, oldest first; of one kind, one subject, or one kind of subject when given."""
+    q = sa.select(alarm_event).where(alarm_event.c.open_key.is_not(None)).order_by(alarm_event.c.id)
+    if kind:
+        q = q.where(alarm_event.c.kind == kind)
+    if subject is not None:
+        s = _subject(subject)
+        q = q.where(alarm_event.c.subject_kind == s.kind, alarm_event.c.subject_id == s.id)
+    if subject_kind:
+        q = q.where(alarm_event.c.subject_kind == subject_kind)
+    return [_row(r) for r in conn.execute(q).mappings()]
+
+
+def open_subjects(conn: sa.Connection, kind: str, subject_kind: str) -> set[int]:
+    """Ids of the subjects of this kind that have an open event of `kind`."""
+    return set(conn.execute(sa.select(alarm_event.c.subject_id).where(
+        alarm_event.c.open_key.is_not(None), alarm_event.c.kind == kind,
+        alarm_event.c.subject_kind == subject_kind)).scalars())
+
+
+def _row(row) -> dict:
+    d = dict(row)
+    d["level"] = AlarmLevel(d["level"])
+    d["message_params"] = json.loads(d["message_params"]) if d.get("message_params") else {}
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+def kind_text(kind: str, lang: str) -> str:
+    return t(f"alarm.kind.{kind}", lang) if f"alarm.kind.{kind}" in catalog("en") else kind
+
+
+def level_text(level: AlarmLevel | int, lang: str) -> str:
+    return t(f"alarm.level.{AlarmLevel(level).name.lower()}", lang)
+
+
+def message_text(alarm: dict, lang: str) -> str:
+    """The event's message in `lang`: its code's catalog text with its parameters (a code this version does not
+    know shows as the code and its parameters, never as an error)."""
+    code, params = alarm.get("message_code"), alarm.get("message_params") or {}
+    if isinstance(params, str):
+        params = json.loads(params)
+    try:
+        return t(f"alarm.message.{code}", lang, **{k: "" if v is None else v for k, v in params.items()})
+    except (KeyError, IndexError, ValueError):
+        return f"{code} {json.dumps(params, ensure_ascii=False, sort_keys=True)}"

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
-from billing import ledger  # noqa: E402
+from billing import ledger, settlement  # noqa: E402
 from billing.credit import Actor  # noqa: E402
 from billing.api import create_api_client  # noqa: E402
 from billing.context import BillingContext, utcnow  # noqa: E402
@@ -91,7 +91,7 @@ def run(site, d: str, args) -> None:
 
     with FieldIO(ProfileRegistry()) as fio:
         collector = CollectorService(engine, fio, clock=utcnow)
-        dispatcher = Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow, on_settled=partial(ledger.settle_command, ctx))
+        dispatcher = Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow, on_settled=partial(settlement.settle_command, ctx))
         collector.run_cycle()
         t0 = time.perf_counter()
         reconcile(engine, utcnow)

@@ -2,14 +2,16 @@
 
 Opening a meter queues, in this order: SET_TARIFF (the tariff version in force), SET_LIMITS (the
 site's alarm / overload / overdraft settings), RELAY close if the meter was tripped by an earlier
-closing, and RELAY keep-power off (action 3), which restores prepaid control.
+closing, and RELAY keep-power off (action 3), which restores prepaid control (purpose "opening").
 
 Closing is two steps driven by the meters' answers, so the refund is exact: close_account queues a
-RELAY trip per meter (batch "close-<account>"); when a meter acknowledges the trip, its answer
+RELAY trip per meter (purpose "closing", the account on the command; billing.settlement routes its
+answer to closing_step, the batch "close-<account>" is only a label); when a meter acknowledges the trip, its answer
 carries the balance, and a closing refund (REFUND of that whole balance) is queued; when every
 meter has answered and its refund is confirmed, the account is closed, its meters go back to
 not_opened, and the closing is written to the operation log. A refused step leaves the account
-"closing"; calling close_account again retries the meters not yet settled.
+"closing"; calling close_account again retries the meters not yet settled. The account's status moves
+through storage.transitions.ACCOUNT (open -> closing -> closed).
 
 A meter that cannot answer at all (dead, burnt, its bus gone) is settled by hand instead
 (settle_meter_by_hand): once its closing trip has failed, a cashier types the money left on it
@@ -33,13 +35,14 @@ from billing.credit import Actor, authorize, move_money, reason_text, require_ac
 from billing.lookup import meter_by_number, operator_name
 from billing.money import parse_amount
 from billing.settings import default_tariff_id, meter_limits
-from billing.states import ACCOUNT_TRANSITIONS, check
 from billing.tariffs import queue_tariff, usable_tariff
 from core import permissions as P
 from storage import audit
 from storage import billing as store
-from storage.outbox import commands_of_batch, insert_command, meters_transaction, next_command_seq
+from storage.outbox import commands_of_account, insert_command, meters_transaction, next_command_seq
+from storage.purposes import Purpose
 from storage.schema import ledger_entry
+from storage.transitions import ACCOUNT, transition
 
 
 @dataclass(frozen=True)
@@ -159,15 +162,15 @@ def setup_meter(ctx: BillingContext, conn: sa.Connection, *, account_id: int, m:
         store.insert_meter_tariffs(conn, [dict(meter_id=m["id"], tariff_id=tariff_id, valid_from=now,
                                                operator=operator)])
     store.set_meter_status(conn, [m["id"]], "opened")
-    queue_tariff(conn, m["id"], version, operator, now, batch)
-    insert_command(conn, meter_id=m["id"], kind="limits", payload=meter_limits(conn),
-                   counter=next_command_seq(conn, m["id"]), operator=operator, now=now, batch_id=batch)
-    reading = store.meter_reading(conn, m["id"]) or {}
-    if reading.get("forced_trip"):
-        insert_command(conn, meter_id=m["id"], kind="close", payload={}, counter=next_command_seq(conn, m["id"]),
-                       operator=operator, now=now, batch_id=batch)
-    insert_command(conn, meter_id=m["id"], kind="restore_prepaid", payload={},
-                   counter=next_command_seq(conn, m["id"]), operator=operator, now=now, batch_id=batch)
+    queue_tariff(conn, m["id"], version, operator, now, batch, purpose=Purpose.OPENING, account_id=account_id)
+    kinds = [("limits", meter_limits(conn))]
+    if (store.meter_reading(conn, m["id"]) or {}).get("forced_trip"):
+        kinds.append(("close", {}))
+    kinds.append(("restore_prepaid", {}))
+    for kind, payload in kinds:
+        insert_command(conn, meter_id=m["id"], kind=kind, purpose=Purpose.OPENING, payload=payload,
+                       counter=next_command_seq(conn, m["id"]), operator=operator, now=now, batch_id=batch,
+                       account_id=account_id)
 
 
 def open_account(ctx: BillingContext, *, holder_name: str, meter_addresses: list[str], operator: str,
@@ -260,15 +263,14 @@ def close_account(ctx: BillingContext, account_id: int, actor: Actor, *, reason)
         if a["status"] == "closed":
             raise BillingError("account_not_open", account=account_id)
         if a["status"] == "open":
-            check(ACCOUNT_TRANSITIONS, "open", "closing", "account")
-            store.set_account_status(conn, account_id, "open", "closing")
+            transition(conn, ACCOUNT, account_id, "closing")
         queued = []
         for link in links:
             if _meter_settled(conn, account_id, link["meter_id"]) or _closing_in_flight(conn, account_id, link["meter_id"]):
                 continue
-            insert_command(conn, meter_id=link["meter_id"], kind="trip", payload={"closing_account_id": account_id},
-                           counter=next_command_seq(conn, link["meter_id"]), operator=operator, now=now,
-                           batch_id=batch)
+            insert_command(conn, meter_id=link["meter_id"], kind="trip", purpose=Purpose.CLOSING,
+                           payload={"closing_account_id": account_id}, counter=next_command_seq(conn, link["meter_id"]),
+                           operator=operator, now=now, batch_id=batch, account_id=account_id)
             queued.append(link["address"])
         audit.record(conn, operator=operator, action="billing.close_account", target=f"account:{account_id}", ts=now,
                      after={"trips": queued, "reason": reason}, source=remote)
@@ -279,7 +281,7 @@ def close_account(ctx: BillingContext, account_id: int, actor: Actor, *, reason)
 
 
 def _closing_commands(conn: sa.Connection, account_id: int, meter_id: int) -> list[dict]:
-    return [c for c in commands_of_batch(conn, f"close-{account_id}") if c["meter_id"] == meter_id]
+    return commands_of_account(conn, account_id, Purpose.CLOSING, meter_id)
 
 
 def _closing_in_flight(conn: sa.Connection, account_id: int, meter_id: int) -> bool:
@@ -307,8 +309,7 @@ def _finish_if_settled(ctx: BillingContext, conn: sa.Connection, account_id: int
     links = store.account_meters(conn, account_id)
     if not all(_meter_settled(conn, account_id, x["meter_id"]) for x in links):
         return False
-    check(ACCOUNT_TRANSITIONS, "closing", "closed", "account")
-    store.set_account_status(conn, account_id, "closing", "closed", closed_at=now, closed_by=operator)
+    transition(conn, ACCOUNT, account_id, "closed", closed_at=now, closed_by=operator)
     ids = [x["meter_id"] for x in links]
     store.end_links(conn, account_id, ids, now)
     store.set_meter_status(conn, ids, "not_opened")
@@ -321,17 +322,19 @@ def _finish_if_settled(ctx: BillingContext, conn: sa.Connection, account_id: int
     return True
 
 
-def closing_step(ctx: BillingContext, conn: sa.Connection, account_id: int, cmd: dict, state: str, mailbox,
-                 now: dt.datetime) -> None:
-    """Dispatcher callback for a settled closing command (meter lock held, inside its transaction)."""
-    a = store.account_by_id(conn, account_id)
+def closing_step(ctx: BillingContext, conn: sa.Connection, cmd: dict, state: str, mailbox, now: dt.datetime) -> None:
+    """A closing command settled (billing.settlement, in the dispatcher's transaction, meter lock held): an
+    acknowledged trip queues the closing refund of the balance it reported; otherwise the account closes if every
+    meter is settled. The account is the command's own (command.account_id)."""
+    account_id = cmd.get("account_id")
+    a = store.account_by_id(conn, account_id) if account_id is not None else None
     if a is None or a["status"] != "closing":
         return
     operator = cmd.get("operator") or "system"
     if cmd["kind"] == "trip" and state == "acked" and mailbox is not None and mailbox.balance > 0:
         m = store.meter_by_id(conn, cmd["meter_id"])
         move_money(conn, ctx, Actor.for_system(operator), "closing_refund", amount=Decimal(mailbox.balance),
-                   meter_row=m, account_id=account_id, reason="account closing", batch_id=f"close-{account_id}")
+                   meter_row=m, account_id=account_id, reason="account closing", batch_id=cmd.get("batch_id"))
         return
     _finish_if_settled(ctx, conn, account_id, operator, now)
 

@@ -29,6 +29,7 @@ from core import permissions as P
 from storage import audit
 from storage import billing as store
 from storage.outbox import insert_command
+from storage.purposes import Purpose
 
 REASON_LENGTH = 300
 # A closing refund gives back whatever the meter reported; the wire carries uint32 fen.
@@ -58,6 +59,7 @@ class Actor:
 @dataclass(frozen=True)
 class MoneyAction:
     kind: str                    # the ledger entry's kind
+    purpose: Purpose             # its command's purpose: what the command's settlement does (billing.settlement)
     permission: str | None       # None: only the system
     reason_required: bool
     credit: bool                 # True raises the meter's balance (the hoarding limit applies)
@@ -66,16 +68,16 @@ class MoneyAction:
 
 
 ACTIONS: dict[str, MoneyAction] = {
-    "sale": MoneyAction("sale", P.SALE_CREATE, False, True),
-    "refund": MoneyAction("refund", P.SALE_REFUND, True, False),
-    "reversal_of_sale": MoneyAction("reversal", P.SALE_REVERSE, True, False),
-    "reversal_of_refund": MoneyAction("reversal", P.SALE_REVERSE, True, True),
+    "sale": MoneyAction("sale", Purpose.SALE, P.SALE_CREATE, False, True),
+    "refund": MoneyAction("refund", Purpose.REFUND, P.SALE_REFUND, True, False),
+    "reversal_of_sale": MoneyAction("reversal", Purpose.REVERSAL, P.SALE_REVERSE, True, False),
+    "reversal_of_refund": MoneyAction("reversal", Purpose.REVERSAL, P.SALE_REVERSE, True, True),
     # carried over from an old meter: as read from it, or typed in when it is dead (and approved above a sum)
-    "transfer_read": MoneyAction("transfer_in", P.ACCOUNT_OPEN, False, True),
-    "transfer_entered": MoneyAction("transfer_in", P.TRANSFER_ENTERED, True, True),
+    "transfer_read": MoneyAction("transfer_in", Purpose.TRANSFER, P.ACCOUNT_OPEN, False, True),
+    "transfer_entered": MoneyAction("transfer_in", Purpose.TRANSFER, P.TRANSFER_ENTERED, True, True),
     # a closing: the meter's answer to its trip decides the refund; the closer's permission was checked then
-    "closing_refund": MoneyAction("closing_refund", None, False, False, maximum=WIRE_MAX),
-    "settle_by_hand": MoneyAction("closing_refund", P.ACCOUNT_CLOSE, True, False, command=False),
+    "closing_refund": MoneyAction("closing_refund", Purpose.CLOSING, None, False, False, maximum=WIRE_MAX),
+    "settle_by_hand": MoneyAction("closing_refund", Purpose.CLOSING, P.ACCOUNT_CLOSE, True, False, command=False),
 }
 
 
@@ -144,8 +146,9 @@ def move_money(conn: sa.Connection, ctx: BillingContext, actor: Actor, action: s
     store.insert_entry(conn, **entry)
     if spec.command:
         insert_command(conn, meter_id=meter_row["id"], kind="recharge" if signed > 0 else "refund",
-                       payload={"amount_fen": to_fen(value)}, counter=count, operator=actor.username[:100], now=now,
-                       batch_id=batch_id, ledger_entry_id=entry_id)
+                       purpose=spec.purpose, payload={"amount_fen": to_fen(value)}, counter=count,
+                       operator=actor.username[:100], now=now, batch_id=batch_id, ledger_entry_id=entry_id,
+                       account_id=account_id)
     audit.record(conn, operator=actor.username[:100], action=f"billing.{spec.kind}",
                  target=f"meter:{meter_row['address']}", ts=now, source=actor.address or actor.channel,
                  after={"receipt_no": receipt, "amount": signed, "purchase_count": count, "account_id": account_id,

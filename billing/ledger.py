@@ -7,7 +7,7 @@ reading: the highest count of the meter's live (pending or confirmed) entries, o
 meter had when it joined its account (account_meter.base_purchase_count), plus one. Handing it
 out and writing the entry happen under the meter's lock (storage.outbox.meter_transaction), so
 two cashiers selling to one meter at once get consecutive counts. When a money command fails for
-good, the still-pending entries after it move down by one with their commands (settle_command).
+good, the still-pending entries after it move down by one with their commands (settle_entry_of_command).
 
 Sign convention: ledger amounts are signed by their effect on the meter's balance.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -28,15 +29,16 @@ from billing.credit import Actor, authorize, move_money, reason_text, require_ac
 from billing.errors import BillingError
 from billing.lookup import meter_by_number, operator_name
 from billing.money import parse_amount
-from billing.states import LEDGER_TRANSITIONS, check
 from core import permissions as P
 from storage import billing as store
 from storage.outbox import command_of_entry, is_conflict, is_unique_violation, meter_transaction
+from storage.transitions import TransitionRefused
 
 KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
 REVERSIBLE = ("sale", "refund")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 _RETRIES = 8
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -289,26 +291,29 @@ def reverse_entry(ctx: BillingContext, receipt_no: str, actor: Actor, reason: st
 
 
 # ---------------------------------------------------------------------------------------------
-# settlement: called by the command dispatcher inside its transaction (meter lock held)
+# settlement: billing.settlement calls this for every money command, inside the dispatcher's transaction
+# (meter lock held)
 
-def settle_command(ctx: BillingContext, conn: sa.Connection, cmd: dict, state: str, result: str | None,
-                   mailbox, now: dt.datetime) -> None:
-    """A command reached a final state: confirm or fail its ledger entry, and drive account closing."""
+def settle_entry_of_command(ctx: BillingContext, conn: sa.Connection, cmd: dict, state: str, result: str | None,
+                            mailbox, now: dt.datetime) -> None:
+    """A money command reached a final state: its ledger entry pending -> confirmed (acked) or failed (failed,
+    expired); a failed one moves the later pending counts down and frees the old meter of a transfer. An entry
+    that is no longer pending (settled already) is left as it is and logged."""
     entry_id = cmd.get("ledger_entry_id")
-    if entry_id:
-        check(LEDGER_TRANSITIONS, "pending", "confirmed" if state == "acked" else "failed", "ledger entry")
+    if not entry_id or state not in ("acked", "failed", "expired"):
+        return
+    try:
         if state == "acked":
             store.settle_entry(conn, entry_id, "confirmed", confirmed_at=now,
                                balance_after=None if mailbox is None else mailbox.balance)
-        elif state in ("failed", "expired"):
-            if store.settle_entry(conn, entry_id, "failed", failure=(result or state)[:100]):
-                store.shift_pending_counts(conn, cmd["meter_id"], cmd["counter"])
-                # a transfer the meter never took frees its old meter: the balance may be carried over again
-                store.release_old_meter_of_entry(conn, entry_id)
-    batch = cmd.get("batch_id") or ""
-    if batch.startswith("close-"):
-        from billing.accounts import closing_step
-        closing_step(ctx, conn, int(batch.split("-", 1)[1]), cmd, state, mailbox, now)
+            return
+        store.settle_entry(conn, entry_id, "failed", failure=(result or state)[:100])
+    except TransitionRefused as refused:
+        log.warning("command %s (%s) settled %s: %s", cmd.get("id"), cmd.get("purpose"), state, refused)
+        return
+    store.shift_pending_counts(conn, cmd["meter_id"], cmd["counter"])
+    # a transfer the meter never took frees its old meter: the balance may be carried over again
+    store.release_old_meter_of_entry(conn, entry_id)
 
 
 def payload_of(cmd: dict) -> dict:

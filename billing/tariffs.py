@@ -29,6 +29,7 @@ from core import permissions as P
 from storage import audit
 from storage import billing as store
 from storage.outbox import insert_command, meters_transaction, next_command_seq
+from storage.purposes import Purpose
 from storage.schema import tariff_version
 
 log = logging.getLogger("wattline.billing.tariffs")
@@ -292,11 +293,13 @@ def tariff_list(ctx: BillingContext) -> list[dict]:
 
 
 def queue_tariff(conn: sa.Connection, meter_id: int, version: dict, operator: str, now: dt.datetime,
-                 batch_id: str | None) -> int:
+                 batch_id: str | None, *, purpose: Purpose, account_id: int | None = None) -> int:
+    """SET_TARIFF of `version` to one meter: a push of its own, or one of a meter's setup commands (opening)."""
     t = store.tariff_by_id(conn, version["tariff_id"])
-    return insert_command(conn, meter_id=meter_id, kind="tariff",
+    return insert_command(conn, meter_id=meter_id, kind="tariff", purpose=purpose,
                           payload=wire_payload(t["mode"], version_body(version), version["id"]),
-                          counter=next_command_seq(conn, meter_id), operator=operator, now=now, batch_id=batch_id)
+                          counter=next_command_seq(conn, meter_id), operator=operator, now=now, batch_id=batch_id,
+                          account_id=account_id)
 
 
 def assign_tariff(ctx: BillingContext, meter_addresses: list[str], tariff_id: int, operator: str, *,
@@ -357,7 +360,7 @@ def push_tariff(ctx: BillingContext, tariff_id: int, operator: str, *, meter_add
     batch = f"tariff-{uuid.uuid4().hex[:12]}"
     with meters_transaction(ctx.engine, [m["id"] for m in meters]) as conn:
         for m in meters:
-            queue_tariff(conn, m["id"], version, operator, now, batch)
+            queue_tariff(conn, m["id"], version, operator, now, batch, purpose=Purpose.TARIFF_PUSH)
         after = {"batch_id": batch, "version_id": version["id"], "meters": len(meters)}
         if reason:
             after["reason"] = reason

@@ -14,6 +14,7 @@ from storage.schema import (
     account, account_meter, api_client, building, ledger_entry, meter, meter_reconcile, meter_state, meter_tariff,
     readings, retired_meter, room, setting, tariff, tariff_version, transfer_request,
 )
+from storage.transitions import LEDGER_ENTRY, transition
 
 LIVE_STATES = ("pending", "confirmed")
 
@@ -128,11 +129,6 @@ def insert_account(conn: sa.Connection, **values) -> int:
 def account_by_id(conn: sa.Connection, account_id: int) -> dict | None:
     row = conn.execute(sa.select(account).where(account.c.id == account_id)).mappings().first()
     return dict(row) if row else None
-
-
-def set_account_status(conn: sa.Connection, account_id: int, old: str, new: str, **values) -> bool:
-    return conn.execute(account.update().where(account.c.id == account_id, account.c.status == old)
-                        .values(status=new, **values)).rowcount == 1
 
 
 def touch_account(conn: sa.Connection, account_id: int) -> None:
@@ -333,10 +329,9 @@ def amounts_between_counts(conn: sa.Connection, meter_id: int, low: int, high: i
         ledger_entry.c.purchase_count > low, ledger_entry.c.purchase_count <= high)).scalar_one())
 
 
-def settle_entry(conn: sa.Connection, entry_id: int, state: str, **values) -> bool:
-    """pending -> confirmed | failed, once."""
-    return conn.execute(ledger_entry.update().where(ledger_entry.c.id == entry_id, ledger_entry.c.state == "pending")
-                        .values(state=state, **values)).rowcount == 1
+def settle_entry(conn: sa.Connection, entry_id: int, state: str, **values) -> None:
+    """pending -> confirmed | failed, once (storage.transitions.LEDGER_ENTRY; TransitionRefused otherwise)."""
+    transition(conn, LEDGER_ENTRY, entry_id, state, **values)
 
 
 def shift_pending_counts(conn: sa.Connection, meter_id: int, above: int) -> int:

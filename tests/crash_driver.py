@@ -16,7 +16,7 @@ def amount_of(i: int) -> Decimal:
 
 def main() -> int:
     url, key_hex, meters, n = sys.argv[1], sys.argv[2], sys.argv[3].split(","), int(sys.argv[4])
-    from billing import ledger
+    from billing import ledger, settlement
     from billing.context import utcnow
     from collectors.dispatch import Dispatcher
     from collectors.poller import FieldIO
@@ -30,7 +30,7 @@ def main() -> int:
     ctx = make_ctx(engine, utcnow)
     fio = FieldIO(ProfileRegistry())
     dispatcher = Dispatcher(engine, fio, bytes.fromhex(key_hex), utcnow,
-                            on_settled=partial(ledger.settle_command, ctx), send_timeout_s=1.0)
+                            on_settled=partial(settlement.settle_command, ctx), send_timeout_s=1.0)
     print("READY", flush=True)
     try:
         for i in range(n):

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from billing import accounts, ledger, transfers
+from billing import accounts, ledger, settlement, transfers
 from billing.credit import Actor
 from billing.errors import BillingError
 from billing.settings import set_hoarding_limit, set_transfer_approval_above
@@ -381,7 +381,7 @@ def test_a_transfer_the_new_meter_never_took_frees_the_old_meter_for_another_try
         ctx, account_id, UNKNOWN, address(1), ADMIN, amount="50.00", reason="again"))
     with meter_transaction(ctx.engine, meter_id(ctx.engine, address(1))) as conn:
         cmd = dict(conn.execute(sa.select(command).where(command.c.ledger_entry_id == moved.id)).mappings().one())
-        ledger.settle_command(ctx, conn, cmd, "expired", "expired", None, ctx.now())
+        settlement.settle_command(ctx, conn, cmd, "expired", "expired", None, ctx.now())
     assert ledger.get_entry(ctx, moved.receipt_no).state == "failed"
     again = transfers.transfer_old_meter_balance(ctx, account_id, UNKNOWN, address(1), ADMIN, amount="50.00",
                                                  reason="old meter burnt; first transfer expired")

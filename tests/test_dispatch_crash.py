@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from billing import accounts, ledger
+from billing import accounts, ledger, settlement
 from billing.context import utcnow
 from collectors.dispatch import Dispatcher
 from collectors.oneshot import read_meter
@@ -101,10 +101,11 @@ def test_kill_9_during_a_batch_of_sales_never_loses_or_doubles_money(kind, tmp_p
         ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id).where(meter.c.address.in_(addresses))).all())
     with meters_transaction(engine, list(ids.values())) as conn:
         for mid in ids.values():
-            insert_command(conn, meter_id=mid, kind="trip", payload={}, counter=next_command_seq(conn, mid),
+            insert_command(conn, meter_id=mid, kind="trip", purpose="relay", payload={},
+                           counter=next_command_seq(conn, mid),
                            operator="setup", now=utcnow())
     with FieldIO(ProfileRegistry()) as fio:
-        Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow, on_settled=partial(ledger.settle_command, ctx)).run_once()
+        Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow, on_settled=partial(settlement.settle_command, ctx)).run_once()
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(command)
                             .where(command.c.state != "acked")).scalar() == 0

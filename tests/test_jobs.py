@@ -4,6 +4,7 @@ publish."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from functools import partial
 
@@ -18,6 +19,7 @@ from collectors.dispatch import Dispatcher
 from collectors.poller import FieldIO
 from collectors.profiles import ProfileRegistry
 from collectors.schedule import Jobs
+from core.config import ConfigError, load_config
 from core.events import COMMAND_SETTLED, CYCLE_CHANGED, EventBus
 from dashboard.components.status import status_page
 from serve.billing import balance_thresholds
@@ -74,6 +76,28 @@ def test_a_job_given_a_new_interval_runs_on_it_from_now():
         jobs.stop()
     assert status.interval_s == 60
     assert dt.timedelta(seconds=30) < status.next_run_at - utcnow() <= dt.timedelta(seconds=60)
+
+
+def test_a_woken_job_runs_now_instead_of_at_its_next_interval():
+    ran = threading.Event()
+    jobs = Jobs()
+    jobs.add("reconcile", ran.set, 3600, first_run=utcnow() + dt.timedelta(hours=1))
+    try:
+        jobs.start()
+        jobs.wake("reconcile")
+        assert ran.wait(20)
+    finally:
+        jobs.stop()
+
+
+def test_job_intervals_come_from_the_jobs_section_and_a_zero_interval_is_refused(tmp_path):
+    f = tmp_path / "site.toml"
+    f.write_text("[jobs]\nreconcile_interval_s = 120\ntariff_push_interval_s = 30\n", encoding="utf-8")
+    cfg = load_config(f, env={})
+    assert (cfg.reconcile_interval_s, cfg.tariff_push_interval_s) == (120, 30)
+    f.write_text("[jobs]\nreconcile_interval_s = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="reconcile_interval_s must be from 1 second"):
+        load_config(f, env={})
 
 
 def test_a_subscriber_that_fails_never_stops_the_publisher_or_the_others(caplog):

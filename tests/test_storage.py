@@ -292,3 +292,47 @@ def test_a_version_5_database_records_each_old_meter_already_carried_over_once(k
                     account_id=1, new_meter_id=onto, recorded_at=fixed_now, operator="t"))
     finally:
         dispose(engine)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_version_7_database_gives_every_command_its_purpose_and_account(kind, tmp_path, fixed_now):
+    """Migration 8: money commands take their entry's kind and account, closing and opening batches their
+    purpose and account, settings and relay commands theirs, the rest "other"; from then on a command without a
+    purpose is refused by the database."""
+    from storage.schema import account, command, ledger_entry, metadata
+    engine = open_engine(engine_url(kind, tmp_path))
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+            for column in ("purpose", "account_id"):
+                conn.execute(sa.text(f"ALTER TABLE command DROP COLUMN {column}"))
+            conn.execute(schema_version.insert().values(version=7, applied_at=fixed_now, description="v7"))
+            insert_topology(conn, _rows(1), fixed_now)
+            mid = conn.execute(sa.select(meter.c.id)).scalar_one()
+            conn.execute(account.insert().values(id=1, holder_name="x", status="closing", opened_at=fixed_now,
+                                                 operator="t"))
+            for n, entry_kind, amount in ((1, "sale", "10.00"), (2, "closing_refund", "-3.00")):
+                conn.execute(ledger_entry.insert().values(
+                    id=n, receipt_no=f"S20261121-{n:06d}", kind=entry_kind, amount=Decimal(amount), account_id=1,
+                    meter_id=mid, purchase_count=n, operator="t", source="desk", created_at=fixed_now))
+        rows = [("recharge", None, 1), ("refund", "close-1", 2), ("trip", "close-1", None), ("tariff", "open-1", None),
+                ("tariff", "tariff-0a1b2c", None), ("limits", None, None), ("keep_power", "b-1", None),
+                ("time_sync", None, None), ("restore_prepaid", "add-1-5", None)]
+        with engine.begin() as conn:
+            for n, (command_kind, batch, entry) in enumerate(rows, start=1):
+                conn.execute(sa.text(
+                    "INSERT INTO command (id, meter_id, kind, payload, counter, state, attempts, batch_id, "
+                    "ledger_entry_id, created_at) VALUES (:id, :m, :k, '{}', :n, 'acked', 1, :b, :e, :t)"),
+                    {"id": n, "m": mid, "k": command_kind, "n": n, "b": batch, "e": entry, "t": fixed_now})
+        assert migrate(engine) == HEAD
+        with engine.connect() as conn:
+            got = conn.execute(sa.select(command.c.purpose, command.c.account_id).order_by(command.c.id)).all()
+        assert [tuple(r) for r in got] == [("sale", 1), ("closing", 1), ("closing", 1), ("opening", 1),
+                                           ("tariff_push", None), ("limits_push", None), ("relay", None),
+                                           ("other", None), ("opening", 1)]
+        with pytest.raises(sa.exc.DBAPIError):
+            with engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO command (id, meter_id, kind, payload, state, attempts, created_at) "
+                                     "VALUES (99, :m, 'trip', '{}', 'queued', 0, :t)"), {"m": mid, "t": fixed_now})
+    finally:
+        dispose(engine)

@@ -10,6 +10,8 @@ from billing.errors import BillingError
 from billing.ledger import entry_view, known_balance
 from billing.lookup import meter_by_number
 from billing.money import amount_in_words
+from billing.settings import alarm_amounts, low_balance_level
+from core.formatting import plain_money
 from storage import billing as store
 
 METER_STATUSES = ("not_opened", "opened", "removed")
@@ -17,10 +19,6 @@ METER_STATUSES = ("not_opened", "opened", "removed")
 
 def _iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.isoformat(timespec="seconds") + "Z"
-
-
-def _money(d: Decimal | None) -> str | None:
-    return None if d is None else str(Decimal(d).quantize(Decimal("0.01")))
 
 
 def meter_summary(ctx: BillingContext, address: str) -> dict:
@@ -37,7 +35,7 @@ def meter_summary(ctx: BillingContext, address: str) -> dict:
             "room": label["room"],
             "account": None if link is None else {"id": link["account_id"], "status": link["account_status"],
                                                   "holder": pii.mask_name(link["holder_name"])},
-            "balance": _money(bal.balance), "balance_read_at": _iso(bal.reading_ts),
+            "balance": plain_money(bal.balance), "balance_read_at": _iso(bal.reading_ts),
             "purchase_count": reading.get("purchase_count"), "comm_state": reading.get("comm_state"),
             "relay_closed": reading.get("relay_closed"), "pending_receipts": pending,
         }
@@ -54,7 +52,7 @@ def meters_list(ctx: BillingContext, *, building: str | None = None, status: str
                                         offset=(page - 1) * page_size, limit=page_size)
     return {"page": page, "page_size": page_size, "total": total, "items": [
         {"meter_address": r["address"], "status": r["status"], "building": r["building"], "room": r["room"],
-         "balance": _money(r["balance"]), "read_at": _iso(r["ts"]), "purchase_count": r["purchase_count"],
+         "balance": plain_money(r["balance"]), "read_at": _iso(r["ts"]), "purchase_count": r["purchase_count"],
          "comm_state": r["comm_state"]} for r in rows]}
 
 
@@ -139,6 +137,7 @@ def customer_view(ctx: BillingContext, kind: str, key: str, purchases: int = 10,
             a = store.account_by_id(conn, link["account_id"]) if link else None
             meter_ids = [m["id"]]
         label = store.room_label(conn, a["room_id"] if a else store.meter_by_id(conn, meter_ids[0])["room_id"])
+        thresholds = alarm_amounts(conn)
         meters = []
         for mid in meter_ids:
             m = store.meter_by_id(conn, mid)
@@ -148,10 +147,12 @@ def customer_view(ctx: BillingContext, kind: str, key: str, purchases: int = 10,
                        if a is None or e["account_id"] == a["id"]][:purchases]
             meters.append({
                 "meter_address": m["address"], "balance": bal.balance,
+                "low_level": low_balance_level(bal.balance, thresholds),
                 "read_at": None if bal.reading_ts is None else ctx.local(bal.reading_ts),
                 "relay_closed": reading.get("relay_closed"),
                 "entries": [{"at": ctx.local(e["created_at"]), "kind": e["kind"], "amount": Decimal(e["amount"]),
                              "state": e["state"], "receipt_no": e["receipt_no"]} for e in entries],
                 "daily": daily_use(ctx, conn, mid, days)})
         return {"holder": pii.mask_name(a["holder_name"]) if a else "", "account_status": a["status"] if a else None,
-                "room": label["room"], "building": label["building"], "meters": meters}
+                "room": label["room"], "building": label["building"], "meters": meters,
+                "alarm1": thresholds[0], "alarm2": thresholds[1]}

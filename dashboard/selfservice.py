@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, redirect, request
 from markupsafe import escape
@@ -20,6 +19,7 @@ from billing.context import BillingContext
 from billing.errors import BillingError
 from billing.views import customer_view
 from core.clock import show_local, zone_label
+from core.formatting import format_energy, format_money
 from dashboard.i18n import LANGUAGES, request_lang, t
 
 _CSS = """
@@ -34,10 +34,6 @@ td,th{padding:4px 2px;text-align:left;border-bottom:1px solid #eef0f2}td.r,th.r{
 h2{font-size:1rem;margin:.8rem 0 .3rem}svg{width:100%;height:auto;display:block}
 .notice h1{font-size:1.1rem}.notice p{margin:.4rem 0}
 """
-
-
-def _money(d: Decimal | None) -> str:
-    return "—" if d is None else f"¥{d:,.2f}"
 
 
 def day_label(day: dt.date, lang: str) -> str:
@@ -60,7 +56,7 @@ def _bars(daily: list[tuple], lang: str) -> str:
         bh = 0 if v <= 0 else max(1.0, v / top * (h - 14))
         x = i * (bw + gap)
         bars.append(f'<rect x="{x:.1f}" y="{h - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="#3b82f6">'
-                    f'<title>{escape(day_label(day, lang))}: {v:.2f} kWh</title></rect>')
+                    f'<title>{escape(day_label(day, lang))}: {format_energy(v)}</title></rect>')
         if (i % AXIS_EVERY == 0 and last - i >= AXIS_EVERY // 2) or i == last:
             anchor = "start" if i == 0 else "end" if i == last else "middle"
             at = x if i == 0 else x + bw if i == last else x + bw / 2
@@ -76,8 +72,15 @@ def _bars(daily: list[tuple], lang: str) -> str:
 def _entry_row(e: dict, lang: str) -> str:
     kind = escape(t("billing.customer.kind." + e["kind"], lang))
     state = escape(t("billing.customer.state." + e["state"], lang))
-    return (f'<tr><td>{show_local(e["at"], "short")}</td><td>{kind}</td><td class="r">{_money(e["amount"])}</td>'
+    return (f'<tr><td>{show_local(e["at"], "short")}</td><td>{kind}</td><td class="r">{format_money(e["amount"])}</td>'
             f'<td>{state}</td></tr>')
+
+
+def _low_notice(level: int, view: dict, lang: str) -> str:
+    """The low-balance notice under a meter's balance: at or below the site's alarm 1, or its alarm 2 amount."""
+    if level >= 2:
+        return t("alarm.customer.very_low", lang, amount=format_money(view["alarm2"]))
+    return t("alarm.customer.low", lang, amount=format_money(view["alarm1"]))
 
 
 def render(view: dict, lang: str, token: str, zone) -> str:
@@ -89,7 +92,7 @@ def render(view: dict, lang: str, token: str, zone) -> str:
     if view["account_status"] not in (None, "open"):
         parts.append(f'<section>{escape(t("billing.customer.closed", lang))}</section>')
     for m in view["meters"]:
-        low = m["balance"] is not None and m["balance"] <= Decimal("20")
+        low = m.get("low_level", 0)   # the site's own alarm 1 / alarm 2 amounts (billing.settings.alarm_amounts)
         read_at = (escape(t("billing.customer.read_at", lang, time=show_local(m["read_at"], "minutes")))
                    if m["read_at"] else escape(t("billing.customer.never_read", lang)))
         power = "" if m["relay_closed"] is None else escape(
@@ -99,7 +102,8 @@ def render(view: dict, lang: str, token: str, zone) -> str:
         parts.append(
             f'<section class="meter-card"><div class="meter">{escape(t("billing.customer.meter", lang))} '
             f'{escape(m["meter_address"])}</div>'
-            f'<div class="balance{" low" if low else ""}">{_money(m["balance"])}</div>'
+            f'<div class="balance{" low" if low else ""}">{format_money(m["balance"])}</div>'
+            + (f'<p class="low" id="low-balance">{escape(_low_notice(low, view, lang))}</p>' if low else "") +
             f'<div class="muted">{read_at} {power}</div>'
             f'<h2>{escape(t("billing.customer.purchases", lang))}</h2>'
             + (f'<table><tbody>{rows}</tbody></table>' if rows else

@@ -27,7 +27,7 @@ from billing.errors import BillingError
 from billing.ledger import get_entry, meter_balance
 from billing.tariffs import tariff_list
 from operators.service import demo_password
-from dashboard.components.receipt import money
+from core.formatting import format_money as money
 from dashboard.i18n import t
 from storage.schema import account, account_meter, audit_log, command, ledger_entry, meter, meter_state, room
 from tests.billing_support import NATIONAL_ID, cashier

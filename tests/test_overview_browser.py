@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from collectors.oneshot import build_command_frame
-from dashboard.components.receipt import money
+from core.formatting import format_money as money
 from dashboard.overview_data import local_day_bounds
 from storage.audit import entries
 from storage.meters import EXPORT_ACTION, meter_table

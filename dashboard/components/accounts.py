@@ -10,7 +10,8 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard.components.cashier import field, state_badge, when, yuan
+from core.formatting import format_money
+from dashboard.components.cashier import field, state_badge, when
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 
@@ -223,7 +224,7 @@ def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Di
                             html.Th(t("cashier.read_at", lang)), html.Th("")]
                            + ([html.Th(t("accounts.closing_step", lang))] if closing else []))),
         html.Tbody([html.Tr([
-            html.Td(m.address, className="font-monospace"), html.Td(yuan(m.balance), className="text-end"),
+            html.Td(m.address, className="font-monospace"), html.Td(format_money(m.balance), className="text-end"),
             html.Td(when(m.reading_ts) if m.reading_ts else t("cashier.never_read", lang)),
             html.Td(dcc.Link(t("cashier.sell_button", lang), href=f"/sell?meter={m.address}")
                     if a.status == "open" and may_sell else ""),
@@ -238,7 +239,7 @@ def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Di
                               html.Th(t("cashier.col_state", lang))])),
         html.Tbody([html.Tr([
             html.Td(when(e["created_at"])), html.Td(t(f"billing.kind.{e['kind']}", lang)),
-            html.Td(yuan(e["amount"]), className="text-end"),
+            html.Td(format_money(e["amount"]), className="text-end"),
             html.Td([dbc.Button(e["receipt_no"], id={"type": ACC_ENTRY, "index": e["receipt_no"]}, color="link",
                                 size="sm", className="p-0 font-monospace")]
                     # on a phone the meter column is left out; an account of several meters names it here
@@ -327,7 +328,7 @@ def approval_list(requests: list, lang: str) -> html.Div:
                      html.Span(t("accounts.old_meter_unknown", lang), className="badge text-bg-light")
                      if not r.old_known else ""]),
             html.Td(r.new_address, className="font-monospace"),
-            html.Td(yuan(r.amount), className="text-end"),
+            html.Td(format_money(r.amount), className="text-end"),
             html.Td(r.reason),
             html.Td(f"{r.requested_by} · {when(r.requested_at)}"),
         ], **{"data-request": str(r.id)}) for r in requests]),
@@ -335,7 +336,7 @@ def approval_list(requests: list, lang: str) -> html.Div:
 
 
 def approval_options(requests: list) -> list[dict]:
-    return [{"label": f"{r.id} · {r.old_address} → {r.new_address} · {yuan(r.amount)}", "value": r.id}
+    return [{"label": f"{r.id} · {r.old_address} → {r.new_address} · {format_money(r.amount)}", "value": r.id}
             for r in requests]
 
 

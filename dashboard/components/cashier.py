@@ -13,7 +13,8 @@ from dash import dcc, html
 
 from billing.errors import BillingError
 from core.clock import show_local
-from dashboard.components.receipt import ReceiptData, money, receipt_sheet
+from core.formatting import format_money
+from dashboard.components.receipt import ReceiptData, receipt_sheet
 from dashboard.i18n import t
 
 # /sell
@@ -44,10 +45,6 @@ STATE_COLORS = {"queued": "secondary", "sent": "info", "acked": "success", "fail
 
 # ---------------------------------------------------------------------------------------------
 # shared pieces
-def yuan(amount: Decimal | str | None) -> str:
-    return money(None if amount is None else Decimal(amount))
-
-
 def when(value: dt.datetime | None) -> str:
     """A time billing/ already turned into site time (BillingContext.local)."""
     return show_local(value)
@@ -125,8 +122,8 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
         (t("cashier.room", lang), f"{card['building']} {card['room']}".strip() or "—"),
         (t("cashier.status", lang), [state_badge(card["status"], lang)]
          + ([state_badge(acct["status"], lang)] if acct else [])),
-        (t("cashier.balance", lang), html.Span(yuan(known.balance), id="sell-balance", className="fs-5 fw-semibold")),
-        (t("cashier.pending", lang), yuan(pending) if pending else "—"),
+        (t("cashier.balance", lang), html.Span(format_money(known.balance), id="sell-balance", className="fs-5 fw-semibold")),
+        (t("cashier.pending", lang), format_money(pending) if pending else "—"),
         (t("cashier.read_at", lang), when(card["read_at"]) if card["read_at"] else t("cashier.never_read", lang)),
         (t("cashier.purchase_count", lang), html.Span("—" if card["purchase_count"] is None
                                                        else str(card["purchase_count"]), id="sell-count")),
@@ -138,7 +135,7 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
                                                                               "state")])),
         html.Tbody([html.Tr([html.Td(show_local(e["created_at"], "short")),
                              html.Td(t(f"billing.kind.{e['kind']}", lang)),
-                             html.Td(yuan(e["amount"]), className="text-end"),
+                             html.Td(format_money(e["amount"]), className="text-end"),
                              html.Td(e["receipt_no"], className="font-monospace small entry-receipt"),
                              html.Td(state_badge(e["state"], lang))]) for e in entries]),
     ], size="sm", striped=True, responsive=True, className="mb-0 small text-nowrap latest-entries") if entries else \
@@ -170,7 +167,7 @@ def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None, *, met
                   type="search"),
         dbc.Button([html.I(className="bi bi-search me-1"), t("cashier.find", lang)], id=SELL_FIND, color="primary"),
     ], className="mb-2")
-    limit = t("cashier.limit", lang, limit=yuan(hoarding_limit)) if hoarding_limit is not None else ""
+    limit = t("cashier.limit", lang, limit=format_money(hoarding_limit)) if hoarding_limit is not None else ""
     sell_form = dbc.Card(dbc.CardBody([
         html.H2(t("cashier.sell", lang), className="h6"),
         dbc.Label(t("cashier.amount", lang), html_for=SELL_AMOUNT, className="visually-hidden"),

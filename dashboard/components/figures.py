@@ -21,10 +21,37 @@ def base_layout(**extra) -> dict:
     return layout
 
 
+GAP_STEPS = 3   # a step this many times the usual poll interval is a gap (lost contact): the line breaks there
+POINT_SIZE = 5  # a reading with no neighbour on the line (alone between gaps, or the only one) shows as a dot
+
+
+def with_gaps(df: pd.DataFrame, x: str = "ts", y: str = "power_total") -> pd.DataFrame:
+    """`df` sorted by `x`, with an empty row (y NaN) in every gap longer than GAP_STEPS times the median step,
+    so a line chart breaks where readings are missing instead of drawing across the silence."""
+    df = df.sort_values(x, kind="stable").reset_index(drop=True)
+    if len(df) < 3:
+        return df
+    steps = df[x].diff()
+    usual = steps.median()
+    gaps = steps > usual * GAP_STEPS
+    if not gaps.any() or not usual > pd.Timedelta(0):
+        return df
+    breaks = pd.DataFrame({x: df[x][gaps] - steps[gaps] / 2, y: float("nan")})
+    return pd.concat([df[[x, y]], breaks]).sort_values(x, kind="stable").reset_index(drop=True)
+
+
+def lone_points(values: pd.Series) -> list[bool]:
+    """Which values have no known neighbour before or after them (a line segment of one point draws nothing)."""
+    known = values.notna().tolist()
+    return [k and not (i > 0 and known[i - 1]) and not (i + 1 < len(known) and known[i + 1])
+            for i, k in enumerate(known)]
+
+
 def power_curve_figure(df: pd.DataFrame, lang: str) -> go.Figure:
     """A meter's power over time. `df`: columns ts (site-local time) and power_total (kW).
 
-    An empty frame gives an empty chart that says there is no data rather than a blank box."""
+    An empty frame gives an empty chart that says there is no data rather than a blank box; a gap in the
+    readings breaks the line; a reading alone (the only one, or between gaps) shows as a dot."""
     fig = go.Figure(layout=base_layout(height=220))
     fig.update_yaxes(title_text=t("overview.power_kw", lang), rangemode="tozero")
     if df.empty or df["power_total"].isna().all():
@@ -33,7 +60,11 @@ def power_curve_figure(df: pd.DataFrame, lang: str) -> go.Figure:
         fig.update_xaxes(visible=False)
         fig.update_yaxes(visible=False)
         return fig
-    fig.add_trace(go.Scatter(x=df["ts"], y=df["power_total"], mode="lines", line=dict(width=1.6, color="#0d6efd"),
+    line = with_gaps(df)
+    lone = lone_points(line["power_total"])
+    fig.add_trace(go.Scatter(x=line["ts"], y=line["power_total"], mode="lines+markers" if any(lone) else "lines",
+                             marker=dict(size=[POINT_SIZE if one else 0 for one in lone], color="#0d6efd"),
+                             line=dict(width=1.6, color="#0d6efd"), connectgaps=False,
                              fill="tozeroy", fillcolor="rgba(13,110,253,0.12)", name=t("overview.power_kw", lang),
                              hovertemplate="%{y:.3f} kW<extra></extra>"))
     fig.update_xaxes(tickformat="%H:%M")

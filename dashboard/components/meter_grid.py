@@ -6,7 +6,6 @@ in yuan; the workbook writes exact Decimals. Times are the site's local time.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
@@ -14,6 +13,8 @@ import pandas as pd
 from dash import dcc, html
 
 from core.clock import FORMATS, site_time, zone_label
+from core.formatting import energy_value  # the register's 0.01 kWh; None when never read
+from core.money import from_fen
 from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
@@ -115,10 +116,10 @@ def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWor
     seen = site_time(rows["last_seen"], zone).tolist() if not rows.empty else []
     for r, last in zip(rows.to_dict("records"), seen):
         fen = r["balance_fen"]
-        balance = None if fen is None or pd.isna(fen) else (Decimal(int(fen)) / 100).quantize(Decimal("0.01"))
+        balance = None if fen is None or pd.isna(fen) else from_fen(int(fen))
         ws.append([
             r["address"], r["building"], _int(r["floor"]), r["room"], r["gateway"], _int(r["bus_no"]),
-            _int(r["unit"]), states[r["state"]], balance, _kwh(r["energy_total"]), _relay(r["relay_closed"], lang),
+            _int(r["unit"]), states[r["state"]], balance, energy_value(r["energy_total"]), _relay(r["relay_closed"], lang),
             None if pd.isna(last) else last.to_pydatetime(), r["profile"],
         ])
     return book
@@ -126,11 +127,6 @@ def meters_workbook(rows: pd.DataFrame, lang: str, zone: dt.tzinfo) -> ExportWor
 
 def _int(v):
     return None if v is None or pd.isna(v) else int(v)
-
-
-def _kwh(v):
-    """The energy register as a number (kWh), to its 0.01 kWh resolution; none when never read."""
-    return None if v is None or pd.isna(v) else round(float(v), 2)
 
 
 def _relay(v, lang: str):

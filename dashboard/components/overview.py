@@ -16,8 +16,8 @@ import pandas as pd
 from dash import Patch, dcc, html
 
 from core.clock import show_local, site_time
+from core.formatting import format_energy, format_money
 from dashboard.components.figures import power_curve_figure
-from dashboard.components.receipt import money, signed_money
 from dashboard.components.tilemap import TileMap
 from dashboard.i18n import catalog, t
 from dashboard.ids import Overview as ID
@@ -47,9 +47,10 @@ def _kpi(label: str, value, ident: str, hint: str | None = None, state: str | No
 def sales_tip(sales: dict, lang: str) -> str:
     """What today's net sales are made of: gross sales, refunds and reversals (signed, as the records show them)."""
     zero = Decimal("0.00")
-    return t("overview.kpi_sales_tip", lang, gross=money(sales.get("sale", zero)),
-             refunds=signed_money(sales.get("refund", zero)), reversals=signed_money(sales.get("reversal", zero)),
-             net=money(sales.get("net", zero)))
+    return t("overview.kpi_sales_tip", lang, gross=format_money(sales.get("sale", zero)),
+             refunds=format_money(sales.get("refund", zero), sign=True),
+             reversals=format_money(sales.get("reversal", zero), sign=True),
+             net=format_money(sales.get("net", zero)))
 
 
 def kpi_cards(k: dict, lang: str) -> list:
@@ -65,9 +66,9 @@ def kpi_cards(k: dict, lang: str) -> list:
         _kpi(t("overview.kpi_arrears", lang), f"{states.get('arrears', 0):,}", "arrears", state="arrears"),
         _kpi(t("overview.kpi_gateways", lang), f"{k.get('gateways_online', 0):,}", "gateways",
              t("overview.of_total", lang, total=f"{k.get('gateways', 0):,}")),
-        _kpi(t("overview.kpi_sales", lang), money(sales.get("net", Decimal("0.00"))), "sales",
+        _kpi(t("overview.kpi_sales", lang), format_money(sales.get("net", Decimal("0.00"))), "sales",
              tip=sales_tip(sales, lang)),
-        _kpi(t("overview.kpi_energy", lang), f"{energy:,.1f}", "energy"),
+        _kpi(t("overview.kpi_energy", lang), format_energy(energy, 1, unit=False), "energy"),
     ]
 
 
@@ -202,7 +203,7 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
     last_seen = site_time(d.get("last_seen"), zone)
     balance = d.get("balance")
     facts = [
-        (t("overview.balance", lang), money(Decimal(balance) if balance is not None else None), "ov-panel-balance"),
+        (t("overview.balance", lang), format_money(balance), "ov-panel-balance"),
         (t("overview.relay", lang), _relay_text(d.get("relay_closed"), lang), "ov-panel-relay"),
         (t("overview.last_seen", lang), show_local(last_seen), None),
         (t("overview.voltage", lang), _fmt(d.get("voltage_a"), ".1f", " V"), None),
@@ -210,7 +211,7 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
         (t("overview.power", lang), _fmt(d.get("power_total"), ".3f", " kW"), None),
         (t("overview.pf", lang), _fmt(d.get("pf_total"), ".2f"), None),
         (t("overview.frequency", lang), _fmt(d.get("frequency"), ".2f", " Hz"), None),
-        (t("overview.energy_total", lang), _fmt(d.get("energy_total"), ",.2f", " kWh"), None),
+        (t("overview.energy_total", lang), format_energy(d.get("energy_total")), None),
         (t("overview.wiring", lang), t("overview.wiring_value", lang, gateway=d.get("gateway") or "—",
                                        bus=d.get("bus_no") or "—", unit=d.get("unit") or "—"), None),
         (t("overview.profile", lang), d.get("profile") or "—", None),

@@ -13,6 +13,7 @@ from decimal import Decimal
 from dash import html
 
 from core.clock import show_local
+from core.formatting import format_money
 from dashboard.i18n import t
 
 COPIES = ("customer", "finance", "archive")
@@ -36,16 +37,6 @@ class ReceiptData:
     title: str | None = None     # billing.views.RECEIPT_TITLES (what moved which way); None: the kind
 
 
-def money(amount: Decimal | None) -> str:
-    return "—" if amount is None else f"¥{amount:,.2f}"
-
-
-def signed_money(amount: Decimal) -> str:
-    """Money with its sign in front of the currency: +¥10.00, −¥100.00 (a true minus sign), ¥0.00."""
-    sign = "−" if amount < 0 else "+" if amount > 0 else ""
-    return f"{sign}¥{abs(amount):,.2f}"
-
-
 def receipt_sheet(r: ReceiptData, lang: str) -> html.Div:
     return html.Div([receipt_copy(r, copy, lang) for copy in COPIES], className="receipt-sheet", id="receipt-sheet")
 
@@ -57,9 +48,9 @@ def receipt_copy(r: ReceiptData, copy: str, lang: str) -> html.Section:
         (t("receipt.holder", lang), r.holder),
         (t("receipt.room", lang), f"{r.building} {r.room}".strip()),
         (t("receipt.meter", lang), r.meter_address),
-        (t("receipt.amount", lang), money(r.amount)),
+        (t("receipt.amount", lang), format_money(r.amount)),
         (t("receipt.amount_words", lang), r.amount_in_words),
-        (t("receipt.balance_after", lang), money(r.balance_after)),
+        (t("receipt.balance_after", lang), format_money(r.balance_after)),
         (t("receipt.purchase_count", lang), "—" if not r.purchase_count else str(r.purchase_count)),
         (t("receipt.operator", lang), r.operator),
     ]

@@ -12,9 +12,10 @@ from dash import dcc, html
 from billing.desk import SALES_KINDS
 from billing.money import to_fen
 from core.clock import show_local, zone_label
+from core.formatting import format_money
 from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.audit_text import source_label
-from dashboard.components.cashier import field, yuan
+from dashboard.components.cashier import field
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
 
@@ -44,7 +45,7 @@ def grid_rows(records: list[dict], lang: str) -> list[dict]:
 
 def summary(records: list[dict], totals: dict, lang: str, limit: int) -> str:
     """How many entries are shown, and the net money of all that match (billing.desk.record_totals)."""
-    text = t("records.summary", lang, n=len(records), total=yuan(totals.get("net", Decimal("0.00"))))
+    text = t("records.summary", lang, n=len(records), total=format_money(totals.get("net", Decimal("0.00"))))
     return text + (" " + t("records.truncated", lang, n=limit) if len(records) >= limit else "")
 
 

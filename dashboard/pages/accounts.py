@@ -19,6 +19,7 @@ from billing.ledger import get_entry
 from billing.tariffs import tariff_list
 from billing.views import receipt
 from core import permissions as P
+from core.formatting import format_money
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
@@ -246,10 +247,10 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
         return (*_after_action(aid, lang, done), None)
     if isinstance(result, transfers.TransferRequestView):   # waits for a second operator
         done = html.Div(notice(t("accounts.transfer_requested", lang, request=result.id,
-                                 amount=f"¥{result.amount:,.2f}", old=result.old_address), "info"),
+                                 amount=format_money(result.amount), old=result.old_address), "info"),
                         id="acc-action-ok", **{"data-request": str(result.id)})
         return (*_after_action(aid, lang, done), None)
-    done = notice(t("accounts.transferred", lang, amount=f"¥{result.amount:,.2f}", old=str(old).strip(),
+    done = notice(t("accounts.transferred", lang, amount=format_money(result.amount), old=str(old).strip(),
                     new=result.meter_address), "success", id="acc-action-ok")
     block = receipt_block(receipt(ctx_, result.receipt_no), lang, command_state=result.command_state,
                           entry_state=result.state, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
@@ -295,7 +296,7 @@ def settle_by_hand(n_clicks, account_id, address, amount, reason):
             reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
         return _refused(error_alert(exc, lang), 3)
-    amount_text = f"¥{done_.refund:,.2f}"
+    amount_text = format_money(done_.refund)
     done = notice(t("accounts.by_hand_done", lang, meter=address, amount=amount_text), "success", id="acc-action-ok")
     block = no_update
     if done_.receipt_no is not None:
@@ -350,7 +351,7 @@ def approve_transfer(n_clicks, request_id, note):
     def approve(rid, text, lang):
         entry = transfers.approve_transfer(billing(), rid, actor(), note=text)
         return html.Div(notice(t("accounts.approved", lang, request=rid, receipt=entry.receipt_no,
-                                 amount=f"¥{entry.amount:,.2f}", meter=entry.meter_address), "success"),
+                                 amount=format_money(entry.amount), meter=entry.meter_address), "success"),
                         id="acc-approval-ok", **{"data-receipt": entry.receipt_no})
     return _decide(approve, request_id, note)
 

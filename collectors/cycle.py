@@ -11,7 +11,7 @@ from typing import Callable
 import pandas as pd
 import sqlalchemy as sa
 
-from collectors.changes import CycleChanges, bus_changes, meter_changes
+from collectors.changes import CycleChanges, bus_changes, compared_rows, meter_changes
 from collectors.commstate import next_comm_state
 from core.money import reading_fen as fen
 from collectors.poller import CycleResult, FieldIO, PollTarget
@@ -126,8 +126,8 @@ class CollectorService:
                          thresholds: dict[str, int], now: dt.datetime) -> None:
         """One CycleChanges on CYCLE_CHANGED, from the state before the cycle and the rows it wrote."""
         try:
-            previous = {int(r["meter_id"]): r for r in prev.to_dict("records")} if not prev.empty else {}
-            bits, balances, relays = meter_changes(previous, states.to_dict("records"), thresholds)
+            previous = {int(r["meter_id"]): r for r in compared_rows(prev)}
+            bits, balances, relays = meter_changes(previous, compared_rows(states), thresholds)
             polled = {(t.host, int(t.port)) for t in targets}
             unreachable = {(e.host, int(e.port)) for e in result.unreachable_endpoints}
             buses = [b for b in prev_buses if (b["host"], int(b["port"])) in polled]

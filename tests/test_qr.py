@@ -81,6 +81,20 @@ def test_the_customer_page_shows_balance_and_purchases_without_login(page):
     assert "My electricity" in english and address(1) in english
 
 
+def test_the_low_balance_notice_follows_the_sites_own_alarm_amounts(page, any_engine, fixed_now):
+    from billing.settings import set_meter_limits
+    client, view = page
+    url = f"/c/{qr.sign(KEY, 'account', view.id)}"
+    assert 'id="low-balance"' not in client.get(f"{url}?lang=en").get_data(as_text=True)  # 88.50 above 20.00
+    ctx = make_ctx(any_engine, Clock(fixed_now))
+    set_meter_limits(ctx, "admin", alarm1="100.00", alarm2="50.00")      # a site that warns early
+    text = client.get(f"{url}?lang=en").get_data(as_text=True)
+    assert t("alarm.customer.low", "en", amount="¥100.00") in text
+    set_meter_limits(ctx, "admin", alarm2="90.00")
+    text = client.get(f"{url}?lang=zh").get_data(as_text=True)
+    assert str(escape(t("alarm.customer.very_low", "zh", amount="¥90.00"))) in text and 'class="balance low"' in text
+
+
 def test_the_customer_page_refuses_a_forged_token(page):
     client, view = page
     token = qr.sign(KEY, "account", view.id)

@@ -18,11 +18,13 @@ import json
 from enum import IntEnum
 from typing import Iterable, NamedTuple
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes PostgreSQL's ON CONFLICT too
 
 from core.text import catalog, t
 from storage import audit
+from storage.engine import is_duckdb
 from storage.schema import alarm_event
 
 
@@ -95,11 +97,15 @@ def _values(kind: str, subject, level, code: str, params: dict | None, now: dt.d
             "message_params": json.dumps(params or {}, ensure_ascii=False, sort_keys=True, default=str)}
 
 
-def _upsert(rows: list[dict]):
-    stmt = upsert(alarm_event).values(rows)
-    return stmt.on_conflict_do_update(index_elements=[alarm_event.c.open_key], set_={
-        "level": stmt.excluded.level, "message_code": stmt.excluded.message_code,
-        "message_params": stmt.excluded.message_params, "updated_at": stmt.excluded.updated_at})
+_UPDATED_ON_REOPEN = ("level", "message_code", "message_params", "updated_at")
+
+
+def _upsert(rows: list[dict] | None = None):
+    stmt = upsert(alarm_event)
+    if rows is not None:
+        stmt = stmt.values(rows)
+    return stmt.on_conflict_do_update(index_elements=[alarm_event.c.open_key],
+                                      set_={c: getattr(stmt.excluded, c) for c in _UPDATED_ON_REOPEN})
 
 
 def open_alarm(conn: sa.Connection, kind: str, subject, level: AlarmLevel | int, code: str, params: dict | None,
@@ -115,8 +121,22 @@ def open_alarms_of(conn: sa.Connection, kind: str, level: AlarmLevel | int,
     """open_alarm for many subjects at once (a gateway's thousand meters lost in one cycle): a few statements,
     not one per subject. `events` are (subject, message code, parameters); returns how many were given."""
     rows = [_values(kind, subject, level, code, params, now) for subject, code, params in events]
-    for i in range(0, len(rows), 500):  # PostgreSQL takes at most 65,535 parameters in a statement
-        conn.execute(_upsert(rows[i:i + 500]))
+    if not rows:
+        return 0
+    if not is_duckdb(conn.engine):
+        conn.execute(_upsert(), rows)   # one statement compiled, the rows sent in batches by the driver
+        return len(rows)
+    # DuckDB: executemany runs row by row and a long VALUES list takes long to parse, so the rows go in as a
+    # DataFrame scanned in place by one INSERT ... SELECT ... ON CONFLICT (as storage.timeseries does readings)
+    columns = tuple(rows[0])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATED_ON_REOPEN)
+    raw = conn.connection.driver_connection
+    raw.register("_wl_alarm_frame", pd.DataFrame(rows, columns=list(columns)))
+    try:
+        raw.execute(f"INSERT INTO alarm_event (id, {', '.join(columns)}) SELECT nextval('alarm_event_id_seq'), "
+                    f"{', '.join(columns)} FROM _wl_alarm_frame ON CONFLICT (open_key) DO UPDATE SET {updates}")
+    finally:
+        raw.unregister("_wl_alarm_frame")
     return len(rows)
 
 

@@ -55,6 +55,20 @@ def test_opening_an_open_alarm_again_returns_it_with_the_new_level_and_message(a
     assert message_text(event, "en") == "Gateway GW-A: none of its 2 bus(es) answer."
 
 
+def test_opening_many_at_once_is_idempotent_too(any_engine, fixed_now):
+    later = fixed_now + dt.timedelta(minutes=1)
+    events = [(alarms.meter(m), "meter_lost", {"error": "timeout"}) for m in (1, 2, 3)]
+    with any_engine.begin() as conn:
+        alarms.open_alarms_of(conn, alarms.LOST_CONTACT, AlarmLevel.WARNING, events[:2], fixed_now)
+    with any_engine.begin() as conn:
+        alarms.open_alarms_of(conn, alarms.LOST_CONTACT, AlarmLevel.CRITICAL,
+                              [(s, code, {"error": "refused"}) for s, code, _ in events], later)
+        rows = open_alarms(conn, alarms.LOST_CONTACT)
+    assert [(r["subject_id"], r["opened_at"], r["level"], r["message_params"]["error"]) for r in rows] == [
+        (1, fixed_now, AlarmLevel.CRITICAL, "refused"), (2, fixed_now, AlarmLevel.CRITICAL, "refused"),
+        (3, later, AlarmLevel.CRITICAL, "refused")]
+
+
 def test_a_closed_alarm_opens_again_as_a_new_event_also_within_one_transaction(any_engine, fixed_now):
     later = fixed_now + dt.timedelta(minutes=1)
     with any_engine.begin() as conn:

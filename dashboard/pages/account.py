@@ -25,10 +25,10 @@ def layout(**_query):
 
 
 @guarded_callback("account.change_password", None,
-                  Output(ACCOUNT_RESULT, "children"), Output(ACCOUNT_CURRENT, "value"),
-                  Output(ACCOUNT_NEW, "value"), Output(ACCOUNT_CONFIRM, "value"),
                   Input(ACCOUNT_SAVE, "n_clicks"),
                   State(ACCOUNT_CURRENT, "value"), State(ACCOUNT_NEW, "value"), State(ACCOUNT_CONFIRM, "value"),
+                  output={"result": Output(ACCOUNT_RESULT, "children"), "current": Output(ACCOUNT_CURRENT, "value"),
+                          "new": Output(ACCOUNT_NEW, "value"), "confirm": Output(ACCOUNT_CONFIRM, "value")},
                   prevent_initial_call=True)
 def change_password(n_clicks, current, new, confirm):
     if not n_clicks:
@@ -40,5 +40,7 @@ def change_password(n_clicks, current, new, confirm):
         accounts().change_password(signed_in(), inputs.text(current), inputs.text(new) or "",
                                    inputs.text(confirm) or "", source_address(), keep_session=session_token())
     except OperatorError as exc:
-        return alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), no_update, "", ""
-    return password_changed(lang), "", "", ""
+        # the current password stays typed after a refusal; the new ones are typed again
+        return {"result": alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), "current": no_update,
+                "new": "", "confirm": ""}
+    return {"result": password_changed(lang), "current": "", "new": "", "confirm": ""}

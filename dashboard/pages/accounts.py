@@ -92,13 +92,20 @@ def meters_of_room(room_id):
     return room_meter_options(desk.openable_meters(billing(), rid), request_lang())
 
 
-@guarded_callback("accounts.open", OPEN, Output(ACC_OPEN_RESULT, "children"),
-                  Output(ACC_SELECTED, "data", allow_duplicate=True), Output(ACC_HOLDER, "value"),
-                  Output(ACC_PHONE, "value"), Output(ACC_NATIONAL_ID, "value"), Output(ACC_EXTRA_METERS, "value"),
-                  Output(ACC_ROOM_METERS, "options", allow_duplicate=True),
+_OPEN_FIELDS = ("holder", "phone", "national_id", "extra_meters")   # emptied once the account is open
+
+
+@guarded_callback("accounts.open", OPEN,
                   Input(ACC_OPEN, "n_clicks"), State(ACC_ROOM, "value"), State(ACC_ROOM_METERS, "value"),
                   State(ACC_EXTRA_METERS, "value"), State(ACC_HOLDER, "value"), State(ACC_PHONE, "value"),
-                  State(ACC_NATIONAL_ID, "value"), State(ACC_TARIFF, "value"), prevent_initial_call=True)
+                  State(ACC_NATIONAL_ID, "value"), State(ACC_TARIFF, "value"),
+                  output={"result": Output(ACC_OPEN_RESULT, "children"),
+                          "selected": Output(ACC_SELECTED, "data", allow_duplicate=True),
+                          "holder": Output(ACC_HOLDER, "value"), "phone": Output(ACC_PHONE, "value"),
+                          "national_id": Output(ACC_NATIONAL_ID, "value"),
+                          "extra_meters": Output(ACC_EXTRA_METERS, "value"),
+                          "room_meters": Output(ACC_ROOM_METERS, "options", allow_duplicate=True)},
+                  prevent_initial_call=True)
 def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_id, tariff_id):
     if not n_clicks:
         raise PreventUpdate
@@ -112,7 +119,8 @@ def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_
             phone=str(phone or "") or None, national_id=str(national_id or "") or None,
             room_id=_account_id(room_id), tariff_id=_account_id(tariff_id), remote=source_address())
     except BillingError as exc:
-        return (error_alert(exc, lang),) + (no_update,) * 6
+        return {"result": error_alert(exc, lang), "selected": no_update, "room_meters": no_update,
+                **dict.fromkeys(_OPEN_FIELDS, no_update)}
     batch = desk.batch_status(ctx_, view.batch_id)
     result = [notice(t("accounts.opened_ok", lang, id=view.id, holder=view.holder_name,
                        n=len(batch["commands"])), "success", id="acc-opened"),
@@ -122,7 +130,7 @@ def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_
     rid = _account_id(room_id)
     if rid is not None:
         options, _ = room_meter_options(desk.openable_meters(ctx_, rid), lang)
-    return result, view.id, "", "", "", "", options
+    return {"result": result, "selected": view.id, "room_meters": options, **dict.fromkeys(_OPEN_FIELDS, "")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,51 +169,60 @@ def _detail(account_id: int, lang: str):
     return account_detail(detail, lang, may_sell=allowed(access.SELL.any_of)), options, in_flight, actions
 
 
-@guarded_callback("accounts.detail", FIND, Output(ACC_DETAIL, "children"), Output(ACC_ACTIONS, "style"),
-                  Output(ACC_NEW_METER, "options"), Output(ACC_NEW_METER, "value"),
-                  Output(ACC_TICK, "disabled"), Output(ACC_CARD_PREVIEW, "children"), Output(ACC_RECEIPT, "children"),
-                  Output(ACC_ACTION_RESULT, "children"),
-                  Input(ACC_SELECTED, "data"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("accounts.detail", FIND,
+                  output={"detail": Output(ACC_DETAIL, "children"), "actions": Output(ACC_ACTIONS, "style"),
+                          "new_meters": Output(ACC_NEW_METER, "options"), "new_meter": Output(ACC_NEW_METER, "value"),
+                          "stopped": Output(ACC_TICK, "disabled"), "card": Output(ACC_CARD_PREVIEW, "children"),
+                          "receipt": Output(ACC_RECEIPT, "children"), "result": Output(ACC_ACTION_RESULT, "children")},
+                  inputs=Input(ACC_SELECTED, "data"), changes_state=False, prevent_initial_call=True)
 def show_account(account_id):
+    """Another account chosen: its detail, and what the previous one left (card, receipt, message) cleared."""
     aid = _account_id(account_id)
     if aid is None:
         raise PreventUpdate
     detail, options, in_flight, actions = _detail(aid, request_lang())
-    return detail, actions, options, options[0]["value"] if options else None, not in_flight, None, None, None
+    return {"detail": detail, "actions": actions, "new_meters": options,
+            "new_meter": options[0]["value"] if options else None, "stopped": not in_flight,
+            "card": None, "receipt": None, "result": None}
 
 
-@guarded_callback("accounts.follow", FIND, Output(ACC_DETAIL, "children", allow_duplicate=True),
-                  Output(ACC_TICK, "disabled", allow_duplicate=True),
-                  Output(ACC_ACTIONS, "style", allow_duplicate=True), Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"), changes_state=False,
-                  prevent_initial_call=True)
+@guarded_callback("accounts.follow", FIND, Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"),
+                  output={"detail": Output(ACC_DETAIL, "children", allow_duplicate=True),
+                          "stopped": Output(ACC_TICK, "disabled", allow_duplicate=True),
+                          "actions": Output(ACC_ACTIONS, "style", allow_duplicate=True)},
+                  changes_state=False, prevent_initial_call=True)
 def follow_account(_n, account_id):
     """Entries on their way and closing steps, until every command of the account has an answer."""
     aid = _account_id(account_id)
     if aid is None:
-        return no_update, True, no_update
+        return {"detail": no_update, "stopped": True, "actions": no_update}
     detail, _options, in_flight, actions = _detail(aid, request_lang())
-    return detail, not in_flight, actions
+    return {"detail": detail, "stopped": not in_flight, "actions": actions}
 
 
-def _after_action(aid: int, lang: str, message):
+def _after_action(aid: int, lang: str, message, **fields) -> dict:
+    """An action done: its message, the account as it is now, and `fields` (the action's own outputs)."""
     detail, options, in_flight, actions = _detail(aid, lang)
-    return message, detail, not in_flight, options, actions
+    return {"result": message, "detail": detail, "stopped": not in_flight, "new_meters": options, "actions": actions,
+            **fields}
 
 
-def _refused(message, n_extra: int = 0):
-    """An action refused: its message, nothing else changes."""
-    return (message,) + (no_update,) * (4 + n_extra)
+def _refused(message, fields: tuple[str, ...] = ()) -> dict:
+    """An action refused: its message, nothing else changes (neither the account nor the action's `fields`)."""
+    return {"result": message, **dict.fromkeys(("detail", "stopped", "new_meters", "actions", *fields), no_update)}
 
 
-def _action_outputs(*extra):
-    return [Output(ACC_ACTION_RESULT, "children", allow_duplicate=True),
-            Output(ACC_DETAIL, "children", allow_duplicate=True), Output(ACC_TICK, "disabled", allow_duplicate=True),
-            Output(ACC_NEW_METER, "options", allow_duplicate=True), Output(ACC_ACTIONS, "style", allow_duplicate=True),
-            *extra]
+def _action_outputs(**fields) -> dict:
+    """The outputs every account action shares, and `fields`: the action's own."""
+    return {"result": Output(ACC_ACTION_RESULT, "children", allow_duplicate=True),
+            "detail": Output(ACC_DETAIL, "children", allow_duplicate=True),
+            "stopped": Output(ACC_TICK, "disabled", allow_duplicate=True),
+            "new_meters": Output(ACC_NEW_METER, "options", allow_duplicate=True),
+            "actions": Output(ACC_ACTIONS, "style", allow_duplicate=True), **fields}
 
 
-@guarded_callback("accounts.add_meter", OPEN, *_action_outputs(Output(ACC_ADD_METER, "value")),
-                  Input(ACC_ADD, "n_clicks"), State(ACC_SELECTED, "data"), State(ACC_ADD_METER, "value"),
+@guarded_callback("accounts.add_meter", OPEN, Input(ACC_ADD, "n_clicks"), State(ACC_SELECTED, "data"),
+                  State(ACC_ADD_METER, "value"), output=_action_outputs(address=Output(ACC_ADD_METER, "value")),
                   prevent_initial_call=True)
 def add_meter(n_clicks, account_id, address):
     if not n_clicks:
@@ -213,26 +230,28 @@ def add_meter(n_clicks, account_id, address):
     lang = request_lang()
     aid = _account_id(account_id)
     if aid is None:
-        return _refused(notice(t("accounts.pick_account", lang)), 1)
+        return _refused(notice(t("accounts.pick_account", lang)), ("address",))
     try:
         billing_accounts.add_meter(billing(), aid, str(address or "").strip(), operator_name(), remote=source_address())
     except BillingError as exc:
-        return _refused(error_alert(exc, lang), 1)
+        return _refused(error_alert(exc, lang), ("address",))
     done = notice(t("accounts.meter_added", lang, meter=str(address).strip()), "success", id="acc-action-ok")
-    return (*_after_action(aid, lang, done), "")
+    return _after_action(aid, lang, done, address="")
 
 
-@guarded_callback("accounts.transfer", OPEN, *_action_outputs(Output(ACC_RECEIPT, "children", allow_duplicate=True)),
+@guarded_callback("accounts.transfer", OPEN,
                   Input(ACC_TRANSFER, "n_clicks"), State(ACC_SELECTED, "data"), State(ACC_OLD_METER, "value"),
                   State(ACC_NEW_METER, "value"), State(ACC_TRANSFER_MODE, "value"), State(ACC_TRANSFER_AMOUNT, "value"),
-                  State(ACC_TRANSFER_REASON, "value"), prevent_initial_call=True)
+                  State(ACC_TRANSFER_REASON, "value"),
+                  output=_action_outputs(receipt=Output(ACC_RECEIPT, "children", allow_duplicate=True)),
+                  prevent_initial_call=True)
 def transfer(n_clicks, account_id, old, new, mode, amount, reason):
     if not n_clicks:
         raise PreventUpdate
     lang = request_lang()
     aid = _account_id(account_id)
     if aid is None:
-        return _refused(notice(t("accounts.pick_account", lang)), 1)
+        return _refused(notice(t("accounts.pick_account", lang)), ("receipt",))
     ctx_ = billing()
     entered = mode == "entered"
     try:
@@ -241,25 +260,25 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
             amount=amount if entered and isinstance(amount, (str, int)) else None,
             reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
-        return _refused(error_alert(exc, lang), 1)
+        return _refused(error_alert(exc, lang), ("receipt",))
     if result is None:   # a meter replaced in place with nothing left to carry over
         done = notice(t("accounts.replaced_in_place", lang, meter=str(old).strip()), "success", id="acc-action-ok")
-        return (*_after_action(aid, lang, done), None)
+        return _after_action(aid, lang, done, receipt=None)
     if isinstance(result, transfers.TransferRequestView):   # waits for a second operator
         done = html.Div(notice(t("accounts.transfer_requested", lang, request=result.id,
                                  amount=format_money(result.amount), old=result.old_address), "info"),
                         id="acc-action-ok", **{"data-request": str(result.id)})
-        return (*_after_action(aid, lang, done), None)
+        return _after_action(aid, lang, done, receipt=None)
     done = notice(t("accounts.transferred", lang, amount=format_money(result.amount), old=str(old).strip(),
                     new=result.meter_address), "success", id="acc-action-ok")
     block = receipt_block(receipt(ctx_, result.receipt_no), lang, command_state=result.command_state,
                           entry_state=result.state, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
                           block_id="acc-receipt-block")
-    return (*_after_action(aid, lang, done), block)
+    return _after_action(aid, lang, done, receipt=block)
 
 
-@guarded_callback("accounts.close", CLOSE, *_action_outputs(), Input(ACC_CLOSE_CONFIRM, "submit_n_clicks"),
-                  State(ACC_SELECTED, "data"), State(ACC_CLOSE_REASON, "value"), prevent_initial_call=True)
+@guarded_callback("accounts.close", CLOSE, Input(ACC_CLOSE_CONFIRM, "submit_n_clicks"), State(ACC_SELECTED, "data"),
+                  State(ACC_CLOSE_REASON, "value"), output=_action_outputs(), prevent_initial_call=True)
 def close_account(n_clicks, account_id, reason):
     if not n_clicks:
         raise PreventUpdate
@@ -275,11 +294,11 @@ def close_account(n_clicks, account_id, reason):
 
 
 @guarded_callback("accounts.settle_by_hand", CLOSE,
-                  *_action_outputs(Output(ACC_RECEIPT, "children", allow_duplicate=True),
-                                   Output(ACC_HAND_AMOUNT, "value"), Output(ACC_HAND_REASON, "value")),
                   Input(ACC_HAND_CONFIRM, "submit_n_clicks"), State(ACC_SELECTED, "data"),
                   State(ACC_HAND_METER, "value"), State(ACC_HAND_AMOUNT, "value"), State(ACC_HAND_REASON, "value"),
-                  prevent_initial_call=True)
+                  output=_action_outputs(receipt=Output(ACC_RECEIPT, "children", allow_duplicate=True),
+                                         amount=Output(ACC_HAND_AMOUNT, "value"),
+                                         reason=Output(ACC_HAND_REASON, "value")), prevent_initial_call=True)
 def settle_by_hand(n_clicks, account_id, address, amount, reason):
     """A meter that cannot answer its closing trip: its remaining money typed in, refunded without a command."""
     if not n_clicks:
@@ -287,7 +306,7 @@ def settle_by_hand(n_clicks, account_id, address, amount, reason):
     lang = request_lang()
     aid = _account_id(account_id)
     if aid is None:
-        return _refused(notice(t("accounts.pick_account", lang)), 3)
+        return _refused(notice(t("accounts.pick_account", lang)), ("receipt", "amount", "reason"))
     ctx_ = billing()
     address = str(address or "").strip()
     try:
@@ -295,14 +314,14 @@ def settle_by_hand(n_clicks, account_id, address, amount, reason):
             ctx_, aid, address, actor(), amount=amount if isinstance(amount, (str, int)) else None,
             reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
-        return _refused(error_alert(exc, lang), 3)
+        return _refused(error_alert(exc, lang), ("receipt", "amount", "reason"))
     amount_text = format_money(done_.refund)
     done = notice(t("accounts.by_hand_done", lang, meter=address, amount=amount_text), "success", id="acc-action-ok")
     block = no_update
     if done_.receipt_no is not None:
         block = receipt_block(receipt(ctx_, done_.receipt_no), lang, command_state=None, entry_state="confirmed",
                               print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state", block_id="acc-receipt-block")
-    return (*_after_action(aid, lang, done), block, "", "")
+    return _after_action(aid, lang, done, receipt=block, amount="", reason="")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,28 +341,29 @@ def refresh_approvals(n_clicks):
 
 
 def _decide(decision, request_id, note):
-    """Approve or reject the chosen request: (result, list, options, chosen, note) for the outputs."""
+    """Approve or reject the chosen request: its message; once decided, the list without it and the form cleared."""
     lang = request_lang()
+    unchanged = dict.fromkeys(("listing", "options", "chosen", "note"), no_update)
     request_id = inputs.record_id(request_id)  # the dropdown's value: a request's id
     if request_id is None:
-        return (notice(t("accounts.approval_pick_first", lang), id="acc-approval-error"),) + (no_update,) * 4
+        return {"result": notice(t("accounts.approval_pick_first", lang), id="acc-approval-error"), **unchanged}
     try:
         message = decision(request_id, note if isinstance(note, str) else None, lang)
     except BillingError as exc:
-        return (error_alert(exc, lang, ident="acc-approval-error"),) + (no_update,) * 4
+        return {"result": error_alert(exc, lang, ident="acc-approval-error"), **unchanged}
     listing, options = _approvals(lang)
-    return message, listing, options, None, ""
+    return {"result": message, "listing": listing, "options": options, "chosen": None, "note": ""}
 
 
-def _decision_outputs():
-    return [Output(ACC_APPROVAL_RESULT, "children", allow_duplicate=True),
-            Output(ACC_APPROVAL_LIST, "children", allow_duplicate=True),
-            Output(ACC_APPROVAL_PICK, "options", allow_duplicate=True), Output(ACC_APPROVAL_PICK, "value"),
-            Output(ACC_APPROVAL_NOTE, "value")]
+def _decision_outputs() -> dict:
+    return {"result": Output(ACC_APPROVAL_RESULT, "children", allow_duplicate=True),
+            "listing": Output(ACC_APPROVAL_LIST, "children", allow_duplicate=True),
+            "options": Output(ACC_APPROVAL_PICK, "options", allow_duplicate=True),
+            "chosen": Output(ACC_APPROVAL_PICK, "value"), "note": Output(ACC_APPROVAL_NOTE, "value")}
 
 
-@guarded_callback("accounts.approve", ENTERED, *_decision_outputs(), Input(ACC_APPROVE, "n_clicks"),
-                  State(ACC_APPROVAL_PICK, "value"), State(ACC_APPROVAL_NOTE, "value"), prevent_initial_call=True)
+@guarded_callback("accounts.approve", ENTERED, Input(ACC_APPROVE, "n_clicks"), State(ACC_APPROVAL_PICK, "value"),
+                  State(ACC_APPROVAL_NOTE, "value"), output=_decision_outputs(), prevent_initial_call=True)
 def approve_transfer(n_clicks, request_id, note):
     if not n_clicks:
         raise PreventUpdate
@@ -356,8 +376,8 @@ def approve_transfer(n_clicks, request_id, note):
     return _decide(approve, request_id, note)
 
 
-@guarded_callback("accounts.reject", ENTERED, *_decision_outputs(), Input(ACC_REJECT, "n_clicks"),
-                  State(ACC_APPROVAL_PICK, "value"), State(ACC_APPROVAL_NOTE, "value"), prevent_initial_call=True)
+@guarded_callback("accounts.reject", ENTERED, Input(ACC_REJECT, "n_clicks"), State(ACC_APPROVAL_PICK, "value"),
+                  State(ACC_APPROVAL_NOTE, "value"), output=_decision_outputs(), prevent_initial_call=True)
 def reject_transfer(n_clicks, request_id, note):
     if not n_clicks:
         raise PreventUpdate

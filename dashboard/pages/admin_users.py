@@ -36,39 +36,45 @@ def _selected(rows) -> str:
 
 
 def _run(action, done_key: str, **fmt):
-    """Run one change; answer (message, fresh rows). A refused change writes nothing."""
+    """Run one change; answer its message and the fresh rows. A refused change writes nothing."""
     lang = request_lang()
     try:
         action()
     except OperatorError as exc:
-        return alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), no_update
-    return alert(t(done_key, lang, **fmt), True), operator_rows(accounts().list_operators(), lang, site_zone())
+        return {"result": alert(t(f"auth.error.{exc.key}", lang, **exc.params), False), "rows": no_update}
+    return {"result": alert(t(done_key, lang, **fmt), True),
+            "rows": operator_rows(accounts().list_operators(), lang, site_zone())}
 
 
-def _outputs(*extra):
-    return [Output(USERS_RESULT, "children", allow_duplicate=True),
-            Output(USERS_GRID, "rowData", allow_duplicate=True), *extra]
+def _not_selected(exc: OperatorError, **fields) -> dict:
+    return {"result": alert(t(f"auth.error.{exc.key}", request_lang()), False), "rows": no_update, **fields}
 
 
-@guarded_callback("admin.users.add", PERMISSION, *_outputs(Output(NEW_PASSWORD, "value")),
+def _outputs(**fields) -> dict:
+    """The message and the operators grid every action answers with, and `fields`: the action's own."""
+    return {"result": Output(USERS_RESULT, "children", allow_duplicate=True),
+            "rows": Output(USERS_GRID, "rowData", allow_duplicate=True), **fields}
+
+
+@guarded_callback("admin.users.add", PERMISSION,
                   Input(USERS_ADD, "n_clicks"), State(NEW_USERNAME, "value"), State(NEW_NAME, "value"),
                   State(NEW_PASSWORD, "value"), State(NEW_ROLES, "value"), State(NEW_LANGUAGE, "value"),
-                  prevent_initial_call=True)
+                  output=_outputs(password=Output(NEW_PASSWORD, "value")), prevent_initial_call=True)
 def add_operator(n_clicks, username, display_name, password, roles, language):
     if not n_clicks:
         raise PreventUpdate
     username = (inputs.text(username) or "").strip()
     language = inputs.text(language)
-    message, rows = _run(lambda: accounts().add_operator(
+    done = _run(lambda: accounts().add_operator(
         username, inputs.text(display_name), inputs.text(password) or "", inputs.texts(roles),
         language=None if language in (None, "", BROWSER_LANGUAGE) else language, by=signed_in().username, source=source_address()),
         "admin.added", username=username)
-    return message, rows, ""
+    return {**done, "password": ""}   # typed again after a refusal too: it is never sent back to the browser
 
 
-@guarded_callback("admin.users.set_active", PERMISSION, *_outputs(),
+@guarded_callback("admin.users.set_active", PERMISSION,
                   Input(USERS_DEACTIVATE, "n_clicks"), Input(USERS_ACTIVATE, "n_clicks"),
-                  State(USERS_GRID, "selectedRows"), prevent_initial_call=True)
+                  State(USERS_GRID, "selectedRows"), output=_outputs(), prevent_initial_call=True)
 def set_active(_deactivate, _activate, rows):
     active = ctx.triggered_id == USERS_ACTIVATE
     if ctx.triggered_id not in (USERS_ACTIVATE, USERS_DEACTIVATE):
@@ -76,38 +82,39 @@ def set_active(_deactivate, _activate, rows):
     try:
         username = _selected(rows)
     except OperatorError as exc:
-        return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update
+        return _not_selected(exc)
     return _run(lambda: accounts().set_active(username, active, by=signed_in().username, source=source_address()),
                 "admin.activated" if active else "admin.deactivated", username=username)
 
 
-@guarded_callback("admin.users.reset_password", PERMISSION, *_outputs(Output(USERS_TEMP_PASSWORD, "value")),
+@guarded_callback("admin.users.reset_password", PERMISSION,
                   Input(USERS_RESET, "n_clicks"), State(USERS_GRID, "selectedRows"),
-                  State(USERS_TEMP_PASSWORD, "value"), prevent_initial_call=True)
+                  State(USERS_TEMP_PASSWORD, "value"), output=_outputs(password=Output(USERS_TEMP_PASSWORD, "value")),
+                  prevent_initial_call=True)
 def reset_password(n_clicks, rows, password):
     if not n_clicks:
         raise PreventUpdate
     try:
         username = _selected(rows)
     except OperatorError as exc:
-        return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update, no_update
+        return _not_selected(exc, password=no_update)
     password = inputs.text(password) or ""
-    message, fresh = _run(lambda: accounts().set_password(username, password, by=signed_in().username,
-                                                          source=source_address(), must_change_password=True),
-                          "admin.reset_done", username=username)
-    return message, fresh, ""
+    done = _run(lambda: accounts().set_password(username, password, by=signed_in().username,
+                                                source=source_address(), must_change_password=True),
+                "admin.reset_done", username=username)
+    return {**done, "password": ""}
 
 
-@guarded_callback("admin.users.set_roles", PERMISSION, *_outputs(),
+@guarded_callback("admin.users.set_roles", PERMISSION,
                   Input(USERS_SET_ROLES, "n_clicks"), State(USERS_GRID, "selectedRows"), State(USERS_ROLES, "value"),
-                  prevent_initial_call=True)
+                  output=_outputs(), prevent_initial_call=True)
 def set_roles(n_clicks, rows, roles):
     if not n_clicks:
         raise PreventUpdate
     try:
         username = _selected(rows)
     except OperatorError as exc:
-        return alert(t(f"auth.error.{exc.key}", request_lang()), False), no_update
+        return _not_selected(exc)
     return _run(lambda: accounts().set_roles(username, inputs.texts(roles),
                                              by=signed_in().username, source=source_address()),
                 "admin.roles_saved", username=username)

@@ -31,14 +31,19 @@ def layout(**_query):
     return api_clients_page(desk.api_clients(billing()), lang)
 
 
-def _refreshed(lang: str):
+def _refreshed(lang: str) -> dict:
+    """The client list and the names that can be revoked, as they are now."""
     clients = desk.api_clients(billing())
-    return client_table(clients, lang), active_names(clients)
+    return {"listing": client_table(clients, lang), "revocable": active_names(clients)}
 
 
-@guarded_callback("api_clients.create", PERMISSION, Output(API_RESULT, "children"), Output(API_LIST, "children"),
-                  Output(API_REVOKE_NAME, "options"), Output(API_NAME, "value"),
-                  Input(API_CREATE, "n_clicks"), State(API_NAME, "value"), prevent_initial_call=True)
+_UNCHANGED = {"listing": no_update, "revocable": no_update}
+
+
+@guarded_callback("api_clients.create", PERMISSION, Input(API_CREATE, "n_clicks"), State(API_NAME, "value"),
+                  output={"result": Output(API_RESULT, "children"), "listing": Output(API_LIST, "children"),
+                          "revocable": Output(API_REVOKE_NAME, "options"), "name": Output(API_NAME, "value")},
+                  prevent_initial_call=True)
 def create(n_clicks, name):
     if not n_clicks:
         raise PreventUpdate
@@ -47,21 +52,25 @@ def create(n_clicks, name):
     try:
         token = create_api_client(billing(), name, signed_in().username, remote=source_address())
     except BillingError as exc:
-        return error_alert(exc, lang), no_update, no_update, no_update
-    return (token_shown_once(name, token, lang), *_refreshed(lang), "")
+        return {"result": error_alert(exc, lang), **_UNCHANGED, "name": no_update}
+    return {"result": token_shown_once(name, token, lang), **_refreshed(lang), "name": ""}
 
 
-@guarded_callback("api_clients.revoke", PERMISSION, Output(API_RESULT, "children", allow_duplicate=True),
-                  Output(API_LIST, "children", allow_duplicate=True),
-                  Output(API_REVOKE_NAME, "options", allow_duplicate=True), Output(API_REVOKE_NAME, "value"),
-                  Input(API_REVOKE_CONFIRM, "submit_n_clicks"), State(API_REVOKE_NAME, "value"),
+@guarded_callback("api_clients.revoke", PERMISSION, Input(API_REVOKE_CONFIRM, "submit_n_clicks"),
+                  State(API_REVOKE_NAME, "value"),
+                  output={"result": Output(API_RESULT, "children", allow_duplicate=True),
+                          "listing": Output(API_LIST, "children", allow_duplicate=True),
+                          "revocable": Output(API_REVOKE_NAME, "options", allow_duplicate=True),
+                          "chosen": Output(API_REVOKE_NAME, "value")},
                   prevent_initial_call=True)
 def revoke(n_clicks, name):
     if not n_clicks:
         raise PreventUpdate
     lang = request_lang()
     if not isinstance(name, str) or not name:
-        return notice(t("api_clients.choose", lang)), no_update, no_update, no_update
+        return {"result": notice(t("api_clients.choose", lang)), **_UNCHANGED, "chosen": no_update}
     if not revoke_api_client(billing(), name, signed_in().username, remote=source_address()):
-        return notice(t("api_clients.not_active", lang, name=inputs.shown(name))), no_update, no_update, no_update
-    return (notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), *_refreshed(lang), None)
+        return {"result": notice(t("api_clients.not_active", lang, name=inputs.shown(name))), **_UNCHANGED,
+                "chosen": no_update}
+    return {"result": notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), **_refreshed(lang),
+            "chosen": None}

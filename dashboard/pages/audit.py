@@ -35,10 +35,10 @@ def layout(**_query):
 
 
 @guarded_callback("audit.query", VIEW,
-                  Output(AUDIT_GRID, "rowData"), Output(AUDIT_COUNT, "children"), Output(AUDIT_APPLIED, "data"),
-                  Output(AUDIT_RESULT, "children"),
                   Input(AUDIT_SEARCH, "n_clicks"), State(AUDIT_OPERATOR, "value"), State(AUDIT_ACTION, "value"),
                   State(AUDIT_SINCE, "value"), State(AUDIT_UNTIL, "value"),
+                  output={"rows": Output(AUDIT_GRID, "rowData"), "count": Output(AUDIT_COUNT, "children"),
+                          "applied": Output(AUDIT_APPLIED, "data"), "result": Output(AUDIT_RESULT, "children")},
                   changes_state=False, prevent_initial_call=True)
 def query(n_clicks, operator, action, since, until):
     if not n_clicks:
@@ -48,8 +48,10 @@ def query(n_clicks, operator, action, since, until):
         filters = parse_filters(operator, action, since, until)
         entries = accounts().operation_log(**query_args(filters, site_zone()))
     except BadFilter as exc:
-        return no_update, no_update, no_update, alert(t("audit.bad_time", lang, value=str(exc)), False)
-    return grid_rows(entries, lang, site_zone()), t("audit.count", lang, n=len(entries)), filters, None
+        return {"rows": no_update, "count": no_update, "applied": no_update,
+                "result": alert(t("audit.bad_time", lang, value=str(exc)), False)}
+    return {"rows": grid_rows(entries, lang, site_zone()), "count": t("audit.count", lang, n=len(entries)),
+            "applied": filters, "result": None}
 
 
 @guarded_callback("audit.export", VIEW,

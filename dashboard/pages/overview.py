@@ -68,10 +68,11 @@ def layout(**query):
 
 @guarded_callback(
     "overview.refresh", VIEW,
-    Output(ID.MAP, "buildings"), Output(ID.STORE, "data"), Output(ID.KPIS, "children"),
-    Output(ID.LEGEND, "children"), Output(ID.VERSION, "data"), Output(ID.UPDATED, "children"),
     Input(ID.INTERVAL, "n_intervals"), Input(ID.BUILDING, "value"), Input(ID.FLOOR, "value"),
     Input(ID.SEARCH, "value"), State(ID.STORE, "data"),
+    output={"tiles": Output(ID.MAP, "buildings"), "store": Output(ID.STORE, "data"),
+            "kpis": Output(ID.KPIS, "children"), "legend": Output(ID.LEGEND, "children"),
+            "version": Output(ID.VERSION, "data"), "updated": Output(ID.UPDATED, "children")},
     changes_state=False, prevent_initial_call=True,
 )
 def refresh_overview(_tick, building, floor, search, store):
@@ -81,13 +82,14 @@ def refresh_overview(_tick, building, floor, search, store):
     force = ctx.triggered_id not in (None, ID.INTERVAL)
     r = refresh(engine, TileFilter.from_inputs(building, floor, search), store, utcnow(), zone, force=force)
     if r.mode == "same":
-        return (no_update,) * 6
+        return dict.fromkeys(("tiles", "store", "kpis", "legend", "version", "updated"), no_update)
     if r.mode == "patch":
         tiles = tile_patch(r.tiles, r.positions, r.changed) if r.changed else no_update
     else:
         tiles = map_buildings(r.tiles, lang)
-    return (tiles, r.store(store), kpi_cards(r.kpis, lang), legend(r.kpis["states"], lang), r.version,
-            updated_text(r.kpis.get("last_seen"), lang))
+    return {"tiles": tiles, "store": r.store(store), "kpis": kpi_cards(r.kpis, lang),
+            "legend": legend(r.kpis["states"], lang), "version": r.version,
+            "updated": updated_text(r.kpis.get("last_seen"), lang)}
 
 
 # The state filter only hides tiles (assets/overview.css), so it never needs the server.
@@ -99,18 +101,20 @@ clientside_callback(
 
 @guarded_callback(
     "overview.meter", VIEW,
-    Output(ID.PANEL, "is_open"), Output(ID.PANEL, "title"), Output(ID.PANEL_BODY, "children"),
     Input(ID.MAP, "selected"), Input(ID.VERSION, "data"), State(ID.PANEL, "is_open"),
+    output={"open": Output(ID.PANEL, "is_open"), "title": Output(ID.PANEL, "title"),
+            "body": Output(ID.PANEL_BODY, "children")},
     changes_state=False, prevent_initial_call=True,
 )
 def show_meter(selected, _version, is_open):
     """A tile click opens the panel; while it is open, new data refreshes it."""
     if not selected or (ctx.triggered_id == ID.VERSION and not is_open):
-        return no_update, no_update, no_update
+        return {"open": no_update, "title": no_update, "body": no_update}
     lang = request_lang()
     engine, zone = _services()
     meter_id = inputs.record_id(inputs.mapping(selected).get("meter"))  # the tile's {"meter": id}
     detail, curve, commands = meter_panel(engine, meter_id, utcnow()) if meter_id else (None, None, None)
     if detail is None:
-        return True, "", html.P(t("overview.unknown_meter", lang), className="text-muted")
-    return True, panel_title(detail), panel_body(detail, curve, commands, lang, zone, may_sell=allowed(SELL))
+        return {"open": True, "title": "", "body": html.P(t("overview.unknown_meter", lang), className="text-muted")}
+    return {"open": True, "title": panel_title(detail),
+            "body": panel_body(detail, curve, commands, lang, zone, may_sell=allowed(SELL))}

@@ -35,9 +35,10 @@ def layout(**_query):
                                may_resolve=allowed(RESOLVE))
 
 
-@guarded_callback("reconciliation.resolve", RESOLVE, Output(REC_RESOLVED, "children"),
-                  Output(REC_ALARMS, "rowData"), Output(REC_NOTE, "value"),
+@guarded_callback("reconciliation.resolve", RESOLVE,
                   Input(REC_RESOLVE, "n_clicks"), State(REC_ALARMS, "selectedRows"), State(REC_NOTE, "value"),
+                  output={"result": Output(REC_RESOLVED, "children"), "alarms": Output(REC_ALARMS, "rowData"),
+                          "note": Output(REC_NOTE, "value")},
                   prevent_initial_call=True)
 def resolve(n_clicks, selected, note):
     """Close the selected alarm with the operator's note; the grid shows the alarms still open."""
@@ -46,16 +47,18 @@ def resolve(n_clicks, selected, note):
     lang = request_lang()
     row = selected[0] if isinstance(selected, list) and selected and isinstance(selected[0], dict) else None
     if row is None or inputs.record_id(row.get("id")) is None:  # the grid's row names its alarm by id
-        return notice(t("reconciliation.pick_alarm", lang)), dash.no_update, dash.no_update
+        return {"result": notice(t("reconciliation.pick_alarm", lang)), "alarms": dash.no_update,
+                "note": dash.no_update}
     ctx = billing()
     try:
         alarm = resolve_alarm(ctx.engine, ctx.now, inputs.record_id(row["id"]), operator_name(),
                               note if isinstance(note, str) else None, remote=source_address())
     except BillingError as exc:
-        return error_alert(exc, lang), alarm_rows(reconciliation_alarms(ctx), lang), dash.no_update
+        return {"result": error_alert(exc, lang), "alarms": alarm_rows(reconciliation_alarms(ctx), lang),
+                "note": dash.no_update}
     done = notice(t("reconciliation.resolved", lang, kind=kind_text(alarm["kind"], lang),
                     meter=row.get("meter_address") or ""), "success", id="recon-resolved-ok")
-    return done, alarm_rows(reconciliation_alarms(ctx), lang), ""
+    return {"result": done, "alarms": alarm_rows(reconciliation_alarms(ctx), lang), "note": ""}
 
 
 @guarded_callback("reconciliation.shadow", VIEW, Output(REC_SHADOW, "rowData"), Output(REC_MESSAGE, "children"),

@@ -69,12 +69,13 @@ def layout(**_query_args):
                         desk.buildings(ctx_), desk.record_operators(ctx_), lang, may_export=allowed(EXPORT))
 
 
-@guarded_callback("records.query", VIEW, Output(REC_GRID, "rowData"), Output(REC_COUNT, "children"),
-                  Output(REC_APPLIED, "data"), Output(REC_RESULT, "children"),
+@guarded_callback("records.query", VIEW,
                   Input(REC_SEARCH, "n_clicks"), Input(REC_TEXT, "n_submit"), State(REC_FROM, "value"),
                   State(REC_TO, "value"), State(REC_KINDS, "value"), State(REC_OPERATOR, "value"),
-                  State(REC_BUILDING, "value"), State(REC_TEXT, "value"), changes_state=False,
-                  prevent_initial_call=True)
+                  State(REC_BUILDING, "value"), State(REC_TEXT, "value"),
+                  output={"rows": Output(REC_GRID, "rowData"), "count": Output(REC_COUNT, "children"),
+                          "applied": Output(REC_APPLIED, "data"), "result": Output(REC_RESULT, "children")},
+                  changes_state=False, prevent_initial_call=True)
 def query(n_clicks, n_submit, first, last, kinds, operator, building, text):
     if not n_clicks and not n_submit:
         raise PreventUpdate
@@ -82,10 +83,11 @@ def query(n_clicks, n_submit, first, last, kinds, operator, building, text):
     try:
         applied = _applied(first, last, kinds, operator, building, text)
     except BadDate as exc:
-        return no_update, no_update, no_update, html.Span(t("records.bad_date", lang, value=str(exc)),
-                                                          className="text-danger")
+        return {"rows": no_update, "count": no_update, "applied": no_update,
+                "result": html.Span(t("records.bad_date", lang, value=str(exc)), className="text-danger")}
     rows, totals = _query(applied)
-    return grid_rows(rows, lang), summary(rows, totals, lang, desk.RECORD_LIMIT), applied, None
+    return {"rows": grid_rows(rows, lang), "count": summary(rows, totals, lang, desk.RECORD_LIMIT),
+            "applied": applied, "result": None}
 
 
 # The browser knows which rows it shows (column filters, sort): it sends their ids, not their contents.

@@ -120,63 +120,77 @@ def show_meter(address, _watch):
 
 # ---------------------------------------------------------------------------------------------
 # money: each refusal writes nothing and says why; each success shows the receipt and follows its command
-def _result_outputs(*extra):
-    return [Output(SELL_RESULT, "children", allow_duplicate=True), Output(SELL_WATCH, "data", allow_duplicate=True),
-            Output(SELL_TICK, "disabled", allow_duplicate=True), *extra]
+def _result_outputs(**fields) -> dict:
+    """The outputs of a money action: the receipt (or refusal), the command it follows and the follow tick, and
+    `fields`: the form fields cleared after a success (and the request id renewed)."""
+    return {"result": Output(SELL_RESULT, "children", allow_duplicate=True),
+            "watch": Output(SELL_WATCH, "data", allow_duplicate=True),
+            "stopped": Output(SELL_TICK, "disabled", allow_duplicate=True), **fields}
 
 
-def _money_action(action, n_cleared: int):
-    """Run one money service; (result, watch, tick disabled, *cleared fields) for the outputs."""
+def _money_action(action, cleared: tuple[str, ...]) -> dict:
+    """Run one money service: the receipt, its watch record, whether following stops, and the `cleared` fields
+    emptied after a success (left as typed after a refusal)."""
     lang = request_lang()
     try:
         entry = action(actor())
     except BillingError as exc:
-        return (error_alert(exc, lang), None, True) + (no_update,) * n_cleared
+        return {"result": error_alert(exc, lang), "watch": None, "stopped": True, **dict.fromkeys(cleared, no_update)}
     block, watch, final = _receipt_view(entry.receipt_no, lang)
-    return (block, watch, final) + ("",) * n_cleared
+    return {"result": block, "watch": watch, "stopped": final, **dict.fromkeys(cleared, "")}
 
 
-def _need_meter(address, n_cleared: int):
+def _need_meter(address, untouched: tuple[str, ...]) -> dict | None:
     if _a_meter(address):
         return None
-    return (notice(t("cashier.no_meter", request_lang()), id="desk-error"), None, True) + (no_update,) * n_cleared
+    return {"result": notice(t("cashier.no_meter", request_lang()), id="desk-error"), "watch": None, "stopped": True,
+            **dict.fromkeys(untouched, no_update)}
 
 
-@guarded_callback("sell.sell", SELL, *_result_outputs(Output(SELL_AMOUNT, "value"),
-                                                      Output(SELL_REQUEST, "data", allow_duplicate=True)),
-                  Input(SELL_SELL, "n_clicks"), Input(SELL_AMOUNT, "n_submit"), State(SELL_METER, "data"),
-                  State(SELL_AMOUNT, "value"), State(SELL_REQUEST, "data"), prevent_initial_call=True)
+def _renewed_request(out: dict) -> dict:
+    """After a sale or refund that went through, the next one gets a new request id (a repeat of this one is
+    recognised by its id); after a refusal the same id is kept."""
+    return {**out, "request": _new_request_id() if out["watch"] else no_update}
+
+
+@guarded_callback("sell.sell", SELL, Input(SELL_SELL, "n_clicks"), Input(SELL_AMOUNT, "n_submit"),
+                  State(SELL_METER, "data"), State(SELL_AMOUNT, "value"), State(SELL_REQUEST, "data"),
+                  output=_result_outputs(amount=Output(SELL_AMOUNT, "value"),
+                                         request=Output(SELL_REQUEST, "data", allow_duplicate=True)),
+                  prevent_initial_call=True)
 def sell(n_clicks, n_submit, address, amount, request_id):
     if not n_clicks and not n_submit:
         raise PreventUpdate
-    missing = _need_meter(address, 2)
+    missing = _need_meter(address, ("amount", "request"))
     if missing:
         return missing
     rid = request_id if isinstance(request_id, str) else None
-    out = _money_action(lambda who: ledger.sell(billing(), address, amount, who, request_id=rid), 1)
-    return out + ((_new_request_id(),) if out[1] else (no_update,))
+    return _renewed_request(_money_action(lambda who: ledger.sell(billing(), address, amount, who, request_id=rid),
+                                          ("amount",)))
 
 
-@guarded_callback("sell.refund", REFUND, *_result_outputs(Output(SELL_REFUND_AMOUNT, "value"),
-                                                          Output(SELL_REFUND_REASON, "value"),
-                                                          Output(SELL_REQUEST, "data", allow_duplicate=True)),
-                  Input(SELL_REFUND, "n_clicks"), State(SELL_METER, "data"), State(SELL_REFUND_AMOUNT, "value"),
-                  State(SELL_REFUND_REASON, "value"), State(SELL_REQUEST, "data"), prevent_initial_call=True)
+@guarded_callback("sell.refund", REFUND, Input(SELL_REFUND, "n_clicks"), State(SELL_METER, "data"),
+                  State(SELL_REFUND_AMOUNT, "value"), State(SELL_REFUND_REASON, "value"), State(SELL_REQUEST, "data"),
+                  output=_result_outputs(amount=Output(SELL_REFUND_AMOUNT, "value"),
+                                         reason=Output(SELL_REFUND_REASON, "value"),
+                                         request=Output(SELL_REQUEST, "data", allow_duplicate=True)),
+                  prevent_initial_call=True)
 def refund(n_clicks, address, amount, reason, request_id):
     if not n_clicks:
         raise PreventUpdate
-    missing = _need_meter(address, 3)
+    missing = _need_meter(address, ("amount", "reason", "request"))
     if missing:
         return missing
     rid = request_id if isinstance(request_id, str) else None
-    out = _money_action(lambda who: ledger.refund(billing(), address, amount, who, reason=reason, request_id=rid), 2)
-    return out + ((_new_request_id(),) if out[1] else (no_update,))
+    return _renewed_request(_money_action(
+        lambda who: ledger.refund(billing(), address, amount, who, reason=reason, request_id=rid), ("amount", "reason")))
 
 
-@guarded_callback("sell.reverse", REVERSE, *_result_outputs(Output(SELL_REVERSE_RECEIPT, "value"),
-                                                            Output(SELL_REVERSE_REASON, "value")),
-                  Input(SELL_REVERSE, "n_clicks"), State(SELL_REVERSE_RECEIPT, "value"),
-                  State(SELL_REVERSE_REASON, "value"), prevent_initial_call=True)
+@guarded_callback("sell.reverse", REVERSE, Input(SELL_REVERSE, "n_clicks"), State(SELL_REVERSE_RECEIPT, "value"),
+                  State(SELL_REVERSE_REASON, "value"),
+                  output=_result_outputs(receipt=Output(SELL_REVERSE_RECEIPT, "value"),
+                                         reason=Output(SELL_REVERSE_REASON, "value")),
+                  prevent_initial_call=True)
 def reverse(n_clicks, receipt_no, reason):
     if not n_clicks:
         raise PreventUpdate
@@ -186,26 +200,26 @@ def reverse(n_clicks, receipt_no, reason):
         if typed.strip() and inputs.key_text(typed.strip(), 40) is None:  # no receipt number is longer or unprintable
             raise BillingError("entry_unknown", receipt=inputs.shown(typed))
         return ledger.reverse_entry(billing(), typed, who, str(reason or ""))
-    return _money_action(reverse_typed, 2)
+    return _money_action(reverse_typed, ("receipt", "reason"))
 
 
-@guarded_callback("sell.follow", DESK, *_result_outputs(), Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
-                  changes_state=False, prevent_initial_call=True)
+@guarded_callback("sell.follow", DESK, Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
+                  output=_result_outputs(), changes_state=False, prevent_initial_call=True)
 def follow(_n, watch):
     """The receipt's command state, until the meter answered (acked / failed / expired) or WATCH_S passed."""
     if not isinstance(watch, dict) or inputs.key_text(watch.get("receipt")) is None:
-        return no_update, no_update, True
+        return {"result": no_update, "watch": no_update, "stopped": True}
     lang = request_lang()
     try:
         entry = ledger.get_entry(billing(), watch["receipt"])
     except BillingError:
-        return no_update, None, True
+        return {"result": no_update, "watch": None, "stopped": True}
     if (entry.command_state, entry.state) == (watch.get("state"), watch.get("entry")):
         if time.time() - float(watch.get("since") or 0) > WATCH_S:
-            return no_update, no_update, True
+            return {"result": no_update, "watch": no_update, "stopped": True}
         raise PreventUpdate
     block, fresh, final = _receipt_view(entry.receipt_no, lang)
-    return block, {**fresh, "since": watch.get("since") or fresh["since"]}, final
+    return {"result": block, "watch": {**fresh, "since": watch.get("since") or fresh["since"]}, "stopped": final}
 
 
 clientside_callback(

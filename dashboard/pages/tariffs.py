@@ -48,15 +48,16 @@ def _shown(visible: bool) -> dict:
     return {"display": "block"} if visible else {"display": "none"}
 
 
-@dash.callback(Output(TAR_NEW_ONLY, "style"), Output(TAR_FLAT_BOX, "style"), Output(TAR_TOU_BOX, "style"),
-               Output(TAR_TIER_BOX, "style"), Input(TAR_TARGET, "value"), Input(TAR_MODE, "value"),
-               State(TAR_MODES, "data"))
+@dash.callback(Input(TAR_TARGET, "value"), Input(TAR_MODE, "value"), State(TAR_MODES, "data"),
+               output={"new_only": Output(TAR_NEW_ONLY, "style"), "flat": Output(TAR_FLAT_BOX, "style"),
+                       "tou": Output(TAR_TOU_BOX, "style"), "tiered": Output(TAR_TIER_BOX, "style")})
 def show_mode_fields(target, mode, modes):
     """The price fields of the mode: the chosen new mode, or the mode of the tariff a version is added to
     (from the page's own store; nothing is read on the server)."""
     if target not in (None, NEW) and isinstance(modes, dict):
         mode = modes.get(str(target), mode)
-    return _shown(target in (None, NEW)), _shown(mode == "flat"), _shown(mode == "tou"), _shown(mode == "tiered")
+    return {"new_only": _shown(target in (None, NEW)), "flat": _shown(mode == "flat"), "tou": _shown(mode == "tou"),
+            "tiered": _shown(mode == "tiered")}
 
 
 def _valid_from(value) -> dt.datetime | None:
@@ -195,11 +196,17 @@ def retire(confirmed, tariff_id):
     return {"result": notice(t("tariffs.retired", lang, name=name), "success", id="tar-retired"), **_choices(lang)}
 
 
-@guarded_callback("tariffs.push", PUSH, Output(TAR_PUSH_RESULT, "children"), Output(TAR_BATCH, "data"),
-                  Output(TAR_BATCH_VIEW, "children"), Output(TAR_TICK, "disabled"),
-                  Output(TAR_LIST, "children", allow_duplicate=True),
+def _push_refused(message) -> dict:
+    """A push refused: its message; no batch to follow, nothing else changes."""
+    return {"result": message, "batch": no_update, "batch_view": no_update, "stopped": True, "cards": no_update}
+
+
+@guarded_callback("tariffs.push", PUSH,
                   Input(TAR_PUSH, "n_clicks"), State(TAR_PUSH_TARIFF, "value"), State(TAR_SCOPE, "value"),
                   State(TAR_PUSH_BUILDING, "value"), State(TAR_PUSH_METERS, "value"), State(TAR_ASSIGN, "value"),
+                  output={"result": Output(TAR_PUSH_RESULT, "children"), "batch": Output(TAR_BATCH, "data"),
+                          "batch_view": Output(TAR_BATCH_VIEW, "children"), "stopped": Output(TAR_TICK, "disabled"),
+                          "cards": Output(TAR_LIST, "children", allow_duplicate=True)},
                   prevent_initial_call=True)
 def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     """Queue SET_TARIFF to the chosen meters under one batch id (assigning the tariff first if asked)."""
@@ -209,10 +216,9 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     ctx_ = billing()
     tid = inputs.record_id(tariff_id)
     if tid is None:
-        refused = error_alert(BillingError("tariff_unknown", tariff=str(tariff_id)[:40]), lang)
-        return refused, no_update, no_update, True, no_update
+        return _push_refused(error_alert(BillingError("tariff_unknown", tariff=str(tariff_id)[:40]), lang))
     if scope not in PUSH_SCOPES:  # never "every meter" by default: an unreadable scope pushes nothing
-        return notice(t("inputs.push_scope", lang), id="desk-error"), no_update, no_update, True, no_update
+        return _push_refused(notice(t("inputs.push_scope", lang), id="desk-error"))
     if scope == "building":
         addresses = desk.building_addresses(ctx_, building) if isinstance(building, str) and building else []
     else:
@@ -229,11 +235,12 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
             batch = tariffs.push_tariff(ctx_, tid, operator_name(), remote=source_address(),
                                         meter_addresses=addresses if scope in ("building", "list") else None).batch_id
     except BillingError as exc:
-        return error_alert(exc, lang), no_update, no_update, True, no_update
+        return _push_refused(error_alert(exc, lang))
     status = desk.batch_status(ctx_, batch)
     message = notice(t("tariffs.pushed", lang, n=len(status["commands"]), batch=batch), "success", id="tar-pushed")
     cards = tariff_cards(desk.tariffs_overview(ctx_), lang) if assign is True else no_update
-    return message, batch, batch_view(status, lang), status["done"], cards
+    return {"result": message, "batch": batch, "batch_view": batch_view(status, lang), "stopped": status["done"],
+            "cards": cards}
 
 
 @guarded_callback("tariffs.batch", PUSH, Output(TAR_BATCH_VIEW, "children", allow_duplicate=True),

@@ -12,7 +12,7 @@ from dashboard.components.audit_text import LOGIN_REASONS, MONEY_ACTIONS, change
 from dashboard.i18n import LANGUAGES, catalog, t
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = ("app.py", "billing", "collectors", "core", "dashboard", "grid", "serve", "storage", "workorders")
+CODE = ("app.py", "billing", "collectors", "core", "dashboard", "grid", "operators", "serve", "storage", "workorders")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -114,7 +114,7 @@ def test_the_money_actions_named_in_words_are_the_credit_gates():
 
 
 def test_the_sign_in_failure_reasons_named_in_words_are_those_the_operators_service_writes():
-    source = (ROOT / "core" / "operators.py").read_text(encoding="utf-8")
+    source = (ROOT / "operators" / "service.py").read_text(encoding="utf-8")
     assert all(f'"{reason}"' in source for reason in LOGIN_REASONS)
 
 

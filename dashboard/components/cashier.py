@@ -16,22 +16,7 @@ from core.clock import show_local
 from core.formatting import format_money
 from dashboard.components.receipt import ReceiptData, receipt_sheet
 from dashboard.i18n import t
-
-# /sell
-SELL_PAGE = "sell-page"
-SELL_SEARCH, SELL_FIND, SELL_MATCHES = "sell-search", "sell-find", "sell-matches"
-SELL_PICK = "sell-pick"                 # pattern-matching {"type": SELL_PICK, "index": address}
-SELL_METER = "sell-meter"               # dcc.Store: the chosen meter's address
-SELL_CARD = "sell-card"
-SELL_AMOUNT, SELL_SELL = "sell-amount", "sell-sell"
-SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REFUND = "sell-refund-amount", "sell-refund-reason", "sell-refund"
-SELL_REVERSE_RECEIPT, SELL_REVERSE_REASON, SELL_REVERSE = "sell-reverse-receipt", "sell-reverse-reason", "sell-reverse"
-SELL_REQUEST = "sell-request"           # dcc.Store: request_id of the next sale or refund (a double click sells once)
-SELL_RESULT = "sell-result"
-SELL_WATCH = "sell-watch"               # dcc.Store: {"receipt", "state", "since"} of the entry being followed
-SELL_TICK = "sell-tick"
-SELL_PRINT, SELL_PRINTED = "sell-print", "sell-printed"
-SELL_CMD_STATE = "sell-command-state"
+from dashboard.ids import Sell as ID
 
 TICK_MS = 1000
 FINAL_COMMAND_STATES = ("acked", "failed", "expired")
@@ -71,7 +56,7 @@ def field(label: str, component, html_for: str | None = None, **col) -> dbc.Col:
 
 
 def receipt_block(data: dict, lang: str, *, command_state: str | None, entry_state: str | None,
-                  failure: str | None = None, print_id: str = SELL_PRINT, state_id: str = SELL_CMD_STATE,
+                  failure: str | None = None, print_id: str = ID.PRINT, state_id: str = ID.COMMAND_STATE,
                   block_id: str = "receipt-block") -> html.Div:
     """A receipt (billing.views.receipt's fields) with its command state and a Print button."""
     head = [html.Span(t("cashier.command", lang), className="me-1 small text-muted")]
@@ -84,7 +69,7 @@ def receipt_block(data: dict, lang: str, *, command_state: str | None, entry_sta
         head.append(dbc.Spinner(size="sm", spinner_class_name="ms-1", color="secondary"))
     info = []
     if entry_state == "failed":
-        info.append(notice(t("cashier.entry_failed", lang, failure=failure or "—"), "danger", id="sell-failed"))
+        info.append(notice(t("cashier.entry_failed", lang, failure=failure or "—"), "danger", id=ID.FAILED))
     elif command_state in ("queued", "sent"):
         info.append(html.P(t("cashier.on_its_way", lang), className="small text-muted mb-2"))
     return html.Div([
@@ -107,7 +92,7 @@ def meter_choices(rows: list[dict], lang: str) -> html.Div:
             [html.Span(r["address"], className="font-monospace me-2"),
              html.Span(f"{r['building']} {r['room']}".strip() or "—", className="me-2"),
              state_badge(r["status"], lang)],
-            id={"type": SELL_PICK, "index": r["address"]}, action=True, n_clicks=0) for r in rows],
+            id=ID.pick(r["address"]), action=True, n_clicks=0) for r in rows],
             className="mb-2"),
     ])
 
@@ -122,11 +107,11 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
         (t("cashier.room", lang), f"{card['building']} {card['room']}".strip() or "—"),
         (t("cashier.status", lang), [state_badge(card["status"], lang)]
          + ([state_badge(acct["status"], lang)] if acct else [])),
-        (t("cashier.balance", lang), html.Span(format_money(known.balance), id="sell-balance", className="fs-5 fw-semibold")),
+        (t("cashier.balance", lang), html.Span(format_money(known.balance), id=ID.BALANCE, className="fs-5 fw-semibold")),
         (t("cashier.pending", lang), format_money(pending) if pending else "—"),
         (t("cashier.read_at", lang), when(card["read_at"]) if card["read_at"] else t("cashier.never_read", lang)),
         (t("cashier.purchase_count", lang), html.Span("—" if card["purchase_count"] is None
-                                                       else str(card["purchase_count"]), id="sell-count")),
+                                                       else str(card["purchase_count"]), id=ID.PURCHASE_COUNT)),
         (t("cashier.comm", lang), state_badge(card["comm_state"], lang)),
     ]
     entries = card["entries"]
@@ -142,19 +127,19 @@ def meter_card(card: dict, lang: str) -> dbc.Card:
         html.P(t("cashier.no_entries", lang), className="text-muted small mb-0")
     return dbc.Card([
         dbc.CardHeader([html.Span(t("cashier.meter", lang), className="me-2"),
-                        html.Span(card["meter_address"], className="font-monospace fw-semibold", id="sell-address")]),
+                        html.Span(card["meter_address"], className="font-monospace fw-semibold", id=ID.ADDRESS)]),
         dbc.CardBody([
             html.Dl([x for k, v in rows for x in (html.Dt(k, className="col-5 fw-normal text-muted"),
                                                    html.Dd(v, className="col-7 mb-1"))], className="row mb-2 small"),
             html.H2(t("cashier.recent", lang), className="h6"),
             table,
         ]),
-    ], id="sell-meter-card", className="mb-3")
+    ], id=ID.METER_CARD, className="mb-3")
 
 
 def card_placeholder(lang: str) -> html.P:
     """Where the meter's card goes while no meter is chosen (also after a search that found none)."""
-    return html.P(t("cashier.start", lang), className="text-muted small", id="sell-no-meter")
+    return html.P(t("cashier.start", lang), className="text-muted small", id=ID.NO_METER)
 
 
 def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None, *, meter: str | None = None,
@@ -162,52 +147,52 @@ def sell_page(lang: str, request_id: str, hoarding_limit: Decimal | None, *, met
     """The desk; `meter` and its `card` when the page is opened for one meter. Only the forms the operator may
     use are shown (sale.create, sale.refund, sale.reverse); finding a meter is for each of them."""
     search = dbc.InputGroup([
-        dbc.Label(t("cashier.search", lang), html_for=SELL_SEARCH, className="visually-hidden"),
-        dbc.Input(id=SELL_SEARCH, placeholder=t("cashier.search_placeholder", lang), autoComplete="off",
+        dbc.Label(t("cashier.search", lang), html_for=ID.SEARCH, className="visually-hidden"),
+        dbc.Input(id=ID.SEARCH, placeholder=t("cashier.search_placeholder", lang), autoComplete="off",
                   type="search"),
-        dbc.Button([html.I(className="bi bi-search me-1"), t("cashier.find", lang)], id=SELL_FIND, color="primary"),
+        dbc.Button([html.I(className="bi bi-search me-1"), t("cashier.find", lang)], id=ID.FIND, color="primary"),
     ], className="mb-2")
     limit = t("cashier.limit", lang, limit=format_money(hoarding_limit)) if hoarding_limit is not None else ""
     sell_form = dbc.Card(dbc.CardBody([
         html.H2(t("cashier.sell", lang), className="h6"),
-        dbc.Label(t("cashier.amount", lang), html_for=SELL_AMOUNT, className="visually-hidden"),
+        dbc.Label(t("cashier.amount", lang), html_for=ID.AMOUNT, className="visually-hidden"),
         dbc.InputGroup([
             dbc.InputGroupText("¥"),
-            dbc.Input(id=SELL_AMOUNT, type="text", inputMode="decimal", autoComplete="off"),
-            dbc.Button(t("cashier.sell_button", lang), id=SELL_SELL, color="success"),
+            dbc.Input(id=ID.AMOUNT, type="text", inputMode="decimal", autoComplete="off"),
+            dbc.Button(t("cashier.sell_button", lang), id=ID.SELL, color="success"),
         ]),
         html.Div(limit, className="form-text"),
     ]), className="mb-3")
     refund_form = [
-        dbc.Row([field(t("cashier.amount", lang), dbc.Input(id=SELL_REFUND_AMOUNT, type="text", inputMode="decimal",
-                                                            autoComplete="off"), SELL_REFUND_AMOUNT, xs=12, sm=4),
-                 field(t("cashier.reason", lang), dbc.Input(id=SELL_REFUND_REASON, autoComplete="off"),
-                       SELL_REFUND_REASON, xs=12, sm=8)], className="g-2 mb-2"),
-        dbc.Button(t("cashier.refund_button", lang), id=SELL_REFUND, color="warning"),
+        dbc.Row([field(t("cashier.amount", lang), dbc.Input(id=ID.REFUND_AMOUNT, type="text", inputMode="decimal",
+                                                            autoComplete="off"), ID.REFUND_AMOUNT, xs=12, sm=4),
+                 field(t("cashier.reason", lang), dbc.Input(id=ID.REFUND_REASON, autoComplete="off"),
+                       ID.REFUND_REASON, xs=12, sm=8)], className="g-2 mb-2"),
+        dbc.Button(t("cashier.refund_button", lang), id=ID.REFUND, color="warning"),
     ]
     reverse_form = [
-        dbc.Row([field(t("cashier.receipt_no", lang), dbc.Input(id=SELL_REVERSE_RECEIPT, autoComplete="off"),
-                       SELL_REVERSE_RECEIPT, xs=12, sm=5),
-                 field(t("cashier.reason", lang), dbc.Input(id=SELL_REVERSE_REASON, autoComplete="off"),
-                       SELL_REVERSE_REASON, xs=12, sm=7)], className="g-2 mb-2"),
+        dbc.Row([field(t("cashier.receipt_no", lang), dbc.Input(id=ID.REVERSE_RECEIPT, autoComplete="off"),
+                       ID.REVERSE_RECEIPT, xs=12, sm=5),
+                 field(t("cashier.reason", lang), dbc.Input(id=ID.REVERSE_REASON, autoComplete="off"),
+                       ID.REVERSE_REASON, xs=12, sm=7)], className="g-2 mb-2"),
         html.P(t("cashier.reverse_help", lang), className="form-text"),
-        dbc.Button(t("cashier.reverse_button", lang), id=SELL_REVERSE, color="danger"),
+        dbc.Button(t("cashier.reverse_button", lang), id=ID.REVERSE, color="danger"),
     ]
     items = ([dbc.AccordionItem(refund_form, title=t("cashier.refund", lang), item_id="refund")] if may_refund else []) \
         + ([dbc.AccordionItem(reverse_form, title=t("cashier.reverse", lang), item_id="reverse")] if may_reverse else [])
-    more = dbc.Accordion(items, start_collapsed=True, always_open=True, id="sell-more", className="mb-3") \
+    more = dbc.Accordion(items, start_collapsed=True, always_open=True, id=ID.MORE, className="mb-3") \
         if items else None
     return dbc.Container([
         html.H1(t("cashier.heading", lang), className="h4"),
         dbc.Row([
-            dbc.Col([search, html.Div(id=SELL_MATCHES, role="status"),
-                     html.Div(card or card_placeholder(lang), id=SELL_CARD)],
+            dbc.Col([search, html.Div(id=ID.MATCHES, role="status"),
+                     html.Div(card or card_placeholder(lang), id=ID.CARD)],
                     lg=5, className="mb-2"),
-            dbc.Col([sell_form if may_sell else None, more, html.Div(id=SELL_RESULT, role="status", **{"aria-live": "polite"})], lg=7),
+            dbc.Col([sell_form if may_sell else None, more, html.Div(id=ID.RESULT, role="status", **{"aria-live": "polite"})], lg=7),
         ]),
-        dcc.Store(id=SELL_METER, data=meter),
-        dcc.Store(id=SELL_REQUEST, data=request_id),
-        dcc.Store(id=SELL_WATCH),
-        dcc.Store(id=SELL_PRINTED),
-        dcc.Interval(id=SELL_TICK, interval=TICK_MS, disabled=True),
-    ], fluid=True, id=SELL_PAGE)
+        dcc.Store(id=ID.METER, data=meter),
+        dcc.Store(id=ID.REQUEST, data=request_id),
+        dcc.Store(id=ID.WATCH),
+        dcc.Store(id=ID.PRINTED),
+        dcc.Interval(id=ID.TICK, interval=TICK_MS, disabled=True),
+    ], fluid=True, id=ID.PAGE)

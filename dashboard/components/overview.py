@@ -115,7 +115,7 @@ def filter_bar(buildings: list[str], floors: list[int], lang: str, building: str
             dbc.Input(id=ID.SEARCH, type="search", value=search, debounce=True, size="sm",
                       placeholder=t("overview.search", lang)),
         ], xs=6, md=3, lg=3),
-    ], className="g-2 mb-2", id="ov-filters")
+    ], className="g-2 mb-2", id=ID.FILTERS)
 
 
 def map_class(state: str | None) -> str:
@@ -203,8 +203,8 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
     last_seen = site_time(d.get("last_seen"), zone)
     balance = d.get("balance")
     facts = [
-        (t("overview.balance", lang), format_money(balance), "ov-panel-balance"),
-        (t("overview.relay", lang), _relay_text(d.get("relay_closed"), lang), "ov-panel-relay"),
+        (t("overview.balance", lang), format_money(balance), ID.PANEL_BALANCE),
+        (t("overview.relay", lang), _relay_text(d.get("relay_closed"), lang), ID.PANEL_RELAY),
         (t("overview.last_seen", lang), show_local(last_seen), None),
         (t("overview.voltage", lang), _fmt(d.get("voltage_a"), ".1f", " V"), None),
         (t("overview.current", lang), _fmt(d.get("current_a"), ".2f", " A"), None),
@@ -224,17 +224,17 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
     curve_local = curve.assign(ts=site_time(curve["ts"], zone)) if not curve.empty else curve
     return [
         html.Div([html.Span(className=f"ov-swatch st-{state} me-1", **{"aria-hidden": "true"}),
-                  html.Span(state_label(state, lang), id="ov-panel-state", className="fw-semibold")],
+                  html.Span(state_label(state, lang), id=ID.PANEL_STATE, className="fw-semibold")],
                  className="mb-2"),
         html.Div(t("overview.location", lang, building=d.get("building") or "—",
                    floor=_floor_label(d.get("floor"), lang)), className="text-muted small mb-2"),
         *([dbc.Button([html.I(className="bi bi-cash-coin me-1"), t("overview.sell_link", lang)],
-                      href=f"/sell?meter={quote(str(d['address']))}", id="ov-panel-sell", color="success",
+                      href=f"/sell?meter={quote(str(d['address']))}", id=ID.PANEL_SELL, color="success",
                       size="sm", className="mb-2")] if may_sell and d.get("room") else []),
         dbc.Table(html.Tbody(rows), size="sm", className="mb-3", borderless=True),
         html.H3(t("overview.curve", lang), className="h6"),
         dcc.Graph(figure=power_curve_figure(curve_local, lang), config={"displayModeBar": False, "responsive": True},
-                  id="ov-panel-curve", className="mb-3"),
+                  id=ID.PANEL_CURVE, className="mb-3"),
         html.H3(t("overview.commands", lang), className="h6"),
         _commands_table(commands, lang, zone),
     ]

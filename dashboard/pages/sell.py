@@ -20,12 +20,10 @@ from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback
 from dashboard.components.cashier import (
-    FINAL_COMMAND_STATES, SELL_AMOUNT, SELL_CARD, SELL_FIND, SELL_MATCHES, SELL_METER, SELL_PICK, SELL_PRINT,
-    SELL_PRINTED, SELL_REFUND, SELL_REFUND_AMOUNT, SELL_REFUND_REASON, SELL_REQUEST, SELL_RESULT, SELL_REVERSE,
-    SELL_REVERSE_REASON, SELL_REVERSE_RECEIPT, SELL_SEARCH, SELL_SELL, SELL_TICK, SELL_WATCH, card_placeholder,
-    error_alert, meter_card, meter_choices, notice, receipt_block, sell_page,
+    FINAL_COMMAND_STATES, card_placeholder, error_alert, meter_card, meter_choices, notice, receipt_block, sell_page,
 )
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Sell as ID
 from dashboard.services import actor, billing
 
 SELL, REFUND, REVERSE = P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE
@@ -78,8 +76,8 @@ def _a_meter(address) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # finding the meter
-@guarded_callback("sell.find", DESK, Output(SELL_METER, "data"), Output(SELL_MATCHES, "children"),
-                  Input(SELL_FIND, "n_clicks"), Input(SELL_SEARCH, "n_submit"), State(SELL_SEARCH, "value"),
+@guarded_callback("sell.find", DESK, Output(ID.METER, "data"), Output(ID.MATCHES, "children"),
+                  Input(ID.FIND, "n_clicks"), Input(ID.SEARCH, "n_submit"), State(ID.SEARCH, "value"),
                   changes_state=False, prevent_initial_call=True)
 def find(n_clicks, n_submit, text):
     if not n_clicks and not n_submit:
@@ -87,19 +85,19 @@ def find(n_clicks, n_submit, text):
     lang = request_lang()
     text = text.strip() if isinstance(text, str) else ""
     if not text:
-        return no_update, notice(t("cashier.search_empty", lang), id="sell-no-match")
+        return no_update, notice(t("cashier.search_empty", lang), id=ID.NO_MATCH)
     try:
         rows = desk.find_meters(billing(), text, current_app.config["WATTLINE_SERVICES"].qr_key)
     except BadToken:
-        return None, notice(t("cashier.qr_invalid", lang), "danger", id="sell-no-match")
+        return None, notice(t("cashier.qr_invalid", lang), "danger", id=ID.NO_MATCH)
     if not rows:
-        return None, notice(t("cashier.no_match", lang, text=text), id="sell-no-match")
+        return None, notice(t("cashier.no_match", lang, text=text), id=ID.NO_MATCH)
     if len(rows) == 1:
         return rows[0]["address"], None
     return None, meter_choices(rows, lang)
 
 
-@dash.callback(Output(SELL_METER, "data", allow_duplicate=True), Input({"type": SELL_PICK, "index": ALL}, "n_clicks"),
+@dash.callback(Output(ID.METER, "data", allow_duplicate=True), Input(ID.pick(ALL), "n_clicks"),
                prevent_initial_call=True)
 def pick(_clicks):
     """One of several matches chosen: its address is the button's id (nothing stored is read here)."""
@@ -108,8 +106,8 @@ def pick(_clicks):
     return str(ctx.triggered_id["index"])
 
 
-@guarded_callback("sell.card", DESK, Output(SELL_CARD, "children"), Input(SELL_METER, "data"),
-                  Input(SELL_WATCH, "data"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("sell.card", DESK, Output(ID.CARD, "children"), Input(ID.METER, "data"),
+                  Input(ID.WATCH, "data"), changes_state=False, prevent_initial_call=True)
 def show_meter(address, _watch):
     """The chosen meter's card; none chosen (a search that found no meter, or several): the card goes, so no
     earlier meter's card stays beside a form that answers "find and choose a meter first"."""
@@ -123,9 +121,9 @@ def show_meter(address, _watch):
 def _result_outputs(**fields) -> dict:
     """The outputs of a money action: the receipt (or refusal), the command it follows and the follow tick, and
     `fields`: the form fields cleared after a success (and the request id renewed)."""
-    return {"result": Output(SELL_RESULT, "children", allow_duplicate=True),
-            "watch": Output(SELL_WATCH, "data", allow_duplicate=True),
-            "stopped": Output(SELL_TICK, "disabled", allow_duplicate=True), **fields}
+    return {"result": Output(ID.RESULT, "children", allow_duplicate=True),
+            "watch": Output(ID.WATCH, "data", allow_duplicate=True),
+            "stopped": Output(ID.TICK, "disabled", allow_duplicate=True), **fields}
 
 
 def _money_action(action, cleared: tuple[str, ...]) -> dict:
@@ -153,10 +151,10 @@ def _renewed_request(out: dict) -> dict:
     return {**out, "request": _new_request_id() if out["watch"] else no_update}
 
 
-@guarded_callback("sell.sell", SELL, Input(SELL_SELL, "n_clicks"), Input(SELL_AMOUNT, "n_submit"),
-                  State(SELL_METER, "data"), State(SELL_AMOUNT, "value"), State(SELL_REQUEST, "data"),
-                  output=_result_outputs(amount=Output(SELL_AMOUNT, "value"),
-                                         request=Output(SELL_REQUEST, "data", allow_duplicate=True)),
+@guarded_callback("sell.sell", SELL, Input(ID.SELL, "n_clicks"), Input(ID.AMOUNT, "n_submit"),
+                  State(ID.METER, "data"), State(ID.AMOUNT, "value"), State(ID.REQUEST, "data"),
+                  output=_result_outputs(amount=Output(ID.AMOUNT, "value"),
+                                         request=Output(ID.REQUEST, "data", allow_duplicate=True)),
                   prevent_initial_call=True)
 def sell(n_clicks, n_submit, address, amount, request_id):
     if not n_clicks and not n_submit:
@@ -169,11 +167,11 @@ def sell(n_clicks, n_submit, address, amount, request_id):
                                           ("amount",)))
 
 
-@guarded_callback("sell.refund", REFUND, Input(SELL_REFUND, "n_clicks"), State(SELL_METER, "data"),
-                  State(SELL_REFUND_AMOUNT, "value"), State(SELL_REFUND_REASON, "value"), State(SELL_REQUEST, "data"),
-                  output=_result_outputs(amount=Output(SELL_REFUND_AMOUNT, "value"),
-                                         reason=Output(SELL_REFUND_REASON, "value"),
-                                         request=Output(SELL_REQUEST, "data", allow_duplicate=True)),
+@guarded_callback("sell.refund", REFUND, Input(ID.REFUND, "n_clicks"), State(ID.METER, "data"),
+                  State(ID.REFUND_AMOUNT, "value"), State(ID.REFUND_REASON, "value"), State(ID.REQUEST, "data"),
+                  output=_result_outputs(amount=Output(ID.REFUND_AMOUNT, "value"),
+                                         reason=Output(ID.REFUND_REASON, "value"),
+                                         request=Output(ID.REQUEST, "data", allow_duplicate=True)),
                   prevent_initial_call=True)
 def refund(n_clicks, address, amount, reason, request_id):
     if not n_clicks:
@@ -186,10 +184,10 @@ def refund(n_clicks, address, amount, reason, request_id):
         lambda who: ledger.refund(billing(), address, amount, who, reason=reason, request_id=rid), ("amount", "reason")))
 
 
-@guarded_callback("sell.reverse", REVERSE, Input(SELL_REVERSE, "n_clicks"), State(SELL_REVERSE_RECEIPT, "value"),
-                  State(SELL_REVERSE_REASON, "value"),
-                  output=_result_outputs(receipt=Output(SELL_REVERSE_RECEIPT, "value"),
-                                         reason=Output(SELL_REVERSE_REASON, "value")),
+@guarded_callback("sell.reverse", REVERSE, Input(ID.REVERSE, "n_clicks"), State(ID.REVERSE_RECEIPT, "value"),
+                  State(ID.REVERSE_REASON, "value"),
+                  output=_result_outputs(receipt=Output(ID.REVERSE_RECEIPT, "value"),
+                                         reason=Output(ID.REVERSE_REASON, "value")),
                   prevent_initial_call=True)
 def reverse(n_clicks, receipt_no, reason):
     if not n_clicks:
@@ -203,7 +201,7 @@ def reverse(n_clicks, receipt_no, reason):
     return _money_action(reverse_typed, ("receipt", "reason"))
 
 
-@guarded_callback("sell.follow", DESK, Input(SELL_TICK, "n_intervals"), State(SELL_WATCH, "data"),
+@guarded_callback("sell.follow", DESK, Input(ID.TICK, "n_intervals"), State(ID.WATCH, "data"),
                   output=_result_outputs(), changes_state=False, prevent_initial_call=True)
 def follow(_n, watch):
     """The receipt's command state, until the meter answered (acked / failed / expired) or WATCH_S passed."""
@@ -224,5 +222,5 @@ def follow(_n, watch):
 
 clientside_callback(
     "function (n) { if (n) { window.print(); } return n || 0; }",
-    Output(SELL_PRINTED, "data"), Input(SELL_PRINT, "n_clicks"), prevent_initial_call=True,
+    Output(ID.PRINTED, "data"), Input(ID.PRINT, "n_clicks"), prevent_initial_call=True,
 )

@@ -91,7 +91,8 @@ def run(site, d: str, args) -> None:
 
     with FieldIO(ProfileRegistry()) as fio:
         collector = CollectorService(engine, fio, clock=utcnow)
-        dispatcher = Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow, on_settled=partial(settlement.settle_command, ctx))
+        dispatcher = Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow,
+                                on_settled=partial(settlement.settle_command, ctx))
         collector.run_cycle()
         t0 = time.perf_counter()
         reconcile(engine, utcnow)

@@ -269,8 +269,9 @@ def close_account(ctx: BillingContext, account_id: int, actor: Actor, *, reason)
             if _meter_settled(conn, account_id, link["meter_id"]) or _closing_in_flight(conn, account_id, link["meter_id"]):
                 continue
             insert_command(conn, meter_id=link["meter_id"], kind="trip", purpose=Purpose.CLOSING,
-                           payload={"closing_account_id": account_id}, counter=next_command_seq(conn, link["meter_id"]),
-                           operator=operator, now=now, batch_id=batch, account_id=account_id)
+                           payload={"closing_account_id": account_id},
+                           counter=next_command_seq(conn, link["meter_id"]), operator=operator, now=now,
+                           batch_id=batch, account_id=account_id)
             queued.append(link["address"])
         audit.record(conn, operator=operator, action="billing.close_account", target=f"account:{account_id}", ts=now,
                      after={"trips": queued, "reason": reason}, source=remote)

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from storage.engine import is_conflict, is_duckdb, is_unique_violation  # noqa: F401  (imported from here by billing)
 from storage.purposes import QUEUEABLE
 from storage.schema import bus, command, gateway, meter, meter_state
-from storage.transitions import COMMAND, MONEY_KINDS, TransitionRefused, transition  # noqa: F401  (MONEY_KINDS: read from here)
+from storage.transitions import MONEY_KINDS  # noqa: F401  (read from here by the dispatcher)
+from storage.transitions import COMMAND, TransitionRefused, transition
 
 log = logging.getLogger(__name__)
 UNFINISHED = ("queued", "sent")

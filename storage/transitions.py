@@ -42,10 +42,6 @@ class Machine:
     def allows(self, old: str | None, new: str) -> bool:
         return new in self.transitions.get(old or "", frozenset())
 
-    @property
-    def states(self) -> frozenset[str]:
-        return frozenset(self.transitions)
-
 
 def transition(conn: sa.Connection, machine: Machine, row_id: int, to_state: str, **values) -> str:
     """Move one row to `to_state` (and set `values`) in the caller's transaction; returns the state it left.

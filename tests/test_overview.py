@@ -453,8 +453,8 @@ def test_the_side_panel_reads_one_meter_its_curve_and_its_commands(any_engine):
         append_readings(conn, pd.DataFrame([{"ts": NOW - dt.timedelta(hours=h), "meter_id": m, "power_total": 0.1 * h}
                                             for h in (1, 2, 30)]))
         conn.execute(command.insert(), [{"meter_id": m, "kind": "trip", "purpose": "relay", "payload": "{}",
-                                         "state": "acked", "operator": "op", "created_at": NOW - dt.timedelta(minutes=i)}
-                                        for i in range(3)])
+                                         "state": "acked", "operator": "op",
+                                         "created_at": NOW - dt.timedelta(minutes=i)} for i in range(3)])
     detail, curve, commands = meter_panel(any_engine, m, NOW)
     assert detail["balance"] == Decimal("43.21") and detail["room"] == "B1-101" and detail["gateway"] == "GW-A"
     assert detail["state"] == "normal"

@@ -70,7 +70,7 @@ def test_a_move_its_table_does_not_allow_is_refused_names_itself_and_writes_noth
             assert conn.execute(sa.select(command.c.error).where(command.c.id == row_id)).scalar_one() is None
 
 
-def test_a_sent_money_command_is_never_expired_but_a_queued_one_is(any_engine, rows):
+def test_a_sent_money_command_is_never_expired(any_engine, rows):
     _walk(any_engine, COMMAND, rows["command"], "sent")
     with pytest.raises(TransitionRefused, match="resent until the meter answers"):
         _walk(any_engine, COMMAND, rows["command"], "expired")

@@ -45,6 +45,7 @@ from operators.service import Accounts, LoginRefused, Operator
 from dashboard import access
 from dashboard.app_config import SHELL_HOOKS
 from dashboard.i18n import COOKIE, permission_label, request_lang, t
+from dashboard.ids import Login, Shared, Shell
 from dashboard.websecurity import (SECURITY_LOG, local_target, note_rate_limited, retry_after, same_origin_request,
                                    security_event)
 
@@ -206,7 +207,7 @@ def forbidden_page(permission: str | None | access.PageAccess, lang: str):
     permission or the page's rule in dashboard.access (the one the navbar reads)."""
     if permission.open_to(allowed) if isinstance(permission, access.PageAccess) else allowed(permission):
         return None
-    return dbc.Container(dbc.Alert(t("auth.forbidden_page", lang), color="warning"), id="forbidden-page")
+    return dbc.Container(dbc.Alert(t("auth.forbidden_page", lang), color="warning"), id=Shared.FORBIDDEN)
 
 
 # --- installing it on the app --------------------------------------------------------------------
@@ -415,12 +416,14 @@ def _save_language(code: str) -> None:
 
 
 def _logout_page(lang: str, *, error: str | None = None, status: int = 200) -> Response:
-    message = f'<div class="alert alert-danger" role="alert" id="logout-error">{escape(error)}</div>' if error else ""
+    message = (f'<div class="alert alert-danger" role="alert" id="{Login.LOGOUT_ERROR}">{escape(error)}</div>'
+               if error else "")
+    sign_out = escape(t("nav.logout", lang))
     body = f"""<h2 class="h5 card-title mb-3">{escape(t("auth.logout_title", lang))}</h2>
     {message}
-    <form method="post" action="/logout" id="logout-form">
+    <form method="post" action="/logout" id="{Shell.LOGOUT_FORM}">
       <input type="hidden" name="csrf_token" value="{escape(csrf_token())}">
-      <button class="btn btn-primary w-100" type="submit" id="logout-submit">{escape(t("nav.logout", lang))}</button>
+      <button class="btn btn-primary w-100" type="submit" id="{Login.LOGOUT_SUBMIT}">{sign_out}</button>
     </form>
     <p class="mt-3 mb-0"><a href="/">{escape(t("auth.logout_stay", lang))}</a></p>"""
     return _card_page(lang, t("auth.logout_title", lang), body, status)
@@ -441,7 +444,7 @@ def _card_page(lang: str, title: str, body: str, status: int) -> Response:
 <main class="container" style="max-width: 26rem; padding-top: 10vh">
   <div class="d-flex justify-content-between align-items-baseline mb-3">
     <h1 class="h4 mb-0">{escape(t("app.title", lang))}</h1>
-    <a href="/lang/{other}?next={quote(request.path)}" id="lang-switch">{escape(t("lang.switch", lang))}</a>
+    <a href="/lang/{other}?next={quote(request.path)}" id="{Shell.LANG_SWITCH}">{escape(t("lang.switch", lang))}</a>
   </div>
   <div class="card shadow-sm"><div class="card-body">
     {body}
@@ -459,27 +462,28 @@ def _login_page(lang: str, next_target: str | None, *, error: str | None = None,
     other = "zh" if lang == "en" else "en"
     messages = []
     if not accounts().has_operators():
-        messages.append(f'<div class="alert alert-warning" id="login-no-operator">{escape(t("auth.no_operator", lang))}'
+        messages.append(f'<div class="alert alert-warning" id="{Login.NO_OPERATOR}">'
+                        f'{escape(t("auth.no_operator", lang))}'
                         f'<pre class="mb-0 mt-2"><code>python app.py user add admin --role admin</code></pre></div>')
     if notice:
-        messages.append(f'<div class="alert alert-info" id="login-notice">{escape(notice)}</div>')
+        messages.append(f'<div class="alert alert-info" id="{Login.NOTICE}">{escape(notice)}</div>')
     if error:
-        messages.append(f'<div class="alert alert-danger" role="alert" id="login-error">{escape(error)}</div>')
+        messages.append(f'<div class="alert alert-danger" role="alert" id="{Login.ERROR}">{escape(error)}</div>')
     body = f"""<h2 class="h5 card-title mb-3">{escape(t("auth.login_title", lang))}</h2>
     {''.join(messages)}
-    <form method="post" action="/login" id="login-form">
+    <form method="post" action="/login" id="{Login.FORM}">
       <input type="hidden" name="csrf_token" value="{escape(csrf_token())}">
       <input type="hidden" name="next" value="{escape(_safe_next(next_target))}">
       <div class="mb-3">
-        <label class="form-label" for="login-username">{escape(t("auth.username", lang))}</label>
-        <input class="form-control" id="login-username" name="username" value="{escape(username)}"
+        <label class="form-label" for="{Login.USERNAME}">{escape(t("auth.username", lang))}</label>
+        <input class="form-control" id="{Login.USERNAME}" name="username" value="{escape(username)}"
                autocomplete="username" autofocus required>
       </div>
       <div class="mb-3">
-        <label class="form-label" for="login-password">{escape(t("auth.password", lang))}</label>
-        <input class="form-control" id="login-password" name="password" type="password"
+        <label class="form-label" for="{Login.PASSWORD}">{escape(t("auth.password", lang))}</label>
+        <input class="form-control" id="{Login.PASSWORD}" name="password" type="password"
                autocomplete="current-password" required>
       </div>
-      <button class="btn btn-primary w-100" type="submit" id="login-submit">{escape(t("auth.submit", lang))}</button>
+      <button class="btn btn-primary w-100" type="submit" id="{Login.SUBMIT}">{escape(t("auth.submit", lang))}</button>
     </form>"""
     return _card_page(lang, t("auth.login_title", lang), body, status)

@@ -1,9 +1,10 @@
 """Component ids, one constant per id, grouped by page; pages and callbacks import them from here.
 
-One class per page (`from dashboard.ids import Sell as ID`), pattern-matching ids as factory functions of their
-class (`Sell.pick(address)`, `Sell.pick(dash.ALL)` in a callback). The values never change: browser tests and stored
-client state name them. Moved here so far: Overview, Work, Meters, Sell (tests/test_ids.py holds their modules to
-it); the other pages still define ids as constants in their components module."""
+One class per page (`from dashboard.ids import Sell as ID`), pattern-matching and computed ids as factory functions
+of their class (`Sell.pick(address)`, `Sell.pick(dash.ALL)` in a callback, `Tariffs.price("peak")`); `Shared` holds
+the few ids more than one page shows, `Shell` the navbar's, `Login` the plain-HTML sign-in page's. The values never
+change: browser tests, assets/*.js and stored client state name them. tests/test_ids.py holds every page and
+component module to it (no id spelled by hand, none shared between two classes)."""
 from __future__ import annotations
 
 
@@ -28,6 +29,20 @@ class Overview:
     PANEL_RELAY = "ov-panel-relay"
     FILTERS = "ov-filters"
     UPDATED = "ov-updated"
+
+    @staticmethod
+    def kpi(name: str) -> str:
+        """One figure of the KPI row ("online", "lost", ...); its tooltip is kpi_tip(name)."""
+        return f"ov-kpi-{name}"
+
+    @staticmethod
+    def kpi_tip(name: str) -> str:
+        return f"ov-kpi-{name}-tip"
+
+    @staticmethod
+    def legend_count(state: str) -> str:
+        """How many meters the legend counts in one map state."""
+        return f"ov-legend-count-{state}"
 
 
 class Work:
@@ -82,8 +97,352 @@ class Sell:
     PRINT = "sell-print"
     PRINTED = "sell-printed"
     COMMAND_STATE = "sell-command-state"
+    RECEIPT_BLOCK = "receipt-block"    # the receipt with its command state and Print button (cashier.receipt_block)
 
     @staticmethod
     def pick(address) -> dict:
         """One match's button among several (`address`: the meter's number, or dash.ALL in a callback)."""
         return {"type": Sell.PICK, "index": address}
+
+
+class Shared:
+    """Ids more than one page shows: a refusal on any desk page, the page refused to a visitor, the receipt."""
+    DESK_ERROR = "desk-error"          # cashier.error_alert's default, and any notice of a refusal
+    FORBIDDEN = "forbidden-page"
+    RECEIPT_SHEET = "receipt-sheet"
+
+    @staticmethod
+    def entry_state(state_id: str) -> str:
+        """A receipt block's entry-state badge, beside its command-state badge `state_id`."""
+        return f"{state_id}-entry"
+
+
+class Shell:
+    """The navbar and footer around every page (dashboard/components/shell.py); LANG_SWITCH and LOGOUT_FORM are
+    also the plain-HTML sign-in and sign-out pages' (dashboard/auth.py), so a browser test finds them the same."""
+    NAV_ITEM = "nav-item"              # the type of a page link inside a dropdown: see nav_item()
+    NAV_GROUP = "nav-group"            # ... and of the dropdown itself: see nav_group()
+    NAV_TOGGLER = "nav-toggler"
+    NAV_COLLAPSE = "nav-collapse"
+    LANG_SWITCH = "lang-switch"
+    USER_MENU = "user-menu"
+    LOGOUT_FORM = "logout-form"
+    LOGOUT_CSRF = "logout-csrf"
+    LOGOUT_LINK = "logout-link"
+    SITE_CLOCK = "site-clock"          # the line under every page naming the zone its times are in
+    LOCATION = "_pages_location"       # Dash pages' own dcc.Location (not ours to name; named once here)
+
+    @staticmethod
+    def nav_link(path: str) -> str:
+        """A top-level page link: "/admin/users" -> "nav-admin-users", "/" -> "nav-home"."""
+        return f"nav-{path.strip('/').replace('/', '-') or 'home'}"
+
+    @staticmethod
+    def nav_item(group, path) -> dict:
+        """A page link inside the dropdown `group` (dash.ALL for either in a callback)."""
+        return {"type": Shell.NAV_ITEM, "group": group, "path": path}
+
+    @staticmethod
+    def nav_group(group) -> dict:
+        return {"type": Shell.NAV_GROUP, "group": group}
+
+
+class Login:
+    """The plain-HTML sign-in and sign-out pages (dashboard/auth.py)."""
+    FORM = "login-form"
+    USERNAME = "login-username"
+    PASSWORD = "login-password"
+    SUBMIT = "login-submit"
+    ERROR = "login-error"
+    NOTICE = "login-notice"
+    NO_OPERATOR = "login-no-operator"
+    LOGOUT_SUBMIT = "logout-submit"
+    LOGOUT_ERROR = "logout-error"
+
+
+class Accounts:
+    """/accounts (dashboard/components/accounts.py builds it, dashboard/pages/accounts.py wires it)."""
+    PAGE = "accounts-page"
+    TABS = "acc-tabs"
+    APPROVALS = "acc-approvals"              # the approvals tab's tab_id
+    # opening
+    BUILDING = "acc-building"
+    ROOM = "acc-room"
+    ROOM_METERS = "acc-room-meters"
+    EXTRA_METERS = "acc-extra-meters"
+    HOLDER = "acc-holder"
+    PHONE = "acc-phone"
+    NATIONAL_ID = "acc-national-id"
+    TARIFF = "acc-tariff"
+    OPEN = "acc-open"
+    OPEN_RESULT = "acc-open-result"
+    OPENED = "acc-opened"
+    OPEN_PRINT = "acc-open-print"
+    OPEN_STATE = "acc-open-state"
+    OPEN_RECEIPT = "acc-open-receipt"
+    # search and detail
+    SEARCH = "acc-search"
+    STATUS = "acc-status"
+    FIND = "acc-find"
+    GRID = "acc-grid"
+    SELECTED = "acc-selected"                # dcc.Store: the account shown in the detail
+    DETAIL = "acc-detail"
+    DETAIL_CARD = "acc-detail-card"
+    DETAIL_STATUS = "acc-detail-status"
+    NATIONAL_ID_SHOWN = "acc-nid"
+    ACTIONS = "acc-actions"
+    ACTION_RESULT = "acc-action-result"
+    ACTION_OK = "acc-action-ok"
+    TICK = "acc-tick"
+    ADD_BOX = "acc-add-box"
+    ADD_METER = "acc-add-meter"
+    ADD = "acc-add"
+    TRANSFER_BOX = "acc-transfer-box"
+    OLD_METER = "acc-old-meter"
+    NEW_METER = "acc-new-meter"
+    TRANSFER_MODE = "acc-transfer-mode"
+    TRANSFER_AMOUNT = "acc-transfer-amount"
+    TRANSFER_REASON = "acc-transfer-reason"
+    TRANSFER = "acc-transfer"
+    CLOSE_BOX = "acc-close-box"
+    CLOSE_REASON = "acc-close-reason"
+    CLOSE = "acc-close"
+    CLOSE_CONFIRM = "acc-close-confirm"
+    HAND_METER = "acc-hand-meter"
+    HAND_AMOUNT = "acc-hand-amount"
+    HAND_REASON = "acc-hand-reason"
+    HAND = "acc-hand"
+    HAND_CONFIRM = "acc-hand-confirm"
+    CARD_BOX = "acc-card-box"
+    CARD = "acc-card"
+    CARD_SVG = "acc-card-svg"
+    CARD_PREVIEW = "acc-card-preview"
+    CARD_SAVED = "acc-card-saved"
+    CARD_IMG = "acc-card-img"
+    ENTRY = "acc-entry"                      # the type of one entry's receipt button: see entry()
+    RECEIPT_NO = "acc-receipt-no"            # dcc.Store written by the entry buttons
+    RECEIPT = "acc-receipt"
+    RECEIPT_PRINT = "acc-receipt-print"
+    RECEIPT_STATE = "acc-receipt-state"
+    RECEIPT_BLOCK = "acc-receipt-block"
+    PRINTED = "acc-printed"
+    # openings and closings
+    EV_KIND = "acc-ev-kind"
+    EV_FROM = "acc-ev-from"
+    EV_TO = "acc-ev-to"
+    EV_BUILDING = "acc-ev-building"
+    EV_OPERATOR = "acc-ev-operator"
+    EV_TEXT = "acc-ev-text"
+    EV_SEARCH = "acc-ev-search"
+    EV_GRID = "acc-ev-grid"
+    EV_COUNT = "acc-ev-count"
+    # entered transfers awaiting a second operator
+    APPROVAL_LIST = "acc-approval-list"
+    APPROVAL_TABLE = "acc-approval-table"
+    NO_APPROVALS = "acc-no-approvals"
+    APPROVAL_PICK = "acc-approval-pick"
+    APPROVAL_NOTE = "acc-approval-note"
+    APPROVE = "acc-approve"
+    REJECT = "acc-reject"
+    APPROVAL_RESULT = "acc-approval-result"
+    APPROVAL_REFRESH = "acc-approval-refresh"
+    APPROVAL_OK = "acc-approval-ok"
+    APPROVAL_ERROR = "acc-approval-error"
+
+    @staticmethod
+    def entry(receipt_no) -> dict:
+        """One entry's receipt button in the detail (`receipt_no`, or dash.ALL in a callback)."""
+        return {"type": Accounts.ENTRY, "index": receipt_no}
+
+
+class Account:
+    """/account: the signed-in operator's own password."""
+    PAGE = "account-page"
+    MUST_CHANGE = "account-must-change"
+    CONTINUE = "account-continue"
+    CURRENT = "account-current"
+    NEW = "account-new"
+    CONFIRM = "account-confirm"
+    SAVE = "account-save"
+    RESULT = "account-result"
+
+
+class Users:
+    """/admin/users (dashboard/components/admin.py builds it, dashboard/pages/admin_users.py wires it)."""
+    PAGE = "users-page"
+    GRID = "users-grid"
+    RESULT = "users-result"
+    ROLES = "users-roles"
+    SET_ROLES = "users-set-roles"
+    DEACTIVATE = "users-deactivate"
+    ACTIVATE = "users-activate"
+    TEMP_PASSWORD = "users-temp-password"
+    RESET = "users-reset"
+    NEW_USERNAME = "users-new-username"
+    NEW_NAME = "users-new-name"
+    NEW_PASSWORD = "users-new-password"
+    NEW_ROLES = "users-new-roles"
+    NEW_LANGUAGE = "users-new-language"
+    ADD = "users-add"
+
+
+class Roles:
+    """/admin/roles: the role x permission matrix."""
+    PAGE = "roles-page"
+    GRID = "roles-grid"
+    SAVE = "roles-save"
+    RESULT = "roles-result"
+
+
+class ApiClients:
+    """/admin/api-clients."""
+    PAGE = "api-clients-page"
+    LIST = "api-list"
+    NAME = "api-name"
+    CREATE = "api-create"
+    RESULT = "api-result"
+    TOKEN = "api-token"                # the new client's token, shown once
+    REVOKE_NAME = "api-revoke-name"
+    REVOKE = "api-revoke"
+    REVOKE_CONFIRM = "api-revoke-confirm"
+    REVOKED = "api-revoked"
+
+
+class Audit:
+    """/audit, the operation log."""
+    PAGE = "audit-page"
+    OPERATOR = "audit-operator"
+    ACTION = "audit-action"
+    SINCE = "audit-since"
+    UNTIL = "audit-until"
+    SEARCH = "audit-search"
+    RESULT = "audit-result"
+    COUNT = "audit-count"
+    GRID = "audit-grid"
+    APPLIED = "audit-applied"          # dcc.Store: the filters of the rows shown
+    EXPORT = "audit-export"
+    DOWNLOAD = "audit-download"
+
+
+class Records:
+    """/records, the sales and refunds query."""
+    PAGE = "records-page"
+    FROM = "rec-from"
+    TO = "rec-to"
+    KINDS = "rec-kinds"
+    OPERATOR = "rec-operator"
+    BUILDING = "rec-building"
+    TEXT = "rec-text"
+    SEARCH = "rec-search"
+    GRID = "rec-grid"
+    COUNT = "rec-count"
+    RESULT = "rec-result"
+    APPLIED = "rec-applied"            # dcc.Store: the filters of the rows shown
+    EXPORT = "rec-export"
+    EXPORT_REQUEST = "rec-export-request"
+    DOWNLOAD = "rec-download"
+    EXPORTED = "rec-exported"
+
+
+class Reconciliation:
+    """/reconciliation: open alarms and the shadow-ledger comparison."""
+    ALARMS = "recon-alarms"
+    FIRST = "recon-first-day"
+    LAST = "recon-last-day"
+    RUN = "recon-run"
+    SHADOW = "recon-shadow-grid"
+    MESSAGE = "recon-message"
+    NOTE = "recon-note"
+    RESOLVE = "recon-resolve"
+    RESOLVED = "recon-resolved"
+    RESOLVED_OK = "recon-resolved-ok"
+
+
+class Tariffs:
+    """/tariffs: edit, push, rename and retire tariffs."""
+    PAGE = "tariffs-page"
+    LIST = "tar-list"
+    MODES = "tar-modes"                      # dcc.Store: {tariff id: mode} of the tariffs listed
+    TARGET = "tar-target"
+    NAME = "tar-name"
+    MODE = "tar-mode"
+    VALID_FROM = "tar-valid-from"
+    NEW_ONLY = "tar-new-only"
+    FLAT_BOX = "tar-flat-box"
+    TOU_BOX = "tar-tou-box"
+    TIER_BOX = "tar-tier-box"
+    FLAT_PRICE = "tar-flat-price"
+    SEGMENTS = "tar-segments"
+    SAVE = "tar-save"
+    SAVE_RESULT = "tar-save-result"
+    SAVED = "tar-saved"
+    ZERO_CONFIRM = "tar-zero-confirm"        # dcc.ConfirmDialog: save a price of 0 after all?
+    EDIT_BOX = "tar-edit-box"
+    PUSH_BOX = "tar-push-box"
+    PUSH_TARIFF = "tar-push-tariff"
+    SCOPE = "tar-scope"
+    PUSH_BUILDING = "tar-push-building"
+    PUSH_METERS = "tar-push-meters"
+    ASSIGN = "tar-assign"
+    PUSH = "tar-push"
+    PUSH_RESULT = "tar-push-result"
+    PUSHED = "tar-pushed"
+    BATCH = "tar-batch"
+    BATCH_VIEW = "tar-batch-view"
+    BATCH_COUNTS = "tar-batch-counts"
+    TICK = "tar-tick"
+    MANAGE_TARIFF = "tar-manage-tariff"
+    NEW_NAME = "tar-new-name"
+    RENAME = "tar-rename"
+    RENAMED = "tar-renamed"
+    RETIRE = "tar-retire"
+    RETIRE_CONFIRM = "tar-retire-confirm"
+    RETIRED = "tar-retired"
+    MANAGE_RESULT = "tar-manage-result"
+
+    @staticmethod
+    def price(name: str) -> str:
+        """The price input of one time-of-use period ("sharp", "peak", "flat", "valley")."""
+        return f"tar-price-{name}"
+
+    @staticmethod
+    def tier_bound(i: int) -> str:
+        return f"tar-tier-bound-{i}"
+
+    @staticmethod
+    def tier_price(i: int) -> str:
+        return f"tar-tier-price-{i}"
+
+    @staticmethod
+    def card(tariff_id) -> str:
+        """One tariff's card in the list."""
+        return f"tariff-{tariff_id}"
+
+
+class QrLabels:
+    """/qr: a building's printable QR labels."""
+    PAGE = "qr-page"
+    BUILDING = "qr-building"
+    SHOW = "qr-show"
+    SHEET = "qr-sheet"
+    LABEL_SHEET = "qr-label-sheet"
+    COUNT = "qr-count"
+    PRINT = "qr-print"
+    PRINTED = "qr-printed"
+
+
+class Status:
+    """/status: the figures /healthz reports and the scheduled jobs."""
+    PAGE = "status-page"
+    LAST_POLL = "status-last-poll"
+    JOBS = "status-jobs"
+
+    @staticmethod
+    def figure(name: str) -> str:
+        """One figure's card ("meters", "online", "lost", "buses-lost")."""
+        return f"status-{name}"
+
+    @staticmethod
+    def job_field(job: str, field: str) -> str:
+        """One line of a job's card ("last-run", "result", "duration", "next-run", "runs", "error")."""
+        return f"status-job-{job}-{field}"

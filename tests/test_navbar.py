@@ -10,8 +10,9 @@ import pytest
 
 from operators.service import DEFAULT_ROLE_PERMISSIONS, ROLES, demo_password
 from dashboard import access
-from dashboard.components.shell import NAV, NAV_GROUP, NAV_ITEM, NavGroup, nav_pages, navbar
+from dashboard.components.shell import NAV, NavGroup, nav_pages, navbar
 from dashboard.i18n import t
+from dashboard.ids import Shell
 from tests.webclient import WebClient, base_url, start_demo_runtime
 
 DEMO = demo_password()
@@ -47,14 +48,14 @@ def _page_links(layout: dict) -> set[str]:
         props = node.get("props") if isinstance(node.get("props"), dict) else {}
         ident = props.get("id")
         if "href" in props and ((isinstance(ident, str) and ident.startswith("nav-"))
-                                or (isinstance(ident, dict) and ident.get("type") == NAV_ITEM)):
+                                or (isinstance(ident, dict) and ident.get("type") == Shell.NAV_ITEM)):
             hrefs.add(props["href"])
     return hrefs
 
 
 def _groups(layout: dict) -> set[str]:
     return {n["props"]["id"]["group"] for n in _nodes(layout) if isinstance(n.get("props"), dict)
-            and isinstance(n["props"].get("id"), dict) and n["props"]["id"].get("type") == NAV_GROUP}
+            and isinstance(n["props"].get("id"), dict) and n["props"]["id"].get("type") == Shell.NAV_GROUP}
 
 
 def _expected(permissions) -> set[str]:

@@ -300,11 +300,11 @@ def test_the_api_limit_per_address_cannot_be_dodged_with_a_made_up_forwarded_for
 def test_qr_labels_lead_to_the_public_address_whatever_host_the_request_names(rt):
     from billing import desk
     from dashboard.auth import GUARDED_CALLBACKS
-    from dashboard.components.qr_labels import QR_BUILDING, QR_SHOW
+    from dashboard.ids import QrLabels
     from tests.webclient import callback_body
     admin = signed_in_client(rt, "admin")
     spec = admin.callback_spec(GUARDED_CALLBACKS["qr.labels"].output)
-    body = callback_body(spec, {f"{QR_SHOW}.n_clicks": 1, f"{QR_BUILDING}.value": "Building 1"})
+    body = callback_body(spec, {f"{QrLabels.SHOW}.n_clicks": 1, f"{QrLabels.BUILDING}.value": "Building 1"})
     r = admin.request("POST", "/_dash-update-component", data=json.dumps(body).encode(), headers={
         "Host": EVIL, "Origin": f"http://{EVIL}", "Content-Type": "application/json"})
     assert r.status == 200, r.text[:300]

@@ -1,6 +1,6 @@
 """Accounts (/accounts, 开户/销户): the opening form, the account search and detail (meters, balances,
 entries, closing progress, add a meter, carry an old meter's balance over, close), the customer card,
-and the query of openings and closings. Pure builders; component ids are the constants below."""
+and the query of openings and closings. Pure builders; component ids come from dashboard.ids.Accounts."""
 from __future__ import annotations
 
 import unicodedata
@@ -14,37 +14,7 @@ from core.formatting import format_money
 from dashboard.components.cashier import field, state_badge, when
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
-
-# opening
-ACC_TABS = "acc-tabs"
-ACC_BUILDING, ACC_ROOM, ACC_ROOM_METERS = "acc-building", "acc-room", "acc-room-meters"
-ACC_EXTRA_METERS = "acc-extra-meters"
-ACC_HOLDER, ACC_PHONE, ACC_NATIONAL_ID, ACC_TARIFF = "acc-holder", "acc-phone", "acc-national-id", "acc-tariff"
-ACC_OPEN, ACC_OPEN_RESULT = "acc-open", "acc-open-result"
-# search and detail
-ACC_SEARCH, ACC_STATUS, ACC_FIND, ACC_GRID = "acc-search", "acc-status", "acc-find", "acc-grid"
-ACC_SELECTED = "acc-selected"            # dcc.Store: the account shown in the detail
-ACC_DETAIL, ACC_ACTIONS, ACC_ACTION_RESULT = "acc-detail", "acc-actions", "acc-action-result"
-ACC_TICK = "acc-tick"
-ACC_ADD_METER, ACC_ADD = "acc-add-meter", "acc-add"
-ACC_OLD_METER, ACC_NEW_METER, ACC_TRANSFER_MODE = "acc-old-meter", "acc-new-meter", "acc-transfer-mode"
-ACC_TRANSFER_AMOUNT, ACC_TRANSFER_REASON, ACC_TRANSFER = "acc-transfer-amount", "acc-transfer-reason", "acc-transfer"
-ACC_CLOSE_REASON, ACC_CLOSE, ACC_CLOSE_CONFIRM = "acc-close-reason", "acc-close", "acc-close-confirm"
-ACC_HAND_METER, ACC_HAND_AMOUNT, ACC_HAND_REASON, ACC_HAND_CONFIRM = (
-    "acc-hand-meter", "acc-hand-amount", "acc-hand-reason", "acc-hand-confirm")
-ACC_CARD, ACC_CARD_SVG = "acc-card", "acc-card-svg"
-ACC_CARD_PREVIEW, ACC_CARD_SAVED = "acc-card-preview", "acc-card-saved"
-ACC_ENTRY = "acc-entry"                  # pattern-matching {"type": ACC_ENTRY, "index": receipt number}
-ACC_RECEIPT = "acc-receipt"
-ACC_RECEIPT_PRINT, ACC_PRINTED = "acc-receipt-print", "acc-printed"
-# openings and closings
-ACC_EV_KIND, ACC_EV_FROM, ACC_EV_TO = "acc-ev-kind", "acc-ev-from", "acc-ev-to"
-ACC_EV_BUILDING, ACC_EV_OPERATOR, ACC_EV_TEXT = "acc-ev-building", "acc-ev-operator", "acc-ev-text"
-ACC_EV_SEARCH, ACC_EV_GRID, ACC_EV_COUNT = "acc-ev-search", "acc-ev-grid", "acc-ev-count"
-# entered transfers awaiting a second operator
-ACC_APPROVALS, ACC_APPROVAL_LIST, ACC_APPROVAL_PICK = "acc-approvals", "acc-approval-list", "acc-approval-pick"
-ACC_APPROVAL_NOTE, ACC_APPROVE, ACC_REJECT = "acc-approval-note", "acc-approve", "acc-reject"
-ACC_APPROVAL_RESULT, ACC_APPROVAL_REFRESH = "acc-approval-result", "acc-approval-refresh"
+from dashboard.ids import Accounts as ID
 
 STATUSES = ("open", "closing", "closed")
 
@@ -62,30 +32,30 @@ def open_form(buildings: list[str], tariffs: list[dict], lang: str) -> html.Div:
                       for x in tariffs]
     return html.Div([
         dbc.Row([
-            field(t("accounts.building", lang), dcc.Dropdown(id=ACC_BUILDING, options=buildings,
-                                                            placeholder=t("accounts.choose", lang)), ACC_BUILDING,
+            field(t("accounts.building", lang), dcc.Dropdown(id=ID.BUILDING, options=buildings,
+                                                            placeholder=t("accounts.choose", lang)), ID.BUILDING,
                   xs=12, md=4),
             field(t("accounts.room", lang),
-                  dcc.Dropdown(id=ACC_ROOM, options=[], placeholder=t("accounts.choose", lang)), ACC_ROOM, xs=12, md=4),
-            field(t("accounts.tariff", lang), dcc.Dropdown(id=ACC_TARIFF, options=tariff_options,
+                  dcc.Dropdown(id=ID.ROOM, options=[], placeholder=t("accounts.choose", lang)), ID.ROOM, xs=12, md=4),
+            field(t("accounts.tariff", lang), dcc.Dropdown(id=ID.TARIFF, options=tariff_options,
                                                           placeholder=t("accounts.default_tariff", lang)),
-                  ACC_TARIFF, xs=12, md=4),
+                  ID.TARIFF, xs=12, md=4),
         ], className="g-2 mb-2"),
         dbc.Row([
-            field(t("accounts.meters", lang), dbc.Checklist(id=ACC_ROOM_METERS, options=[], value=[]), ACC_ROOM_METERS,
+            field(t("accounts.meters", lang), dbc.Checklist(id=ID.ROOM_METERS, options=[], value=[]), ID.ROOM_METERS,
                   xs=12, md=6),
-            field(t("accounts.extra_meters", lang), dbc.Input(id=ACC_EXTRA_METERS, autoComplete="off"),
-                  ACC_EXTRA_METERS, xs=12, md=6),
+            field(t("accounts.extra_meters", lang), dbc.Input(id=ID.EXTRA_METERS, autoComplete="off"),
+                  ID.EXTRA_METERS, xs=12, md=6),
         ], className="g-2 mb-2"),
         dbc.Row([
-            field(t("accounts.holder", lang), dbc.Input(id=ACC_HOLDER, autoComplete="off"), ACC_HOLDER, xs=12, md=4),
-            field(t("accounts.phone", lang), dbc.Input(id=ACC_PHONE, type="tel", autoComplete="off"), ACC_PHONE,
+            field(t("accounts.holder", lang), dbc.Input(id=ID.HOLDER, autoComplete="off"), ID.HOLDER, xs=12, md=4),
+            field(t("accounts.phone", lang), dbc.Input(id=ID.PHONE, type="tel", autoComplete="off"), ID.PHONE,
                   xs=12, md=4),
-            field(t("accounts.national_id", lang), dbc.Input(id=ACC_NATIONAL_ID, autoComplete="off", maxLength=18),
-                  ACC_NATIONAL_ID, xs=12, md=4),
+            field(t("accounts.national_id", lang), dbc.Input(id=ID.NATIONAL_ID, autoComplete="off", maxLength=18),
+                  ID.NATIONAL_ID, xs=12, md=4),
         ], className="g-2 mb-2"),
-        dbc.Button(t("accounts.open_button", lang), id=ACC_OPEN, color="success", className="mb-3"),
-        html.Div(id=ACC_OPEN_RESULT, role="status"),
+        dbc.Button(t("accounts.open_button", lang), id=ID.OPEN, color="success", className="mb-3"),
+        html.Div(id=ID.OPEN_RESULT, role="status"),
     ], className="pt-3")
 
 
@@ -107,7 +77,7 @@ def find_panel(lang: str, *, may_open: bool = True, may_close: bool = True, may_
     status = [{"label": t("accounts.any_status", lang), "value": ""}] + [
         {"label": t(f"cashier.state.{s}", lang), "value": s} for s in STATUSES]
     grid = dag.AgGrid(
-        id=ACC_GRID, rowData=[], getRowId="params.data.id",
+        id=ID.GRID, rowData=[], getRowId="params.data.id",
         columnDefs=[{"field": "id", "headerName": t("accounts.col_id", lang), "maxWidth": 90},
                     {"field": "holder", "headerName": t("accounts.col_holder", lang)},
                     {"field": "room", "headerName": t("accounts.col_room", lang)},
@@ -121,17 +91,17 @@ def find_panel(lang: str, *, may_open: bool = True, may_close: bool = True, may_
         style={"height": "260px", "width": "100%"}, className="ag-theme-quartz mb-3")
     return html.Div([
         dbc.Row([
-            dbc.Col(dbc.Input(id=ACC_SEARCH, type="search", autoComplete="off",
+            dbc.Col(dbc.Input(id=ID.SEARCH, type="search", autoComplete="off",
                               placeholder=t("accounts.search_placeholder", lang)), xs=12, md=6),
-            dbc.Col(dbc.Select(id=ACC_STATUS, options=status, value="open"), xs=7, md=3),
-            dbc.Col(dbc.Button(t("accounts.search", lang), id=ACC_FIND, color="primary", className="w-100"),
+            dbc.Col(dbc.Select(id=ID.STATUS, options=status, value="open"), xs=7, md=3),
+            dbc.Col(dbc.Button(t("accounts.search", lang), id=ID.FIND, color="primary", className="w-100"),
                     xs=5, md=3),
         ], className="g-2 mb-2"),
         grid,
-        html.Div(html.P(t("accounts.pick_account", lang), className="text-muted small"), id=ACC_DETAIL),
-        html.Div(actions_panel(lang, may_open=may_open, may_close=may_close, may_enter=may_enter), id=ACC_ACTIONS,
+        html.Div(html.P(t("accounts.pick_account", lang), className="text-muted small"), id=ID.DETAIL),
+        html.Div(actions_panel(lang, may_open=may_open, may_close=may_close, may_enter=may_enter), id=ID.ACTIONS,
                  style={"display": "none"}),
-        dcc.Interval(id=ACC_TICK, interval=1500, disabled=True),
+        dcc.Interval(id=ID.TICK, interval=1500, disabled=True),
     ], className="pt-3")
 
 
@@ -140,64 +110,64 @@ def actions_panel(lang: str, *, may_open: bool = True, may_close: bool = True, m
     transfer.entered), close the account (account.close): each shown only to an operator who may do it."""
     add = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.add_meter", lang), className="h6"),
-        dbc.InputGroup([dbc.Input(id=ACC_ADD_METER, autoComplete="off"),
-                        dbc.Button(t("accounts.add_button", lang), id=ACC_ADD, color="primary")]),
-    ]), className="mb-2", style=_shown(may_open), id="acc-add-box")
+        dbc.InputGroup([dbc.Input(id=ID.ADD_METER, autoComplete="off"),
+                        dbc.Button(t("accounts.add_button", lang), id=ID.ADD, color="primary")]),
+    ]), className="mb-2", style=_shown(may_open), id=ID.ADD_BOX)
     entered_option = [{"label": t("accounts.transfer_entered", lang), "value": "entered"}] if may_enter else []
     transfer = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.transfer", lang), className="h6"),
         dbc.Row([
-            field(t("accounts.old_meter", lang), dbc.Input(id=ACC_OLD_METER, autoComplete="off"), ACC_OLD_METER,
+            field(t("accounts.old_meter", lang), dbc.Input(id=ID.OLD_METER, autoComplete="off"), ID.OLD_METER,
                   xs=12, md=6),
-            field(t("accounts.new_meter", lang), dcc.Dropdown(id=ACC_NEW_METER, options=[], clearable=False),
-                  ACC_NEW_METER, xs=12, md=6),
+            field(t("accounts.new_meter", lang), dcc.Dropdown(id=ID.NEW_METER, options=[], clearable=False),
+                  ID.NEW_METER, xs=12, md=6),
         ], className="g-2 mb-2"),
-        dbc.RadioItems(id=ACC_TRANSFER_MODE, value="read", inline=True, className="mb-2", options=[
+        dbc.RadioItems(id=ID.TRANSFER_MODE, value="read", inline=True, className="mb-2", options=[
             {"label": t("accounts.transfer_read", lang), "value": "read"}] + entered_option,
             style=_shown(may_enter)),
         dbc.Row([
-            field(t("cashier.amount", lang), dbc.Input(id=ACC_TRANSFER_AMOUNT, inputMode="decimal", autoComplete="off"),
-                  ACC_TRANSFER_AMOUNT, xs=12, md=4),
-            field(t("cashier.reason", lang), dbc.Input(id=ACC_TRANSFER_REASON, autoComplete="off"),
-                  ACC_TRANSFER_REASON, xs=12, md=8),
+            field(t("cashier.amount", lang), dbc.Input(id=ID.TRANSFER_AMOUNT, inputMode="decimal", autoComplete="off"),
+                  ID.TRANSFER_AMOUNT, xs=12, md=4),
+            field(t("cashier.reason", lang), dbc.Input(id=ID.TRANSFER_REASON, autoComplete="off"),
+                  ID.TRANSFER_REASON, xs=12, md=8),
         ], className="g-2 mb-2", style=_shown(may_enter)),
         html.P(t("accounts.transfer_help", lang), className="form-text"),
-        dbc.Button(t("accounts.transfer_button", lang), id=ACC_TRANSFER, color="primary"),
-    ]), className="mb-2", style=_shown(may_open), id="acc-transfer-box")
+        dbc.Button(t("accounts.transfer_button", lang), id=ID.TRANSFER, color="primary"),
+    ]), className="mb-2", style=_shown(may_open), id=ID.TRANSFER_BOX)
     card = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.card", lang), className="h6"),
         html.P(t("accounts.card_help", lang), className="form-text"),
-        dbc.Button([html.I(className="bi bi-qr-code me-1"), t("accounts.card_button", lang)], id=ACC_CARD,
+        dbc.Button([html.I(className="bi bi-qr-code me-1"), t("accounts.card_button", lang)], id=ID.CARD,
                    color="secondary", outline=True),
-        html.Div(id=ACC_CARD_PREVIEW, className="mt-2"),
-        dcc.Store(id=ACC_CARD_SVG), dcc.Store(id=ACC_CARD_SAVED),
-    ]), className="mb-2", style=_shown(may_open), id="acc-card-box")
+        html.Div(id=ID.CARD_PREVIEW, className="mt-2"),
+        dcc.Store(id=ID.CARD_SVG), dcc.Store(id=ID.CARD_SAVED),
+    ]), className="mb-2", style=_shown(may_open), id=ID.CARD_BOX)
     close = dbc.Card(dbc.CardBody([
         html.H3(t("accounts.close", lang), className="h6"),
         html.P(t("accounts.close_help", lang), className="form-text"),
-        dbc.Input(id=ACC_CLOSE_REASON, autoComplete="off", placeholder=t("cashier.reason", lang), className="mb-2"),
-        dcc.ConfirmDialogProvider(dbc.Button(t("accounts.close_button", lang), id=ACC_CLOSE, color="danger"),
-                                  id=ACC_CLOSE_CONFIRM, message=t("accounts.close_confirm", lang)),
+        dbc.Input(id=ID.CLOSE_REASON, autoComplete="off", placeholder=t("cashier.reason", lang), className="mb-2"),
+        dcc.ConfirmDialogProvider(dbc.Button(t("accounts.close_button", lang), id=ID.CLOSE, color="danger"),
+                                  id=ID.CLOSE_CONFIRM, message=t("accounts.close_confirm", lang)),
         html.Hr(),
         html.H4(t("accounts.by_hand", lang), className="h6"),
         html.P(t("accounts.by_hand_help", lang), className="form-text"),
         dbc.Row([
-            field(t("accounts.by_hand_meter", lang), dbc.Input(id=ACC_HAND_METER, autoComplete="off",
-                                                               inputMode="numeric"), ACC_HAND_METER, xs=12, md=6),
-            field(t("accounts.by_hand_amount", lang), dbc.Input(id=ACC_HAND_AMOUNT, autoComplete="off",
-                                                                inputMode="decimal"), ACC_HAND_AMOUNT, xs=12, md=6),
-            field(t("cashier.reason", lang), dbc.Input(id=ACC_HAND_REASON, autoComplete="off"), ACC_HAND_REASON,
+            field(t("accounts.by_hand_meter", lang), dbc.Input(id=ID.HAND_METER, autoComplete="off",
+                                                               inputMode="numeric"), ID.HAND_METER, xs=12, md=6),
+            field(t("accounts.by_hand_amount", lang), dbc.Input(id=ID.HAND_AMOUNT, autoComplete="off",
+                                                                inputMode="decimal"), ID.HAND_AMOUNT, xs=12, md=6),
+            field(t("cashier.reason", lang), dbc.Input(id=ID.HAND_REASON, autoComplete="off"), ID.HAND_REASON,
                   xs=12),
         ], className="g-2 mb-2"),
-        dcc.ConfirmDialogProvider(dbc.Button(t("accounts.by_hand_button", lang), id="acc-hand", color="danger",
+        dcc.ConfirmDialogProvider(dbc.Button(t("accounts.by_hand_button", lang), id=ID.HAND, color="danger",
                                              outline=True),
-                                  id=ACC_HAND_CONFIRM, message=t("accounts.by_hand_confirm", lang)),
-    ]), className="mb-2 border-danger", style=_shown(may_close), id="acc-close-box")
+                                  id=ID.HAND_CONFIRM, message=t("accounts.by_hand_confirm", lang)),
+    ]), className="mb-2 border-danger", style=_shown(may_close), id=ID.CLOSE_BOX)
     return html.Div([
-        html.Div(id=ACC_ACTION_RESULT, role="status"),
+        html.Div(id=ID.ACTION_RESULT, role="status"),
         dbc.Row([dbc.Col([add, card], xs=12, lg=6), dbc.Col([transfer, close], xs=12, lg=6)], className="g-2"),
-        html.Div(id=ACC_RECEIPT, className="mt-2"),
-        dcc.Store(id=ACC_PRINTED),
+        html.Div(id=ID.RECEIPT, className="mt-2"),
+        dcc.Store(id=ID.PRINTED),
     ])
 
 
@@ -210,9 +180,9 @@ def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Di
         (t("accounts.col_id", lang), str(a.id)),
         (t("accounts.holder", lang), a.holder_name),
         (t("accounts.phone", lang), _masked_phone(a.phone)),
-        (t("accounts.national_id", lang), html.Span(a.national_id_masked or "—", id="acc-nid")),
+        (t("accounts.national_id", lang), html.Span(a.national_id_masked or "—", id=ID.NATIONAL_ID_SHOWN)),
         (t("accounts.room", lang), f"{a.building} {a.room}".strip() or "—"),
-        (t("accounts.col_status", lang), html.Span(state_badge(a.status, lang), id="acc-detail-status",
+        (t("accounts.col_status", lang), html.Span(state_badge(a.status, lang), id=ID.DETAIL_STATUS,
                                                    **{"data-state": a.status})),
         (t("accounts.opened", lang), f"{when(a.opened_at)} · {a.operator}"),
     ]
@@ -240,7 +210,7 @@ def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Di
         html.Tbody([html.Tr([
             html.Td(when(e["created_at"])), html.Td(t(f"billing.kind.{e['kind']}", lang)),
             html.Td(format_money(e["amount"]), className="text-end"),
-            html.Td([dbc.Button(e["receipt_no"], id={"type": ACC_ENTRY, "index": e["receipt_no"]}, color="link",
+            html.Td([dbc.Button(e["receipt_no"], id=ID.entry(e["receipt_no"]), color="link",
                                 size="sm", className="p-0 font-monospace")]
                     # on a phone the meter column is left out; an account of several meters names it here
                     + ([html.Div(e["meter_address"], className="d-sm-none font-monospace text-muted")]
@@ -260,7 +230,7 @@ def account_detail(detail: dict, lang: str, *, may_sell: bool = True) -> html.Di
             html.H3(t("accounts.meters", lang), className="h6"), meters,
             html.H3(t("accounts.entries", lang), className="h6"), entry_table,
         ]),
-    ], className="mb-3"), id="acc-detail-card", **{"data-account": str(a.id)})
+    ], className="mb-3"), id=ID.DETAIL_CARD, **{"data-account": str(a.id)})
 
 
 def _masked_phone(phone: str | None) -> str:
@@ -270,7 +240,7 @@ def _masked_phone(phone: str | None) -> str:
 
 def events_panel(buildings: list[str], operators: list[str], lang: str) -> html.Div:
     grid = dag.AgGrid(
-        id=ACC_EV_GRID, rowData=[], getRowId="params.data.id",
+        id=ID.EV_GRID, rowData=[], getRowId="params.data.id",
         columnDefs=[{"field": "id", "headerName": t("accounts.col_id", lang), "maxWidth": 90},
                     {"field": "when", "headerName": t("accounts.col_when", lang), "minWidth": 160},
                     {"field": "holder", "headerName": t("accounts.col_holder", lang)},
@@ -286,22 +256,22 @@ def events_panel(buildings: list[str], operators: list[str], lang: str) -> html.
         style={"height": "60vh", "width": "100%"}, className="ag-theme-quartz")
     return html.Div([
         dbc.Row([
-            field(t("accounts.event", lang), dbc.Select(id=ACC_EV_KIND, value="opened", options=[
+            field(t("accounts.event", lang), dbc.Select(id=ID.EV_KIND, value="opened", options=[
                 {"label": t("accounts.event_opened", lang), "value": "opened"},
-                {"label": t("accounts.event_closed", lang), "value": "closed"}]), ACC_EV_KIND, xs=6, md=2),
-            field(t("records.from", lang), dbc.Input(id=ACC_EV_FROM, type="date"), ACC_EV_FROM, xs=6, md=2),
-            field(t("records.to", lang), dbc.Input(id=ACC_EV_TO, type="date"), ACC_EV_TO, xs=6, md=2),
-            field(t("accounts.building", lang), dcc.Dropdown(id=ACC_EV_BUILDING, options=buildings,
-                                                            placeholder=t("records.any", lang)), ACC_EV_BUILDING,
+                {"label": t("accounts.event_closed", lang), "value": "closed"}]), ID.EV_KIND, xs=6, md=2),
+            field(t("records.from", lang), dbc.Input(id=ID.EV_FROM, type="date"), ID.EV_FROM, xs=6, md=2),
+            field(t("records.to", lang), dbc.Input(id=ID.EV_TO, type="date"), ID.EV_TO, xs=6, md=2),
+            field(t("accounts.building", lang), dcc.Dropdown(id=ID.EV_BUILDING, options=buildings,
+                                                            placeholder=t("records.any", lang)), ID.EV_BUILDING,
                   xs=6, md=2),
-            field(t("accounts.col_operator", lang), dcc.Dropdown(id=ACC_EV_OPERATOR, options=operators,
+            field(t("accounts.col_operator", lang), dcc.Dropdown(id=ID.EV_OPERATOR, options=operators,
                                                                 placeholder=t("records.any", lang)),
-                  ACC_EV_OPERATOR, xs=6, md=2),
-            field(t("records.text", lang), dbc.Input(id=ACC_EV_TEXT, type="search", autoComplete="off"), ACC_EV_TEXT,
+                  ID.EV_OPERATOR, xs=6, md=2),
+            field(t("records.text", lang), dbc.Input(id=ID.EV_TEXT, type="search", autoComplete="off"), ID.EV_TEXT,
                   xs=6, md=2),
         ], className="g-2 mb-2"),
-        dbc.Button(t("accounts.search", lang), id=ACC_EV_SEARCH, color="primary", className="mb-2"),
-        html.Div(id=ACC_EV_COUNT, className="text-muted small mb-1", role="status"),
+        dbc.Button(t("accounts.search", lang), id=ID.EV_SEARCH, color="primary", className="mb-2"),
+        html.Div(id=ID.EV_COUNT, className="text-muted small mb-1", role="status"),
         grid,
     ], className="pt-3")
 
@@ -317,7 +287,7 @@ def event_rows(rows: list[dict], event: str, lang: str) -> list[dict]:
 def approval_list(requests: list, lang: str) -> html.Div:
     """billing.transfers.transfers_awaiting: each entered transfer waiting for a second operator."""
     if not requests:
-        return html.P(t("accounts.no_approvals", lang), className="text-muted small", id="acc-no-approvals")
+        return html.P(t("accounts.no_approvals", lang), className="text-muted small", id=ID.NO_APPROVALS)
     cols = ("request", "account", "old_meter", "new_meter", "amount", "reason", "requested_by")
     return dbc.Table([
         html.Thead(html.Tr([html.Th(t(f"accounts.approval_col.{c}", lang)) for c in cols])),
@@ -332,7 +302,7 @@ def approval_list(requests: list, lang: str) -> html.Div:
             html.Td(r.reason),
             html.Td(f"{r.requested_by} · {when(r.requested_at)}"),
         ], **{"data-request": str(r.id)}) for r in requests]),
-    ], size="sm", striped=True, responsive=True, className="small", id="acc-approval-table")
+    ], size="sm", striped=True, responsive=True, className="small", id=ID.APPROVAL_TABLE)
 
 
 def approval_options(requests: list) -> list[dict]:
@@ -344,18 +314,18 @@ def approvals_panel(requests: list, lang: str) -> html.Div:
     """Entered transfers above the site's approval amount: a second operator approves or rejects each."""
     return html.Div([
         html.P(t("accounts.approvals_help", lang), className="form-text"),
-        html.Div(approval_list(requests, lang), id=ACC_APPROVAL_LIST),
+        html.Div(approval_list(requests, lang), id=ID.APPROVAL_LIST),
         dbc.Row([
             field(t("accounts.approval_pick", lang),
-                  dcc.Dropdown(id=ACC_APPROVAL_PICK, options=approval_options(requests),
-                               placeholder=t("accounts.choose", lang)), ACC_APPROVAL_PICK, xs=12, md=5),
-            field(t("accounts.approval_note", lang), dbc.Input(id=ACC_APPROVAL_NOTE, autoComplete="off"),
-                  ACC_APPROVAL_NOTE, xs=12, md=7),
+                  dcc.Dropdown(id=ID.APPROVAL_PICK, options=approval_options(requests),
+                               placeholder=t("accounts.choose", lang)), ID.APPROVAL_PICK, xs=12, md=5),
+            field(t("accounts.approval_note", lang), dbc.Input(id=ID.APPROVAL_NOTE, autoComplete="off"),
+                  ID.APPROVAL_NOTE, xs=12, md=7),
         ], className="g-2 mb-2"),
-        dbc.Button(t("accounts.approve_button", lang), id=ACC_APPROVE, color="success", className="me-2"),
-        dbc.Button(t("accounts.reject_button", lang), id=ACC_REJECT, color="danger", outline=True, className="me-2"),
-        dbc.Button(t("accounts.approvals_refresh", lang), id=ACC_APPROVAL_REFRESH, color="secondary", outline=True),
-        html.Div(id=ACC_APPROVAL_RESULT, role="status", className="mt-2"),
+        dbc.Button(t("accounts.approve_button", lang), id=ID.APPROVE, color="success", className="me-2"),
+        dbc.Button(t("accounts.reject_button", lang), id=ID.REJECT, color="danger", outline=True, className="me-2"),
+        dbc.Button(t("accounts.approvals_refresh", lang), id=ID.APPROVAL_REFRESH, color="secondary", outline=True),
+        html.Div(id=ID.APPROVAL_RESULT, role="status", className="mt-2"),
     ], className="pt-3")
 
 
@@ -372,13 +342,13 @@ def accounts_page(lang: str, *, may_open: bool, may_find: bool = True, approvals
                          tab_id="events")]
     if approvals is not None:
         label = t("accounts.tab_approvals", lang) + (f" ({len(approvals)})" if approvals else "")
-        tabs.append(dbc.Tab(approvals_panel(approvals, lang), label=label, tab_id=ACC_APPROVALS))
-    active = "open" if may_open else "find" if may_find else ACC_APPROVALS
+        tabs.append(dbc.Tab(approvals_panel(approvals, lang), label=label, tab_id=ID.APPROVALS))
+    active = "open" if may_open else "find" if may_find else ID.APPROVALS
     return dbc.Container([
         html.H1(t("accounts.heading", lang), className="h4"),
-        dbc.Tabs(tabs, id=ACC_TABS, active_tab=active),
-        dcc.Store(id=ACC_SELECTED),
-    ], fluid=True, id="accounts-page")
+        dbc.Tabs(tabs, id=ID.TABS, active_tab=active),
+        dcc.Store(id=ID.SELECTED),
+    ], fluid=True, id=ID.PAGE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Builders for the operator pages: my account, operators (admin/users), permissions (admin/roles).
 
 Pure functions of their inputs (rows from operators.service, a language); the page modules in
-dashboard/pages/ wire them to callbacks. Component ids are the constants below."""
+dashboard/pages/ wire them to callbacks. Component ids come from dashboard.ids (Account, Users, Roles)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,19 +13,8 @@ from dash import html
 from core.clock import show_time
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
+from dashboard.ids import Account, Roles, Users
 
-# /account
-ACCOUNT_CURRENT, ACCOUNT_NEW, ACCOUNT_CONFIRM = "account-current", "account-new", "account-confirm"
-ACCOUNT_SAVE, ACCOUNT_RESULT = "account-save", "account-result"
-# /admin/users
-USERS_GRID, USERS_RESULT = "users-grid", "users-result"
-USERS_ROLES, USERS_SET_ROLES = "users-roles", "users-set-roles"
-USERS_DEACTIVATE, USERS_ACTIVATE = "users-deactivate", "users-activate"
-USERS_TEMP_PASSWORD, USERS_RESET = "users-temp-password", "users-reset"
-NEW_USERNAME, NEW_NAME, NEW_PASSWORD = "users-new-username", "users-new-name", "users-new-password"
-NEW_ROLES, NEW_LANGUAGE, USERS_ADD = "users-new-roles", "users-new-language", "users-add"
-# /admin/roles
-ROLES_GRID, ROLES_SAVE, ROLES_RESULT = "roles-grid", "roles-save", "roles-result"
 BROWSER_LANGUAGE = "browser"  # the new operator's language follows the browser until they pick one
 
 
@@ -58,7 +47,7 @@ def account_page(op, lang: str) -> dbc.Container:
         (t("auth.account.roles", lang), ", ".join(role_label(r, lang) for r in op.roles) or "-"),
         (t("auth.account.language", lang), t("lang.name", op.language) if op.language else "-"),
     ]
-    must = [dbc.Alert(t("auth.must_change", lang), color="warning", id="account-must-change")] \
+    must = [dbc.Alert(t("auth.must_change", lang), color="warning", id=Account.MUST_CHANGE)] \
         if op.must_change_password else []
     return dbc.Container([
         html.H1(t("auth.account.heading", lang), className="h4"),
@@ -68,23 +57,23 @@ def account_page(op, lang: str) -> dbc.Container:
                                                   className="mb-0"))), md=5),
             dbc.Col(dbc.Card(dbc.CardBody([
                 html.H2(t("auth.account.change_password", lang), className="h6"),
-                _field(t("auth.account.current_password", lang), dbc.Input(id=ACCOUNT_CURRENT, type="password",
+                _field(t("auth.account.current_password", lang), dbc.Input(id=Account.CURRENT, type="password",
                                                                       autocomplete="current-password")),
-                _field(t("auth.account.new_password", lang), dbc.Input(id=ACCOUNT_NEW, type="password",
+                _field(t("auth.account.new_password", lang), dbc.Input(id=Account.NEW, type="password",
                                                                   autocomplete="new-password")),
-                _field(t("auth.account.confirm_password", lang), dbc.Input(id=ACCOUNT_CONFIRM, type="password",
+                _field(t("auth.account.confirm_password", lang), dbc.Input(id=Account.CONFIRM, type="password",
                                                                       autocomplete="new-password")),
-                html.Div(id=ACCOUNT_RESULT),
-                dbc.Button(t("auth.account.save", lang), id=ACCOUNT_SAVE, color="primary"),
+                html.Div(id=Account.RESULT),
+                dbc.Button(t("auth.account.save", lang), id=Account.SAVE, color="primary"),
             ])), md=7),
         ], className="g-3"),
-    ], fluid=True, id="account-page")
+    ], fluid=True, id=Account.PAGE)
 
 
 def password_changed(lang: str) -> html.Div:
     # A full page load afterwards, so the navigation shows what the operator may now open.
     return dbc.Alert([t("auth.account.changed", lang), " ", html.A(t("auth.account.continue", lang), href="/",
-                                                              className="alert-link", id="account-continue")],
+                                                              className="alert-link", id=Account.CONTINUE)],
                      color="success", className="py-2 mb-2")
 
 
@@ -112,7 +101,7 @@ def users_page(operators: list[dict], roles: list[str], lang: str, zone: dt.tzin
             ("created_at", "admin.col_created")]
     role_options = [{"label": role_label(r, lang), "value": r} for r in roles]
     grid = dag.AgGrid(
-        id=USERS_GRID, rowData=operator_rows(operators, lang, zone),
+        id=Users.GRID, rowData=operator_rows(operators, lang, zone),
         columnDefs=[{"field": f, "headerName": t(k, lang)} for f, k in cols],
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 110},
         getRowId="params.data.username", columnSize="responsiveSizeToFit",
@@ -123,34 +112,35 @@ def users_page(operators: list[dict], roles: list[str], lang: str, zone: dt.tzin
         html.H2(t("admin.selected_heading", lang), className="h6"),
         html.P(t("admin.select_hint", lang), className="text-muted small"),
         dbc.Label(t("admin.col_roles", lang)),
-        dbc.Checklist(id=USERS_ROLES, options=role_options, value=[], inline=True, className="mb-2"),
-        dbc.Button(t("admin.assign_roles", lang), id=USERS_SET_ROLES, color="primary", size="sm", className="me-2"),
-        dbc.Button(t("admin.deactivate", lang), id=USERS_DEACTIVATE, color="outline-danger", size="sm", className="me-2"),
-        dbc.Button(t("admin.activate", lang), id=USERS_ACTIVATE, color="outline-secondary", size="sm"),
+        dbc.Checklist(id=Users.ROLES, options=role_options, value=[], inline=True, className="mb-2"),
+        dbc.Button(t("admin.assign_roles", lang), id=Users.SET_ROLES, color="primary", size="sm", className="me-2"),
+        dbc.Button(t("admin.deactivate", lang), id=Users.DEACTIVATE, color="outline-danger", size="sm",
+                   className="me-2"),
+        dbc.Button(t("admin.activate", lang), id=Users.ACTIVATE, color="outline-secondary", size="sm"),
         html.Hr(),
-        _field(t("admin.temporary_password", lang), dbc.Input(id=USERS_TEMP_PASSWORD, type="password",
+        _field(t("admin.temporary_password", lang), dbc.Input(id=Users.TEMP_PASSWORD, type="password",
                                                               autocomplete="new-password")),
-        dbc.Button(t("admin.reset_password", lang), id=USERS_RESET, color="warning", size="sm"),
+        dbc.Button(t("admin.reset_password", lang), id=Users.RESET, color="warning", size="sm"),
     ]))
     add = dbc.Card(dbc.CardBody([
         html.H2(t("admin.add_heading", lang), className="h6"),
-        _field(t("admin.col_username", lang), dbc.Input(id=NEW_USERNAME, autocomplete="off")),
-        _field(t("admin.col_display_name", lang), dbc.Input(id=NEW_NAME, autocomplete="off")),
-        _field(t("admin.initial_password", lang), dbc.Input(id=NEW_PASSWORD, type="password",
+        _field(t("admin.col_username", lang), dbc.Input(id=Users.NEW_USERNAME, autocomplete="off")),
+        _field(t("admin.col_display_name", lang), dbc.Input(id=Users.NEW_NAME, autocomplete="off")),
+        _field(t("admin.initial_password", lang), dbc.Input(id=Users.NEW_PASSWORD, type="password",
                                                             autocomplete="new-password")),
         dbc.Label(t("admin.col_roles", lang)),
-        dbc.Checklist(id=NEW_ROLES, options=role_options, value=[], inline=True, className="mb-2"),
-        _field(t("admin.col_language", lang), dbc.Select(id=NEW_LANGUAGE, value=BROWSER_LANGUAGE, options=[
+        dbc.Checklist(id=Users.NEW_ROLES, options=role_options, value=[], inline=True, className="mb-2"),
+        _field(t("admin.col_language", lang), dbc.Select(id=Users.NEW_LANGUAGE, value=BROWSER_LANGUAGE, options=[
             {"label": t("admin.language_browser", lang), "value": BROWSER_LANGUAGE},
             {"label": t("lang.name", "en"), "value": "en"}, {"label": t("lang.name", "zh"), "value": "zh"}])),
-        dbc.Button(t("admin.add", lang), id=USERS_ADD, color="primary"),
+        dbc.Button(t("admin.add", lang), id=Users.ADD, color="primary"),
     ]))
     return dbc.Container([
         html.H1(t("admin.users_heading", lang), className="h4"),
-        html.Div(id=USERS_RESULT),
+        html.Div(id=Users.RESULT),
         grid,
         dbc.Row([dbc.Col(selected, md=6), dbc.Col(add, md=6)], className="g-3 mt-1"),
-    ], fluid=True, id="users-page")
+    ], fluid=True, id=Users.PAGE)
 
 
 # --- permissions matrix -----------------------------------------------------------------------
@@ -168,7 +158,7 @@ def roles_page(matrix: dict[str, set[str]], roles: list[str], permissions: list[
                  "minWidth": 80} for r in roles]
     columns += [{"field": "description", "headerName": t("admin.col_description", lang), "minWidth": 240}]
     grid = dag.AgGrid(
-        id=ROLES_GRID, rowData=matrix_rows({r: matrix.get(r, set()) for r in roles}, permissions, lang),
+        id=Roles.GRID, rowData=matrix_rows({r: matrix.get(r, set()) for r in roles}, permissions, lang),
         columnDefs=columns, getRowId="params.data.permission", columnSize="responsiveSizeToFit",
         defaultColDef={"resizable": True}, dashGridOptions={"domLayout": "autoHeight", "singleClickEdit": True,
                                                           "localeText": grid_locale(lang)},
@@ -176,7 +166,7 @@ def roles_page(matrix: dict[str, set[str]], roles: list[str], permissions: list[
     return dbc.Container([
         html.H1(t("admin.roles_heading", lang), className="h4"),
         html.P(t("admin.matrix_help", lang), className="text-muted"),
-        html.Div(id=ROLES_RESULT),
+        html.Div(id=Roles.RESULT),
         grid,
-        dbc.Button(t("admin.save_matrix", lang), id=ROLES_SAVE, color="primary", className="mt-2"),
-    ], fluid=True, id="roles-page")
+        dbc.Button(t("admin.save_matrix", lang), id=Roles.SAVE, color="primary", className="mt-2"),
+    ], fluid=True, id=Roles.PAGE)

@@ -1,5 +1,5 @@
 """Payment API clients (/admin/api-clients): the list, the form that creates one (its token shown once) and
-the revocation. Pure builders; component ids are the constants below."""
+the revocation. Pure builders; component ids come from dashboard.ids.ApiClients."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
@@ -7,9 +7,8 @@ from dash import dcc, html
 
 from dashboard.components.cashier import state_badge, when
 from dashboard.i18n import t
+from dashboard.ids import ApiClients as ID
 
-API_LIST, API_NAME, API_CREATE, API_RESULT = "api-list", "api-name", "api-create", "api-result"
-API_REVOKE_NAME, API_REVOKE, API_REVOKE_CONFIRM = "api-revoke-name", "api-revoke", "api-revoke-confirm"
 
 
 def client_table(clients: list[dict], lang: str):
@@ -33,29 +32,29 @@ def token_shown_once(name: str, token: str, lang: str) -> dbc.Alert:
     return dbc.Alert([
         html.Div(t("api_clients.created", lang, name=name), className="fw-semibold"),
         html.Div(t("api_clients.token_once", lang), className="small mb-1"),
-        html.Code(token, id="api-token", className="d-block p-2 bg-light border rounded text-break user-select-all"),
+        html.Code(token, id=ID.TOKEN, className="d-block p-2 bg-light border rounded text-break user-select-all"),
     ], color="success", className="py-2")
 
 
 def api_clients_page(clients: list[dict], lang: str) -> dbc.Container:
     create = dbc.Card(dbc.CardBody([
         html.H2(t("api_clients.create_heading", lang), className="h6"),
-        dbc.Label(t("api_clients.name", lang), html_for=API_NAME, className="small"),
-        dbc.InputGroup([dbc.Input(id=API_NAME, autoComplete="off", maxLength=100),
-                        dbc.Button(t("api_clients.create", lang), id=API_CREATE, color="primary")]),
+        dbc.Label(t("api_clients.name", lang), html_for=ID.NAME, className="small"),
+        dbc.InputGroup([dbc.Input(id=ID.NAME, autoComplete="off", maxLength=100),
+                        dbc.Button(t("api_clients.create", lang), id=ID.CREATE, color="primary")]),
         html.P(t("api_clients.create_help", lang), className="form-text"),
     ]), className="mb-3")
     revoke = dbc.Card(dbc.CardBody([
         html.H2(t("api_clients.revoke_heading", lang), className="h6"),
-        dcc.Dropdown(id=API_REVOKE_NAME, options=active_names(clients), placeholder=t("api_clients.choose", lang),
+        dcc.Dropdown(id=ID.REVOKE_NAME, options=active_names(clients), placeholder=t("api_clients.choose", lang),
                      className="mb-2"),
-        dcc.ConfirmDialogProvider(dbc.Button(t("api_clients.revoke", lang), id=API_REVOKE, color="danger"),
-                                  id=API_REVOKE_CONFIRM, message=t("api_clients.revoke_confirm", lang)),
+        dcc.ConfirmDialogProvider(dbc.Button(t("api_clients.revoke", lang), id=ID.REVOKE, color="danger"),
+                                  id=ID.REVOKE_CONFIRM, message=t("api_clients.revoke_confirm", lang)),
     ]), className="mb-3 border-danger")
     return dbc.Container([
         html.H1(t("api_clients.heading", lang), className="h4"),
         html.P(t("api_clients.intro", lang), className="text-muted small"),
-        html.Div(id=API_RESULT, role="status"),
-        dbc.Row([dbc.Col(html.Div(client_table(clients, lang), id=API_LIST), xs=12, lg=7),
+        html.Div(id=ID.RESULT, role="status"),
+        dbc.Row([dbc.Col(html.Div(client_table(clients, lang), id=ID.LIST), xs=12, lg=7),
                  dbc.Col([create, revoke], xs=12, lg=5)]),
-    ], fluid=True, id="api-clients-page")
+    ], fluid=True, id=ID.PAGE)

@@ -13,12 +13,8 @@ from dashboard import inputs
 from dashboard.components.audit_text import action_label, entry_words, family_label
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
+from dashboard.ids import Audit as ID
 
-AUDIT_OPERATOR, AUDIT_ACTION = "audit-operator", "audit-action"
-AUDIT_SINCE, AUDIT_UNTIL = "audit-since", "audit-until"
-AUDIT_SEARCH, AUDIT_RESULT, AUDIT_COUNT = "audit-search", "audit-result", "audit-count"
-AUDIT_GRID, AUDIT_APPLIED = "audit-grid", "audit-applied"
-AUDIT_EXPORT, AUDIT_DOWNLOAD = "audit-export", "audit-download"
 
 COLUMNS = ("ts", "operator", "action", "target", "before", "after", "source")
 # before / after: one "field: value" line each, the row as tall as its longest change
@@ -70,21 +66,22 @@ def action_options(actions: list[str], lang: str) -> list[dict]:
 def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang: str,
                zone: dt.tzinfo) -> dbc.Container:
     form = dbc.Row([
-        dbc.Col([dbc.Label(t("audit.operator", lang), html_for=AUDIT_OPERATOR),
-                 dcc.Dropdown(id=AUDIT_OPERATOR, options=operators, placeholder=t("audit.any", lang))], md=2),
-        dbc.Col([dbc.Label(t("audit.action", lang), html_for=AUDIT_ACTION),
-                 dcc.Dropdown(id=AUDIT_ACTION, options=action_options(actions, lang), placeholder=t("audit.any", lang))], md=3),
-        dbc.Col([dbc.Label(t("audit.since", lang), html_for=AUDIT_SINCE),
-                 dbc.Input(id=AUDIT_SINCE, type="datetime-local")], md=2),
-        dbc.Col([dbc.Label(t("audit.until", lang), html_for=AUDIT_UNTIL),
-                 dbc.Input(id=AUDIT_UNTIL, type="datetime-local")], md=2),
+        dbc.Col([dbc.Label(t("audit.operator", lang), html_for=ID.OPERATOR),
+                 dcc.Dropdown(id=ID.OPERATOR, options=operators, placeholder=t("audit.any", lang))], md=2),
+        dbc.Col([dbc.Label(t("audit.action", lang), html_for=ID.ACTION),
+                 dcc.Dropdown(id=ID.ACTION, options=action_options(actions, lang),
+                              placeholder=t("audit.any", lang))], md=3),
+        dbc.Col([dbc.Label(t("audit.since", lang), html_for=ID.SINCE),
+                 dbc.Input(id=ID.SINCE, type="datetime-local")], md=2),
+        dbc.Col([dbc.Label(t("audit.until", lang), html_for=ID.UNTIL),
+                 dbc.Input(id=ID.UNTIL, type="datetime-local")], md=2),
         # the buttons wrap rather than push the page wider (English at 1400 px overflowed by 1 px in md=2)
-        dbc.Col([dbc.Button(t("audit.search", lang), id=AUDIT_SEARCH, color="primary"),
-                 dbc.Button(t("audit.export", lang), id=AUDIT_EXPORT, color="outline-secondary")],
+        dbc.Col([dbc.Button(t("audit.search", lang), id=ID.SEARCH, color="primary"),
+                 dbc.Button(t("audit.export", lang), id=ID.EXPORT, color="outline-secondary")],
                 md=3, className="d-flex flex-wrap align-items-end gap-2 text-nowrap"),
     ], className="g-2 mb-2")
     grid = dag.AgGrid(
-        id=AUDIT_GRID, rowData=grid_rows(rows, lang, zone), getRowId="params.data.id",
+        id=ID.GRID, rowData=grid_rows(rows, lang, zone), getRowId="params.data.id",
         columnDefs=[{"field": c, "headerName": t(f"audit.col_{c}", lang), **_CHANGE_COLUMN.get(c, {})}
                     for c in COLUMNS],
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 110, "wrapText": False},
@@ -94,12 +91,12 @@ def audit_page(rows: list[dict], operators: list[str], actions: list[str], lang:
     return dbc.Container([
         html.H1(t("audit.heading", lang), className="h4"),
         form,
-        html.Div(id=AUDIT_RESULT),
-        html.P(t("audit.count", lang, n=len(rows)), id=AUDIT_COUNT, className="text-muted small mb-1"),
+        html.Div(id=ID.RESULT),
+        html.P(t("audit.count", lang, n=len(rows)), id=ID.COUNT, className="text-muted small mb-1"),
         grid,
-        dcc.Store(id=AUDIT_APPLIED, data=parse_filters(None, None, None, None)),
-        dcc.Download(id=AUDIT_DOWNLOAD),
-    ], fluid=True, id="audit-page")
+        dcc.Store(id=ID.APPLIED, data=parse_filters(None, None, None, None)),
+        dcc.Download(id=ID.DOWNLOAD),
+    ], fluid=True, id=ID.PAGE)
 
 
 def workbook(entries: list[dict], filters: dict, lang: str, zone: dt.tzinfo) -> ExportWorkbook:

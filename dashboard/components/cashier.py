@@ -17,6 +17,7 @@ from core.formatting import format_money
 from dashboard.components.receipt import ReceiptData, receipt_sheet
 from dashboard.i18n import t
 from dashboard.ids import Sell as ID
+from dashboard.ids import Shared
 
 TICK_MS = 1000
 FINAL_COMMAND_STATES = ("acked", "failed", "expired")
@@ -41,7 +42,7 @@ def state_badge(state: str | None, lang: str) -> dbc.Badge:
     return dbc.Badge(t(f"cashier.state.{state}", lang), color=STATE_COLORS.get(state, "secondary"), className="me-1")
 
 
-def error_alert(exc: BillingError, lang: str, ident: str = "desk-error") -> html.Div:
+def error_alert(exc: BillingError, lang: str, ident: str = Shared.DESK_ERROR) -> html.Div:
     """A refused action: BillingError's message in the operator's language (nothing was written)."""
     return html.Div(dbc.Alert(exc.message(lang), color="danger", className="py-2 mb-2"), id=ident, role="alert",
                     **{"data-code": exc.code})
@@ -57,14 +58,15 @@ def field(label: str, component, html_for: str | None = None, **col) -> dbc.Col:
 
 def receipt_block(data: dict, lang: str, *, command_state: str | None, entry_state: str | None,
                   failure: str | None = None, print_id: str = ID.PRINT, state_id: str = ID.COMMAND_STATE,
-                  block_id: str = "receipt-block") -> html.Div:
+                  block_id: str = ID.RECEIPT_BLOCK) -> html.Div:
     """A receipt (billing.views.receipt's fields) with its command state and a Print button."""
     head = [html.Span(t("cashier.command", lang), className="me-1 small text-muted")]
     if command_state is not None:
         head.append(html.Span(state_badge(command_state, lang), id=state_id, **{"data-state": command_state}))
     if entry_state is not None:
         head += [html.Span(t("cashier.entry", lang), className="ms-2 me-1 small text-muted"),
-                 html.Span(state_badge(entry_state, lang), id=f"{state_id}-entry", **{"data-state": entry_state})]
+                 html.Span(state_badge(entry_state, lang), id=Shared.entry_state(state_id),
+                           **{"data-state": entry_state})]
     if command_state in ("queued", "sent"):
         head.append(dbc.Spinner(size="sm", spinner_class_name="ms-1", color="secondary"))
     info = []

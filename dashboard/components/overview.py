@@ -38,9 +38,9 @@ def _kpi(label: str, value, ident: str, hint: str | None = None, state: str | No
     focus = {"tabIndex": "0", "aria-label": f"{label}: {value}. {tip}"} if tip else {}
     return dbc.Col(dbc.Card(dbc.CardBody([
         html.Div([mark, label], className="text-muted small text-truncate"),
-        html.Div([html.Span(value, id=f"ov-kpi-{ident}", className="fs-4 fw-semibold", **focus),
+        html.Div([html.Span(value, id=ID.kpi(ident), className="fs-4 fw-semibold", **focus),
                   html.Span(f" {hint}" if hint else "", className="text-muted small")]),
-        dbc.Tooltip(tip, target=f"ov-kpi-{ident}", id=f"ov-kpi-{ident}-tip", placement="bottom") if tip else None,
+        dbc.Tooltip(tip, target=ID.kpi(ident), id=ID.kpi_tip(ident), placement="bottom") if tip else None,
     ], className="py-2 px-3")), xs=6, md=3, xl=True, className="ov-kpi")
 
 
@@ -77,7 +77,7 @@ def legend(counts: dict[str, int], lang: str) -> list:
     return [html.Li([html.Span(className=f"ov-swatch st-{s}", **{"aria-hidden": "true"}),
                      html.Span(state_label(s, lang)),
                      html.Span(f"{counts.get(s, 0):,}", className="badge text-bg-light ms-1",
-                               id=f"ov-legend-count-{s}")],
+                               id=ID.legend_count(s))],
                     className="ov-legend-item")
             for s in MAP_STATES]
 

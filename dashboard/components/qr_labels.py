@@ -9,9 +9,8 @@ from dash import dcc, html
 
 from dashboard.components.cashier import field
 from dashboard.i18n import t
+from dashboard.ids import QrLabels as ID
 
-QR_BUILDING, QR_SHOW, QR_SHEET, QR_COUNT = "qr-building", "qr-show", "qr-sheet", "qr-count"
-QR_PRINT, QR_PRINTED = "qr-print", "qr-printed"
 
 
 def label_sheet(labels: list[dict], building: str, lang: str) -> html.Div:
@@ -24,7 +23,7 @@ def label_sheet(labels: list[dict], building: str, lang: str) -> html.Div:
             html.Div(f"{building} {x['room']}".strip(), className="qr-label-room"),
         ], className="qr-label", **{"data-address": x["address"], "data-token": x["token"]})
         for x in labels
-    ], className="qr-label-sheet", id="qr-label-sheet")
+    ], className="qr-label-sheet", id=ID.LABEL_SHEET)
 
 
 def qr_page(buildings: list[str], lang: str) -> dbc.Container:
@@ -32,15 +31,15 @@ def qr_page(buildings: list[str], lang: str) -> dbc.Container:
         html.H1(t("qr.heading", lang), className="h4"),
         html.P(t("qr.intro", lang), className="text-muted small"),
         dbc.Row([
-            field(t("qr.building", lang), dcc.Dropdown(id=QR_BUILDING, options=buildings,
+            field(t("qr.building", lang), dcc.Dropdown(id=ID.BUILDING, options=buildings,
                                                       value=buildings[0] if buildings else None, clearable=False),
-                  QR_BUILDING, xs=12, md=4),
-            dbc.Col([dbc.Button(t("qr.show", lang), id=QR_SHOW, color="primary", className="me-2"),
-                     dbc.Button([html.I(className="bi bi-printer me-1"), t("qr.print", lang)], id=QR_PRINT,
+                  ID.BUILDING, xs=12, md=4),
+            dbc.Col([dbc.Button(t("qr.show", lang), id=ID.SHOW, color="primary", className="me-2"),
+                     dbc.Button([html.I(className="bi bi-printer me-1"), t("qr.print", lang)], id=ID.PRINT,
                                 color="secondary", outline=True)],
                     xs=12, md=8, className="d-flex align-items-end"),
         ], className="g-2 mb-2"),
-        html.Div(id=QR_COUNT, role="status", className="small text-muted mb-2"),
-        html.Div(id=QR_SHEET),
-        dcc.Store(id=QR_PRINTED),
-    ], fluid=True, id="qr-page")
+        html.Div(id=ID.COUNT, role="status", className="small text-muted mb-2"),
+        html.Div(id=ID.SHEET),
+        dcc.Store(id=ID.PRINTED),
+    ], fluid=True, id=ID.PAGE)

@@ -15,6 +15,7 @@ from dash import html
 from core.clock import show_local
 from core.formatting import format_money
 from dashboard.i18n import t
+from dashboard.ids import Shared
 
 COPIES = ("customer", "finance", "archive")
 
@@ -38,7 +39,8 @@ class ReceiptData:
 
 
 def receipt_sheet(r: ReceiptData, lang: str) -> html.Div:
-    return html.Div([receipt_copy(r, copy, lang) for copy in COPIES], className="receipt-sheet", id="receipt-sheet")
+    return html.Div([receipt_copy(r, copy, lang) for copy in COPIES], className="receipt-sheet",
+                    id=Shared.RECEIPT_SHEET)
 
 
 def receipt_copy(r: ReceiptData, copy: str, lang: str) -> html.Section:

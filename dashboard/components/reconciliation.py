@@ -10,17 +10,9 @@ from dash import dcc, html
 from core.clock import show_local
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
+from dashboard.ids import Reconciliation as ID
 from storage.alarms import kind_text, message_text
 
-REC_ALARMS = "recon-alarms"
-REC_FIRST = "recon-first-day"
-REC_LAST = "recon-last-day"
-REC_RUN = "recon-run"
-REC_SHADOW = "recon-shadow-grid"
-REC_MESSAGE = "recon-message"
-REC_NOTE = "recon-note"
-REC_RESOLVE = "recon-resolve"
-REC_RESOLVED = "recon-resolved"
 
 
 def alarm_rows(alarms: list[dict], lang: str) -> list[dict]:
@@ -54,12 +46,12 @@ def resolve_form(lang: str) -> html.Div:
     """Resolve the selected alarm with a note (alarm.resolve)."""
     return html.Div([
         dbc.InputGroup([
-            dbc.Label(t("reconciliation.note", lang), html_for=REC_NOTE, className="visually-hidden"),
-            dbc.Input(id=REC_NOTE, autoComplete="off", placeholder=t("reconciliation.note", lang)),
-            dbc.Button(t("reconciliation.resolve", lang), id=REC_RESOLVE, color="primary"),
+            dbc.Label(t("reconciliation.note", lang), html_for=ID.NOTE, className="visually-hidden"),
+            dbc.Input(id=ID.NOTE, autoComplete="off", placeholder=t("reconciliation.note", lang)),
+            dbc.Button(t("reconciliation.resolve", lang), id=ID.RESOLVE, color="primary"),
         ], className="mt-2"),
         html.P(t("reconciliation.resolve_help", lang), className="form-text"),
-        html.Div(id=REC_RESOLVED, role="status", className="small"),
+        html.Div(id=ID.RESOLVED, role="status", className="small"),
     ])
 
 
@@ -69,22 +61,22 @@ def reconciliation_page(alarms: list[dict], today: dt.date, lang: str, may_resol
         html.P(t("reconciliation.intro", lang), className="text-muted small"),
         html.H2(t("reconciliation.alarms_heading", lang), className="h6 mt-3"),
         html.P(t("reconciliation.no_alarms", lang), className="small text-success") if not alarms else None,
-        _grid(REC_ALARMS, ["kind", "meter_address", "building", "room", "opened_at", "message"],
+        _grid(ID.ALARMS, ["kind", "meter_address", "building", "room", "opened_at", "message"],
               alarm_rows(alarms, lang), lang, selectable=may_resolve),
         resolve_form(lang) if may_resolve else None,
         html.H2(t("reconciliation.shadow_heading", lang), className="h6 mt-4"),
         html.P(t("reconciliation.shadow_intro", lang), className="text-muted small"),
         dbc.Row([
-            dbc.Col([dbc.Label(t("reconciliation.first_day", lang), html_for=REC_FIRST),
-                     dcc.DatePickerSingle(id=REC_FIRST, date=(today - dt.timedelta(days=30)).isoformat(),
+            dbc.Col([dbc.Label(t("reconciliation.first_day", lang), html_for=ID.FIRST),
+                     dcc.DatePickerSingle(id=ID.FIRST, date=(today - dt.timedelta(days=30)).isoformat(),
                                           display_format="YYYY-MM-DD")], xs=6, md=3),
-            dbc.Col([dbc.Label(t("reconciliation.last_day", lang), html_for=REC_LAST),
-                     dcc.DatePickerSingle(id=REC_LAST, date=today.isoformat(), display_format="YYYY-MM-DD")],
+            dbc.Col([dbc.Label(t("reconciliation.last_day", lang), html_for=ID.LAST),
+                     dcc.DatePickerSingle(id=ID.LAST, date=today.isoformat(), display_format="YYYY-MM-DD")],
                     xs=6, md=3),
-            dbc.Col(dbc.Button(t("reconciliation.run", lang), id=REC_RUN, color="primary"), xs=12, md=3,
+            dbc.Col(dbc.Button(t("reconciliation.run", lang), id=ID.RUN, color="primary"), xs=12, md=3,
                     className="d-flex align-items-end mt-2 mt-md-0"),
         ], className="g-2 mb-2"),
-        html.Div(id=REC_MESSAGE, role="status", className="small mb-2"),
-        _grid(REC_SHADOW, ["meter_address", "building", "room", "days", "worst_day", "expected", "actual",
+        html.Div(id=ID.MESSAGE, role="status", className="small mb-2"),
+        _grid(ID.SHADOW, ["meter_address", "building", "room", "days", "worst_day", "expected", "actual",
                            "difference", "ratio"], [], lang),
     ], fluid=True)

@@ -1,5 +1,5 @@
 """Sales records (/records, 售电记录): the query form, the AG Grid of ledger entries and the XLSX workbook of
-the rows the grid shows. Pure builders; component ids are the constants below."""
+the rows the grid shows. Pure builders; component ids come from dashboard.ids.Records."""
 from __future__ import annotations
 
 import datetime as dt
@@ -18,12 +18,8 @@ from dashboard.components.audit_text import source_label
 from dashboard.components.cashier import field
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
+from dashboard.ids import Records as ID
 
-REC_FROM, REC_TO, REC_KINDS = "rec-from", "rec-to", "rec-kinds"
-REC_OPERATOR, REC_BUILDING, REC_TEXT = "rec-operator", "rec-building", "rec-text"
-REC_SEARCH, REC_GRID, REC_COUNT, REC_RESULT = "rec-search", "rec-grid", "rec-count", "rec-result"
-REC_APPLIED = "rec-applied"               # dcc.Store: the filters of the rows shown
-REC_EXPORT, REC_EXPORT_REQUEST, REC_DOWNLOAD = "rec-export", "rec-export-request", "rec-download"
 
 KINDS = ("sale", "refund", "reversal", "transfer_in", "closing_refund")
 DEFAULT_KINDS = list(SALES_KINDS)        # their total is the overview's sales of the day
@@ -71,25 +67,25 @@ def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[
     """The query form and grid; Export to Excel only for an operator who may export (report.export)."""
     kinds = [{"label": t(f"billing.kind.{k}", lang), "value": k} for k in KINDS]
     form = dbc.Row([
-        field(t("records.from", lang), dbc.Input(id=REC_FROM, type="date", value=applied.get("from")), REC_FROM,
+        field(t("records.from", lang), dbc.Input(id=ID.FROM, type="date", value=applied.get("from")), ID.FROM,
               xs=6, md=2),
-        field(t("records.to", lang), dbc.Input(id=REC_TO, type="date", value=applied.get("to")), REC_TO, xs=6, md=2),
-        field(t("records.operator", lang), dcc.Dropdown(id=REC_OPERATOR, options=operators,
-                                                       placeholder=t("records.any", lang)), REC_OPERATOR, xs=6, md=2),
-        field(t("records.building", lang), dcc.Dropdown(id=REC_BUILDING, options=buildings,
-                                                       placeholder=t("records.any", lang)), REC_BUILDING, xs=6, md=2),
-        field(t("records.text", lang), dbc.Input(id=REC_TEXT, type="search", autoComplete="off",
+        field(t("records.to", lang), dbc.Input(id=ID.TO, type="date", value=applied.get("to")), ID.TO, xs=6, md=2),
+        field(t("records.operator", lang), dcc.Dropdown(id=ID.OPERATOR, options=operators,
+                                                       placeholder=t("records.any", lang)), ID.OPERATOR, xs=6, md=2),
+        field(t("records.building", lang), dcc.Dropdown(id=ID.BUILDING, options=buildings,
+                                                       placeholder=t("records.any", lang)), ID.BUILDING, xs=6, md=2),
+        field(t("records.text", lang), dbc.Input(id=ID.TEXT, type="search", autoComplete="off",
                                                 placeholder=t("records.text_placeholder", lang)),
-              REC_TEXT, xs=12, md=4),
-        dbc.Col(dbc.Checklist(id=REC_KINDS, options=kinds, value=applied.get("kinds") or DEFAULT_KINDS, inline=True),
+              ID.TEXT, xs=12, md=4),
+        dbc.Col(dbc.Checklist(id=ID.KINDS, options=kinds, value=applied.get("kinds") or DEFAULT_KINDS, inline=True),
                 xs=12, md=8, className="pt-1"),
-        dbc.Col([dbc.Button(t("records.search", lang), id=REC_SEARCH, color="primary", className="me-2"),
-                 dbc.Button(t("records.export", lang), id=REC_EXPORT, color="outline-secondary")
+        dbc.Col([dbc.Button(t("records.search", lang), id=ID.SEARCH, color="primary", className="me-2"),
+                 dbc.Button(t("records.export", lang), id=ID.EXPORT, color="outline-secondary")
                  if may_export else None],
                 xs=12, md=4, className="d-flex justify-content-md-end align-items-start"),
     ], className="g-2 mb-2")
     grid = dag.AgGrid(
-        id=REC_GRID, rowData=rows, columnDefs=column_defs(lang), getRowId="params.data.id",
+        id=ID.GRID, rowData=rows, columnDefs=column_defs(lang), getRowId="params.data.id",
         defaultColDef={"sortable": True, "filter": True, "resizable": True},
         columnSize="autoSize",
         dashGridOptions={"localeText": grid_locale(lang), "animateRows": False, "enableCellTextSelection": True,
@@ -98,13 +94,13 @@ def records_page(rows: list[dict], counted: str, applied: dict, buildings: list[
     return dbc.Container([
         html.H1(t("records.heading", lang), className="h4"),
         form,
-        html.Div(id=REC_RESULT, role="status", className="small"),
-        html.P(counted, id=REC_COUNT, className="text-muted small mb-1"),
+        html.Div(id=ID.RESULT, role="status", className="small"),
+        html.P(counted, id=ID.COUNT, className="text-muted small mb-1"),
         grid,
-        dcc.Store(id=REC_APPLIED, data=applied),
-        dcc.Store(id=REC_EXPORT_REQUEST),
-        dcc.Download(id=REC_DOWNLOAD),
-    ], fluid=True, id="records-page")
+        dcc.Store(id=ID.APPLIED, data=applied),
+        dcc.Store(id=ID.EXPORT_REQUEST),
+        dcc.Download(id=ID.DOWNLOAD),
+    ], fluid=True, id=ID.PAGE)
 
 
 def records_workbook(records: list[dict], shown: dict, lang: str, zone: dt.tzinfo) -> ExportWorkbook:

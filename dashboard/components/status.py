@@ -11,6 +11,7 @@ from dash import html
 from core.clock import show_time
 from core.text import catalog
 from dashboard.i18n import t
+from dashboard.ids import Status as ID
 
 
 def _stored(iso: str | None) -> dt.datetime | None:
@@ -30,7 +31,7 @@ def status_page(h: dict, lang: str, zone: dt.tzinfo) -> html.Div:
     def card(label, value, ident):
         return dbc.Col(dbc.Card(dbc.CardBody([
             html.Div(label, className="text-muted small"),
-            html.Div(str(value), className="fs-4 fw-semibold", id=f"status-{ident}")])), xs=6, md=3)
+            html.Div(str(value), className="fs-4 fw-semibold", id=ID.figure(ident))])), xs=6, md=3)
 
     return dbc.Container([
         html.H1(t("status.heading", lang), className="h4"),
@@ -42,14 +43,14 @@ def status_page(h: dict, lang: str, zone: dt.tzinfo) -> html.Div:
             card(t("status.buses_lost", lang), h.get("buses_lost", 0), "buses-lost"),
         ], className="g-2 mb-3"),
         html.P([f"{t('status.last_poll', lang)}: ",
-                html.Span(show_time(finished, zone) if finished else t("status.never", lang), id="status-last-poll"),
+                html.Span(show_time(finished, zone) if finished else t("status.never", lang), id=ID.LAST_POLL),
                 f" · {t('status.duration', lang)}: {last['duration_s']:.2f} s" if last.get("duration_s") is not None else "",
                 f" · {t('status.scheduler', lang)}: ",
                 t("status.running" if h.get("scheduler_running") else "status.stopped", lang)]),
         html.H2(t("status.jobs.heading", lang), className="h5 mt-4"),
         html.P(t("status.jobs.intro", lang), className="text-muted small"),
         job_cards(h.get("jobs") or [], lang, zone),
-    ], fluid=True, id="status-page")
+    ], fluid=True, id=ID.PAGE)
 
 
 def job_label(name: str, lang: str) -> str:
@@ -70,7 +71,7 @@ def job_cards(jobs: list[dict], lang: str, zone: dt.tzinfo) -> html.Div:
     """One card per job (as /healthz's "jobs" lists them): label and interval, then its last run and result,
     duration, next run and last error with its time."""
     if not jobs:
-        return html.P(t("status.jobs.none", lang), className="text-muted", id="status-jobs")
+        return html.P(t("status.jobs.none", lang), className="text-muted", id=ID.JOBS)
 
     def when(iso: str | None) -> str:
         stored = _stored(iso)
@@ -78,7 +79,7 @@ def job_cards(jobs: list[dict], lang: str, zone: dt.tzinfo) -> html.Div:
 
     def line(label: str, value, ident: str, name: str, **kw):
         return html.Div([html.Span(f"{label}: ", className="text-muted"),
-                         html.Span(value, id=f"status-job-{name}-{ident}", **{k: v for k, v in kw.items() if v})],
+                         html.Span(value, id=ID.job_field(name, ident), **{k: v for k, v in kw.items() if v})],
                         className="small text-break")
 
     cards = []
@@ -106,4 +107,4 @@ def job_cards(jobs: list[dict], lang: str, zone: dt.tzinfo) -> html.Div:
             line(t("status.jobs.last_error", lang), error_line, "error", name,
                  className="text-danger" if error and j.get("ok") is False else None),
         ]), className="h-100"), xs=12, md=6, xl=4))
-    return dbc.Row(cards, className="g-2", id="status-jobs")
+    return dbc.Row(cards, className="g-2", id=ID.JOBS)

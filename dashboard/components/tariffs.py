@@ -1,6 +1,6 @@
 """Tariffs (/tariffs, 电价): tariffs with their versions, the version form (flat, time of use with up to 14
 day segments, monthly tiers), assigning and pushing a tariff to meters and the batch's command states.
-Pure builders and the parsing of the form's fields; component ids are the constants below."""
+Pure builders and the parsing of the form's fields; component ids come from dashboard.ids.Tariffs."""
 from __future__ import annotations
 
 import re
@@ -12,25 +12,8 @@ from dash import dcc, html
 from billing.tariffs import MAX_SEGMENTS, MAX_TIERS, PRICE_NAMES
 from dashboard.components.cashier import STATE_COLORS, field, state_badge, when
 from dashboard.i18n import t
+from dashboard.ids import Tariffs as ID
 
-TAR_LIST = "tar-list"
-TAR_MODES = "tar-modes"                  # dcc.Store: {tariff id: mode} of the tariffs listed
-TAR_TARGET, TAR_NAME, TAR_MODE, TAR_VALID_FROM = "tar-target", "tar-name", "tar-mode", "tar-valid-from"
-TAR_NEW_ONLY = "tar-new-only"
-TAR_FLAT_BOX, TAR_TOU_BOX, TAR_TIER_BOX = "tar-flat-box", "tar-tou-box", "tar-tier-box"
-TAR_PRICE = {n: f"tar-price-{n}" for n in PRICE_NAMES}
-TAR_FLAT_PRICE = "tar-flat-price"
-TAR_SEGMENTS = "tar-segments"
-TAR_TIER_BOUND = [f"tar-tier-bound-{i}" for i in range(MAX_TIERS)]
-TAR_TIER_PRICE = [f"tar-tier-price-{i}" for i in range(MAX_TIERS)]
-TAR_SAVE, TAR_SAVE_RESULT = "tar-save", "tar-save-result"
-TAR_PUSH_TARIFF, TAR_SCOPE, TAR_PUSH_BUILDING = "tar-push-tariff", "tar-scope", "tar-push-building"
-TAR_PUSH_METERS, TAR_ASSIGN, TAR_PUSH, TAR_PUSH_RESULT = "tar-push-meters", "tar-assign", "tar-push", "tar-push-result"
-TAR_BATCH, TAR_BATCH_VIEW, TAR_TICK = "tar-batch", "tar-batch-view", "tar-tick"
-TAR_ZERO_CONFIRM = "tar-zero-confirm"    # dcc.ConfirmDialog: save a price of 0 after all?
-TAR_EDIT_BOX, TAR_PUSH_BOX = "tar-edit-box", "tar-push-box"
-TAR_MANAGE_TARIFF, TAR_NEW_NAME, TAR_RENAME = "tar-manage-tariff", "tar-new-name", "tar-rename"
-TAR_RETIRE, TAR_RETIRE_CONFIRM, TAR_MANAGE_RESULT = "tar-retire", "tar-retire-confirm", "tar-manage-result"
 NEW = "new"
 
 SEGMENT_WORDS = {"sharp": "sharp", "peak": "peak", "flat": "flat", "valley": "valley",
@@ -144,54 +127,54 @@ def tariff_cards(tariffs: list[dict], lang: str) -> list:
                                            html.Th(t("tariffs.col_prices", lang)),
                                            html.Th(t("tariffs.col_by", lang))])),
                        html.Tbody(rows)], size="sm", responsive=True, className="small mb-0"),
-        ], className="mb-2" + (" opacity-75 tariff-retired-card" if retired else ""), id=f"tariff-{x['id']}"))
+        ], className="mb-2" + (" opacity-75 tariff-retired-card" if retired else ""), id=ID.card(x['id'])))
     return cards
 
 
 def version_form(tariffs: list[dict], lang: str) -> dbc.Card:
     targets = target_options(tariffs, lang)
     modes = [{"label": t(f"tariffs.mode.{m}", lang), "value": m} for m in ("flat", "tou", "tiered")]
-    price_inputs = [field(t(f"tariffs.price_{n}", lang), dbc.Input(id=TAR_PRICE[n], inputMode="decimal",
-                                                                  autoComplete="off"), TAR_PRICE[n], xs=6, md=3)
+    price_inputs = [field(t(f"tariffs.price_{n}", lang), dbc.Input(id=ID.price(n), inputMode="decimal",
+                                                                  autoComplete="off"), ID.price(n), xs=6, md=3)
                     for n in PRICE_NAMES]
     tiers = [dbc.Row([
-        field(t("tariffs.tier_bound", lang, n=i + 1), dbc.Input(id=TAR_TIER_BOUND[i], inputMode="numeric",
+        field(t("tariffs.tier_bound", lang, n=i + 1), dbc.Input(id=ID.tier_bound(i), inputMode="numeric",
                                                               autoComplete="off",
                                                               placeholder=t("tariffs.no_bound", lang)
-                                                              if i == MAX_TIERS - 1 else ""), TAR_TIER_BOUND[i], xs=6),
-        field(t("tariffs.tier_price", lang, n=i + 1), dbc.Input(id=TAR_TIER_PRICE[i], inputMode="decimal",
-                                                              autoComplete="off"), TAR_TIER_PRICE[i], xs=6),
+                                                              if i == MAX_TIERS - 1 else ""), ID.tier_bound(i), xs=6),
+        field(t("tariffs.tier_price", lang, n=i + 1), dbc.Input(id=ID.tier_price(i), inputMode="decimal",
+                                                              autoComplete="off"), ID.tier_price(i), xs=6),
     ], className="g-2 mb-1") for i in range(MAX_TIERS)]
     return dbc.Card(dbc.CardBody([
         html.H2(t("tariffs.edit_heading", lang), className="h6"),
         dbc.Row([
-            field(t("tariffs.target", lang), dbc.Select(id=TAR_TARGET, options=targets, value=NEW), TAR_TARGET,
+            field(t("tariffs.target", lang), dbc.Select(id=ID.TARGET, options=targets, value=NEW), ID.TARGET,
                   xs=12, md=6),
-            field(t("tariffs.valid_from", lang), dbc.Input(id=TAR_VALID_FROM, type="datetime-local"), TAR_VALID_FROM,
+            field(t("tariffs.valid_from", lang), dbc.Input(id=ID.VALID_FROM, type="datetime-local"), ID.VALID_FROM,
                   xs=12, md=6),
         ], className="g-2 mb-2"),
         html.Div(dbc.Row([
-            field(t("tariffs.name", lang), dbc.Input(id=TAR_NAME, autoComplete="off", maxLength=100), TAR_NAME,
+            field(t("tariffs.name", lang), dbc.Input(id=ID.NAME, autoComplete="off", maxLength=100), ID.NAME,
                   xs=12, md=6),
-            field(t("tariffs.mode_label", lang), dbc.RadioItems(id=TAR_MODE, options=modes, value="flat", inline=True),
-                  TAR_MODE, xs=12, md=6),
-        ], className="g-2 mb-2"), id=TAR_NEW_ONLY),
-        html.Div(dbc.Row(field(t("tariffs.price_flat_only", lang), dbc.Input(id=TAR_FLAT_PRICE, inputMode="decimal",
+            field(t("tariffs.mode_label", lang), dbc.RadioItems(id=ID.MODE, options=modes, value="flat", inline=True),
+                  ID.MODE, xs=12, md=6),
+        ], className="g-2 mb-2"), id=ID.NEW_ONLY),
+        html.Div(dbc.Row(field(t("tariffs.price_flat_only", lang), dbc.Input(id=ID.FLAT_PRICE, inputMode="decimal",
                                                                             autoComplete="off"),
-                               TAR_FLAT_PRICE, xs=12, md=4), className="g-2 mb-2"), id=TAR_FLAT_BOX),
+                               ID.FLAT_PRICE, xs=12, md=4), className="g-2 mb-2"), id=ID.FLAT_BOX),
         html.Div([dbc.Row(price_inputs, className="g-2 mb-2"),
                   field(t("tariffs.segments", lang, most=MAX_SEGMENTS),
-                        dbc.Textarea(id=TAR_SEGMENTS, rows=6, placeholder=SEGMENT_EXAMPLE, className="font-monospace"),
-                        TAR_SEGMENTS),
+                        dbc.Textarea(id=ID.SEGMENTS, rows=6, placeholder=SEGMENT_EXAMPLE, className="font-monospace"),
+                        ID.SEGMENTS),
                   html.P(t("tariffs.segments_help", lang), className="form-text")],
-                 id=TAR_TOU_BOX, style={"display": "none"}),
-        html.Div([*tiers, html.P(t("tariffs.tiers_help", lang), className="form-text")], id=TAR_TIER_BOX,
+                 id=ID.TOU_BOX, style={"display": "none"}),
+        html.Div([*tiers, html.P(t("tariffs.tiers_help", lang), className="form-text")], id=ID.TIER_BOX,
                  style={"display": "none"}),
         html.P(t("tariffs.versions_help", lang), className="form-text"),
         html.P(t("tariffs.scheduled_help", lang), className="form-text"),
-        dbc.Button(t("tariffs.save", lang), id=TAR_SAVE, color="primary"),
-        dcc.ConfirmDialog(id=TAR_ZERO_CONFIRM),
-        html.Div(id=TAR_SAVE_RESULT, role="status", className="mt-2"),
+        dbc.Button(t("tariffs.save", lang), id=ID.SAVE, color="primary"),
+        dcc.ConfirmDialog(id=ID.ZERO_CONFIRM),
+        html.Div(id=ID.SAVE_RESULT, role="status", className="mt-2"),
     ]), className="mb-3")
 
 
@@ -200,16 +183,16 @@ def manage_form(tariffs: list[dict], lang: str) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H2(t("tariffs.manage_heading", lang), className="h6"),
         dbc.Row([
-            field(t("tariffs.manage_tariff", lang), dbc.Select(id=TAR_MANAGE_TARIFF, options=tariff_options(tariffs)),
-                  TAR_MANAGE_TARIFF, xs=12, md=6),
+            field(t("tariffs.manage_tariff", lang), dbc.Select(id=ID.MANAGE_TARIFF, options=tariff_options(tariffs)),
+                  ID.MANAGE_TARIFF, xs=12, md=6),
             field(t("tariffs.new_name", lang), dbc.InputGroup([
-                dbc.Input(id=TAR_NEW_NAME, autoComplete="off", maxLength=100),
-                dbc.Button(t("tariffs.rename", lang), id=TAR_RENAME, color="secondary")]), TAR_NEW_NAME, xs=12, md=6),
+                dbc.Input(id=ID.NEW_NAME, autoComplete="off", maxLength=100),
+                dbc.Button(t("tariffs.rename", lang), id=ID.RENAME, color="secondary")]), ID.NEW_NAME, xs=12, md=6),
         ], className="g-2 mb-2"),
         html.P(t("tariffs.retire_help", lang), className="form-text"),
-        dcc.ConfirmDialogProvider(dbc.Button(t("tariffs.retire", lang), id=TAR_RETIRE, color="danger", outline=True),
-                                  id=TAR_RETIRE_CONFIRM, message=t("tariffs.retire_confirm", lang)),
-        html.Div(id=TAR_MANAGE_RESULT, role="status", className="mt-2"),
+        dcc.ConfirmDialogProvider(dbc.Button(t("tariffs.retire", lang), id=ID.RETIRE, color="danger", outline=True),
+                                  id=ID.RETIRE_CONFIRM, message=t("tariffs.retire_confirm", lang)),
+        html.Div(id=ID.MANAGE_RESULT, role="status", className="mt-2"),
     ]), className="mb-3")
 
 
@@ -218,27 +201,27 @@ def push_form(tariffs: list[dict], buildings: list[str], lang: str) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H2(t("tariffs.push_heading", lang), className="h6"),
         dbc.Row([
-            field(t("tariffs.tariff", lang), dbc.Select(id=TAR_PUSH_TARIFF, options=options,
+            field(t("tariffs.tariff", lang), dbc.Select(id=ID.PUSH_TARIFF, options=options,
                                                        value=options[0]["value"] if options else None),
-                  TAR_PUSH_TARIFF, xs=12, md=6),
-            field(t("tariffs.scope", lang), dbc.RadioItems(id=TAR_SCOPE, value="tariff", options=[
+                  ID.PUSH_TARIFF, xs=12, md=6),
+            field(t("tariffs.scope", lang), dbc.RadioItems(id=ID.SCOPE, value="tariff", options=[
                 {"label": t("tariffs.scope_tariff", lang), "value": "tariff"},
                 {"label": t("tariffs.scope_building", lang), "value": "building"},
-                {"label": t("tariffs.scope_list", lang), "value": "list"}]), TAR_SCOPE, xs=12, md=6),
+                {"label": t("tariffs.scope_list", lang), "value": "list"}]), ID.SCOPE, xs=12, md=6),
         ], className="g-2 mb-2"),
         dbc.Row([
-            field(t("tariffs.building", lang), dcc.Dropdown(id=TAR_PUSH_BUILDING, options=buildings,
+            field(t("tariffs.building", lang), dcc.Dropdown(id=ID.PUSH_BUILDING, options=buildings,
                                                            placeholder=t("accounts.choose", lang)),
-                  TAR_PUSH_BUILDING, xs=12, md=6),
-            field(t("tariffs.meter_list", lang), dbc.Textarea(id=TAR_PUSH_METERS, rows=2),
-                  TAR_PUSH_METERS, xs=12, md=6),
+                  ID.PUSH_BUILDING, xs=12, md=6),
+            field(t("tariffs.meter_list", lang), dbc.Textarea(id=ID.PUSH_METERS, rows=2),
+                  ID.PUSH_METERS, xs=12, md=6),
         ], className="g-2 mb-2"),
-        dbc.Checkbox(id=TAR_ASSIGN, value=False, label=t("tariffs.assign", lang), className="mb-2"),
-        dbc.Button(t("tariffs.push", lang), id=TAR_PUSH, color="warning"),
-        html.Div(id=TAR_PUSH_RESULT, role="status", className="mt-2"),
-        html.Div(id=TAR_BATCH_VIEW),
-        dcc.Store(id=TAR_BATCH),
-        dcc.Interval(id=TAR_TICK, interval=1500, disabled=True),
+        dbc.Checkbox(id=ID.ASSIGN, value=False, label=t("tariffs.assign", lang), className="mb-2"),
+        dbc.Button(t("tariffs.push", lang), id=ID.PUSH, color="warning"),
+        html.Div(id=ID.PUSH_RESULT, role="status", className="mt-2"),
+        html.Div(id=ID.BATCH_VIEW),
+        dcc.Store(id=ID.BATCH),
+        dcc.Interval(id=ID.TICK, interval=1500, disabled=True),
     ]), className="mb-3")
 
 
@@ -251,7 +234,7 @@ def batch_view(status: dict, lang: str) -> html.Div:
         html.Div([html.Span(t("tariffs.batch", lang, batch=status["batch_id"]), className="small me-2")]
                  + [html.Span([state_badge(s, lang), html.Span(str(counts[s]), className=f"me-2 batch-{s}")])
                     for s in order if counts.get(s)],
-                 className="d-flex flex-wrap align-items-center mb-1", id="tar-batch-counts",
+                 className="d-flex flex-wrap align-items-center mb-1", id=ID.BATCH_COUNTS,
                  **{"data-done": "1" if status["done"] else "0"}),
         html.Details([
             html.Summary(t("tariffs.commands", lang, n=len(status["commands"])), className="small"),
@@ -266,13 +249,13 @@ def tariffs_page(tariffs: list[dict], buildings: list[str], lang: str, *, may_ed
                  may_push: bool) -> dbc.Container:
     # Both forms are always in the page, hidden from an operator who may not use them: saving, renaming and
     # retiring refresh the tariff choices of both, and Dash needs every output to exist.
-    right = [html.Div([version_form(tariffs, lang), manage_form(tariffs, lang)], id=TAR_EDIT_BOX,
+    right = [html.Div([version_form(tariffs, lang), manage_form(tariffs, lang)], id=ID.EDIT_BOX,
                       style=None if may_edit else {"display": "none"}),
-             html.Div(push_form(tariffs, buildings, lang), id=TAR_PUSH_BOX,
+             html.Div(push_form(tariffs, buildings, lang), id=ID.PUSH_BOX,
                       style=None if may_push else {"display": "none"})]
     return dbc.Container([
         html.H1(t("tariffs.heading", lang), className="h4"),
-        dbc.Row([dbc.Col(html.Div(tariff_cards(tariffs, lang), id=TAR_LIST), xs=12, lg=6),
+        dbc.Row([dbc.Col(html.Div(tariff_cards(tariffs, lang), id=ID.LIST), xs=12, lg=6),
                  dbc.Col(right, xs=12, lg=6)]),
-        dcc.Store(id=TAR_MODES, data={str(x["id"]): x["mode"] for x in tariffs}),
-    ], fluid=True, id="tariffs-page")
+        dcc.Store(id=ID.MODES, data={str(x["id"]): x["mode"] for x in tariffs}),
+    ], fluid=True, id=ID.PAGE)

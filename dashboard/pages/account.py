@@ -9,9 +9,10 @@ from dash.exceptions import PreventUpdate
 from operators.service import OperatorError
 from dashboard import inputs
 from dashboard.auth import accounts, guarded_callback, session_token, signed_in, source_address
-from dashboard.components.admin import (ACCOUNT_CONFIRM, ACCOUNT_CURRENT, ACCOUNT_NEW, ACCOUNT_RESULT, ACCOUNT_SAVE,
-                                        account_page, alert, password_changed)
+from dashboard.components.admin import account_page, alert, password_changed
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Account as ID
+from dashboard.ids import Shared
 
 dash.register_page(__name__, path="/account", title="Wattline", name="account")
 
@@ -20,15 +21,15 @@ def layout(**_query):
     lang = request_lang()
     op = signed_in()
     if op is None:  # only without sign-in installed: the guard sends strangers to /login
-        return dbc.Container(dbc.Alert(t("auth.login_required", lang), color="warning"), id="forbidden-page")
+        return dbc.Container(dbc.Alert(t("auth.login_required", lang), color="warning"), id=Shared.FORBIDDEN)
     return account_page(op, lang)
 
 
 @guarded_callback("account.change_password", None,
-                  Input(ACCOUNT_SAVE, "n_clicks"),
-                  State(ACCOUNT_CURRENT, "value"), State(ACCOUNT_NEW, "value"), State(ACCOUNT_CONFIRM, "value"),
-                  output={"result": Output(ACCOUNT_RESULT, "children"), "current": Output(ACCOUNT_CURRENT, "value"),
-                          "new": Output(ACCOUNT_NEW, "value"), "confirm": Output(ACCOUNT_CONFIRM, "value")},
+                  Input(ID.SAVE, "n_clicks"),
+                  State(ID.CURRENT, "value"), State(ID.NEW, "value"), State(ID.CONFIRM, "value"),
+                  output={"result": Output(ID.RESULT, "children"), "current": Output(ID.CURRENT, "value"),
+                          "new": Output(ID.NEW, "value"), "confirm": Output(ID.CONFIRM, "value")},
                   prevent_initial_call=True)
 def change_password(n_clicks, current, new, confirm):
     if not n_clicks:

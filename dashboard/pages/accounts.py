@@ -23,26 +23,17 @@ from core.formatting import format_money
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.accounts import (
-    ACC_ACTION_RESULT, ACC_ACTIONS, ACC_ADD, ACC_ADD_METER, ACC_APPROVAL_LIST, ACC_APPROVAL_NOTE, ACC_APPROVAL_PICK,
-    ACC_APPROVAL_REFRESH, ACC_APPROVAL_RESULT, ACC_APPROVE, ACC_BUILDING, ACC_REJECT, ACC_CARD, ACC_CARD_PREVIEW,
-    ACC_CARD_SAVED,
-    ACC_CARD_SVG, ACC_CLOSE_CONFIRM, ACC_CLOSE_REASON, ACC_DETAIL, ACC_ENTRY, ACC_EV_BUILDING, ACC_EV_COUNT,
-    ACC_EV_FROM, ACC_EV_GRID, ACC_EV_KIND, ACC_EV_OPERATOR, ACC_EV_SEARCH, ACC_EV_TEXT, ACC_EV_TO, ACC_EXTRA_METERS,
-    ACC_FIND, ACC_GRID, ACC_HAND_AMOUNT, ACC_HAND_CONFIRM, ACC_HAND_METER, ACC_HAND_REASON, ACC_HOLDER, ACC_NATIONAL_ID, ACC_NEW_METER, ACC_OLD_METER, ACC_OPEN, ACC_OPEN_RESULT,
-    ACC_PHONE, ACC_PRINTED, ACC_RECEIPT, ACC_RECEIPT_PRINT, ACC_ROOM, ACC_ROOM_METERS, ACC_SEARCH, ACC_SELECTED,
-    ACC_STATUS, ACC_TARIFF, ACC_TICK, ACC_TRANSFER, ACC_TRANSFER_AMOUNT, ACC_TRANSFER_MODE, ACC_TRANSFER_REASON,
     STATUSES, account_detail, account_rows, accounts_page, approval_list, approval_options, card_svg, event_rows,
     room_meter_options,
 )
 from dashboard.components.cashier import error_alert, notice, receipt_block
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Accounts as ID
 from dashboard.selfservice import public_base_url
 from dashboard.services import actor, billing, operator_name
 
 OPEN, CLOSE, ENTERED = P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.TRANSFER_ENTERED
 FIND = (OPEN, CLOSE)  # finding an account and reading it: for whoever may open or close one
-ACC_RECEIPT_NO = "acc-receipt-no"   # dcc.Store written by the entry buttons (plain callback)
-OPEN_PRINT = "acc-open-print"
 dash.register_page(__name__, path="/accounts", title="Wattline", name="accounts")
 
 
@@ -59,7 +50,7 @@ def layout(**_query):
                          tariffs=[{"id": x["id"], "name": x["name"], "mode": x["mode"]} for x in tariff_list(ctx_)
                                   if x["retired_at"] is None],   # a retired tariff is offered no more
                          operators=desk.account_operators(ctx_))
-    page.children.append(dcc.Store(id=ACC_RECEIPT_NO))
+    page.children.append(dcc.Store(id=ID.RECEIPT_NO))
     return page
 
 
@@ -74,16 +65,16 @@ def _addresses(text) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # opening
-@guarded_callback("accounts.rooms", OPEN, Output(ACC_ROOM, "options"), Output(ACC_ROOM, "value"),
-                  Input(ACC_BUILDING, "value"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("accounts.rooms", OPEN, Output(ID.ROOM, "options"), Output(ID.ROOM, "value"),
+                  Input(ID.BUILDING, "value"), changes_state=False, prevent_initial_call=True)
 def rooms_of_building(building):
     if not isinstance(building, str) or not building:
         return [], None
     return [{"label": r["name"], "value": r["id"]} for r in desk.rooms(billing(), building)], None
 
 
-@guarded_callback("accounts.room_meters", OPEN, Output(ACC_ROOM_METERS, "options"),
-                  Output(ACC_ROOM_METERS, "value"), Input(ACC_ROOM, "value"), changes_state=False,
+@guarded_callback("accounts.room_meters", OPEN, Output(ID.ROOM_METERS, "options"),
+                  Output(ID.ROOM_METERS, "value"), Input(ID.ROOM, "value"), changes_state=False,
                   prevent_initial_call=True)
 def meters_of_room(room_id):
     rid = _account_id(room_id)
@@ -96,15 +87,15 @@ _OPEN_FIELDS = ("holder", "phone", "national_id", "extra_meters")   # emptied on
 
 
 @guarded_callback("accounts.open", OPEN,
-                  Input(ACC_OPEN, "n_clicks"), State(ACC_ROOM, "value"), State(ACC_ROOM_METERS, "value"),
-                  State(ACC_EXTRA_METERS, "value"), State(ACC_HOLDER, "value"), State(ACC_PHONE, "value"),
-                  State(ACC_NATIONAL_ID, "value"), State(ACC_TARIFF, "value"),
-                  output={"result": Output(ACC_OPEN_RESULT, "children"),
-                          "selected": Output(ACC_SELECTED, "data", allow_duplicate=True),
-                          "holder": Output(ACC_HOLDER, "value"), "phone": Output(ACC_PHONE, "value"),
-                          "national_id": Output(ACC_NATIONAL_ID, "value"),
-                          "extra_meters": Output(ACC_EXTRA_METERS, "value"),
-                          "room_meters": Output(ACC_ROOM_METERS, "options", allow_duplicate=True)},
+                  Input(ID.OPEN, "n_clicks"), State(ID.ROOM, "value"), State(ID.ROOM_METERS, "value"),
+                  State(ID.EXTRA_METERS, "value"), State(ID.HOLDER, "value"), State(ID.PHONE, "value"),
+                  State(ID.NATIONAL_ID, "value"), State(ID.TARIFF, "value"),
+                  output={"result": Output(ID.OPEN_RESULT, "children"),
+                          "selected": Output(ID.SELECTED, "data", allow_duplicate=True),
+                          "holder": Output(ID.HOLDER, "value"), "phone": Output(ID.PHONE, "value"),
+                          "national_id": Output(ID.NATIONAL_ID, "value"),
+                          "extra_meters": Output(ID.EXTRA_METERS, "value"),
+                          "room_meters": Output(ID.ROOM_METERS, "options", allow_duplicate=True)},
                   prevent_initial_call=True)
 def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_id, tariff_id):
     if not n_clicks:
@@ -123,9 +114,9 @@ def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_
                 **dict.fromkeys(_OPEN_FIELDS, no_update)}
     batch = desk.batch_status(ctx_, view.batch_id)
     result = [notice(t("accounts.opened_ok", lang, id=view.id, holder=view.holder_name,
-                       n=len(batch["commands"])), "success", id="acc-opened"),
+                       n=len(batch["commands"])), "success", id=ID.OPENED),
               receipt_block(desk.opening_receipt(ctx_, view), lang, command_state=None, entry_state=None,
-                            print_id=OPEN_PRINT, state_id="acc-open-state", block_id="acc-open-receipt")]
+                            print_id=ID.OPEN_PRINT, state_id=ID.OPEN_STATE, block_id=ID.OPEN_RECEIPT)]
     options = no_update
     rid = _account_id(room_id)
     if rid is not None:
@@ -135,8 +126,8 @@ def open_account(n_clicks, room_id, room_meters, extra, holder, phone, national_
 
 # ---------------------------------------------------------------------------------------------
 # finding an account and its detail
-@guarded_callback("accounts.find", FIND, Output(ACC_GRID, "rowData"), Input(ACC_FIND, "n_clicks"),
-                  Input(ACC_SEARCH, "n_submit"), State(ACC_SEARCH, "value"), State(ACC_STATUS, "value"),
+@guarded_callback("accounts.find", FIND, Output(ID.GRID, "rowData"), Input(ID.FIND, "n_clicks"),
+                  Input(ID.SEARCH, "n_submit"), State(ID.SEARCH, "value"), State(ID.STATUS, "value"),
                   changes_state=False, prevent_initial_call=True)
 def find_accounts(n_clicks, n_submit, text, status):
     if not n_clicks and not n_submit:
@@ -146,7 +137,7 @@ def find_accounts(n_clicks, n_submit, text, status):
     return account_rows(rows, request_lang())
 
 
-@dash.callback(Output(ACC_SELECTED, "data", allow_duplicate=True), Input(ACC_GRID, "selectedRows"),
+@dash.callback(Output(ID.SELECTED, "data", allow_duplicate=True), Input(ID.GRID, "selectedRows"),
                prevent_initial_call=True)
 def select_account(rows):
     """The row the browser selected (its rows came from accounts.find): nothing stored is read here."""
@@ -170,11 +161,11 @@ def _detail(account_id: int, lang: str):
 
 
 @guarded_callback("accounts.detail", FIND,
-                  output={"detail": Output(ACC_DETAIL, "children"), "actions": Output(ACC_ACTIONS, "style"),
-                          "new_meters": Output(ACC_NEW_METER, "options"), "new_meter": Output(ACC_NEW_METER, "value"),
-                          "stopped": Output(ACC_TICK, "disabled"), "card": Output(ACC_CARD_PREVIEW, "children"),
-                          "receipt": Output(ACC_RECEIPT, "children"), "result": Output(ACC_ACTION_RESULT, "children")},
-                  inputs=Input(ACC_SELECTED, "data"), changes_state=False, prevent_initial_call=True)
+                  output={"detail": Output(ID.DETAIL, "children"), "actions": Output(ID.ACTIONS, "style"),
+                          "new_meters": Output(ID.NEW_METER, "options"), "new_meter": Output(ID.NEW_METER, "value"),
+                          "stopped": Output(ID.TICK, "disabled"), "card": Output(ID.CARD_PREVIEW, "children"),
+                          "receipt": Output(ID.RECEIPT, "children"), "result": Output(ID.ACTION_RESULT, "children")},
+                  inputs=Input(ID.SELECTED, "data"), changes_state=False, prevent_initial_call=True)
 def show_account(account_id):
     """Another account chosen: its detail, and what the previous one left (card, receipt, message) cleared."""
     aid = _account_id(account_id)
@@ -186,10 +177,10 @@ def show_account(account_id):
             "card": None, "receipt": None, "result": None}
 
 
-@guarded_callback("accounts.follow", FIND, Input(ACC_TICK, "n_intervals"), State(ACC_SELECTED, "data"),
-                  output={"detail": Output(ACC_DETAIL, "children", allow_duplicate=True),
-                          "stopped": Output(ACC_TICK, "disabled", allow_duplicate=True),
-                          "actions": Output(ACC_ACTIONS, "style", allow_duplicate=True)},
+@guarded_callback("accounts.follow", FIND, Input(ID.TICK, "n_intervals"), State(ID.SELECTED, "data"),
+                  output={"detail": Output(ID.DETAIL, "children", allow_duplicate=True),
+                          "stopped": Output(ID.TICK, "disabled", allow_duplicate=True),
+                          "actions": Output(ID.ACTIONS, "style", allow_duplicate=True)},
                   changes_state=False, prevent_initial_call=True)
 def follow_account(_n, account_id):
     """Entries on their way and closing steps, until every command of the account has an answer."""
@@ -214,15 +205,15 @@ def _refused(message, fields: tuple[str, ...] = ()) -> dict:
 
 def _action_outputs(**fields) -> dict:
     """The outputs every account action shares, and `fields`: the action's own."""
-    return {"result": Output(ACC_ACTION_RESULT, "children", allow_duplicate=True),
-            "detail": Output(ACC_DETAIL, "children", allow_duplicate=True),
-            "stopped": Output(ACC_TICK, "disabled", allow_duplicate=True),
-            "new_meters": Output(ACC_NEW_METER, "options", allow_duplicate=True),
-            "actions": Output(ACC_ACTIONS, "style", allow_duplicate=True), **fields}
+    return {"result": Output(ID.ACTION_RESULT, "children", allow_duplicate=True),
+            "detail": Output(ID.DETAIL, "children", allow_duplicate=True),
+            "stopped": Output(ID.TICK, "disabled", allow_duplicate=True),
+            "new_meters": Output(ID.NEW_METER, "options", allow_duplicate=True),
+            "actions": Output(ID.ACTIONS, "style", allow_duplicate=True), **fields}
 
 
-@guarded_callback("accounts.add_meter", OPEN, Input(ACC_ADD, "n_clicks"), State(ACC_SELECTED, "data"),
-                  State(ACC_ADD_METER, "value"), output=_action_outputs(address=Output(ACC_ADD_METER, "value")),
+@guarded_callback("accounts.add_meter", OPEN, Input(ID.ADD, "n_clicks"), State(ID.SELECTED, "data"),
+                  State(ID.ADD_METER, "value"), output=_action_outputs(address=Output(ID.ADD_METER, "value")),
                   prevent_initial_call=True)
 def add_meter(n_clicks, account_id, address):
     if not n_clicks:
@@ -235,15 +226,15 @@ def add_meter(n_clicks, account_id, address):
         billing_accounts.add_meter(billing(), aid, str(address or "").strip(), operator_name(), remote=source_address())
     except BillingError as exc:
         return _refused(error_alert(exc, lang), ("address",))
-    done = notice(t("accounts.meter_added", lang, meter=str(address).strip()), "success", id="acc-action-ok")
+    done = notice(t("accounts.meter_added", lang, meter=str(address).strip()), "success", id=ID.ACTION_OK)
     return _after_action(aid, lang, done, address="")
 
 
 @guarded_callback("accounts.transfer", OPEN,
-                  Input(ACC_TRANSFER, "n_clicks"), State(ACC_SELECTED, "data"), State(ACC_OLD_METER, "value"),
-                  State(ACC_NEW_METER, "value"), State(ACC_TRANSFER_MODE, "value"), State(ACC_TRANSFER_AMOUNT, "value"),
-                  State(ACC_TRANSFER_REASON, "value"),
-                  output=_action_outputs(receipt=Output(ACC_RECEIPT, "children", allow_duplicate=True)),
+                  Input(ID.TRANSFER, "n_clicks"), State(ID.SELECTED, "data"), State(ID.OLD_METER, "value"),
+                  State(ID.NEW_METER, "value"), State(ID.TRANSFER_MODE, "value"), State(ID.TRANSFER_AMOUNT, "value"),
+                  State(ID.TRANSFER_REASON, "value"),
+                  output=_action_outputs(receipt=Output(ID.RECEIPT, "children", allow_duplicate=True)),
                   prevent_initial_call=True)
 def transfer(n_clicks, account_id, old, new, mode, amount, reason):
     if not n_clicks:
@@ -262,23 +253,23 @@ def transfer(n_clicks, account_id, old, new, mode, amount, reason):
     except BillingError as exc:
         return _refused(error_alert(exc, lang), ("receipt",))
     if result is None:   # a meter replaced in place with nothing left to carry over
-        done = notice(t("accounts.replaced_in_place", lang, meter=str(old).strip()), "success", id="acc-action-ok")
+        done = notice(t("accounts.replaced_in_place", lang, meter=str(old).strip()), "success", id=ID.ACTION_OK)
         return _after_action(aid, lang, done, receipt=None)
     if isinstance(result, transfers.TransferRequestView):   # waits for a second operator
         done = html.Div(notice(t("accounts.transfer_requested", lang, request=result.id,
                                  amount=format_money(result.amount), old=result.old_address), "info"),
-                        id="acc-action-ok", **{"data-request": str(result.id)})
+                        id=ID.ACTION_OK, **{"data-request": str(result.id)})
         return _after_action(aid, lang, done, receipt=None)
     done = notice(t("accounts.transferred", lang, amount=format_money(result.amount), old=str(old).strip(),
-                    new=result.meter_address), "success", id="acc-action-ok")
+                    new=result.meter_address), "success", id=ID.ACTION_OK)
     block = receipt_block(receipt(ctx_, result.receipt_no), lang, command_state=result.command_state,
-                          entry_state=result.state, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
-                          block_id="acc-receipt-block")
+                          entry_state=result.state, print_id=ID.RECEIPT_PRINT, state_id=ID.RECEIPT_STATE,
+                          block_id=ID.RECEIPT_BLOCK)
     return _after_action(aid, lang, done, receipt=block)
 
 
-@guarded_callback("accounts.close", CLOSE, Input(ACC_CLOSE_CONFIRM, "submit_n_clicks"), State(ACC_SELECTED, "data"),
-                  State(ACC_CLOSE_REASON, "value"), output=_action_outputs(), prevent_initial_call=True)
+@guarded_callback("accounts.close", CLOSE, Input(ID.CLOSE_CONFIRM, "submit_n_clicks"), State(ID.SELECTED, "data"),
+                  State(ID.CLOSE_REASON, "value"), output=_action_outputs(), prevent_initial_call=True)
 def close_account(n_clicks, account_id, reason):
     if not n_clicks:
         raise PreventUpdate
@@ -290,15 +281,15 @@ def close_account(n_clicks, account_id, reason):
         billing_accounts.close_account(billing(), aid, actor(), reason=reason if isinstance(reason, str) else None)
     except BillingError as exc:
         return _refused(error_alert(exc, lang))
-    return _after_action(aid, lang, notice(t("accounts.closing_started", lang, id=aid), "info", id="acc-action-ok"))
+    return _after_action(aid, lang, notice(t("accounts.closing_started", lang, id=aid), "info", id=ID.ACTION_OK))
 
 
 @guarded_callback("accounts.settle_by_hand", CLOSE,
-                  Input(ACC_HAND_CONFIRM, "submit_n_clicks"), State(ACC_SELECTED, "data"),
-                  State(ACC_HAND_METER, "value"), State(ACC_HAND_AMOUNT, "value"), State(ACC_HAND_REASON, "value"),
-                  output=_action_outputs(receipt=Output(ACC_RECEIPT, "children", allow_duplicate=True),
-                                         amount=Output(ACC_HAND_AMOUNT, "value"),
-                                         reason=Output(ACC_HAND_REASON, "value")), prevent_initial_call=True)
+                  Input(ID.HAND_CONFIRM, "submit_n_clicks"), State(ID.SELECTED, "data"),
+                  State(ID.HAND_METER, "value"), State(ID.HAND_AMOUNT, "value"), State(ID.HAND_REASON, "value"),
+                  output=_action_outputs(receipt=Output(ID.RECEIPT, "children", allow_duplicate=True),
+                                         amount=Output(ID.HAND_AMOUNT, "value"),
+                                         reason=Output(ID.HAND_REASON, "value")), prevent_initial_call=True)
 def settle_by_hand(n_clicks, account_id, address, amount, reason):
     """A meter that cannot answer its closing trip: its remaining money typed in, refunded without a command."""
     if not n_clicks:
@@ -316,11 +307,11 @@ def settle_by_hand(n_clicks, account_id, address, amount, reason):
     except BillingError as exc:
         return _refused(error_alert(exc, lang), ("receipt", "amount", "reason"))
     amount_text = format_money(done_.refund)
-    done = notice(t("accounts.by_hand_done", lang, meter=address, amount=amount_text), "success", id="acc-action-ok")
+    done = notice(t("accounts.by_hand_done", lang, meter=address, amount=amount_text), "success", id=ID.ACTION_OK)
     block = no_update
     if done_.receipt_no is not None:
         block = receipt_block(receipt(ctx_, done_.receipt_no), lang, command_state=None, entry_state="confirmed",
-                              print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state", block_id="acc-receipt-block")
+                              print_id=ID.RECEIPT_PRINT, state_id=ID.RECEIPT_STATE, block_id=ID.RECEIPT_BLOCK)
     return _after_action(aid, lang, done, receipt=block, amount="", reason="")
 
 
@@ -331,8 +322,8 @@ def _approvals(lang: str):
     return approval_list(waiting, lang), approval_options(waiting)
 
 
-@guarded_callback("accounts.approvals", ENTERED, Output(ACC_APPROVAL_LIST, "children"),
-                  Output(ACC_APPROVAL_PICK, "options"), Input(ACC_APPROVAL_REFRESH, "n_clicks"),
+@guarded_callback("accounts.approvals", ENTERED, Output(ID.APPROVAL_LIST, "children"),
+                  Output(ID.APPROVAL_PICK, "options"), Input(ID.APPROVAL_REFRESH, "n_clicks"),
                   changes_state=False, prevent_initial_call=True)
 def refresh_approvals(n_clicks):
     if not n_clicks:
@@ -346,24 +337,24 @@ def _decide(decision, request_id, note):
     unchanged = dict.fromkeys(("listing", "options", "chosen", "note"), no_update)
     request_id = inputs.record_id(request_id)  # the dropdown's value: a request's id
     if request_id is None:
-        return {"result": notice(t("accounts.approval_pick_first", lang), id="acc-approval-error"), **unchanged}
+        return {"result": notice(t("accounts.approval_pick_first", lang), id=ID.APPROVAL_ERROR), **unchanged}
     try:
         message = decision(request_id, note if isinstance(note, str) else None, lang)
     except BillingError as exc:
-        return {"result": error_alert(exc, lang, ident="acc-approval-error"), **unchanged}
+        return {"result": error_alert(exc, lang, ident=ID.APPROVAL_ERROR), **unchanged}
     listing, options = _approvals(lang)
     return {"result": message, "listing": listing, "options": options, "chosen": None, "note": ""}
 
 
 def _decision_outputs() -> dict:
-    return {"result": Output(ACC_APPROVAL_RESULT, "children", allow_duplicate=True),
-            "listing": Output(ACC_APPROVAL_LIST, "children", allow_duplicate=True),
-            "options": Output(ACC_APPROVAL_PICK, "options", allow_duplicate=True),
-            "chosen": Output(ACC_APPROVAL_PICK, "value"), "note": Output(ACC_APPROVAL_NOTE, "value")}
+    return {"result": Output(ID.APPROVAL_RESULT, "children", allow_duplicate=True),
+            "listing": Output(ID.APPROVAL_LIST, "children", allow_duplicate=True),
+            "options": Output(ID.APPROVAL_PICK, "options", allow_duplicate=True),
+            "chosen": Output(ID.APPROVAL_PICK, "value"), "note": Output(ID.APPROVAL_NOTE, "value")}
 
 
-@guarded_callback("accounts.approve", ENTERED, Input(ACC_APPROVE, "n_clicks"), State(ACC_APPROVAL_PICK, "value"),
-                  State(ACC_APPROVAL_NOTE, "value"), output=_decision_outputs(), prevent_initial_call=True)
+@guarded_callback("accounts.approve", ENTERED, Input(ID.APPROVE, "n_clicks"), State(ID.APPROVAL_PICK, "value"),
+                  State(ID.APPROVAL_NOTE, "value"), output=_decision_outputs(), prevent_initial_call=True)
 def approve_transfer(n_clicks, request_id, note):
     if not n_clicks:
         raise PreventUpdate
@@ -372,12 +363,12 @@ def approve_transfer(n_clicks, request_id, note):
         entry = transfers.approve_transfer(billing(), rid, actor(), note=text)
         return html.Div(notice(t("accounts.approved", lang, request=rid, receipt=entry.receipt_no,
                                  amount=format_money(entry.amount), meter=entry.meter_address), "success"),
-                        id="acc-approval-ok", **{"data-receipt": entry.receipt_no})
+                        id=ID.APPROVAL_OK, **{"data-receipt": entry.receipt_no})
     return _decide(approve, request_id, note)
 
 
-@guarded_callback("accounts.reject", ENTERED, Input(ACC_REJECT, "n_clicks"), State(ACC_APPROVAL_PICK, "value"),
-                  State(ACC_APPROVAL_NOTE, "value"), output=_decision_outputs(), prevent_initial_call=True)
+@guarded_callback("accounts.reject", ENTERED, Input(ID.REJECT, "n_clicks"), State(ID.APPROVAL_PICK, "value"),
+                  State(ID.APPROVAL_NOTE, "value"), output=_decision_outputs(), prevent_initial_call=True)
 def reject_transfer(n_clicks, request_id, note):
     if not n_clicks:
         raise PreventUpdate
@@ -385,13 +376,13 @@ def reject_transfer(n_clicks, request_id, note):
     def reject(rid, text, lang):
         view = transfers.reject_transfer(billing(), rid, actor(), reason=text)
         return notice(t("accounts.rejected", lang, request=view.id, old=view.old_address), "info",
-                      id="acc-approval-ok")
+                      id=ID.APPROVAL_OK)
     return _decide(reject, request_id, note)
 
 
 # ---------------------------------------------------------------------------------------------
 # receipts of the account's entries, the customer card
-@dash.callback(Output(ACC_RECEIPT_NO, "data"), Input({"type": ACC_ENTRY, "index": ALL}, "n_clicks"),
+@dash.callback(Output(ID.RECEIPT_NO, "data"), Input(ID.entry(ALL), "n_clicks"),
                prevent_initial_call=True)
 def choose_receipt(_clicks):
     """A receipt number clicked in the entries table (the button's id; nothing stored is read)."""
@@ -400,8 +391,8 @@ def choose_receipt(_clicks):
     return str(ctx.triggered_id["index"])
 
 
-@guarded_callback("accounts.receipt", FIND, Output(ACC_RECEIPT, "children", allow_duplicate=True),
-                  Input(ACC_RECEIPT_NO, "data"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("accounts.receipt", FIND, Output(ID.RECEIPT, "children", allow_duplicate=True),
+                  Input(ID.RECEIPT_NO, "data"), changes_state=False, prevent_initial_call=True)
 def show_receipt(receipt_no):
     if inputs.key_text(receipt_no) is None:  # the receipt number the entry's button carries
         raise PreventUpdate
@@ -413,13 +404,13 @@ def show_receipt(receipt_no):
     except BillingError as exc:
         return error_alert(exc, lang)
     return receipt_block(data, lang, command_state=entry.command_state, entry_state=entry.state,
-                         failure=entry.failure, print_id=ACC_RECEIPT_PRINT, state_id="acc-receipt-state",
-                         block_id="acc-receipt-block")
+                         failure=entry.failure, print_id=ID.RECEIPT_PRINT, state_id=ID.RECEIPT_STATE,
+                         block_id=ID.RECEIPT_BLOCK)
 
 
-@guarded_callback("accounts.card", OPEN, Output(ACC_CARD_SVG, "data"), Output(ACC_CARD_PREVIEW, "children",
+@guarded_callback("accounts.card", OPEN, Output(ID.CARD_SVG, "data"), Output(ID.CARD_PREVIEW, "children",
                                                                                allow_duplicate=True),
-                  Input(ACC_CARD, "n_clicks"), State(ACC_SELECTED, "data"), changes_state=False,
+                  Input(ID.CARD, "n_clicks"), State(ID.SELECTED, "data"), changes_state=False,
                   prevent_initial_call=True)
 def customer_card(n_clicks, account_id):
     """The account's card (QR code of its customer page, holder masked, room); the browser saves it as PNG."""
@@ -439,7 +430,7 @@ def customer_card(n_clicks, account_id):
     src = "data:image/svg+xml;base64," + base64.b64encode(drawn.svg.encode("utf-8")).decode("ascii")
     return ({"svg": drawn.svg, "width": drawn.width, "height": drawn.height, "filename": f"customer-card-{aid}.png",
              "token": card["token"]},
-            html.Img(src=src, alt=t("accounts.card", lang), id="acc-card-img", className="img-fluid border rounded",
+            html.Img(src=src, alt=t("accounts.card", lang), id=ID.CARD_IMG, className="img-fluid border rounded",
                      style={"maxWidth": "360px"}, **{"data-token": card["token"]}))
 
 
@@ -466,14 +457,14 @@ clientside_callback(
             img.src = "data:image/svg+xml;charset=utf-8," + encodeURIComponent(card.svg);
         });
     }""",
-    Output(ACC_CARD_SAVED, "data"), Input(ACC_CARD_SVG, "data"), prevent_initial_call=True,
+    Output(ID.CARD_SAVED, "data"), Input(ID.CARD_SVG, "data"), prevent_initial_call=True,
 )
 
 # One callback per Print button: the two are never on screen together, and Dash refuses (console error) a
 # callback fired while one of its inputs is missing.
 _PRINT = "function (n) { if (n) { window.print(); } return n || 0; }"
-clientside_callback(_PRINT, Output(ACC_PRINTED, "data"), Input(OPEN_PRINT, "n_clicks"), prevent_initial_call=True)
-clientside_callback(_PRINT, Output(ACC_PRINTED, "data", allow_duplicate=True), Input(ACC_RECEIPT_PRINT, "n_clicks"),
+clientside_callback(_PRINT, Output(ID.PRINTED, "data"), Input(ID.OPEN_PRINT, "n_clicks"), prevent_initial_call=True)
+clientside_callback(_PRINT, Output(ID.PRINTED, "data", allow_duplicate=True), Input(ID.RECEIPT_PRINT, "n_clicks"),
                     prevent_initial_call=True)
 
 
@@ -483,10 +474,10 @@ def _day(value) -> dt.date | None:
     return inputs.day(value)
 
 
-@guarded_callback("accounts.events", FIND, Output(ACC_EV_GRID, "rowData"), Output(ACC_EV_COUNT, "children"),
-                  Input(ACC_EV_SEARCH, "n_clicks"), State(ACC_EV_KIND, "value"), State(ACC_EV_FROM, "value"),
-                  State(ACC_EV_TO, "value"), State(ACC_EV_BUILDING, "value"), State(ACC_EV_OPERATOR, "value"),
-                  State(ACC_EV_TEXT, "value"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("accounts.events", FIND, Output(ID.EV_GRID, "rowData"), Output(ID.EV_COUNT, "children"),
+                  Input(ID.EV_SEARCH, "n_clicks"), State(ID.EV_KIND, "value"), State(ID.EV_FROM, "value"),
+                  State(ID.EV_TO, "value"), State(ID.EV_BUILDING, "value"), State(ID.EV_OPERATOR, "value"),
+                  State(ID.EV_TEXT, "value"), changes_state=False, prevent_initial_call=True)
 def openings_and_closings(n_clicks, event, first, last, building, operator, text):
     if not n_clicks:
         raise PreventUpdate

@@ -9,8 +9,9 @@ from core import permissions as P
 from operators.service import OperatorError, permission_order, role_order
 from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
-from dashboard.components.admin import ROLES_GRID, ROLES_RESULT, ROLES_SAVE, alert, matrix_rows, role_label, roles_page
+from dashboard.components.admin import alert, matrix_rows, role_label, roles_page
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Roles as ID
 
 PERMISSION = P.USER_MANAGE
 dash.register_page(__name__, path="/admin/roles", title="Wattline", name="admin-roles")
@@ -31,8 +32,8 @@ def layout(**_query):
 
 
 @guarded_callback("admin.roles.save", PERMISSION,
-                  Output(ROLES_RESULT, "children"), Output(ROLES_GRID, "rowData"),
-                  Input(ROLES_SAVE, "n_clicks"), State(ROLES_GRID, "rowData"), prevent_initial_call=True)
+                  Output(ID.RESULT, "children"), Output(ID.GRID, "rowData"),
+                  Input(ID.SAVE, "n_clicks"), State(ID.GRID, "rowData"), prevent_initial_call=True)
 def save_matrix(n_clicks, rows):
     if not n_clicks:
         raise PreventUpdate

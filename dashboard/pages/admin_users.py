@@ -9,11 +9,9 @@ from core import permissions as P
 from operators.service import OperatorError, role_order
 from dashboard import access, inputs
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
-from dashboard.components.admin import (BROWSER_LANGUAGE, NEW_LANGUAGE, NEW_NAME, NEW_PASSWORD, NEW_ROLES, NEW_USERNAME, USERS_ACTIVATE,
-                                        USERS_ADD, USERS_DEACTIVATE, USERS_GRID, USERS_RESET, USERS_RESULT,
-                                        USERS_ROLES, USERS_SET_ROLES, USERS_TEMP_PASSWORD, alert, operator_rows,
-                                        users_page)
+from dashboard.components.admin import BROWSER_LANGUAGE, alert, operator_rows, users_page
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Users as ID
 from dashboard.services import site_zone
 
 PERMISSION = P.USER_MANAGE
@@ -52,14 +50,14 @@ def _not_selected(exc: OperatorError, **fields) -> dict:
 
 def _outputs(**fields) -> dict:
     """The message and the operators grid every action answers with, and `fields`: the action's own."""
-    return {"result": Output(USERS_RESULT, "children", allow_duplicate=True),
-            "rows": Output(USERS_GRID, "rowData", allow_duplicate=True), **fields}
+    return {"result": Output(ID.RESULT, "children", allow_duplicate=True),
+            "rows": Output(ID.GRID, "rowData", allow_duplicate=True), **fields}
 
 
 @guarded_callback("admin.users.add", PERMISSION,
-                  Input(USERS_ADD, "n_clicks"), State(NEW_USERNAME, "value"), State(NEW_NAME, "value"),
-                  State(NEW_PASSWORD, "value"), State(NEW_ROLES, "value"), State(NEW_LANGUAGE, "value"),
-                  output=_outputs(password=Output(NEW_PASSWORD, "value")), prevent_initial_call=True)
+                  Input(ID.ADD, "n_clicks"), State(ID.NEW_USERNAME, "value"), State(ID.NEW_NAME, "value"),
+                  State(ID.NEW_PASSWORD, "value"), State(ID.NEW_ROLES, "value"), State(ID.NEW_LANGUAGE, "value"),
+                  output=_outputs(password=Output(ID.NEW_PASSWORD, "value")), prevent_initial_call=True)
 def add_operator(n_clicks, username, display_name, password, roles, language):
     if not n_clicks:
         raise PreventUpdate
@@ -73,11 +71,11 @@ def add_operator(n_clicks, username, display_name, password, roles, language):
 
 
 @guarded_callback("admin.users.set_active", PERMISSION,
-                  Input(USERS_DEACTIVATE, "n_clicks"), Input(USERS_ACTIVATE, "n_clicks"),
-                  State(USERS_GRID, "selectedRows"), output=_outputs(), prevent_initial_call=True)
+                  Input(ID.DEACTIVATE, "n_clicks"), Input(ID.ACTIVATE, "n_clicks"),
+                  State(ID.GRID, "selectedRows"), output=_outputs(), prevent_initial_call=True)
 def set_active(_deactivate, _activate, rows):
-    active = ctx.triggered_id == USERS_ACTIVATE
-    if ctx.triggered_id not in (USERS_ACTIVATE, USERS_DEACTIVATE):
+    active = ctx.triggered_id == ID.ACTIVATE
+    if ctx.triggered_id not in (ID.ACTIVATE, ID.DEACTIVATE):
         raise PreventUpdate
     try:
         username = _selected(rows)
@@ -88,8 +86,8 @@ def set_active(_deactivate, _activate, rows):
 
 
 @guarded_callback("admin.users.reset_password", PERMISSION,
-                  Input(USERS_RESET, "n_clicks"), State(USERS_GRID, "selectedRows"),
-                  State(USERS_TEMP_PASSWORD, "value"), output=_outputs(password=Output(USERS_TEMP_PASSWORD, "value")),
+                  Input(ID.RESET, "n_clicks"), State(ID.GRID, "selectedRows"),
+                  State(ID.TEMP_PASSWORD, "value"), output=_outputs(password=Output(ID.TEMP_PASSWORD, "value")),
                   prevent_initial_call=True)
 def reset_password(n_clicks, rows, password):
     if not n_clicks:
@@ -106,7 +104,7 @@ def reset_password(n_clicks, rows, password):
 
 
 @guarded_callback("admin.users.set_roles", PERMISSION,
-                  Input(USERS_SET_ROLES, "n_clicks"), State(USERS_GRID, "selectedRows"), State(USERS_ROLES, "value"),
+                  Input(ID.SET_ROLES, "n_clicks"), State(ID.GRID, "selectedRows"), State(ID.ROLES, "value"),
                   output=_outputs(), prevent_initial_call=True)
 def set_roles(n_clicks, rows, roles):
     if not n_clicks:
@@ -120,7 +118,7 @@ def set_roles(n_clicks, rows, roles):
                 "admin.roles_saved", username=username)
 
 
-@callback(Output(USERS_ROLES, "value"), Input(USERS_GRID, "selectedRows"), prevent_initial_call=True)
+@callback(Output(ID.ROLES, "value"), Input(ID.GRID, "selectedRows"), prevent_initial_call=True)
 def show_roles_of_selected(rows):
     """Reads nothing stored: shows the roles of the row the browser selected."""
     if isinstance(rows, list) and rows and isinstance(rows[0], dict):

@@ -12,11 +12,10 @@ from billing.errors import BillingError
 from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
-from dashboard.components.api_clients import (API_CREATE, API_LIST, API_NAME, API_RESULT, API_REVOKE_CONFIRM,
-                                              API_REVOKE_NAME, active_names, api_clients_page, client_table,
-                                              token_shown_once)
+from dashboard.components.api_clients import active_names, api_clients_page, client_table, token_shown_once
 from dashboard.components.cashier import error_alert, notice
 from dashboard.i18n import request_lang, t
+from dashboard.ids import ApiClients as ID
 from dashboard.services import billing
 
 PERMISSION = P.API_CLIENT_MANAGE
@@ -40,9 +39,9 @@ def _refreshed(lang: str) -> dict:
 _UNCHANGED = {"listing": no_update, "revocable": no_update}
 
 
-@guarded_callback("api_clients.create", PERMISSION, Input(API_CREATE, "n_clicks"), State(API_NAME, "value"),
-                  output={"result": Output(API_RESULT, "children"), "listing": Output(API_LIST, "children"),
-                          "revocable": Output(API_REVOKE_NAME, "options"), "name": Output(API_NAME, "value")},
+@guarded_callback("api_clients.create", PERMISSION, Input(ID.CREATE, "n_clicks"), State(ID.NAME, "value"),
+                  output={"result": Output(ID.RESULT, "children"), "listing": Output(ID.LIST, "children"),
+                          "revocable": Output(ID.REVOKE_NAME, "options"), "name": Output(ID.NAME, "value")},
                   prevent_initial_call=True)
 def create(n_clicks, name):
     if not n_clicks:
@@ -56,12 +55,12 @@ def create(n_clicks, name):
     return {"result": token_shown_once(name, token, lang), **_refreshed(lang), "name": ""}
 
 
-@guarded_callback("api_clients.revoke", PERMISSION, Input(API_REVOKE_CONFIRM, "submit_n_clicks"),
-                  State(API_REVOKE_NAME, "value"),
-                  output={"result": Output(API_RESULT, "children", allow_duplicate=True),
-                          "listing": Output(API_LIST, "children", allow_duplicate=True),
-                          "revocable": Output(API_REVOKE_NAME, "options", allow_duplicate=True),
-                          "chosen": Output(API_REVOKE_NAME, "value")},
+@guarded_callback("api_clients.revoke", PERMISSION, Input(ID.REVOKE_CONFIRM, "submit_n_clicks"),
+                  State(ID.REVOKE_NAME, "value"),
+                  output={"result": Output(ID.RESULT, "children", allow_duplicate=True),
+                          "listing": Output(ID.LIST, "children", allow_duplicate=True),
+                          "revocable": Output(ID.REVOKE_NAME, "options", allow_duplicate=True),
+                          "chosen": Output(ID.REVOKE_NAME, "value")},
                   prevent_initial_call=True)
 def revoke(n_clicks, name):
     if not n_clicks:
@@ -72,5 +71,5 @@ def revoke(n_clicks, name):
     if not revoke_api_client(billing(), name, signed_in().username, remote=source_address()):
         return {"result": notice(t("api_clients.not_active", lang, name=inputs.shown(name))), **_UNCHANGED,
                 "chosen": no_update}
-    return {"result": notice(t("api_clients.revoked", lang, name=name), "success", id="api-revoked"), **_refreshed(lang),
+    return {"result": notice(t("api_clients.revoked", lang, name=name), "success", id=ID.REVOKED), **_refreshed(lang),
             "chosen": None}

@@ -12,12 +12,10 @@ from core.clock import show_local, site_time
 from dashboard import access
 from dashboard.auth import accounts, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.admin import alert
-from dashboard.components.audit_log import (AUDIT_ACTION, AUDIT_APPLIED, AUDIT_COUNT, AUDIT_DOWNLOAD, AUDIT_EXPORT,
-                                            AUDIT_GRID, AUDIT_OPERATOR, AUDIT_RESULT, AUDIT_SEARCH, AUDIT_SINCE,
-                                            AUDIT_UNTIL, BadFilter, audit_page, grid_rows, parse_filters, query_args,
-                                            workbook)
+from dashboard.components.audit_log import BadFilter, audit_page, grid_rows, parse_filters, query_args, workbook
 from dashboard.components.workbook import export_notice
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Audit as ID
 from dashboard.services import site_zone
 
 VIEW = P.AUDIT_VIEW
@@ -35,10 +33,10 @@ def layout(**_query):
 
 
 @guarded_callback("audit.query", VIEW,
-                  Input(AUDIT_SEARCH, "n_clicks"), State(AUDIT_OPERATOR, "value"), State(AUDIT_ACTION, "value"),
-                  State(AUDIT_SINCE, "value"), State(AUDIT_UNTIL, "value"),
-                  output={"rows": Output(AUDIT_GRID, "rowData"), "count": Output(AUDIT_COUNT, "children"),
-                          "applied": Output(AUDIT_APPLIED, "data"), "result": Output(AUDIT_RESULT, "children")},
+                  Input(ID.SEARCH, "n_clicks"), State(ID.OPERATOR, "value"), State(ID.ACTION, "value"),
+                  State(ID.SINCE, "value"), State(ID.UNTIL, "value"),
+                  output={"rows": Output(ID.GRID, "rowData"), "count": Output(ID.COUNT, "children"),
+                          "applied": Output(ID.APPLIED, "data"), "result": Output(ID.RESULT, "children")},
                   changes_state=False, prevent_initial_call=True)
 def query(n_clicks, operator, action, since, until):
     if not n_clicks:
@@ -55,8 +53,8 @@ def query(n_clicks, operator, action, since, until):
 
 
 @guarded_callback("audit.export", VIEW,
-                  Output(AUDIT_DOWNLOAD, "data"), Output(AUDIT_RESULT, "children", allow_duplicate=True),
-                  Input(AUDIT_EXPORT, "n_clicks"), State(AUDIT_APPLIED, "data"),
+                  Output(ID.DOWNLOAD, "data"), Output(ID.RESULT, "children", allow_duplicate=True),
+                  Input(ID.EXPORT, "n_clicks"), State(ID.APPLIED, "data"),
                   changes_state=False, prevent_initial_call=True)
 def export(n_clicks, filters):
     if not n_clicks:

@@ -13,9 +13,9 @@ from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.cashier import error_alert, notice
-from dashboard.components.qr_labels import QR_BUILDING, QR_COUNT, QR_PRINT, QR_PRINTED, QR_SHEET, QR_SHOW, \
-    label_sheet, qr_page
+from dashboard.components.qr_labels import label_sheet, qr_page
 from dashboard.i18n import request_lang, t
+from dashboard.ids import QrLabels as ID
 from dashboard.selfservice import public_base_url
 
 PERMISSION = P.ACCOUNT_OPEN
@@ -30,8 +30,8 @@ def layout(**_query):
     return qr_page(desk.buildings(current_app.config["WATTLINE_SERVICES"].billing), lang)
 
 
-@guarded_callback("qr.labels", PERMISSION, Output(QR_SHEET, "children"), Output(QR_COUNT, "children"),
-                  Input(QR_SHOW, "n_clicks"), State(QR_BUILDING, "value"), changes_state=False,
+@guarded_callback("qr.labels", PERMISSION, Output(ID.SHEET, "children"), Output(ID.COUNT, "children"),
+                  Input(ID.SHOW, "n_clicks"), State(ID.BUILDING, "value"), changes_state=False,
                   prevent_initial_call=True)
 def labels(n_clicks, building):
     if not n_clicks:
@@ -52,5 +52,5 @@ def labels(n_clicks, building):
 
 clientside_callback(
     "function (n) { if (n) { window.print(); } return n || 0; }",
-    Output(QR_PRINTED, "data"), Input(QR_PRINT, "n_clicks"), prevent_initial_call=True,
+    Output(ID.PRINTED, "data"), Input(ID.PRINT, "n_clicks"), prevent_initial_call=True,
 )

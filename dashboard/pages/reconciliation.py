@@ -12,11 +12,9 @@ from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
-from dashboard.components.reconciliation import (
-    REC_ALARMS, REC_FIRST, REC_LAST, REC_MESSAGE, REC_NOTE, REC_RESOLVE, REC_RESOLVED, REC_RUN, REC_SHADOW,
-    alarm_rows, reconciliation_page, shadow_rows,
-)
+from dashboard.components.reconciliation import alarm_rows, reconciliation_page, shadow_rows
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Reconciliation as ID
 from dashboard.services import billing, operator_name
 from storage.alarms import kind_text
 
@@ -36,9 +34,9 @@ def layout(**_query):
 
 
 @guarded_callback("reconciliation.resolve", RESOLVE,
-                  Input(REC_RESOLVE, "n_clicks"), State(REC_ALARMS, "selectedRows"), State(REC_NOTE, "value"),
-                  output={"result": Output(REC_RESOLVED, "children"), "alarms": Output(REC_ALARMS, "rowData"),
-                          "note": Output(REC_NOTE, "value")},
+                  Input(ID.RESOLVE, "n_clicks"), State(ID.ALARMS, "selectedRows"), State(ID.NOTE, "value"),
+                  output={"result": Output(ID.RESOLVED, "children"), "alarms": Output(ID.ALARMS, "rowData"),
+                          "note": Output(ID.NOTE, "value")},
                   prevent_initial_call=True)
 def resolve(n_clicks, selected, note):
     """Close the selected alarm with the operator's note; the grid shows the alarms still open."""
@@ -57,12 +55,12 @@ def resolve(n_clicks, selected, note):
         return {"result": error_alert(exc, lang), "alarms": alarm_rows(reconciliation_alarms(ctx), lang),
                 "note": dash.no_update}
     done = notice(t("reconciliation.resolved", lang, kind=kind_text(alarm["kind"], lang),
-                    meter=row.get("meter_address") or ""), "success", id="recon-resolved-ok")
+                    meter=row.get("meter_address") or ""), "success", id=ID.RESOLVED_OK)
     return {"result": done, "alarms": alarm_rows(reconciliation_alarms(ctx), lang), "note": ""}
 
 
-@guarded_callback("reconciliation.shadow", VIEW, Output(REC_SHADOW, "rowData"), Output(REC_MESSAGE, "children"),
-                  Input(REC_RUN, "n_clicks"), State(REC_FIRST, "date"), State(REC_LAST, "date"),
+@guarded_callback("reconciliation.shadow", VIEW, Output(ID.SHADOW, "rowData"), Output(ID.MESSAGE, "children"),
+                  Input(ID.RUN, "n_clicks"), State(ID.FIRST, "date"), State(ID.LAST, "date"),
                   changes_state=False, prevent_initial_call=True)
 def run_shadow(_n, first, last):
     lang = request_lang()

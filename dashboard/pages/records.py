@@ -14,13 +14,10 @@ from core import permissions as P
 from core.clock import show_local
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
-from dashboard.components.records import (
-    KINDS, REC_APPLIED, REC_BUILDING, REC_COUNT, REC_DOWNLOAD, REC_EXPORT, REC_EXPORT_REQUEST, REC_FROM, REC_GRID,
-    REC_KINDS, REC_OPERATOR, REC_RESULT, REC_SEARCH, REC_TEXT, REC_TO, default_range, grid_rows, records_page,
-    records_workbook, summary,
-)
+from dashboard.components.records import KINDS, default_range, grid_rows, records_page, records_workbook, summary
 from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Records as ID
 from dashboard.services import billing
 
 VIEW, EXPORT = P.REPORT_VIEW, P.REPORT_EXPORT
@@ -70,11 +67,11 @@ def layout(**_query_args):
 
 
 @guarded_callback("records.query", VIEW,
-                  Input(REC_SEARCH, "n_clicks"), Input(REC_TEXT, "n_submit"), State(REC_FROM, "value"),
-                  State(REC_TO, "value"), State(REC_KINDS, "value"), State(REC_OPERATOR, "value"),
-                  State(REC_BUILDING, "value"), State(REC_TEXT, "value"),
-                  output={"rows": Output(REC_GRID, "rowData"), "count": Output(REC_COUNT, "children"),
-                          "applied": Output(REC_APPLIED, "data"), "result": Output(REC_RESULT, "children")},
+                  Input(ID.SEARCH, "n_clicks"), Input(ID.TEXT, "n_submit"), State(ID.FROM, "value"),
+                  State(ID.TO, "value"), State(ID.KINDS, "value"), State(ID.OPERATOR, "value"),
+                  State(ID.BUILDING, "value"), State(ID.TEXT, "value"),
+                  output={"rows": Output(ID.GRID, "rowData"), "count": Output(ID.COUNT, "children"),
+                          "applied": Output(ID.APPLIED, "data"), "result": Output(ID.RESULT, "children")},
                   changes_state=False, prevent_initial_call=True)
 def query(n_clicks, n_submit, first, last, kinds, operator, building, text):
     if not n_clicks and not n_submit:
@@ -96,14 +93,14 @@ clientside_callback(
         if (!n) { return window.dash_clientside.no_update; }
         return {ids: (rows || []).map(function (r) { return r.id; }), filter: filterModel || {}, at: Date.now()};
     }""",
-    Output(REC_EXPORT_REQUEST, "data"), Input(REC_EXPORT, "n_clicks"), State(REC_GRID, "virtualRowData"),
-    State(REC_GRID, "filterModel"), prevent_initial_call=True,
+    Output(ID.EXPORT_REQUEST, "data"), Input(ID.EXPORT, "n_clicks"), State(ID.GRID, "virtualRowData"),
+    State(ID.GRID, "filterModel"), prevent_initial_call=True,
 )
 
 
-@guarded_callback("records.export", EXPORT, Output(REC_DOWNLOAD, "data"),
-                  Output(REC_RESULT, "children", allow_duplicate=True), Input(REC_EXPORT_REQUEST, "data"),
-                  State(REC_APPLIED, "data"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("records.export", EXPORT, Output(ID.DOWNLOAD, "data"),
+                  Output(ID.RESULT, "children", allow_duplicate=True), Input(ID.EXPORT_REQUEST, "data"),
+                  State(ID.APPLIED, "data"), changes_state=False, prevent_initial_call=True)
 def export(request, applied):
     if not isinstance(request, dict):
         raise PreventUpdate
@@ -120,4 +117,4 @@ def export(request, applied):
     book = records_workbook(rows, shown, lang, ctx_.tz)
     workbook = book.to_bytes()
     return (dcc.send_bytes(workbook, f"{t('records.filename', lang)}-{stamp}.xlsx"),
-            exported_message(t("records.exported", lang, n=len(rows)), book, lang, id="rec-exported"))
+            exported_message(t("records.exported", lang, n=len(rows)), book, lang, id=ID.EXPORTED))

@@ -24,6 +24,7 @@ from dashboard.components.cashier import (
 )
 from dashboard.i18n import request_lang, t
 from dashboard.ids import Sell as ID
+from dashboard.ids import Shared
 from dashboard.services import actor, billing
 
 SELL, REFUND, REVERSE = P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE
@@ -141,7 +142,8 @@ def _money_action(action, cleared: tuple[str, ...]) -> dict:
 def _need_meter(address, untouched: tuple[str, ...]) -> dict | None:
     if _a_meter(address):
         return None
-    return {"result": notice(t("cashier.no_meter", request_lang()), id="desk-error"), "watch": None, "stopped": True,
+    return {"result": notice(t("cashier.no_meter", request_lang()), id=Shared.DESK_ERROR), "watch": None,
+            "stopped": True,
             **dict.fromkeys(untouched, no_update)}
 
 

@@ -12,20 +12,19 @@ from dash import Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from billing import desk, tariffs
+from billing.tariffs import MAX_TIERS
 from billing.errors import BillingError
 from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.cashier import error_alert, notice
 from dashboard.components.tariffs import (
-    NEW, TAR_BATCH, TAR_BATCH_VIEW, TAR_FLAT_BOX, TAR_FLAT_PRICE, TAR_LIST, TAR_MODE, TAR_MODES, TAR_NAME,
-    TAR_NEW_ONLY, TAR_PRICE, TAR_PUSH, TAR_PUSH_BUILDING, TAR_PUSH_METERS, TAR_PUSH_RESULT, TAR_PUSH_TARIFF,
-    TAR_ASSIGN, TAR_SAVE, TAR_SAVE_RESULT, TAR_SCOPE, TAR_SEGMENTS, TAR_TARGET, TAR_TICK, TAR_TIER_BOUND,
-    TAR_TIER_BOX, TAR_TIER_PRICE, TAR_TOU_BOX, TAR_VALID_FROM, TAR_ZERO_CONFIRM, TAR_MANAGE_TARIFF, TAR_NEW_NAME,
-    TAR_RENAME, TAR_RETIRE_CONFIRM, TAR_MANAGE_RESULT, batch_view, parse_segments, parse_tiers, tariff_cards,
-    tariff_options, tariffs_page, target_options, zero_prices_text,
+    NEW, batch_view, parse_segments, parse_tiers, tariff_cards, tariff_options, tariffs_page, target_options,
+    zero_prices_text,
 )
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Shared
+from dashboard.ids import Tariffs as ID
 from dashboard.services import actor, billing, operator_name
 
 EDIT, PUSH = P.TARIFF_EDIT, P.TARIFF_PUSH
@@ -48,9 +47,9 @@ def _shown(visible: bool) -> dict:
     return {"display": "block"} if visible else {"display": "none"}
 
 
-@dash.callback(Input(TAR_TARGET, "value"), Input(TAR_MODE, "value"), State(TAR_MODES, "data"),
-               output={"new_only": Output(TAR_NEW_ONLY, "style"), "flat": Output(TAR_FLAT_BOX, "style"),
-                       "tou": Output(TAR_TOU_BOX, "style"), "tiered": Output(TAR_TIER_BOX, "style")})
+@dash.callback(Input(ID.TARGET, "value"), Input(ID.MODE, "value"), State(ID.MODES, "data"),
+               output={"new_only": Output(ID.NEW_ONLY, "style"), "flat": Output(ID.FLAT_BOX, "style"),
+                       "tou": Output(ID.TOU_BOX, "style"), "tiered": Output(ID.TIER_BOX, "style")})
 def show_mode_fields(target, mode, modes):
     """The price fields of the mode: the chosen new mode, or the mode of the tariff a version is added to
     (from the page's own store; nothing is read on the server)."""
@@ -78,11 +77,11 @@ def _choices(lang: str) -> dict:
 
 
 def _choice_outputs() -> dict:
-    return {"cards": Output(TAR_LIST, "children", allow_duplicate=True),
-            "modes": Output(TAR_MODES, "data", allow_duplicate=True),
-            "targets": Output(TAR_TARGET, "options", allow_duplicate=True),
-            "push": Output(TAR_PUSH_TARIFF, "options", allow_duplicate=True),
-            "manage": Output(TAR_MANAGE_TARIFF, "options", allow_duplicate=True)}
+    return {"cards": Output(ID.LIST, "children", allow_duplicate=True),
+            "modes": Output(ID.MODES, "data", allow_duplicate=True),
+            "targets": Output(ID.TARGET, "options", allow_duplicate=True),
+            "push": Output(ID.PUSH_TARIFF, "options", allow_duplicate=True),
+            "manage": Output(ID.MANAGE_TARIFF, "options", allow_duplicate=True)}
 
 
 def _unchanged() -> dict:
@@ -91,15 +90,15 @@ def _unchanged() -> dict:
 
 @guarded_callback(
     "tariffs.save", EDIT,
-    output={"result": Output(TAR_SAVE_RESULT, "children"), "ask": Output(TAR_ZERO_CONFIRM, "displayed"),
-            "question": Output(TAR_ZERO_CONFIRM, "message"), **_choice_outputs()},
-    inputs={"n_clicks": Input(TAR_SAVE, "n_clicks"), "confirmed": Input(TAR_ZERO_CONFIRM, "submit_n_clicks"),
-            "target": State(TAR_TARGET, "value"), "name": State(TAR_NAME, "value"), "mode": State(TAR_MODE, "value"),
-            "valid_from": State(TAR_VALID_FROM, "value"), "flat_price": State(TAR_FLAT_PRICE, "value"),
-            "prices": {n: State(TAR_PRICE[n], "value") for n in PRICE_FIELDS},
-            "segments_text": State(TAR_SEGMENTS, "value"),
-            "bounds": [State(i, "value") for i in TAR_TIER_BOUND],
-            "tier_prices": [State(i, "value") for i in TAR_TIER_PRICE]},
+    output={"result": Output(ID.SAVE_RESULT, "children"), "ask": Output(ID.ZERO_CONFIRM, "displayed"),
+            "question": Output(ID.ZERO_CONFIRM, "message"), **_choice_outputs()},
+    inputs={"n_clicks": Input(ID.SAVE, "n_clicks"), "confirmed": Input(ID.ZERO_CONFIRM, "submit_n_clicks"),
+            "target": State(ID.TARGET, "value"), "name": State(ID.NAME, "value"), "mode": State(ID.MODE, "value"),
+            "valid_from": State(ID.VALID_FROM, "value"), "flat_price": State(ID.FLAT_PRICE, "value"),
+            "prices": {n: State(ID.price(n), "value") for n in PRICE_FIELDS},
+            "segments_text": State(ID.SEGMENTS, "value"),
+            "bounds": [State(ID.tier_bound(i), "value") for i in range(MAX_TIERS)],
+            "tier_prices": [State(ID.tier_price(i), "value") for i in range(MAX_TIERS)]},
     prevent_initial_call=True)
 def save_version(n_clicks, confirmed, target, name, mode, valid_from, flat_price, prices, segments_text, bounds,
                  tier_prices):
@@ -107,7 +106,7 @@ def save_version(n_clicks, confirmed, target, name, mode, valid_from, flat_price
     version that could never be in force. A price of 0 is saved only from the confirmation dialog's OK."""
     if not n_clicks and not confirmed:
         raise PreventUpdate
-    zero_confirmed = ctx.triggered_id == TAR_ZERO_CONFIRM
+    zero_confirmed = ctx.triggered_id == ID.ZERO_CONFIRM
     lang = request_lang()
     prices = prices if isinstance(prices, dict) else {}
     bounds, tier_prices = list(bounds or []), list(tier_prices or [])
@@ -146,7 +145,7 @@ def save_version(n_clicks, confirmed, target, name, mode, valid_from, flat_price
             question = t("tariffs.zero_confirm", lang, prices=zero_prices_text(exc.params["prices"].split(", "), lang))
             return {"result": None, "ask": True, "question": question, **_unchanged()}
         return refused(exc)
-    return {"result": notice(message, "success", id="tar-saved"), "ask": False, "question": no_update,
+    return {"result": notice(message, "success", id=ID.SAVED), "ask": False, "question": no_update,
             **_choices(lang)}
 
 
@@ -154,10 +153,10 @@ def _chosen_tariff(value) -> int | None:
     return inputs.record_id(value)
 
 
-@guarded_callback("tariffs.rename", EDIT, output={"result": Output(TAR_MANAGE_RESULT, "children"),
-                                                 "name": Output(TAR_NEW_NAME, "value"), **_choice_outputs()},
-                  inputs={"n_clicks": Input(TAR_RENAME, "n_clicks"), "tariff_id": State(TAR_MANAGE_TARIFF, "value"),
-                          "name": State(TAR_NEW_NAME, "value")}, prevent_initial_call=True)
+@guarded_callback("tariffs.rename", EDIT, output={"result": Output(ID.MANAGE_RESULT, "children"),
+                                                 "name": Output(ID.NEW_NAME, "value"), **_choice_outputs()},
+                  inputs={"n_clicks": Input(ID.RENAME, "n_clicks"), "tariff_id": State(ID.MANAGE_TARIFF, "value"),
+                          "name": State(ID.NEW_NAME, "value")}, prevent_initial_call=True)
 def rename(n_clicks, tariff_id, name):
     """Another name for a tariff (billing checks tariff.edit, the name, and logs before and after)."""
     if not n_clicks:
@@ -165,21 +164,22 @@ def rename(n_clicks, tariff_id, name):
     lang = request_lang()
     tid = _chosen_tariff(tariff_id)
     if tid is None:
-        return {"result": notice(t("tariffs.choose_tariff", lang), id="desk-error"), "name": no_update, **_unchanged()}
+        return {"result": notice(t("tariffs.choose_tariff", lang), id=Shared.DESK_ERROR), "name": no_update,
+                **_unchanged()}
     old = next((x["name"] for x in tariffs.tariff_list(billing()) if x["id"] == tid), str(tid))
     try:
         tariffs.rename_tariff(billing(), tid, name if isinstance(name, str) else "", actor())
     except BillingError as exc:
         return {"result": error_alert(exc, lang), "name": no_update, **_unchanged()}
     new = " ".join(name.split())
-    return {"result": notice(t("tariffs.renamed", lang, old=old, name=new), "success", id="tar-renamed"), "name": "",
+    return {"result": notice(t("tariffs.renamed", lang, old=old, name=new), "success", id=ID.RENAMED), "name": "",
             **_choices(lang)}
 
 
-@guarded_callback("tariffs.retire", EDIT, output={"result": Output(TAR_MANAGE_RESULT, "children", allow_duplicate=True),
+@guarded_callback("tariffs.retire", EDIT, output={"result": Output(ID.MANAGE_RESULT, "children", allow_duplicate=True),
                                                  **_choice_outputs()},
-                  inputs={"confirmed": Input(TAR_RETIRE_CONFIRM, "submit_n_clicks"),
-                          "tariff_id": State(TAR_MANAGE_TARIFF, "value")}, prevent_initial_call=True)
+                  inputs={"confirmed": Input(ID.RETIRE_CONFIRM, "submit_n_clicks"),
+                          "tariff_id": State(ID.MANAGE_TARIFF, "value")}, prevent_initial_call=True)
 def retire(confirmed, tariff_id):
     """Retire a tariff no meter bills by (billing refuses otherwise, saying why)."""
     if not confirmed:
@@ -187,13 +187,13 @@ def retire(confirmed, tariff_id):
     lang = request_lang()
     tid = _chosen_tariff(tariff_id)
     if tid is None:
-        return {"result": notice(t("tariffs.choose_tariff", lang), id="desk-error"), **_unchanged()}
+        return {"result": notice(t("tariffs.choose_tariff", lang), id=Shared.DESK_ERROR), **_unchanged()}
     name = next((x["name"] for x in tariffs.tariff_list(billing()) if x["id"] == tid), str(tid))
     try:
         tariffs.retire_tariff(billing(), tid, actor())
     except BillingError as exc:
         return {"result": error_alert(exc, lang), **_unchanged()}
-    return {"result": notice(t("tariffs.retired", lang, name=name), "success", id="tar-retired"), **_choices(lang)}
+    return {"result": notice(t("tariffs.retired", lang, name=name), "success", id=ID.RETIRED), **_choices(lang)}
 
 
 def _push_refused(message) -> dict:
@@ -202,11 +202,11 @@ def _push_refused(message) -> dict:
 
 
 @guarded_callback("tariffs.push", PUSH,
-                  Input(TAR_PUSH, "n_clicks"), State(TAR_PUSH_TARIFF, "value"), State(TAR_SCOPE, "value"),
-                  State(TAR_PUSH_BUILDING, "value"), State(TAR_PUSH_METERS, "value"), State(TAR_ASSIGN, "value"),
-                  output={"result": Output(TAR_PUSH_RESULT, "children"), "batch": Output(TAR_BATCH, "data"),
-                          "batch_view": Output(TAR_BATCH_VIEW, "children"), "stopped": Output(TAR_TICK, "disabled"),
-                          "cards": Output(TAR_LIST, "children", allow_duplicate=True)},
+                  Input(ID.PUSH, "n_clicks"), State(ID.PUSH_TARIFF, "value"), State(ID.SCOPE, "value"),
+                  State(ID.PUSH_BUILDING, "value"), State(ID.PUSH_METERS, "value"), State(ID.ASSIGN, "value"),
+                  output={"result": Output(ID.PUSH_RESULT, "children"), "batch": Output(ID.BATCH, "data"),
+                          "batch_view": Output(ID.BATCH_VIEW, "children"), "stopped": Output(ID.TICK, "disabled"),
+                          "cards": Output(ID.LIST, "children", allow_duplicate=True)},
                   prevent_initial_call=True)
 def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     """Queue SET_TARIFF to the chosen meters under one batch id (assigning the tariff first if asked)."""
@@ -218,7 +218,7 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     if tid is None:
         return _push_refused(error_alert(BillingError("tariff_unknown", tariff=str(tariff_id)[:40]), lang))
     if scope not in PUSH_SCOPES:  # never "every meter" by default: an unreadable scope pushes nothing
-        return _push_refused(notice(t("inputs.push_scope", lang), id="desk-error"))
+        return _push_refused(notice(t("inputs.push_scope", lang), id=Shared.DESK_ERROR))
     if scope == "building":
         addresses = desk.building_addresses(ctx_, building) if isinstance(building, str) and building else []
     else:
@@ -237,15 +237,15 @@ def push(n_clicks, tariff_id, scope, building, meters_text, assign):
     except BillingError as exc:
         return _push_refused(error_alert(exc, lang))
     status = desk.batch_status(ctx_, batch)
-    message = notice(t("tariffs.pushed", lang, n=len(status["commands"]), batch=batch), "success", id="tar-pushed")
+    message = notice(t("tariffs.pushed", lang, n=len(status["commands"]), batch=batch), "success", id=ID.PUSHED)
     cards = tariff_cards(desk.tariffs_overview(ctx_), lang) if assign is True else no_update
     return {"result": message, "batch": batch, "batch_view": batch_view(status, lang), "stopped": status["done"],
             "cards": cards}
 
 
-@guarded_callback("tariffs.batch", PUSH, Output(TAR_BATCH_VIEW, "children", allow_duplicate=True),
-                  Output(TAR_TICK, "disabled", allow_duplicate=True), Input(TAR_TICK, "n_intervals"),
-                  State(TAR_BATCH, "data"), changes_state=False, prevent_initial_call=True)
+@guarded_callback("tariffs.batch", PUSH, Output(ID.BATCH_VIEW, "children", allow_duplicate=True),
+                  Output(ID.TICK, "disabled", allow_duplicate=True), Input(ID.TICK, "n_intervals"),
+                  State(ID.BATCH, "data"), changes_state=False, prevent_initial_call=True)
 def follow_batch(_n, batch):
     """The batch's command states until every command has an answer."""
     if inputs.key_text(batch) is None:  # the batch id push() stored

@@ -8,6 +8,7 @@ from dashboard import access
 from dashboard.auth import forbidden_page, signed_in
 from dashboard.components.work import work_home
 from dashboard.i18n import request_lang, t
+from dashboard.ids import Shared
 
 dash.register_page(__name__, path=access.WORK.path, title="Wattline", name="work")
 
@@ -19,5 +20,5 @@ def layout(**_query):
         return denied
     op = signed_in()
     if op is None:  # only without sign-in installed: the guard sends strangers to /login
-        return dbc.Container(dbc.Alert(t("auth.login_required", lang), color="warning"), id="forbidden-page")
+        return dbc.Container(dbc.Alert(t("auth.login_required", lang), color="warning"), id=Shared.FORBIDDEN)
     return work_home(op, lang)

@@ -42,7 +42,8 @@ def test_grid_rows_carry_fen_local_times_and_texts_in_the_operators_language():
 
 def test_the_grid_shows_yuan_but_sorts_and_filters_on_exact_fen():
     balance = next(c for c in column_defs("en") if c["field"] == "balance_fen")
-    assert "/ 100" in balance["valueFormatter"]["function"] and "/ 100" in balance["filterValueGetter"]["function"]
+    assert balance["valueFormatter"]["function"] == "wlMoney(params.value)"   # fen in, "¥1,234.50" out
+    assert "/ 100" in balance["filterValueGetter"]["function"]
     assert {c["headerName"] for c in column_defs("zh")} >= {"表号", "楼栋", "房间", "剩余金额（元）"}
 
 

@@ -204,3 +204,36 @@ def test_the_meters_grid_exports_the_rows_its_filter_shows(rt, page):
     assert len(expected) == 20 and [r[0] for r in rows[1:]] == expected
     assert log[0]["operator"] == "manager" and json.loads(log[0]["after"])["rows"] == 20
     assert page.locator("#meters-message").inner_text() == "Exported 20 rows."
+
+
+def test_the_meters_grid_shows_money_and_energy_as_the_server_writes_them(rt, page):
+    from core.formatting import format_energy
+    from storage.schema import meter_state
+    with rt.engine.connect() as conn:
+        shown = meter_table(conn).dropna(subset=["balance_fen"]).head(2)
+        kept = {int(r.meter_id): conn.execute(sa.select(meter_state.c.balance).where(
+            meter_state.c.meter_id == int(r.meter_id))).scalar_one() for r in shown.itertuples()}
+    credit, debt = shown.itertuples()
+    balances = {"1234.50": "¥1,234.50", "-1234.50": "−¥1,234.50"}
+    try:
+        with rt.engine.begin() as conn:
+            for r, balance in zip((credit, debt), balances):
+                conn.execute(meter_state.update().where(meter_state.c.meter_id == int(r.meter_id))
+                             .values(balance=balance))
+        page.set_viewport_size({"width": 1920, "height": 900})   # every column drawn (AG Grid draws what fits)
+        page.goto(base_url(rt) + "/meters")
+        page.wait_for_selector(".ag-row")
+        for r, text in zip((credit, debt), balances.values()):
+            page.locator("input[aria-label='Meter number Filter Input']").fill(r.address)
+            page.wait_for_function("""(address) => {
+                const cell = document.querySelector(".ag-row[row-index='0'] [col-id='address']");
+                return cell !== null && cell.textContent === address;
+            }""", arg=r.address)
+            row = ".ag-center-cols-container .ag-row[row-index='0']"
+            assert page.locator(f"{row} [col-id='balance_fen']").inner_text() == text
+            assert page.locator(f"{row} [col-id='energy_kwh']").inner_text() == format_energy(r.energy_total,
+                                                                                                unit=False)
+    finally:
+        with rt.engine.begin() as conn:
+            for meter_id, balance in kept.items():
+                conn.execute(meter_state.update().where(meter_state.c.meter_id == meter_id).values(balance=balance))

@@ -38,10 +38,10 @@ def column_defs(lang: str) -> list[dict]:
         {"field": "state_label", "headerName": head["state"], "minWidth": 150,
          "cellClass": {"function": "'mg-state st-' + params.data.state"}},
         {"field": "balance_fen", "headerName": head["balance"], "minWidth": 110, **NUMBER_COLUMN,
-         "valueFormatter": {"function": "params.value == null ? '' : (params.value / 100).toFixed(2)"},
+         "valueFormatter": {"function": "wlMoney(params.value)"},   # assets/formatting.js: format_money's text
          "filterValueGetter": {"function": "params.data.balance_fen == null ? null : params.data.balance_fen / 100"}},
         {"field": "energy_kwh", "headerName": head["energy"], "minWidth": 120, **NUMBER_COLUMN,
-         "valueFormatter": {"function": "params.value == null ? '' : params.value.toFixed(2)"}},
+         "valueFormatter": {"function": "wlEnergy(params.value)"}},
         {"field": "relay", "headerName": head["relay"], "minWidth": 80},
         {"field": "last_seen", "headerName": head["last_seen"], "minWidth": 165, "cellDataType": "text"},
         {"field": "profile", "headerName": head["profile"], "minWidth": 130},

@@ -52,7 +52,7 @@ def column_defs(lang: str) -> list[dict]:
         d = {"field": c, "headerName": head[c], "minWidth": 110}
         if c == "amount":
             d = {"field": "amount_fen", "headerName": head[c], "minWidth": 100, **NUMBER_COLUMN,
-                 "valueFormatter": {"function": "(params.value / 100).toFixed(2)"},
+                 "valueFormatter": {"function": "wlMoney(params.value)"},   # assets/formatting.js: format_money's text
                  "filterValueGetter": {"function": "params.data.amount_fen / 100"}}
         elif c == "created_at":
             d.update(minWidth=160, sort="desc")

@@ -13,6 +13,7 @@ from flask import Response, redirect, request
 from dashboard.app_config import SHELL_HOOKS
 from dashboard.components.shell import navbar, register_nav_callbacks, site_clock
 from dashboard.i18n import COOKIE, LANGUAGES, request_lang, t
+from dashboard.ids import App
 from dashboard.inputs import install_callback_checks
 from dashboard.services import site_zone
 from dashboard.websecurity import local_target, referrer_path, same_origin_request, security_event
@@ -49,7 +50,7 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
         return html.Div([navbar(lang, hooks["current_user_name"](), hooks["allowed"], hooks["csrf_token"]()),
                          dash.page_container,
                          site_clock(lang, site_zone())],
-                        id="app-root", lang="zh-CN" if lang == "zh" else "en", **texts)
+                        id=App.ROOT, lang="zh-CN" if lang == "zh" else "en", **texts)
 
     app.layout = layout
     register_nav_callbacks(app)

@@ -117,6 +117,18 @@ class Shared:
         return f"{state_id}-entry"
 
 
+class Customer:
+    """The customer's page from their QR code (dashboard/selfservice.py, plain HTML): the language link and the
+    site clock are named as the shell's, so a browser test finds them the same."""
+    LOW_BALANCE = "low-balance"
+    NOTICE = "customer-notice"         # a refused or expired code, a closed account
+
+
+class App:
+    """The root around every page (dashboard/app.py); its data- attributes carry assets/refusals.js's texts."""
+    ROOT = "app-root"
+
+
 class Shell:
     """The navbar and footer around every page (dashboard/components/shell.py); LANG_SWITCH and LOGOUT_FORM are
     also the plain-HTML sign-in and sign-out pages' (dashboard/auth.py), so a browser test finds them the same."""

@@ -21,6 +21,7 @@ from billing.views import customer_view
 from core.clock import show_local, zone_label
 from core.formatting import format_energy, format_money
 from dashboard.i18n import LANGUAGES, request_lang, t
+from dashboard.ids import Customer, Shell
 
 _CSS = """
 *{box-sizing:border-box}body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,"PingFang SC",
@@ -87,7 +88,7 @@ def render(view: dict, lang: str, token: str, zone) -> str:
     """The page; times are the site's (billing.views gives them so) and the last line names the zone."""
     other = "zh" if lang == "en" else "en"
     parts = [f'<header><h1>{escape(t("billing.customer.title", lang))}</h1>'
-             f'<a href="?lang={other}" id="lang-switch">{escape(t("lang.switch", lang))}</a></header>',
+             f'<a href="?lang={other}" id="{Shell.LANG_SWITCH}">{escape(t("lang.switch", lang))}</a></header>',
              f'<p class="who">{escape(view["holder"])} · {escape(view["building"])} {escape(view["room"])}</p>']
     if view["account_status"] not in (None, "open"):
         parts.append(f'<section>{escape(t("billing.customer.closed", lang))}</section>')
@@ -103,7 +104,7 @@ def render(view: dict, lang: str, token: str, zone) -> str:
             f'<section class="meter-card"><div class="meter">{escape(t("billing.customer.meter", lang))} '
             f'{escape(m["meter_address"])}</div>'
             f'<div class="balance{" low" if low else ""}">{format_money(m["balance"])}</div>'
-            + (f'<p class="low" id="low-balance">{escape(_low_notice(low, view, lang))}</p>' if low else "") +
+            + (f'<p class="low" id="{Customer.LOW_BALANCE}">{escape(_low_notice(low, view, lang))}</p>' if low else "") +
             f'<div class="muted">{read_at} {power}</div>'
             f'<h2>{escape(t("billing.customer.purchases", lang))}</h2>'
             + (f'<table><tbody>{rows}</tbody></table>' if rows else
@@ -111,7 +112,7 @@ def render(view: dict, lang: str, token: str, zone) -> str:
             + f'<h2>{escape(t("billing.customer.daily", lang))}</h2>{_bars(m["daily"], lang)}'
             f'<p class="muted">{escape(t("billing.customer.total_30", lang, kwh=f"{total:.1f}"))}</p></section>')
     parts.append(f'<p class="muted">{escape(t("billing.customer.footer", lang))}</p>'
-                 f'<p class="muted" id="site-clock">{escape(t("clock.note", lang, zone=zone_label(zone)))}</p>')
+                 f'<p class="muted" id="{Shell.SITE_CLOCK}">{escape(t("clock.note", lang, zone=zone_label(zone)))}</p>')
     return _page(lang, "".join(parts))
 
 
@@ -120,8 +121,8 @@ def notice_page(lang: str, heading: str, lines: list[str]) -> str:
     other = "zh" if lang == "en" else "en"
     text = "".join(f"<p>{escape(line)}</p>" for line in lines)
     return _page(lang, f'<header><h1>{escape(t("billing.customer.title", lang))}</h1>'
-                       f'<a href="?lang={other}" id="lang-switch">{escape(t("lang.switch", lang))}</a></header>'
-                       f'<section class="notice" id="customer-notice"><h1>{escape(heading)}</h1>{text}</section>')
+                       f'<a href="?lang={other}" id="{Shell.LANG_SWITCH}">{escape(t("lang.switch", lang))}</a></header>'
+                       f'<section class="notice" id="{Customer.NOTICE}"><h1>{escape(heading)}</h1>{text}</section>')
 
 
 def _page(lang: str, body: str) -> str:

@@ -13,7 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Every page and component module takes its ids from dashboard/ids.py (a new one is guarded as soon as it exists),
 # and so does the sign-in page's HTML in dashboard/auth.py.
 MOVED = tuple(sorted(str(p.relative_to(ROOT)) for d in ("dashboard/pages", "dashboard/components")
-                     for p in (ROOT / d).glob("*.py"))) + ("dashboard/auth.py",)
+                     for p in (ROOT / d).glob("*.py"))) + (
+    "dashboard/app.py", "dashboard/auth.py", "dashboard/selfservice.py")
 # where a component id is given: Input/Output/State's first argument and these keywords (tab_id and item_id name
 # a tab or accordion item to its container, not a component)
 ID_KEYWORDS = re.compile(r"^(id|ident|html_for|target|(?!tab_|item_)\w+_id)$")

@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from core.clock import show_local
+from core.formatting import format_money
 from dashboard.components.grid import grid_locale
 from dashboard.i18n import t
 from dashboard.ids import Reconciliation as ID
@@ -24,8 +25,8 @@ def alarm_rows(alarms: list[dict], lang: str) -> list[dict]:
 def shadow_rows(rows: list[dict]) -> list[dict]:
     return [{"meter_address": r["meter_address"], "building": r.get("building"), "room": r.get("room"),
              "days": r["days"], "worst_day": r["worst_day"].isoformat(),
-             "expected": f"{r['expected']:.2f}", "actual": f"{r['actual']:.2f}",
-             "difference": f"{r['difference']:+.2f}",
+             "expected": format_money(r["expected"]), "actual": format_money(r["actual"]),
+             "difference": format_money(r["difference"], sign=True),
              "ratio": "∞" if r["worst_ratio"] == float("inf") else f"{r['worst_ratio'] * 100:.1f} %"}
             for r in rows]
 

@@ -42,6 +42,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda conn: _retired_tariffs_and_phone_digits(conn)),
     Migration(8, "foundations: commands' purpose, alarm subjects and levels, history of master meters and "
                  "transformer terminals", lambda conn: _foundations(conn)),
+    Migration(9, "the control room: alarm engine, notifications, batch commands, meter settings, site setup",
+              lambda conn: _control_room(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -220,6 +222,40 @@ def _device_history(conn: sa.Connection) -> None:
     (meter_id, ts) index, declared PostgreSQL-only in schema.py). Nothing to fill: older polls kept no history."""
     from storage.schema import device_readings
     device_readings.create(conn, checkfirst=True)
+
+
+def _control_room(conn: sa.Connection) -> None:
+    """Version 9 (issue 10), one part per capability, each idempotent on its own."""
+    _alarm_engine(conn)
+    _notifications(conn)
+    _batch_control(conn)
+    _meter_settings(conn)
+    _site_setup(conn)
+
+
+def _alarm_engine(conn: sa.Connection) -> None:
+    """Alarm engine: what evaluation and acknowledgement with a note keep."""
+    create_tables_since(9.1)(conn)
+
+
+def _notifications(conn: sa.Connection) -> None:
+    """Notification outbox (SMS to customers and operators) and its dead letters."""
+    create_tables_since(9.2)(conn)
+
+
+def _batch_control(conn: sa.Connection) -> None:
+    """Batches of remote commands from the control page and the control API."""
+    create_tables_since(9.3)(conn)
+
+
+def _meter_settings(conn: sa.Connection) -> None:
+    """Per-meter settings as pushed and as read back from the meter."""
+    create_tables_since(9.4)(conn)
+
+
+def _site_setup(conn: sa.Connection) -> None:
+    """Site setup from the browser: building groups and what the topology pages keep."""
+    create_tables_since(9.5)(conn)
 
 
 def current_version(conn: sa.Connection) -> int | None:

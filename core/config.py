@@ -35,6 +35,24 @@ class LimitsConfig:
     api_body_bytes: int = 64 * 1024        # a request body under /api/v1
 
 
+@dataclass(frozen=True)
+class SmsConfig:
+    """[sms]: how messages leave (notify/backends.py) and who gets the operators' alarms."""
+    backend: str = "log"               # log | gsm-modem | http
+    device: str = "/dev/ttyUSB0"       # gsm-modem: serial device, baud, optional SIM pin
+    baud: int = 115200
+    pin: str = ""
+    url: str = ""                      # http: endpoint and bearer token
+    token: str = ""
+    quiet_hours: str = "22:00-07:00"   # customer messages held until the end (arrears excepted); "" for none
+    alarm_numbers: tuple[str, ...] = ()   # operators' phones
+    purchase_confirmation: bool = True    # a message to the holder for every confirmed sale
+
+    def quiet_window(self) -> tuple[dt.time, dt.time] | None:
+        """(start, end) in the site's clock, or None without quiet hours."""
+        return parse_quiet_hours(self.quiet_hours)
+
+
 _RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")
 _BODY_KEYS = ("body_bytes", "api_body_bytes")
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -59,6 +77,7 @@ class Config:
     timezone: str = "+08:00"           # the site's clock for "today": "+08:00" or an IANA name (Asia/Shanghai)
     public_url: str | None = None      # the site's address for customers (QR codes, cards): never a request's Host
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
 
@@ -87,6 +106,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     values: dict = {}
     demo_values: dict = {}
     limit_values: dict = {}
+    sms_values: dict = {}
     source = "defaults"
     if path:
         p = Path(path)
@@ -110,9 +130,12 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
             if section == "limits":
                 limit_values = _limits_section(content, p)
                 continue
+            if section == "sms":
+                sms_values = _sms_section(content, p)
+                continue
             if section not in _SECTIONS or not isinstance(content, dict):
                 raise ConfigError(f"{p}: unknown section [{section}] "
-                                  f"(known: {', '.join(sorted(_SECTIONS) + ['demo', 'limits'])})")
+                                  f"(known: {', '.join(sorted(_SECTIONS) + ['demo', 'limits', 'sms'])})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
                     raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
@@ -122,7 +145,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if env.get("PORT"):
         values["port"] = env["PORT"]
     cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
-                 limits=LimitsConfig(**limit_values), source=source)
+                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), source=source)
     _validate(cfg)
     return cfg
 
@@ -181,6 +204,73 @@ def _limits_section(content, path: Path) -> dict:
             raise ConfigError(f"{path}: unknown key limits.{k} (known: {known})")
         out[k] = v
     return out
+
+
+def _sms_section(content, path: Path) -> dict:
+    """[sms], each key checked here with a message that names it."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [sms] must be a table")
+    known = {f.name for f in fields(SmsConfig)}
+    out: dict = {}
+    for k, v in content.items():
+        if k not in known:
+            raise ConfigError(f"{path}: unknown key sms.{k} (known: {', '.join(sorted(known))})")
+        if k == "backend":
+            if v not in ("log", "gsm-modem", "http"):
+                raise ConfigError(f"{path}: sms.backend = {v!r} must be \"log\", \"gsm-modem\" or \"http\"")
+        elif k == "baud":
+            if isinstance(v, bool) or not isinstance(v, int) or v not in _BAUDS:
+                raise ConfigError(f"{path}: sms.baud = {v!r} must be one of {', '.join(map(str, _BAUDS))}")
+        elif k == "purchase_confirmation":
+            if not isinstance(v, bool):
+                raise ConfigError(f"{path}: sms.purchase_confirmation = {v!r} must be true or false")
+        elif k == "alarm_numbers":
+            if not isinstance(v, list) or not all(isinstance(n, str) for n in v):
+                raise ConfigError(f"{path}: sms.alarm_numbers must be a list of phone numbers in quotes, "
+                                  "e.g. [\"13800138000\"]")
+            for n in v:
+                if not re.fullmatch(r"\+?[0-9][0-9 -]{2,19}", n.strip()):
+                    raise ConfigError(f"{path}: sms.alarm_numbers: {n!r} is not a phone number")
+            v = tuple(n.strip() for n in v)
+        elif not isinstance(v, str):
+            raise ConfigError(f"{path}: sms.{k} = {v!r} must be text in quotes")
+        elif k == "quiet_hours":
+            try:
+                parse_quiet_hours(v)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: sms.quiet_hours: {exc}") from None
+        elif k == "pin" and v and not re.fullmatch(r"[0-9]{4,8}", v):
+            raise ConfigError(f"{path}: sms.pin must be the SIM's 4 to 8 digits, or \"\" for none")
+        elif k == "url" and v:
+            parts = urlsplit(v)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"{path}: sms.url = {v!r} is not an http(s) address")
+        out[k] = v
+    backend = out.get("backend", "log")
+    if backend == "http" and not out.get("url"):
+        raise ConfigError(f"{path}: sms.backend = \"http\" needs sms.url (the gateway's address)")
+    if backend == "gsm-modem" and not out.get("device", SmsConfig.device):
+        raise ConfigError(f"{path}: sms.backend = \"gsm-modem\" needs sms.device (e.g. \"/dev/ttyUSB0\")")
+    return out
+
+
+_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def parse_quiet_hours(spec: str) -> tuple[dt.time, dt.time] | None:
+    """"22:00-07:00" -> (22:00, 07:00) (a window may pass midnight); "" -> None."""
+    if not spec.strip():
+        return None
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", spec)
+    if not m:
+        raise ValueError(f"{spec!r} is not a window such as \"22:00-07:00\" (or \"\" for none)")
+    h1, m1, h2, m2 = map(int, m.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f"{spec!r} holds a time that does not exist (hours 00-23, minutes 00-59)")
+    start, end = dt.time(h1, m1), dt.time(h2, m2)
+    if start == end:
+        raise ValueError(f"{spec!r} starts and ends at the same time; write \"\" for no quiet hours")
+    return start, end
 
 
 def _validate(cfg: Config) -> None:

@@ -279,6 +279,22 @@ command = sa.Table(
     sa.Column("finished_at", UtcDateTime),
 )
 
+# Batches of remote commands from the control page and the control API (since 9.3, billing.control). Each of
+# its commands carries batch_id = its id; a meter's state in the batch is that of its latest command there (a
+# retry adds new commands to the same batch).
+command_batch = sa.Table(
+    "command_batch", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("action", sa.String(20), nullable=False),      # billing.control.ACTIONS
+    sa.Column("reason", sa.String(300)),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("source", sa.String(10), nullable=False),      # desk | api
+    sa.Column("selection", sa.Text, nullable=False),         # JSON: how the meters were chosen
+    sa.Column("meters", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    info={"since": 9.3},
+)
+
 # Alarm events (storage.alarms owns them; since 8 in this shape, see migrations._alarm_service). A subject is
 # (subject_kind, subject_id): meter, gateway, bus, area, work_order (their ids) or site (0). open_key is
 # "<subject_kind>:<subject_id>:<kind>" while the event is open and NULL once closed: its UNIQUE constraint is
@@ -542,6 +558,8 @@ api_client = sa.Table(
     _pk("api_client"),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    # since 9.3: what the client may do, space-separated (billing.api.SCOPES); NULL: "payment", as every client of before
+    sa.Column("scopes", sa.String(100)),
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime),

@@ -53,6 +53,13 @@ class SmsConfig:
         return parse_quiet_hours(self.quiet_hours)
 
 
+@dataclass(frozen=True)
+class AlarmsConfig:
+    """[alarms]: the alarm engine's hysteresis (billing/alarm_engine.py)."""
+    close_margin: str = "1.00"         # yuan: a low-balance event closes only above its amount plus this
+    close_after_polls: int = 1         # an event closes after its condition was clear this many cycles in a row
+
+
 _RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")
 _BODY_KEYS = ("body_bytes", "api_body_bytes")
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -70,6 +77,7 @@ class Config:
     # [jobs]: site-wide scheduler jobs besides the poll, each on its own interval (seconds)
     reconcile_interval_s: float = 300.0      # ledger against meters (also woken after every poll cycle)
     tariff_push_interval_s: float = 60.0     # scheduled tariff versions that took effect go to their meters
+    notify_interval_s: float = 15.0          # the SMS outbox looks for due messages (also woken when one is queued)
     profile_dir: str | None = None     # extra device profiles (TOML) for this site
     master_key_file: str = "data/master.key"
     master_key_env: str = "WATTLINE_MASTER_KEY"
@@ -78,6 +86,7 @@ class Config:
     public_url: str | None = None      # the site's address for customers (QR codes, cards): never a request's Host
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
 
@@ -93,9 +102,10 @@ _SECTIONS = {
     "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
     "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
     "site": {"timezone": "timezone", "public_url": "public_url"},
-    "jobs": {"reconcile_interval_s": "reconcile_interval_s", "tariff_push_interval_s": "tariff_push_interval_s"},
+    "jobs": {"reconcile_interval_s": "reconcile_interval_s", "tariff_push_interval_s": "tariff_push_interval_s",
+             "notify_interval_s": "notify_interval_s"},
 }
-JOB_INTERVALS = ("poll_interval_s", "reconcile_interval_s", "tariff_push_interval_s")
+JOB_INTERVALS = ("poll_interval_s", "reconcile_interval_s", "tariff_push_interval_s", "notify_interval_s")
 MAX_INTERVAL_S = 31 * 86400
 _TYPES = {f.name: f.type for f in fields(Config)}
 
@@ -107,6 +117,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     demo_values: dict = {}
     limit_values: dict = {}
     sms_values: dict = {}
+    alarm_values: dict = {}
     source = "defaults"
     if path:
         p = Path(path)
@@ -133,9 +144,12 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
             if section == "sms":
                 sms_values = _sms_section(content, p)
                 continue
+            if section == "alarms":
+                alarm_values = _alarms_section(content, p)
+                continue
             if section not in _SECTIONS or not isinstance(content, dict):
                 raise ConfigError(f"{p}: unknown section [{section}] "
-                                  f"(known: {', '.join(sorted(_SECTIONS) + ['demo', 'limits', 'sms'])})")
+                                  f"(known: {', '.join(sorted(_SECTIONS) + ['alarms', 'demo', 'limits', 'sms'])})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
                     raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
@@ -145,7 +159,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if env.get("PORT"):
         values["port"] = env["PORT"]
     cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
-                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), source=source)
+                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), alarms=AlarmsConfig(**alarm_values), source=source)
     _validate(cfg)
     return cfg
 
@@ -203,6 +217,26 @@ def _limits_section(content, path: Path) -> dict:
             known = ", ".join(sorted(_RATE_KEYS + _BODY_KEYS))
             raise ConfigError(f"{path}: unknown key limits.{k} (known: {known})")
         out[k] = v
+    return out
+
+
+def _alarms_section(content, path: Path) -> dict:
+    """[alarms]: close_margin as yuan in quotes ("1.00", 0 to 1000), close_after_polls a whole number 1 to 100."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [alarms] must be a table")
+    out = {}
+    for k, v in content.items():
+        if k == "close_margin":
+            if not isinstance(v, str) or not re.fullmatch(r"\d{1,4}(\.\d{1,2})?", v.strip()) or float(v) > 1000:
+                raise ConfigError(f"{path}: alarms.close_margin = {v!r} must be yuan in quotes from \"0\" to "
+                                  "\"1000.00\", e.g. \"1.00\"")
+            out[k] = v.strip()
+        elif k == "close_after_polls":
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 100:
+                raise ConfigError(f"{path}: alarms.close_after_polls = {v!r} must be a whole number from 1 to 100")
+            out[k] = v
+        else:
+            raise ConfigError(f"{path}: unknown key alarms.{k} (known: close_after_polls, close_margin)")
     return out
 
 

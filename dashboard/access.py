@@ -27,6 +27,7 @@ SELL = PageAccess("/sell", (P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE))
 ACCOUNTS = PageAccess("/accounts", (P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.TRANSFER_ENTERED))  # + approvals
 RECORDS = PageAccess("/records", (P.REPORT_VIEW,))
 RECONCILIATION = PageAccess("/reconciliation", (P.REPORT_VIEW,))
+NOTIFICATIONS = PageAccess("/notifications", (P.NOTIFICATION_VIEW, P.NOTIFICATION_RESEND))
 TARIFFS = PageAccess("/tariffs", (P.TARIFF_EDIT, P.TARIFF_PUSH))
 QR_LABELS = PageAccess("/qr", (P.ACCOUNT_OPEN,))
 # A field worker's home until work orders exist: what they can do here now (their account, the status)
@@ -38,8 +39,8 @@ ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
 API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
 
 # In the order an operator's home page is chosen: the first one they may open.
-PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, TARIFFS, QR_LABELS,
-                                 WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS)
+PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, NOTIFICATIONS, TARIFFS,
+                                 QR_LABELS, WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS)
 
 
 def home_path(may: Callable[[str], bool]) -> str:

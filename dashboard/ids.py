@@ -370,6 +370,16 @@ class Reconciliation:
     RESOLVED_OK = "recon-resolved-ok"
 
 
+class Notifications:
+    """/notifications: every SMS and its status, the dead letters and their resend."""
+    STATE = "notify-state"
+    GRID = "notify-grid"
+    COUNTS = "notify-counts"
+    REFRESH = "notify-refresh"
+    RESEND = "notify-resend"
+    RESULT = "notify-result"
+
+
 class Tariffs:
     """/tariffs: edit, push, rename and retire tariffs."""
     PAGE = "tariffs-page"

@@ -157,3 +157,63 @@ def test_an_analyst_sees_alarms_but_may_not_resolve_them(rt):
     before = len(_resolutions(rt))
     assert _resolve(analyst, aid, address, "looked").status == 403
     assert _alarm_open(rt, aid) and len(_resolutions(rt)) == before
+
+
+# -- /notifications (the SMS outbox), sharing this module's runtime
+def _dead_letter(rt, text_params=None):
+    from notify.outbox import NOTIFICATION, queue_message
+    from storage.transitions import transition
+    now = rt.billing.now()
+    with rt.engine.begin() as conn:
+        nid = queue_message(conn, recipient="operator", phone="13900000009", language="en", kind="gateway_lost",
+                            template="gateway_lost", params=text_params or {"gateway": "GW-X", "time": "now"},
+                            now=now + dt.timedelta(days=365))          # not due: the sender leaves it alone
+        transition(conn, NOTIFICATION, nid, "sending", attempts=6)
+        transition(conn, NOTIFICATION, nid, "dead", last_error="HTTP 503 Service Unavailable")
+    return nid
+
+
+def _notification(rt, nid):
+    from storage.schema import notification
+    with rt.engine.connect() as conn:
+        return conn.execute(sa.select(notification).where(notification.c.id == nid)).mappings().one()
+
+
+def test_an_operator_sees_the_dead_letters_with_their_last_error(rt):
+    nid = _dead_letter(rt, {"gateway": "GW-DEAD", "time": "now"})
+    client = _client(rt, "operator")
+    assert "GW-DEAD" in client.page("/notifications").text
+    r = client.callback("notifications.list", {"notify-state.value": "dead"})
+    rows = r.json()["response"]["notify-grid"]["rowData"]
+    assert nid in [row["id"] for row in rows] and {row["state_code"] for row in rows} == {"dead"}
+    assert next(row for row in rows if row["id"] == nid)["last_error"] == "HTTP 503 Service Unavailable"
+
+
+def test_an_operator_resends_a_dead_letter_and_the_resend_is_logged(rt):
+    nid = _dead_letter(rt)
+    r = _client(rt, "operator").callback("notifications.resend", {
+        "notify-resend.n_clicks": 1, "notify-grid.selectedRows": [{"id": nid}], "notify-state.value": ""})
+    assert r.status == 200 and "1 message(s) back in the outbox." in json.dumps(r.json())
+    assert _notification(rt, nid)["state"] in ("queued", "sending", "sent")
+    with rt.engine.connect() as conn:
+        logged = conn.execute(sa.select(audit_log.c.operator).where(
+            audit_log.c.action == "notification.resend", audit_log.c.target == f"notification:{nid}")).all()
+    assert [tuple(row) for row in logged] == [("operator",)]
+
+
+def test_a_cashier_may_not_resend_a_dead_letter(rt):
+    nid = _dead_letter(rt)
+    r = _client(rt, "cashier").callback("notifications.resend", {
+        "notify-resend.n_clicks": 1, "notify-grid.selectedRows": [{"id": nid}]})
+    assert r.status == 403 and r.json()["permission"] == "notification.resend"
+    assert _notification(rt, nid)["state"] == "dead"
+
+
+def test_a_resend_of_nonsense_selections_writes_nothing(rt):
+    nid = _dead_letter(rt)
+    client = _client(rt, "operator")
+    for selected in (None, "1", [{"id": "１"}], [{"id": 10**12}], [{"id": "x\x00"}], [7.5]):
+        r = client.callback("notifications.resend", {"notify-resend.n_clicks": 1,
+                                                      "notify-grid.selectedRows": selected})
+        assert r.status == 200 and "Select one or more dead letters" in json.dumps(r.json()), selected
+    assert _notification(rt, nid)["state"] == "dead"

@@ -46,6 +46,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),
+        NavPage("notifications.nav", access.NOTIFICATIONS),
         NavPage("nav.audit", access.AUDIT),
         NavPage("nav.users", access.USERS),
         NavPage("nav.roles", access.ROLES),

@@ -247,8 +247,10 @@ def _notifications(conn: sa.Connection) -> None:
 
 
 def _batch_control(conn: sa.Connection) -> None:
-    """Batches of remote commands from the control page and the control API."""
+    """Batches of remote commands from the control page and the control API, and each API client's scopes
+    (NULL: payment only, what every client of before could do)."""
     create_tables_since(9.3)(conn)
+    _add_column(conn, "api_client", "scopes", "VARCHAR(100)")
 
 
 def _meter_settings(conn: sa.Connection) -> None:

@@ -1,14 +1,16 @@
 """The GSM-modem SMS backend: PDUs against published examples, and sending through a fake modem on a real pty."""
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
 import pytest
 
-from core.config import SmsConfig
+from core.config import SmsConfig, site_zone
 from notify.backends import SendFailed, build_backend
 from notify.gsm import GsmModemBackend
+from notify.outbox import Outbox, messages, queue_message
 from notify.pdu import (DCS_GSM7, DCS_UCS2, PduError, count_parts, decode_submit, encode_submit,
                         normalize_number)
 from tests.fake_modem import FakeModem
@@ -213,3 +215,36 @@ def test_the_configured_gsm_modem_backend_drives_the_configured_device(modem):
     backend.send(CUSTOMER, "configured")
     assert modem.wait_delivered(1)[0].text == "configured"
     backend.close()
+
+
+# -- through the outbox ----------------------------------------------------------------------------------
+NOON = dt.datetime(2026, 11, 21, 4, 0)          # 12:00 at the site, outside the quiet hours
+
+
+def _queue_alarm2(engine, phone: str, language: str) -> None:
+    with engine.begin() as conn:
+        queue_message(conn, recipient="customer", phone=phone, language=language, kind="alarm2", template="alarm2",
+                      params={"room": "3-1-502", "balance": "¥4.00", "time": "11:58"}, now=NOON)
+
+
+def test_a_silent_modem_fails_the_outbox_messages_in_bounded_time_and_they_go_out_when_it_answers(duck_engine):
+    _queue_alarm2(duck_engine, "138 0013 8000", "zh")
+    _queue_alarm2(duck_engine, "+8613900000001", "en")
+    now = [NOON]
+    with FakeModem() as fake:
+        outbox = Outbox(duck_engine, backend_for(fake, answer_timeout_s=0.3, send_timeout_s=0.3),
+                        zone=site_zone("+08:00"), clock=lambda: now[0])
+        fake.stop_answering()
+        first = outbox.send_due()                   # returns: neither message hangs the job
+        assert (first.sent, first.failed, first.dead) == (0, 2, 0)
+        with duck_engine.begin() as conn:
+            assert {m["state"] for m in messages(conn)} == {"failed"}
+        fake.resume_answering()
+        now[0] = NOON + dt.timedelta(minutes=1)
+        assert outbox.send_due().sent == 2
+        delivered = {m.number: m.text for m in fake.wait_delivered(2)}
+    with duck_engine.begin() as conn:
+        sent = {m["phone"]: m for m in messages(conn)}
+    assert delivered["13800138000"] == sent["138 0013 8000"]["text"] and "3-1-502" in delivered["13800138000"]
+    assert delivered["+8613900000001"] == sent["+8613900000001"]["text"]
+    assert {m["state"] for m in sent.values()} == {"sent"} and sent["138 0013 8000"]["backend"] == "gsm-modem"

@@ -18,6 +18,7 @@ class ConfigError(ValueError):
 class DemoConfig:
     database_url: str = "duckdb:///data/demo.duckdb"
     poll_interval_s: float = 60.0
+    state_poll_interval_s: float = 20.0
     base_port: int = 15020             # simulator: first bus port of the demo site
     framing: str = "socket"
     state_file: str = "data/demo-field.json"
@@ -72,7 +73,8 @@ class Config:
     port: int = 8050
     secure_cookies: bool = False       # behind HTTPS: session cookies only over HTTPS
     trusted_proxy: str | None = None   # a reverse proxy's IP: its X-Forwarded-For/-Proto/-Host are believed
-    poll_interval_s: float = 1800.0    # 30 minutes, the seed system's default
+    poll_interval_s: float = 1800.0    # 30 minutes, the seed system's default: the full collective reading
+    state_poll_interval_s: float = 120.0  # the fast state poll (balance, relay, status bits) between full readings
     lost_after: int = 3                # consecutive missed polls before a meter is lost
     # [jobs]: site-wide scheduler jobs besides the poll, each on its own interval (seconds)
     reconcile_interval_s: float = 300.0      # ledger against meters (also woken after every poll cycle)
@@ -93,19 +95,22 @@ class Config:
     def for_demo(self) -> "Config":
         """The demo site runs on its own database with a fast poll; its QR codes lead to this machine."""
         return replace(self, database_url=self.demo.database_url, poll_interval_s=self.demo.poll_interval_s,
+                       state_poll_interval_s=self.demo.state_poll_interval_s,
                        public_url=self.public_url or f"http://127.0.0.1:{self.port}")
 
 
 _SECTIONS = {
     "database": {"url": "database_url"},
     "server": {"host": "host", "port": "port", "secure_cookies": "secure_cookies", "trusted_proxy": "trusted_proxy"},
-    "collector": {"poll_interval_s": "poll_interval_s", "lost_after": "lost_after", "profile_dir": "profile_dir"},
+    "collector": {"poll_interval_s": "poll_interval_s", "state_poll_interval_s": "state_poll_interval_s",
+                  "lost_after": "lost_after", "profile_dir": "profile_dir"},
     "keys": {"master_key_file": "master_key_file", "master_key_env": "master_key_env", "qr_key_file": "qr_key_file"},
     "site": {"timezone": "timezone", "public_url": "public_url"},
     "jobs": {"reconcile_interval_s": "reconcile_interval_s", "tariff_push_interval_s": "tariff_push_interval_s",
              "notify_interval_s": "notify_interval_s"},
 }
-JOB_INTERVALS = ("poll_interval_s", "reconcile_interval_s", "tariff_push_interval_s", "notify_interval_s")
+JOB_INTERVALS = ("poll_interval_s", "state_poll_interval_s", "reconcile_interval_s", "tariff_push_interval_s",
+                 "notify_interval_s")
 MAX_INTERVAL_S = 31 * 86400
 _TYPES = {f.name: f.type for f in fields(Config)}
 
@@ -189,7 +194,8 @@ def _coerce_demo(values: dict, source: str) -> dict:
     out = {}
     for k, v in values.items():
         try:
-            out[k] = {"poll_interval_s": float, "base_port": int, "history_days": int}.get(k, str)(v)
+            out[k] = {"poll_interval_s": float, "state_poll_interval_s": float, "base_port": int,
+                      "history_days": int}.get(k, str)(v)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: demo.{k} = {v!r} is not a valid value") from None
     return out

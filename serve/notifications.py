@@ -21,4 +21,5 @@ def attach_notifications(engine, cfg: Config, jobs, events) -> Outbox:
     jobs.add(NOTIFY_JOB, outbox.send_due, cfg.notify_interval_s)
     rules = NotificationRules(engine, cfg.sms, zone, clock=utcnow, wake=lambda: jobs.wake(NOTIFY_JOB))
     rules.subscribe(events)
+    outbox.rules = rules   # the parameters page changes rules.sms.alarm_numbers live (serve.parameters)
     return outbox

@@ -154,6 +154,12 @@ def test_a_bad_number_is_refused_before_anything_reaches_the_modem(modem):
     assert not failed.value.retryable and modem.commands == []
 
 
+def test_a_text_longer_than_255_parts_fails_for_good_before_reaching_the_modem(modem):
+    with pytest.raises(SendFailed) as failed:
+        backend_for(modem).send(CUSTOMER, "电" * (67 * 255 + 1))
+    assert not failed.value.retryable and "256 SMS" in failed.value.reason and modem.commands == []
+
+
 def test_a_modem_that_stops_answering_times_out_and_is_set_up_again_next_time(modem):
     backend = backend_for(modem, answer_timeout_s=0.5, send_timeout_s=0.5)
     backend.send(CUSTOMER, "one")

@@ -50,7 +50,7 @@ def make_dispatcher(engine, field_io, master_key: bytes, ctx: BillingContext, ex
         with engine.connect() as conn:
             expiry_hours = command_expiry_hours(conn)
     return Dispatcher(engine, field_io, master_key, utcnow, on_settled=partial(settle_command, ctx),
-                      expire_after=dt.timedelta(hours=expiry_hours), events=events)
+                      expire_after=dt.timedelta(hours=expiry_hours), events=events, backoff_s=5.0)
 
 
 def attach_billing(collector, dispatcher, ctx: BillingContext, jobs, events, *, reconcile_interval_s: float,

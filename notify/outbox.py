@@ -95,7 +95,7 @@ class Outbox:
 
     def __init__(self, engine: sa.Engine, backend: Backend, *, zone: dt.tzinfo, quiet: tuple | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
-                 max_attempts: int = MAX_ATTEMPTS, batch: int = 200):
+                 max_attempts: int = MAX_ATTEMPTS, batch: int = 100_000):
         self.engine, self.backend, self.zone, self.quiet, self.clock = engine, backend, zone, quiet, clock
         self.retry_delays_s, self.max_attempts, self.batch = retry_delays_s, max_attempts, batch
         self._lock = threading.Lock()   # one sender per process (the job, a test or a bench calling by hand)

@@ -1,17 +1,18 @@
 """Who is told what: customers' three-level balance messages (once per episode, quiet hours), operators' alarm
 messages (lost gateways, tamper, failed batch commands, a digest when many meters go at once) and purchase
-confirmations. Subscribed to core.events (CYCLE_CHANGED, COMMAND_SETTLED); every message goes to the outbox.
+confirmations. Subscribed to core.events (ALARM_CHANGED, COMMAND_SETTLED); every message goes to the outbox.
 
-An episode of a customer level (alarm1, alarm2, arrears) opens when the meter's balance goes down through the
-level's amount (arrears: through zero, or the meter's arrears bit) and closes when it rises above again; a new
-crossing within REARM of the close is the same episode, so a balance wobbling around an amount sends one message.
-When one cycle opens several levels of a meter, only the most severe is told (the others open silently).
+An episode is an alarm event's open period (billing.alarm_engine opens and closes them with hysteresis): the
+message carries "alarm:<event id>" as its episode, and the outbox's UNIQUE episode keeps a second one out. On top
+of that a meter's holder gets at most one message of a level per REARM (an hour): a balance that crosses alarm 1
+three times in an hour, even one a purchase lifted well above the amount in between, sends one message. When one
+evaluation opens several levels of a meter, only the most severe is told.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 import sqlalchemy as sa
@@ -20,15 +21,14 @@ from core.clock import site_time, utcnow
 from core.formatting import format_money
 from notify.outbox import HOLD_EXEMPT, queue_message, quiet_until
 from storage.engine import run_transaction
-from storage.schema import (account, account_meter, building, command, gateway, ledger_entry, meter,
-                            notify_episode, room)
+from storage.schema import account, account_meter, building, command, gateway, ledger_entry, meter, notification, room
 
 CUSTOMER_KINDS = ("alarm1", "alarm2", "arrears", "purchase")
 OPERATOR_KINDS = ("gateway_lost", "tamper", "command_failed", "meters_lost", "tamper_digest")
 KINDS = CUSTOMER_KINDS + OPERATOR_KINDS
 SEVERITY = ("arrears", "alarm2", "alarm1")       # most severe first
 REARM = dt.timedelta(hours=1)
-DIGEST_OVER = 10          # more meters than this lost (or tampered) in one cycle: one message per building
+DIGEST_OVER = 10          # more meters than this lost (or tampered) in one evaluation: one message per building
 BATCH_PURPOSES = ("relay", "tariff_push", "limits_push")   # operators' commands; money failures are alarms
 DEFAULT_LANGUAGE = "zh"
 
@@ -43,44 +43,38 @@ class NotificationRules:
         self.quiet = sms.quiet_window()
 
     def subscribe(self, events) -> None:
-        from core.events import COMMAND_SETTLED, CYCLE_CHANGED
-        events.subscribe(CYCLE_CHANGED, self.on_cycle)
+        from core.events import ALARM_CHANGED, COMMAND_SETTLED
+        events.subscribe(ALARM_CHANGED, self.on_alarm)
         events.subscribe(COMMAND_SETTLED, self.on_settled)
 
     # -- events
-    def on_cycle(self, changes) -> int:
-        """CYCLE_CHANGED: customer levels from balance crossings and bits, operators' lost gateways, tamper and
-        digests. Returns how many messages were queued."""
-        opened: dict[int, list[str]] = {}
-        closed: list[tuple[int, str]] = []
-        balances: dict[int, int] = {}
-        for c in changes.balances:
-            kind = {"alarm1": "alarm1", "alarm2": "alarm2", "zero": "arrears"}.get(c.threshold)
-            if kind is None:
-                continue
-            balances[c.meter_id] = c.new_fen
-            (opened.setdefault(c.meter_id, []).append(kind) if c.direction == "down"
-             else closed.append((c.meter_id, kind)))
-        tampered: list[int] = []
-        for b in changes.bits:
-            if b.bit == "arrears":
-                opened.setdefault(b.meter_id, []).append("arrears") if b.new else closed.append((b.meter_id, "arrears"))
-            elif b.bit == "tamper":
-                tampered.append(b.meter_id) if b.new else closed.append((b.meter_id, "tamper"))
-        if not (opened or closed or tampered or changes.gateways_lost or changes.meters_lost):
-            return 0
+    def on_alarm(self, changes) -> int:
+        """ALARM_CHANGED (storage.alarms.AlarmChanges): customers' levels, operators' lost gateways, tamper and
+        digests of many meters lost at once. Returns how many messages were queued."""
         at = changes.at
+        levels: dict[int, list] = {}
+        tamper, gateways, meters_lost = [], [], []
+        for c in changes.opened:
+            if c.subject_kind == "meter" and c.kind in SEVERITY:
+                levels.setdefault(c.subject_id, []).append(c)
+            elif c.subject_kind == "meter" and c.kind == "tamper":
+                tamper.append(c)
+            elif c.kind == "lost_contact" and c.subject_kind == "gateway":
+                gateways.append(c)
+            elif c.kind == "lost_contact" and c.subject_kind == "meter":
+                meters_lost.append(c.subject_id)
+        if not (levels or tamper or gateways or len(meters_lost) > self.digest_over):
+            return 0
 
         def work(conn):
             queued = 0
-            for mid, kind in closed:
-                self._close_episode(conn, mid, kind, at)
-            for mid, kinds in opened.items():
-                queued += self._customer_levels(conn, mid, kinds, balances.get(mid), at)
-            queued += self._tamper(conn, tampered, at)
-            queued += self._gateways_lost(conn, changes.gateways_lost, at)
-            if len(changes.meters_lost) > self.digest_over:
-                queued += self._digest(conn, "meters_lost", changes.meters_lost, at)
+            for mid, opened in levels.items():
+                worst = min(opened, key=lambda c: SEVERITY.index(c.kind))
+                queued += self._customer_level(conn, mid, worst, at)
+            queued += self._tamper(conn, tamper, at)
+            queued += self._gateways_lost(conn, gateways, at)
+            if len(meters_lost) > self.digest_over:
+                queued += self._digest(conn, "meters_lost", meters_lost, at)
             return queued
         return self._done(run_transaction(self.engine, work))
 
@@ -99,19 +93,17 @@ class NotificationRules:
         return queued
 
     # -- customers
-    def _customer_levels(self, conn, meter_id: int, kinds: list[str], balance_fen: int | None, at) -> int:
-        """Open each level's episode; tell the holder of the most severe one that started a new episode."""
-        new = [k for k in SEVERITY if k in kinds and self._open_episode(conn, meter_id, k, at) is not None]
-        if not new:
-            return 0
-        kind = new[0]
-        number = self._episode_number(conn, meter_id, kind)
+    def _customer_level(self, conn, meter_id: int, change, at) -> int:
+        """Tell the holder that the meter's balance reached a level, unless told of that level within REARM."""
+        recent = conn.execute(sa.select(notification.c.id).where(
+            notification.c.meter_id == meter_id, notification.c.kind == change.kind,
+            notification.c.recipient == "customer", notification.c.created_at > at - self.rearm).limit(1)).first()
         holder = self._holder(conn, meter_id)
-        if holder is None:
+        if recent is not None or holder is None:
             return 0
         params = {"room": holder["room"], "time": self._time(at),
-                  "balance": format_money(Decimal(balance_fen) / 100) if balance_fen is not None else "—"}
-        return self._to_customer(conn, holder, meter_id, kind, params, at, episode=f"meter:{meter_id}:{kind}:{number}")
+                  "balance": _money(dict(change.params).get("balance"))}
+        return self._to_customer(conn, holder, meter_id, change.kind, params, at, episode=f"alarm:{change.id}")
 
     def _purchase(self, conn, event) -> int:
         entry = conn.execute(sa.select(ledger_entry).join(command, command.c.ledger_entry_id == ledger_entry.c.id)
@@ -152,32 +144,6 @@ class NotificationRules:
         return {"account_id": row["id"], "phone": row["phone"], "room": place or str(meter_id),
                 "language": row["language"] or DEFAULT_LANGUAGE}
 
-    # -- episodes
-    def _open_episode(self, conn, meter_id: int, kind: str, at) -> int | None:
-        """Open (or continue) the meter's episode of `kind`; returns its number when a NEW episode began."""
-        key = f"meter:{meter_id}:{kind}"
-        row = conn.execute(sa.select(notify_episode).where(notify_episode.c.key == key)).mappings().first()
-        if row is None:
-            conn.execute(notify_episode.insert().values(key=key, number=1, opened_at=at, closed_at=None))
-            return 1
-        if row["closed_at"] is None:
-            return None
-        if at - row["closed_at"] < self.rearm:           # back within the rearm time: the same episode
-            conn.execute(notify_episode.update().where(notify_episode.c.key == key).values(closed_at=None))
-            return None
-        number = row["number"] + 1
-        conn.execute(notify_episode.update().where(notify_episode.c.key == key)
-                     .values(number=number, opened_at=at, closed_at=None))
-        return number
-
-    def _close_episode(self, conn, meter_id: int, kind: str, at) -> None:
-        conn.execute(notify_episode.update().where(notify_episode.c.key == f"meter:{meter_id}:{kind}",
-                                                   notify_episode.c.closed_at.is_(None)).values(closed_at=at))
-
-    def _episode_number(self, conn, meter_id: int, kind: str) -> int:
-        return conn.execute(sa.select(notify_episode.c.number)
-                            .where(notify_episode.c.key == f"meter:{meter_id}:{kind}")).scalar() or 1
-
     # -- operators
     def _to_operators(self, conn, kind: str, params: dict, at, episode: str | None) -> int:
         queued = 0
@@ -188,27 +154,24 @@ class NotificationRules:
             queued += nid is not None
         return queued
 
-    def _tamper(self, conn, meter_ids: list[int], at) -> int:
-        fresh = [mid for mid in meter_ids if self._open_episode(conn, mid, "tamper", at) is not None]
-        if not fresh or not self.sms.alarm_numbers:
+    def _tamper(self, conn, changes: list, at) -> int:
+        if not changes or not self.sms.alarm_numbers:
             return 0
-        if len(fresh) > self.digest_over:
-            return self._digest(conn, "tamper_digest", fresh, at)
-        queued = 0
-        for row in self._meters(conn, fresh):
-            number = self._episode_number(conn, row["id"], "tamper")
-            queued += self._to_operators(conn, "tamper", {"meter": row["address"], "room": row["place"],
-                                                          "time": self._time(at)},
-                                         at, f"meter:{row['id']}:tamper:{number}")
-        return queued
+        if len(changes) > self.digest_over:
+            return self._digest(conn, "tamper_digest", [c.subject_id for c in changes], at)
+        episodes = {c.subject_id: f"alarm:{c.id}" for c in changes}
+        return sum(self._to_operators(conn, "tamper", {"meter": row["address"], "room": row["place"],
+                                                       "time": self._time(at)}, at, episodes[row["id"]])
+                   for row in self._meters(conn, episodes))
 
-    def _gateways_lost(self, conn, gateway_ids, at) -> int:
-        if not gateway_ids or not self.sms.alarm_numbers:
+    def _gateways_lost(self, conn, changes: list, at) -> int:
+        if not changes or not self.sms.alarm_numbers:
             return 0
-        names = conn.execute(sa.select(gateway.c.id, gateway.c.name).where(gateway.c.id.in_(gateway_ids))).all()
-        stamp = at.strftime("%Y%m%d%H%M%S")
-        return sum(self._to_operators(conn, "gateway_lost", {"gateway": name, "time": self._time(at)}, at,
-                                      f"gateway:{gid}:lost:{stamp}") for gid, name in names)
+        names = dict(conn.execute(sa.select(gateway.c.id, gateway.c.name)
+                                  .where(gateway.c.id.in_([c.subject_id for c in changes]))).all())
+        return sum(self._to_operators(conn, "gateway_lost", {"gateway": names.get(c.subject_id, c.subject_id),
+                                                             "time": self._time(at)}, at, f"alarm:{c.id}")
+                   for c in changes)
 
     def _digest(self, conn, kind: str, meter_ids, at) -> int:
         """One message per building: "N meters lost in building X"."""
@@ -244,6 +207,14 @@ class NotificationRules:
 
     def _time(self, at) -> str:
         return site_time(at, self.zone).strftime("%m-%d %H:%M")
+
+
+def _money(yuan) -> str:
+    """The alarm's balance parameter ("99.00" yuan) as money for people; a dash when unknown."""
+    try:
+        return format_money(Decimal(str(yuan))) if yuan not in (None, "") else "—"
+    except InvalidOperation:
+        return "—"
 
 
 def params_of(row: dict) -> dict:

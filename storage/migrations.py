@@ -240,8 +240,8 @@ def _alarm_engine(conn: sa.Connection) -> None:
 
 
 def _notifications(conn: sa.Connection) -> None:
-    """Notification outbox (SMS to customers and operators) and its dead letters, the customers' alarm episodes,
-    and each account's message language (NULL: the site's)."""
+    """Notification outbox (SMS to customers and operators) and its dead letters, and each account's message
+    language (NULL: the site's)."""
     create_tables_since(9.2)(conn)
     _add_column(conn, "account", "language", "VARCHAR(5)")
 

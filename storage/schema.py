@@ -581,7 +581,8 @@ meter_reconcile = sa.Table(
 # ---------------------------------------------------------------------------------------------
 # Notifications (notify/, since 9.2): the SMS outbox. state: queued -> sending -> sent | failed (waiting for its
 # next attempt) -> dead (no more attempts; resend puts it back to queued). episode: "once per episode" messages
-# carry their episode's key and the UNIQUE constraint keeps a second one out.
+# carry their episode's key ("alarm:<alarm_event id>", "purchase:<ledger entry id>" ...) and the UNIQUE constraint
+# keeps a second one out.
 notification = sa.Table(
     "notification", metadata,
     _pk("notification"),
@@ -609,14 +610,3 @@ notification = sa.Table(
     info={"since": 9.2},
 )
 sa.Index("ix_notification_due", notification.c.state, notification.c.next_attempt_at).ddl_if(dialect="postgresql")
-
-# A customer's alarm episode (notify.rules): open while the meter's balance is at or below a threshold (or its
-# arrears bit is on); closed when it rises above, and opened again as the same episode within the rearm time.
-notify_episode = sa.Table(
-    "notify_episode", metadata,
-    sa.Column("key", sa.String(80), primary_key=True),          # "meter:<id>:<kind>"
-    sa.Column("number", sa.Integer, nullable=False),            # episodes so far of this meter and kind
-    sa.Column("opened_at", UtcDateTime, nullable=False),
-    sa.Column("closed_at", UtcDateTime),
-    info={"since": 9.2},
-)

@@ -11,20 +11,22 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from collectors.changes import BalanceCrossing, BitChange, CycleChanges
+from billing.alarm_engine import AlarmEngine
+from billing.settings import alarm_amounts
 from collectors.dispatch import SettledCommand
+from core.events import EventBus
 from core.config import ConfigError, SmsConfig, load_config, site_zone
 from notify.backends import HttpBackend, LogBackend, SendFailed, SendResult, build_backend
 from notify.outbox import Outbox, messages, quiet_until, state_counts
 from notify.rules import NotificationRules
+from storage.alarms import AlarmChange, AlarmChanges
 from storage.schema import (account, account_meter, audit_log, building, bus, command, gateway, ledger_entry, meter,
-                            notification, room)
+                            meter_state, notification, room)
 
 ZONE = site_zone("+08:00")
 NOON = dt.datetime(2026, 11, 21, 4, 0)        # 12:00 at the site
 NIGHT = dt.datetime(2026, 11, 21, 15, 0)      # 23:00 at the site; the quiet hours end at 07:00 = 23:00 UTC
 SMS = SmsConfig(quiet_hours="22:00-07:00", alarm_numbers=("13900000001",))
-ALARM1, ALARM2 = 10000, 5000                  # fen
 
 
 def _site(conn, meters: int = 1, buildings: tuple[str, ...] = ("Block A",), language: str | None = "en"):
@@ -77,40 +79,69 @@ class Clock:
         return self.now
 
 
-def _crossing(mid, threshold, direction, at, new_fen):
-    amount = {"alarm1": ALARM1, "alarm2": ALARM2, "zero": 0}[threshold]
-    old = new_fen + 100 if direction == "down" else new_fen - 100
-    return CycleChanges(at=at, balances=(BalanceCrossing(mid, threshold, amount, direction, old, new_fen),))
+_ids = iter(range(1, 10**6))
+
+
+def _opened(at, *events):
+    """AlarmChanges as the alarm engine publishes them: (kind, subject kind, subject id[, balance])."""
+    return AlarmChanges(at, tuple(AlarmChange(next(_ids), e[0], 1, e[1], e[2], True, None,
+                                              (("balance", e[3]),) if len(e) > 3 else ()) for e in events))
+
+
+def _balance(engine, mid, yuan, at):
+    with engine.begin() as conn:
+        conn.execute(meter_state.delete().where(meter_state.c.meter_id == mid))
+        conn.execute(meter_state.insert().values(meter_id=mid, ts=at, balance=yuan, comm_state="online",
+                                                 updated_at=at))
 
 
 def test_a_balance_crossing_alarm_1_three_times_in_an_hour_sends_one_message(any_engine):
+    """Through the real alarm engine: each time the balance goes above the alarm 1 amount by more than its
+    margin the event closes, and the next fall opens a new one; the holder hears of the first only."""
     with any_engine.begin() as conn:
         [mid] = _site(conn)
-    rules = NotificationRules(any_engine, SMS, ZONE)
+        alarm1, alarm2 = alarm_amounts(conn)
+    events = EventBus()
+    alarms = AlarmEngine(any_engine, events)
+    NotificationRules(any_engine, SMS, ZONE).subscribe(events)
+    low, high = alarm1 - 1, alarm1 + 5            # above alarm 2, and the close margin (1.00) cleared
+    assert low > alarm2
     for minute in (0, 20, 40):
         at = NOON + dt.timedelta(minutes=minute)
-        rules.on_cycle(_crossing(mid, "alarm1", "down", at, 9900))
-        rules.on_cycle(_crossing(mid, "alarm1", "up", at + dt.timedelta(minutes=10), 10100))
+        _balance(any_engine, mid, low, at)
+        assert alarms.evaluate(at).opened
+        _balance(any_engine, mid, high, at + dt.timedelta(minutes=10))
+        assert alarms.evaluate(at + dt.timedelta(minutes=10)).closed
     with any_engine.begin() as conn:
         [msg] = messages(conn)
     assert (msg["kind"], msg["phone"], msg["recipient"]) == ("alarm1", "138 0013 8000", "customer")
-    assert msg["text"] == ("Block A 101: your electricity balance is ¥99.00 (11-21 12:00), at or below the first "
-                           "alarm amount. Please buy electricity soon.")
-    # two hours after the balance rose above the amount, a new crossing is a new episode
-    rules.on_cycle(_crossing(mid, "alarm1", "down", NOON + dt.timedelta(hours=3), 9800))
+    assert msg["text"] == (f"Block A 101: your electricity balance is ¥{low:,.2f} (11-21 12:00), at or below the "
+                           "first alarm amount. Please buy electricity soon.")
+    # two hours later a new fall is a new episode, and a new message
+    _balance(any_engine, mid, low, NOON + dt.timedelta(hours=3))
+    alarms.evaluate(NOON + dt.timedelta(hours=3))
     with any_engine.begin() as conn:
         assert [m["kind"] for m in messages(conn)] == ["alarm1", "alarm1"]
+
+
+def test_an_alarm_announced_twice_is_told_once(any_engine):
+    with any_engine.begin() as conn:
+        [mid] = _site(conn)
+    rules = NotificationRules(any_engine, SMS, ZONE, rearm=dt.timedelta(0))
+    opened = _opened(NOON, ("alarm2", "meter", mid, "3.00"))
+    rules.on_alarm(opened)
+    rules.on_alarm(opened)
+    with any_engine.begin() as conn:
+        assert [m["kind"] for m in messages(conn)] == ["alarm2"]
 
 
 def test_a_balance_falling_through_both_alarms_at_once_tells_only_the_more_severe(any_engine):
     with any_engine.begin() as conn:
         [mid] = _site(conn)
     rules = NotificationRules(any_engine, SMS, ZONE)
-    rules.on_cycle(CycleChanges(at=NOON, balances=(BalanceCrossing(mid, "alarm1", ALARM1, "down", 12000, 4000),
-                                                   BalanceCrossing(mid, "alarm2", ALARM2, "down", 12000, 4000))))
-    rules.on_cycle(_crossing(mid, "alarm1", "down", NOON + dt.timedelta(minutes=5), 3900))   # still the episode
+    rules.on_alarm(_opened(NOON, ("alarm1", "meter", mid, "4.00"), ("alarm2", "meter", mid, "4.00")))
     with any_engine.begin() as conn:
-        assert [m["kind"] for m in messages(conn)] == ["alarm2"]
+        assert [(m["kind"], "¥4.00" in m["text"]) for m in messages(conn)] == [("alarm2", True)]
 
 
 def test_quiet_hours_hold_a_customer_message_and_let_arrears_through(any_engine):
@@ -118,8 +149,7 @@ def test_quiet_hours_hold_a_customer_message_and_let_arrears_through(any_engine)
         mid, other = _site(conn, meters=2)
     clock = Clock(NIGHT)
     rules = NotificationRules(any_engine, SMS, ZONE, clock=clock)
-    rules.on_cycle(_crossing(mid, "alarm1", "down", NIGHT, 9000))
-    rules.on_cycle(CycleChanges(at=NIGHT, bits=(BitChange(other, "arrears", False, True),)))
+    rules.on_alarm(_opened(NIGHT, ("alarm1", "meter", mid, "90.00"), ("arrears", "meter", other, "0.00")))
     backend = Recorder()
     outbox = Outbox(any_engine, backend, zone=ZONE, quiet=SMS.quiet_window(), clock=clock)
     outbox.send_due()
@@ -145,7 +175,7 @@ def test_many_meters_lost_in_one_cycle_send_one_digest_per_building(any_engine):
     with any_engine.begin() as conn:
         ids = _site(conn, meters=12, buildings=("Block A", "Block B"))
     rules = NotificationRules(any_engine, replace(SMS, alarm_numbers=("13900000001", "13900000002")), ZONE)
-    rules.on_cycle(CycleChanges(at=NOON, meters_lost=tuple(ids)))
+    rules.on_alarm(_opened(NOON, *(("lost_contact", "meter", m) for m in ids)))
     with any_engine.begin() as conn:
         texts = sorted((m["phone"], m["text"]) for m in messages(conn))
     assert texts == [(phone, f"Wattline报警 11-21 12:00：{b}有12块电表失联。")  # the operators' language: zh
@@ -157,9 +187,9 @@ def test_a_lost_gateway_and_a_tamper_bit_reach_the_alarm_numbers_once(any_engine
         [mid] = _site(conn)
         gw = conn.execute(sa.select(gateway.c.id)).scalar()
     rules = NotificationRules(any_engine, SMS, ZONE)
-    tamper = CycleChanges(at=NOON, gateways_lost=(gw,), bits=(BitChange(mid, "tamper", False, True),))
-    rules.on_cycle(tamper)
-    rules.on_cycle(replace(tamper, gateways_lost=()))          # the bit seen again: the same episode
+    opened = _opened(NOON, ("lost_contact", "gateway", gw), ("tamper", "meter", mid), ("lost_contact", "meter", mid))
+    rules.on_alarm(opened)
+    rules.on_alarm(opened)                                     # announced again: the same episodes
     with any_engine.begin() as conn:
         kinds = sorted((m["kind"], m["recipient"]) for m in messages(conn))
     assert kinds == [("gateway_lost", "operator"), ("tamper", "operator")]
@@ -216,7 +246,7 @@ def test_no_purchase_confirmation_when_the_site_turned_it_off(any_engine):
 def _one_message(engine, rules_clock=NOON):
     with engine.begin() as conn:
         [mid] = _site(conn)
-    NotificationRules(engine, SMS, ZONE).on_cycle(_crossing(mid, "alarm2", "down", rules_clock, 4000))
+    NotificationRules(engine, SMS, ZONE).on_alarm(_opened(rules_clock, ("alarm2", "meter", mid, "40.00")))
 
 
 def test_a_failing_backend_is_retried_with_backoff_and_the_message_dies_after_the_last_attempt(any_engine):

@@ -3,6 +3,10 @@ gateway lost mid-batch, a meter that acknowledges but does not execute, warnings
 permission refusals (nothing queued, audited)."""
 from __future__ import annotations
 
+import json
+import threading
+import urllib.error
+import urllib.request
 from functools import partial
 
 import pytest
@@ -179,3 +183,60 @@ def test_a_settings_push_and_a_price_push_reach_every_selected_meter(site):
     assert set(site.states(limits.batch_id).values()) == {"confirmed"}
     assert set(site.states(prices.batch_id).values()) == {"confirmed"}
     assert (site.meter(3).alarm1_fen, site.meter(3).alarm2_fen, site.meter(3).overload_w) == (3000, 1000, 4000)
+
+
+@pytest.fixture
+def api(site):
+    """The JSON API on a real WSGI server (waitress) on loopback, in front of the simulated site."""
+    import flask
+    from waitress import create_server
+
+    from billing.api import create_api_client, payment_api
+    app = flask.Flask("control-api")
+    app.register_blueprint(payment_api(site.ctx))
+    tokens = {"payment": create_api_client(site.ctx, "pay-kiosk", "admin"),
+              "control": create_api_client(site.ctx, "bms", "admin", scopes=("control",))}
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+
+    def call(method: str, path: str, body=None, token: str = "control", lang: str = "en"):
+        req = urllib.request.Request(f"http://127.0.0.1:{server.effective_port}/api/v1{path}", method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+        req.add_header("Authorization", f"Bearer {tokens[token]}")
+        req.add_header("Accept-Language", lang)
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+    yield call
+    server.close()
+    server.task_dispatcher.shutdown(timeout=5)
+    th.join(5)
+
+
+def test_a_payment_client_cannot_cut_power_through_the_api_and_a_control_client_can(site, api):
+    trip = {"meters": [number(1), number(2)], "action": "trip", "reason": "BMS: fire drill"}
+    status, body = api("POST", "/commands", trip, token="payment", lang="zh-CN")
+    assert (status, body["code"]) == (403, "scope_missing") and "control" in body["message"]
+    assert "权限范围" in body["message"] and site.commands() == 0
+    status, body = api("POST", "/commands", trip)
+    assert status == 202 and body["batch"]["meters"] == 2
+    site.dispatcher.run_once()
+    status, body = api("GET", f"/commands/{body['batch']['id']}")
+    assert status == 200 and body["batch"]["finished"]
+    assert {m["meter_address"]: m["state"] for m in body["meters"]} == {number(1): "confirmed", number(2): "confirmed"}
+    assert not site.meter(1).relay_closed
+
+
+def test_the_api_asks_again_before_tripping_a_meter_that_keeps_power_and_refuses_bad_selections(site, api):
+    status, body = api("POST", "/commands", {"building": "Dorm C", "floor": 2, "action": "trip", "reason": "x"})
+    assert (status, body["code"]) == (409, "confirm_required") and body["warnings"][0]["meters"] == [number(5)]
+    for bad in ({"meters": ["12"], "action": "trip"}, {"meters": "202611220001", "action": "close"},
+                {"building": "Dorm C", "floor": "２", "action": "close"}, {"action": "close"},
+                {"meters": [number(1)], "action": "explode"}):
+        status, body = api("POST", "/commands", bad)
+        assert status in (400, 422) and body["code"] and body["message"], bad
+    assert site.commands() == 0

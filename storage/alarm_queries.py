@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
+from storage import audit
 from storage.schema import alarm_event, building, bus, gateway, meter, room
 
 MAX_ROWS = 5000   # one screen or one export; a wider query is cut here and says so
@@ -91,6 +92,15 @@ def list_alarms(conn: sa.Connection, query: AlarmQuery) -> tuple[pd.DataFrame, b
     more = len(rows) > query.limit
     frame = pd.DataFrame([dict(r) for r in rows[:query.limit]], columns=list(COLUMNS))
     return frame, more
+
+
+def export_alarms(conn: sa.Connection, query: AlarmQuery, operator: str, now: dt.datetime, *,
+                  shown: dict | None = None, source: str | None = None) -> pd.DataFrame:
+    """The events a history export writes, read in the caller's transaction, and the export in the operation log."""
+    frame, _more = list_alarms(conn, query)
+    audit.record(conn, operator=operator, action="alarm.export", target="alarm_event", ts=now,
+                 after={"rows": len(frame), "shown": shown or {}}, source=source)
+    return frame
 
 
 def buildings(conn: sa.Connection) -> list[dict]:

@@ -109,6 +109,13 @@ def push_meter_limits(ctx: BillingContext, actor: Actor, address, *, alarm1, ala
     return view
 
 
+def limits_payload(conn, meter_id: int) -> dict:
+    """SET_LIMITS payload (wire units) for a meter: its own limits if pushed on their own, else the site's."""
+    ours = _ours(conn, meter_id)[0]
+    return {"alarm1_fen": to_fen(Decimal(ours["alarm1"])), "alarm2_fen": to_fen(Decimal(ours["alarm2"])),
+            "overload_w": int(ours["overload_w"]), "overdraft_fen": to_fen(Decimal(ours["overdraft"]))}
+
+
 def _ours(conn, meter_id: int) -> tuple[dict, str, dict | None]:
     own = store.limit_of(conn, meter_id)
     if own is not None:

@@ -52,6 +52,33 @@ def serve_fake_modem(pace_s: float) -> None:
                           "protocol_errors": modem.protocol_errors[:5]}, ensure_ascii=False), flush=True)
 
 
+def start_fake_modem(pace_s: float) -> tuple[subprocess.Popen, str]:
+    modem = subprocess.Popen([sys.executable, __file__, "--serve-fake-modem", "--pace", str(pace_s)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return modem, json.loads(modem.stdout.readline())["device"]
+
+
+def backend_only(count: int) -> None:
+    """The backend's own cost a message: AT+CMGS, prompt, PDU, +CMGS over the pty, with a modem of no pace."""
+    modem, device = start_fake_modem(0.0)
+    try:
+        backend = GsmModemBackend(device)
+        backend.send("+8613800138000", "set-up")
+        t0 = time.perf_counter()
+        for i in range(count):
+            backend.send(f"+86138{i:08d}", "您的电费余额为 ¥12.50，请及时购电。" if i % 2 else "Room 3-1-502: balance 12.50")
+        seconds = time.perf_counter() - t0
+        backend.close()
+        modem.stdin.close()
+        delivered = json.loads(modem.stdout.readline())["delivered"] - 1
+    finally:
+        if modem.poll() is None:
+            modem.kill()
+    print(f"backend alone: {count} messages in {seconds:.2f} s = {seconds / count * 1000:.1f} ms a message "
+          f"({delivered} delivered); load {os.getloadavg()[0]:.1f}")
+
+
 def queue_messages(engine, count: int) -> list[str]:
     texts = []
     with engine.begin() as conn:
@@ -82,10 +109,14 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--pace", type=float, default=0.2, help="the fake modem's seconds per SMS part")
     ap.add_argument("--cycles", type=int, default=20, help="poll cycles measured without the modem")
+    ap.add_argument("--backend-only", type=int, metavar="N",
+                    help="only N messages straight through the backend to a fake modem with no pace (no outbox)")
     ap.add_argument("--serve-fake-modem", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_fake_modem:
         return serve_fake_modem(args.pace)
+    if args.backend_only:
+        return backend_only(args.backend_only)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"load {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
@@ -93,11 +124,8 @@ def main() -> None:
         base_port = find_free_base_port(len(get_site("demo", 20000).ports()))
         site, engine = prepare("demo", base_port, workdir)
         sim = start_simulator("demo", base_port, workdir)
-        modem = subprocess.Popen([sys.executable, __file__, "--serve-fake-modem", "--pace", str(args.pace)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
+        modem, device = start_fake_modem(args.pace)
         try:
-            device = json.loads(modem.stdout.readline())["device"]
             queued = queue_messages(engine, args.messages)
             backend = GsmModemBackend(device, 115200, answer_timeout_s=5.0, send_timeout_s=30.0)
             outbox = Outbox(engine, backend, zone=site_zone("+08:00"), clock=lambda: NOON + dt.timedelta(minutes=1))

@@ -37,6 +37,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("nav.overview", access.OVERVIEW),
     NavPage("nav.meters", access.METERS),
     NavPage("cashier.nav", access.SELL),
+    NavPage("control.nav", access.CONTROL),
     NavPage("alarms.nav", access.ALARMS, badge=True),
     NavPage("work.nav", access.WORK),
     NavGroup("nav.billing", "billing", (
@@ -48,6 +49,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),
+        NavPage("alarms.history_link", access.ALARM_HISTORY),
         NavPage("notifications.nav", access.NOTIFICATIONS),
         NavPage("nav.audit", access.AUDIT),
         NavPage("nav.users", access.USERS),

@@ -47,8 +47,8 @@ def applied_filters(first, last, building, room, meter, kinds, levels, state) ->
         raise BadFilter("alarms.bad_meter", value=inputs.shown(meter))
     levels = levels if isinstance(levels, list) else []
     return {"from": first_day.isoformat() if first_day else None, "to": last_day.isoformat() if last_day else None,
-            "building": building if isinstance(building, int) and not isinstance(building, bool) else None,
-            "room": room if isinstance(room, int) and not isinstance(room, bool) else None,
+            "building": inputs.record_id(building) if isinstance(building, int) else None,
+            "room": inputs.record_id(room) if isinstance(room, int) else None,
             "meter": number or None, "kinds": [k for k in inputs.texts(kinds) if k in alarms.KINDS],
             "levels": [v for v in levels if isinstance(v, int) and not isinstance(v, bool)
                        and v in {int(x) for x in alarms.AlarmLevel}],
@@ -93,7 +93,8 @@ def layout(**_query):
 @guarded_callback("alarms.history_rooms", access.ALARM_HISTORY, Output(ID.H_ROOM, "options"),
                   Input(ID.H_BUILDING, "value"), changes_state=False, prevent_initial_call=True)
 def rooms(building):
-    if not isinstance(building, int) or isinstance(building, bool):
+    building = inputs.record_id(building) if isinstance(building, int) else None
+    if building is None:
         return []
     with runtime().engine.connect() as conn:
         return [{"label": r["name"], "value": r["id"]} for r in alarm_queries.rooms_of(conn, building)]

@@ -42,12 +42,13 @@ USERS = PageAccess("/admin/users", (P.USER_MANAGE,))
 ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
 API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
 SITE_SETUP = PageAccess("/site", (P.SITE_EDIT,))
+CONTROL = PageAccess("/control", (P.RELAY_BATCH, P.RELAY_COMMAND))
 
 # In the order an operator's home page is chosen: the first one they may open.
 PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, ALARMS, ALARM_HISTORY,
                                  NOTIFICATIONS, TARIFFS,
                                  QR_LABELS, WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS, SITE_SETUP,
-                                 METER_SETTINGS, PARAMETERS)
+                                 METER_SETTINGS, PARAMETERS, CONTROL)
 
 
 def home_path(may: Callable[[str], bool]) -> str:

@@ -131,12 +131,14 @@ class AlarmEngine:
         with self.engine.begin() as conn:
             a1, a2 = alarm_amounts(conn)
             amounts = (reading_fen(a1), reading_fen(a2))
-            rows = [dict(r) for r in conn.execute(
+            found = conn.execute(
                 sa.select(meter_state.c.meter_id, meter_state.c.balance, meter_state.c.power_total,
                           meter_state.c.alarm1, meter_state.c.alarm2, meter_state.c.arrears, meter_state.c.overload,
                           meter_state.c.tamper, meter_state.c.comm_state, meter.c.status)
                 .select_from(meter_state.join(meter, meter.c.id == meter_state.c.meter_id))
-                .where(meter.c.status != "removed")).mappings()]
+                .where(meter.c.status != "removed"))
+            keys = list(found.keys())
+            rows = [dict(zip(keys, r)) for r in found.all()]   # plain tuples: a third of the time of .mappings()
             open_now = {(r.subject_id, r.kind) for r in conn.execute(
                 sa.select(ev.subject_id, ev.kind).where(ev.open_key.is_not(None), ev.subject_kind == "meter",
                                                         ev.kind.in_(alarms.METER_KINDS)))}

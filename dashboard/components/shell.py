@@ -38,6 +38,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("nav.meters", access.METERS),
     NavPage("cashier.nav", access.SELL),
     NavPage("control.nav", access.CONTROL),
+    NavPage("meter_settings.heading", access.METER_SETTINGS),
     NavPage("alarms.nav", access.ALARMS, badge=True),
     NavPage("work.nav", access.WORK),
     NavGroup("nav.billing", "billing", (

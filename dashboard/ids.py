@@ -25,6 +25,7 @@ class Overview:
     PANEL_STATE = "ov-panel-state"
     PANEL_SELL = "ov-panel-sell"     # the link to the cashier desk, for operators who may sell
     PANEL_SETTINGS = "ov-panel-settings"   # the link to the meter's settings
+    PANEL_CONTROL = "ov-panel-control"     # the link to the control page with this meter selected
     PANEL_CURVE = "ov-panel-curve"
     PANEL_BALANCE = "ov-panel-balance"
     PANEL_RELAY = "ov-panel-relay"
@@ -586,3 +587,45 @@ class SiteSetup:
     def profile_grid(profile: str, part: str) -> str:
         """A device profile's "blocks" or "points" grid."""
         return f"site-profile-{profile}-{part}"
+
+
+class Control:
+    """/control (batch operations) and /control/batch?id=<id> (a batch's progress): dashboard/pages/control.py."""
+    PAGE = "control-page"
+    BUILDING = "control-building"
+    FLOOR = "control-floor"
+    STATE = "control-state"
+    ACCOUNT = "control-account"
+    TARIFF = "control-tariff"
+    NUMBERS = "control-numbers"
+    SELECT_NUMBERS = "control-select-numbers"
+    NUMBERS_MESSAGE = "control-numbers-message"
+    GRID = "control-grid"
+    COUNT = "control-count"
+    REASON = "control-reason"
+    ALARM1 = "control-alarm1"
+    ALARM2 = "control-alarm2"
+    OVERLOAD = "control-overload"
+    EXPORT = "control-export"
+    DOWNLOAD = "control-download"
+    EXPORT_MESSAGE = "control-export-message"
+    CONFIRM = "control-confirm"
+    CONFIRM_BODY = "control-confirm-body"
+    SEND = "control-send"
+    SEND_ANYWAY = "control-send-anyway"
+    CLOSE_CONFIRM = "control-close-confirm"
+    PENDING = "control-pending"           # {"action": ...}: what the confirmation is about
+    MESSAGE = "control-message"
+    BATCHES = "control-batches"
+    BATCH_PAGE = "control-batch-page"
+    BATCH_ID = "control-batch-id"
+    BATCH_BODY = "control-batch-body"
+    BATCH_TICK = "control-batch-tick"
+    BATCH_CANCEL = "control-batch-cancel"
+    BATCH_RETRY = "control-batch-retry"
+    BATCH_MESSAGE = "control-batch-message"
+
+    @staticmethod
+    def action(name) -> dict:
+        """One action button (`name`: billing.control.ACTIONS key, or dash.ALL in a callback)."""
+        return {"type": "control-action", "action": name}

@@ -21,8 +21,7 @@ from core.clock import utcnow
 
 log = logging.getLogger(__name__)
 
-POLL_JOB = "poll"                # the full reading
-STATE_POLL_JOB = "state_poll"    # the fast state poll between full readings (collectors.cycle)
+POLL_JOB = "poll"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from storage.schema import bus, command, gateway
 
 from tests.billing_support import NATIONAL_ID, address, flat_tariff, load_site, make_ctx, meter_id, prepaid_site
 from tests.conftest import free_port_block
+from tests.component_text import component_text
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -140,20 +141,7 @@ def test_the_status_page_shows_each_job_with_its_last_run_and_error(lang, labels
     assert reconcile["last_run"] is None and push["ok"] is False
 
 
-def _text(component) -> str:
-    out = []
-
-    def walk(c):
-        if isinstance(c, (str, int, float)):
-            out.append(str(c))
-        elif isinstance(c, (list, tuple)):
-            for x in c:
-                walk(x)
-        elif c is not None:
-            walk(getattr(c, "children", None))
-    walk(component)
-    return " ".join(out)
-
+_text = component_text
 
 # --- what a cycle changed, from real cycles on the simulator ---------------------------------------
 

@@ -23,6 +23,7 @@ from storage.schema import command
 
 from tests.billing_support import NATIONAL_ID, Clock, address, cashier, flat_tariff, load_site, make_ctx, \
     prepaid_site, write_reading
+from tests.component_text import component_text
 
 
 def _receipt(**kw):
@@ -34,20 +35,7 @@ def _receipt(**kw):
     return ReceiptData(**base)
 
 
-def _text(component) -> str:
-    out = []
-
-    def walk(c):
-        if isinstance(c, (str, int, float)):
-            out.append(str(c))
-        elif isinstance(c, (list, tuple)):
-            for x in c:
-                walk(x)
-        elif c is not None and hasattr(c, "children"):
-            walk(c.children)
-    walk(component)
-    return " ".join(out)
-
+_text = component_text
 
 @pytest.mark.parametrize("lang, copy_names", [("en", ["Customer copy", "Finance copy", "Archive copy"]),
                                               ("zh", ["第一联 用户联", "第二联 财务联", "第三联 存根联"])])

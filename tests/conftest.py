@@ -80,29 +80,56 @@ def fixed_now():
     return dt.datetime(2026, 11, 21, 8, 0, 0)
 
 
-def free_port() -> int:
+# Ports for servers a test starts (the simulator, the app): never from the kernel's ephemeral range, where
+# any outgoing connection of another xdist worker may take the port between our check and the server's bind
+# (a simulator restarted on its port met "address already in use" that way). Each worker draws from its own
+# slice below that range and walks it, so no two workers and no two tests of one worker share a port.
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _worker_slice() -> tuple[int, int]:
+    low, high = 10000, max(_ephemeral_low(), 12000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+    size = (high - low) // count
+    return low + index * size, low + (index + 1) * size
+
+
+_next_port: list[int] = []
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port_block(n: int) -> int:
-    """A base port with n consecutive free ports after it."""
-    for _ in range(200):
-        base = free_port()
-        if base + n >= 65535:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
+    """A base port with n consecutive free ports after it, from this worker's slice."""
+    start, end = _worker_slice()
+    if not _next_port:
+        _next_port.append(start + (os.getpid() * 7919) % max(end - start - n, 1))
+    for _ in range(2 * (end - start)):
+        base = _next_port[0]
+        if base + n >= end:
+            base = start
+        _next_port[0] = base + n
+        if all(_bindable(p) for p in range(base, base + n)):
             return base
     raise RuntimeError("no free port block")
+
+
+def free_port() -> int:
+    return free_port_block(1)
 
 
 # --- Chromium for browser tests ----------------------------------------------------------------

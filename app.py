@@ -67,9 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init-db", help="create or upgrade the database schema")
 
-    k = sub.add_parser("api-client", help="payment API clients: add NAME (prints its token once), revoke NAME, list")
+    k = sub.add_parser("api-client", help="API clients: add NAME (prints its token once), revoke NAME, list")
     k.add_argument("client_action", choices=["add", "revoke", "list"])
     k.add_argument("name", nargs="?")
+    k.add_argument("--scope", action="append", choices=["payment", "control"],
+                   help="what the new client may do (repeat for both; default payment): payment sells, control "
+                        "sends batch commands (trip, close, keep power, pushes)")
 
     u = sub.add_parser("user", help="operators who sign in to the dashboard: add, passwd, list")
     usub = u.add_subparsers(dest="user_action", required=True, metavar="ACTION")
@@ -311,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             from serve.billing import api_client_cli
             if args.client_action != "list" and not args.name:
                 parser.error("api-client add/revoke needs a NAME")
-            return api_client_cli(cfg, args.client_action, args.name, f"cli:{os.environ.get('USER', 'unknown')}")
+            return api_client_cli(cfg, args.client_action, args.name, f"cli:{os.environ.get('USER', 'unknown')}",
+                                  scopes=args.scope)
         if cmd == "user":
             return cmd_user(cfg, args)
         parser.error(f"unknown command {cmd}")

@@ -34,7 +34,8 @@ from billing.balance import known_balance
 from billing.credit import Actor, authorize, move_money, reason_text, require_actor
 from billing.lookup import meter_by_number, operator_name
 from billing.money import parse_amount
-from billing.settings import default_tariff_id, meter_limits
+from billing.meter_settings import limits_payload
+from billing.settings import default_tariff_id
 from billing.tariffs import queue_tariff, usable_tariff
 from core import permissions as P
 from storage import audit
@@ -163,7 +164,7 @@ def setup_meter(ctx: BillingContext, conn: sa.Connection, *, account_id: int, m:
                                                operator=operator)])
     store.set_meter_status(conn, [m["id"]], "opened")
     queue_tariff(conn, m["id"], version, operator, now, batch, purpose=Purpose.OPENING, account_id=account_id)
-    kinds = [("limits", meter_limits(conn))]
+    kinds = [("limits", limits_payload(conn, m["id"]))]   # the meter's own limits, else the site's defaults
     if (store.meter_reading(conn, m["id"]) or {}).get("forced_trip"):
         kinds.append(("close", {}))
     kinds.append(("restore_prepaid", {}))

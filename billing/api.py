@@ -1,9 +1,12 @@
-"""The payment API (/api/v1): bearer-token clients sell to meters and look up meters and receipts.
+"""The JSON API (/api/v1): bearer-token clients sell to meters, look up meters and receipts (scope `payment`), and
+send batch commands to meters (scope `control`: POST /commands, GET /commands/<batch>, billing.control).
 
 Its own authentication (Authorization: Bearer <token>; only the token's SHA-256 is stored), not the
 operators' sign-in. POST /sales is idempotent by request_id: a repeated id returns the first
 result and never sells twice (the ledger's request_id is unique and the sale runs under the
-meter's lock). Errors are JSON {code, message}, the message in the Accept-Language (en / zh).
+meter's lock). Errors are JSON {code, message}, the message in the Accept-Language (en / zh). A client holds
+only the scopes it was given (api_client.scopes; NULL: payment, as every client of before); a payment client
+cannot cut power.
 Every call is written to the operation log as api.<endpoint> by "api:<client name>".
 """
 from __future__ import annotations
@@ -17,6 +20,7 @@ from decimal import Decimal
 
 from flask import Blueprint, Response, g, request
 
+from billing import control
 from billing.context import BillingContext
 from billing.credit import Actor
 from billing.errors import BillingError
@@ -27,18 +31,24 @@ from storage import audit
 from storage import billing as store
 
 PREFIX = "/api/v1"
-NOT_FOUND = {"meter_unknown", "entry_unknown", "account_unknown"}
+NOT_FOUND = {"meter_unknown", "entry_unknown", "account_unknown", "batch_unknown"}
 CONFLICT = {"request_id_reused"}
-FORBIDDEN = {"permission_denied"}
-MALFORMED = {"amount_not_a_number", "amount_missing", "amount_too_precise", "amount_zero", "amount_negative",
+FORBIDDEN = {"permission_denied", "scope_missing"}
+MALFORMED = {"selection_meters_invalid", "selection_both", "selection_missing", "selection_floor_invalid",
+             "limits_invalid", "action_unknown", "nothing_selected", "too_many_numbers", "amount_not_a_number", "amount_missing", "amount_too_precise", "amount_zero", "amount_negative",
              "amount_too_large", "amount_too_long", "amount_decimal_comma", "amount_thousands_separator",
              "amount_exponent", "request_id_invalid", "request_id_missing", "body_invalid", "filter_invalid"}
 # What a payment client may do: its token's scope, as the gate (billing.credit) checks it for every sale.
 PAYMENT_SCOPE = frozenset({P.SALE_CREATE})
+# What a control client may do: batch relay commands, price and settings pushes (billing.control checks them).
+CONTROL_SCOPE = frozenset({P.RELAY_BATCH, P.TARIFF_PUSH, P.SETTINGS_PUSH})
+SCOPES: dict[str, frozenset[str]] = {"payment": PAYMENT_SCOPE, "control": CONTROL_SCOPE}
+DEFAULT_SCOPES = ("payment",)
 MAX_WAIT_S = 10.0
 MAX_PAGE, MAX_PAGE_SIZE = 1_000_000, 500
 _RECEIPT_NO = re.compile(r"[A-Za-z0-9-]{1,30}")   # S20261121-000042, K00000001 ...
 _ADDRESS = re.compile(r"[0-9]{12}")
+_BATCH = re.compile(r"[A-Za-z0-9-]{1,40}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,9 +58,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def scopes_text(scopes) -> str:
+    """Scopes as stored: known names, space-separated, in SCOPES order; BillingError api_scope_invalid otherwise."""
+    wanted = set(scopes or DEFAULT_SCOPES)
+    if not wanted or wanted - set(SCOPES):
+        raise control.ControlError("scope_invalid", scopes=", ".join(sorted(str(w) for w in wanted)),
+                                   known=", ".join(SCOPES))
+    return " ".join(name for name in SCOPES if name in wanted)
+
+
+def client_scopes(row: dict) -> tuple[str, ...]:
+    return tuple((row.get("scopes") or " ".join(DEFAULT_SCOPES)).split())
+
+
+def scope_permissions(scopes) -> frozenset[str]:
+    return frozenset().union(*(SCOPES.get(s, frozenset()) for s in scopes))
+
+
 def create_api_client(ctx: BillingContext, name: str, operator: str, token: str | None = None,
-                      remote: str | None = None) -> str:
-    """Register a client; returns its token (shown once: only the hash is kept)."""
+                      remote: str | None = None, scopes=DEFAULT_SCOPES) -> str:
+    """Register a client holding `scopes` (payment, control); returns its token (shown once: only the hash is kept)."""
+    scopes = scopes_text(scopes)
     name = " ".join(str(name or "").split())
     if not name or len(name) > 100 or not name.isprintable():
         raise BillingError("api_client_name_invalid")
@@ -61,9 +89,10 @@ def create_api_client(ctx: BillingContext, name: str, operator: str, token: str 
     with ctx.engine.begin() as conn:
         if store.api_client_by_name(conn, name) is not None:
             raise BillingError("api_client_exists", name=name)
-        store.insert_api_client(conn, name=name, token_hash=hash_token(token), created_by=operator, created_at=now)
+        store.insert_api_client(conn, name=name, token_hash=hash_token(token), created_by=operator, created_at=now,
+                                scopes=scopes)
         audit.record(conn, operator=operator, action="billing.api_client_add", target=f"api_client:{name}", ts=now,
-                     source=remote)
+                     source=remote, after={"scopes": scopes})
     return token
 
 
@@ -79,20 +108,22 @@ def revoke_api_client(ctx: BillingContext, name: str, operator: str, remote: str
     return done
 
 
-def ensure_api_client(ctx: BillingContext, name: str, token: str, operator: str) -> None:
-    """The demo's client: created with this token, or its token replaced if it changed."""
+def ensure_api_client(ctx: BillingContext, name: str, token: str, operator: str, scopes=tuple(SCOPES)) -> None:
+    """The demo's client (every scope): created with this token, or its token and scopes replaced if they changed."""
+    scopes = scopes_text(scopes)
     with ctx.engine.begin() as conn:
         row = store.api_client_by_name(conn, name)
-        if row is not None and row["token_hash"] == hash_token(token) and row["revoked_at"] is None:
+        if (row is not None and row["token_hash"] == hash_token(token) and row["revoked_at"] is None
+                and row.get("scopes") == scopes):
             return
         if row is not None:
             from storage.schema import api_client
             conn.execute(api_client.update().where(api_client.c.id == row["id"]).values(
-                token_hash=hash_token(token), revoked_at=None))
+                token_hash=hash_token(token), revoked_at=None, scopes=scopes))
             audit.record(conn, operator=operator, action="billing.api_client_token", target=f"api_client:{name}",
                          ts=ctx.now())
             return
-    create_api_client(ctx, name, operator, token)
+    create_api_client(ctx, name, operator, token, scopes=scopes.split())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +165,7 @@ def payment_api(ctx: BillingContext) -> Blueprint:
     @bp.before_request
     def authenticate():  # noqa: ANN202
         g.api_client = None
+        g.api_scopes = ()
         g.api_error = None
         g.api_started = time.perf_counter()
         if request.path == f"{PREFIX}/openapi.json":
@@ -149,6 +181,7 @@ def payment_api(ctx: BillingContext) -> Blueprint:
             resp.headers["WWW-Authenticate"] = 'Bearer realm="wattline"'
             return resp
         g.api_client = row["name"]
+        g.api_scopes = client_scopes(row)
         return None
 
     @bp.after_request
@@ -186,7 +219,7 @@ def payment_api(ctx: BillingContext) -> Blueprint:
             raise BillingError("body_invalid")
         if body.get("request_id") in (None, ""):
             raise BillingError("request_id_missing")
-        client = Actor(f"api:{g.api_client}", PAYMENT_SCOPE, address=request.remote_addr, channel="api")
+        client = _client()
         view = sell(ctx, str(body.get("meter_address") or ""), body.get("amount"), client,
                     request_id=str(body["request_id"]))
         wait = body.get("wait_s")
@@ -218,11 +251,91 @@ def payment_api(ctx: BillingContext) -> Blueprint:
         return _json(200, meters_list(ctx, building=building, status=request.args.get("state") or None, page=page,
                                       page_size=size))
 
+    @bp.post("/commands")
+    def create_commands():  # noqa: ANN202
+        _require_scope("control")
+        body = _body()
+        selection = _selection(body)
+        limits = body.get("limits") if body.get("action") == "push_limits" else None
+        if limits is not None and not isinstance(limits, dict):
+            raise control.ControlError("limits_invalid")
+        done = control.queue_batch(ctx, _client(), selection, body.get("action"), body.get("reason"),
+                                   limits=limits, confirm=body.get("confirm") is True)
+        if done.batch_id is None:
+            lang = _lang()
+            from core.text import t
+            warnings = [{"code": w.code, "meters": list(w.meters),
+                         "message": t(f"control.warning.{w.code}", lang, count=len(w.meters),
+                                      meters=", ".join(w.meters[:10]))} for w in done.warnings]
+            g.api_error = "confirm_required"
+            return _json(409, {"code": "confirm_required", "message": " ".join(w["message"] for w in warnings),
+                               "warnings": warnings, "meters": len(done.meters)})
+        return _json(202, batch_json(control.batch_view(ctx, done.batch_id)),
+                     {"Location": f"{PREFIX}/commands/{done.batch_id}"})
+
+    @bp.get("/commands/<batch_id>")
+    def get_commands(batch_id: str):  # noqa: ANN202
+        _require_scope("control")
+        if not _BATCH.fullmatch(batch_id):
+            raise control.ControlError("batch_unknown", batch=_shown(batch_id))
+        return _json(200, batch_json(control.batch_view(ctx, batch_id)))
+
     @bp.get("/openapi.json")
     def openapi():  # noqa: ANN202
         return _json(200, openapi_document())
 
     return bp
+
+
+def _client() -> Actor:
+    """The calling client as billing's services take it: the permissions of its scopes."""
+    return Actor(f"api:{g.api_client}", scope_permissions(g.get("api_scopes") or ()), address=request.remote_addr,
+                 channel="api")
+
+
+def _require_scope(scope: str) -> None:
+    if scope not in (g.get("api_scopes") or ()):
+        raise control.ControlError("scope_missing", scope=scope)
+
+
+def _body() -> dict:
+    try:
+        body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
+    except ValueError:
+        raise BillingError("body_invalid") from None
+    if not isinstance(body, dict):
+        raise BillingError("body_invalid")
+    return body
+
+
+def _selection(body: dict) -> control.Selection:
+    """meters: a list of 12-digit numbers; or building (text) with an optional floor (a whole number)."""
+    meters, building, floor = body.get("meters"), body.get("building"), body.get("floor")
+    if meters is not None:
+        if (not isinstance(meters, list) or not meters or len(meters) > control.MAX_NUMBERS
+                or not all(isinstance(m, str) and _ADDRESS.fullmatch(m) for m in meters)):
+            raise control.ControlError("selection_meters_invalid", most=control.MAX_NUMBERS)
+        if building is not None or floor is not None:
+            raise control.ControlError("selection_both")
+        return control.Selection(meters=tuple(dict.fromkeys(meters)))
+    if not isinstance(building, str) or not building.strip() or len(building) > 100 or not building.isprintable():
+        raise control.ControlError("selection_missing")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int) or not -100 <= floor <= 1000):
+        raise control.ControlError("selection_floor_invalid")
+    return control.Selection(building=building.strip(), floor=floor)
+
+
+def batch_json(view: control.BatchView) -> dict:
+    b = view.batch
+    return {"batch": {"id": b["id"], "action": b["action"], "reason": b["reason"], "operator": b["operator"],
+                      "created_at": _utc(b["created_at"]), "meters": b["meters"], "counts": view.counts,
+                      "finished": not view.open},
+            "meters": [{"meter_address": r["address"], "state": r["state"], "result": r["result"], "error": r["error"],
+                        "attempts": r["attempts"], "at": _utc(r["at"])} for r in view.rows]}
+
+
+def _utc(moment) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _whole_number(name: str, default: int, highest: int) -> int:
@@ -278,12 +391,32 @@ def openapi_document() -> dict:
         "purchase_count": {"type": "integer", "nullable": True}, "comm_state": {"type": "string", "nullable": True},
         "relay_closed": {"type": "boolean", "nullable": True},
         "pending_receipts": {"type": "array", "items": {"type": "string"}}}}
+    batch = {"type": "object", "properties": {
+        "batch": {"type": "object", "properties": {
+            "id": {"type": "string", "example": "ctl-3f2a9c1b7d4e"},
+            "action": {"type": "string", "enum": list(control.ACTIONS)},
+            "reason": {"type": "string", "nullable": True}, "operator": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"}, "meters": {"type": "integer"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                       "description": "meters per state: " + ", ".join(control.METER_STATES)},
+            "finished": {"type": "boolean", "description": "no meter is queued or sent any more"}}},
+        "meters": {"type": "array", "items": {"type": "object", "properties": {
+            "meter_address": {"type": "string"},
+            "state": {"type": "string", "enum": list(control.METER_STATES),
+                      "description": "confirmed: the meter applied it (a relay command: its relay bits were read "
+                                     "back and agree); failed: result says why (UNREACHABLE, NO_ANSWER, "
+                                     "NOT_EXECUTED, ...)"},
+            "result": {"type": "string", "nullable": True}, "error": {"type": "string", "nullable": True},
+            "attempts": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}}}}
     lang = {"name": "Accept-Language", "in": "header", "required": False,
             "schema": {"type": "string", "example": "zh-CN"}, "description": "language of error messages (en, zh)"}
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Wattline payment API", "version": "1.0.0",
-                 "description": "Sell electricity to prepaid meters and look up meters and receipts. Amounts are "
+        "info": {"title": "Wattline API", "version": "1.1.0",
+                 "description": "Sell electricity to prepaid meters and look up meters and receipts (token scope "
+                                "`payment`); send batch commands to meters: trip, close, keep power, price and "
+                                "settings pushes (token scope `control`, separate: a payment client cannot cut "
+                                "power; a call outside the token's scopes answers 403 scope_missing). Amounts are "
                                 "yuan with two decimals (send them as strings to keep them exact). Times are "
                                 "ISO 8601 in UTC with a trailing Z (2026-03-01T08:00:00Z), whatever the site's "
                                 "time zone; the web pages show them in the site's zone."},
@@ -330,6 +463,38 @@ def openapi_document() -> dict:
                         "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"},
                         "items": {"type": "array", "items": {"type": "object"}}}}}}},
                     "400": error, "401": error}}},
+            "/commands": {"post": {
+                "operationId": "createCommands", "summary": "Queue one action to a selection of meters (scope control)",
+                "description": "The selection is `meters` (numbers) or `building` with an optional `floor`. A reason "
+                               "is required for trip and keep_power_on. Tripping a meter that keeps power, or "
+                               "closing one in arrears without keep power, answers 409 confirm_required with the "
+                               "warnings: send again with \"confirm\": true to proceed.",
+                "parameters": [lang],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["action"], "properties": {
+                        "meters": {"type": "array", "maxItems": control.MAX_NUMBERS,
+                                   "items": {"type": "string", "pattern": "^[0-9]{12}$"}},
+                        "building": {"type": "string"}, "floor": {"type": "integer"},
+                        "action": {"type": "string", "enum": list(control.ACTIONS)},
+                        "reason": {"type": "string", "maxLength": 300},
+                        "limits": {"type": "object", "description": "push_limits: the thresholds",
+                                   "properties": {"alarm1": money, "alarm2": money,
+                                                  "overload_w": {"type": "integer", "example": 6000}}},
+                        "confirm": {"type": "boolean", "default": False}}}}}},
+                "responses": {
+                    "202": {"description": "queued; the batch and each meter's state",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
+                    "409": {"description": "confirm_required: warnings to confirm", "content": {"application/json": {
+                        "schema": {"type": "object", "properties": {
+                            "code": {"type": "string"}, "message": {"type": "string"},
+                            "warnings": {"type": "array", "items": {"type": "object"}}}}}}},
+                    "400": error, "401": error, "403": error, "404": error, "422": error}}},
+            "/commands/{batch_id}": {"get": {
+                "operationId": "getCommands", "summary": "A batch and each meter's state (scope control)",
+                "parameters": [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                               lang],
+                "responses": {"200": {"description": "the batch", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Batch"}}}}, "401": error, "403": error, "404": error}}},
             "/meters/{address}": {"get": {
                 "operationId": "getMeter", "summary": "One meter: account, known balance, last reading",
                 "parameters": [{"name": "address", "in": "path", "required": True,
@@ -340,7 +505,7 @@ def openapi_document() -> dict:
         },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Sale": sale, "Meter": meter, "Error": {"type": "object", "required": ["code", "message"],
+            "schemas": {"Sale": sale, "Meter": meter, "Batch": batch, "Error": {"type": "object", "required": ["code", "message"],
                                                                "properties": {"code": {"type": "string"},
                                                                               "message": {"type": "string"}}}},
             "responses": {"Error": {"description": "an error", "content": {"application/json": {

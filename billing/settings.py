@@ -16,6 +16,8 @@ HOARDING_LIMIT = "billing.hoarding_limit"
 DEFAULT_TARIFF = "billing.default_tariff_id"
 ALARM1, ALARM2, OVERLOAD_W, OVERDRAFT = "billing.alarm1", "billing.alarm2", "billing.overload_w", "billing.overdraft"
 COMMAND_EXPIRY_H = "billing.command_expiry_hours"
+# The meter keeps its overload threshold in one 16-bit register (specs/device-profile.md, 0x0061).
+OVERLOAD_MAX_W = 65535
 # An old meter's balance typed in (the meter cannot be read) above this many yuan waits for a second operator.
 # 100.00 by default: a dormitory meter rarely holds more, so the common dead meter is carried over at once, and
 # a larger unverified sum, the kind that can be refunded as cash, never rests on one person's word.
@@ -116,8 +118,8 @@ def set_meter_limits(ctx: BillingContext, operator: str, *, alarm1=None, alarm2=
         if value is not None:
             values[key] = str(parse_amount(value, allow_zero=True))
     if overload_w is not None:
-        if not str(overload_w).isdigit() or not 0 < int(overload_w) <= 100000:
-            raise BillingError("overload_invalid", value=overload_w)
+        if not str(overload_w).isdigit() or not 0 < int(overload_w) <= OVERLOAD_MAX_W:
+            raise BillingError("overload_invalid", value=overload_w, limit=OVERLOAD_MAX_W)
         values[OVERLOAD_W] = str(int(overload_w))
     with ctx.engine.begin() as conn:
         before = meter_limits(conn)

@@ -1,9 +1,20 @@
-"""One poll cycle end to end: targets from storage, poll the field, write readings and state in one transaction."""
+"""One poll cycle end to end: targets from storage, poll the field, write readings and state in one transaction.
+
+Two kinds of cycle share the buses: the full reading (job "poll", every 30 minutes by default: every block, a
+readings row per meter) and the fast state poll (job "state_poll", every 120 s by default: only each profile's
+state block, i.e. balance, purchase count, relay and status bits, command sequence). The state poll writes no
+readings row: it updates those columns of meter_state (and comm state, lost-contact alarms, bus state) and
+publishes what changed, so the live views and alarms follow the meters within minutes while readings, which
+reports and reconciliation count on, stay one complete row per full reading. The two never run at once (one
+lock), and a state poll is skipped when a full reading read the state less than half its interval ago.
+"""
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable
@@ -15,8 +26,10 @@ from collectors.changes import CycleChanges, bus_changes, compared_rows, meter_c
 from collectors.commstate import next_comm_state
 from core.money import reading_fen as fen
 from collectors.poller import CycleResult, FieldIO, PollTarget
+from collectors.profiles import ProfileError
 from storage import alarms
 from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, bus_state, meter_state, poll_cycle
+from storage.meter_settings import record_meter_config
 from storage.timeseries import append_device_history, append_readings, upsert_meter_state
 from storage.topology import bus_comm_states, poll_targets
 from core.events import CYCLE_CHANGED, EventBus
@@ -62,6 +75,11 @@ class CollectorService:
         # amounts, name -> fen ({"alarm1": 2000, "alarm2": 500}), read once per cycle from balance_thresholds.
         self.events = events
         self.balance_thresholds = balance_thresholds
+        # The fast state poll's interval (the runtime keeps it equal to the "state_poll" job's): a state poll
+        # within half of it after a full reading started is skipped, the full reading read the same registers.
+        self.state_poll_interval_s = 120.0
+        self._field_lock = threading.Lock()       # a full reading and a state poll never share the buses
+        self._full_started: float | None = None   # time.monotonic() of the latest full reading's start
 
     def targets(self) -> list[PollTarget]:
         with self.engine.connect() as conn:
@@ -72,17 +90,71 @@ class CollectorService:
                 for r in rows]
 
     def run_cycle(self) -> CycleSummary:
-        for hook in self.before_cycle:
-            _run_hook(hook)
-        targets = self.targets()
-        result = self.field_io.poll_cycle(targets, timeout=self.poll_timeout_s)
-        summary = self.record(targets, result)
+        with self._field_lock:
+            self._full_started = time.monotonic()
+            for hook in self.before_cycle:
+                _run_hook(hook)
+            targets = self.targets()
+            result = self.field_io.poll_cycle(targets, timeout=self.poll_timeout_s)
+            summary = self.record(targets, result)
         for hook in self.after_cycle:
             _run_hook(hook, summary)
         return summary
 
+    def state_targets(self) -> list[PollTarget]:
+        """The meters whose profile has a state block (prepaid meters); the others wait for the full reading."""
+        out = []
+        for t in self.targets():
+            try:
+                if self.field_io.profiles.get(t.profile).state_blocks:
+                    out.append(t)
+            except ProfileError:
+                continue   # the full reading reports it as a config_error
+        return out
+
+    def run_state_poll(self) -> CycleSummary | None:
+        """The fast state poll; None when skipped (a full reading is running or has just read the same state)."""
+        if not self._field_lock.acquire(blocking=False):
+            log.info("state poll skipped: a full reading is running")
+            return None
+        try:
+            started = self._full_started
+            if started is not None and time.monotonic() - started < self.state_poll_interval_s / 2:
+                log.info("state poll skipped: the full reading %.0f s ago read the state", time.monotonic() - started)
+                return None
+            for hook in self.before_cycle:
+                _run_hook(hook)
+            targets = self.state_targets()
+            if not targets:
+                return None
+            result = self.field_io.poll_cycle(targets, state_only=True, timeout=self.poll_timeout_s)
+            return self.record(targets, result, state_only=True)
+        finally:
+            self._field_lock.release()
+
+    def read_back_config(self, meter_id: int) -> bool:
+        """Read one meter's every block now (e.g. right after its limits were applied) and keep the configuration
+        it reports (storage.meter_settings); False when the meter is not polled or did not answer."""
+        target = next((t for t in self.targets() if t.meter_id == meter_id), None)
+        if target is None:
+            return False
+        try:
+            values = self.field_io.read_meter(target, all_blocks=True)
+        except Exception as exc:  # noqa: BLE001 - the next full reading's configuration block tells again
+            log.warning("meter %s: configuration not read back: %s", target.meter_address, exc)
+            return False
+        values["meter_id"] = meter_id
+        with self.engine.begin() as conn:
+            return record_meter_config(conn, [values], self.clock()) > 0
+
+    def on_command_settled(self, settled) -> None:
+        """COMMAND_SETTLED subscriber: an applied limits push is read back from the meter's configuration block."""
+        if settled.kind == "limits" and settled.state == "acked":
+            self.read_back_config(settled.meter_id)
+
     # -----------------------------------------------------------------------------------------
-    def record(self, targets: list[PollTarget], result: CycleResult) -> CycleSummary:
+    def record(self, targets: list[PollTarget], result: CycleResult, state_only: bool = False) -> CycleSummary:
+        """Write one cycle's findings; a state poll's (`state_only`) go to meter_state only, never to readings."""
         now = self.clock()
         t0 = dt.datetime.now()
         readings = _readings_frame(result)
@@ -90,25 +162,28 @@ class CollectorService:
         with self.engine.begin() as conn:
             prev = _previous_state(conn, [t.meter_id for t in targets])
             prev_buses = bus_comm_states(conn) if self.events is not None else []
-            states, newly_lost, recovered = self._next_states(targets, result, readings, prev, now)
-            append_readings(conn, readings.drop(columns=["extra"], errors="ignore"))
-            append_device_history(conn, readings)  # master meters and terminals only (history_mask)
+            states, newly_lost, recovered = self._next_states(targets, result, readings, prev, now, state_only)
+            if not state_only:
+                append_readings(conn, readings.drop(columns=["extra"], errors="ignore"))
+                append_device_history(conn, readings)  # master meters and terminals only (history_mask)
+                record_meter_config(conn, result.readings, now)  # settings read back from configuration blocks
             upsert_meter_state(conn, states)
             self._write_bus_state(conn, targets, result, now)
             self._lost_contact_events(conn, newly_lost, recovered, result, now)
             failed = sum(1 for o in result.outcomes.values() if o.status != "ok")
-            conn.execute(poll_cycle.insert().values(
-                started_at=_naive_utc(result.started_at), finished_at=_naive_utc(result.finished_at),
-                duration_s=result.duration_s, meters=len(targets), ok=len(targets) - failed, failed=failed,
-                endpoints_unreachable=len(result.unreachable_endpoints)))
+            if not state_only:
+                conn.execute(poll_cycle.insert().values(
+                    started_at=_naive_utc(result.started_at), finished_at=_naive_utc(result.finished_at),
+                    duration_s=result.duration_s, meters=len(targets), ok=len(targets) - failed, failed=failed,
+                    endpoints_unreachable=len(result.unreachable_endpoints)))
         write_s = (dt.datetime.now() - t0).total_seconds()
         if self.events is not None:
             self._publish_changes(targets, result, prev, states, prev_buses, newly_lost, recovered, thresholds, now)
         summary = CycleSummary(_naive_utc(result.started_at), result.duration_s, len(targets),
                                len(targets) - failed, failed, len(result.unreachable_endpoints),
                                len(newly_lost), len(recovered), write_s)
-        log.info("poll cycle: %d meters, %d ok, %d failed, %d endpoints unreachable, %.2f s poll, %.2f s write",
-                 summary.meters, summary.ok, summary.failed, summary.endpoints_unreachable,
+        log.info("%s: %d meters, %d ok, %d failed, %d endpoints unreachable, %.2f s poll, %.2f s write",
+                 "state poll" if state_only else "poll cycle", summary.meters, summary.ok, summary.failed, summary.endpoints_unreachable,
                  summary.duration_s, write_s)
         return summary
 
@@ -140,7 +215,7 @@ class CollectorService:
         self.events.publish(CYCLE_CHANGED, changes)
 
     def _next_states(self, targets, result: CycleResult, readings: pd.DataFrame, prev: pd.DataFrame,
-                     now: dt.datetime) -> tuple[pd.DataFrame, list[int], list[int]]:
+                     now: dt.datetime, state_only: bool = False) -> tuple[pd.DataFrame, list[int], list[int]]:
         rows = []
         newly_lost: list[int] = []
         recovered: list[int] = []
@@ -155,15 +230,22 @@ class CollectorService:
                 status, message = outcome.status, outcome.message
             old = prev_by_meter.get(t.meter_id, {})
             comm = next_comm_state({k: _none(old.get(k)) for k in _COMM_KEYS}, status, now, self.lost_after)
-            if status == "ok" and t.meter_id in by_meter:
+            if status == "ok" and t.meter_id in by_meter and not state_only:
                 row = dict(by_meter[t.meter_id])
             else:
                 row = {k: _none(old.get(k)) for k in ("ts", *CANONICAL_KEYS, "extra")}
                 row["balance_fen"] = fen(row.pop("balance", None))
+                if status == "ok" and t.meter_id in by_meter:   # a state poll: its keys over the last full reading
+                    state = by_meter[t.meter_id]
+                    row.update({k: v for k, v in state.items() if k not in ("ts", "extra") and _none(v) is not None})
+                    if _none(state.get("extra")) is not None:   # raw status words: the new over the old
+                        row["extra"] = json.dumps({**json.loads(row.get("extra") or "{}"), **json.loads(state["extra"])})
             row["meter_id"] = t.meter_id
             row.update({k: comm[k] for k in _COMM_KEYS})
             row["last_error"] = None if status == "ok" else f"{status}: {message}"[:300]
-            row["alarm_level"] = 2 if row.get("alarm2") else (1 if row.get("alarm1") else 0)
+            # the highest level of the meter's open alarms: kept by the alarm engine (storage.alarms
+            # .set_meter_levels, billing/alarm_engine.py) after the cycle; carried over here
+            row["alarm_level"] = int(_none(old.get("alarm_level")) or 0)
             row["updated_at"] = now
             rows.append(row)
             was_lost = old.get("comm_state") == "lost"

@@ -71,6 +71,10 @@ COMMAND_CODES = {"recharge": sf.Command.RECHARGE, "refund": sf.Command.REFUND, "
 RELAY_STATE = {"trip": {"forced_trip": True}, "close": {"forced_trip": False}, "keep_power": {"keep_power": True},
                "restore_prepaid": {"keep_power": False, "prepaid_enabled": True}}
 MAX_REPLAY_RENUMBER = 3
+# A command that is not money gives up after this many sends that never reached the meter (connection refused) or
+# never got an answer: failed with UNREACHABLE / NO_ANSWER, so a batch never shows a meter "sent" forever. A money
+# command is never given up this way (it is resent until the meter answers, or expires while still queued).
+MAX_ATTEMPTS = 5
 MAX_BLIND_SENDS = 4   # sends of one command in a row while the read-back is not its own and the count says not applied
 CONFLICT_ALARM = "mailbox_conflict"
 
@@ -141,7 +145,7 @@ class Dispatcher:
                  clock: Callable[[], dt.datetime], *, on_settled: SettleHook | None = None,
                  expire_after: dt.timedelta = dt.timedelta(hours=24), send_timeout_s: float = 3.0,
                  max_per_meter: int = 50, workers: int = 16, retry_interval_s: float = 30.0,
-                 events: EventBus | None = None):
+                 events: EventBus | None = None, max_attempts: int = MAX_ATTEMPTS, backoff_s: float = 0.0):
         if len(master_key) != 24:
             raise ValueError("the site master key must be 24 bytes")
         self.engine = engine
@@ -155,6 +159,8 @@ class Dispatcher:
         self.workers = workers
         self.retry_interval_s = retry_interval_s
         self.events = events   # each settled command goes to COMMAND_SETTLED
+        self.max_attempts = max_attempts   # sends of a command that is not money before it is failed (unreachable)
+        self.backoff_s = backoff_s         # a resend waits backoff_s * 2**(attempts - 1), at most 5 minutes (0: none)
         self._run_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -209,10 +215,14 @@ class Dispatcher:
             lock = threading.Lock()
 
             def bus(meters: list[int]) -> None:
-                for mid in meters:
+                for i, mid in enumerate(meters):
                     try:
                         if not self._run_meter(targets[mid], summary, lock):
-                            return  # endpoint refused: the rest of this bus waits for the next run
+                            # endpoint refused: the rest of this bus waits for the next run, each of its
+                            # commands counting this run as an attempt that could not reach the meter
+                            for other in meters[i + 1:]:
+                                self._unreachable_attempt(other, summary, lock)
+                            return
                     except Exception:
                         log.exception("dispatch to meter %s failed", targets[mid]["meter_address"])
 
@@ -238,6 +248,8 @@ class Dispatcher:
                 cmd = head_command(conn, t["meter_id"])
             if cmd is None:
                 return True
+            if not self._due(cmd):
+                return True   # backing off after a send that got nowhere
             outcome = self._send(cmd, target)
             with lock:
                 summary.results[outcome] = summary.results.get(outcome, 0) + 1
@@ -250,6 +262,38 @@ class Dispatcher:
             if outcome in ("unanswered", "retry_later"):
                 return True   # "resend" and "renumbered" go round again at once
         return True
+
+    def _gives_up(self, cmd: dict) -> bool:
+        """A command that is not money, sent (this time included) max_attempts times without reaching the meter."""
+        return cmd["kind"] not in MONEY_KINDS and cmd["attempts"] + 1 >= self.max_attempts
+
+    def _due(self, cmd: dict) -> bool:
+        """Resends of a command that is not money back off: backoff_s, then twice that ... (at most 5 minutes)."""
+        if cmd["kind"] in MONEY_KINDS or not cmd["attempts"] or cmd.get("sent_at") is None or self.backoff_s <= 0:
+            return True
+        wait = min(self.backoff_s * 2 ** (cmd["attempts"] - 1), 300.0)
+        return self.clock() >= cmd["sent_at"] + dt.timedelta(seconds=wait)
+
+    def _unreachable_attempt(self, meter_id: int, summary: DispatchSummary, lock: threading.Lock) -> None:
+        """The meter's gateway refused this run: its head command (not money) counts an attempt, and is failed
+        as UNREACHABLE at max_attempts, as if it had been sent and refused on connect."""
+        with self.engine.connect() as conn:
+            cmd = head_command(conn, meter_id)
+        if cmd is None or cmd["kind"] in MONEY_KINDS or not self._due(cmd):
+            return
+        now = self.clock()
+        if not self._tx(meter_id, lambda conn: count_attempt(conn, cmd["id"], now)):
+            return
+        error = "the gateway refused the connection"
+        if self._gives_up(cmd):
+            outcome = self._finish(cmd, "failed", "UNREACHABLE", None, error)
+        else:
+            self._tx(meter_id, lambda conn: move_command(conn, cmd["id"], "queued", error=error))
+            outcome = "undelivered"
+        with lock:
+            summary.results[outcome] = summary.results.get(outcome, 0) + 1
+            if outcome in ("failed", "undelivered"):
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
 
     def _tx(self, meter_id: int, work: Callable[[sa.Connection], object]):
         for attempt in range(8):
@@ -276,6 +320,9 @@ class Dispatcher:
         except GatewayUnreachable as exc:
             if type(exc) is GatewayUnreachable:  # refused on connect: the frame never left
                 error = str(exc)[:300]
+                if self._gives_up(cmd):
+                    self._finish(cmd, "failed", "UNREACHABLE", None, error)
+                    return "undelivered"
                 self._tx(cmd["meter_id"], lambda conn: move_command(conn, cmd["id"], "queued", error=error))
                 return "undelivered"
             return self._unanswered(cmd, exc)
@@ -290,12 +337,15 @@ class Dispatcher:
             command.update().where(command.c.id == cmd["id"]).values(error=error[:300])))
 
     def _unanswered(self, cmd: dict, exc: BaseException) -> str:
+        if self._gives_up(cmd):
+            self._finish(cmd, "failed", "NO_ANSWER", None, f"{type(exc).__name__}: {exc}"[:300])
+            return "unanswered"
         self._note(cmd, f"{type(exc).__name__}: {exc}")
         return "unanswered"
 
     def _record(self, cmd: dict, target: PollTarget, answer: MailboxResult) -> str:
         verdict = judge_answer(answer, COMMAND_CODES[cmd["kind"]], cmd["counter"])
-        if verdict.outcome == APPLIED and verdict.by_counts and cmd["kind"] in RELAY_STATE:
+        if verdict.outcome == APPLIED and cmd["kind"] in RELAY_STATE:
             verdict = self._confirm_relay_state(cmd, target, verdict)
         if verdict.conflict:
             self._report_conflict(cmd, target, answer, verdict)
@@ -324,7 +374,9 @@ class Dispatcher:
         return "unanswered" if verdict.outcome == PENDING else "retry_later"
 
     def _confirm_relay_state(self, cmd: dict, target: PollTarget, verdict: Verdict) -> Verdict:
-        """Only the command sequence says this relay command was applied: the relay bits must agree."""
+        """A relay command is confirmed only when the meter's relay bits read back agree with it. The meter's own
+        APPLIED with bits that do not agree: it took the frame but did not move its relay (NOT_EXECUTED, failed);
+        only the sequence said applied: another frame took that sequence (superseded)."""
         expected = RELAY_STATE[cmd["kind"]]
         try:
             reading = self.field_io.read_meter(target, all_blocks=False)
@@ -338,6 +390,10 @@ class Dispatcher:
         if all(bool(seen[key]) == value for key, value in expected.items()):
             return verdict
         bits = ", ".join(f"{key}={int(bool(value))}" for key, value in seen.items())
+        if not verdict.by_counts:
+            log.warning("meter %s answered APPLIED to %s (command %s) but its relay bits read %s",
+                        target.meter_address, cmd["kind"], cmd["id"], bits)
+            return Verdict(REFUSED, "NOT_EXECUTED", verdict.own, False)
         return Verdict(SUPERSEDED, verdict.result, verdict.own, True,
                        f"command sequence {cmd['counter']} is the meter's, but its relay bits ({bits}) "
                        f"are not what {cmd['kind']} sets: another frame took that sequence")

@@ -10,7 +10,9 @@ One cycle:
 - a bad reply (garbage, truncated, wrong function or length) reconnects the endpoint before
   the next request, so leftovers cannot desynchronise the next meter;
 - a block with ``every = N`` is read one cycle in N, staggered by meter id (``all_blocks=True``
-  reads every block, e.g. right after a settings command).
+  reads every block, e.g. right after a settings command);
+- a state poll (``state_only=True``, the fast state poll between full readings) reads only each profile's
+  ``[[state_block]]`` registers (balance, relay and status bits); meters whose profile has none are skipped.
 
 Outcomes: ok | timeout | bad_reply | exception | gateway_unreachable, plus config_error for a
 meter whose profile name or framing is unknown (that meter is skipped; the cycle goes on).
@@ -100,7 +102,8 @@ class Poller:
         self.cycle_no = 0
         quiet_pymodbus_logging()
 
-    async def poll_cycle(self, targets: list[PollTarget], *, all_blocks: bool = False) -> CycleResult:
+    async def poll_cycle(self, targets: list[PollTarget], *, all_blocks: bool = False,
+                         state_only: bool = False) -> CycleResult:
         started_at = datetime.now(timezone.utc)
         t0 = time.monotonic()
         result = CycleResult(started_at, started_at, 0.0)
@@ -109,17 +112,17 @@ class Poller:
             by_endpoint.setdefault(target.endpoint, []).append(target)
         cycle_no = self.cycle_no
         self.cycle_no += 1
-        await asyncio.gather(*(self._poll_bus_guarded(key, group, result, cycle_no, all_blocks)
+        await asyncio.gather(*(self._poll_bus_guarded(key, group, result, cycle_no, all_blocks, state_only)
                                for key, group in by_endpoint.items()))
         result.finished_at = datetime.now(timezone.utc)
         result.duration_s = time.monotonic() - t0
         return result
 
     async def _poll_bus_guarded(self, key: EndpointKey, targets: list[PollTarget], result: CycleResult,
-                                cycle_no: int, all_blocks: bool) -> None:
+                                cycle_no: int, all_blocks: bool, state_only: bool = False) -> None:
         """poll_bus, but a fault in one bus's code path must not cost the other buses their cycle."""
         try:
-            await self.poll_bus(key, targets, result, cycle_no, all_blocks)
+            await self.poll_bus(key, targets, result, cycle_no, all_blocks, state_only)
         except Exception as exc:  # noqa: BLE001 - reported per meter, logged with its traceback
             log.exception("polling %s failed", key)
             for endpoint in self.pool:
@@ -129,7 +132,7 @@ class Poller:
                 result.outcomes.setdefault(t.meter_id, Outcome("bad_reply", f"collector error: {exc!r}"))
 
     async def poll_bus(self, key: EndpointKey, targets: list[PollTarget], result: CycleResult,
-                       cycle_no: int = 0, all_blocks: bool = False) -> None:
+                       cycle_no: int = 0, all_blocks: bool = False, state_only: bool = False) -> None:
         """All meters of one bus endpoint, in sequence."""
         connect_timeout = max(t.timeout_s for t in targets)
         try:
@@ -148,7 +151,12 @@ class Poller:
             except ProfileError as exc:
                 outcomes[target.meter_id] = Outcome("config_error", str(exc))
                 continue
-            blocks = due_blocks(profile, cycle_no, target.meter_id, all_blocks)
+            if state_only:
+                blocks, decode = profile.state_blocks, profile.decode_state
+                if not blocks:
+                    continue
+            else:
+                blocks, decode = due_blocks(profile, cycle_no, target.meter_id, all_blocks), profile.decode
             try:
                 raw = await self._read_with_retries(endpoint, target, blocks, connect_timeout)
             except GatewayUnreachable as exc:
@@ -158,7 +166,7 @@ class Poller:
                 outcomes[target.meter_id] = Outcome(exc.outcome, str(exc))
                 continue
             try:
-                values = profile.decode(raw)
+                values = decode(raw)
             except ValueError as exc:
                 outcomes[target.meter_id] = Outcome("bad_reply", str(exc))
                 continue
@@ -232,9 +240,9 @@ class FieldIO:
             future.cancel()
             raise TimeoutError(f"field I/O did not finish within {timeout} s") from None
 
-    def poll_cycle(self, targets: list[PollTarget], *, all_blocks: bool = False,
+    def poll_cycle(self, targets: list[PollTarget], *, all_blocks: bool = False, state_only: bool = False,
                    timeout: float | None = None) -> CycleResult:
-        return self.run(self.poller.poll_cycle(targets, all_blocks=all_blocks), timeout)
+        return self.run(self.poller.poll_cycle(targets, all_blocks=all_blocks, state_only=state_only), timeout)
 
     def read_meter(self, target: PollTarget, *, all_blocks: bool = True) -> dict:
         """Read one meter now (all blocks by default); FieldError if it does not answer well."""

@@ -21,7 +21,8 @@ from core.clock import utcnow
 
 log = logging.getLogger(__name__)
 
-POLL_JOB = "poll"
+POLL_JOB = "poll"                # the full reading
+STATE_POLL_JOB = "state_poll"    # the fast state poll between full readings (collectors.cycle)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,12 @@ NUMBER_COLUMNS = ("meter_address", "bus", "port", "unit", "baud", "floor", "time
 # Numbers: room for any sane spelling of the allowed ranges (a longer one is not a number we take).
 # framing: "socket" or "rtu". meter_address: 12 digits, with room to report a mistyped one as such.
 MAX_LENGTH = {"building": 100, "room": 100, "area": 100, "gateway": 100, "profile": 100, "host": 253,
-              "framing": 10, "meter_address": 40, **{c: 20 for c in NUMBER_COLUMNS if c != "meter_address"}}
+              "framing": 10, "meter_address": 40, **{c: 20 for c in NUMBER_COLUMNS if c != "meter_address"},
+              "group": 100}   # group: a building group's name (the site setup pages; not an import column)
+# The whole numbers a row may hold, and the gateway's timeout in seconds (the site setup pages check the same).
+RANGES = {"bus": (1, 64), "port": (1, 65535), "unit": (1, 247), "baud": (300, 115200), "floor": (-20, 300),
+          "retries": (0, 5)}
+TIMEOUT_RANGE = (0.05, 30.0)
 
 # Rows a file may hold (one meter a row). The largest site we model has 10,080 meters; a million rows
 # is a hundred times that and still validates in well under a minute in under 500 MB (docs/BENCHMARKS.md),
@@ -102,6 +107,20 @@ ISSUE_TEXT = {
     "endpoint_exists": "{host}:{port} is already {gateway} bus {bus}",
     "meter_exists": "meter {address} exists on {gateway} bus {bus} unit {unit}",
     "unit_taken": "unit {unit} on {gateway} bus {bus} belongs to meter {address}",
+    # the site setup pages' own (collectors.site_setup)
+    "name_taken": "{value!r} is taken already",
+    "unknown_record": "{value!r} no longer exists (reload the page)",
+    "bus_twice": "bus {bus} is given twice",
+    "port_twice": "port {port} is given to two buses",
+    "no_buses": "give at least one bus (bus:port)",
+    "bus_unreadable": "{value!r} is not bus:port or bus:port:baud",
+    "meter_on_account": "meter {address} is on open account {account}: close the account first (its closing "
+                        "refund settles the balance), then retire or move the meter",
+    "meter_retired": "meter {address} is retired",
+    "still_referenced": "this database (DuckDB) cannot change the name, bus or unit of {value!r} while other records "
+                        "point to it: add a new one and move what is on it (PostgreSQL can)",
+    "file_too_large": "the file is {megabytes} MB, more than the {limit} MB a page accepts: import it on the "
+                      "command line (app.py import)",
 }
 
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -406,8 +425,7 @@ class TopologyValidator:
         if not _METER_RE.fullmatch(addr):
             bad("meter_address", "not_meter_number", value=addr)
         r["meter_address"] = addr
-        for col, lo, hi in (("bus", 1, 64), ("port", 1, 65535), ("unit", 1, 247), ("baud", 300, 115200),
-                            ("floor", -20, 300), ("retries", 0, 5)):
+        for col, (lo, hi) in RANGES.items():
             value = text[col]
             r[col] = None
             if not value:
@@ -425,8 +443,8 @@ class TopologyValidator:
                 bad("timeout_s", "not_number", value=value)
             else:
                 r["timeout_s"] = float(value)
-                if not 0.05 <= r["timeout_s"] <= 30.0:
-                    bad("timeout_s", "out_of_range", value=value, low=0.05, high=30.0)
+                if not TIMEOUT_RANGE[0] <= r["timeout_s"] <= TIMEOUT_RANGE[1]:
+                    bad("timeout_s", "out_of_range", value=value, low=TIMEOUT_RANGE[0], high=TIMEOUT_RANGE[1])
         framing = text["framing"].lower()
         if framing not in ("socket", "rtu"):
             bad("framing", "bad_framing", value=framing)
@@ -540,7 +558,7 @@ def _write(conn: sa.Connection, v: TopologyValidator, now: dt.datetime, source: 
 
 def import_file(engine: sa.Engine, path: str | Path, profile_names: set[str], now: dt.datetime,
                 operator: str = "cli", *, encoding: str | None = None, row_limit: int = ROW_LIMIT,
-                check_only: bool = False) -> dict:
+                check_only: bool = False, origin: str = "cli", source: str | None = None) -> dict:
     """Read, check and (unless check_only) write a topology file: all rows or nothing. The answer: what was
     created, the rows read, the file's format and encoding."""
     issues = Issues()
@@ -550,8 +568,8 @@ def import_file(engine: sa.Engine, path: str | Path, profile_names: set[str], no
         if not issues.count:
             for n, raw in table.rows():
                 v.check(n, raw)
-        issues.raise_if_any(str(path))
-        created = {} if check_only else _write(conn, v, now, str(path), operator, "cli")
+        issues.raise_if_any(source or str(path))
+        created = {} if check_only else _write(conn, v, now, source or str(path), operator, origin)
     return {**created, "rows": v.rows, "format": table.format, "encoding": table.encoding}
 
 

@@ -12,6 +12,10 @@ Topics (the event type is a frozen dataclass of the publishing module):
                      amounts or zero, relays. Published by collectors.cycle.CollectorService.record.
     COMMAND_SETTLED  collectors.dispatch.SettledCommand: a remote command reached acked, failed or expired.
                      Published by collectors.dispatch.Dispatcher after the settling transaction.
+    ALARM_CHANGED    storage.alarms.AlarmChanges: alarm events opened and closed (kind, level, subject, message
+                     code and parameters), once per evaluation that changed any. Published by
+                     billing.alarm_engine.AlarmEngine after each poll cycle (its own kinds and the collector's lost
+                     contact) and after a settled command (failed commands, count refusals).
 
 Why not blinker (installed with Flask): its send() lets the first failing receiver's exception stop the others
 (every handler would need our own wrapper anyway), and it holds receivers by weak reference by default, so a
@@ -27,7 +31,8 @@ log = logging.getLogger(__name__)
 
 CYCLE_CHANGED = "collector.cycle_changed"
 COMMAND_SETTLED = "dispatch.command_settled"
-TOPICS = (CYCLE_CHANGED, COMMAND_SETTLED)
+ALARM_CHANGED = "alarm.changed"
+TOPICS = (CYCLE_CHANGED, COMMAND_SETTLED, ALARM_CHANGED)
 
 Handler = Callable[[Any], object]
 

@@ -23,6 +23,12 @@ WORKORDER_DISPATCH = "workorder.dispatch"
 WORKORDER_EXECUTE = "workorder.execute"
 API_CLIENT_MANAGE = "api_client.manage"
 ALARM_RESOLVE = "alarm.resolve"
+ALARM_VIEW = "alarm.view"
+ALARM_ACK = "alarm.ack"
+SETTINGS_PUSH = "settings.push"
+SITE_EDIT = "site.edit"
+NOTIFICATION_VIEW = "notification.view"
+NOTIFICATION_RESEND = "notification.resend"
 
 # Every name above, in the order operators/service.py describes them.
 ALL: tuple[str, ...] = tuple(value for name, value in list(globals().items())

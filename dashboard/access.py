@@ -27,7 +27,12 @@ SELL = PageAccess("/sell", (P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE))
 ACCOUNTS = PageAccess("/accounts", (P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.TRANSFER_ENTERED))  # + approvals
 RECORDS = PageAccess("/records", (P.REPORT_VIEW,))
 RECONCILIATION = PageAccess("/reconciliation", (P.REPORT_VIEW,))
+ALARMS = PageAccess("/alarms", (P.ALARM_VIEW, P.ALARM_ACK))
+ALARM_HISTORY = PageAccess("/alarms/history", (P.ALARM_VIEW,))
+NOTIFICATIONS = PageAccess("/notifications", (P.NOTIFICATION_VIEW, P.NOTIFICATION_RESEND))
 TARIFFS = PageAccess("/tariffs", (P.TARIFF_EDIT, P.TARIFF_PUSH))
+METER_SETTINGS = PageAccess("/meter-settings", (P.METER_VIEW, P.SETTINGS_PUSH))
+PARAMETERS = PageAccess("/admin/parameters", (P.SETTINGS_EDIT,))
 QR_LABELS = PageAccess("/qr", (P.ACCOUNT_OPEN,))
 # A field worker's home until work orders exist: what they can do here now (their account, the status)
 WORK = PageAccess("/work", (P.WORKORDER_EXECUTE,))
@@ -36,10 +41,14 @@ AUDIT = PageAccess("/audit", (P.AUDIT_VIEW,))
 USERS = PageAccess("/admin/users", (P.USER_MANAGE,))
 ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
 API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
+SITE_SETUP = PageAccess("/site", (P.SITE_EDIT,))
+CONTROL = PageAccess("/control", (P.RELAY_BATCH, P.RELAY_COMMAND))
 
 # In the order an operator's home page is chosen: the first one they may open.
-PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, TARIFFS, QR_LABELS,
-                                 WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS)
+PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, ALARMS, ALARM_HISTORY,
+                                 NOTIFICATIONS, TARIFFS,
+                                 QR_LABELS, WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS, SITE_SETUP,
+                                 METER_SETTINGS, PARAMETERS, CONTROL)
 
 
 def home_path(may: Callable[[str], bool]) -> str:

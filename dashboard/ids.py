@@ -24,6 +24,8 @@ class Overview:
     PANEL_BODY = "ov-panel-body"
     PANEL_STATE = "ov-panel-state"
     PANEL_SELL = "ov-panel-sell"     # the link to the cashier desk, for operators who may sell
+    PANEL_SETTINGS = "ov-panel-settings"   # the link to the meter's settings
+    PANEL_CONTROL = "ov-panel-control"     # the link to the control page with this meter selected
     PANEL_CURVE = "ov-panel-curve"
     PANEL_BALANCE = "ov-panel-balance"
     PANEL_RELAY = "ov-panel-relay"
@@ -143,6 +145,8 @@ class Shell:
     LOGOUT_LINK = "logout-link"
     SITE_CLOCK = "site-clock"          # the line under every page naming the zone its times are in
     LOCATION = "_pages_location"       # Dash pages' own dcc.Location (not ours to name; named once here)
+    ALARM_BADGE = "nav-alarm-badge"    # unacknowledged open alarms, beside the Alarms link
+    ALARM_TICK = "nav-alarm-tick"      # its refresh
 
     @staticmethod
     def nav_link(path: str) -> str:
@@ -370,6 +374,69 @@ class Reconciliation:
     RESOLVED_OK = "recon-resolved-ok"
 
 
+class Notifications:
+    """/notifications: every SMS and its status, the dead letters and their resend."""
+    STATE = "notify-state"
+    GRID = "notify-grid"
+    COUNTS = "notify-counts"
+    REFRESH = "notify-refresh"
+    RESEND = "notify-resend"
+    RESULT = "notify-result"
+
+
+class Alarms:
+    """/alarms (open alarms, acknowledged with a note) and /alarms/history (query and XLSX export)."""
+    KIND = "alarms-kind"
+    LEVEL = "alarms-level"
+    BUILDING = "alarms-building"
+    GRID = "alarms-grid"
+    COUNT = "alarms-count"
+    REFRESH = "alarms-refresh"
+    NOTE = "alarms-note"
+    ACK = "alarms-ack"
+    RESULT = "alarms-result"
+    H_FROM = "alarms-h-from"
+    H_TO = "alarms-h-to"
+    H_BUILDING = "alarms-h-building"
+    H_ROOM = "alarms-h-room"
+    H_METER = "alarms-h-meter"
+    H_KIND = "alarms-h-kind"
+    H_LEVEL = "alarms-h-level"
+    H_STATE = "alarms-h-state"
+    H_SEARCH = "alarms-h-search"
+    H_GRID = "alarms-h-grid"
+    H_COUNT = "alarms-h-count"
+    H_APPLIED = "alarms-h-applied"
+    H_EXPORT = "alarms-h-export"
+    H_DOWNLOAD = "alarms-h-download"
+    H_RESULT = "alarms-h-result"
+
+
+class MeterSettings:
+    """/meter-settings?meter=<number>: one meter's alarm amounts and overload threshold, ours beside the meter's."""
+    PAGE = "mset-page"
+    METER = "mset-meter"
+    SHOW = "mset-show"
+    TABLE = "mset-table"
+    ALARM1 = "mset-alarm1"
+    ALARM2 = "mset-alarm2"
+    OVERLOAD = "mset-overload"
+    PUSH = "mset-push"
+    RESULT = "mset-result"
+
+
+class Parameters:
+    """/admin/parameters: the site's default parameters."""
+    PAGE = "params-page"
+    SAVE = "params-save"
+    RESULT = "params-result"
+
+    @staticmethod
+    def field(name: str) -> str:
+        """The input of one parameter (billing.parameters.FIELDS)."""
+        return f"params-{name.replace('_', '-')}"
+
+
 class Tariffs:
     """/tariffs: edit, push, rename and retire tariffs."""
     PAGE = "tariffs-page"
@@ -458,3 +525,107 @@ class Status:
     def job_field(job: str, field: str) -> str:
         """One line of a job's card ("last-run", "result", "duration", "next-run", "runs", "error")."""
         return f"status-job-{job}-{field}"
+
+
+class SiteSetup:
+    """/site (系统设置): the site's topology, its import, a gateway's test and the device profiles."""
+    PAGE = "site-page"
+    TABS = "site-tabs"
+    RESULT = "site-result"
+    LISTING = "site-listing"
+    GROUP = "site-group"
+    GROUP_NAME = "site-group-name"
+    GROUP_SAVE = "site-group-save"
+    BUILDING = "site-building"
+    BUILDING_NAME = "site-building-name"
+    BUILDING_GROUP = "site-building-group"
+    BUILDING_SAVE = "site-building-save"
+    ROOM = "site-room"
+    ROOM_BUILDING = "site-room-building"
+    ROOM_NAME = "site-room-name"
+    ROOM_FLOOR = "site-room-floor"
+    ROOM_SAVE = "site-room-save"
+    GATEWAY = "site-gateway"
+    GW_NAME = "site-gw-name"
+    GW_HOST = "site-gw-host"
+    GW_FRAMING = "site-gw-framing"
+    GW_TIMEOUT = "site-gw-timeout"
+    GW_RETRIES = "site-gw-retries"
+    GW_BUSES = "site-gw-buses"
+    GW_SAVE = "site-gw-save"
+    TEST_PORT = "site-test-port"
+    TEST_UNIT = "site-test-unit"
+    TEST_PROFILE = "site-test-profile"
+    TEST = "site-test"
+    TEST_RESULT = "site-test-result"
+    METER = "site-meter"
+    METER_GATEWAY = "site-meter-gateway"
+    METER_BUS = "site-meter-bus"
+    METER_UNIT = "site-meter-unit"
+    METER_PROFILE = "site-meter-profile"
+    METER_ROOM = "site-meter-room"
+    METER_ADD = "site-meter-add"
+    METER_EDIT = "site-meter-edit"
+    METER_MOVE = "site-meter-move"
+    METER_RETIRE = "site-meter-retire"
+    RETIRE_CONFIRM = "site-retire-confirm"
+    UPLOAD = "site-upload"
+    PREVIEW = "site-preview"
+    IMPORT = "site-import"
+    IMPORT_RESULT = "site-import-result"
+    PROFILES = "site-profiles"
+    PROFILE_UPLOAD = "site-profile-upload"
+    PROFILE_RESULT = "site-profile-result"
+    SAVED = "site-saved"
+
+    @staticmethod
+    def grid(name: str) -> str:
+        """One of the page's grids ("buildings", "gateways", "meters", "preview")."""
+        return f"site-grid-{name}"
+
+    @staticmethod
+    def profile_grid(profile: str, part: str) -> str:
+        """A device profile's "blocks" or "points" grid."""
+        return f"site-profile-{profile}-{part}"
+
+
+class Control:
+    """/control (batch operations) and /control/batch?id=<id> (a batch's progress): dashboard/pages/control.py."""
+    PAGE = "control-page"
+    BUILDING = "control-building"
+    FLOOR = "control-floor"
+    STATE = "control-state"
+    ACCOUNT = "control-account"
+    TARIFF = "control-tariff"
+    NUMBERS = "control-numbers"
+    SELECT_NUMBERS = "control-select-numbers"
+    NUMBERS_MESSAGE = "control-numbers-message"
+    GRID = "control-grid"
+    COUNT = "control-count"
+    REASON = "control-reason"
+    ALARM1 = "control-alarm1"
+    ALARM2 = "control-alarm2"
+    OVERLOAD = "control-overload"
+    EXPORT = "control-export"
+    DOWNLOAD = "control-download"
+    EXPORT_MESSAGE = "control-export-message"
+    CONFIRM = "control-confirm"
+    CONFIRM_BODY = "control-confirm-body"
+    SEND = "control-send"
+    SEND_ANYWAY = "control-send-anyway"
+    CLOSE_CONFIRM = "control-close-confirm"
+    PENDING = "control-pending"           # {"action": ...}: what the confirmation is about
+    MESSAGE = "control-message"
+    BATCHES = "control-batches"
+    BATCH_PAGE = "control-batch-page"
+    BATCH_ID = "control-batch-id"
+    BATCH_BODY = "control-batch-body"
+    BATCH_TICK = "control-batch-tick"
+    BATCH_CANCEL = "control-batch-cancel"
+    BATCH_RETRY = "control-batch-retry"
+    BATCH_MESSAGE = "control-batch-message"
+
+    @staticmethod
+    def action(name) -> dict:
+        """One action button (`name`: billing.control.ACTIONS key, or dash.ALL in a callback)."""
+        return {"type": "control-action", "action": name}

@@ -41,3 +41,16 @@ def actor():
     if op is None or not op.active or op.must_change_password:
         return Actor(op.username if op is not None else "-", frozenset(), address=source_address())
     return Actor(op.username, frozenset(op.permissions), address=source_address())
+
+
+def site_setup():
+    """The site setup service (collectors.site_setup.SiteSetup) over the serving process's database and profiles."""
+    from collectors.site_setup import SiteSetup
+    from core.clock import utcnow
+    services = runtime()
+    return SiteSetup(services.engine, services.profiles, utcnow)
+
+
+def profiles():
+    """The serving process's device profiles (collectors.profiles.ProfileRegistry)."""
+    return runtime().profiles

@@ -49,6 +49,12 @@ PERMISSIONS: dict[str, str] = {
     P.WORKORDER_EXECUTE: "Work on assigned work orders",
     P.API_CLIENT_MANAGE: "Manage API clients and their tokens",
     P.ALARM_RESOLVE: "Resolve reconciliation alarms after looking into them",
+    P.ALARM_VIEW: "View open alarms and the alarm history",
+    P.ALARM_ACK: "Acknowledge alarms with a note",
+    P.SETTINGS_PUSH: "Push alarm amounts and the overload threshold to one meter",
+    P.SITE_EDIT: "Keep the site's topology: buildings, rooms, gateways, meters, imports",
+    P.NOTIFICATION_VIEW: "View the SMS notifications and their status",
+    P.NOTIFICATION_RESEND: "Resend SMS notifications that could not be delivered",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
@@ -61,11 +67,13 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # (admins by default; a site may grant transfer.entered to its senior cashiers). Cashiers carry over
     # balances read from the old meter.
     "manager": frozenset({P.AUDIT_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT,
-                          P.WORKORDER_DISPATCH, P.ALARM_RESOLVE, P.TRANSFER_ENTERED}),
+                          P.WORKORDER_DISPATCH, P.ALARM_RESOLVE, P.TRANSFER_ENTERED, P.NOTIFICATION_VIEW,
+                          P.ALARM_VIEW, P.ALARM_ACK}),
     # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE,
                           P.METER_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT}),
-    "operator": frozenset({P.RELAY_COMMAND, P.RELAY_BATCH, P.TARIFF_PUSH, P.METER_VIEW}),
+    "operator": frozenset({P.RELAY_COMMAND, P.RELAY_BATCH, P.TARIFF_PUSH, P.SETTINGS_PUSH, P.METER_VIEW, P.NOTIFICATION_VIEW,
+                           P.NOTIFICATION_RESEND, P.ALARM_VIEW, P.ALARM_ACK}),
     "analyst": frozenset({P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT}),
     "worker": frozenset({P.WORKORDER_EXECUTE}),
 }

@@ -50,7 +50,7 @@ def make_dispatcher(engine, field_io, master_key: bytes, ctx: BillingContext, ex
         with engine.connect() as conn:
             expiry_hours = command_expiry_hours(conn)
     return Dispatcher(engine, field_io, master_key, utcnow, on_settled=partial(settle_command, ctx),
-                      expire_after=dt.timedelta(hours=expiry_hours), events=events)
+                      expire_after=dt.timedelta(hours=expiry_hours), events=events, backoff_s=5.0)
 
 
 def attach_billing(collector, dispatcher, ctx: BillingContext, jobs, events, *, reconcile_interval_s: float,
@@ -101,12 +101,12 @@ def demo_api_client(ctx: BillingContext) -> str:
     token = token or secrets.token_urlsafe(24)
     ensure_api_client(ctx, DEMO_API_CLIENT, token, "demo")
     where = "a new random one (set DEMO_API_TOKEN to choose it)" if shown else "from $DEMO_API_TOKEN"
-    print(f"Demo payment API: POST /api/v1/sales with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
+    print(f"Demo API (scopes payment and control): POST /api/v1/sales or /api/v1/commands with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
           f" ({where}); the document is /api/v1/openapi.json", flush=True)
     return token
 
 
-def api_client_cli(cfg, action: str, name: str | None, operator: str) -> int:
+def api_client_cli(cfg, action: str, name: str | None, operator: str, scopes: list[str] | None = None) -> int:
     """`app.py api-client add NAME | revoke NAME | list` on the configured database."""
     import sqlalchemy as sa
 
@@ -119,8 +119,8 @@ def api_client_cli(cfg, action: str, name: str | None, operator: str) -> int:
         migrate(engine)
         ctx = BillingContext(engine, b"\0" * 32, clock=utcnow)  # no personal data is touched here
         if action == "add":
-            token = create_api_client(ctx, name, operator)
-            print(f"API client {name} added; its token (shown once, only its hash is kept):\n{token}")
+            token = create_api_client(ctx, name, operator, scopes=scopes or ("payment",))
+            print(f"API client {name} ({', '.join(scopes or ['payment'])}) added; its token (shown once, only its hash is kept):\n{token}")
         elif action == "revoke":
             if not revoke_api_client(ctx, name, operator):
                 print(f"no active API client named {name}")
@@ -130,7 +130,8 @@ def api_client_cli(cfg, action: str, name: str | None, operator: str) -> int:
             with engine.connect() as conn:
                 for row in conn.execute(sa.select(api_client).order_by(api_client.c.name)).mappings():
                     state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
-                    print(f"{row['name']:<30} {state:<20} added by {row['created_by']} {row['created_at']:%Y-%m-%d}")
+                    print(f"{row['name']:<30} {state:<20} {row['scopes'] or 'payment':<17} added by {row['created_by']} "
+                          f"{row['created_at']:%Y-%m-%d}")
         return 0
     finally:
         dispose(engine)

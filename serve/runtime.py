@@ -61,6 +61,9 @@ class Runtime:
         self.dispatcher = None
         self.events = None  # core.events.EventBus: what each poll cycle changed, settled commands
         self.jobs = None  # collectors.schedule.Jobs: the poll and the site-wide jobs
+        self.notifications = None  # notify.outbox.Outbox: the SMS outbox and its sender job
+        self.alarm_engine = None  # billing.alarm_engine.AlarmEngine: meters' alarms after each cycle
+        self.parameters = None  # serve.parameters.ParameterServices: default parameters, applied without a restart
         self.demo_api_token: str | None = None
         self.demo_operators: list[str] = []
         # QR codes and customer cards lead here; never to a request's Host header (see dashboard.selfservice)
@@ -69,13 +72,18 @@ class Runtime:
 
     # -----------------------------------------------------------------------------------------
     def start(self) -> "Runtime":
+        from decimal import Decimal
+
+        from billing.alarm_engine import AlarmEngine
         from collectors.cycle import CollectorService
         from collectors.poller import FieldIO
         from collectors.profiles import ProfileRegistry
-        from collectors.schedule import POLL_JOB, Jobs
-        from core.events import EventBus
+        from collectors.schedule import Jobs
+        from core.events import COMMAND_SETTLED, EventBus
         from dashboard.app import create_app
         from serve.billing import attach_billing, balance_thresholds, billing_context, demo_api_client, make_dispatcher
+        from serve.notifications import attach_notifications
+        from serve.parameters import ParameterServices
         from storage.engine import open_engine
         from storage.migrations import migrate
 
@@ -103,9 +111,19 @@ class Runtime:
         # push are jobs of their own (both run once now; reconciliation also after each cycle)
         self.dispatcher = make_dispatcher(self.engine, self.field_io, self.master_key.bytes, self.billing,
                                           events=self.events)
-        self.jobs.add(POLL_JOB, self.collector.run_cycle, cfg.poll_interval_s)
+        # the full reading and the fast state poll on the intervals in force (the parameters page's, else the
+        # configuration's); the page reschedules them through self.parameters; applied limits are read back
+        self.parameters = ParameterServices(self.billing, cfg, self.jobs, self.collector, self.dispatcher)
+        self.parameters.add_poll_jobs()
+        self.events.subscribe(COMMAND_SETTLED, self.collector.on_command_settled)
         attach_billing(self.collector, self.dispatcher, self.billing, self.jobs, self.events,
                        reconcile_interval_s=cfg.reconcile_interval_s, tariff_push_interval_s=cfg.tariff_push_interval_s)
+        self.alarm_engine = AlarmEngine(self.engine, clock=utcnow, close_margin=Decimal(cfg.alarms.close_margin),
+                                        close_after_polls=cfg.alarms.close_after_polls)
+        self.alarm_engine.subscribe(self.events)
+        self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)
+        self.parameters.rules = getattr(self.notifications, "rules", None)   # alarm SMS numbers, changed live
+        self.parameters.apply(self.parameters.current())
         self.dispatcher.start()
         self.jobs.start()
         self.dash_app = create_app(self.health, services=self)

@@ -239,6 +239,14 @@ class Field:
         meter = self.meter(address)
         self._call_in_loop(setattr, meter, "mailbox_delay_s", seconds)
 
+    def set_relay_ignored(self, address: str, ignored: bool = True) -> None:
+        """A fault: the meter acknowledges RELAY frames (APPLIED, its command sequence moves on) but its relay
+        and state bits stay as they were, as a meter with a stuck relay driver does."""
+        meter = self.meter(address)
+        if not hasattr(meter, "ignores_relay"):
+            raise ValueError(f"meter {address} has no relay")
+        self._call_in_loop(setattr, meter, "ignores_relay", ignored)
+
     @contextmanager
     def hold_bus(self, gateway: str, bus_no: int) -> Iterator[SimBus]:
         """Hold a bus's line, as another master's long transaction would: requests wait, then go in arrival order.

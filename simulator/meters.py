@@ -317,6 +317,7 @@ class PrepaidMeter(SimMeter):
         self.overload_since = 0.0
         self.tamper = False
         self.fault = False
+        self.ignores_relay = False   # a fault: answers APPLIED to a RELAY frame but leaves its relay as it was
         self.alarm1_fen = spec.alarm1_fen
         self.alarm2_fen = spec.alarm2_fen
         self.overdraft_fen = spec.overdraft_fen
@@ -493,6 +494,8 @@ class PrepaidMeter(SimMeter):
         action = payload[0]
 
         def apply():
+            if self.ignores_relay:
+                return Result.APPLIED   # the sequence moves on (base class), the relay and its bits do not
             if action == secure.RelayAction.TRIP:
                 self.forced_trip = True
             elif action == secure.RelayAction.CLOSE:

@@ -124,6 +124,7 @@ class SimBus:
         self.emulated_baud: int | None = None
         self.lock = asyncio.Lock()
         self.transactions = 0
+        self.wire_s = 0.0         # physical bus time of every transaction so far at the bus's baud (emulated or not)
         self.waiting = 0          # requests waiting for the line; asyncio.Lock serves them first come, first served
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -176,10 +177,12 @@ class SimBus:
                 except Exception:  # a model bug must not take the bus down; the meter just stays silent
                     log.exception("meter %s failed to answer %s", device.address, pdu.hex())
                     reply = None
+            baud = self.emulated_baud or self.baud
+            seconds = rtu_frame_seconds(len(pdu) + RTU_OVERHEAD_BYTES, baud)
+            if reply is not None:
+                seconds += rtu_frame_seconds(len(reply) + RTU_OVERHEAD_BYTES, baud)
+            self.wire_s += seconds
             if self.emulated_baud:
-                seconds = rtu_frame_seconds(len(pdu) + RTU_OVERHEAD_BYTES, self.emulated_baud)
-                if reply is not None:
-                    seconds += rtu_frame_seconds(len(reply) + RTU_OVERHEAD_BYTES, self.emulated_baud)
                 await asyncio.sleep(seconds)
             return reply, (device if reply is not None else None)
         finally:

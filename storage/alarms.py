@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Iterable, NamedTuple
 
@@ -25,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes Post
 from core.text import catalog, t
 from storage import audit
 from storage.engine import is_duckdb
-from storage.schema import alarm_event
+from storage.schema import alarm_event, meter_state
 
 
 class AlarmLevel(IntEnum):
@@ -46,7 +47,15 @@ COMMAND_FAILED = "command_failed"        # a money or relay command the meter re
 COUNT_MISMATCH = "count_mismatch"        # a meter's purchase count disagrees with the ledger
 BALANCE_MISMATCH = "balance_mismatch"    # a balance rose by money that did not come through the ledger
 MAILBOX_CONFLICT = "mailbox_conflict"    # a meter's answer that was not our frame's (another master on the bus)
-KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT)
+# the alarm engine's (billing/alarm_engine.py): a meter's balance and status bits
+ALARM1 = "alarm1"                        # balance at or below the site's alarm 1 amount (or the meter's alarm 1 bit)
+ALARM2 = "alarm2"                        # balance at or below the site's alarm 2 amount (or the meter's alarm 2 bit)
+ARREARS = "arrears"                      # the meter tripped itself for arrears (or its balance ran out)
+OVERLOAD = "overload"                    # the meter tripped on overload
+TAMPER = "tamper"                        # the meter's cover was opened
+METER_KINDS = (ALARM1, ALARM2, ARREARS, OVERLOAD, TAMPER)
+KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, *METER_KINDS)
+STATES = ("open", "closed", "unacknowledged", "acknowledged")   # what the history asks for
 
 # Message codes (alarm.message.<code>) and the parameters each one names.
 MESSAGE_PARAMS = {
@@ -60,6 +69,10 @@ MESSAGE_PARAMS = {
     "count_mismatch_in_flight": ("meter", "count", "expected", "upper"),
     "balance_mismatch": ("meter", "rise", "credited"),
     "mailbox_conflict": ("command", "command_kind", "counter", "conflict", "outcome"),
+    "balance_low": ("balance", "amount"),
+    "arrears": ("balance",),
+    "overload": ("power",),
+    "tamper": (),
 }
 MESSAGE_CODES = tuple(MESSAGE_PARAMS)
 
@@ -166,22 +179,26 @@ def alarm_by_id(conn: sa.Connection, alarm_id: int) -> dict | None:
     return _row(row) if row else None
 
 
+ACK_NOTE_MAX = 500
+
+
 def acknowledge(conn: sa.Connection, alarm_id: int, operator: str, now: dt.datetime,
-                source: str | None = None) -> bool:
-    """Record that `operator` has seen the event (open or closed), with the time, in the operation log too.
-    False, and nothing written, when there is no such event or it was acknowledged already."""
+                source: str | None = None, note: str | None = None) -> bool:
+    """Record that `operator` has seen the event (open or closed), with the time and their note, in the operation
+    log too. False, and nothing written, when there is no such event or it was acknowledged already."""
     alarm = alarm_by_id(conn, alarm_id)
     if alarm is None or alarm["acknowledged_at"] is not None:
         return False
+    note = (note or "").strip()[:ACK_NOTE_MAX] or None
     if not conn.execute(alarm_event.update().where(alarm_event.c.id == alarm_id,
                                                    alarm_event.c.acknowledged_at.is_(None))
-                        .values(acknowledged_by=operator, acknowledged_at=now)).rowcount:
+                        .values(acknowledged_by=operator, acknowledged_at=now, ack_note=note)).rowcount:
         return False
     audit.record(conn, operator=operator, action="alarm.acknowledge", target=f"alarm:{alarm_id}", ts=now,
                  source=source,
                  before={"kind": alarm["kind"], "subject": f"{alarm['subject_kind']}:{alarm['subject_id']}",
                          "level": alarm["level"], "closed_at": alarm["closed_at"]},
-                 after={"acknowledged_by": operator, "acknowledged_at": now})
+                 after={"acknowledged_by": operator, "acknowledged_at": now, "note": note})
     return True
 
 
@@ -204,6 +221,65 @@ def open_subjects(conn: sa.Connection, kind: str, subject_kind: str) -> set[int]
     return set(conn.execute(sa.select(alarm_event.c.subject_id).where(
         alarm_event.c.open_key.is_not(None), alarm_event.c.kind == kind,
         alarm_event.c.subject_kind == subject_kind)).scalars())
+
+
+def unacknowledged_count(conn: sa.Connection) -> int:
+    """Open events nobody has acknowledged yet (the navbar's badge: one indexed count)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(alarm_event).where(
+        alarm_event.c.open_key.is_not(None), alarm_event.c.acknowledged_at.is_(None))).scalar_one()
+
+
+def set_meter_levels(conn: sa.Connection, meter_ids: Iterable[int] | None = None) -> None:
+    """meter_state.alarm_level := the highest level of the meter's open events (0 without one): the one rule for
+    the level the overview shows. Of these meters, or of every meter when None."""
+    open_level = (sa.select(sa.func.max(alarm_event.c.level))
+                  .where(alarm_event.c.open_key.is_not(None), alarm_event.c.subject_kind == "meter",
+                         alarm_event.c.subject_id == meter_state.c.meter_id).scalar_subquery())
+    level = sa.func.coalesce(open_level, 0)
+    stmt = meter_state.update().values(alarm_level=level).where(meter_state.c.alarm_level != level)
+    if meter_ids is None:
+        conn.execute(stmt)
+        return
+    ids = sorted({int(m) for m in meter_ids})
+    for i in range(0, len(ids), 1000):
+        conn.execute(stmt.where(meter_state.c.meter_id.in_(ids[i:i + 1000])))
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """One event opened or closed (published on core.events.ALARM_CHANGED inside an AlarmChanges)."""
+    id: int | None
+    kind: str
+    level: int                 # AlarmLevel value
+    subject_kind: str
+    subject_id: int
+    opened: bool               # True: opened; False: closed
+    message_code: str | None = None
+    params: tuple[tuple[str, object], ...] = ()   # the message's parameters, as sorted pairs (hashable)
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.subject_kind, self.subject_id)
+
+
+@dataclass(frozen=True)
+class AlarmChanges:
+    """What one evaluation opened and closed; `at` naive UTC."""
+    at: dt.datetime
+    changes: tuple[AlarmChange, ...] = ()
+
+    @property
+    def opened(self) -> tuple[AlarmChange, ...]:
+        return tuple(c for c in self.changes if c.opened)
+
+    @property
+    def closed(self) -> tuple[AlarmChange, ...]:
+        return tuple(c for c in self.changes if not c.opened)
+
+
+def as_alarm(row) -> dict:
+    """A row of alarm_event as the functions here return it (level an AlarmLevel, parameters a dict)."""
+    return _row(row)
 
 
 def _row(row) -> dict:

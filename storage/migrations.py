@@ -236,16 +236,21 @@ def _control_room(conn: sa.Connection) -> None:
 def _alarm_engine(conn: sa.Connection) -> None:
     """Alarm engine: what evaluation and acknowledgement with a note keep."""
     create_tables_since(9.1)(conn)
+    _add_column(conn, "alarm_event", "ack_note", "VARCHAR(500)")
 
 
 def _notifications(conn: sa.Connection) -> None:
-    """Notification outbox (SMS to customers and operators) and its dead letters."""
+    """Notification outbox (SMS to customers and operators) and its dead letters, and each account's message
+    language (NULL: the site's)."""
     create_tables_since(9.2)(conn)
+    _add_column(conn, "account", "language", "VARCHAR(5)")
 
 
 def _batch_control(conn: sa.Connection) -> None:
-    """Batches of remote commands from the control page and the control API."""
+    """Batches of remote commands from the control page and the control API, and each API client's scopes
+    (NULL: payment only, what every client of before could do)."""
     create_tables_since(9.3)(conn)
+    _add_column(conn, "api_client", "scopes", "VARCHAR(100)")
 
 
 def _meter_settings(conn: sa.Connection) -> None:
@@ -254,8 +259,9 @@ def _meter_settings(conn: sa.Connection) -> None:
 
 
 def _site_setup(conn: sa.Connection) -> None:
-    """Site setup from the browser: building groups and what the topology pages keep."""
+    """Site setup from the browser: building groups, and each building's group (NULL: none)."""
     create_tables_since(9.5)(conn)
+    _add_column(conn, "building", "group_id", "INTEGER")
 
 
 def current_version(conn: sa.Connection) -> int | None:

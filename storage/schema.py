@@ -63,10 +63,21 @@ setting = sa.Table(
 
 # ---------------------------------------------------------------------------------------------
 # Topology
+# A group of buildings (a campus, an estate's phase): the site setup pages keep them (since 9.5).
+building_group = sa.Table(
+    "building_group", metadata,
+    _pk("building_group"),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    info={"since": 9.5},
+)
+
 building = sa.Table(
     "building", metadata,
     _pk("building"),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
+    # since 9.5: its building_group (NULL: none). No foreign key: an older database gains the column by ALTER,
+    # which DuckDB cannot give a constraint; storage.site_setup checks the group exists.
+    sa.Column("group_id", sa.Integer),
 )
 
 room = sa.Table(
@@ -214,6 +225,36 @@ poll_cycle = sa.Table(
 )
 
 # ---------------------------------------------------------------------------------------------
+# Per-meter settings (since 9.4, storage.meter_settings): meter_limit holds what we last asked a meter to keep
+# (alarm amounts, overload threshold; SET_LIMITS); a meter without a row follows the site's defaults.
+# meter_config holds what the meter itself reported in its configuration block, read back by the full reading
+# (one cycle in 60) and right after each limits push; the per-meter settings page shows both side by side.
+meter_limit = sa.Table(
+    "meter_limit", metadata,
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id"), primary_key=True, autoincrement=False),
+    sa.Column("alarm1", Money, nullable=False),
+    sa.Column("alarm2", Money, nullable=False),
+    sa.Column("overload_w", sa.Integer, nullable=False),
+    sa.Column("overdraft", Money, nullable=False),
+    sa.Column("command_id", sa.Integer),            # the latest push of these values
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("operator", sa.String(100), nullable=False),
+    info={"since": 9.4},
+)
+
+meter_config = sa.Table(
+    "meter_config", metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("alarm1", Money),
+    sa.Column("alarm2", Money),
+    sa.Column("overdraft", Money),
+    sa.Column("overload_w", sa.Integer),
+    sa.Column("tariff_mode", sa.Integer),
+    sa.Column("read_at", UtcDateTime, nullable=False),
+    info={"since": 9.4},
+)
+
+# ---------------------------------------------------------------------------------------------
 # Remote commands (outbox). State: queued -> sent -> acked | failed | expired (storage.transitions.COMMAND).
 # purpose (storage.purposes.Purpose) routes its settlement (billing.settlement); account_id names the account
 # it was queued for (an opening, a closing, money), so nothing is ever read out of batch_id, a label only.
@@ -238,6 +279,22 @@ command = sa.Table(
     sa.Column("finished_at", UtcDateTime),
 )
 
+# Batches of remote commands from the control page and the control API (since 9.3, billing.control). Each of
+# its commands carries batch_id = its id; a meter's state in the batch is that of its latest command there (a
+# retry adds new commands to the same batch).
+command_batch = sa.Table(
+    "command_batch", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("action", sa.String(20), nullable=False),      # billing.control.ACTIONS
+    sa.Column("reason", sa.String(300)),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("source", sa.String(10), nullable=False),      # desk | api
+    sa.Column("selection", sa.Text, nullable=False),         # JSON: how the meters were chosen
+    sa.Column("meters", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    info={"since": 9.3},
+)
+
 # Alarm events (storage.alarms owns them; since 8 in this shape, see migrations._alarm_service). A subject is
 # (subject_kind, subject_id): meter, gateway, bus, area, work_order (their ids) or site (0). open_key is
 # "<subject_kind>:<subject_id>:<kind>" while the event is open and NULL once closed: its UNIQUE constraint is
@@ -256,6 +313,7 @@ alarm_event = sa.Table(
     sa.Column("closed_at", UtcDateTime),
     sa.Column("acknowledged_by", sa.String(100)),
     sa.Column("acknowledged_at", UtcDateTime),
+    sa.Column("ack_note", sa.String(500)),  # since 9.1: what the acknowledging operator wrote
     sa.Column("message_code", sa.String(40), nullable=False),  # the catalog's alarm.message.<code>
     sa.Column("message_params", sa.Text),  # JSON object of the message's parameters
     sa.UniqueConstraint("open_key", name="uq_alarm_event_open_key"),
@@ -350,6 +408,7 @@ account = sa.Table(
     sa.Column("closed_at", UtcDateTime),
     sa.Column("operator", sa.String(100), nullable=False),
     sa.Column("closed_by", sa.String(100)),
+    sa.Column("language", sa.String(5)),           # since 9.2: the holder's messages ("en" | "zh"; NULL: site's)
     info={"since": 3},
 )
 
@@ -499,6 +558,8 @@ api_client = sa.Table(
     _pk("api_client"),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    # since 9.3: what the client may do, space-separated (billing.api.SCOPES); NULL: "payment", as every client of before
+    sa.Column("scopes", sa.String(100)),
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("revoked_at", UtcDateTime),
@@ -515,3 +576,37 @@ meter_reconcile = sa.Table(
     sa.Column("balance", Money),
     info={"since": 3},
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# Notifications (notify/, since 9.2): the SMS outbox. state: queued -> sending -> sent | failed (waiting for its
+# next attempt) -> dead (no more attempts; resend puts it back to queued). episode: "once per episode" messages
+# carry their episode's key ("alarm:<alarm_event id>", "purchase:<ledger entry id>" ...) and the UNIQUE constraint
+# keeps a second one out.
+notification = sa.Table(
+    "notification", metadata,
+    _pk("notification"),
+    sa.Column("recipient", sa.String(10), nullable=False),      # customer | operator
+    sa.Column("account_id", sa.Integer, sa.ForeignKey("account.id")),
+    sa.Column("meter_id", sa.Integer),
+    sa.Column("phone", sa.String(30), nullable=False),
+    sa.Column("language", sa.String(5), nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),           # notify.rules.KINDS
+    sa.Column("template", sa.String(40), nullable=False),       # the catalog's sms.<template>
+    sa.Column("params", sa.Text, nullable=False),               # JSON object of the template's parameters
+    sa.Column("text", sa.Text, nullable=False),                 # as rendered when queued, in `language`
+    sa.Column("state", sa.String(10), nullable=False, server_default="queued"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()),  # waits for the end of quiet hours
+    sa.Column("last_error", sa.String(300)),
+    sa.Column("backend", sa.String(20)),
+    sa.Column("reference", sa.String(60)),                      # the backend's id for the sent message
+    sa.Column("episode", sa.String(120)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("resent_by", sa.String(100)),
+    sa.UniqueConstraint("episode", name="uq_notification_episode"),
+    info={"since": 9.2},
+)
+sa.Index("ix_notification_due", notification.c.state, notification.c.next_attempt_at).ddl_if(dialect="postgresql")

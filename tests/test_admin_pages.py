@@ -163,3 +163,178 @@ def test_the_admin_pages_speak_chinese(rt):
         assert t("admin.role.cashier", "zh") in roles
     finally:
         client.get("/lang/en?next=/", follow=False, headers=typed_in)
+
+
+# --- site setup (/site) -------------------------------------------------------------------------------------
+def _site_call(client, name: str, **values):
+    return client.callback(name, {f"{k}": v for k, v in values.items()})
+
+
+def _words(response) -> str:
+    """The answer's text as the page shows it (JSON escapes quotes and Chinese)."""
+    return json.dumps(response.json(), ensure_ascii=False)
+
+
+def _options(response, key: str) -> list[dict]:
+    return response.json()["response"][key]["options"]
+
+
+def test_the_site_setup_page_shows_the_topology_and_the_profiles_to_an_admin(admin):
+    page = admin.page("/site").text
+    assert "site-grid-meters" in page and "acrel-ddsy1352" in page and "site-upload" in page
+
+
+def test_a_cashier_is_refused_the_site_setup_page_and_its_actions_and_the_refusal_is_logged(rt):
+    cashier = _login(rt, "cashier", DEMO)
+    assert "forbidden-page" in cashier.page("/site").text
+    before = db_snapshot(rt.engine)
+    r = cashier.callback("site.meter_retire", {"site-retire-confirm.submit_n_clicks": 1,
+                                               "site-meter.value": "202611210001"})
+    assert r.status == 403 and r.json()["permission"] == "site.edit"
+    assert db_snapshot(rt.engine) == before
+    row = _last_log(rt, "permission.denied")
+    assert (row["operator"], row["target"]) == ("cashier", "callback site.meter_retire")
+
+
+def test_an_admin_builds_a_room_and_a_gateway_adds_a_meter_moves_it_and_retires_it(rt, admin):
+    r = admin.callback("site.building_save", {"site-building-save.n_clicks": 1, "site-building.value": "",
+                                              "site-building-name.value": "Block Z"})
+    assert r.status == 200 and t("site.saved_building", "en", name="Block Z") in _words(r)
+    building_id = next(o["value"] for o in _options(r, "site-building") if o["label"] == "Block Z")
+    rooms = []
+    for name in ("Z-101", "Z-102"):
+        r = admin.callback("site.room_save", {"site-room-save.n_clicks": 1, "site-room.value": "",
+                                              "site-room-building.value": building_id, "site-room-name.value": name,
+                                              "site-room-floor.value": "1"})
+        rooms.append(next(o["value"] for o in _options(r, "site-room") if o["label"] == f"Block Z / {name}"))
+    r = admin.callback("site.gateway_save", {"site-gw-save.n_clicks": 1, "site-gateway.value": "",
+                                             "site-gw-name.value": "GW-Z", "site-gw-host.value": "10.9.9.9",
+                                             "site-gw-framing.value": "socket", "site-gw-timeout.value": "1",
+                                             "site-gw-retries.value": "1", "site-gw-buses.value": "1:6001"})
+    gateway_id = next(o["value"] for o in _options(r, "site-gateway") if o["label"].startswith("GW-Z"))
+    meter = {"site-meter.value": "202699990001", "site-meter-gateway.value": gateway_id, "site-meter-bus.value": "1",
+             "site-meter-unit.value": "1", "site-meter-profile.value": "acrel-ddsy1352",
+             "site-meter-room.value": rooms[0]}
+    r = admin.callback("site.meter_add", {"site-meter-add.n_clicks": 1, **meter})
+    assert t("site.meter_added", "en", address="202699990001") in _words(r)
+    r = admin.callback("site.meter_move", {"site-meter-move.n_clicks": 1, **meter, "site-meter-room.value": rooms[1]})
+    assert t("site.meter_moved", "en", address="202699990001") in _words(r)
+    moved = _last_log(rt, "site.meter_move")
+    assert (moved["operator"], moved["source"]) == ("admin", "127.0.0.1")
+    assert (json.loads(moved["before"])["room"], json.loads(moved["after"])["room"]) == ("Z-101", "Z-102")
+    r = admin.callback("site.meter_retire", {"site-retire-confirm.submit_n_clicks": 1, **meter})
+    assert t("site.meter_retired", "en", address="202699990001") in _words(r)
+    assert json.loads(_last_log(rt, "site.meter_retire")["after"]) == {"status": "removed"}
+
+
+def test_a_meter_with_a_full_width_unit_is_refused_in_chinese_and_nothing_is_written(rt, admin):
+    before = db_snapshot(rt.engine)
+    typed_in = {"Sec-Fetch-Site": "none"}    # as a switch typed into the address bar
+    admin.get("/lang/zh?next=/", follow=False, headers=typed_in)
+    try:
+        r = admin.callback("site.meter_add", {"site-meter-add.n_clicks": 1, "site-meter.value": "202699990002",
+                                              "site-meter-gateway.value": "1", "site-meter-bus.value": "1",
+                                              "site-meter-unit.value": "５",
+                                              "site-meter-profile.value": "acrel-ddsy1352"})
+    finally:
+        admin.get("/lang/en?next=/", follow=False, headers=typed_in)
+    assert r.status == 200 and "全角" in _words(r) and t("site.refused", "zh") in _words(r), _words(r)
+    assert db_snapshot(rt.engine) == before
+
+
+def _upload(text: str) -> str:
+    import base64
+    return "data:text/csv;base64," + base64.b64encode(text.encode()).decode()
+
+
+def test_an_uploaded_file_is_previewed_row_by_row_writing_nothing_then_imported(rt, admin):
+    header = "building,floor,room,gateway,host,framing,bus,port,unit,profile,meter_address\n"
+    bad = header + ("Block Y,1,Y-101,GW-Y,10.9.9.8,socket,1,6101,1,acrel-ddsy1352,2026999\n"
+                    "Block Y,1,Y-102,GW-Y,10.9.9.8,socket,1,6101,300,acrel-ddsy1352,202699980002\n")
+    before = db_snapshot(rt.engine)
+    r = admin.callback("site.import_check", {"site-upload.contents": _upload(bad), "site-upload.filename": "y.csv"})
+    assert r.status == 200
+    assert t("site.issue.not_meter_number", "en", value="2026999") in _words(r)
+    assert t("site.issue.out_of_range", "en", value=300, low=1, high=247) in _words(r)
+    assert '"row": 2' in _words(r) and '"row": 3' in _words(r)
+    r = admin.callback("site.import", {"site-import.n_clicks": 1, "site-upload.contents": _upload(bad),
+                                       "site-upload.filename": "y.csv"})
+    assert db_snapshot(rt.engine) == before
+    good = bad.replace(",2026999\n", ",202699980001\n").replace(",300,", ",2,")
+    r = admin.callback("site.import_check", {"site-upload.contents": _upload(good), "site-upload.filename": "y.csv"})
+    assert t("site.preview_ok", "en", n=2, format="CSV", encoding="utf-8") in _words(r)
+    r = admin.callback("site.import", {"site-import.n_clicks": 1, "site-upload.contents": _upload(good),
+                                       "site-upload.filename": "y.csv"})
+    assert t("site.imported", "en", rows=2, meters=2, gateways=1, rooms=2) in _words(r)
+    assert _last_log(rt, "topology.import")["target"] == "upload y.csv"
+
+
+def test_a_gateway_test_reads_a_demo_meter_and_says_when_the_port_is_closed(rt, admin):
+    from storage.topology import poll_targets
+    from tests.conftest import free_port
+    with rt.engine.connect() as conn:
+        target = next(m for m in poll_targets(conn) if m["profile"] == "acrel-ddsy1352")
+    form = {"site-test.n_clicks": 1, "site-gw-host.value": target["host"], "site-gw-framing.value": target["framing"],
+            "site-gw-timeout.value": "1", "site-test-port.value": str(target["port"]),
+            "site-test-unit.value": str(target["unit"]), "site-test-profile.value": "acrel-ddsy1352"}
+    r = admin.callback("site.gateway_test", form)
+    assert r.status == 200 and t("site.test_ok", "en") in _words(r)
+    r = admin.callback("site.gateway_test", {**form, "site-test-port.value": str(free_port())})
+    assert t("site.test_unreachable", "en") in _words(r)
+
+
+def test_a_broken_profile_file_is_shown_with_its_line_number(admin):
+    import base64
+    text = '[profile]\nname = "x"\nmodel = "X"\nkind = "prepaid-1p"\nword_order = "big"\nmailbx = 5\n'
+    r = admin.callback("site.profile_check", {
+        "site-profile-upload.contents": "data:application/toml;base64," + base64.b64encode(text.encode()).decode(),
+        "site-profile-upload.filename": "x.toml"})
+    assert r.status == 200 and t("site.profile_line", "en", line=6) in _words(r) and "mailbx" in _words(r)
+
+
+# --- default parameters and one meter's settings (issue 10) -------------------------------------------------------
+def _parameters_form(rt, **changed) -> dict:
+    from billing.parameters import FIELDS
+    from dashboard.components.settings import _shown
+    from dashboard.ids import Parameters
+    current = rt.parameters.current()
+    values = {f"{Parameters.field(f)}.value": _shown(f, current) for f in FIELDS}
+    values.update({f"{Parameters.field(f)}.value": v for f, v in changed.items()})
+    return {"params-save.n_clicks": 1, **values}
+
+
+def test_the_parameters_page_reschedules_the_state_poll_and_logs_before_and_after(rt, admin):
+    assert "params-state-poll-interval-s" in json.dumps(admin.page("/admin/parameters").json())
+    r = admin.callback("admin.parameters.save", _parameters_form(rt, state_poll_interval_s="45"))
+    assert r.status == 200 and t("parameters.state_poll_interval_s", "en") in _words(r)
+    assert next(s.interval_s for s in rt.jobs.status() if s.name == "state_poll") == 45.0
+    row = _last_log(rt, "settings.parameter")
+    assert (json.loads(row["after"]), row["operator"]) == ({"state_poll_interval_s": 45.0}, "admin")
+
+
+def test_the_parameters_page_refuses_a_decimal_comma_with_the_fields_name_and_writes_nothing(rt, admin):
+    before = db_snapshot(rt.engine)
+    r = admin.callback("admin.parameters.save", _parameters_form(rt, alarm1="50,5"))
+    text = json.dumps(r.json(), ensure_ascii=False)
+    assert r.status == 200 and t("parameters.alarm1", "en") in text and "amount_decimal_comma" in text
+    assert db_snapshot(rt.engine) == before
+
+
+def test_the_meter_settings_page_shows_ours_beside_the_meters_and_refuses_alarm2_above_alarm1(rt, admin):
+    import sqlalchemy as sa
+    from storage.schema import meter
+    with rt.engine.connect() as conn:
+        number = conn.execute(sa.select(meter.c.address).where(meter.c.profile == "acrel-ddsy1352")
+                              .order_by(meter.c.id).limit(1)).scalar()
+    page = json.dumps(admin.page("/meter-settings", f"?meter={number}").json(), ensure_ascii=False)
+    assert t("meter_settings.ours", "en") in page and t("meter_settings.meters", "en") in page
+    before = db_snapshot(rt.engine)
+    r = admin.callback("meter_settings.push", {"mset-push.n_clicks": 1, "mset-meter.value": number,
+                                               "mset-alarm1.value": "10", "mset-alarm2.value": "20",
+                                               "mset-overload.value": "5000"})
+    assert r.status == 200 and "alarm2_above_alarm1" in _words(r)
+    assert db_snapshot(rt.engine) == before
+    r = admin.callback("meter_settings.push", {"mset-push.n_clicks": 1, "mset-meter.value": number,
+                                               "mset-alarm1.value": "30", "mset-alarm2.value": "10",
+                                               "mset-overload.value": "5000"})
+    assert r.status == 200 and _last_log(rt, "meter.settings_push")["target"] == f"meter:{number}"

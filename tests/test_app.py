@@ -190,7 +190,7 @@ def test_healthz_reports_the_demo_site_after_its_first_poll(demo_runtime):
     assert status == 200 and h["status"] == "ok" and h["database"]["engine"] == "duckdb"
     assert h["meters"] == 488 and h["meters_online"] == 488 and h["meters_lost"] == 0
     assert h["scheduler_running"] is True and h["last_poll"]["duration_s"] > 0
-    assert [j["name"] for j in h["jobs"]] == ["poll", "reconcile", "tariff_push"]
+    assert [j["name"] for j in h["jobs"]][:4] == ["poll", "state_poll", "reconcile", "tariff_push"]
     assert all(j["next_run"] for j in h["jobs"]) and h["jobs"][0]["interval_s"] == demo_runtime.cfg.poll_interval_s
     assert demo_runtime.demo_info.backfill_rows == 488 * 2 * 48
 

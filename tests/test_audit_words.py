@@ -12,7 +12,8 @@ from dashboard.components.audit_text import LOGIN_REASONS, MONEY_ACTIONS, change
 from dashboard.i18n import LANGUAGES, catalog, t
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE = ("app.py", "billing", "collectors", "core", "dashboard", "grid", "operators", "serve", "storage", "workorders")
+CODE = ("app.py", "billing", "collectors", "core", "dashboard", "grid", "notify", "operators", "serve", "storage",
+        "workorders")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from billing.alarm_engine import AlarmEngine
 from collectors.cycle import CollectorService
 from collectors.poller import FieldIO
 from collectors.profiles import ProfileRegistry
@@ -73,9 +74,10 @@ def test_a_cycle_writes_one_reading_per_meter_and_the_latest_state(field_and_ser
     assert st.balance == Decimal(field.meter("202611210001").balance_fen) / 100
 
 
-def test_alarm_levels_follow_the_meter_thresholds(field_and_service):
+def test_alarm_levels_follow_the_meters_open_alarms(field_and_service):
     field, service, engine = field_and_service
     service.run_cycle()
+    AlarmEngine(engine).evaluate()     # the alarm engine keeps meter_state.alarm_level after each cycle
     assert _state(engine, "202611210001").alarm_level == 0     # 123.45 yuan
     assert _state(engine, "202611210002").alarm_level == 1     # 8.00 <= alarm1 20.00
     assert _state(engine, "202611210004").alarm_level == 2     # 3.00 <= alarm2 5.00

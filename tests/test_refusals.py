@@ -90,6 +90,50 @@ def test_a_refund_refused_by_the_credit_gate_names_the_permission_by_its_label(r
     assert t("admin.permissions.sale.refund", "zh") in message and "sale.refund" in message
 
 
+def _batch_request(rt, count: int, action: str = "trip") -> dict:
+    """The control page's Send, as the browser posts it: `count` demo meters selected in the grid."""
+    import sqlalchemy as sa
+
+    from storage.schema import meter
+    with rt.engine.connect() as conn:
+        numbers = list(conn.execute(sa.select(meter.c.address).where(meter.c.profile.like("acrel-d%sy1352"))
+                                    .order_by(meter.c.id).limit(count)).scalars())
+    return {"control-pending.data": {"action": action}, "control-send.n_clicks": 1, "control-reason.value": "test",
+            "control-grid.selectedRows": [{"address": n} for n in numbers]}
+
+
+def _counts(rt, username: str) -> tuple[int, int]:
+    """(commands, permission.denied rows of `username`)."""
+    import sqlalchemy as sa
+
+    from storage.schema import audit_log, command
+    with rt.engine.connect() as conn:
+        return (conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one(),
+                conn.execute(sa.select(sa.func.count()).select_from(audit_log).where(
+                    audit_log.c.action == "permission.denied", audit_log.c.operator == username)).scalar_one())
+
+
+def test_a_cashier_calling_the_batch_callback_directly_is_refused_nothing_queued_and_audited(rt):
+    commands, denied = _counts(rt, "cashier")
+    r = _client(rt, "cashier", DEMO).callback("control.queue", _batch_request(rt, 3), changed=["control-send.n_clicks"])
+    assert r.status == 403 and r.json()["permission"] == ["relay.batch", "relay.command"]
+    assert _counts(rt, "cashier") == (commands, denied + 1)
+
+
+def test_an_operator_queues_a_batch_from_the_control_page_and_its_view_lists_the_meters(rt):
+    commands, _ = _counts(rt, "operator")
+    client = _client(rt, "operator", DEMO)
+    r = client.callback("control.queue", _batch_request(rt, 2, "keep_power_off"), changed=["control-send.n_clicks"])
+    assert r.status == 200, r.text[:300]
+    batch = r.json()["response"]["control-message"]["children"]["props"]["data-batch"]
+    assert _counts(rt, "operator")[0] == commands + 2
+    view = client.callback("control.batch.refresh", {"control-batch-tick.n_intervals": 1,
+                                                     "control-batch-id.data": batch})
+    assert view.status == 200 and view.text.count('"data-meter"') == 2
+    page = client.page("/control/batch", search=f"?id={batch}")
+    assert page.status == 200 and "control-batch-body" in page.text
+
+
 # ---------------------------------------------------------------------------------------------
 # controls an operator may not use are not shown
 def test_the_meters_export_button_is_shown_only_to_an_operator_who_may_export(rt):

@@ -152,7 +152,9 @@ def callback_body(spec: dict, values: dict[str, Any], changed: list[str] | None 
 # --- a demo Runtime for a test module ----------------------------------------------------------
 # Tables the collector writes on its own schedule; a snapshot meant to show "nothing changed"
 # leaves them out.
-COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycle", "alarm_event", "schema_version"})
+# notification: the SMS sender job sends (and marks) the messages the alarm engine's first cycle had queued.
+COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycle", "alarm_event", "schema_version",
+                              "notification", "notify_episode"})
 
 
 def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, database_url: str | None = None, **server):

@@ -6,6 +6,9 @@ The format is specs/device-profile.md. Choices this module makes where the spec 
 - ``[[block]]`` may carry ``every = N`` (default 1): the poller reads the block on one cycle
   in N only (staggered per meter), for registers that change only through the mailbox,
   such as the prepaid meters' configuration block.
+- ``[[state_block]]`` (optional, table / start / count): the registers the fast state poll reads (balance,
+  purchase count, relay and status bits, command sequence); each lies inside one ``[[block]]``, so a full
+  reading holds the same values. A profile without one is not read by the fast state poll.
 - ``[[point]]`` may carry ``table = "holding"|"input"``; it is needed only when a profile
   has blocks in both tables covering the same address.
 - A point whose ``unit`` is a money unit (``yuan``, ``yuan/kWh``) or that says
@@ -110,11 +113,15 @@ class Profile:
     blocks: list[Block]
     points: list[Point]
     source: str
+    state_blocks: list[Block] = field(default_factory=list)
     _plans: dict = field(init=False, repr=False, compare=False)
+    _state_plans: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._plans = {(b.table, b.start): (b, _compile_block(b, self.points, self.word_order))
                        for b in self.blocks}
+        self._state_plans = {(b.table, b.start): (b, _compile_block(b, self.points, self.word_order, whole=True))
+                             for b in self.state_blocks}
 
     def keys(self) -> list[str]:
         """Every key decode() can produce, in profile order."""
@@ -130,9 +137,20 @@ class Profile:
 
         Blocks not given are skipped (their keys are absent); f32 NaN/inf become None.
         """
+        return self._decode(self._plans, blocks)
+
+    def decode_state(self, blocks: dict[tuple[str, int], list[int]]) -> dict[str, Any]:
+        """Decode raw registers of this profile's state blocks (the fast state poll's reads)."""
+        return self._decode(self._state_plans, blocks)
+
+    def state_keys(self) -> list[str]:
+        """The keys decode_state() produces."""
+        return [k for _b, plan in self._state_plans.values() for step in plan for k in (step[1], *dict(step[7]))]
+
+    def _decode(self, plans: dict, blocks: dict[tuple[str, int], list[int]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for block_key, regs in blocks.items():
-            entry = self._plans.get(block_key)
+            entry = plans.get(block_key)
             if entry is None:
                 raise ValueError(f"profile {self.name} has no {block_key[0]} block at 0x{block_key[1]:04X}")
             block, plan = entry
@@ -151,10 +169,13 @@ def _decimals_of(scale: float | int) -> int:
     return max(0, -int(exp))
 
 
-def _compile_block(block: Block, points: list[Point], word_order: str) -> list[tuple]:
+def _compile_block(block: Block, points: list[Point], word_order: str, whole: bool = False) -> list[tuple]:
+    """Decode steps of the points in the block (with `whole`, only those lying wholly inside it)."""
     plan = []
     for p in points:
         if p.table != block.table or not (block.start <= p.address < block.end):
+            continue
+        if whole and p.address + p.width > block.end:
             continue
         off = p.address - block.start
         code = _CODES[p.type]
@@ -322,8 +343,8 @@ def _parse_profile(text: str, path: Path) -> Profile:
         return ProfileError(msg, path, line)
 
     for top in doc:
-        if top not in ("profile", "block", "point"):
-            raise fail(f"unknown table or key {top!r} (expected [profile], [[block]], [[point]])",
+        if top not in ("profile", "block", "point", "state_block"):
+            raise fail(f"unknown table or key {top!r} (expected [profile], [[block]], [[state_block]], [[point]])",
                        lines.table(top))
 
     prof = doc.get("profile")
@@ -380,6 +401,22 @@ def _parse_profile(text: str, path: Path) -> Profile:
                     f"0x{other.start:04X}+{other.count} at line {block_lines[j]}", hl)
         blocks.append(blk)
         block_lines.append(hl)
+
+    raw_states = doc.get("state_block", [])
+    if not isinstance(raw_states, list):
+        raise fail("state_block must be an array of tables [[state_block]]", lines.table("state_block"))
+    state_blocks: list[Block] = []
+    for i, b in enumerate(raw_states):
+        hl = check_table("state_block", i, b, _BLOCK_KEYS - {"every"}, _REQUIRED_BLOCK)
+        table, start, count = b["table"], b["start"], b["count"]
+        if table not in TABLES or not _is_int(start) or not _is_int(count) or count < 1:
+            raise fail("[[state_block]] needs table = holding|input, a start register and a count >= 1", hl)
+        blk = Block(table, start, count)
+        if not any(o.table == table and o.start <= start and blk.end <= o.end for o in blocks):
+            raise fail(f"state block {table} 0x{start:04X}+{count} must lie inside one [[block]]", hl)
+        if any(o.table == table and blk.start < o.end and o.start < blk.end for o in state_blocks):
+            raise fail(f"state block {table} 0x{start:04X}+{count} overlaps another state block", hl)
+        state_blocks.append(blk)
 
     raw_points = doc.get("point")
     if not isinstance(raw_points, list) or not raw_points:
@@ -447,7 +484,7 @@ def _parse_profile(text: str, path: Path) -> Profile:
         points.append(Point(key, address, ptype, scale, unit, dict(bits) if bits else None, inside[0], is_money))
 
     return Profile(name=prof["name"], model=prof["model"], kind=prof["kind"], word_order=prof["word_order"],
-                   mailbox=mailbox, blocks=blocks, points=points, source=str(path))
+                   mailbox=mailbox, blocks=blocks, points=points, source=str(path), state_blocks=state_blocks)
 
 
 def load_profile_dir(path: str | Path) -> dict[str, Profile]:

@@ -19,6 +19,7 @@ from dashboard.ids import Shell as ID
 class NavPage:
     key: str           # catalog key of the label
     page: PageAccess   # the page's own rule: the link is shown to whoever the page would let in
+    badge: bool = False  # a live count beside the link (the unacknowledged alarms; dashboard/pages/alarms.py)
 
     @property
     def path(self) -> str:
@@ -36,6 +37,9 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("nav.overview", access.OVERVIEW),
     NavPage("nav.meters", access.METERS),
     NavPage("cashier.nav", access.SELL),
+    NavPage("control.nav", access.CONTROL),
+    NavPage("meter_settings.heading", access.METER_SETTINGS),
+    NavPage("alarms.nav", access.ALARMS, badge=True),
     NavPage("work.nav", access.WORK),
     NavGroup("nav.billing", "billing", (
         NavPage("accounts.nav", access.ACCOUNTS),
@@ -46,10 +50,14 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),
+        NavPage("alarms.history_link", access.ALARM_HISTORY),
+        NavPage("notifications.nav", access.NOTIFICATIONS),
         NavPage("nav.audit", access.AUDIT),
         NavPage("nav.users", access.USERS),
         NavPage("nav.roles", access.ROLES),
         NavPage("api_clients.nav", access.API_CLIENTS),
+        NavPage("parameters.nav", access.PARAMETERS),
+        NavPage("site.nav", access.SITE_SETUP),
     )),
 )
 
@@ -63,7 +71,11 @@ def _entry(entry: NavPage | NavGroup, lang: str, may: Callable[[str], bool]):
     if isinstance(entry, NavPage):
         if not entry.page.open_to(may):
             return None
-        return dbc.NavItem(dbc.NavLink(t(entry.key, lang), href=entry.path, active="exact", id=ID.nav_link(entry.path)))
+        label = t(entry.key, lang)
+        if entry.badge:   # filled by the page's callback at load and every 30 s (a cheap count)
+            label = [label, " ", dbc.Badge("", id=ID.ALARM_BADGE, color="danger", pill=True),
+                     dcc.Interval(id=ID.ALARM_TICK, interval=30_000)]
+        return dbc.NavItem(dbc.NavLink(label, href=entry.path, active="exact", id=ID.nav_link(entry.path)))
     items = [dbc.DropdownMenuItem(t(p.key, lang), href=p.path, active=False,
                                   id=ID.nav_item(entry.name, p.path))
              for p in entry.pages if p.page.open_to(may)]

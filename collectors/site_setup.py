@@ -493,9 +493,11 @@ def _builtin(source: str) -> bool:
 
 def check_profile(filename: str, content: bytes) -> dict:
     """Load and validate a profile file sent from a page (nothing is saved): {"ok": True, "name", "points",
-    "blocks"} or {"ok": False, "line": n | None, "message": ...} with the loader's own words."""
+    "blocks"} or {"ok": False, "line": n | None, "code", "params", "message"}: the loader's code and parameters (a
+    page puts them into the reader's words, catalog profile_error.<code>) and its English words."""
     if len(content) > UPLOAD_LIMIT:
-        return {"ok": False, "line": None, "message": f"the file is larger than {UPLOAD_LIMIT >> 20} MB"}
+        return {"ok": False, "line": None, "code": "too_large", "params": {"megabytes": UPLOAD_LIMIT >> 20},
+                "message": f"the file is larger than {UPLOAD_LIMIT >> 20} MB"}
     with tempfile.TemporaryDirectory(prefix="wattline-profile-") as tmp:
         path = Path(tmp) / "profile.toml"
         path.write_bytes(content)
@@ -503,6 +505,6 @@ def check_profile(filename: str, content: bytes) -> dict:
             p = load_profile_file(path)
         except ProfileError as exc:
             message = str(exc).removeprefix(f"{path}:").removeprefix(f"{exc.line}:" if exc.line else "").strip()
-            return {"ok": False, "line": exc.line, "message": message}
+            return {"ok": False, "line": exc.line, "code": exc.code, "params": exc.params, "message": message}
     return {"ok": True, "name": p.name, "model": p.model, "kind": p.kind, "blocks": len(p.blocks),
             "points": len(p.points)}

@@ -219,6 +219,32 @@ def test_a_broken_profile_file_shows_its_line_number():
     assert result["ok"] is False and result["line"] == 1
 
 
+def test_a_broken_profile_file_is_explained_in_the_readers_language_with_its_line():
+    from collectors.site_setup import UPLOAD_LIMIT
+    from dashboard.components.site_setup import profile_result
+    from tests.component_text import component_text as text_of
+    text = (b'[profile]\nname = "x"\nmodel = "X"\nkind = "prepaid-1p"\nword_order = "big"\n\n'
+            b'[[block]]\ntable = "holding"\nstart = 0\ncount = 10\n\n[[point]]\nkey = "voltage_a"\naddress = 40\n'
+            b'type = "u16"\n')
+    result = check_profile("x.toml", text)
+    assert (result["line"], result["code"]) == (14, "point_outside")
+    zh, en = text_of(profile_result(result, "zh")), text_of(profile_result(result, "en"))
+    assert "第 14 行" in zh and "测点“voltage_a”位于 0x0028" in zh and "outside" not in zh
+    assert "Line 14" in en and "point “voltage_a” at 0x0028" in en
+    assert "文件大于" in text_of(profile_result(check_profile("x.toml", b"#" * (UPLOAD_LIMIT + 1)), "zh"))
+
+
+def test_every_fault_of_the_profile_loader_has_words_in_both_catalogs_with_its_parameters():
+    import string
+    from collectors.profiles import MESSAGES
+    from core.text import LANGUAGES, catalog
+    for code, english in MESSAGES.items():
+        given = {f for _, f, _, _ in string.Formatter().parse(english) if f}
+        for lang in LANGUAGES:
+            words = catalog(lang)[f"profile_error.{code}"]
+            assert {f for _, f, _, _ in string.Formatter().parse(words) if f} <= given, (lang, code)
+
+
 def test_the_profiles_are_listed_with_their_blocks_and_points(profiles):
     listed = {p["name"]: p for p in profile_list(profiles)}
     acrel = listed[PROFILE]

@@ -55,12 +55,65 @@ _RAW, _INT_SCALE, _FLOAT_SCALE, _DECIMAL = range(4)
 _FLOAT32 = struct.Struct(">f")
 
 
-class ProfileError(ValueError):
-    """A profile file or directory that cannot be used; the message names the file and line."""
+# What the loader says of a file it refuses, by code: the command line shows these; a page puts the code and its
+# parameters into the reader's language (core/locales: profile_error.<code>).
+MESSAGES = {
+    "unreadable": "cannot read profile: {detail}",
+    "not_utf8": "profile is not UTF-8 text",
+    "invalid_toml": "invalid TOML: {detail}",
+    "not_a_table": "{section} must be a table",
+    "unknown_key": "unknown key {field!r} in {section}",
+    "missing_key": "{section} is missing required key {field!r}",
+    "unknown_top": "unknown table or key {field!r} (expected [profile], [[block]], [[state_block]], [[point]])",
+    "no_profile": "missing [profile] table",
+    "empty_string": "[profile] {field} must be a non-empty string",
+    "unknown_kind": "unknown kind {value!r} (expected one of {expected})",
+    "unknown_word_order": "unknown word_order {value!r} (expected big or little)",
+    "bad_mailbox": "mailbox must be a register address 0..0xFFBB",
+    "no_blocks": "a profile needs at least one [[block]]",
+    "unknown_block_table": "unknown table {value!r} (expected holding or input)",
+    "bad_block_start": "block start must be a register address 0..0xFFFF",
+    "bad_block_count": "block count must be at least 1",
+    "block_too_long": "block count {count} is over the Modbus limit of {limit} registers",
+    "block_past_end": "block runs past register 0xFFFF",
+    "bad_block_every": "block every must be a whole number of cycles >= 1",
+    "blocks_overlap": "{table} block {block} overlaps the block {other} at line {other_line}",
+    "state_blocks_not_array": "state_block must be an array of tables [[state_block]]",
+    "bad_state_block": "[[state_block]] needs table = holding|input, a start register and a count >= 1",
+    "state_block_outside": "state block {table} {block} must lie inside one [[block]]",
+    "state_blocks_overlap": "state block {table} {block} overlaps another state block",
+    "no_points": "a profile needs at least one [[point]]",
+    "bad_point_key": "point key {field!r} must be an identifier (letters, digits, _)",
+    "unknown_point_type": "unknown type {value!r} for point {field!r} (expected one of {expected})",
+    "bad_point_address": "point {field!r} address must be a register address 0..0xFFFF",
+    "bad_scale": "point {field!r} scale must be a non-zero number",
+    "bad_unit": "point {field!r} unit must be a string",
+    "bad_decimal": "point {field!r} decimal must be true or false",
+    "bits_missing": "bits point {field!r} needs bits = {{ name = bit, ... }}",
+    "bad_bit": "bits point {field!r}: {name!r} must map an identifier to a bit 0..15",
+    "bit_twice": "bits point {field!r} names one bit twice",
+    "bits_no_scale": "bits point {field!r} takes no scale or decimal",
+    "bits_not_allowed": "point {field!r} of type {type} cannot have bits",
+    "unknown_point_table": "unknown table {value!r} for point {field!r} (expected holding or input)",
+    "duplicate_key": "duplicate key {field!r} (first at line {first_line})",
+    "point_outside": "point {field!r} at {address} ({type}, {width} register{plural}) is outside every block",
+    "point_outside_table": "point {field!r} at {address} ({type}, {width} register{plural}) is outside every "
+                           "{table} block",
+    "point_ambiguous": "point {field!r} at {address} lies in both a holding and an input block; "
+                       "say table = \"holding\" or \"input\"",
+}
 
-    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
+
+class ProfileError(ValueError):
+    """A profile file or directory that cannot be used; the message names the file and line. A fault of a file's
+    content also carries its `code` (a key of MESSAGES) and `params`, for a page to put into words."""
+
+    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
+                 code: str | None = None, params: dict | None = None):
         self.path = str(path) if path is not None else None
         self.line = line
+        self.code = code
+        self.params = params or {}
         if path is not None and line is not None:
             text = f"{path}:{line}: {message}"
         elif path is not None:
@@ -312,9 +365,9 @@ def load_profile_file(path: str | Path) -> Profile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ProfileError(f"cannot read profile: {exc.strerror or exc}", path) from None
+        raise _fault("unreadable", path, None, detail=exc.strerror or str(exc)) from None
     except UnicodeDecodeError:
-        raise ProfileError("profile is not UTF-8 text", path) from None
+        raise _fault("not_utf8", path, None) from None
     return _parse_profile(text, path)
 
 
@@ -323,104 +376,98 @@ def _parse_profile(text: str, path: Path) -> Profile:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        raise ProfileError(f"invalid TOML: {exc}", path, int(m.group(1)) if m else 1) from None
+        raise _fault("invalid_toml", path, int(m.group(1)) if m else 1, detail=str(exc)) from None
     lines = _Lines(text)
 
     def check_table(kind: str, i: int, item, allowed: set[str], required: tuple[str, ...]) -> int:
         """A [[block]] / [[point]] entry is a table of known keys holding every required one; its line."""
         hl = lines.table(kind, i)
         if not isinstance(item, dict):
-            raise fail(f"[[{kind}]] must be a table", hl)
+            raise fail("not_a_table", hl, section=f"[[{kind}]]")
         for k in item:
             if k not in allowed:
-                raise fail(f"unknown key {k!r} in [[{kind}]]", lines.key(kind, i, k))
+                raise fail("unknown_key", lines.key(kind, i, k), field=k, section=f"[[{kind}]]")
         for k in required:
             if k not in item:
-                raise fail(f"[[{kind}]] is missing required key {k!r}", hl)
+                raise fail("missing_key", hl, field=k, section=f"[[{kind}]]")
         return hl
 
-    def fail(msg: str, line: int) -> ProfileError:
-        return ProfileError(msg, path, line)
+    def fail(code: str, line: int, **params) -> ProfileError:
+        return _fault(code, path, line, **params)
 
     for top in doc:
         if top not in ("profile", "block", "point", "state_block"):
-            raise fail(f"unknown table or key {top!r} (expected [profile], [[block]], [[state_block]], [[point]])",
-                       lines.table(top))
+            raise fail("unknown_top", lines.table(top), field=top)
 
     prof = doc.get("profile")
     if not isinstance(prof, dict):
-        raise fail("missing [profile] table", 1)
+        raise fail("no_profile", 1)
     ptab_line = lines.table("profile")
     for k in prof:
         if k not in _PROFILE_KEYS:
-            raise fail(f"unknown key {k!r} in [profile]", lines.key("profile", None, k))
+            raise fail("unknown_key", lines.key("profile", None, k), field=k, section="[profile]")
     for k in _REQUIRED_PROFILE:
         if k not in prof:
-            raise fail(f"[profile] is missing required key {k!r}", ptab_line)
+            raise fail("missing_key", ptab_line, field=k, section="[profile]")
     for k in ("name", "model", "kind", "word_order"):
         if not isinstance(prof[k], str) or not prof[k].strip():
-            raise fail(f"[profile] {k} must be a non-empty string", lines.key("profile", None, k))
+            raise fail("empty_string", lines.key("profile", None, k), field=k)
     if prof["kind"] not in KINDS:
-        raise fail(f"unknown kind {prof['kind']!r} (expected one of {', '.join(KINDS)})",
-                   lines.key("profile", None, "kind"))
+        raise fail("unknown_kind", lines.key("profile", None, "kind"), value=prof["kind"], expected=", ".join(KINDS))
     if prof["word_order"] not in WORD_ORDERS:
-        raise fail(f"unknown word_order {prof['word_order']!r} (expected big or little)",
-                   lines.key("profile", None, "word_order"))
+        raise fail("unknown_word_order", lines.key("profile", None, "word_order"), value=prof["word_order"])
     mailbox = prof.get("mailbox")
     if mailbox is not None and (not _is_int(mailbox) or not 0 <= mailbox <= 0xFFFF - 0x44):
-        raise fail("mailbox must be a register address 0..0xFFBB", lines.key("profile", None, "mailbox"))
+        raise fail("bad_mailbox", lines.key("profile", None, "mailbox"))
 
     raw_blocks = doc.get("block")
     if not isinstance(raw_blocks, list) or not raw_blocks:
-        raise fail("a profile needs at least one [[block]]", ptab_line)
+        raise fail("no_blocks", ptab_line)
     blocks: list[Block] = []
     block_lines: list[int] = []
     for i, b in enumerate(raw_blocks):
         hl = check_table("block", i, b, _BLOCK_KEYS, _REQUIRED_BLOCK)
         if b["table"] not in TABLES:
-            raise fail(f"unknown table {b['table']!r} (expected holding or input)",
-                       lines.key("block", i, "table"))
+            raise fail("unknown_block_table", lines.key("block", i, "table"), value=b["table"])
         if not _is_int(b["start"]) or not 0 <= b["start"] <= 0xFFFF:
-            raise fail("block start must be a register address 0..0xFFFF", lines.key("block", i, "start"))
+            raise fail("bad_block_start", lines.key("block", i, "start"))
         count = b["count"]
         if not _is_int(count) or count < 1:
-            raise fail("block count must be at least 1", lines.key("block", i, "count"))
+            raise fail("bad_block_count", lines.key("block", i, "count"))
         if count > MAX_BLOCK_REGISTERS:
-            raise fail(f"block count {count} is over the Modbus limit of {MAX_BLOCK_REGISTERS} registers",
-                       lines.key("block", i, "count"))
+            raise fail("block_too_long", lines.key("block", i, "count"), count=count, limit=MAX_BLOCK_REGISTERS)
         if b["start"] + count > 0x10000:
-            raise fail("block runs past register 0xFFFF", lines.key("block", i, "count"))
+            raise fail("block_past_end", lines.key("block", i, "count"))
         every = b.get("every", 1)
         if not _is_int(every) or every < 1:
-            raise fail("block every must be a whole number of cycles >= 1", lines.key("block", i, "every"))
+            raise fail("bad_block_every", lines.key("block", i, "every"))
         blk = Block(b["table"], b["start"], count, every)
         for j, other in enumerate(blocks):
             if other.table == blk.table and blk.start < other.end and other.start < blk.end:
-                raise fail(
-                    f"{blk.table} block 0x{blk.start:04X}+{blk.count} overlaps the block "
-                    f"0x{other.start:04X}+{other.count} at line {block_lines[j]}", hl)
+                raise fail("blocks_overlap", hl, table=blk.table, block=f"0x{blk.start:04X}+{blk.count}",
+                           other=f"0x{other.start:04X}+{other.count}", other_line=block_lines[j])
         blocks.append(blk)
         block_lines.append(hl)
 
     raw_states = doc.get("state_block", [])
     if not isinstance(raw_states, list):
-        raise fail("state_block must be an array of tables [[state_block]]", lines.table("state_block"))
+        raise fail("state_blocks_not_array", lines.table("state_block"))
     state_blocks: list[Block] = []
     for i, b in enumerate(raw_states):
         hl = check_table("state_block", i, b, _BLOCK_KEYS - {"every"}, _REQUIRED_BLOCK)
         table, start, count = b["table"], b["start"], b["count"]
         if table not in TABLES or not _is_int(start) or not _is_int(count) or count < 1:
-            raise fail("[[state_block]] needs table = holding|input, a start register and a count >= 1", hl)
+            raise fail("bad_state_block", hl)
         blk = Block(table, start, count)
         if not any(o.table == table and o.start <= start and blk.end <= o.end for o in blocks):
-            raise fail(f"state block {table} 0x{start:04X}+{count} must lie inside one [[block]]", hl)
+            raise fail("state_block_outside", hl, table=table, block=f"0x{start:04X}+{count}")
         if any(o.table == table and blk.start < o.end and o.start < blk.end for o in state_blocks):
-            raise fail(f"state block {table} 0x{start:04X}+{count} overlaps another state block", hl)
+            raise fail("state_blocks_overlap", hl, table=table, block=f"0x{start:04X}+{count}")
         state_blocks.append(blk)
 
     raw_points = doc.get("point")
     if not isinstance(raw_points, list) or not raw_points:
-        raise fail("a profile needs at least one [[point]]", ptab_line)
+        raise fail("no_points", ptab_line)
     tables_used = {b.table for b in blocks}
     points: list[Point] = []
     seen_keys: dict[str, int] = {}
@@ -428,63 +475,62 @@ def _parse_profile(text: str, path: Path) -> Profile:
         hl = check_table("point", i, p, _POINT_KEYS, _REQUIRED_POINT)
         key = p["key"]
         if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            raise fail(f"point key {key!r} must be an identifier (letters, digits, _)",
-                       lines.key("point", i, "key"))
+            raise fail("bad_point_key", lines.key("point", i, "key"), field=key)
         ptype = p["type"]
         if ptype not in TYPE_WIDTH:
-            raise fail(f"unknown type {ptype!r} for point {key!r} "
-                       f"(expected one of {', '.join(TYPE_WIDTH)})", lines.key("point", i, "type"))
+            raise fail("unknown_point_type", lines.key("point", i, "type"), value=ptype, field=key,
+                       expected=", ".join(TYPE_WIDTH))
         address = p["address"]
         if not _is_int(address) or not 0 <= address <= 0xFFFF:
-            raise fail(f"point {key!r} address must be a register address 0..0xFFFF",
-                       lines.key("point", i, "address"))
+            raise fail("bad_point_address", lines.key("point", i, "address"), field=key)
         scale = p.get("scale")
         if scale is not None and (not _is_number(scale) or scale == 0 or not math.isfinite(scale)):
-            raise fail(f"point {key!r} scale must be a non-zero number", lines.key("point", i, "scale"))
+            raise fail("bad_scale", lines.key("point", i, "scale"), field=key)
         unit = p.get("unit")
         if unit is not None and not isinstance(unit, str):
-            raise fail(f"point {key!r} unit must be a string", lines.key("point", i, "unit"))
+            raise fail("bad_unit", lines.key("point", i, "unit"), field=key)
         dec = p.get("decimal", False)
         if not isinstance(dec, bool):
-            raise fail(f"point {key!r} decimal must be true or false", lines.key("point", i, "decimal"))
+            raise fail("bad_decimal", lines.key("point", i, "decimal"), field=key)
         bits = p.get("bits")
         if ptype == "bits":
             if not isinstance(bits, dict) or not bits:
-                raise fail(f"bits point {key!r} needs bits = {{ name = bit, ... }}", hl)
+                raise fail("bits_missing", hl, field=key)
             for name, bit in bits.items():
                 if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not _is_int(bit) or not 0 <= bit <= 15:
-                    raise fail(f"bits point {key!r}: {name!r} must map an identifier to a bit 0..15",
-                               lines.key("point", i, "bits"))
+                    raise fail("bad_bit", lines.key("point", i, "bits"), field=key, name=name)
             if len(set(bits.values())) != len(bits):
-                raise fail(f"bits point {key!r} names one bit twice", lines.key("point", i, "bits"))
+                raise fail("bit_twice", lines.key("point", i, "bits"), field=key)
             if scale is not None or dec:
-                raise fail(f"bits point {key!r} takes no scale or decimal", hl)
+                raise fail("bits_no_scale", hl, field=key)
         elif bits is not None:
-            raise fail(f"point {key!r} of type {ptype} cannot have bits", lines.key("point", i, "bits"))
+            raise fail("bits_not_allowed", lines.key("point", i, "bits"), field=key, type=ptype)
         table = p.get("table")
         if table is not None and table not in TABLES:
-            raise fail(f"unknown table {table!r} for point {key!r} (expected holding or input)",
-                       lines.key("point", i, "table"))
+            raise fail("unknown_point_table", lines.key("point", i, "table"), value=table, field=key)
         for name in [key, *(bits or {})]:
             if name in seen_keys:
-                raise fail(f"duplicate key {name!r} (first at line {seen_keys[name]})", hl)
+                raise fail("duplicate_key", hl, field=name, first_line=seen_keys[name])
             seen_keys[name] = hl
         width = TYPE_WIDTH[ptype]
         candidates = [t for t in ([table] if table else TABLES) if t in tables_used]
         inside = [t for t in candidates
                   if any(b.table == t and b.start <= address and address + width <= b.end for b in blocks)]
         if not inside:
-            where = f"{table} block" if table else "block"
-            raise fail(f"point {key!r} at 0x{address:04X} ({ptype}, {width} register"
-                       f"{'s' if width > 1 else ''}) is outside every {where}", lines.key("point", i, "address"))
+            raise fail("point_outside_table" if table else "point_outside", lines.key("point", i, "address"),
+                       field=key, address=f"0x{address:04X}", type=ptype, width=width,
+                       plural="s" if width > 1 else "", **({"table": table} if table else {}))
         if len(inside) > 1:
-            raise fail(f"point {key!r} at 0x{address:04X} lies in both a holding and an input block; "
-                       f"say table = \"holding\" or \"input\"", hl)
+            raise fail("point_ambiguous", hl, field=key, address=f"0x{address:04X}")
         is_money = dec or (unit in MONEY_UNITS)
         points.append(Point(key, address, ptype, scale, unit, dict(bits) if bits else None, inside[0], is_money))
 
     return Profile(name=prof["name"], model=prof["model"], kind=prof["kind"], word_order=prof["word_order"],
                    mailbox=mailbox, blocks=blocks, points=points, source=str(path), state_blocks=state_blocks)
+
+
+def _fault(code: str, path: Path, line: int | None, **params) -> ProfileError:
+    return ProfileError(MESSAGES[code].format(**params), path, line, code=code, params=params)
 
 
 def load_profile_dir(path: str | Path) -> dict[str, Profile]:

@@ -249,7 +249,9 @@ def profile_result(result: dict, lang: str) -> dbc.Alert:
         return dbc.Alert(t("site.profile_ok", lang, name=result["name"], blocks=result["blocks"], points=result["points"]),
                          color="success", className="py-2")
     where = t("site.profile_line", lang, line=result["line"]) if result["line"] else t("site.profile_file", lang)
-    return dbc.Alert([html.Strong(where), " ", html.Span(result["message"])], color="danger", className="py-2")
+    code = result.get("code")
+    text = t(f"profile_error.{code}", lang, **result.get("params", {})) if code else result["message"]
+    return dbc.Alert([html.Strong(where), " ", html.Span(text)], color="danger", className="py-2")
 
 
 def site_page(snap: dict, profile_names: list[str], profiles: list[dict], lang: str) -> dbc.Container:

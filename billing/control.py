@@ -34,6 +34,7 @@ from storage.purposes import Purpose
 MAX_METERS = 20_000
 MAX_NUMBERS = 5_000            # meter numbers in one selection by hand (the API's list)
 CANCELLED = "CANCELLED"        # result of a queued command the operator cancelled (state expired)
+CANCELLED_BY = "cancelled by "  # its error: who cancelled it (the batch view says it in the operator's words)
 
 
 class ControlError(BillingError):
@@ -336,7 +337,7 @@ def cancel_queued(ctx: BillingContext, actor: Actor, batch_id) -> int:
     for r in queued:
         with meters_transaction(ctx.engine, [r["meter_id"]]) as conn:
             done += move_command(conn, r["command_id"], "expired", result=CANCELLED, finished_at=now,
-                                 error=f"cancelled by {actor.username}"[:300])
+                                 error=f"{CANCELLED_BY}{actor.username}"[:300])
     with ctx.engine.begin() as conn:
         audit.record(conn, operator=actor.username[:100], action="control.cancel", target=f"batch:{view.batch['id']}",
                      ts=now, after={"cancelled": done}, source=actor.address or actor.channel)

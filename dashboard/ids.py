@@ -602,6 +602,7 @@ class Control:
     NUMBERS_MESSAGE = "control-numbers-message"
     GRID = "control-grid"
     COUNT = "control-count"
+    LINKED = "control-linked"             # what the page says of the meter its link (?meter=) named
     REASON = "control-reason"
     ALARM1 = "control-alarm1"
     ALARM2 = "control-alarm2"

@@ -12,7 +12,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
-from billing.control import ACTIONS, METER_STATES, BatchView
+from billing.control import ACTIONS, CANCELLED_BY, METER_STATES, BatchView
 from core.clock import show_local, site_time, zone_label
 from core.money import from_fen
 from core.workbook import DATETIME, MONEY, ExportWorkbook
@@ -93,7 +93,8 @@ def _options(values, label=str) -> list[dict]:
 
 
 def control_page(rows: list[dict], lang: str, *, buildings: list[str], floors: list[int], tariffs: dict[int, str],
-                 selected: list[dict], batches: list[dict], zone: dt.tzinfo) -> dbc.Container:
+                 selected: list[dict], batches: list[dict], zone: dt.tzinfo, linked=None) -> dbc.Container:
+    """`linked`: what the page says of the meter its link (?meter=) named, under the selection's count."""
     any_ = t("control.any", lang)
     filters = dbc.Row([
         dbc.Col([dbc.Label(t("control.building", lang), html_for=ID.BUILDING, className="small mb-0"),
@@ -155,6 +156,7 @@ def control_page(rows: list[dict], lang: str, *, buildings: list[str], floors: l
         html.H2(t("control.select_heading", lang), className="h6"),
         filters, numbers,
         html.Div(selected_text(len(selected), lang), id=ID.COUNT, role="status", className="fw-semibold small mb-1"),
+        html.Div(linked, id=ID.LINKED, role="status", className="small mb-1"),
         grid,
         form, actions,
         html.Div([dbc.Button(t("control.export", lang), id=ID.EXPORT, size="sm", color="secondary", outline=True),
@@ -167,7 +169,13 @@ def control_page(rows: list[dict], lang: str, *, buildings: list[str], floors: l
 
 
 def selected_text(count: int, lang: str) -> str:
+    if count == 1:
+        return t("control.selected_one", lang)
     return t("control.selected", lang, count=count) if count else t("control.none_selected", lang)
+
+
+def linked_text(meter: str, lang: str) -> str:
+    return t("control.linked", lang, meter=meter)
 
 
 def confirm_text(action: str, count: int, lang: str) -> str:
@@ -221,11 +229,21 @@ def batch_body(view: BatchView, lang: str, zone: dt.tzinfo) -> list:
         html.Td(r["address"]), html.Td(r["building"]), html.Td(r["floor"]), html.Td(r["room"]),
         html.Td(dbc.Badge(t(f"control.state.{r['state']}", lang), color=STATE_COLOR[r["state"]],
                           className=f"cb-state cb-{r['state']}")),
-        html.Td(r["result"] or ""), html.Td(r["error"] or "", className="text-break"), html.Td(r["attempts"]),
+        *_result_cells(r, lang), html.Td(r["attempts"]),
         html.Td(show_local(site_time(r["at"], zone), "seconds") if r["at"] is not None else ""),
     ], **{"data-meter": r["address"], "data-state": r["state"]}) for r in view.rows])
     return [html.P(meta, className="small text-muted mb-1"), html.P(counts, className="fw-semibold small"),
             html.Div(dbc.Table([head, body], size="sm", className="small"), className="table-responsive")]
+
+
+def _result_cells(row: dict, lang: str) -> list:
+    """The meter's result and why. A cancelled command is stored expired with result CANCELLED (the outbox's
+    states are unchanged): the badge already says Cancelled, so the result stays empty and the why names who."""
+    error = row["error"] or ""
+    if row["state"] == "cancelled":
+        who = error[len(CANCELLED_BY):] if error.startswith(CANCELLED_BY) else ""
+        return [html.Td(""), html.Td(t("control.cancelled_by", lang, operator=who or "—"), className="text-break")]
+    return [html.Td(row["result"] or ""), html.Td(error, className="text-break")]
 
 
 def control_workbook(rows: list[dict], lang: str, zone: dt.tzinfo, read_at: dict[int, dt.datetime]) -> ExportWorkbook:

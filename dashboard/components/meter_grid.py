@@ -6,6 +6,8 @@ in yuan; the workbook writes exact Decimals. Times are the site's local time.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Callable
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
@@ -25,10 +27,20 @@ COLUMNS = ("address", "building", "floor", "room", "gateway", "bus", "unit", "st
 ENERGY = "#,##0.00"  # kWh in the workbook: a number, shown to the register's two decimals
 
 
-def column_defs(lang: str) -> list[dict]:
+def column_defs(lang: str, may_control: bool = False) -> list[dict]:
+    """The grid's columns; `may_control` (relay.command or relay.batch) adds a link to /control?meter= on each row
+    of a meter that takes remote control (not a column of the export, which writes COLUMNS from the database)."""
     head = {c: t(f"meters.col_{c}", lang) for c in COLUMNS}
+    control = [{
+        "colId": "control", "headerName": t("meters.col_control", lang), "minWidth": 90, "maxWidth": 110,
+        "valueGetter": {"function": f"params.data.controllable ? '[' + {json.dumps(t('meters.control_link', lang))}"
+                                    " + '](/control?meter=' + params.data.address + ')' : null"},
+        "cellRenderer": "markdown", "sortable": False, "filter": False, "floatingFilter": False,
+        "suppressHeaderMenuButton": True, "cellClass": "mg-control",
+    }] if may_control else []
     return [
         {"field": "address", "headerName": head["address"], "pinned": "left", "minWidth": 140},
+        *control,
         {"field": "building", "headerName": head["building"], "minWidth": 110},
         {"field": "floor", "headerName": head["floor"], "minWidth": 80, **NUMBER_COLUMN},
         {"field": "room", "headerName": head["room"], "minWidth": 100},
@@ -48,8 +60,10 @@ def column_defs(lang: str) -> list[dict]:
     ]
 
 
-def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
-    """storage.meters.meter_table as the grid's rowData (JSON-ready: ints, strings, None)."""
+def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo,
+              controllable: Callable[[str], bool] | None = None) -> list[dict]:
+    """storage.meters.meter_table as the grid's rowData (JSON-ready: ints, strings, None). `controllable`: which
+    profiles take remote control (billing's prepaid profiles), for the row's Control link."""
     if table.empty:
         return []
     states = {s: t(f"overview.state_{s}", lang) for s in table["state"].unique()}
@@ -72,13 +86,15 @@ def grid_rows(table: pd.DataFrame, lang: str, zone: dt.tzinfo) -> list[dict]:
         "relay": pd.Series(pd.array(table["relay_closed"], dtype="boolean")).map(relay),
         "last_seen": seen,
         "profile": table["profile"],
+        "controllable": table["profile"].map(controllable) if controllable is not None else False,
     })
     out = out.astype(object).where(out.notna(), None)
     return out.to_dict("records")
 
 
-def meters_page(rows: list[dict], lang: str, *, may_export: bool = True) -> dbc.Container:
-    """The grid; Export to Excel only for an operator who may export (meter.export)."""
+def meters_page(rows: list[dict], lang: str, *, may_export: bool = True, may_control: bool = False) -> dbc.Container:
+    """The grid; Export to Excel only for an operator who may export (meter.export); a Control link on each row
+    only for one who may send relay commands (relay.command or relay.batch)."""
     return dbc.Container([
         html.Div([
             html.H1(t("meters.heading", lang), className="h4 mb-0 me-auto"),
@@ -89,7 +105,7 @@ def meters_page(rows: list[dict], lang: str, *, may_export: bool = True) -> dbc.
         html.P(t("meters.intro", lang), className="text-muted small mb-2"),
         html.Div(id=ID.MESSAGE, role="status", className="small mb-2"),
         dag.AgGrid(
-            id=ID.GRID, rowData=rows, columnDefs=column_defs(lang),
+            id=ID.GRID, rowData=rows, columnDefs=column_defs(lang, may_control),
             defaultColDef={"sortable": True, "filter": True, "floatingFilter": True, "resizable": True},
             getRowId="params.data.row_id", columnSize="responsiveSizeToFit",
             dashGridOptions={"localeText": grid_locale(lang), "animateRows": False, "enableCellTextSelection": True},

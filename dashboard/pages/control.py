@@ -1,7 +1,7 @@
-"""Batch operations (/control, relay.batch or relay.command; ?meter=<number> selects one meter): select meters by
-building, floor, state, account, tariff, by number or by hand in the grid; send an action to them after a
-confirmation naming it and the count (billing.control checks every permission, asks again on warnings and audits);
-export the selected meters' live state (抄表导出, audited)."""
+"""Batch operations (/control, relay.batch or relay.command; ?meter=<number> lists and selects that one meter):
+select meters by building, floor, state, account, tariff, by number or by hand in the grid; send an action to them
+after a confirmation naming it and the count (billing.control checks every permission, asks again on warnings and
+audits); export the selected meters' live state (抄表导出, audited)."""
 from __future__ import annotations
 
 import re
@@ -18,7 +18,7 @@ from core.clock import show_local, site_time, utcnow
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback
 from dashboard.components.control import (
-    batches_table, confirm_text, control_page, control_workbook, grid_rows, selected_text, warnings_body,
+    batches_table, confirm_text, control_page, control_workbook, grid_rows, linked_text, selected_text, warnings_body,
 )
 from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
@@ -54,12 +54,23 @@ def layout(meter: str | None = None, **_query):
         return denied
     tariffs = _tariffs()
     rows, df = _live(lang, tariffs)
-    number = inputs.key_text(meter, 12)
-    selected = [r for r in rows if r["address"] == number] if number else []
+    selected, linked = _linked_meter(rows, meter, lang)
     buildings = sorted({b for b in df["building"].dropna()})
     floors = sorted({int(f) for f in df["floor"].dropna()})
-    return control_page(rows, lang, buildings=buildings, floors=floors, tariffs=tariffs, selected=selected,
-                        batches=_batches(), zone=site_zone())
+    return control_page(selected or rows, lang, buildings=buildings, floors=floors, tariffs=tariffs,
+                        selected=selected, batches=_batches(), zone=site_zone(), linked=linked)
+
+
+def _linked_meter(rows: list[dict], meter, lang: str) -> tuple[list[dict], object]:
+    """?meter=<number> (the overview's side panel, the meters grid): the grid lists and selects that meter alone,
+    so the actions act on it; a number that names no controllable meter is said, and nothing is selected."""
+    if meter is None or meter == "":
+        return [], None
+    number = inputs.key_text(meter, 12)
+    chosen = [r for r in rows if r["address"] == number] if number else []
+    if chosen:
+        return chosen, linked_text(number, lang)
+    return [], html.Span(t("control.linked_unknown", lang, meter=inputs.shown(meter)), className="text-warning")
 
 
 def _addresses(selected) -> list[str]:
@@ -90,7 +101,7 @@ def _matches(row: dict, building, floor, state, account, tariff) -> bool:
 
 @guarded_callback("control.rows", access.CONTROL,
                   output={"rows": Output(ID.GRID, "rowData"), "selected": Output(ID.GRID, "selectedRows"),
-                          "numbers": Output(ID.NUMBERS_MESSAGE, "children")},
+                          "numbers": Output(ID.NUMBERS_MESSAGE, "children"), "linked": Output(ID.LINKED, "children")},
                   inputs={"building": Input(ID.BUILDING, "value"), "floor": Input(ID.FLOOR, "value"),
                           "state": Input(ID.STATE, "value"), "account": Input(ID.ACCOUNT, "value"),
                           "tariff": Input(ID.TARIFF, "value"), "pick": Input(ID.SELECT_NUMBERS, "n_clicks")},
@@ -109,12 +120,12 @@ def filter_rows(building, floor, state, account, tariff, pick, typed):
         if unknown:
             said.append(html.Div(t("control.unknown_numbers", lang, count=len(unknown),
                                    numbers=", ".join(unknown[:10])), className="text-warning"))
-        return {"rows": chosen, "selected": chosen, "numbers": said}
+        return {"rows": chosen, "selected": chosen, "numbers": said, "linked": None}
     floor = floor if isinstance(floor, int) and not isinstance(floor, bool) else None
     tariff = tariff if isinstance(tariff, int) and not isinstance(tariff, bool) else None
     shown = [r for r in rows if _matches(r, inputs.key_text(building), floor, inputs.key_text(state, 20),
                                          inputs.key_text(account), tariff)]
-    return {"rows": shown, "selected": [], "numbers": None}
+    return {"rows": shown, "selected": [], "numbers": None, "linked": None}
 
 
 @guarded_callback("control.count", access.CONTROL, Output(ID.COUNT, "children"), Input(ID.GRID, "selectedRows"),

@@ -31,7 +31,9 @@ def _services():
 def _rows(lang: str) -> list[dict]:
     engine, zone = _services()
     with engine.connect() as conn:
-        return grid_rows(meter_table(conn), lang, zone)
+        table = meter_table(conn)
+    ctx = getattr(current_app.config["WATTLINE_SERVICES"], "billing", None)  # its prepaid profiles take commands
+    return grid_rows(table, lang, zone, controllable=ctx.is_prepaid_profile if ctx is not None else None)
 
 
 def layout(**_query):
@@ -39,7 +41,8 @@ def layout(**_query):
     denied = forbidden_page(access.METERS, lang)
     if denied is not None:
         return denied
-    return meters_page(_rows(lang), lang, may_export=allowed(EXPORT))
+    return meters_page(_rows(lang), lang, may_export=allowed(EXPORT),
+                       may_control=allowed(access.CONTROL.any_of))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class SmsConfig:
     quiet_hours: str = "22:00-07:00"   # customer messages held until the end (arrears excepted); "" for none
     alarm_numbers: tuple[str, ...] = ()   # operators' phones
     purchase_confirmation: bool = True    # a message to the holder for every confirmed sale
+    operator_language: str = "zh"         # the operators' alarm messages: "zh" or "en"
 
     def quiet_window(self) -> tuple[dt.time, dt.time] | None:
         """(start, end) in the site's clock, or None without quiet hours."""
@@ -261,6 +262,9 @@ def _sms_section(content, path: Path) -> dict:
         elif k == "baud":
             if isinstance(v, bool) or not isinstance(v, int) or v not in _BAUDS:
                 raise ConfigError(f"{path}: sms.baud = {v!r} must be one of {', '.join(map(str, _BAUDS))}")
+        elif k == "operator_language":
+            if v not in ("zh", "en"):
+                raise ConfigError(f"{path}: sms.operator_language = {v!r} must be \"zh\" or \"en\"")
         elif k == "purchase_confirmation":
             if not isinstance(v, bool):
                 raise ConfigError(f"{path}: sms.purchase_confirmation = {v!r} must be true or false")

@@ -148,8 +148,8 @@ class NotificationRules:
     def _to_operators(self, conn, kind: str, params: dict, at, episode: str | None) -> int:
         queued = 0
         for phone in self.sms.alarm_numbers:
-            nid = queue_message(conn, recipient="operator", phone=phone, language=DEFAULT_LANGUAGE, kind=kind,
-                                template=kind, params=params, now=at,
+            nid = queue_message(conn, recipient="operator", phone=phone, language=self.sms.operator_language,
+                                kind=kind, template=kind, params=params, now=at,
                                 episode=f"{episode}:{phone}" if episode else None)
             queued += nid is not None
         return queued

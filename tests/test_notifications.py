@@ -209,6 +209,18 @@ def test_failed_commands_of_one_batch_send_the_operators_one_message(any_engine)
     assert msg["text"] == "Wattline报警 11-21 12:00：批次B-7中电表000000000001的命令失败（no answer），其余见批次页面。"
 
 
+def test_operators_read_their_alarms_in_the_configured_language(any_engine):
+    with any_engine.begin() as conn:
+        _site(conn)
+        gw = conn.execute(sa.select(gateway.c.id)).scalar()
+    rules = NotificationRules(any_engine, replace(SMS, operator_language="en"), ZONE)
+    rules.on_alarm(_opened(NOON, ("lost_contact", "gateway", gw)))
+    with any_engine.begin() as conn:
+        [msg] = messages(conn)
+    assert (msg["language"], msg["text"]) == (
+        "en", "Wattline alarm 11-21 12:00: gateway GW-1 lost contact (none of its buses answers).")
+
+
 def _sale(conn, mid, at):
     acc = conn.execute(sa.select(account_meter.c.account_id).where(account_meter.c.meter_id == mid)).scalar()
     entry = conn.execute(ledger_entry.insert().values(
@@ -377,8 +389,10 @@ def _config(tmp_path, text):
 def test_the_sms_section_of_the_issue_is_read_as_written(tmp_path):
     cfg = _config(tmp_path, '[sms]\nbackend = "http"\nurl = "https://sms.example.com/send"\ntoken = "t"\n'
                             'quiet_hours = "22:00-07:00"\nalarm_numbers = ["13900000001"]\n'
-                            'purchase_confirmation = false\ndevice = "/dev/ttyUSB0"\nbaud = 115200\npin = ""\n')
+                            'purchase_confirmation = false\ndevice = "/dev/ttyUSB0"\nbaud = 115200\npin = ""\n'
+                            'operator_language = "en"\n')
     assert (cfg.sms.backend, cfg.sms.alarm_numbers, cfg.sms.purchase_confirmation) == ("http", ("13900000001",), False)
+    assert cfg.sms.operator_language == "en" and _config(tmp_path, "").sms.operator_language == "zh"
     assert cfg.sms.quiet_window() == (dt.time(22), dt.time(7))
 
 
@@ -392,6 +406,8 @@ def test_the_sms_section_of_the_issue_is_read_as_written(tmp_path):
     ('baud = "fast"', "sms.baud"),
     ('purchase_confirmation = "yes"', "true or false"),
     ('pin = "12ab"', "sms.pin"),
+    ('operator_language = "fr"', "sms.operator_language"),
+    ('operator_language = 1', "sms.operator_language"),
     ('colour = "red"', "unknown key sms.colour"),
 ])
 def test_a_wrong_sms_setting_is_refused_with_a_message_that_names_it(tmp_path, text, words):

@@ -141,3 +141,61 @@ def test_the_close_conditions_widen_by_the_margin_and_need_the_polls_asked_for(s
     slow.evaluate()
     assert _events(engine, mid, alarms.ALARM1)[0]["closed_at"] is not None
 
+
+
+def test_relay_commands_of_a_batch_that_fail_open_alarms_and_send_the_operators_one_message(duck_engine):
+    """Through the real parts: a trip batch queued by billing.control, sent by the dispatcher to the simulator, two
+    meters acknowledging without tripping (set_relay_ignored): COMMAND_SETTLED reaches the alarm engine (a
+    command_failed alarm on each of them, their level in meter_state) and the notification rules (one message to
+    each alarm number for the batch, not one per meter)."""
+    from functools import partial
+
+    from billing import control, settlement
+    from billing.context import utcnow
+    from collectors.cycle import CollectorService
+    from collectors.dispatch import Dispatcher
+    from collectors.poller import FieldIO
+    from collectors.profiles import ProfileRegistry
+    from core.config import SmsConfig, site_zone
+    from core.events import COMMAND_SETTLED
+    from notify.outbox import messages
+    from notify.rules import NotificationRules
+    from simulator.field import run_field_in_thread
+    from simulator.secure import TEST_MASTER_KEY
+    from tests.billing_support import actor, flat_tariff, load_site, make_ctx
+    from tests.conftest import free_port_block
+    from tests.test_control import control_site, number
+
+    spec = control_site(free_port_block(3))
+    load_site(duck_engine, spec, utcnow())
+    ctx = make_ctx(duck_engine, utcnow)
+    flat_tariff(ctx)
+    bus, heard, settled = EventBus(), [], []
+    bus.subscribe(ALARM_CHANGED, heard.append)
+    bus.subscribe(COMMAND_SETTLED, settled.append)
+    AlarmEngine(duck_engine, clock=utcnow).subscribe(bus)
+    NotificationRules(duck_engine, SmsConfig(quiet_hours="", alarm_numbers=("13900000001", "13900000002")),
+                      site_zone("+08:00")).subscribe(bus)
+    with run_field_in_thread(spec) as ft, FieldIO(ProfileRegistry()) as fio:
+        CollectorService(duck_engine, fio, clock=utcnow).run_cycle()     # meter_state, as a running site has it
+        dispatcher = Dispatcher(duck_engine, fio, TEST_MASTER_KEY, utcnow, send_timeout_s=1.0, backoff_s=0,
+                                on_settled=partial(settlement.settle_command, ctx), events=bus)
+        for n in (1, 2):
+            ft.field.set_relay_ignored(number(n))
+        batch = control.queue_batch(ctx, actor("operator", "olga"),
+                                    control.Selection(building="Dorm C", floor=1), "trip", "maintenance")
+        dispatcher.run_once()
+    assert sorted(s.state for s in settled) == ["acked", "acked", "failed", "failed"]
+    with duck_engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
+        failed = conn.execute(sa.select(alarm_event.c.subject_id).where(
+            alarm_event.c.kind == alarms.COMMAND_FAILED, alarm_event.c.closed_at.is_(None))).scalars().all()
+        levels = dict(conn.execute(sa.select(meter_state.c.meter_id, meter_state.c.alarm_level)).all())
+        sms = messages(conn)
+    assert sorted(failed) == sorted(ids[number(n)] for n in (1, 2))
+    assert all(levels.get(ids[number(n)], 0) >= 1 for n in (1, 2)) and levels.get(ids[number(3)], 0) == 0
+    announced = [c.subject_id for e in heard for c in e.opened if c.kind == alarms.COMMAND_FAILED]
+    assert sorted(announced) == sorted(failed)
+    assert sorted((m["phone"], m["kind"], m["recipient"]) for m in sms) == [
+        ("13900000001", "command_failed", "operator"), ("13900000002", "command_failed", "operator")]
+    assert all(batch.batch_id in m["text"] for m in sms)

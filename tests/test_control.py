@@ -24,8 +24,12 @@ from simulator.secure import TEST_MASTER_KEY
 from simulator.site import BusSpec, GatewaySpec, MeterSpec, SiteSpec
 from storage.schema import audit_log, command, gateway
 
+from storage.engine import dispose, open_engine
+from storage.migrations import migrate
+from dashboard.components.control import batch_body
 from tests.billing_support import actor, flat_tariff, load_site, make_ctx
-from tests.conftest import free_port_block
+from tests.component_text import component_text
+from tests.conftest import engine_url, free_port_block
 
 
 def number(n: int) -> str:
@@ -61,20 +65,35 @@ class Site:
             return conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one()
 
 
-@pytest.fixture
-def site(duck_engine):
+def _site(engine):
     spec = control_site(free_port_block(3))
-    load_site(duck_engine, spec, utcnow())
-    with duck_engine.begin() as conn:
+    load_site(engine, spec, utcnow())
+    with engine.begin() as conn:
         conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
-    ctx = make_ctx(duck_engine, utcnow)
+    ctx = make_ctx(engine, utcnow)
     flat_tariff(ctx)
     with run_field_in_thread(spec) as ft, FieldIO(ProfileRegistry()) as fio:
-        collector = CollectorService(duck_engine, fio, clock=utcnow)
-        dispatcher = Dispatcher(duck_engine, fio, TEST_MASTER_KEY, utcnow, send_timeout_s=1.0, max_attempts=3,
+        collector = CollectorService(engine, fio, clock=utcnow)
+        dispatcher = Dispatcher(engine, fio, TEST_MASTER_KEY, utcnow, send_timeout_s=1.0, max_attempts=3,
                                 backoff_s=0, on_settled=partial(settlement.settle_command, ctx))
         collector.run_cycle()
-        yield Site(duck_engine, ft.field, ctx, collector, dispatcher)
+        yield Site(engine, ft.field, ctx, collector, dispatcher)
+
+
+@pytest.fixture
+def site(request, tmp_path):
+    """The six meters on DuckDB; on each engine (DuckDB, PostgreSQL) for a test marked @on_both_engines: those
+    that write in transactions (a batch queued and settled, cancel and retry, a refusal audited, settings pushed)."""
+    engine = open_engine(engine_url(getattr(request, "param", "duckdb"), tmp_path))
+    migrate(engine)
+    try:
+        yield from _site(engine)
+    finally:
+        dispose(engine)
+
+
+on_both_engines = pytest.mark.parametrize("site", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                                          indirect=True)
 
 
 OPERATOR = actor("operator", "olga")
@@ -82,6 +101,7 @@ EVERYONE = control.Selection(building="Dorm C")
 FLOOR_1 = control.Selection(building="Dorm C", floor=1)
 
 
+@on_both_engines
 def test_a_batch_trip_then_close_is_confirmed_per_meter_by_reading_the_relay_back(site):
     tripped = control.queue_batch(site.ctx, OPERATOR, FLOOR_1, "trip", "maintenance on floor 1")
     site.dispatcher.run_once()
@@ -93,6 +113,7 @@ def test_a_batch_trip_then_close_is_confirmed_per_meter_by_reading_the_relay_bac
     assert [site.meter(n).relay_closed for n in (1, 2, 3, 4)] == [True] * 4
 
 
+@on_both_engines
 def test_a_gateway_lost_mid_batch_fails_its_meters_visibly_and_the_others_are_confirmed(site):
     batch = control.queue_batch(site.ctx, OPERATOR, EVERYONE, "keep_power_off")
     site.field.set_gateway_down("GW-B", True)
@@ -140,6 +161,7 @@ def test_trip_and_keep_power_need_a_reason(site):
     assert site.commands() == 0
 
 
+@on_both_engines
 def test_a_cashier_cannot_queue_a_batch_and_the_refusal_is_in_the_operation_log(site):
     with pytest.raises(BillingError) as refused:
         control.queue_batch(site.ctx, actor("cashier", "carl"), EVERYONE, "trip", "no reason to")
@@ -150,7 +172,8 @@ def test_a_cashier_cannot_queue_a_batch_and_the_refusal_is_in_the_operation_log(
     assert len(denied) == 1 and "relay.batch" in denied[0]["after"]
 
 
-def test_cancel_stops_what_is_queued_and_retry_sends_the_failed_again(site):
+@on_both_engines
+def test_cancel_stops_what_is_queued_and_retry_sends_the_failed_again(site, api):
     site.field.set_relay_ignored(number(1))
     batch = control.queue_batch(site.ctx, OPERATOR, control.Selection(meters=(number(1),)), "trip", "repair")
     site.dispatcher.run_once()
@@ -162,6 +185,12 @@ def test_cancel_stops_what_is_queued_and_retry_sends_the_failed_again(site):
     assert site.states(batch.batch_id) == {number(1): "cancelled"}
     site.dispatcher.run_once()
     assert site.states(batch.batch_id) == {number(1): "cancelled"}, "a cancelled command is never sent"
+    # stored expired with result CANCELLED; the API and the batch view say cancelled, and who did it
+    status, body = api("GET", f"/commands/{batch.batch_id}")
+    assert status == 200 and body["meters"][0]["state"] == "cancelled" and body["batch"]["finished"]
+    assert (body["batch"]["counts"]["cancelled"], body["batch"]["counts"]["expired"]) == (1, 0)
+    shown = component_text(batch_body(control.batch_view(site.ctx, batch.batch_id), "zh", site.ctx.tz))
+    assert "已取消" in shown and "发送前已被 olga 取消" in shown and "CANCELLED" not in shown
     with site.engine.connect() as conn:
         actions = list(conn.execute(sa.select(audit_log.c.action).where(audit_log.c.target == f"batch:{batch.batch_id}")
                                     .order_by(audit_log.c.id)).scalars())
@@ -175,6 +204,7 @@ def test_a_settings_push_with_alarm_2_above_alarm_1_is_refused_and_nothing_is_pu
     assert refused.value.code == "alarm2_above_alarm1" and site.commands() == 0
 
 
+@on_both_engines
 def test_a_settings_push_and_a_price_push_reach_every_selected_meter(site):
     limits = control.queue_batch(site.ctx, OPERATOR, FLOOR_1, "push_limits",
                                  limits={"alarm1": "30.00", "alarm2": "10.00", "overload_w": "4000"})
@@ -217,6 +247,7 @@ def api(site):
     th.join(5)
 
 
+@on_both_engines
 def test_a_payment_client_cannot_cut_power_through_the_api_and_a_control_client_can(site, api):
     trip = {"meters": [number(1), number(2)], "action": "trip", "reason": "BMS: fire drill"}
     status, body = api("POST", "/commands", trip, token="payment", lang="zh-CN")

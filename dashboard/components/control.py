@@ -132,9 +132,6 @@ def control_page(rows: list[dict], lang: str, *, buildings: list[str], floors: l
                                    className="me-1 mb-1") for a in ACTIONS],
                        className="d-flex flex-wrap")
     form = dbc.Row([
-        dbc.Col([dbc.Label(t("control.reason", lang), html_for=ID.REASON, className="small mb-0"),
-                 dbc.Input(id=ID.REASON, type="text", maxLength=300, size="sm"),
-                 dbc.FormText(t("control.reason_help", lang))], xs=12, md=6),
         dbc.Col([dbc.Label(t("control.alarm1", lang), html_for=ID.ALARM1, className="small mb-0"),
                  dbc.Input(id=ID.ALARM1, type="text", inputMode="decimal", maxLength=20, size="sm")], xs=4, md=2),
         dbc.Col([dbc.Label(t("control.alarm2", lang), html_for=ID.ALARM2, className="small mb-0"),
@@ -144,7 +141,13 @@ def control_page(rows: list[dict], lang: str, *, buildings: list[str], floors: l
     ], className="g-2 mb-2")
     confirm = dbc.Modal([
         dbc.ModalHeader(dbc.ModalTitle(t("control.confirm_title", lang))),
-        dbc.ModalBody(id=ID.CONFIRM_BODY),
+        dbc.ModalBody([
+            html.Div(id=ID.CONFIRM_BODY),
+            # the reason is asked here, beside what it is for (required for trip and keep power: billing.control)
+            dbc.Label(t("control.reason", lang), html_for=ID.REASON, className="small mb-0"),
+            dbc.Input(id=ID.REASON, type="text", maxLength=300, size="sm"),
+            dbc.FormText(t("control.reason_help", lang)),
+        ]),
         dbc.ModalFooter([
             dbc.Button(t("control.cancel", lang), id=ID.CLOSE_CONFIRM, color="secondary", outline=True),
             dbc.Button(t("control.confirm_again", lang), id=ID.SEND_ANYWAY, color="danger", style={"display": "none"}),
@@ -179,6 +182,8 @@ def linked_text(meter: str, lang: str) -> str:
 
 
 def confirm_text(action: str, count: int, lang: str) -> str:
+    if count == 1:
+        return t("control.confirm_one", lang, action=t(f"control.action.{action}", lang))
     return t("control.confirm_text", lang, action=t(f"control.action.{action}", lang), count=count)
 
 

@@ -138,7 +138,8 @@ def count_selected(selected):
                   output={"open": Output(ID.CONFIRM, "is_open"), "body": Output(ID.CONFIRM_BODY, "children"),
                           "pending": Output(ID.PENDING, "data"), "anyway": Output(ID.SEND_ANYWAY, "style"),
                           "send": Output(ID.SEND, "style"), "message": Output(ID.MESSAGE, "children"),
-                          "batches": Output(ID.BATCHES, "children")},
+                          "batches": Output(ID.BATCHES, "children"), "reason": Output(ID.REASON, "value"),
+                          "reason_invalid": Output(ID.REASON, "invalid")},
                   inputs={"asked": Input(ID.action(ALL), "n_clicks"), "send": Input(ID.SEND, "n_clicks"),
                           "anyway": Input(ID.SEND_ANYWAY, "n_clicks"), "close": Input(ID.CLOSE_CONFIRM, "n_clicks")},
                   state={"pending": State(ID.PENDING, "data"), "selected": State(ID.GRID, "selectedRows"),
@@ -151,7 +152,7 @@ def queue(asked, send, anyway, close, pending, selected, reason, alarm1, alarm2,
     lang = request_lang()
     trigger = dash_ctx.triggered_id
     unchanged = {"open": no_update, "body": no_update, "pending": no_update, "anyway": no_update, "send": no_update,
-                 "message": no_update, "batches": no_update}
+                 "message": no_update, "batches": no_update, "reason": no_update, "reason_invalid": no_update}
     addresses = _addresses(selected)
     if trigger == ID.CLOSE_CONFIRM:
         return {**unchanged, "open": False, "pending": None}
@@ -163,7 +164,7 @@ def queue(asked, send, anyway, close, pending, selected, reason, alarm1, alarm2,
             return {**unchanged, "message": dbc.Alert(t("control.none_selected", lang), color="warning",
                                                       className="py-2")}
         return {**unchanged, "open": True, "body": confirm_text(action, len(addresses), lang),
-                "pending": {"action": action}, "anyway": {"display": "none"}, "send": {}}
+                "pending": {"action": action}, "anyway": {"display": "none"}, "send": {}, "reason_invalid": False}
     if trigger not in (ID.SEND, ID.SEND_ANYWAY):
         raise PreventUpdate
     action = inputs.mapping(pending).get("action")
@@ -175,6 +176,11 @@ def queue(asked, send, anyway, close, pending, selected, reason, alarm1, alarm2,
                                    inputs.text(reason), limits=limits if action == "push_limits" else None,
                                    confirm=trigger == ID.SEND_ANYWAY, single=_single(addresses))
     except BillingError as exc:
+        if exc.code == "reason_required":   # said in the dialog, beside the reason field; nothing queued
+            return {**unchanged, "reason_invalid": True, "body": [
+                html.P(confirm_text(action, len(addresses), lang)),
+                html.Div(dbc.Alert(exc.message(lang), color="danger", className="py-2 small"),
+                         **{"data-code": exc.code})]}
         return {**unchanged, "open": False, "message": html.Div(dbc.Alert(
             t("control.refused", lang, message=exc.message(lang)), color="danger", className="py-2"),
             **{"data-code": exc.code})}
@@ -182,6 +188,7 @@ def queue(asked, send, anyway, close, pending, selected, reason, alarm1, alarm2,
         return {**unchanged, "open": True, "body": warnings_body(action, len(done.meters), done.warnings, lang),
                 "anyway": {}, "send": {"display": "none"}}
     return {**unchanged, "open": False, "pending": None, "batches": batches_table(_batches(), lang, site_zone()),
+            "reason": "", "reason_invalid": False,   # kept with this batch; the next action asks its own
             "message": html.Div(dbc.Alert([
                 t("control.queued", lang, batch=done.batch_id, count=len(done.meters)), " ",
                 dcc.Link(t("control.view_batch", lang), href=f"/control/batch?id={done.batch_id}")],

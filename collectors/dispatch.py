@@ -34,14 +34,22 @@ counts contradict, relay bits that do not match) is logged and opens a "mailbox_
 
 When a money command fails or expires, the queued money commands after it move down one count, so
 the meter still sees consecutive counts.
+
+Writes are grouped (_GroupCommit): one thread per run commits every mark and settlement the bus threads
+have waiting in one transaction. The order above holds for each command: its frame leaves only after the
+commit of its mark, and its answer is recorded with what it settles in one transaction (with the other
+commands' writes of that moment). A bus does not wait for a settlement to commit before it goes on to
+its next meter; a meter's next command does, and the run ends when every write is committed. A run reads
+the head commands of all its meters in one query.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -55,8 +63,9 @@ from collectors.modbus import FieldError, GatewayUnreachable
 from collectors.poller import FieldIO, PollTarget
 from core.events import COMMAND_SETTLED, EventBus
 from storage.outbox import (
-    MONEY_KINDS, count_attempt, dispatch_targets, expire_stale, head_command, is_conflict,
-    meter_transaction, meters_with_work, move_command, shift_money_counters,
+    MONEY_KINDS, count_attempt, dispatch_targets, expire_stale, head_command, head_commands, is_conflict,
+    mark_sent, meter_transaction, meters_transaction, move_command, move_commands, shift_money_counters,
+    unmark_sent,
 )
 from storage import alarms
 
@@ -165,6 +174,7 @@ class Dispatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writer: _GroupCommit | None = None   # the run's grouped commits (run_once)
 
     def __repr__(self) -> str:
         return "Dispatcher(key=***)"
@@ -204,28 +214,63 @@ class Dispatcher:
             summary = DispatchSummary()
             self._expire(summary)
             with self.engine.connect() as conn:
-                ids = meters_with_work(conn, meter_ids)
-                targets = dispatch_targets(conn, ids)
-            summary.meters = len(ids)
-            by_endpoint: dict[tuple, list[int]] = {}
-            for mid in ids:
-                t = targets.get(mid)
-                if t is not None:
-                    by_endpoint.setdefault((t["host"], t["port"]), []).append(mid)
-            lock = threading.Lock()
+                heads = head_commands(conn, meter_ids)   # every meter's head command in one query
+                targets = dispatch_targets(conn, sorted(heads))
+            summary.meters = len(heads)
+            for _ in range(self.max_per_meter):
+                # a settlement can queue the meter's next command (a closing's refund after its trip):
+                # it goes in this run too, as the meters whose command was settled are looked at again
+                settled = self._pass(heads, targets, summary)
+                if not settled:
+                    break
+                with self.engine.connect() as conn:
+                    heads = head_commands(conn, sorted(settled))
+                if not heads:
+                    break
+            if summary.sent:
+                log.info("dispatch: %d meters, %d sent, %d acked, %d failed, %d expired, %d undelivered",
+                         summary.meters, summary.sent, summary.acked, summary.failed, summary.expired,
+                         summary.undelivered)
+            return summary
 
-            def bus(meters: list[int]) -> None:
-                for i, mid in enumerate(meters):
-                    try:
-                        if not self._run_meter(targets[mid], summary, lock):
-                            # endpoint refused: the rest of this bus waits for the next run, each of its
-                            # commands counting this run as an attempt that could not reach the meter
-                            for other in meters[i + 1:]:
-                                self._unreachable_attempt(other, summary, lock)
-                            return
-                    except Exception:
-                        log.exception("dispatch to meter %s failed", targets[mid]["meter_address"])
+    def _pass(self, heads: dict[int, tuple[dict, int]], targets: dict[int, dict], summary: DispatchSummary) -> set[int]:
+        """Each bus's meters one after another, the buses at once; the meters whose last command was settled."""
+        by_endpoint: dict[tuple, list[int]] = {}
+        for mid in sorted(heads):
+            t = targets.get(mid)
+            if t is not None:
+                by_endpoint.setdefault((t["host"], t["port"]), []).append(mid)
+        lock = threading.Lock()
+        settled: set[int] = set()
 
+        def bus(meters: list[int]) -> None:
+            marks: dict[int, Future] = {}
+
+            def mark_ahead(i: int) -> None:
+                if i < len(meters) and self._due(heads[meters[i]][0]):
+                    marks[meters[i]] = self._writer.mark(heads[meters[i]][0])
+
+            mark_ahead(0)
+            for i, mid in enumerate(meters):
+                # the next meter's head command is marked sent while this meter's frames are on the wire, so
+                # its frame can leave as soon as this meter is done (still only after that mark committed)
+                mark_ahead(i + 1)
+                try:
+                    done = self._run_meter(targets[mid], heads[mid], marks.pop(mid, None), summary, lock)
+                    if done == "settled":
+                        with lock:
+                            settled.add(mid)
+                    elif not done:
+                        # endpoint refused: the rest of this bus waits for the next run, each of its
+                        # commands counting this run as an attempt that could not reach the meter
+                        for other in meters[i + 1:]:
+                            self._unreachable_attempt(heads[other][0], marks.pop(other, None), summary, lock)
+                        return
+                except Exception:
+                    log.exception("dispatch to meter %s failed", targets[mid]["meter_address"])
+
+        self._writer = _GroupCommit(self)
+        try:
             if len(by_endpoint) <= 1:
                 for meters in by_endpoint.values():
                     bus(meters)
@@ -233,35 +278,52 @@ class Dispatcher:
                 with ThreadPoolExecutor(max_workers=min(self.workers, len(by_endpoint)),
                                         thread_name_prefix="wattline-dispatch-bus") as pool:
                     list(pool.map(bus, by_endpoint.values()))
-            if summary.sent:
-                log.info("dispatch: %d meters, %d sent, %d acked, %d failed, %d expired, %d undelivered",
-                         summary.meters, summary.sent, summary.acked, summary.failed, summary.expired,
-                         summary.undelivered)
-            return summary
+        finally:
+            self._writer.close()   # every settlement committed (and published) before the pass returns
+            self._writer = None
+        return settled
 
-    def _run_meter(self, t: dict, summary: DispatchSummary, lock: threading.Lock) -> bool:
+    def _run_meter(self, t: dict, head: tuple[dict, int], mark: Future | None, summary: DispatchSummary,
+                   lock: threading.Lock) -> bool | str:
+        """The meter's commands in order (`mark`: its head command's mark, asked for ahead): False when its
+        endpoint refused, "settled" when its last command was handed to the writer to settle (the meter is
+        looked at again once that is committed), else True."""
         target = PollTarget(meter_id=t["meter_id"], meter_address=t["meter_address"], gateway=t["gateway"],
                             host=t["host"], port=t["port"], framing=t["framing"], bus_no=t["bus_no"], unit=t["unit"],
                             profile=t["profile"], timeout_s=t["timeout_s"], retries=t["retries"])
+        cmd, unfinished = head
+        more = unfinished > 1   # commands after the head: each waits for the one before it to be settled
         for _ in range(self.max_per_meter):
-            with self.engine.connect() as conn:
-                cmd = head_command(conn, t["meter_id"])
             if cmd is None:
                 return True
-            if not self._due(cmd):
+            if mark is None and not self._due(cmd):
                 return True   # backing off after a send that got nowhere
-            outcome = self._send(cmd, target)
-            with lock:
-                summary.results[outcome] = summary.results.get(outcome, 0) + 1
-                if outcome != "moved":
-                    summary.sent += outcome != "undelivered"
-                if outcome in ("acked", "failed", "undelivered", "unanswered"):
-                    setattr(summary, outcome, getattr(summary, outcome) + 1)
+            outcome, mark = self._send(cmd, target, mark), None
+            if isinstance(outcome, Future):
+                # settled: the writer commits it while this bus goes on to its next meter
+                outcome.add_done_callback(lambda f: f.exception() or self._count(summary, lock, f.result()))
+                if not more:
+                    return "settled"
+                outcome = outcome.result()
+            else:
+                self._count(summary, lock, outcome)
             if outcome == "undelivered":
                 return False
             if outcome in ("unanswered", "retry_later"):
                 return True   # "resend" and "renumbered" go round again at once
+            with self.engine.connect() as conn:
+                cmd = head_command(conn, t["meter_id"])
+            more = True
         return True
+
+    @staticmethod
+    def _count(summary: DispatchSummary, lock: threading.Lock, outcome: str, sent: bool = True) -> None:
+        with lock:
+            summary.results[outcome] = summary.results.get(outcome, 0) + 1
+            if sent and outcome != "moved":
+                summary.sent += outcome != "undelivered"
+            if outcome in ("acked", "failed", "undelivered", "unanswered"):
+                setattr(summary, outcome, getattr(summary, outcome) + 1)
 
     def _gives_up(self, cmd: dict) -> bool:
         """A command that is not money, sent (this time included) max_attempts times without reaching the meter."""
@@ -274,26 +336,27 @@ class Dispatcher:
         wait = min(self.backoff_s * 2 ** (cmd["attempts"] - 1), 300.0)
         return self.clock() >= cmd["sent_at"] + dt.timedelta(seconds=wait)
 
-    def _unreachable_attempt(self, meter_id: int, summary: DispatchSummary, lock: threading.Lock) -> None:
+    def _unreachable_attempt(self, cmd: dict, mark: Future | None, summary: DispatchSummary,
+                             lock: threading.Lock) -> None:
         """The meter's gateway refused this run: its head command (not money) counts an attempt, and is failed
-        as UNREACHABLE at max_attempts, as if it had been sent and refused on connect."""
-        with self.engine.connect() as conn:
-            cmd = head_command(conn, meter_id)
-        if cmd is None or cmd["kind"] in MONEY_KINDS or not self._due(cmd):
+        as UNREACHABLE at max_attempts, as if it had been sent and refused on connect. A money command marked
+        ahead goes back as it was (state, attempts, sent_at): its frame never left."""
+        if mark is None and (cmd["kind"] in MONEY_KINDS or not self._due(cmd)):
             return
-        now = self.clock()
-        if not self._tx(meter_id, lambda conn: count_attempt(conn, cmd["id"], now)):
+        marked = (mark if mark is not None else self._writer.mark(cmd)).result()
+        if marked is None:
+            return
+        cmd = marked[0]
+        if cmd["kind"] in MONEY_KINDS:
+            self._write(cmd["meter_id"], lambda conn: unmark_sent(conn, cmd))
             return
         error = "the gateway refused the connection"
         if self._gives_up(cmd):
-            outcome = self._finish(cmd, "failed", "UNREACHABLE", None, error)
+            self._finish(cmd, "failed", "UNREACHABLE", None, error).add_done_callback(
+                lambda f: f.exception() or self._count(summary, lock, f.result(), sent=False))
         else:
-            self._tx(meter_id, lambda conn: move_command(conn, cmd["id"], "queued", error=error))
-            outcome = "undelivered"
-        with lock:
-            summary.results[outcome] = summary.results.get(outcome, 0) + 1
-            if outcome in ("failed", "undelivered"):
-                setattr(summary, outcome, getattr(summary, outcome) + 1)
+            self._write(cmd["meter_id"], lambda conn: move_command(conn, cmd["id"], "queued", error=error))
+            self._count(summary, lock, "undelivered", sent=False)
 
     def _tx(self, meter_id: int, work: Callable[[sa.Connection], object]):
         for attempt in range(8):
@@ -304,12 +367,17 @@ class Dispatcher:
                 if not is_conflict(exc) or attempt == 7:
                     raise
 
-    def _send(self, cmd: dict, target: PollTarget) -> str:
-        now = self.clock()
-        if not self._tx(cmd["meter_id"], lambda conn: count_attempt(conn, cmd["id"], now)):
+    def _write(self, meter_id: int, work: Callable[[sa.Connection], object]):
+        """work(conn) in the run's next grouped commit, waited for."""
+        return self._writer.work(meter_id, work).result()
+
+    def _send(self, cmd: dict, target: PollTarget, mark: Future | None = None) -> "str | Future[str]":
+        marked = (mark if mark is not None else self._writer.mark(cmd)).result()   # committed before the frame leaves
+        if marked is None:
             return "moved"
+        cmd = marked[0]   # the row as the marking transaction read it (attempts before this send)
         try:
-            issued_at = int(now.replace(tzinfo=dt.UTC).timestamp())
+            issued_at = int(self.clock().replace(tzinfo=dt.UTC).timestamp())
             frame = command_frame(self._key, target.meter_address, cmd, issued_at)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("command %s cannot be framed: %s", cmd["id"], exc)
@@ -323,7 +391,7 @@ class Dispatcher:
                 if self._gives_up(cmd):
                     self._finish(cmd, "failed", "UNREACHABLE", None, error)
                     return "undelivered"
-                self._tx(cmd["meter_id"], lambda conn: move_command(conn, cmd["id"], "queued", error=error))
+                self._write(cmd["meter_id"], lambda conn: move_command(conn, cmd["id"], "queued", error=error))
                 return "undelivered"
             return self._unanswered(cmd, exc)
         except (FieldError, TimeoutError, OSError) as exc:
@@ -333,7 +401,7 @@ class Dispatcher:
     def _note(self, cmd: dict, error: str) -> None:
         """Say on the command row why it is still unsettled (it stays sent and is sent again)."""
         from storage.schema import command
-        self._tx(cmd["meter_id"], lambda conn: conn.execute(
+        self._write(cmd["meter_id"], lambda conn: conn.execute(
             command.update().where(command.c.id == cmd["id"]).values(error=error[:300])))
 
     def _unanswered(self, cmd: dict, exc: BaseException) -> str:
@@ -343,7 +411,7 @@ class Dispatcher:
         self._note(cmd, f"{type(exc).__name__}: {exc}")
         return "unanswered"
 
-    def _record(self, cmd: dict, target: PollTarget, answer: MailboxResult) -> str:
+    def _record(self, cmd: dict, target: PollTarget, answer: MailboxResult) -> "str | Future[str]":
         verdict = judge_answer(answer, COMMAND_CODES[cmd["kind"]], cmd["counter"])
         if verdict.outcome == APPLIED and cmd["kind"] in RELAY_STATE:
             verdict = self._confirm_relay_state(cmd, target, verdict)
@@ -357,7 +425,7 @@ class Dispatcher:
             return self._finish(cmd, "failed", verdict.result, answer)
         if verdict.outcome == SUPERSEDED:
             if cmd["attempts"] < MAX_REPLAY_RENUMBER:
-                self._tx(cmd["meter_id"], lambda conn: move_command(
+                self._write(cmd["meter_id"], lambda conn: move_command(
                     conn, cmd["id"], "queued", counter=max(cmd["counter"], answer.command_seq) + 1,
                     error=f"{verdict.result}: meter sequence {answer.command_seq}"))
                 return "renumbered"
@@ -406,28 +474,15 @@ class Dispatcher:
         now = self.clock()
         params = {"command": cmd["id"], "command_kind": cmd["kind"], "counter": cmd["counter"],
                   "conflict": verdict.conflict, "outcome": verdict.outcome}
-        self._tx(cmd["meter_id"], lambda conn: alarms.open_alarm(
+        self._write(cmd["meter_id"], lambda conn: alarms.open_alarm(
             conn, CONFLICT_ALARM, alarms.meter(cmd["meter_id"]), alarms.AlarmLevel.CRITICAL, "mailbox_conflict",
             params, now))
 
     def _finish(self, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
-                error: str | None = None) -> str:
-        now = self.clock()
-
-        def work(conn: sa.Connection) -> str:
-            # storage.transitions.COMMAND: acked and failed only from sent; anything else was moved meanwhile
-            if not move_command(conn, cmd["id"], state, result=result, finished_at=now, error=error):
-                return "moved"
-            if state in ("failed", "expired") and cmd["kind"] in MONEY_KINDS:
-                shift_money_counters(conn, cmd["meter_id"], cmd["counter"])
-            _command_alarms(conn, cmd, state, result, answer, error, now)
-            if self.on_settled is not None:
-                self.on_settled(conn, cmd, state, result, answer, now)
-            return state
-        outcome = self._tx(cmd["meter_id"], work)
-        if outcome == state:
-            self._publish(cmd, state, result, error, now)
-        return outcome
+                error: str | None = None) -> "Future[str]":
+        """Settle the command (acked or failed) with what it settles, in the run's next grouped commit; the
+        future gives the state, or "moved" when it was moved meanwhile. Published once committed."""
+        return self._writer.settle(cmd, state, result, answer, error)
 
     def _expire(self, summary: DispatchSummary) -> None:
         now = self.clock()
@@ -454,26 +509,172 @@ class Dispatcher:
                 int(cmd["id"]), int(cmd["meter_id"]), cmd["kind"], cmd.get("purpose"), state, result, error, now))
 
 
+@dataclass
+class _Write:
+    kind: str                  # mark | settle | work
+    meter_id: int
+    cmd: dict | None = None
+    state: str | None = None   # settle: acked | failed, with its result, answer and error
+    result: str | None = None
+    answer: MailboxResult | None = None
+    error: str | None = None
+    work: Callable[[sa.Connection], object] | None = None
+    future: Future = field(default_factory=Future)
+
+
+class _GroupCommit:
+    """The run's one writing thread. The bus threads hand it their marks (sent, attempts + 1), settlements and
+    other writes, and it commits all that are waiting in one transaction (the meters' locks taken in id order),
+    so sixteen buses cost one commit and a few statements, not sixteen commits of several statements each.
+
+    The crash-safety order is the module's: a mark's requester waits for its commit before the frame leaves;
+    a settlement is the answer with everything it settles (state, counters, alarms, on_settled) in one
+    transaction, published after that commits. Its requester does not wait (the meter's next command does),
+    and the run ends only when every write is committed. A group that fails other than by a conflict is
+    committed again write by write, so one bad settlement does not take the others with it."""
+
+    MAX_GROUP = 64
+
+    def __init__(self, dispatcher: "Dispatcher"):
+        self.dispatcher = dispatcher
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="wattline-dispatch-commit", daemon=True)
+        self._thread.start()
+
+    def mark(self, cmd: dict) -> "Future[tuple[dict, dt.datetime] | None]":
+        """The command marked sent: its row as read before the mark and the time of the mark; None if refused."""
+        return self._put(_Write("mark", cmd["meter_id"], cmd))
+
+    def settle(self, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
+               error: str | None) -> "Future[str]":
+        return self._put(_Write("settle", cmd["meter_id"], cmd, state, result, answer, error))
+
+    def work(self, meter_id: int, work: Callable[[sa.Connection], object]) -> Future:
+        return self._put(_Write("work", meter_id, work=work))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _put(self, write: _Write) -> Future:
+        self._queue.put(write)
+        return write.future
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group, last = [first], False
+            while len(group) < self.MAX_GROUP:
+                try:
+                    write = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if write is None:
+                    last = True
+                    break
+                group.append(write)
+            self._commit(group)
+            if last:
+                return
+
+    def _commit(self, group: list[_Write]) -> None:
+        d = self.dispatcher
+        now = d.clock()
+        try:
+            values = self._transaction(group, now)
+        except Exception as exc:
+            if len(group) > 1:
+                log.warning("dispatch: a grouped commit of %d writes failed (%s); committing them one by one",
+                            len(group), exc)
+                for write in group:
+                    self._commit([write])
+                return
+            log.exception("dispatch: %s of command %s to meter %s failed", group[0].kind,
+                          (group[0].cmd or {}).get("id"), group[0].meter_id)
+            group[0].future.set_exception(exc)
+            return
+        for write, value in zip(group, values):
+            if write.kind == "settle" and value == write.state:
+                try:
+                    d._publish(write.cmd, write.state, write.result, write.error, now)
+                except Exception:
+                    log.exception("publishing settled command %s failed", write.cmd["id"])
+            write.future.set_result(value)
+
+    def _transaction(self, group: list[_Write], now: dt.datetime) -> list:
+        meters = [w.meter_id for w in group]
+        for attempt in range(8):
+            try:
+                with meters_transaction(self.dispatcher.engine, meters) as conn:
+                    return self._apply(conn, group, now)
+            except sa.exc.DBAPIError as exc:
+                if not is_conflict(exc) or attempt == 7:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _apply(self, conn: sa.Connection, group: list[_Write], now: dt.datetime) -> list:
+        """The group's writes in one transaction: other writes in order, then the settlements, then the marks
+        (a group never holds two writes of one command: a requester waits for a command's mark before its
+        settlement, and a meter's next command waits for the settlement before it)."""
+        d = self.dispatcher
+        values: list = [None] * len(group)
+        for i, w in enumerate(group):
+            if w.kind == "work":
+                values[i] = w.work(conn)
+        settles = [(i, w) for i, w in enumerate(group) if w.kind == "settle"]
+        if settles:
+            # storage.transitions.COMMAND: acked and failed only from sent; anything else was moved meanwhile
+            moved = move_commands(conn, [(w.cmd["id"], w.state, {"result": w.result, "finished_at": now,
+                                                                 "error": w.error}) for _, w in settles])
+            done = []
+            for i, w in settles:
+                if w.cmd["id"] not in moved:
+                    values[i] = "moved"
+                    continue
+                if w.state in ("failed", "expired") and w.cmd["kind"] in MONEY_KINDS:
+                    shift_money_counters(conn, w.cmd["meter_id"], w.cmd["counter"])
+                values[i] = w.state
+                done.append(w)
+            _command_alarms(conn, [(w.cmd, w.state, w.result, w.answer, w.error) for w in done], now)
+            if d.on_settled is not None:
+                for w in done:
+                    d.on_settled(conn, w.cmd, w.state, w.result, w.answer, now)
+        marks = [(i, w) for i, w in enumerate(group) if w.kind == "mark"]
+        if marks:
+            rows = mark_sent(conn, [w.cmd["id"] for _, w in marks], now)
+            for i, w in marks:
+                row = rows.get(w.cmd["id"])
+                values[i] = None if row is None else (row, now)
+        return values
+
+
 def _family(kind: str) -> str | None:
     """"money" or "relay" for the commands whose failure opens an alarm, else None."""
     return "money" if kind in MONEY_KINDS else "relay" if kind in RELAY_KINDS else None
 
 
-def _command_alarms(conn: sa.Connection, cmd: dict, state: str, result: str | None, answer: MailboxResult | None,
-                    error: str | None, now: dt.datetime) -> None:
-    """In the settling transaction: a money command refused for its count opens count_mismatch (reconciliation
-    closes it); any other failed money or relay command opens command_failed on its meter; a later command of the
-    same family (money, relay) applied closes that again."""
-    subject = alarms.meter(cmd["meter_id"])
-    family = _family(cmd["kind"])
-    if result == "COUNT_MISMATCH":
-        alarms.open_alarm(conn, alarms.COUNT_MISMATCH, subject, alarms.AlarmLevel.CRITICAL, "count_refused",
-                          {"counter": cmd["counter"], "meter_count": answer.purchase_count if answer else "?"}, now)
-    elif state == "failed" and family is not None:
-        alarms.open_alarm(conn, alarms.COMMAND_FAILED, subject, alarms.AlarmLevel.WARNING, "command_failed",
-                          {"command": cmd["id"], "command_kind": cmd["kind"], "family": family,
-                           "result": result or error or "?"}, now)
-    elif state == "acked" and family is not None:
-        for alarm in alarms.open_alarms(conn, alarms.COMMAND_FAILED, subject):
-            if alarm["message_params"].get("family") == family:
+def _command_alarms(conn: sa.Connection, settled: list[tuple], now: dt.datetime) -> None:
+    """In the settling transaction, for each (command row, state, result, answer, error): a money command refused
+    for its count opens count_mismatch (reconciliation closes it); any other failed money or relay command opens
+    command_failed on its meter; a later command of the same family (money, relay) applied closes that again.
+    A few statements for the lot, not one per command."""
+    mismatched, failed, applied = [], [], {}
+    for cmd, state, result, answer, error in settled:
+        subject = alarms.meter(cmd["meter_id"])
+        family = _family(cmd["kind"])
+        if result == "COUNT_MISMATCH":
+            mismatched.append((subject, "count_refused", {
+                "counter": cmd["counter"], "meter_count": answer.purchase_count if answer else "?"}))
+        elif state == "failed" and family is not None:
+            failed.append((subject, "command_failed", {"command": cmd["id"], "command_kind": cmd["kind"],
+                                                       "family": family, "result": result or error or "?"}))
+        elif state == "acked" and family is not None:
+            applied.setdefault(subject.id, set()).add(family)
+    alarms.open_alarms_of(conn, alarms.COUNT_MISMATCH, alarms.AlarmLevel.CRITICAL, mismatched, now)
+    alarms.open_alarms_of(conn, alarms.COMMAND_FAILED, alarms.AlarmLevel.WARNING, failed, now)
+    if applied:
+        for alarm in alarms.open_alarms(conn, alarms.COMMAND_FAILED, subject_kind="meter"):
+            if alarm["message_params"].get("family") in applied.get(alarm["subject_id"], ()):
                 alarms.close_alarm_by_id(conn, alarm["id"], now)

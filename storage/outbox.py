@@ -94,6 +94,20 @@ def head_command(conn: sa.Connection, meter_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def head_commands(conn: sa.Connection, meter_ids: list[int] | None = None) -> dict[int, tuple[dict, int]]:
+    """Each meter's head command (head_command) and how many unfinished commands it has, for every meter with
+    work (or these meters): one query for a whole dispatch run instead of one per meter."""
+    q = sa.select(command).where(command.c.state.in_(UNFINISHED)).order_by(command.c.id)
+    if meter_ids is not None:
+        q = q.where(command.c.meter_id.in_(meter_ids))
+    heads: dict[int, tuple[dict, int]] = {}
+    for row in conn.execute(q).mappings():
+        mid = row["meter_id"]
+        head = heads.get(mid)
+        heads[mid] = (dict(row), 1) if head is None else (head[0], head[1] + 1)
+    return heads
+
+
 def move_command(conn: sa.Connection, command_id: int, state: str, **values) -> bool:
     """Move one command as storage.transitions.COMMAND allows from the state it is in now (read in this
     transaction); False, writing nothing, when it does not (someone else settled or moved it first)."""
@@ -108,6 +122,64 @@ def move_command(conn: sa.Connection, command_id: int, state: str, **values) -> 
 def count_attempt(conn: sa.Connection, command_id: int, now: dt.datetime) -> bool:
     """queued or sent -> sent, one attempt more: committed before the frame goes out."""
     return move_command(conn, command_id, "sent", attempts=command.c.attempts + 1, sent_at=now)
+
+
+def _plan_moves(conn: sa.Connection, moves: list[tuple[int, str, tuple]]) -> tuple[dict[int, dict], dict]:
+    """Read the commands' rows (one statement) and check each move against storage.transitions.COMMAND as
+    transition() does; returns the rows of the allowed moves and their ids grouped by (from, to, values)."""
+    q = sa.select(command).where(command.c.id.in_(sorted({m[0] for m in moves}))).order_by(command.c.id)
+    if not is_duckdb(conn.engine):
+        q = q.with_for_update()
+    rows = {r["id"]: dict(r) for r in conn.execute(q).mappings()}
+    allowed: dict[int, dict] = {}
+    groups: dict[tuple, list[int]] = {}
+    for command_id, to_state, values in moves:
+        row = rows.get(command_id)
+        current = row["state"] if row is not None else None
+        guard = COMMAND.guards.get((current, to_state))
+        why = ("no such row" if row is None else "not allowed" if not COMMAND.allows(current, to_state)
+               else guard[1] if guard is not None and not guard[0](row) else None)
+        if why is not None:
+            log.info("%s", TransitionRefused(COMMAND.name, command_id, current, to_state, why))
+            continue
+        allowed[command_id] = row
+        groups.setdefault((current, to_state, values), []).append(command_id)
+    return allowed, groups
+
+
+def _update_moves(conn: sa.Connection, groups: dict, extra: dict) -> None:
+    for (current, to_state, values), ids in groups.items():
+        done = conn.execute(command.update().where(command.c.id.in_(ids), command.c.state == current)
+                            .values(state=to_state, **dict(values), **extra)).rowcount
+        if done != len(ids):
+            raise TransitionRefused(COMMAND.name, ids[0], current, to_state, "changed meanwhile")
+
+
+def move_commands(conn: sa.Connection, moves: list[tuple[int, str, dict]]) -> dict[int, dict]:
+    """move_command for many commands in a few statements (one read, one UPDATE per from-state, to-state and
+    values): the row of each moved command as it was before; a move the machine refuses is left out (logged),
+    as move_command's False. TransitionRefused when a row changed between the read and the update (rerun)."""
+    if not moves:
+        return {}
+    allowed, groups = _plan_moves(conn, [(cid, to, tuple(sorted(values.items()))) for cid, to, values in moves])
+    _update_moves(conn, groups, {})
+    return allowed
+
+
+def mark_sent(conn: sa.Connection, command_ids: list[int], now: dt.datetime) -> dict[int, dict]:
+    """count_attempt for many commands in a few statements: the row of each as read before the mark (its
+    attempts not yet counted); a command the machine does not let go to sent is left out."""
+    if not command_ids:
+        return {}
+    allowed, groups = _plan_moves(conn, [(cid, "sent", ()) for cid in command_ids])
+    _update_moves(conn, groups, {"attempts": command.c.attempts + 1, "sent_at": now})
+    return allowed
+
+
+def unmark_sent(conn: sa.Connection, before: dict) -> bool:
+    """Undo a mark_sent whose frame never left (the command's bus refused the connection before its turn): the
+    command's state, attempts and sent_at as they were (`before`, the row mark_sent returned)."""
+    return move_command(conn, before["id"], before["state"], attempts=before["attempts"], sent_at=before["sent_at"])
 
 
 def shift_money_counters(conn: sa.Connection, meter_id: int, above: int) -> int:

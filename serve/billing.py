@@ -85,12 +85,41 @@ def balance_thresholds(engine) -> dict[str, int]:
 
 
 def seed_demo(ctx: BillingContext, field, site, purchases, history_start: dt.datetime) -> dict:
-    """Demo accounts and the backfill's purchases as confirmed sales (first start only)."""
+    """Demo accounts and the backfill's purchases as confirmed sales, and one settings push queued as a batch
+    (first start only)."""
     from billing.demo import seed_demo_billing
     counts = {a: m.purchase_count for a, m in field.meters.items() if hasattr(m, "purchase_count")}
     info = seed_demo_billing(ctx, site, purchases, history_start, counts)
+    info["settings_batch"] = _demo_settings_batch(ctx, site)
     log.info("demo billing: %s", info)
     return info
+
+
+DEMO_PUSHED = 5   # meters of the demo's first-start settings push (few: it settles within a second of the start)
+
+
+def _demo_settings_batch(ctx: BillingContext, site) -> str | None:
+    """The site's default alarm amounts and overload power pushed to the first rooms of the first building, as an
+    operator does from /control: a real batch, queued now and sent by the dispatcher once the site is served, each
+    meter's configuration read back after it applies. So the control page's recent batches, its batch view and the
+    meter settings page (the meter's own values) have something to show on the first start."""
+    from billing.control import Selection, queue_batch
+    from billing.credit import Actor
+    from billing.demo import OPERATOR
+    from billing.settings import meter_limits
+    from core.money import from_fen
+    from operators.service import DEFAULT_ROLE_PERMISSIONS
+    rooms = [m.address for m in site.meters() if m.profile.startswith("acrel") and m.floor is not None][:DEMO_PUSHED]
+    if not rooms:
+        return None
+    with ctx.engine.connect() as conn:
+        limits = meter_limits(conn)
+    result = queue_batch(ctx, Actor(OPERATOR, DEFAULT_ROLE_PERMISSIONS["operator"]), Selection(meters=tuple(rooms)),
+                         "push_limits", "demo: the site's default settings pushed to the first rooms",
+                         limits={"alarm1": str(from_fen(limits["alarm1_fen"])),
+                                 "alarm2": str(from_fen(limits["alarm2_fen"])), "overload_w": str(limits["overload_w"])},
+                         confirm=True)
+    return result.batch_id
 
 
 def demo_api_client(ctx: BillingContext) -> str:

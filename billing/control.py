@@ -28,7 +28,9 @@ from storage import audit
 from storage import batches as store
 from storage import billing as billing_store
 from storage import meter_settings as limits_store
-from storage.outbox import insert_command, meters_transaction, move_command, next_command_seq
+from storage.outbox import (
+    insert_command, insert_commands, meters_transaction, move_command, next_command_seq, next_command_seqs,
+)
 from storage.purposes import Purpose
 
 MAX_METERS = 20_000
@@ -218,8 +220,15 @@ def queue_batch(ctx: BillingContext, actor: Actor, selection: Selection, action:
     now = ctx.now()
     with meters_transaction(ctx.engine, [int(i) for i in df["meter_id"]]) as conn:
         plan = _plan(conn, spec, df, parsed, now)
-        for row in df.itertuples(index=False):
-            _queue_one(conn, spec, int(row.meter_id), plan, actor, now, batch_id)
+        if spec.kind in ("tariff", "limits"):
+            for row in df.itertuples(index=False):
+                _queue_one(conn, spec, int(row.meter_id), plan, actor, now, batch_id)
+        else:   # the same command to every meter: a few statements for the lot, not three per meter
+            ids = [int(i) for i in df["meter_id"]]
+            seqs = next_command_seqs(conn, ids)
+            insert_commands(conn, [{"meter_id": mid, "kind": spec.kind, "purpose": spec.purpose, "payload": {},
+                                    "counter": seqs[mid], "operator": actor.username[:100], "now": now,
+                                    "batch_id": batch_id} for mid in ids])
         store.insert_batch(conn, batch_id=batch_id, action=action, reason=why, operator=actor.username,
                            source=actor.channel, selection=selection.as_json(), meters=len(df), now=now)
         after = {"action": action, "meters": len(df), "selection": selection.as_json(), "reason": why,

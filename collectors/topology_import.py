@@ -118,7 +118,8 @@ ISSUE_TEXT = {
                         "refund settles the balance), then retire or move the meter",
     "meter_retired": "meter {address} is retired",
     "still_referenced": "this database (DuckDB) cannot change the name, bus or unit of {value!r} while other records "
-                        "point to it: add a new one and move what is on it (PostgreSQL can)",
+                        "point to it, so nothing was changed (a limit of DuckDB: docs/OPERATIONS.md, Site setup, says "
+                        "what still works; on PostgreSQL it can be changed)",
     "file_too_large": "the file is {megabytes} MB, more than the {limit} MB a page accepts: import it on the "
                       "command line (app.py import)",
 }

@@ -156,8 +156,11 @@ class SiteSetup:
                     "gateways": store.gateways(conn), "meters": store.meters(conn)}
 
     def meter(self, address: str) -> dict | None:
+        text = str(address or "").strip()
+        if not _plain_number(text):
+            return None
         with self.engine.connect() as conn:
-            return store.meter_by_address(conn, address)
+            return store.meter_by_address(conn, text)
 
     # --- groups and buildings ------------------------------------------------------------------------------
     def save_group(self, who: Who, name, group_id: int | None = None) -> int:
@@ -406,9 +409,9 @@ class SiteSetup:
 
     def _meter(self, conn, address) -> dict:
         text = str(address or "").strip()
-        m = store.meter_by_address(conn, text) if text.isascii() and len(text) <= 40 else None
+        m = store.meter_by_address(conn, text) if _plain_number(text) else None
         if m is None:
-            raise _refuse("meter_address", "unknown_record", value=text[:40])
+            raise _refuse("meter_address", "unknown_record", value="".join(c for c in text[:40] if c.isprintable()))
         if m["status"] == "removed":
             raise _refuse("meter_address", "meter_retired", address=m["address"])
         return m
@@ -437,6 +440,12 @@ class SiteSetup:
 def _buses_text(buses: Iterable[dict]) -> str:
     return ", ".join(f"{b['bus_no']}:{b['port']}" + (f":{b['baud']}" if b["baud"] != DEFAULT_BAUD else "")
                      for b in buses)
+
+
+def _plain_number(text: str) -> bool:
+    """A meter number worth looking up: printable ASCII, at most 40 characters (a NUL or an escape sequence
+    is no meter's number, and PostgreSQL refuses NUL in a query)."""
+    return text.isascii() and text.isprintable() and 0 < len(text) <= 40
 
 
 def _meter_fields(m: dict) -> dict:

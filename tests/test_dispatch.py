@@ -406,3 +406,22 @@ def test_a_purchase_count_the_ledger_does_not_know_opens_a_count_mismatch_alarm(
     with world.engine.connect() as conn:
         kinds = sorted(a["kind"] for a in open_alarms(conn, subject=meter_subject(meter_id(world.engine, address(1)))))
     assert kinds == ["balance_mismatch", "count_mismatch"]
+
+
+def test_a_sale_waiting_behind_a_refused_gateway_is_not_counted_as_sent_and_goes_next_run(world):
+    """The dispatcher marks a bus's next command sent while the one before is on the wire: when the gateway then
+    refuses the connection, that money command goes back as it was, and the next run applies it once."""
+    world.open(1, 3)   # both on bus 1
+    world.field.set_gateway_down("GW-A", True)
+    first = ledger.sell(world.ctx, address(1), "10.00", cashier("cashier"))
+    second = ledger.sell(world.ctx, address(3), "20.00", cashier("cashier"))
+    world.dispatcher.run_once()
+    with world.engine.connect() as conn:
+        waiting = conn.execute(sa.select(command.c.state, command.c.attempts, command.c.sent_at).where(
+            command.c.meter_id == meter_id(world.engine, address(3)), command.c.kind == "recharge")).one()
+    assert tuple(waiting) == ("queued", 0, None)
+    assert (world.entry(first.receipt_no).state, world.entry(second.receipt_no).state) == ("pending", "pending")
+    world.field.set_gateway_down("GW-A", False)
+    world.dispatcher.run_once()
+    assert (world.entry(first.receipt_no).state, world.entry(second.receipt_no).state) == ("confirmed", "confirmed")
+    assert (world.meter(1).balance_fen, world.meter(3).balance_fen) == (11000, 2000)

@@ -461,3 +461,35 @@ def test_the_side_panel_reads_one_meter_its_curve_and_its_commands(any_engine):
     assert len(curve) == 2 and list(curve["power_total"]) == pytest.approx([0.2, 0.1])  # the last 24 h, in time order
     assert len(commands) == 3 and commands["created_at"].is_monotonic_decreasing
     assert meter_panel(any_engine, 999999, NOW)[0] is None
+
+
+def test_the_side_panel_links_to_control_only_for_operators_and_says_cancelled_in_words(any_engine):
+    from billing.control import CANCELLED
+    from dashboard.components.overview import panel_body
+    from dashboard.ids import Overview as OV
+    from tests.component_text import component_text
+    ids = _site(any_engine)
+    _meter_state(any_engine, ids, **{"202611210001": {"balance_fen": 4321}})
+    m = ids["202611210001"]
+    with any_engine.begin() as conn:
+        conn.execute(command.insert().values(meter_id=m, kind="trip", purpose="relay", payload="{}", state="expired",
+                                             result=CANCELLED, operator="olga", created_at=NOW))
+    detail, curve, commands = meter_panel(any_engine, m, NOW)
+
+    def ids_in(tree) -> set:
+        found = set()
+
+        def walk(c):
+            if isinstance(c, (list, tuple)):
+                for x in c:
+                    walk(x)
+            elif hasattr(c, "children"):
+                found.add(getattr(c, "id", None))
+                walk(c.children)
+        walk(tree)
+        return found
+    manager = panel_body(detail, curve, commands, "zh", ZONE, may_sell=False, may_control=False)
+    operator = panel_body(detail, curve, commands, "en", ZONE, may_sell=False, may_control=True)
+    assert OV.PANEL_CONTROL not in ids_in(manager) and OV.PANEL_CONTROL in ids_in(operator)
+    assert "已取消" in component_text(manager) and "CANCELLED" not in component_text(manager)
+    assert "cancelled" in component_text(operator) and "expired" not in component_text(operator)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from dash import Patch, dcc, html
 
+from billing.control import CANCELLED
 from core.clock import show_local, site_time
 from core.formatting import format_energy, format_money
 from dashboard.components.figures import power_curve_figure
@@ -196,9 +197,10 @@ def panel_title(d: dict) -> str:
 
 
 def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, zone: dt.tzinfo, *,
-               may_sell: bool = False) -> list:
+               may_sell: bool = False, may_control: bool = False) -> list:
     """Latest readings, balance, relay, a 24-hour power curve and recent commands of one meter; with
-    `may_sell` (the operator holds sale.create) a room's meter gets a link to the cashier desk."""
+    `may_sell` (the operator holds sale.create) a room's meter gets a link to the cashier desk; with `may_control`
+    (relay.command or relay.batch) a link to the control page with this meter alone."""
     state = d["state"]
     last_seen = site_time(d.get("last_seen"), zone)
     balance = d.get("balance")
@@ -234,9 +236,9 @@ def panel_body(d: dict, curve: pd.DataFrame, commands: pd.DataFrame, lang: str, 
         dbc.Button([html.I(className="bi bi-sliders me-1"), t("meter_settings.settings_link", lang)],
                    href=f"/meter-settings?meter={quote(str(d['address']))}", id=ID.PANEL_SETTINGS, color="secondary",
                    outline=True, size="sm", className="mb-2 ms-1"),
-        dbc.Button([html.I(className="bi bi-toggles me-1"), t("control.one_meter", lang)],
-                   href=f"/control?meter={quote(str(d['address']))}", id=ID.PANEL_CONTROL, color="secondary",
-                   outline=True, size="sm", className="mb-2 ms-1"),
+        *([dbc.Button([html.I(className="bi bi-toggles me-1"), t("control.one_meter", lang)],
+                      href=f"/control?meter={quote(str(d['address']))}", id=ID.PANEL_CONTROL, color="secondary",
+                      outline=True, size="sm", className="mb-2 ms-1")] if may_control else []),
         dbc.Table(html.Tbody(rows), size="sm", className="mb-3", borderless=True),
         html.H3(t("overview.curve", lang), className="h6"),
         dcc.Graph(figure=power_curve_figure(curve_local, lang), config={"displayModeBar": False, "responsive": True},
@@ -253,9 +255,11 @@ def _commands_table(commands: pd.DataFrame, lang: str, zone: dt.tzinfo):
     body = []
     for r in commands.to_dict("records"):
         when = show_local(site_time(r["created_at"], zone), "short")
-        result = f" ({r['result']})" if r.get("result") else ""
+        state, result = r["state"], f" ({r['result']})" if r.get("result") else ""
+        if state == "expired" and r.get("result") == CANCELLED:   # cancelled by an operator before it was sent
+            state, result = "cancelled", ""
         body.append(html.Tr([html.Td(when), html.Td(_word("command.kind", r["kind"], lang)),
-                             html.Td(f"{_word('cashier.state', r['state'], lang)}{result}"),
+                             html.Td(f"{_word('cashier.state', state, lang)}{result}"),
                              html.Td(r.get("operator") or "—")]))
     return dbc.Table([head, html.Tbody(body)], size="sm", className="small", striped=True)
 

@@ -18,6 +18,7 @@ from dashboard.services import actor, billing, site_zone
 
 dash.register_page(__name__, path="/control/batch", title="Wattline", name="control-batch")
 RELAY = access.CONTROL.any_of
+MOVING_MS, SETTLED_MS = 2000, 30000
 
 
 def layout(id: str | None = None, **_query):  # noqa: A002  (the query string's name)
@@ -29,7 +30,8 @@ def layout(id: str | None = None, **_query):  # noqa: A002  (the query string's 
 
 
 @guarded_callback("control.batch.refresh", access.CONTROL,
-                  output={"body": Output(ID.BATCH_BODY, "children"), "stop": Output(ID.BATCH_TICK, "disabled")},
+                  output={"body": Output(ID.BATCH_BODY, "children"), "stop": Output(ID.BATCH_TICK, "disabled"),
+                          "every": Output(ID.BATCH_TICK, "interval")},
                   inputs={"tick": Input(ID.BATCH_TICK, "n_intervals")}, state={"batch": State(ID.BATCH_ID, "data")},
                   changes_state=False)
 def refresh(tick, batch):
@@ -37,12 +39,15 @@ def refresh(tick, batch):
     try:
         view = control.batch_view(billing(), inputs.key_text(batch, 40) or "")
     except BillingError as exc:
-        return {"body": dbc.Alert(exc.message(lang), color="warning"), "stop": True}
-    # still moving: keep looking; settled: look again slowly enough not to matter (a retry restarts it)
-    return {"body": batch_body(view, lang, site_zone()), "stop": False}
+        return {"body": dbc.Alert(exc.message(lang), color="warning"), "stop": True, "every": SETTLED_MS}
+    # still moving: every 2 s; settled: every 30 s (a retry here, or from another page or the API, shows in time)
+    moving = view.counts.get("queued", 0) + view.counts.get("sent", 0)
+    return {"body": batch_body(view, lang, site_zone()), "stop": False, "every": MOVING_MS if moving else SETTLED_MS}
 
 
-@guarded_callback("control.batch.act", RELAY, Output(ID.BATCH_MESSAGE, "children"),
+@guarded_callback("control.batch.act", RELAY,
+                  output={"message": Output(ID.BATCH_MESSAGE, "children"),
+                          "every": Output(ID.BATCH_TICK, "interval", allow_duplicate=True)},
                   inputs={"cancel": Input(ID.BATCH_CANCEL, "n_clicks"), "retry": Input(ID.BATCH_RETRY, "n_clicks")},
                   state={"batch": State(ID.BATCH_ID, "data")}, prevent_initial_call=True)
 def act(cancel, retry, batch):
@@ -57,5 +62,6 @@ def act(cancel, retry, batch):
         else:
             said = t("control.retried_n", lang, count=control.retry_failed(billing(), actor(), batch))
     except BillingError as exc:
-        return dbc.Alert(t("control.refused", lang, message=exc.message(lang)), color="danger", className="py-2")
-    return dbc.Alert(said, color="success", className="py-2")
+        return {"message": dbc.Alert(t("control.refused", lang, message=exc.message(lang)), color="danger",
+                                     className="py-2"), "every": dash.no_update}
+    return {"message": dbc.Alert(said, color="success", className="py-2"), "every": MOVING_MS}

@@ -117,4 +117,5 @@ def show_meter(selected, _version, is_open):
     if detail is None:
         return {"open": True, "title": "", "body": html.P(t("overview.unknown_meter", lang), className="text-muted")}
     return {"open": True, "title": panel_title(detail),
-            "body": panel_body(detail, curve, commands, lang, zone, may_sell=allowed(SELL))}
+            "body": panel_body(detail, curve, commands, lang, zone, may_sell=allowed(SELL),
+                               may_control=access.CONTROL.open_to(allowed))}

@@ -172,6 +172,25 @@ def test_a_cashier_cannot_queue_a_batch_and_the_refusal_is_in_the_operation_log(
     assert len(denied) == 1 and "relay.batch" in denied[0]["after"]
 
 
+def test_an_operator_allowed_single_commands_only_trips_one_meter_but_not_a_batch(site):
+    from billing.credit import Actor
+    from core import permissions as P
+    one_at_a_time = Actor("sam", frozenset({P.RELAY_COMMAND, P.METER_VIEW}), address="127.0.0.1")
+    with pytest.raises(BillingError) as refused:
+        control.queue_batch(site.ctx, one_at_a_time, control.Selection(meters=(number(1), number(2))), "trip",
+                            "repair")
+    assert refused.value.code == "permission_denied" and site.commands() == 0
+    with pytest.raises(BillingError) as refused:
+        control.queue_batch(site.ctx, one_at_a_time, control.Selection(meters=(number(1), number(2))), "trip",
+                            "repair", single=True)
+    assert refused.value.code == "one_meter_only" and site.commands() == 0
+    done = control.queue_batch(site.ctx, one_at_a_time, control.Selection(meters=(number(1),)), "trip", "repair",
+                               single=True)
+    site.dispatcher.run_once()
+    assert site.states(done.batch_id) == {number(1): "confirmed"}
+    assert not site.meter(1).relay_closed
+
+
 @on_both_engines
 def test_cancel_stops_what_is_queued_and_retry_sends_the_failed_again(site, api):
     site.field.set_relay_ignored(number(1))

@@ -40,8 +40,9 @@ def field_and_service(any_engine, fixed_now):
     site = small_site(free_port_block(3))
     rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in site.topology_rows()]
     import_topology(any_engine, rows, set(ProfileRegistry().names()), fixed_now)
-    with any_engine.begin() as conn:  # short timeouts keep the lost-meter tests quick
-        conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
+    with any_engine.begin() as conn:  # short timeouts keep the lost-meter tests quick, long enough that a
+        # healthy meter answers on a machine busy with other test workers (0.3 s lost whole buses there)
+        conn.execute(gateway.update().values(timeout_s=0.8, retries=0))
     clock = iter(fixed_now.replace(minute=m) for m in range(60))
     with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
         yield ft.field, CollectorService(any_engine, fio, lost_after=3, clock=lambda: next(clock)), any_engine

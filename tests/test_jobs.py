@@ -151,7 +151,7 @@ def site(any_engine):
     spec = prepaid_site(free_port_block(2))
     load_site(any_engine, spec, utcnow())
     with any_engine.begin() as conn:
-        conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
+        conn.execute(gateway.update().values(timeout_s=0.8, retries=0))  # quick, yet answered on a busy machine
     events, heard = EventBus(), []
     events.subscribe(CYCLE_CHANGED, heard.append)
     events.subscribe(COMMAND_SETTLED, heard.append)

@@ -189,7 +189,7 @@ def serving(any_engine):
     clock = Clock(utcnow())
     load_site(any_engine, site, clock.now)
     with any_engine.begin() as conn:
-        conn.execute(gateway.update().values(timeout_s=0.3, retries=0))
+        conn.execute(gateway.update().values(timeout_s=0.8, retries=0))  # quick, yet answered on a busy machine
     ctx = make_ctx(any_engine, clock)
     with run_field_in_thread(site) as ft, FieldIO(ProfileRegistry()) as fio:
         events, jobs = EventBus(), Jobs(clock=utcnow)

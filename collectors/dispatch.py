@@ -38,9 +38,12 @@ the meter still sees consecutive counts.
 Writes are grouped (_GroupCommit): one thread per run commits every mark and settlement the bus threads
 have waiting in one transaction. The order above holds for each command: its frame leaves only after the
 commit of its mark, and its answer is recorded with what it settles in one transaction (with the other
-commands' writes of that moment). A bus does not wait for a settlement to commit before it goes on to
-its next meter; a meter's next command does, and the run ends when every write is committed. A run reads
-the head commands of all its meters in one query.
+commands' writes of that moment). A bus marks its next meter's command while the current meter's frames
+are on the wire, so a crash can also leave a command sent whose frame never left: the next run sends it
+with the same counter, as above; a money command marked ahead whose bus then refuses the connection goes
+back as it was. A bus does not wait for a settlement to commit before it goes on to its next meter; a
+meter's next command does, and the run ends when every write is committed. A run reads the head commands
+of all its meters in one query.
 """
 from __future__ import annotations
 
@@ -63,7 +66,7 @@ from collectors.modbus import FieldError, GatewayUnreachable
 from collectors.poller import FieldIO, PollTarget
 from core.events import COMMAND_SETTLED, EventBus
 from storage.outbox import (
-    MONEY_KINDS, count_attempt, dispatch_targets, expire_stale, head_command, head_commands, is_conflict,
+    MONEY_KINDS, dispatch_targets, expire_stale, head_command, head_commands, is_conflict,
     mark_sent, meter_transaction, meters_transaction, move_command, move_commands, shift_money_counters,
     unmark_sent,
 )
@@ -234,14 +237,15 @@ class Dispatcher:
             return summary
 
     def _pass(self, heads: dict[int, tuple[dict, int]], targets: dict[int, dict], summary: DispatchSummary) -> set[int]:
-        """Each bus's meters one after another, the buses at once; the meters whose last command was settled."""
+        """Each bus's meters one after another, the buses at once; the meters whose last command was settled
+        (acked or failed, committed: its settlement may have queued the meter's next command)."""
         by_endpoint: dict[tuple, list[int]] = {}
         for mid in sorted(heads):
             t = targets.get(mid)
             if t is not None:
                 by_endpoint.setdefault((t["host"], t["port"]), []).append(mid)
         lock = threading.Lock()
-        settled: set[int] = set()
+        settling: dict[int, Future] = {}
 
         def bus(meters: list[int]) -> None:
             marks: dict[int, Future] = {}
@@ -257,9 +261,9 @@ class Dispatcher:
                 mark_ahead(i + 1)
                 try:
                     done = self._run_meter(targets[mid], heads[mid], marks.pop(mid, None), summary, lock)
-                    if done == "settled":
+                    if isinstance(done, Future):
                         with lock:
-                            settled.add(mid)
+                            settling[mid] = done
                     elif not done:
                         # endpoint refused: the rest of this bus waits for the next run, each of its
                         # commands counting this run as an attempt that could not reach the meter
@@ -281,13 +285,13 @@ class Dispatcher:
         finally:
             self._writer.close()   # every settlement committed (and published) before the pass returns
             self._writer = None
-        return settled
+        return {mid for mid, f in settling.items() if f.exception() is None and f.result() in ("acked", "failed")}
 
     def _run_meter(self, t: dict, head: tuple[dict, int], mark: Future | None, summary: DispatchSummary,
-                   lock: threading.Lock) -> bool | str:
+                   lock: threading.Lock) -> "bool | Future[str]":
         """The meter's commands in order (`mark`: its head command's mark, asked for ahead): False when its
-        endpoint refused, "settled" when its last command was handed to the writer to settle (the meter is
-        looked at again once that is committed), else True."""
+        endpoint refused; the settlement's future when its last command was handed to the writer to settle
+        (the meter is looked at again once that is committed); else True."""
         target = PollTarget(meter_id=t["meter_id"], meter_address=t["meter_address"], gateway=t["gateway"],
                             host=t["host"], port=t["port"], framing=t["framing"], bus_no=t["bus_no"], unit=t["unit"],
                             profile=t["profile"], timeout_s=t["timeout_s"], retries=t["retries"])
@@ -303,7 +307,7 @@ class Dispatcher:
                 # settled: the writer commits it while this bus goes on to its next meter
                 outcome.add_done_callback(lambda f: f.exception() or self._count(summary, lock, f.result()))
                 if not more:
-                    return "settled"
+                    return outcome
                 outcome = outcome.result()
             else:
                 self._count(summary, lock, outcome)

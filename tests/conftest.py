@@ -46,6 +46,33 @@ def _reset_postgres(url: str) -> None:
     eng.dispose()
 
 
+_own_databases: list[str] = []
+
+
+def own_pg_database() -> str:
+    """A PostgreSQL database of its own (dropped at exit), for a serving runtime a test module keeps for its
+    tests: its background jobs never share a database with the tests that run after it in this process."""
+    import atexit
+    if not PG_BASE_URL:
+        if IN_CI:
+            pytest.fail("CI must run the PostgreSQL tests: WATTLINE_TEST_PG_URL is not set (.ci/run starts it)")
+        pytest.skip("no PostgreSQL (set WATTLINE_TEST_PG_URL, e.g. `source .ci/postgres.sh; start_postgres`)")
+    base = sa.engine.make_url(PG_BASE_URL)
+    name = f"{base.database or 'wattline_test'}_{os.getpid()}_{len(_own_databases) + 1}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    _own_databases.append(name)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    atexit.register(drop)
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 def engine_url(kind: str, tmp_path) -> str:
     if kind == "duckdb":
         return f"duckdb:///{tmp_path / 'test.duckdb'}"

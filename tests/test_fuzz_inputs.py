@@ -17,7 +17,7 @@ from billing.api import openapi_document
 from operators.service import demo_password
 from dashboard.auth import GUARDED_CALLBACKS
 from storage.schema import account, ledger_entry, meter, room
-from tests.conftest import engine_url
+from tests.conftest import own_pg_database
 from tests.webclient import WebClient, base_url, callback_body, start_demo_runtime
 
 DEMO = demo_password()
@@ -473,7 +473,7 @@ ENGINE_VALUES = ("control_chars", "100kb", "huge_int", "huge_digits")
 @pytest.fixture(scope="module")
 def pg_rt(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz-pg")
-    runtime = start_demo_runtime(tmp, database_url=engine_url("postgresql", tmp))
+    runtime = start_demo_runtime(tmp, database_url=own_pg_database())
     yield runtime
     runtime.stop()
 

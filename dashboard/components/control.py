@@ -200,7 +200,7 @@ def batches_table(batches: list[dict], lang: str, zone: dt.tzinfo):
     head = html.Thead(html.Tr([html.Th(t(f"control.col_{c}", lang)) for c in
                                ("batch", "action", "operator", "created", "meters")]))
     body = html.Tbody([html.Tr([
-        html.Td(dcc.Link(b["id"], href=f"/control/batch?id={b['id']}")),
+        html.Td(dcc.Link(b["id"], href=f"/control/batch?id={b['id']}"), className="text-break"),
         html.Td(t(f"control.action.{b['action']}", lang)), html.Td(b["operator"]),
         html.Td(show_local(site_time(b["created_at"], zone), "minutes")), html.Td(b["meters"]),
     ]) for b in batches])

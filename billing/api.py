@@ -211,12 +211,7 @@ def payment_api(ctx: BillingContext) -> Blueprint:
 
     @bp.post("/sales")
     def create_sale():  # noqa: ANN202
-        try:
-            body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
-        except ValueError:
-            raise BillingError("body_invalid") from None
-        if not isinstance(body, dict):
-            raise BillingError("body_invalid")
+        body = _body()
         if body.get("request_id") in (None, ""):
             raise BillingError("request_id_missing")
         client = _client()

@@ -21,21 +21,29 @@ def _pg_database() -> str:
     run side by side on one server never drop each other's tables."""
     global _pg_url
     if _pg_url is None:
-        import atexit
-        base = sa.engine.make_url(PG_BASE_URL)
-        name = f"{base.database or 'wattline_test'}_{os.getpid()}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        atexit.register(drop)
-        _pg_url = base.set(database=name).render_as_string(hide_password=False)
+        _pg_url = _new_database(f"{_base_name()}_{os.getpid()}")
     return _pg_url
+
+
+def _base_name() -> str:
+    return sa.engine.make_url(PG_BASE_URL).database or "wattline_test"
+
+
+def _new_database(name: str) -> str:
+    """Create the database `name` afresh on the test server, dropped when the process exits; its URL."""
+    import atexit
+    base = sa.engine.make_url(PG_BASE_URL)
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    atexit.register(drop)
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def _reset_postgres(url: str) -> None:
@@ -49,37 +57,25 @@ def _reset_postgres(url: str) -> None:
 _own_databases: list[str] = []
 
 
-def own_pg_database() -> str:
-    """A PostgreSQL database of its own (dropped at exit), for a serving runtime a test module keeps for its
-    tests: its background jobs never share a database with the tests that run after it in this process."""
-    import atexit
+def _need_postgres() -> None:
     if not PG_BASE_URL:
         if IN_CI:
             pytest.fail("CI must run the PostgreSQL tests: WATTLINE_TEST_PG_URL is not set (.ci/run starts it)")
         pytest.skip("no PostgreSQL (set WATTLINE_TEST_PG_URL, e.g. `source .ci/postgres.sh; start_postgres`)")
-    base = sa.engine.make_url(PG_BASE_URL)
-    name = f"{base.database or 'wattline_test'}_{os.getpid()}_{len(_own_databases) + 1}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    _own_databases.append(name)
 
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-    atexit.register(drop)
-    return base.set(database=name).render_as_string(hide_password=False)
+
+def own_pg_database() -> str:
+    """A PostgreSQL database of its own (dropped at exit), for a serving runtime a test module keeps for its
+    tests: its background jobs never share a database with the tests that run after it in this process."""
+    _need_postgres()
+    _own_databases.append(f"{_base_name()}_{os.getpid()}_{len(_own_databases) + 1}")
+    return _new_database(_own_databases[-1])
 
 
 def engine_url(kind: str, tmp_path) -> str:
     if kind == "duckdb":
         return f"duckdb:///{tmp_path / 'test.duckdb'}"
-    if not PG_BASE_URL:
-        if IN_CI:
-            pytest.fail("CI must run the PostgreSQL tests: WATTLINE_TEST_PG_URL is not set (.ci/run starts it)")
-        pytest.skip("no PostgreSQL (set WATTLINE_TEST_PG_URL, e.g. `source .ci/postgres.sh; start_postgres`)")
+    _need_postgres()
     url = _pg_database()
     _reset_postgres(url)
     return url

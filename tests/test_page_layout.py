@@ -119,13 +119,13 @@ def _problems(page, label: str) -> list[str]:
     return out
 
 
-def _walk(browser, rt, viewport: dict) -> list[str]:
+def _walk(browser, rt, viewport: dict, langs: tuple[str, ...]) -> list[str]:
     size = f"{viewport['width']}x{viewport['height']}"
     problems: list[str] = []
     for role in ("admin", "cashier"):
         paths = [p for p in _page_paths() if _may_open(p, role)] + [f"/sell?meter={SOLD_METER}"]
         context, page = _signed_in_page(browser, rt, role, viewport)
-        for lang in ("en", "zh"):
+        for lang in langs:
             page.goto(f"{base_url(rt)}/lang/{lang}?next=/status")
             for path in paths:
                 _open(page, rt, path)
@@ -148,7 +148,7 @@ def _walk(browser, rt, viewport: dict) -> list[str]:
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     token = qr.sign(rt.qr_key, "meter", SOLD_METER)
-    for lang in ("en", "zh"):
+    for lang in langs:
         page.goto(f"{base_url(rt)}/c/{token}?lang={lang}")
         page.wait_for_load_state("networkidle")
         problems += _problems(page, f"{size} {lang} customer /c/<meter token>")
@@ -156,9 +156,12 @@ def _walk(browser, rt, viewport: dict) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone-390x844", "desktop-1400x900"])
-def test_no_page_is_wider_than_the_screen_nor_hides_content_sideways(browser, rt, viewport):
-    problems = _walk(browser, rt, viewport)
+# The phone in both languages (a label's length differs by language, and 390 px is where it shows); the desktop,
+# with more than three times the width, in English (the longer labels) to keep the walk's minutes down.
+@pytest.mark.parametrize("viewport,langs", [(PHONE, ("en", "zh")), (DESKTOP, ("en",))],
+                         ids=["phone-390x844", "desktop-1400x900"])
+def test_no_page_is_wider_than_the_screen_nor_hides_content_sideways(browser, rt, viewport, langs):
+    problems = _walk(browser, rt, viewport, langs)
     assert problems == [], "\n".join(problems)
 
 

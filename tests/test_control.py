@@ -3,10 +3,7 @@ gateway lost mid-batch, a meter that acknowledges but does not execute, warnings
 permission refusals (nothing queued, audited)."""
 from __future__ import annotations
 
-import json
 import threading
-import urllib.error
-import urllib.request
 from functools import partial
 
 import pytest
@@ -28,6 +25,7 @@ from storage.engine import dispose, open_engine
 from storage.migrations import migrate
 from dashboard.components.control import batch_body
 from tests.billing_support import actor, flat_tariff, load_site, make_ctx
+from tests.webclient import json_call
 from tests.component_text import component_text
 from tests.conftest import engine_url, free_port_block
 
@@ -250,16 +248,8 @@ def api(site):
     th.start()
 
     def call(method: str, path: str, body=None, token: str = "control", lang: str = "en"):
-        req = urllib.request.Request(f"http://127.0.0.1:{server.effective_port}/api/v1{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-        req.add_header("Authorization", f"Bearer {tokens[token]}")
-        req.add_header("Accept-Language", lang)
-        req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return json_call(f"http://127.0.0.1:{server.effective_port}/api/v1{path}", method, body,
+                         {"Authorization": f"Bearer {tokens[token]}", "Accept-Language": lang})
     yield call
     server.close()
     server.task_dispatcher.shutdown(timeout=5)

@@ -17,7 +17,7 @@ from dashboard.components.control import confirm_text, selected_text
 from dashboard.i18n import t
 from operators.service import demo_password
 from storage.schema import command
-from tests.webclient import base_url, start_demo_runtime
+from tests.webclient import base_url, browser_signed_in, start_demo_runtime
 
 DEMO = demo_password()
 
@@ -33,15 +33,7 @@ def rt(tmp_path_factory):
 
 
 def _signed_in(browser, rt, username: str, width: int = 1366):
-    context = browser.new_context(viewport={"width": width, "height": 900}, locale="en-US", accept_downloads=True)
-    context.set_default_timeout(20000)
-    page = context.new_page()
-    page.goto(base_url(rt) + "/login")
-    page.fill("#login-username", username)
-    page.fill("#login-password", DEMO)
-    page.click("#login-submit")
-    page.wait_for_load_state("networkidle")
-    return context, page
+    return browser_signed_in(browser, rt, username, width=width, locale="en-US")
 
 
 def _two_closed_meters_on_one_floor(rt):

@@ -19,6 +19,7 @@ from dashboard.app import create_app
 from dashboard.auth import install_auth
 from storage.schema import audit_log, ledger_entry
 
+from tests.webclient import json_call
 from tests.billing_support import NATIONAL_ID, Clock, address, flat_tariff, load_site, make_ctx, prepaid_site, \
     write_reading
 
@@ -30,19 +31,12 @@ class Api:
         self.base, self.token, self.ctx = base, token, ctx
 
     def call(self, method: str, path: str, body=None, token: str | None = "default", lang: str | None = None):
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        req = urllib.request.Request(self.base + path, data=data, method=method)
+        headers = {}
         if token:
-            req.add_header("Authorization", f"Bearer {self.token if token == 'default' else token}")
+            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
         if lang:
-            req.add_header("Accept-Language", lang)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+            headers["Accept-Language"] = lang
+        return json_call(self.base + path, method, body, headers)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from operators.service import demo_password
 from dashboard.i18n import t
-from tests.webclient import WebClient, base_url, start_demo_runtime
+from tests.webclient import WebClient, base_url, browser_signed_in, start_demo_runtime
 
 DEMO = demo_password()
 PASSWORD = "refusal-password-1"
@@ -211,15 +211,7 @@ def _styles(layout) -> dict[str, dict]:
 # ---------------------------------------------------------------------------------------------
 # Chromium
 def _signed_in(rt, browser, username: str, password: str = PASSWORD):
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20000)
-    page = context.new_page()
-    page.goto(base_url(rt) + "/login")
-    page.fill("#login-username", username)
-    page.fill("#login-password", password)
-    page.click("#login-submit")
-    page.wait_for_load_state("networkidle")
-    return context, page
+    return browser_signed_in(browser, rt, username, password)
 
 
 def test_a_cashier_sees_no_export_button_on_the_meters_page(rt, browser):

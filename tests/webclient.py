@@ -220,6 +220,41 @@ def signed_in_client(rt, username: str, password: str | None = None) -> WebClien
     return client
 
 
+def browser_signed_in(browser, rt, username: str, password: str | None = None, *, width: int = 1400,
+                      locale: str | None = None):
+    """A Chromium context and page signed in to `rt` through the login form (the demo operators' password by
+    default); close the context when done."""
+    from operators.service import demo_password
+    options = {"viewport": {"width": width, "height": 900}, "accept_downloads": True}
+    if locale:
+        options["locale"] = locale
+    context = browser.new_context(**options)
+    context.set_default_timeout(20000)
+    page = context.new_page()
+    page.goto(base_url(rt) + "/login")
+    page.fill("#login-username", username)
+    page.fill("#login-password", password or demo_password())
+    page.click("#login-submit")
+    page.wait_for_load_state("networkidle")
+    return context, page
+
+
+def json_call(url: str, method: str = "GET", body=None, headers: dict | None = None) -> tuple[int, Any]:
+    """One JSON request: (status, decoded answer), an HTTP error's status and body included. `body`: an object to
+    encode, or bytes sent as they are."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method)
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 def db_snapshot(engine, exclude=COLLECTOR_TABLES | {"audit_log"}) -> dict[str, list[tuple]]:
     """Every row of every table but `exclude`, as sorted tuples of strings (to compare before/after)."""
     import sqlalchemy as sa

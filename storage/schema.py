@@ -610,3 +610,69 @@ notification = sa.Table(
     info={"since": 9.2},
 )
 sa.Index("ix_notification_due", notification.c.state, notification.c.next_attempt_at).ddl_if(dialect="postgresql")
+
+# ---------------------------------------------------------------------------------------------
+# Energy rollups (issue 11, since 10.1; energy.rollups keeps them). Energy per meter derived from the cumulative
+# registers (energy.derive: resets, swaps and spikes are not counted but marked `gap`; a long silence is spread
+# over its time and marked `estimated`), summed per 15 minutes (ts: UTC start), per local hour (ts: UTC start of
+# the site's hour) and per local day. TOU columns: the registers' own split where the meter has one, else the
+# tariff version in force's segments, else all flat. No primary key (DuckDB: ART indexes slow bulk writes);
+# PostgreSQL gets a btree per table.
+def _energy_columns() -> list[sa.Column]:
+    return [*[sa.Column(k, sa.Double, nullable=False) for k in ("energy_kwh", "energy_sharp", "energy_peak",
+                                                                  "energy_flat", "energy_valley")],
+            sa.Column("estimated", sa.Boolean, nullable=False), sa.Column("gap", sa.Boolean, nullable=False)]
+
+
+energy_15min = sa.Table(
+    "energy_15min", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    *_energy_columns(),
+    sa.Index("ix_energy_15min_meter_ts", "meter_id", "ts").ddl_if(dialect="postgresql"),
+    info={"since": 10.1},
+)
+energy_hour = sa.Table(
+    "energy_hour", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    *_energy_columns(),
+    sa.Index("ix_energy_hour_meter_ts", "meter_id", "ts").ddl_if(dialect="postgresql"),
+    info={"since": 10.1},
+)
+energy_day = sa.Table(
+    "energy_day", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),   # the site's local day
+    *_energy_columns(),
+    sa.Index("ix_energy_day_day_meter", "day", "meter_id").ddl_if(dialect="postgresql"),
+    info={"since": 10.1},
+)
+ENERGY_ROLLUP_COLUMNS = ("energy_kwh", "energy_sharp", "energy_peak", "energy_flat", "energy_valley",
+                         "estimated", "gap")
+
+# Where the incremental upkeep stands per meter: the last reading folded into the rollups (its time, registers
+# and power), so the next interval starts there; the site's watermark is the latest of these times.
+energy_upkeep = sa.Table(
+    "energy_upkeep", metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    *[sa.Column(k, sa.Double) for k in ("energy_total", "energy_sharp", "energy_peak", "energy_flat",
+                                        "energy_valley", "power_total")],
+    info={"since": 10.1},
+)
+
+# ---------------------------------------------------------------------------------------------
+# Report centre (issue 11, since 10.2). A cashier's closed day (日结): the day-end figures as they stood when the
+# day was closed (JSON: per kind amount and entries, net, cash to hand over, the corrections it took in). Never
+# rewritten: an entry of a closed day that changes later (a late-failed sale) shows as a correction on the
+# cashier's next open day (billing.day_end).
+closed_day = sa.Table(
+    "closed_day", metadata,
+    sa.Column("operator", sa.String(100), primary_key=True),   # the cashier whose day it is
+    sa.Column("day", sa.Date, primary_key=True),               # the site's local day
+    sa.Column("figures", sa.Text, nullable=False),
+    sa.Column("closed_by", sa.String(100), nullable=False),
+    sa.Column("closed_at", UtcDateTime, nullable=False),
+    info={"since": 10.2},
+)

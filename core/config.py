@@ -62,6 +62,22 @@ class AlarmsConfig:
     close_after_polls: int = 1         # an event closes after its condition was clear this many cycles in a row
 
 
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """[analytics]: energy derivation and anomalies (energy/derive.py, energy/analysis.py)."""
+    z_limit: float = 3.5               # a room is "high use" above this robust z-score over its floor's rooms
+    ceiling_kw: float = 60.0           # no meter delivers more: an interval's energy above this (or the meter's
+    spike_margin: float = 1.5          # highest power seen, if more) x hours x margin is a spike, not counted
+    estimate_after_minutes: float = 65.0   # an interval longer than this (a silence) is spread and marked estimated
+    fine_days: int = 62                # 15-minute rollups are kept this many days (hourly and daily for ever)
+    rollup_interval_s: float = 300.0   # the rollup job's interval (it is also woken after every poll cycle)
+
+
+_ANALYTICS_LIMITS = {"z_limit": (0.5, 100.0), "ceiling_kw": (0.1, 1e6), "spike_margin": (1.0, 100.0),
+                     "estimate_after_minutes": (1.0, 1440.0), "fine_days": (1, 3660),
+                     "rollup_interval_s": (1.0, 86400.0)}
+
+
 _RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")
 _BODY_KEYS = ("body_bytes", "api_body_bytes")
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -90,6 +106,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
 
@@ -124,6 +141,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     limit_values: dict = {}
     sms_values: dict = {}
     alarm_values: dict = {}
+    analytics_values: dict = {}
     source = "defaults"
     if path:
         p = Path(path)
@@ -153,9 +171,12 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
             if section == "alarms":
                 alarm_values = _alarms_section(content, p)
                 continue
+            if section == "analytics":
+                analytics_values = _analytics_section(content, p)
+                continue
             if section not in _SECTIONS or not isinstance(content, dict):
                 raise ConfigError(f"{p}: unknown section [{section}] "
-                                  f"(known: {', '.join(sorted(_SECTIONS) + ['alarms', 'demo', 'limits', 'sms'])})")
+                                  f"(known: {', '.join(sorted(_SECTIONS) + ['alarms', 'analytics', 'demo', 'limits', 'sms'])})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
                     raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
@@ -165,7 +186,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if env.get("PORT"):
         values["port"] = env["PORT"]
     cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
-                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), alarms=AlarmsConfig(**alarm_values), source=source)
+                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), alarms=AlarmsConfig(**alarm_values),
+                 analytics=AnalyticsConfig(**analytics_values), source=source)
     _validate(cfg)
     return cfg
 
@@ -244,6 +266,23 @@ def _alarms_section(content, path: Path) -> dict:
             out[k] = v
         else:
             raise ConfigError(f"{path}: unknown key alarms.{k} (known: close_after_polls, close_margin)")
+    return out
+
+
+def _analytics_section(content, path: Path) -> dict:
+    """[analytics]: numbers within _ANALYTICS_LIMITS (fine_days a whole number)."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [analytics] must be a table")
+    out = {}
+    for k, v in content.items():
+        if k not in _ANALYTICS_LIMITS:
+            raise ConfigError(f"{path}: unknown key analytics.{k} (known: {', '.join(sorted(_ANALYTICS_LIMITS))})")
+        lo, hi = _ANALYTICS_LIMITS[k]
+        whole = k == "fine_days"
+        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)) or not lo <= v <= hi:
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(f"{path}: analytics.{k} = {v!r} must be {kind} from {lo:g} to {hi:g}")
+        out[k] = v if whole else float(v)
     return out
 
 

@@ -1,0 +1,213 @@
+"""The energy rollups' upkeep: after each poll cycle, the readings since the last upkeep are folded into the
+15-minute, hourly and daily rollups (per meter, the site's time zone); a rebuild recomputes a range of days.
+
+Incremental and idempotent: each meter's last folded reading is kept (energy_upkeep) and the next interval
+starts there, so a rerun finds nothing new and a meter back from a silence gets its whole interval, spread.
+Crash-safe: the rollup rows and the upkeep state change in one transaction; after a restart the job catches up
+from the state. Readings that arrive later than a meter's last folded one (imported history) count after
+`app.py rollup --rebuild`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from billing.shadow import tariff_periods
+from core.clock import utcnow
+from energy.derive import DeriveRules, ENERGY, intervals, quarter_pieces, rollup_frames, split_by_segments, sum_pieces
+from storage import energy as store
+from storage.billing import epoch_starts
+
+log = logging.getLogger(__name__)
+
+ROLLUP_JOB = "rollups"
+# An upkeep also reads this far before its watermark: a cycle that committed after a later one is still folded.
+LOOKBACK = dt.timedelta(minutes=10)
+# A rebuild reads readings this far around its range, so intervals across its edges have both ends.
+EDGE = dt.timedelta(days=7)
+METERS_PER_CHUNK = 400
+
+
+@dataclass(frozen=True)
+class UpkeepResult:
+    meters: int = 0
+    readings: int = 0
+    seconds: float = 0.0
+    rebuilt: bool = False
+
+
+def local_midnight_utc(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    """Naive UTC instant at which the site's local `day` begins (daylight saving too)."""
+    ts = pd.Timestamp(day).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    return ts.tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+def local_day(ts: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    return ts.replace(tzinfo=dt.UTC).astimezone(tz).date()
+
+
+def _tariff_frame(conn: sa.Connection, meter_ids: list[int]) -> pd.DataFrame:
+    """meter_id, since (UTC seconds), segments: the time-of-use segments in force from each change (() if none)."""
+    rows = []
+    for mid, (times, bodies) in tariff_periods(conn, meter_ids).items():
+        for t, body in zip(times, bodies):
+            segs = tuple(body[1].segments) if body is not None and body[0] == "tou" else ()
+            rows.append((mid, int(np.datetime64(t, "s").astype(np.int64)), segs))
+    return pd.DataFrame(rows, columns=["meter_id", "since", "segments"])
+
+
+def _epochs(conn: sa.Connection, meter_ids: list[int]) -> dict[int, list[dt.datetime]]:
+    return {mid: [since for since, _e in starts] for mid, starts in epoch_starts(conn, meter_ids).items()}
+
+
+class EnergyRollups:
+    """Upkeep and rebuild of the rollups for one database and site zone."""
+
+    def __init__(self, engine: sa.Engine, tz: dt.tzinfo, rules: DeriveRules = DeriveRules(), fine_days: int = 62,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.engine, self.tz, self.rules, self.fine_days, self.clock = engine, tz, rules, fine_days, clock
+        self._lock = threading.Lock()   # one upkeep or rebuild at a time in this process
+
+    @classmethod
+    def from_config(cls, engine: sa.Engine, tz: dt.tzinfo, analytics, clock=utcnow) -> "EnergyRollups":
+        return cls(engine, tz, DeriveRules.from_config(analytics), analytics.fine_days, clock)
+
+    def _fine_cutoff(self) -> dt.datetime:
+        return self.clock() - dt.timedelta(days=self.fine_days)
+
+    # -- the pieces of a frame of readings
+    def _rollups(self, conn: sa.Connection, frame: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
+        ids = [int(i) for i in frame["meter_id"].unique()]
+        iv = intervals(frame, self.rules, _epochs(conn, ids))
+        if iv.empty:
+            return None
+        pieces = split_by_segments(quarter_pieces(iv), self.tz, _tariff_frame(conn, ids))
+        return rollup_frames(sum_pieces(pieces, "q"), self.tz)
+
+    # -- incremental
+    def upkeep(self) -> UpkeepResult:
+        """Fold the readings since the last upkeep into the rollups (a full build when none was ever made)."""
+        with self._lock:
+            t0 = time.perf_counter()
+            with self.engine.begin() as conn:
+                mark = store.upkeep_watermark(conn)
+                if mark is None:
+                    result = self._rebuild(conn, None, None)
+                    return UpkeepResult(result["meters"], result["readings"], time.perf_counter() - t0, True)
+                new = store.energy_readings(conn, mark - LOOKBACK, None)
+                if new.empty:
+                    return UpkeepResult(seconds=time.perf_counter() - t0)
+                ids = [int(i) for i in new["meter_id"].unique()]
+                state = store.upkeep_state(conn, ids)
+                last = new["meter_id"].map(state.set_index("meter_id")["ts"]) if len(state) else None
+                if last is not None:
+                    new = new[last.isna() | (new["ts"] > last)]
+                if new.empty:
+                    return UpkeepResult(seconds=time.perf_counter() - t0)
+                frame = pd.concat([state[state["meter_id"].isin(new["meter_id"])], new], ignore_index=True)
+                frames = self._rollups(conn, frame)
+                if frames is not None:
+                    cutoff = self._fine_cutoff()
+                    frames["15min"] = frames["15min"][frames["15min"]["ts"] >= cutoff]
+                    for grain, part in frames.items():
+                        self._merge(conn, grain, part)
+                store.save_upkeep_state(conn, _last_readings(new))
+            return UpkeepResult(int(new["meter_id"].nunique()), len(new), time.perf_counter() - t0)
+
+    def _merge(self, conn: sa.Connection, grain: str, part: pd.DataFrame) -> None:
+        """Add `part` to the rollup: rows from each meter's earliest touched period are read, summed with the new
+        ones, and written back."""
+        if part.empty:
+            return
+        key = "day" if grain == "day" else "ts"
+        since = part.groupby("meter_id", as_index=False)[key].min().rename(columns={key: "lo"})
+        if key == "day":
+            since["lo"] = pd.to_datetime(since["lo"])
+        existing = store.rollup_rows_from(conn, grain, since)
+        if len(existing):
+            existing[key] = pd.to_datetime(existing[key])
+            merged = sum_pieces(pd.concat([existing, part.assign(**{key: pd.to_datetime(part[key])})],
+                                          ignore_index=True), key)
+        else:
+            merged = part
+        store.delete_rollup_rows_from(conn, grain, since)
+        store.insert_rollup_rows(conn, grain, merged)
+
+    # -- full or by range
+    def rebuild(self, first_day: dt.date | None = None, last_day: dt.date | None = None) -> dict:
+        """Recompute the rollups of the local days first..last (default: all the history) from the readings."""
+        with self._lock, self.engine.begin() as conn:
+            return self._rebuild(conn, first_day, last_day)
+
+    def _rebuild(self, conn: sa.Connection, first_day: dt.date | None, last_day: dt.date | None) -> dict:
+        t0 = time.perf_counter()
+        mark = store.upkeep_watermark(conn)
+        first_ts, last_ts = store.readings_span(conn)
+        if first_ts is None:
+            return {"meters": 0, "readings": 0, "seconds": 0.0, "from": None, "to": None}
+        fresh = mark is None
+        frontier = last_ts if fresh else mark
+        first_day = first_day or local_day(first_ts, self.tz)
+        last_day = last_day or local_day(frontier, self.tz)
+        start = local_midnight_utc(first_day, self.tz)
+        end = local_midnight_utc(last_day + dt.timedelta(days=1), self.tz)
+        if fresh:
+            store.clear_upkeep_state(conn)
+        store.delete_rollups_between(conn, start, end, first_day, last_day)
+        cutoff = max(self._fine_cutoff(), start)
+        ids = store.all_meter_ids(conn)
+        state = store.upkeep_state(conn).set_index("meter_id")["ts"] if not fresh else pd.Series(dtype="datetime64[us]")
+        n_readings = n_meters = 0
+        new_state = []
+        read_to = min(end + EDGE, frontier + dt.timedelta(microseconds=1))
+        for i in range(0, len(ids), METERS_PER_CHUNK):
+            chunk = ids[i:i + METERS_PER_CHUNK]
+            frame = store.energy_readings(conn, start - EDGE, read_to, chunk)
+            if frame.empty:
+                continue
+            # only what the upkeep has folded (a meter's readings up to its state), the rest is the upkeep's
+            cap = frame["meter_id"].map(state).fillna(pd.Timestamp(frontier)) if len(state) else pd.Timestamp(frontier)
+            frame = frame[frame["ts"] <= cap]
+            n_readings += len(frame)
+            n_meters += frame["meter_id"].nunique()
+            frames = self._rollups(conn, frame)
+            if frames is not None:
+                for grain, part in frames.items():
+                    key = "day" if grain == "day" else "ts"
+                    if key == "day":
+                        keep = (part["day"] >= np.datetime64(first_day)) & (part["day"] <= np.datetime64(last_day))
+                    else:
+                        keep = (part["ts"] >= (cutoff if grain == "15min" else start)) & (part["ts"] < end)
+                    store.insert_rollup_rows(conn, grain, part[keep])
+            if fresh:
+                new_state.append(_last_readings(frame))
+        if fresh and new_state:
+            store.save_upkeep_state(conn, pd.concat(new_state, ignore_index=True))
+        return {"meters": int(n_meters), "readings": int(n_readings), "seconds": round(time.perf_counter() - t0, 3),
+                "from": first_day.isoformat(), "to": last_day.isoformat()}
+
+
+def _last_readings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each meter's latest reading (the upkeep's state)."""
+    f = frame.sort_values(["meter_id", "ts"], kind="stable").groupby("meter_id", as_index=False).tail(1)
+    return f[list(store.UPKEEP_COLUMNS)]
+
+
+def attach_rollups(engine: sa.Engine, tz: dt.tzinfo, analytics, jobs, events) -> EnergyRollups:
+    """The "rollups" job (on its interval and woken after every poll cycle); its first run catches up."""
+    from core.events import CYCLE_CHANGED
+    rollups = EnergyRollups.from_config(engine, tz, analytics)
+    jobs.add(ROLLUP_JOB, rollups.upkeep, analytics.rollup_interval_s)
+    events.subscribe(CYCLE_CHANGED, lambda _changes: jobs.wake(ROLLUP_JOB))
+    return rollups
+
+
+__all__ = ["ENERGY", "EnergyRollups", "ROLLUP_JOB", "UpkeepResult", "attach_rollups", "local_midnight_utc"]

@@ -1,0 +1,217 @@
+"""Energy rollups' SQL: readings for the derivation, the upkeep's state, additive and replacing writes of the
+15-minute / hourly / daily rollups, and the grouped queries the analysis reads (never raw readings per request,
+except the bounded stopped-register check)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from storage.engine import is_duckdb
+from storage.frames import read_frame
+from storage.schema import (
+    ENERGY_ROLLUP_COLUMNS, building, energy_15min, energy_day, energy_hour, energy_upkeep, meter, readings, room,
+    transformer_area,
+)
+from storage.timeseries import _bulk_write, _copy_rows
+
+ROLLUPS = {"15min": (energy_15min, "ts"), "hour": (energy_hour, "ts"), "day": (energy_day, "day")}
+_REGISTERS = ("energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley", "power_total")
+UPKEEP_COLUMNS = tuple(c.name for c in energy_upkeep.columns)
+
+
+def energy_readings(conn: sa.Connection, start: dt.datetime | None, end: dt.datetime | None,
+                    meter_ids: list[int] | None = None) -> pd.DataFrame:
+    """meter_id, ts, the energy registers and power_total of readings with an energy register in [start, end)."""
+    q = sa.select(readings.c.meter_id, readings.c.ts, *[readings.c[c] for c in _REGISTERS]).where(
+        readings.c.energy_total.is_not(None))
+    if start is not None:
+        q = q.where(readings.c.ts >= start)
+    if end is not None:
+        q = q.where(readings.c.ts < end)
+    if meter_ids is not None:
+        q = q.where(readings.c.meter_id.in_(meter_ids))
+    return read_frame(conn, q.order_by(readings.c.meter_id, readings.c.ts))
+
+
+def readings_span(conn: sa.Connection) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The first and last reading time with an energy register."""
+    row = conn.execute(sa.select(sa.func.min(readings.c.ts), sa.func.max(readings.c.ts))
+                       .where(readings.c.energy_total.is_not(None))).one()
+    return row[0], row[1]
+
+
+def all_meter_ids(conn: sa.Connection) -> list[int]:
+    return list(conn.execute(sa.select(meter.c.id).order_by(meter.c.id)).scalars())
+
+
+# ---------------------------------------------------------------------------------------------
+# The upkeep's state
+
+def upkeep_state(conn: sa.Connection, meter_ids: list[int] | None = None) -> pd.DataFrame:
+    q = sa.select(energy_upkeep)
+    if meter_ids is not None:
+        q = q.where(energy_upkeep.c.meter_id.in_(meter_ids))
+    return read_frame(conn, q)
+
+
+def upkeep_watermark(conn: sa.Connection) -> dt.datetime | None:
+    """The latest reading time folded into the rollups (None: never built)."""
+    return conn.execute(sa.select(sa.func.max(energy_upkeep.c.ts))).scalar()
+
+
+def save_upkeep_state(conn: sa.Connection, frame: pd.DataFrame) -> None:
+    """Insert or replace per-meter rows (meter_id, ts, registers, power_total)."""
+    if len(frame):
+        _bulk_write(conn, "energy_upkeep", UPKEEP_COLUMNS, frame[list(UPKEEP_COLUMNS)], upsert_key="meter_id")
+
+
+def clear_upkeep_state(conn: sa.Connection) -> None:
+    conn.execute(energy_upkeep.delete())
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollup writes
+
+def _columns(grain: str) -> tuple[str, ...]:
+    _table, key = ROLLUPS[grain]
+    return ("meter_id", key, *ENERGY_ROLLUP_COLUMNS)
+
+
+def _register(conn: sa.Connection, name: str, frame: pd.DataFrame, ddl: str) -> str:
+    """`frame` visible to SQL as `name` in this transaction (DuckDB: the frame itself; PostgreSQL: a temp table
+    of the given column DDL, filled by COPY)."""
+    if is_duckdb(conn.engine):
+        conn.connection.driver_connection.register(name, frame)
+    else:
+        conn.execute(sa.text(f"CREATE TEMP TABLE {name} ({ddl}) ON COMMIT DROP"))
+        _copy_rows(conn, name, tuple(frame.columns), frame)
+    return name
+
+
+def _unregister(conn: sa.Connection, name: str) -> None:
+    if is_duckdb(conn.engine):
+        conn.connection.driver_connection.unregister(name)
+    else:
+        conn.execute(sa.text(f"DROP TABLE {name}"))
+
+
+def rollup_rows_from(conn: sa.Connection, grain: str, since: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a rollup at or after each meter's `lo` (since: meter_id, lo)."""
+    table, key = ROLLUPS[grain]
+    cols = ", ".join(f"t.{c}" for c in _columns(grain))
+    lo_type = "DATE" if key == "day" else "TIMESTAMP"
+    name = _register(conn, "_wl_energy_since", since, f"meter_id INTEGER, lo {lo_type}")
+    try:
+        sql = (f"SELECT {cols} FROM {table.name} t JOIN {name} s ON t.meter_id = s.meter_id AND t.{key} >= s.lo "
+               f"WHERE t.{key} >= :first")
+        first = since["lo"].min()
+        first = first.date() if key == "day" else first.to_pydatetime()
+        rows = conn.execute(sa.text(sql), {"first": first}).all()
+    finally:
+        _unregister(conn, name)
+    return pd.DataFrame(rows, columns=list(_columns(grain)))
+
+
+def delete_rollup_rows_from(conn: sa.Connection, grain: str, since: pd.DataFrame) -> None:
+    table, key = ROLLUPS[grain]
+    lo_type = "DATE" if key == "day" else "TIMESTAMP"
+    name = _register(conn, "_wl_energy_since", since, f"meter_id INTEGER, lo {lo_type}")
+    try:
+        first = since["lo"].min()
+        first = first.date() if key == "day" else first.to_pydatetime()
+        conn.execute(sa.text(f"DELETE FROM {table.name} WHERE {key} >= :first AND EXISTS (SELECT 1 FROM {name} s "
+                             f"WHERE s.meter_id = {table.name}.meter_id AND {table.name}.{key} >= s.lo)"),
+                     {"first": first})
+    finally:
+        _unregister(conn, name)
+
+
+def insert_rollup_rows(conn: sa.Connection, grain: str, frame: pd.DataFrame) -> None:
+    if len(frame):
+        table, _key = ROLLUPS[grain]
+        cols = _columns(grain)
+        _bulk_write(conn, table.name, cols, frame[list(cols)])
+
+
+def delete_rollups_between(conn: sa.Connection, start: dt.datetime, end: dt.datetime, first_day: dt.date,
+                           last_day: dt.date) -> None:
+    """Every rollup row of [start, end) (UTC; the 15-minute and hourly ones) and of the local days first..last."""
+    for table in (energy_15min, energy_hour):
+        conn.execute(table.delete().where(table.c.ts >= start, table.c.ts < end))
+    conn.execute(energy_day.delete().where(energy_day.c.day >= first_day, energy_day.c.day <= last_day))
+
+
+def prune_quarters(conn: sa.Connection, before: dt.datetime) -> None:
+    """15-minute rows older than the retention ([analytics] fine_days): hourly and daily ones stay."""
+    conn.execute(energy_15min.delete().where(energy_15min.c.ts < before))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads for the analysis
+
+def meters_with_place(conn: sa.Connection) -> pd.DataFrame:
+    """Every meter: id, address, profile, building (the room's, else its transformer area's), floor, room."""
+    area_building = building.alias("area_building")
+    q = (sa.select(meter.c.id.label("meter_id"), meter.c.address.label("meter"), meter.c.profile,
+                   sa.func.coalesce(building.c.name, area_building.c.name).label("building"),
+                   room.c.floor, room.c.name.label("room"), (meter.c.room_id.is_not(None)).label("has_room"))
+         .select_from(meter.outerjoin(room, room.c.id == meter.c.room_id)
+                      .outerjoin(building, building.c.id == room.c.building_id)
+                      .outerjoin(transformer_area, transformer_area.c.id == meter.c.area_id)
+                      .outerjoin(area_building, area_building.c.id == transformer_area.c.building_id))
+         .order_by(meter.c.id))
+    return read_frame(conn, q)
+
+
+def grouped_energy(conn: sa.Connection, grain: str, lo, hi, meter_ids: list[int] | None, month: bool = False,
+                   by_meter: bool = True) -> pd.DataFrame:
+    """Sums of a rollup over [lo, hi) per period (and meter): period, [meter_id], energy columns, estimated, gap.
+    `month`: periods are the first day of each month (the daily rollup only)."""
+    table, key = ROLLUPS[grain]
+    col = table.c[key]
+    period = sa.func.date_trunc("month", col) if month else col
+    keys = [period.label("period")] + ([table.c.meter_id] if by_meter else [])
+    q = (sa.select(*keys, *[sa.func.sum(table.c[c]).label(c) for c in ENERGY_ROLLUP_COLUMNS[:5]],
+                   sa.func.bool_or(table.c.estimated).label("estimated"), sa.func.bool_or(table.c.gap).label("gap"))
+         .where(col >= lo, col < hi).group_by(*keys))
+    if meter_ids is not None:
+        q = q.where(table.c.meter_id.in_(meter_ids))
+    return read_frame(conn, q)
+
+
+def rollup_frame(conn: sa.Connection, grain: str, lo, hi, meter_ids: list[int] | None = None) -> pd.DataFrame:
+    """The rollup's rows over [lo, hi) as they are (meter_id, key, energy, flags)."""
+    table, key = ROLLUPS[grain]
+    q = sa.select(*[table.c[c] for c in _columns(grain)]).where(table.c[key] >= lo, table.c[key] < hi)
+    if meter_ids is not None:
+        q = q.where(table.c.meter_id.in_(meter_ids))
+    return read_frame(conn, q.order_by(table.c.meter_id, table.c[key]))
+
+
+def stopped_registers(conn: sa.Connection, start: dt.datetime, end: dt.datetime,
+                      min_power_kw: float, min_readings: int = 3) -> pd.DataFrame:
+    """Meters whose energy register did not move over their readings in [start, end) while every one of those
+    readings showed power above `min_power_kw` (at least `min_readings` of them): meter_id, readings, first_ts,
+    last_ts, energy_total, power_kw (average), expected_kwh (average power x hours)."""
+    r = readings.c
+    q = (sa.select(r.meter_id, sa.func.count().label("readings"), sa.func.min(r.ts).label("first_ts"),
+                   sa.func.max(r.ts).label("last_ts"), sa.func.max(r.energy_total).label("energy_total"),
+                   sa.func.avg(r.power_total).label("power_kw"))
+         .where(r.ts >= start, r.ts < end, r.energy_total.is_not(None), r.power_total.is_not(None))
+         .group_by(r.meter_id)
+         .having(sa.and_(sa.func.count() >= min_readings, sa.func.max(r.energy_total) == sa.func.min(r.energy_total),
+                         sa.func.min(r.power_total) > min_power_kw)))
+    df = read_frame(conn, q)
+    if len(df):
+        hours = (pd.to_datetime(df["last_ts"]) - pd.to_datetime(df["first_ts"])).dt.total_seconds() / 3600.0
+        df["expected_kwh"] = df["power_kw"].astype(float) * hours.to_numpy()
+    else:
+        df["expected_kwh"] = pd.Series(dtype=float)
+    return df
+
+
+def as_days(values) -> np.ndarray:
+    return np.asarray(values, dtype="datetime64[D]")

@@ -630,3 +630,66 @@ class Control:
     def action(name) -> dict:
         """One action button (`name`: billing.control.ACTIONS key, or dash.ALL in a callback)."""
         return {"type": "control-action", "action": name}
+
+
+class AnalysisHistory:
+    """/analysis/history, one meter's reading history (抄表历史记录查询)."""
+    PAGE = "ahist-page"
+    METER = "ahist-meter"
+    FROM = "ahist-from"
+    TO = "ahist-to"
+    QUERY = "ahist-query"
+    RESULT = "ahist-result"
+    SUMMARY = "ahist-summary"
+    CHART = "ahist-chart"
+    GRID = "ahist-grid"
+    APPLIED = "ahist-applied"          # dcc.Store: the query of the rows shown
+    EXPORT = "ahist-export"
+    DOWNLOAD = "ahist-download"
+
+
+class AnalysisInstrument:
+    """/analysis/instrument, an instrument's register difference (计量仪表能耗查询)."""
+    PAGE = "ainst-page"
+    METER = "ainst-meter"
+    FROM = "ainst-from"
+    TO = "ainst-to"
+    QUERY = "ainst-query"
+    RESULT = "ainst-result"
+    BODY = "ainst-body"
+
+
+class AnalysisEnergy:
+    """/analysis/energy, energy by place and period (能耗分析报表)."""
+    PAGE = "aen-page"
+    FROM = "aen-from"
+    TO = "aen-to"
+    BUILDING = "aen-building"
+    FLOOR = "aen-floor"
+    ROOMS = "aen-rooms"
+    BY = "aen-by"
+    QUERY = "aen-query"
+    RESULT = "aen-result"
+    CRUMBS = "aen-crumbs"
+    CHART = "aen-chart"
+    TOTAL = "aen-total"
+    GRID = "aen-grid"
+    APPLIED = "aen-applied"            # dcc.Store: the query of the rows shown
+    EXPORT = "aen-export"
+    DOWNLOAD = "aen-download"
+
+    @staticmethod
+    def crumb(level) -> dict:
+        """One breadcrumb button (`level`: 0 site, 1 building, 2 floor; dash.ALL in a callback)."""
+        return {"type": "aen-crumb", "level": level}
+
+
+class ManagerDashboard:
+    """/dashboard, the managers' landing page."""
+    PAGE = "mdash-page"
+    LOAD = "mdash-load"
+    ENERGY = "mdash-energy"
+    SALES = "mdash-sales"
+    ALARMS = "mdash-alarms"
+    TOP = "mdash-top"
+    SHARE = "mdash-share"

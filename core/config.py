@@ -175,8 +175,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
                 analytics_values = _analytics_section(content, p)
                 continue
             if section not in _SECTIONS or not isinstance(content, dict):
-                raise ConfigError(f"{p}: unknown section [{section}] "
-                                  f"(known: {', '.join(sorted(_SECTIONS) + ['alarms', 'analytics', 'demo', 'limits', 'sms'])})")
+                known = sorted(_SECTIONS) + ["alarms", "analytics", "demo", "limits", "sms"]
+                raise ConfigError(f"{p}: unknown section [{section}] (known: {', '.join(known)})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
                     raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
@@ -186,8 +186,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if env.get("PORT"):
         values["port"] = env["PORT"]
     cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
-                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), alarms=AlarmsConfig(**alarm_values),
-                 analytics=AnalyticsConfig(**analytics_values), source=source)
+                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values),
+                 alarms=AlarmsConfig(**alarm_values), analytics=AnalyticsConfig(**analytics_values), source=source)
     _validate(cfg)
     return cfg
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from billing.shadow import tariff_periods
 from core.clock import utcnow
 from energy.derive import DeriveRules, ENERGY, intervals, quarter_pieces, rollup_frames, split_by_segments, sum_pieces
+from energy.history import local_range
 from storage import energy as store
 from storage.billing import epoch_starts
 
@@ -42,12 +43,6 @@ class UpkeepResult:
     readings: int = 0
     seconds: float = 0.0
     rebuilt: bool = False
-
-
-def local_midnight_utc(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
-    """Naive UTC instant at which the site's local `day` begins (daylight saving too)."""
-    ts = pd.Timestamp(day).tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
-    return ts.tz_convert("UTC").tz_localize(None).to_pydatetime()
 
 
 def local_day(ts: dt.datetime, tz: dt.tzinfo) -> dt.date:
@@ -157,8 +152,7 @@ class EnergyRollups:
         frontier = last_ts if fresh else mark
         first_day = first_day or local_day(first_ts, self.tz)
         last_day = last_day or local_day(frontier, self.tz)
-        start = local_midnight_utc(first_day, self.tz)
-        end = local_midnight_utc(last_day + dt.timedelta(days=1), self.tz)
+        start, end = local_range(self.tz, first_day, last_day)
         if fresh:
             store.clear_upkeep_state(conn)
         store.delete_rollups_between(conn, start, end, first_day, last_day)
@@ -210,4 +204,4 @@ def attach_rollups(engine: sa.Engine, tz: dt.tzinfo, analytics, jobs, events) ->
     return rollups
 
 
-__all__ = ["ENERGY", "EnergyRollups", "ROLLUP_JOB", "UpkeepResult", "attach_rollups", "local_midnight_utc"]
+__all__ = ["ENERGY", "EnergyRollups", "ROLLUP_JOB", "UpkeepResult", "attach_rollups"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -152,31 +151,58 @@ def prune_quarters(conn: sa.Connection, before: dt.datetime) -> None:
 # ---------------------------------------------------------------------------------------------
 # Reads for the analysis
 
-def meters_with_place(conn: sa.Connection) -> pd.DataFrame:
-    """Every meter: id, address, profile, building (the room's, else its transformer area's), floor, room."""
+def _place_columns():
+    """(from clause, {name: column}) joining a meter to its room, floor and building (a room-less meter's building
+    is its transformer area's)."""
     area_building = building.alias("area_building")
-    q = (sa.select(meter.c.id.label("meter_id"), meter.c.address.label("meter"), meter.c.profile,
-                   sa.func.coalesce(building.c.name, area_building.c.name).label("building"),
-                   room.c.floor, room.c.name.label("room"), (meter.c.room_id.is_not(None)).label("has_room"))
-         .select_from(meter.outerjoin(room, room.c.id == meter.c.room_id)
-                      .outerjoin(building, building.c.id == room.c.building_id)
-                      .outerjoin(transformer_area, transformer_area.c.id == meter.c.area_id)
-                      .outerjoin(area_building, area_building.c.id == transformer_area.c.building_id))
-         .order_by(meter.c.id))
+    joined = (meter.outerjoin(room, room.c.id == meter.c.room_id)
+              .outerjoin(building, building.c.id == room.c.building_id)
+              .outerjoin(transformer_area, transformer_area.c.id == meter.c.area_id)
+              .outerjoin(area_building, area_building.c.id == transformer_area.c.building_id))
+    cols = {"building": sa.func.coalesce(building.c.name, area_building.c.name), "floor": room.c.floor,
+            "room": room.c.name, "meter": meter.c.address}
+    return joined, cols
+
+
+def meters_with_place(conn: sa.Connection) -> pd.DataFrame:
+    """Every meter: meter_id, meter (address), profile, building, floor, room, has_room."""
+    joined, cols = _place_columns()
+    q = (sa.select(meter.c.id.label("meter_id"), *[c.label(n) for n, c in cols.items()], meter.c.profile,
+                   meter.c.room_id.is_not(None).label("has_room"))
+         .select_from(joined).order_by(meter.c.id))
     return read_frame(conn, q)
 
 
-def grouped_energy(conn: sa.Connection, grain: str, lo, hi, meter_ids: list[int] | None, month: bool = False,
-                   by_meter: bool = True) -> pd.DataFrame:
-    """Sums of a rollup over [lo, hi) per period (and meter): period, [meter_id], energy columns, estimated, gap.
-    `month`: periods are the first day of each month (the daily rollup only)."""
+def grouped_energy(conn: sa.Connection, grain: str, lo, hi, meter_ids: list[int] | None,
+                   group: tuple[str, ...] = (), month: bool = False) -> pd.DataFrame:
+    """Sums of a rollup over [lo, hi) per period and place: period, the `group` columns (building, floor, room,
+    meter), the energy columns, estimated, gap (any row). `month`: periods are months (the daily rollup)."""
     table, key = ROLLUPS[grain]
     col = table.c[key]
-    period = sa.func.date_trunc("month", col) if month else col
-    keys = [period.label("period")] + ([table.c.meter_id] if by_meter else [])
+    period = (sa.func.date_trunc("month", col) if month else col).label("period")
+    joined, cols = _place_columns()
+    keys = [period, *[cols[g].label(g) for g in group]]
     q = (sa.select(*keys, *[sa.func.sum(table.c[c]).label(c) for c in ENERGY_ROLLUP_COLUMNS[:5]],
                    sa.func.bool_or(table.c.estimated).label("estimated"), sa.func.bool_or(table.c.gap).label("gap"))
+         .select_from(table.join(joined, meter.c.id == table.c.meter_id) if group else table)
          .where(col >= lo, col < hi).group_by(*keys))
+    if meter_ids is not None:
+        q = q.where(table.c.meter_id.in_(meter_ids))
+    return read_frame(conn, q)
+
+
+def meter_energy(conn: sa.Connection, grain: str, lo, hi, meter_ids: list[int] | None,
+                 keys: list | None = None) -> pd.DataFrame:
+    """Per meter: energy_kwh summed over [lo, hi) (or over the given `keys` only: UTC hour starts of the hourly
+    rollup), rows (how many periods), estimated, gap."""
+    table, key = ROLLUPS[grain]
+    col = table.c[key]
+    q = (sa.select(table.c.meter_id, sa.func.sum(table.c.energy_kwh).label("energy_kwh"),
+                   sa.func.count().label("periods"), sa.func.bool_or(table.c.estimated).label("estimated"),
+                   sa.func.bool_or(table.c.gap).label("gap"))
+         .where(col >= lo, col < hi).group_by(table.c.meter_id))
+    if keys is not None:
+        q = q.where(col.in_(keys))
     if meter_ids is not None:
         q = q.where(table.c.meter_id.in_(meter_ids))
     return read_frame(conn, q)
@@ -211,7 +237,3 @@ def stopped_registers(conn: sa.Connection, start: dt.datetime, end: dt.datetime,
     else:
         df["expected_kwh"] = pd.Series(dtype=float)
     return df
-
-
-def as_days(values) -> np.ndarray:
-    return np.asarray(values, dtype="datetime64[D]")

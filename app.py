@@ -1,4 +1,4 @@
-"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db, user."""
+"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db, rollup, user."""
 from __future__ import annotations
 
 import argparse
@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init-db", help="create or upgrade the database schema")
 
+    ro = sub.add_parser("rollup", help="energy rollups: catch up with the readings, or --rebuild them (the server "
+                                       "must be stopped on DuckDB: one writing process per file)")
+    ro.add_argument("--rebuild", action="store_true", help="recompute the rollups from the readings")
+    ro.add_argument("--from", dest="first_day", type=_day, help="first local day to rebuild (YYYY-MM-DD; "
+                                                                 "default: the first reading's)")
+    ro.add_argument("--to", dest="last_day", type=_day, help="last local day to rebuild (default: the latest)")
+
     k = sub.add_parser("api-client", help="API clients: add NAME (prints its token once), revoke NAME, list")
     k.add_argument("client_action", choices=["add", "revoke", "list"])
     k.add_argument("name", nargs="?")
@@ -96,6 +103,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _day(text: str) -> dt.date:
+    try:
+        day = dt.date.fromisoformat(text) if text.isascii() and len(text) == 10 else None
+    except ValueError:
+        day = None
+    if day is None or not 2000 <= day.year <= 2200:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD, years 2000-2200)")
+    return day
+
+
 def _endpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", required=True, dest="dev_host")
     p.add_argument("--port", required=True, type=int, dest="dev_port")
@@ -114,6 +131,32 @@ def cmd_init_db(cfg) -> int:
     try:
         version = migrate(engine)
         print(json.dumps({"database": cfg.database_url, "engine": engine_name(engine), "schema_version": version}))
+    finally:
+        dispose(engine)
+    return 0
+
+
+def cmd_rollup(cfg, args) -> int:
+    """Energy rollups: one upkeep (catch up), or a rebuild of a range of local days."""
+    from core.config import site_zone
+    from energy.rollups import EnergyRollups
+    from storage.engine import dispose, open_engine
+    from storage.migrations import migrate
+    if (args.first_day or args.last_day) and not args.rebuild:
+        raise ValueError("--from and --to go with --rebuild")
+    if args.first_day and args.last_day and args.first_day > args.last_day:
+        raise ValueError(f"--from {args.first_day} is after --to {args.last_day}")
+    engine = open_engine(cfg.database_url)
+    try:
+        migrate(engine)
+        rollups = EnergyRollups.from_config(engine, site_zone(cfg.timezone), cfg.analytics)
+        if args.rebuild:
+            result = rollups.rebuild(args.first_day, args.last_day)
+        else:
+            done = rollups.upkeep()
+            result = {"meters": done.meters, "readings": done.readings, "seconds": round(done.seconds, 3),
+                      "rebuilt": done.rebuilt}
+        print(json.dumps({"database": cfg.database_url, "rebuild" if args.rebuild else "upkeep": result}))
     finally:
         dispose(engine)
     return 0
@@ -310,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_import(cfg, args)
         if cmd == "init-db":
             return cmd_init_db(cfg)
+        if cmd == "rollup":
+            return cmd_rollup(cfg.for_demo() if args.demo else cfg, args)
         if cmd == "api-client":
             from serve.billing import api_client_cli
             if args.client_action != "list" and not args.name:

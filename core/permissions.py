@@ -29,6 +29,7 @@ SETTINGS_PUSH = "settings.push"
 SITE_EDIT = "site.edit"
 NOTIFICATION_VIEW = "notification.view"
 NOTIFICATION_RESEND = "notification.resend"
+SETTLEMENT_CLOSE = "settlement.close"   # close another cashier's day (日结); a cashier closes their own with sale.create
 
 # Every name above, in the order operators/service.py describes them.
 ALL: tuple[str, ...] = tuple(value for name, value in list(globals().items())

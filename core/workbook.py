@@ -29,7 +29,11 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 DATETIME = "yyyy-mm-dd hh:mm:ss"
+DATE = "yyyy-mm-dd"
 MONEY = "0.00"
+KWH = "0.00"
+INTEGER = "0"
+PERCENT = "0.0%"
 REPLACEMENT = "\ufffd"          # shown where a character could not be stored
 MAX_TEXT = 32767                # Excel's limit of characters in one cell
 TITLE_MAX = 31                  # Excel's limit of characters in a sheet name
@@ -50,15 +54,26 @@ def storable_text(text: str) -> tuple[str, bool, bool]:
     return (cleaned[:MAX_TEXT] if cut else cleaned), replaced > 0, cut
 
 
+def csv_text(text: str) -> str:
+    """Text as a CSV cell carries it safely: one a spreadsheet would read as a formula (or, from CSV, a DDE call)
+    gets the quote prefix a person would type, so it opens as the same text; a workbook's unstorable characters
+    are replaced as in a workbook."""
+    text, _replaced, _cut = storable_text(text)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 class ExportSheet:
     """One worksheet of an ExportWorkbook; rows are streamed (write-only mode keeps memory flat)."""
 
     def __init__(self, book: ExportWorkbook, ws, formats: Mapping[int, str]):
         self._book, self._ws, self._formats = book, ws, dict(formats)
 
-    def append(self, values: Iterable) -> None:
-        """One row; column i is formatted with formats[i] when given (dates, money)."""
-        self._ws.append([self._book.cell(self._ws, v, self._formats.get(i)) for i, v in enumerate(values)])
+    def append(self, values: Iterable, *, bold: bool = False) -> None:
+        """One row; column i is formatted with formats[i] when given (dates, money); bold: a totals row."""
+        cells = [self._book.cell(self._ws, v, self._formats.get(i)) for i, v in enumerate(values)]
+        if bold:
+            cells = [None if c is None else self._book.bold(self._ws, c) for c in cells]
+        self._ws.append(cells)
 
 
 class ExportWorkbook:
@@ -73,15 +88,23 @@ class ExportWorkbook:
         self.truncated_cells = 0    # cells cut to Excel's 32,767 characters
 
     def add_sheet(self, title: str, headers: Sequence[str] | None = None, *, widths: Sequence[float] = (),
-                  formats: Mapping[int, str] | None = None, freeze: str | None = "A2") -> ExportSheet:
-        """A sheet named `title` (cut to Excel's 31 characters) with `headers` as a bold first row,
-        column widths in characters, per-column number formats and the panes frozen at `freeze`."""
+                  formats: Mapping[int, str] | None = None, freeze: str | None = "A2",
+                  preamble: Sequence[Sequence] = ()) -> ExportSheet:
+        """A sheet named `title` (cut to Excel's 31 characters) with `headers` as a bold row, column widths in
+        characters, per-column number formats and the panes frozen at `freeze` (below the header). `preamble`:
+        rows above the header (a report's title, in bold, and the filters it was run with), written by the
+        same text rules; the frozen panes then start below the header all the same."""
         ws = self._wb.create_sheet(title[:TITLE_MAX])
         for i, width in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(i)].width = width
+        if headers is not None and freeze == "A2" and preamble:
+            freeze = f"A{len(preamble) + 2}"
+        if headers is not None and freeze:
+            ws.freeze_panes = freeze
+        for n, row in enumerate(preamble):
+            cells = [self.cell(ws, v) for v in row]
+            ws.append([self.bold(ws, c) if n == 0 and c is not None else c for c in cells])
         if headers is not None:
-            if freeze:
-                ws.freeze_panes = freeze
             row = []
             for h in headers:
                 c = self._styled(ws, self.cell(ws, h))
@@ -121,6 +144,12 @@ class ExportWorkbook:
         c.data_type = "s"
         if text.startswith(FORMULA_START):
             c.quotePrefix = True
+        return c
+
+    def bold(self, ws, value):
+        """`value` (a plain value or a cell of this class) in bold."""
+        c = self._styled(ws, value)
+        c.font = self._bold
         return c
 
     @staticmethod

@@ -55,6 +55,7 @@ PERMISSIONS: dict[str, str] = {
     P.SITE_EDIT: "Keep the site's topology: buildings, rooms, gateways, meters, imports",
     P.NOTIFICATION_VIEW: "View the SMS notifications and their status",
     P.NOTIFICATION_RESEND: "Resend SMS notifications that could not be delivered",
+    P.SETTLEMENT_CLOSE: "Close another cashier's day (day-end settlement)",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
@@ -68,7 +69,7 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # balances read from the old meter.
     "manager": frozenset({P.AUDIT_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT,
                           P.WORKORDER_DISPATCH, P.ALARM_RESOLVE, P.TRANSFER_ENTERED, P.NOTIFICATION_VIEW,
-                          P.ALARM_VIEW, P.ALARM_ACK}),
+                          P.ALARM_VIEW, P.ALARM_ACK, P.SETTLEMENT_CLOSE}),
     # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE,
                           P.METER_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT}),

@@ -77,9 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("api-client", help="API clients: add NAME (prints its token once), revoke NAME, list")
     k.add_argument("client_action", choices=["add", "revoke", "list"])
     k.add_argument("name", nargs="?")
-    k.add_argument("--scope", action="append", choices=["payment", "control"],
-                   help="what the new client may do (repeat for both; default payment): payment sells, control "
-                        "sends batch commands (trip, close, keep power, pushes)")
+    k.add_argument("--scope", action="append", choices=["payment", "control", "reports"],
+                   help="what the new client may do (repeat for several; default payment): payment sells, control "
+                        "sends batch commands (trip, close, keep power, pushes), reports reads the reports")
+
+    rp = sub.add_parser("report", help="write one report (see docs: sales, energy, settlement, lost-meters, ...) "
+                                       "as xlsx, csv or json, to a file or (csv, json) the screen")
+    rp.add_argument("name", help="sales, energy, settlement, lost-meters, lost-gateways, alarms, alarm-history, "
+                                 "readings, instrument-energy")
+    rp.add_argument("--from", dest="first", help="first local day, as 2026-11-01")
+    rp.add_argument("--to", dest="last", help="last local day (inclusive)")
+    rp.add_argument("--place", help="Building, Building/floor or Building/floor/room")
+    rp.add_argument("--building", help="a building (the reports that take no --place)")
+    rp.add_argument("--by", help="hour, day, month or year (as the report offers)")
+    rp.add_argument("--group", help="energy: site, building, floor, room; sales: operator, building, channel")
+    rp.add_argument("--operator", help="one operator (cashier)")
+    rp.add_argument("--channel", help="sales: desk, api or demo")
+    rp.add_argument("--meter", help="readings, instrument-energy: the 12-digit meter number")
+    rp.add_argument("--format", dest="fmt", default="csv", help="xlsx, csv or json (default csv)")
+    rp.add_argument("--out", help="the file to write (needed for xlsx; else the screen)")
+    rp.add_argument("--lang", choices=["en", "zh"], default="en", help="language of titles, headers and messages")
 
     u = sub.add_parser("user", help="operators who sign in to the dashboard: add, passwd, list")
     usub = u.add_subparsers(dest="user_action", required=True, metavar="ACTION")
@@ -363,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
                                   scopes=args.scope)
         if cmd == "user":
             return cmd_user(cfg, args)
+        if cmd == "report":
+            from serve.reports import report_cli
+            raw = {"from": args.first, "to": args.last, "place": args.place, "building": args.building, "by": args.by,
+                   "group": args.group, "operator": args.operator, "channel": args.channel, "meter": args.meter}
+            return report_cli(cfg, args.name, raw, args.fmt, args.out, f"cli:{os.environ.get('USER', 'unknown')}",
+                              args.lang)
         parser.error(f"unknown command {cmd}")
     except (ConfigError, KeyError_, StorageError, ProfileError, TopologyImportError, FieldError, DemoError,
             ValueError) as exc:

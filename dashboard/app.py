@@ -60,7 +60,11 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
     if billing is not None:  # payment API and customers' QR pages: their own auth (bearer token, signed URL)
         from billing.api import payment_api
         from dashboard.selfservice import customer_pages
-        app.server.register_blueprint(payment_api(billing))
+        from reports.api import ReportsApi
+        from reports.registry import ReportEnv
+        cfg = getattr(services, "cfg", None)
+        reports_env = ReportEnv(billing, cfg.poll_interval_s if cfg is not None else 60.0)
+        app.server.register_blueprint(payment_api(billing, extensions=[ReportsApi(reports_env)]))
         app.server.register_blueprint(customer_pages(billing, services.qr_key))
         app.server.config.setdefault("WATTLINE_PUBLIC_ROUTES", set()).update({"/api/v1/", "/c/", "/c"})
 

@@ -29,6 +29,11 @@ class ReportError(BillingError):
     def key(self) -> str:
         return f"report.error.{self.code}"
 
+    @property
+    def http_status(self) -> int:
+        """The reports API's answer: no such report 404, anything else a request to fix (400)."""
+        return 404 if self.code == "report_unknown" else 400
+
 
 @dataclass(frozen=True)
 class Column:

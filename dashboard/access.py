@@ -43,14 +43,23 @@ ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
 API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
 SITE_SETUP = PageAccess("/site", (P.SITE_EDIT,))
 CONTROL = PageAccess("/control", (P.RELAY_BATCH, P.RELAY_COMMAND))
+# Analysis (issue 11): the managers' dashboard and the analysts' energy views
+DASHBOARD = PageAccess("/dashboard", (P.REPORT_VIEW,))
+ANALYSIS_ENERGY = PageAccess("/analysis/energy", (P.REPORT_VIEW,))
+ANALYSIS_HISTORY = PageAccess("/analysis/history", (P.REPORT_VIEW,))
+ANALYSIS_INSTRUMENT = PageAccess("/analysis/instrument", (P.REPORT_VIEW,))
 
 # In the order an operator's home page is chosen: the first one they may open.
 PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECONCILIATION, ALARMS, ALARM_HISTORY,
                                  NOTIFICATIONS, TARIFFS,
                                  QR_LABELS, WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS, SITE_SETUP,
-                                 METER_SETTINGS, PARAMETERS, CONTROL)
+                                 METER_SETTINGS, PARAMETERS, CONTROL,
+                                 DASHBOARD, ANALYSIS_ENERGY, ANALYSIS_HISTORY, ANALYSIS_INSTRUMENT)
 
 
 def home_path(may: Callable[[str], bool]) -> str:
-    """Where an operator lands on "/": the Overview if they may open it, else their first page."""
+    """Where an operator lands after signing in: the managers' dashboard for those who read reports and neither
+    sell nor control (managers, analysts); else the Overview if they may open it, else their first page."""
+    if DASHBOARD.open_to(may) and not any(may(p) for p in (P.SALE_CREATE, P.RELAY_COMMAND, P.RELAY_BATCH)):
+        return DASHBOARD.path
     return next((page.path for page in PAGES if page.open_to(may)), STATUS.path)

@@ -693,3 +693,4 @@ class ManagerDashboard:
     ALARMS = "mdash-alarms"
     TOP = "mdash-top"
     SHARE = "mdash-share"
+    GO = "mdash-go"                    # dcc.Location: where a click on a chart leads

@@ -177,3 +177,12 @@ def metered_devices(engine: sa.Engine) -> list[dict]:
     """The devices to choose from (number, profile, place), by number."""
     with engine.connect() as conn:
         return store.metered_devices(conn)
+
+
+def record_export(engine: sa.Engine, *, action: str, target: str | None, operator: str, rows: int, shown: dict,
+                  now: dt.datetime, source: str | None = None) -> None:
+    """An analysis export written to the operation log (who, what query, how many rows, from where)."""
+    from storage import audit
+    with engine.begin() as conn:
+        audit.record(conn, operator=operator, action=action, target=target, ts=now,
+                     after={"rows": rows, "shown": shown}, source=source)

@@ -48,6 +48,12 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("tariffs.nav", access.TARIFFS),
         NavPage("qr.nav", access.QR_LABELS),
     )),
+    NavGroup("analysis.nav", "analysis", (
+        NavPage("analysis.dash.nav", access.DASHBOARD),
+        NavPage("analysis.energy.nav", access.ANALYSIS_ENERGY),
+        NavPage("analysis.history.nav", access.ANALYSIS_HISTORY),
+        NavPage("analysis.instrument.nav", access.ANALYSIS_INSTRUMENT),
+    )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),
         NavPage("alarms.history_link", access.ALARM_HISTORY),

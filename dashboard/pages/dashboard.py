@@ -1,0 +1,93 @@
+"""The managers' dashboard (/dashboard): today's load against yesterday and the same day last week, energy and
+sales of the last 30 days, alarms opened per day, the top consumers and each building's share
+(energy.manager.manager_figures). A click on a chart opens the energy analysis of that day, building or room."""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, clientside_callback, dcc, html
+
+from dashboard import access
+from dashboard.auth import forbidden_page
+from dashboard.components.analysis import (PALETTE, compare_curves_figure, daily_bars_figure, share_figure,
+                                           top_figure)
+from dashboard.components.analysis_layout import place_text
+from dashboard.i18n import request_lang, t
+from dashboard.ids import ManagerDashboard as ID
+from dashboard.services import billing
+from energy.manager import manager_figures
+
+dash.register_page(__name__, path=access.DASHBOARD.path, title="Wattline", name="dashboard")
+ENERGY = access.ANALYSIS_ENERGY.path
+
+
+def energy_link(**query) -> str:
+    """The energy analysis opened at a place or a day (what a click on a dashboard chart opens)."""
+    return f"{ENERGY}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+
+
+def _graph(graph_id: str, figure) -> dbc.Col:
+    return dbc.Col(dcc.Graph(id=graph_id, figure=figure, config={"displaylogo": False, "responsive": True}),
+                   xs=12, lg=6, className="mb-2")
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(access.DASHBOARD, lang)
+    if denied is not None:
+        return denied
+    ctx = billing()
+    today = ctx.local(ctx.now()).date()
+    f = manager_figures(ctx, today)
+    labels = {"today": t("analysis.dash.today", lang), "yesterday": t("analysis.dash.yesterday", lang),
+              "last_week": t("analysis.dash.last_week", lang)}
+    load = compare_curves_figure({labels[k]: v for k, v in f.curves.items()}, lang)
+    load.update_layout(title=dict(text=t("analysis.dash.load_curve", lang), font=dict(size=13)),
+                       margin=dict(l=48, r=12, t=64, b=36))
+    day_links = dict(zip(labels, (today, today - pd.Timedelta(days=1), today - pd.Timedelta(days=7))))
+    for trace, key in zip(load.data, f.curves):
+        day = pd.Timestamp(day_links[key]).date().isoformat()
+        trace.customdata = [energy_link(**{"from": day, "to": day, "by": "hour"})] * len(trace.x)
+    energy = f.energy.assign(link=[energy_link(**{"from": d.date().isoformat(), "to": d.date().isoformat(),
+                                                  "by": "hour"}) for d in f.energy["day"]])
+    top = f.top.assign(label=[place_text(r, lang) for r in f.top.to_dict("records")],
+                       key=[energy_link(building=r["building"], floor=None if pd.isna(r["floor"]) else int(r["floor"]),
+                                        room=r["room"]) for r in f.top.to_dict("records")])
+    share = f.share.assign(label=f.share["building"].fillna("—"),
+                           key=[energy_link(building=b) for b in f.share["building"]])
+    return html.Div([
+        html.H1(t("analysis.dash.heading", lang), className="h4"),
+        dbc.Row([
+            _graph(ID.LOAD, load),
+            _graph(ID.ENERGY, daily_bars_figure(energy, "energy_kwh", lang, title_key="analysis.dash.energy_30",
+                                                key="link")),
+            _graph(ID.SALES, daily_bars_figure(f.sales, "net", lang, title_key="analysis.dash.sales_30",
+                                               color=PALETTE[1])),
+            _graph(ID.ALARMS, daily_bars_figure(f.alarms, "count", lang, title_key="analysis.dash.alarms_by_day",
+                                                color=PALETTE[4])),
+            _graph(ID.TOP, top_figure(top, lang, title_key="analysis.dash.top")),
+            _graph(ID.SHARE, share_figure(share, lang, title_key="analysis.dash.share")),
+        ], className="g-2"),
+        dcc.Location(id=ID.GO, refresh=True),
+    ], className="container-fluid", id=ID.PAGE)
+
+
+# A click on a chart opens the energy analysis its point names (customdata: a link of this site's analysis pages
+# only). In the browser: following a link changes nothing on the server, and the page it opens checks its query.
+clientside_callback(
+    """function () {
+        const cc = window.dash_clientside.callback_context;
+        const click = cc.triggered.length ? cc.triggered[0].value : null;
+        const point = click && click.points && click.points[0];
+        let link = point && point.customdata;
+        if (Array.isArray(link)) { link = link[0]; }
+        if (typeof link !== "string" || !link.startsWith("%s?")) { return window.dash_clientside.no_update; }
+        return link;
+    }""" % ENERGY,
+    Output(ID.GO, "href"),
+    *(Input(i, "clickData") for i in (ID.LOAD, ID.ENERGY, ID.TOP, ID.SHARE)),
+    prevent_initial_call=True,
+)

@@ -1,0 +1,64 @@
+"""The managers' dashboard's figures in one call: today's load against yesterday and the same day last week,
+energy and sales of the last 30 days, alarms opened per day, the top consumers and each building's share."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from core.clock import site_time
+from energy.analysis import energy_report
+from energy.history import local_range
+
+DAYS = 30
+TOP = 10
+
+
+@dataclass(frozen=True)
+class ManagerFigures:
+    today: dt.date
+    curves: dict[str, pd.DataFrame]   # "today" / "yesterday" / "last_week": minute (after local midnight), kw
+    energy: pd.DataFrame              # day, energy_kwh, estimated, gap
+    sales: pd.DataFrame               # day, net (float yuan, for a chart), count
+    alarms: pd.DataFrame              # day, count
+    top: pd.DataFrame                 # building, floor, room, energy_kwh (largest first)
+    share: pd.DataFrame               # building, energy_kwh
+
+
+def _curve(engine, tz, day: dt.date) -> pd.DataFrame:
+    df = energy_report(engine, tz, day, day, by="15min", group="site")
+    minutes = (df["period"] - pd.Timestamp(day)).dt.total_seconds() // 60
+    return pd.DataFrame({"minute": minutes.astype(int), "kw": df["energy_kwh"] * 4.0})
+
+
+def manager_figures(ctx, today: dt.date) -> ManagerFigures:
+    """`ctx`: the billing context (engine, zone, clock); `today`: the site's local day."""
+    from billing.sales_report import sales_report
+    from storage.alarm_queries import opened_per_hour
+
+    engine, tz = ctx.engine, ctx.tz
+    first = today - dt.timedelta(days=DAYS - 1)
+    curves = {name: _curve(engine, tz, today - dt.timedelta(days=back))
+              for name, back in (("today", 0), ("yesterday", 1), ("last_week", 7))}
+    daily = energy_report(engine, tz, first, today, by="day", group="site")
+    energy = pd.DataFrame({"day": daily["period"], "energy_kwh": daily["energy_kwh"],
+                           "estimated": daily["estimated"], "gap": daily["gap"]})
+    sold = sales_report(ctx, first, today, by="day")
+    sales = pd.DataFrame({"day": pd.to_datetime([r["period"] for r in sold]),
+                          "net": [float(r["net"]) for r in sold], "count": [r["count"] for r in sold]})
+    with engine.connect() as conn:
+        hours = opened_per_hour(conn, *local_range(tz, first, today))
+    days = pd.date_range(pd.Timestamp(first), pd.Timestamp(today), freq="D")
+    if len(hours):
+        local_days = site_time(pd.to_datetime(hours["hour"]), tz).dt.normalize()
+        counted = hours.assign(day=local_days).groupby("day")["count"].sum()
+    else:
+        counted = pd.Series(dtype=int)
+    alarms = pd.DataFrame({"day": days, "count": [int(counted.get(d, 0)) for d in days]})
+    rooms = energy_report(engine, tz, first, today, by="month", group="room")
+    top = (rooms.groupby(["building", "floor", "room"], dropna=False)["energy_kwh"].sum().reset_index()
+           .sort_values("energy_kwh", ascending=False).head(TOP).reset_index(drop=True))
+    buildings = energy_report(engine, tz, first, today, by="month", group="building")
+    share = buildings.groupby("building", dropna=False)["energy_kwh"].sum().reset_index()
+    return ManagerFigures(today, curves, energy, sales, alarms, top, share)

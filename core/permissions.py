@@ -21,6 +21,7 @@ METER_VIEW = "meter.view"
 METER_EXPORT = "meter.export"
 WORKORDER_DISPATCH = "workorder.dispatch"
 WORKORDER_EXECUTE = "workorder.execute"
+WORKORDER_REVIEW = "workorder.review"     # approve, reject and archive completed work orders
 API_CLIENT_MANAGE = "api_client.manage"
 ALARM_RESOLVE = "alarm.resolve"
 ALARM_VIEW = "alarm.view"

@@ -47,6 +47,7 @@ PERMISSIONS: dict[str, str] = {
     P.METER_EXPORT: "Export meter readings",
     P.WORKORDER_DISPATCH: "Create and dispatch work orders",
     P.WORKORDER_EXECUTE: "Work on assigned work orders",
+    P.WORKORDER_REVIEW: "Approve, reject and archive completed work orders",
     P.API_CLIENT_MANAGE: "Manage API clients and their tokens",
     P.ALARM_RESOLVE: "Resolve reconciliation alarms after looking into them",
     P.ALARM_VIEW: "View open alarms and the alarm history",
@@ -68,7 +69,7 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # (admins by default; a site may grant transfer.entered to its senior cashiers). Cashiers carry over
     # balances read from the old meter.
     "manager": frozenset({P.AUDIT_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT,
-                          P.WORKORDER_DISPATCH, P.ALARM_RESOLVE, P.TRANSFER_ENTERED, P.NOTIFICATION_VIEW,
+                          P.WORKORDER_DISPATCH, P.WORKORDER_REVIEW, P.ALARM_RESOLVE, P.TRANSFER_ENTERED, P.NOTIFICATION_VIEW,
                           P.ALARM_VIEW, P.ALARM_ACK, P.SETTLEMENT_CLOSE}),
     # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE,

@@ -769,6 +769,7 @@ work_order = sa.Table(
     sa.Column("external_id", sa.String(80)),
     sa.Column("due_at", UtcDateTime, nullable=False),
     sa.Column("held_since", UtcDateTime),
+    sa.Column("held_from", sa.String(12)),                   # the state a hold returns to
     sa.Column("held_seconds", sa.Integer, nullable=False, server_default="0"),
     sa.Column("assigned_to", sa.Integer),                    # operator.id of the worker
     sa.Column("created_by", sa.String(100), nullable=False),

@@ -139,7 +139,8 @@ def close_day(ctx: BillingContext, actor: Actor, operator: str, day: dt.date) ->
             raise BillingError("day_before_closed", day=day.isoformat(), closed=later["day"].isoformat())
         row = _live(ctx, conn, day, day, operator).get((day, operator)) or _blank(day, operator)
         row["correction"], row["cash_correction"] = _open_correction(ctx, conn, operator)
-        figures = _figures({**row, "to_hand_over": row["cash"] + row["cash_correction"]})
+        row["to_hand_over"] = row["cash"] + row["cash_correction"]
+        figures = _figures(row)
         sql.insert_closed_day(conn, operator=operator, day=day, figures=figures, closed_by=actor.username,
                               closed_at=now)
         audit.record(conn, operator=actor.username, action="settlement.close_day", target=f"{operator}:{day}",

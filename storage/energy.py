@@ -179,7 +179,9 @@ def grouped_energy(conn: sa.Connection, grain: str, lo, hi, meter_ids: list[int]
     meter), the energy columns, estimated, gap (any row). `month`: periods are months (the daily rollup)."""
     table, key = ROLLUPS[grain]
     col = table.c[key]
-    period = (sa.func.date_trunc("month", col) if month else col).label("period")
+    # PostgreSQL truncates a DATE as a timestamp with time zone: truncate a plain timestamp, back to a date
+    period = (sa.cast(sa.func.date_trunc("month", sa.cast(col, sa.DateTime)), sa.Date) if month else col).label(
+        "period")
     joined, cols = _place_columns()
     keys = [period, *[cols[g].label(g) for g in group]]
     q = (sa.select(*keys, *[sa.func.sum(table.c[c]).label(c) for c in ENERGY_ROLLUP_COLUMNS[:5]],

@@ -26,8 +26,11 @@ class ManagerFigures:
     share: pd.DataFrame               # building, energy_kwh
 
 
-def _curve(engine, tz, day: dt.date) -> pd.DataFrame:
+def _curve(engine, tz, day: dt.date, now_local: dt.datetime) -> pd.DataFrame:
+    """A day's load per quarter hour (kW = kWh x 4); today's quarter still running is left out (it would read
+    as a drop to nothing)."""
     df = energy_report(engine, tz, day, day, by="15min", group="site")
+    df = df[df["period"] + pd.Timedelta(minutes=15) <= pd.Timestamp(now_local)]
     minutes = (df["period"] - pd.Timestamp(day)).dt.total_seconds() // 60
     return pd.DataFrame({"minute": minutes.astype(int), "kw": df["energy_kwh"] * 4.0})
 
@@ -39,17 +42,20 @@ def manager_figures(ctx, today: dt.date) -> ManagerFigures:
 
     engine, tz = ctx.engine, ctx.tz
     first = today - dt.timedelta(days=DAYS - 1)
-    curves = {name: _curve(engine, tz, today - dt.timedelta(days=back))
+    now_local = ctx.local(ctx.now())
+    curves = {name: _curve(engine, tz, today - dt.timedelta(days=back), now_local)
               for name, back in (("today", 0), ("yesterday", 1), ("last_week", 7))}
-    daily = energy_report(engine, tz, first, today, by="day", group="site")
-    energy = pd.DataFrame({"day": daily["period"], "energy_kwh": daily["energy_kwh"],
-                           "estimated": daily["estimated"], "gap": daily["gap"]})
+    days = pd.date_range(pd.Timestamp(first), pd.Timestamp(today), freq="D")
+    daily = energy_report(engine, tz, first, today, by="day", group="site").set_index("period")
+    daily = daily.reindex(days)   # every day of the 30 on the axis, a day without data empty
+    energy = pd.DataFrame({"day": days, "energy_kwh": daily["energy_kwh"].to_numpy(),
+                           "estimated": daily["estimated"].fillna(False).astype(bool).to_numpy(),
+                           "gap": daily["gap"].fillna(False).astype(bool).to_numpy()})
     sold = sales_report(ctx, first, today, by="day")
     sales = pd.DataFrame({"day": pd.to_datetime([r["period"] for r in sold]),
                           "net": [float(r["net"]) for r in sold], "count": [r["count"] for r in sold]})
     with engine.connect() as conn:
         hours = opened_per_hour(conn, *local_range(tz, first, today))
-    days = pd.date_range(pd.Timestamp(first), pd.Timestamp(today), freq="D")
     if len(hours):
         local_days = site_time(pd.to_datetime(hours["hour"]), tz).dt.normalize()
         counted = hours.assign(day=local_days).groupby("day")["count"].sum()

@@ -129,6 +129,7 @@ def daily_bars_figure(df: pd.DataFrame, value: str, lang: str, *, title_key: str
         return _empty(fig, lang)
     fig.add_trace(go.Bar(x=df["day"], y=df[value], marker_color=color,
                          customdata=df[key] if key else None))
+    fig.update_xaxes(type="date", tickformat="%m-%d")
     fig.update_yaxes(rangemode="tozero")
     return fig
 
@@ -152,7 +153,8 @@ def share_figure(df: pd.DataFrame, lang: str, *, title_key: str) -> go.Figure:
     """Each place's share of the energy: `df` has label, key and energy_kwh."""
     fig = go.Figure(layout=base_layout(height=300, hovermode="closest", title=dict(text=t(title_key, lang),
                                                                                    font=dict(size=13)),
-                                       **_legend()))
+                                       showlegend=True, legend=dict(orientation="h", y=-0.05, x=0)))
+    fig.update_layout(margin=dict(l=12, r=12, t=40, b=12))
     if df.empty or not (df["energy_kwh"] > 0).any():
         return _empty(fig, lang)
     fig.add_trace(go.Pie(labels=df["label"].astype(str), values=df["energy_kwh"], customdata=df["key"], hole=0.45,

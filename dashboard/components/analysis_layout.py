@@ -89,7 +89,7 @@ def history_columns(lang: str, zone) -> list[dict]:
         name = t(f"analysis.col.{c}", lang)
         if c == "ts":
             cols.append({"field": "ts", "headerName": t("clock.column", lang, name=name, zone=zone_label(zone)),
-                         "pinned": "left", "minWidth": 150})
+                         "pinned": "left", "minWidth": 150, "cellDataType": "text"})
         elif c == "comm_gap":
             cols.append({"field": "comm_gap_text", "headerName": name})
         else:
@@ -273,8 +273,8 @@ def energy_totals(df: pd.DataFrame, lang: str) -> dict:
 
 def energy_columns(lang: str, zone) -> list[dict]:
     cols = [{"field": "period", "headerName": t("clock.column", lang, name=t("analysis.energy.period", lang),
-                                                   zone=zone_label(zone)), "pinned": "left"},
-            {"field": "place", "headerName": t("analysis.energy.place", lang)}]
+                                                   zone=zone_label(zone)), "pinned": "left", "cellDataType": "text"},
+            {"field": "place", "headerName": t("analysis.energy.place", lang), "cellDataType": "text"}]
     cols += [{"field": c, "headerName": t(f"analysis.col.{'energy_total' if c == 'energy_kwh' else c}", lang),
               **NUMBER_COLUMN, "valueFormatter": {"function": "d3.format(',.2f')(params.value)"}}
              for c in ENERGY_COLUMNS]

@@ -77,7 +77,7 @@ class AnalyticsConfig:
 class EvidenceConfig:
     """[evidence]: work orders' evidence files (workorders/evidence.py): where they are kept, how large each kind
     may be, the largest chunk of an upload, and above what size the phone offers to send a file later."""
-    dir: str = "data/evidence"
+    dir: str = ""                      # "": evidence/ beside the master key file (data/evidence by default)
     photo_bytes: int = 15 * 1024 * 1024
     audio_bytes: int = 20 * 1024 * 1024
     video_bytes: int = 200 * 1024 * 1024
@@ -149,6 +149,10 @@ class Config:
     workorders: WorkOrdersConfig = field(default_factory=WorkOrdersConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
+
+    def evidence_dir(self) -> Path:
+        """Where work orders' evidence files are kept ([evidence] dir, else evidence/ beside the master key)."""
+        return Path(self.evidence.dir) if self.evidence.dir else Path(self.master_key_file).parent / "evidence"
 
     def for_demo(self) -> "Config":
         """The demo site runs on its own database with a fast poll; its QR codes lead to this machine."""

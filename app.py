@@ -77,9 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("api-client", help="API clients: add NAME (prints its token once), revoke NAME, list")
     k.add_argument("client_action", choices=["add", "revoke", "list"])
     k.add_argument("name", nargs="?")
-    k.add_argument("--scope", action="append", choices=["payment", "control", "reports"],
+    k.add_argument("--scope", action="append", choices=["payment", "control", "reports", "workorders"],
                    help="what the new client may do (repeat for several; default payment): payment sells, control "
-                        "sends batch commands (trip, close, keep power, pushes), reports reads the reports")
+                        "sends batch commands (trip, close, keep power, pushes), reports reads the reports, "
+                        "workorders takes in tickets as work orders and reads their state")
 
     rp = sub.add_parser("report", help="write one report (see docs: sales, energy, settlement, lost-meters, ...) "
                                        "as xlsx, csv or json, to a file or (csv, json) the screen")

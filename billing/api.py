@@ -44,7 +44,10 @@ PAYMENT_SCOPE = frozenset({P.SALE_CREATE})
 CONTROL_SCOPE = frozenset({P.RELAY_BATCH, P.TARIFF_PUSH, P.SETTINGS_PUSH})
 # What a report client may do: read reports (GET /reports/<name>, reports.api); it cannot sell nor send commands.
 REPORTS_SCOPE = frozenset({P.REPORT_VIEW})
-SCOPES: dict[str, frozenset[str]] = {"payment": PAYMENT_SCOPE, "control": CONTROL_SCOPE, "reports": REPORTS_SCOPE}
+# What a ticket feed may do: take in work orders and read their state (POST/GET /workorders, workorders.api).
+WORKORDERS_SCOPE = frozenset({P.WORKORDER_DISPATCH})
+SCOPES: dict[str, frozenset[str]] = {"payment": PAYMENT_SCOPE, "control": CONTROL_SCOPE, "reports": REPORTS_SCOPE,
+                                     "workorders": WORKORDERS_SCOPE}
 DEFAULT_SCOPES = ("payment",)
 MAX_WAIT_S = 10.0
 MAX_PAGE, MAX_PAGE_SIZE = 1_000_000, 500
@@ -166,6 +169,7 @@ class ApiHelpers:
     require_scope = staticmethod(lambda scope: _require_scope(scope))
     lang = staticmethod(lambda: _lang())
     json = staticmethod(lambda status, body, headers=None: _json(status, body, headers))
+    client = staticmethod(lambda: _client())    # the calling client as an Actor (its scopes' permissions)
 
 
 def payment_api(ctx: BillingContext, extensions=()) -> Blueprint:

@@ -126,6 +126,14 @@ class Runtime:
         self.rollups = attach_rollups(self.engine, self.billing.tz, cfg.analytics, self.jobs, self.events)
         self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)
         self.parameters.rules = getattr(self.notifications, "rules", None)   # alarm SMS numbers, changed live
+        from serve.workorders import attach_workorders
+        self.workorders = attach_workorders(self.engine, cfg, self.qr_key, self.jobs, self.events)
+        from serve.field import attach_field
+        self.field = attach_field(self.engine, cfg, self.workorders, self.jobs)   # evidence, messages, terminals
+        if self.demo:   # workers, phones and 90 days of orders on first start (workorders.demo)
+            from workorders.demo import seed_demo_work_orders
+            seed_demo_work_orders(self.engine, self.billing.tz, utcnow(), limits_h={
+                p: getattr(cfg.workorders, f"limit_{p}_h") for p in ("urgent", "high", "normal", "low")})
         self.parameters.apply(self.parameters.current())
         self.dispatcher.start()
         self.jobs.start()

@@ -165,9 +165,10 @@ def split_by_segments(pieces: pd.DataFrame, tz: dt.tzinfo, tariffs: pd.DataFrame
 def sum_pieces(pieces: pd.DataFrame, key: str | list[str]) -> pd.DataFrame:
     """Energy summed, flags or-ed, per meter and `key`."""
     keys = ["meter_id", *([key] if isinstance(key, str) else key)]
-    agg = {c: "sum" for c in ENERGY}
-    agg.update(estimated="max", gap="max")
-    return pieces.groupby(keys, sort=False, as_index=False).agg(agg)
+    g = pieces.groupby(keys, sort=False)
+    out = g[list(ENERGY)].sum()
+    flags = g[["estimated", "gap"]].max()
+    return pd.concat([out, flags], axis=1).reset_index()
 
 
 def rollup_frames(quarters: pd.DataFrame, tz: dt.tzinfo) -> dict[str, pd.DataFrame]:

@@ -34,7 +34,7 @@ ROLLUP_JOB = "rollups"
 LOOKBACK = dt.timedelta(minutes=10)
 # A rebuild reads readings this far around its range, so intervals across its edges have both ends.
 EDGE = dt.timedelta(days=7)
-METERS_PER_CHUNK = 400
+READINGS_PER_CHUNK = 1_000_000    # a rebuild derives this many readings at a time (memory stays bounded)
 
 
 @dataclass(frozen=True)
@@ -113,28 +113,9 @@ class EnergyRollups:
                     cutoff = self._fine_cutoff()
                     frames["15min"] = frames["15min"][frames["15min"]["ts"] >= cutoff]
                     for grain, part in frames.items():
-                        self._merge(conn, grain, part)
+                        store.add_to_rollup(conn, grain, part)
                 store.save_upkeep_state(conn, _last_readings(new))
             return UpkeepResult(int(new["meter_id"].nunique()), len(new), time.perf_counter() - t0)
-
-    def _merge(self, conn: sa.Connection, grain: str, part: pd.DataFrame) -> None:
-        """Add `part` to the rollup: rows from each meter's earliest touched period are read, summed with the new
-        ones, and written back."""
-        if part.empty:
-            return
-        key = "day" if grain == "day" else "ts"
-        since = part.groupby("meter_id", as_index=False)[key].min().rename(columns={key: "lo"})
-        if key == "day":
-            since["lo"] = pd.to_datetime(since["lo"])
-        existing = store.rollup_rows_from(conn, grain, since)
-        if len(existing):
-            existing[key] = pd.to_datetime(existing[key])
-            merged = sum_pieces(pd.concat([existing, part.assign(**{key: pd.to_datetime(part[key])})],
-                                          ignore_index=True), key)
-        else:
-            merged = part
-        store.delete_rollup_rows_from(conn, grain, since)
-        store.insert_rollup_rows(conn, grain, merged)
 
     # -- full or by range
     def rebuild(self, first_day: dt.date | None = None, last_day: dt.date | None = None) -> dict:
@@ -158,12 +139,14 @@ class EnergyRollups:
         store.delete_rollups_between(conn, start, end, first_day, last_day)
         cutoff = max(self._fine_cutoff(), start)
         ids = store.all_meter_ids(conn)
+        total = store.count_readings(conn, start - EDGE, end + EDGE)
+        per_chunk = max(1, min(len(ids), READINGS_PER_CHUNK * len(ids) // max(total, 1)))
         state = store.upkeep_state(conn).set_index("meter_id")["ts"] if not fresh else pd.Series(dtype="datetime64[us]")
         n_readings = n_meters = 0
         new_state = []
         read_to = min(end + EDGE, frontier + dt.timedelta(microseconds=1))
-        for i in range(0, len(ids), METERS_PER_CHUNK):
-            chunk = ids[i:i + METERS_PER_CHUNK]
+        for i in range(0, len(ids), per_chunk):
+            chunk = ids[i:i + per_chunk]
             frame = store.energy_readings(conn, start - EDGE, read_to, chunk)
             if frame.empty:
                 continue
@@ -185,6 +168,7 @@ class EnergyRollups:
                 new_state.append(_last_readings(frame))
         if fresh and new_state:
             store.save_upkeep_state(conn, pd.concat(new_state, ignore_index=True))
+        store.order_rollups_by_time(conn)
         return {"meters": int(n_meters), "readings": int(n_readings), "seconds": round(time.perf_counter() - t0, 3),
                 "from": first_day.isoformat(), "to": last_day.isoformat()}
 

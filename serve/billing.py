@@ -130,7 +130,7 @@ def demo_api_client(ctx: BillingContext) -> str:
     token = token or secrets.token_urlsafe(24)
     ensure_api_client(ctx, DEMO_API_CLIENT, token, "demo")
     where = "a new random one (set DEMO_API_TOKEN to choose it)" if shown else "from $DEMO_API_TOKEN"
-    print(f"Demo API (scopes payment and control): POST /api/v1/sales or /api/v1/commands with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
+    print(f"Demo API (every scope: payment, control, reports): POST /api/v1/sales or /api/v1/commands, GET /api/v1/reports/<name>, with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
           f" ({where}); the document is /api/v1/openapi.json", flush=True)
     return token
 

@@ -41,6 +41,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("meter_settings.heading", access.METER_SETTINGS),
     NavPage("alarms.nav", access.ALARMS, badge=True),
     NavPage("work.nav", access.WORK),
+    NavPage("messages.nav", access.MESSAGES),
     NavGroup("nav.billing", "billing", (
         NavPage("accounts.nav", access.ACCOUNTS),
         NavPage("records.nav", access.RECORDS),
@@ -53,6 +54,17 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("analysis.energy.nav", access.ANALYSIS_ENERGY),
         NavPage("analysis.history.nav", access.ANALYSIS_HISTORY),
         NavPage("analysis.instrument.nav", access.ANALYSIS_INSTRUMENT),
+    )),
+    NavGroup("report.nav_group", "reports", (
+        NavPage("report.nav", access.REPORTS),
+        NavPage("report.nav_view", access.REPORT_VIEW),
+        NavPage("report.nav_settlement", access.SETTLEMENT),
+    )),
+    NavGroup("wo_office.nav", "workorders", (
+        NavPage("wo_office.nav_list", access.WORKORDERS),
+        NavPage("wo_office.nav_review", access.WORKORDER_REVIEW),
+        NavPage("wo_kpi.nav", access.WORKORDER_KPIS),
+        NavPage("terminals.nav", access.TERMINALS),
     )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),

@@ -61,3 +61,13 @@ def site_setup():
 def profiles():
     """The serving process's device profiles (collectors.profiles.ProfileRegistry)."""
     return runtime().profiles
+
+
+def workorders():
+    """The work-order service (workorders.service.WorkOrderService) of the serving process."""
+    return runtime().workorders
+
+
+def field():
+    """The work orders' field side (workorders.field.FieldService): the worker's phone, evidence, messages, terminals."""
+    return runtime().field

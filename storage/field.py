@@ -5,8 +5,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from storage.schema import (evidence, evidence_upload, message, message_attachment, operator, terminal,
-                            terminal_seen, work_order, work_order_confirmation)
+from storage.schema import (evidence, evidence_upload, message, message_attachment, meter, meter_state, operator,
+                            terminal, terminal_seen, work_order, work_order_confirmation)
 
 
 # --- who an order belongs to ---------------------------------------------------------------------------------
@@ -72,15 +72,20 @@ def evidence_count(conn: sa.Connection, *, sha256: str | None = None) -> int:
     return conn.execute(q).scalar_one()
 
 
-def photo_count(conn: sa.Connection, order_id: int) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(evidence).where(
-        evidence.c.order_id == order_id, evidence.c.kind == "photo")).scalar_one()
-
-
 def evidence_messages(conn: sa.Connection, evidence_id: int) -> list[int]:
     """The messages a file is attached to."""
     return list(conn.execute(sa.select(message_attachment.c.message_id)
                              .where(message_attachment.c.evidence_id == evidence_id)).scalars())
+
+
+def meter_live(conn: sa.Connection, meter_id: int) -> dict | None:
+    """The platform's latest state of a meter: balance, relay, communication, when read."""
+    q = (sa.select(meter.c.address, meter_state.c.balance, meter_state.c.relay_closed, meter_state.c.comm_state,
+                   meter_state.c.ts, meter_state.c.alarm_level)
+         .select_from(meter.outerjoin(meter_state, meter_state.c.meter_id == meter.c.id))
+         .where(meter.c.id == meter_id))
+    row = conn.execute(q).mappings().first()
+    return dict(row) if row else None
 
 
 # --- confirmations -------------------------------------------------------------------------------------------

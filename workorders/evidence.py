@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from core.config import EvidenceConfig
 from storage import audit, field as store
+from workorders.service import _coordinates  # a position from the browser, or none
 
 KINDS = ("photo", "audio", "video", "signature")
 # what each kind may be, as sniffed from the bytes
@@ -42,9 +43,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SNIFF_BYTES = 8192
 
 
-class EvidenceError(ValueError):
-    """An upload refused (nothing stored); `code` names the catalog text field.error.<code>, `status` the HTTP
-    status the upload route answers."""
+class FieldError(ValueError):
+    """Something on the field side refused (an upload, a confirmation, a message; nothing stored): `code` names
+    the catalog text field.error.<code>, `status` the HTTP status the upload route answers."""
 
     def __init__(self, code: str, status: int = 400, **params):
         self.code = code
@@ -59,6 +60,9 @@ class EvidenceError(ValueError):
     def message(self, lang: str = "en") -> str:
         from core.text import error_text
         return error_text(self, lang)
+
+
+EvidenceError = FieldError
 
 
 @dataclass(frozen=True)
@@ -123,31 +127,31 @@ class EvidenceStore:
         with self.engine.begin() as log:
             audit.record(log, operator=who.username, action="workorder.denied", target=f"order {order_id}",
                          ts=self.clock(), after={"action": action}, source=who.address)
-        raise EvidenceError("order_not_found", 404)
+        raise FieldError("order_not_found", 404)
 
     # --- an upload -----------------------------------------------------------------------------------
     def start(self, who: Uploader, *, upload_id: str, size, sha256: str, kind: str, order_id=None, step=None,
               name: str | None = None, lat=None, lon=None) -> UploadState:
         """Announce an upload (or ask where it stands: the same id again answers its state)."""
         if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
-            raise EvidenceError("bad_upload_id")
+            raise FieldError("bad_upload_id")
         with self.engine.connect() as conn:
             existing = store.upload(conn, upload_id)
         if existing is not None:
             if existing["operator"] != who.username:
-                raise EvidenceError("upload_not_found", 404)
+                raise FieldError("upload_not_found", 404)
             return self._state(existing)
         kind = kind if kind in KINDS else None
         if kind is None:
-            raise EvidenceError("bad_kind")
+            raise FieldError("bad_kind")
         size = _whole(size, "bad_size")
         if size <= 0:
-            raise EvidenceError("empty_file")
+            raise FieldError("empty_file")
         limit = kind_limit(self.cfg, kind)
         if size > limit:
-            raise EvidenceError("too_large", 413, limit=_mb(limit))
+            raise FieldError("too_large", 413, limit=_mb(limit))
         if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256.lower()):
-            raise EvidenceError("bad_hash")
+            raise FieldError("bad_hash")
         order_id = None if order_id in (None, "") else _whole(order_id, "order_not_found")
         step = None if step in (None, "") else _whole(step, "bad_step")
         lat, lon = _coordinates(lat, lon)
@@ -168,29 +172,29 @@ class EvidenceStore:
         with self.engine.connect() as conn:
             row = store.upload(conn, upload_id) if isinstance(upload_id, str) else None
         if row is None or row["operator"] != who.username:
-            raise EvidenceError("upload_not_found", 404)
+            raise FieldError("upload_not_found", 404)
         return self._state(row)
 
     def put_chunk(self, who: Uploader, upload_id: str, offset, data: bytes) -> UploadState:
-        """Write `data` at `offset`. Another offset than the server's: EvidenceError offset_mismatch (409) with the
+        """Write `data` at `offset`. Another offset than the server's: FieldError offset_mismatch (409) with the
         server's offset, nothing written. The last byte in: the upload is checked and finished (or refused and
         removed)."""
         with self._lock(upload_id):
             with self.engine.connect() as conn:
                 row = store.upload(conn, upload_id)
             if row is None or row["operator"] != who.username:
-                raise EvidenceError("upload_not_found", 404)
+                raise FieldError("upload_not_found", 404)
             if row["evidence_id"] is not None:
                 return self._state(row)          # a retry of a finished upload: the same file
             offset = _whole(offset, "bad_offset")
             if offset != row["received"]:
-                raise EvidenceError("offset_mismatch", 409, received=row["received"])
+                raise FieldError("offset_mismatch", 409, received=row["received"])
             if len(data) > self.cfg.chunk_bytes:
-                raise EvidenceError("chunk_too_large", 413, limit=_mb(self.cfg.chunk_bytes))
+                raise FieldError("chunk_too_large", 413, limit=_mb(self.cfg.chunk_bytes))
             end = offset + len(data)
             if end > row["size"]:
                 self._discard(upload_id)
-                raise EvidenceError("too_large", 413, limit=_mb(kind_limit(self.cfg, row["kind"])))
+                raise FieldError("too_large", 413, limit=_mb(kind_limit(self.cfg, row["kind"])))
             part = self._partial(upload_id)
             part.parent.mkdir(parents=True, exist_ok=True)
             with open(part, "r+b" if part.exists() else "wb") as f:
@@ -212,19 +216,19 @@ class EvidenceStore:
         digest = _sha256_of(part)
         if digest != row["sha256"]:
             self._discard(upload_id)
-            raise EvidenceError("hash_mismatch", 422)
+            raise FieldError("hash_mismatch", 422)
         mime = sniff(part)
         kind = row["kind"]
         if mime not in ALLOWED[kind]:
             self._discard(upload_id)
-            raise EvidenceError("wrong_type", 415, kind=kind)
+            raise FieldError("wrong_type", 415, kind=kind)
         taken_at = exif_lat = exif_lon = None
         if mime.startswith("image/"):
             try:
                 taken_at, exif_lat, exif_lon = photo_metadata(part)
             except BadImage:
                 self._discard(upload_id)
-                raise EvidenceError("wrong_type", 415, kind=kind) from None
+                raise FieldError("wrong_type", 415, kind=kind) from None
         target = self.path_of(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
@@ -292,7 +296,7 @@ class EvidenceStore:
         with self.engine.connect() as conn:
             row = store.evidence_row(conn, evidence_id)
             if row is None:
-                raise EvidenceError("evidence_not_found", 404)
+                raise FieldError("evidence_not_found", 404)
             if not who.any_order and row["uploaded_by"] != who.username:
                 parties = set()
                 for mid in store.evidence_messages(conn, evidence_id):
@@ -300,7 +304,7 @@ class EvidenceStore:
                     parties |= {msg["sender"], msg["recipient"]}
                 if who.username not in parties:
                     if row["order_id"] is None:
-                        raise EvidenceError("evidence_not_found", 404)
+                        raise FieldError("evidence_not_found", 404)
                     self.check_order(conn, who, row["order_id"], "view evidence")
         return row, self.path_of(row["sha256"])
 
@@ -372,27 +376,16 @@ def _gps_degrees(dms, ref, negative: str) -> float | None:
 def _whole(value, code: str) -> int:
     """A whole number from an int or a string of ASCII digits (no "50,5", no full-width digits, no floats)."""
     if isinstance(value, bool):
-        raise EvidenceError(code)
+        raise FieldError(code)
     if isinstance(value, int):
         n = value
     elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,15}", value.strip()):
         n = int(value.strip())
     else:
-        raise EvidenceError(code)
+        raise FieldError(code)
     if not 0 <= n < 10 ** 15:
-        raise EvidenceError(code)
+        raise FieldError(code)
     return n
-
-
-def _coordinates(lat, lon) -> tuple[float | None, float | None]:
-    """A position from the browser, or none: anything that is not a pair of numbers in range is dropped."""
-    try:
-        la, lo = float(lat), float(lon)
-    except (TypeError, ValueError):
-        return None, None
-    if isinstance(lat, bool) or isinstance(lon, bool) or not (-90 <= la <= 90 and -180 <= lo <= 180):
-        return None, None
-    return la, lo
 
 
 def _clean_name(name) -> str | None:

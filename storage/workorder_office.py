@@ -51,17 +51,25 @@ def next_ids(conn: sa.Connection, table: sa.Table, n: int) -> list[int]:
 
 def bulk_insert(conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     """Every row of `frame` (columns named as `table`'s) into `table`, in the caller's transaction: DuckDB scans
-    the frame in place; PostgreSQL takes one multi-row INSERT (psycopg's insertmanyvalues)."""
+    the frame in place; PostgreSQL takes one multi-row INSERT (psycopg's insertmanyvalues). Without an id column,
+    a table with an id takes the next ones of its own sequence (so later rows added one by one never collide)."""
     if frame.empty:
         return 0
     columns = [c for c in frame.columns if c in table.c]
+    numbered = "id" in table.c and "id" not in columns and isinstance(table.c.id.default, sa.Sequence)
+    if numbered and not is_duckdb(conn.engine):
+        frame = frame.assign(id=next_ids(conn, table, len(frame)))
+        columns.append("id")
+        numbered = False
     if is_duckdb(conn.engine):
         raw = conn.connection.driver_connection
         name = f"_wl_{table.name}_frame"
         raw.register(name, frame[columns])
         try:
             quoted = ", ".join(f'"{c}"' for c in columns)
-            raw.execute(f"INSERT INTO {table.name} ({quoted}) SELECT {quoted} FROM {name}")
+            into, select = (f"id, {quoted}", f"nextval('{table.c.id.default.name}'), {quoted}") if numbered \
+                else (quoted, quoted)
+            raw.execute(f"INSERT INTO {table.name} ({into}) SELECT {select} FROM {name}")
         finally:
             raw.unregister(name)
     else:

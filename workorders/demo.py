@@ -15,6 +15,7 @@ from core.clock import site_time, utc_time
 from storage import audit
 from storage import operators as operator_store
 from storage import workorder_office as store
+from workorders.service import WorkOrderService
 from storage.schema import (terminal, terminal_seen, work_order, work_order_confirmation, work_order_event,
                             work_order_followup, work_order_material, work_order_step, worker, worker_district)
 
@@ -121,6 +122,27 @@ def _timeline(rng, n: int, created: np.ndarray, limit_h: np.ndarray) -> dict[str
     return {"t": t, "held": held, "hold_h": hold_h, "rejected": rejected, "cancelled": cancelled}
 
 
+def _recent_cases(rng, plan: dict, now: dt.datetime, holds: int = 6, rejections: int = 3) -> None:
+    """A few of the latest orders stand on hold and rejected now (the random timeline rarely leaves one there):
+    held after acceptance until after now; rejected at review with the rework still to come."""
+    t, now64, hour = plan["t"], np.datetime64(now), np.timedelta64(3600, "s")
+    fresh = ~plan["cancelled"] & ~plan["held"] & ~plan["rejected"]
+    accepted = np.flatnonzero(fresh & (t["hold"] < now64 - hour) & (t["arrive"] > now64))
+    for i in rng.choice(accepted, size=min(holds, len(accepted)), replace=False):
+        plan["held"][i] = True
+        plan["hold_h"][i] = (now64 - t["hold"][i]) / hour + rng.uniform(6, 48)
+        shift = (plan["hold_h"][i] * 3600).astype("int64").astype("timedelta64[s]")
+        for key in ("release", "arrive", "complete", "approve", "archive"):
+            t[key][i] = (t["hold"][i] if key == "release" else t[key][i]) + shift
+    done = np.flatnonzero(fresh & ~plan["held"] & (t["complete"] < now64 - 3 * hour) & (t["approve"] > now64))
+    for i in rng.choice(done, size=min(rejections, len(done)), replace=False):
+        plan["rejected"][i] = True
+        t["reject"][i] = t["complete"][i] + hour
+        t["rework"][i] = now64 + hour * 2
+        t["complete2"][i], t["approve"][i] = now64 + hour * 5, now64 + hour * 30
+        t["archive"][i] = now64 + hour * 80
+
+
 # (milestone, action, state reached); a hold returns to "accepted" (the demo holds accepted orders only)
 STEPS = (("create", "create", "created"), ("dispatch", "dispatch", "dispatched"), ("accept", "accept", "accepted"),
          ("hold", "hold", "on_hold"), ("release", "release", "accepted"), ("arrive", "arrive", "on_site"),
@@ -167,6 +189,7 @@ def seed_demo_work_orders(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, 
     """Workers, terminals and `days` of orders up to `now` (first start only: nothing when orders exist)."""
     limits_h = limits_h or {"urgent": 4.0, "high": 24.0, "normal": 72.0, "low": 168.0}
     rng = np.random.default_rng(seed)
+    WorkOrderService(engine, zone=zone).seed()       # the order types and their cards
     with engine.begin() as conn:
         if store.seeded_before(conn):
             return {"orders": 0}
@@ -193,10 +216,10 @@ def seed_demo_work_orders(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, 
         worker_ids = workers.operator_id.to_numpy()[slot]
         usernames = workers.username.to_numpy()[slot]
         plan = _timeline(rng, n, created, limit)
+        _recent_cases(rng, plan, now)
         events = _events(orders["id"].to_numpy(), plan, worker_ids, usernames, now, "manager")
         orders = _order_rows(orders, events, plan, limit, worker_ids, zone, now)
         store.bulk_insert(conn, work_order, orders)
-        events["id"] = store.next_ids(conn, work_order_event, len(events))
         store.bulk_insert(conn, work_order_event, events)
         parts = _parts(conn, rng, orders, events, now)
         audit.record(conn, operator=OPERATOR, action="workorder.demo_seed", target="demo", ts=now,
@@ -221,7 +244,7 @@ def _order_rows(orders: pd.DataFrame, events: pd.DataFrame, plan: dict, limit_h:
     due = pd.Series(orders["created_at"]) + pd.to_timedelta(limit_h, unit="h") + pd.to_timedelta(held_s, unit="s")
     dispatched = state.ne("created") & ~(state.eq("cancelled") & at(first, "dispatch").isna())
     local_day = site_time(pd.Series(orders["created_at"]), zone).dt.strftime("%Y%m%d")
-    number = "WO" + local_day + (local_day.groupby(local_day).cumcount() + 1).map("{:04d}".format)
+    number = "WO" + local_day + "-" + orders["id"].map("{:06d}".format)     # as WorkOrderService numbers them
     closed = at(first, "approve").where(state.isin(["approved", "archived"]), at(first, "cancel"))
     reason = np.select([state.eq("on_hold"), state.eq("rejected"), state.eq("cancelled")],
                        [NOTES["hold"], NOTES["reject"], NOTES["cancel"]], default=None)
@@ -249,14 +272,14 @@ def _parts(conn: sa.Connection, rng, orders: pd.DataFrame, events: pd.DataFrame,
                          done_by=np.where(done, "worker", None),
                          value=np.where(done & steps["needs_value"].fillna(False).astype(bool),
                                         (rng.uniform(100, 9000, len(steps))).round(1).astype(str), None))
-    steps["id"] = store.next_ids(conn, work_order_step, len(steps))
     store.bulk_insert(conn, work_order_step, steps.drop(columns=["quantity", "unit_price", "item_class", "unit"]))
     materials = base.merge(cards[cards["kind"].isin(["tool", "material", "service"])], on="type")
-    factor = rng.integers(1, 3, len(materials))
+    # a card's quantity 0 is the worker's to fill in (cable by the metre): the demo's worker used 1 to 6
+    usual = pd.to_numeric(materials["quantity"]).fillna(0).astype(float)
+    used = np.where(usual > 0, usual * rng.integers(1, 3, len(materials)), rng.integers(1, 7, len(materials)))
     materials = materials.assign(
-        quantity=(pd.to_numeric(materials["quantity"]).fillna(1) * factor).astype(float),
+        quantity=np.where(materials["state"].isin(done_states), used, usual),
         unit_price=materials["unit_price"].fillna(0))
-    materials["id"] = store.next_ids(conn, work_order_material, len(materials))
     store.bulk_insert(conn, work_order_material, materials)
     known = base[base["account_id"].notna()]
     arrived = known[known["arrived_at"].notna()]
@@ -265,9 +288,8 @@ def _parts(conn: sa.Connection, rng, orders: pd.DataFrame, events: pd.DataFrame,
         pd.DataFrame({"order_id": arrived["order_id"], "stage": "arrival", "account_id": arrived["account_id"],
                       "rating": None, "confirmed_by": "worker", "confirmed_at": arrived["arrived_at"]}),
         pd.DataFrame({"order_id": completed["order_id"], "stage": "completion", "account_id": completed["account_id"],
-                      "rating": rng.choice(*RATINGS, size=len(completed)), "confirmed_by": "worker",
+                      "rating": rng.choice(RATINGS[0], size=len(completed), p=RATINGS[1]), "confirmed_by": "worker",
                       "confirmed_at": completed["completed_at"]})], ignore_index=True)
-    confirmations["id"] = store.next_ids(conn, work_order_confirmation, len(confirmations))
     store.bulk_insert(conn, work_order_confirmation, confirmations)
     approved = orders[orders["state"].isin(["approved", "archived"]) & (rng.random(len(orders)) < 0.7)]
     reached = rng.random(len(approved)) < 0.85
@@ -276,9 +298,8 @@ def _parts(conn: sa.Connection, rng, orders: pd.DataFrame, events: pd.DataFrame,
     followups = pd.DataFrame({
         "order_id": approved["id"], "called_at": called_at, "called_by": "manager",
         "outcome": np.where(reached, "reached", "no_answer"),
-        "satisfaction": np.where(reached, rng.choice(*RATINGS, size=len(approved)), None),
+        "satisfaction": np.where(reached, rng.choice(RATINGS[0], size=len(approved), p=RATINGS[1]), None),
         "note": None, "recorded_by": "manager", "recorded_at": called_at})
-    followups["id"] = store.next_ids(conn, work_order_followup, len(followups))
     store.bulk_insert(conn, work_order_followup, followups)
     return {"steps": len(steps), "materials": len(materials), "confirmations": len(confirmations),
             "followups": len(followups)}

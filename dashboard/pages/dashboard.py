@@ -71,8 +71,21 @@ def layout(**_query):
             _graph(ID.TOP, top_figure(top, lang, title_key="analysis.dash.top")),
             _graph(ID.SHARE, share_figure(share, lang, title_key="analysis.dash.share")),
         ], className="g-2"),
+        _workorder_card(today, lang),
         dcc.Location(id=ID.GO, refresh=True),
     ], className="container-fluid", id=ID.PAGE)
+
+
+def _workorder_card(today, lang: str):
+    """Work orders of the last 30 days (workorders.kpis), for managers who see them; else nothing."""
+    from dashboard.auth import allowed
+    from dashboard.components.workorders_office import dash_card
+    from dashboard.services import actor, workorders
+    from workorders.office import Office
+    if not access.WORKORDER_KPIS.open_to(allowed):
+        return None
+    report = Office(workorders()).kpis(actor(), today - pd.Timedelta(days=29).to_pytimedelta(), today)
+    return dash_card(report.kpis, lang)
 
 
 # A click on a chart opens the energy analysis its point names (customdata: a link of this site's analysis pages

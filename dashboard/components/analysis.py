@@ -66,7 +66,7 @@ def history_figure(rows: pd.DataFrame, lang: str, budget: int = POINT_BUDGET) ->
         values = pd.to_numeric(rows[col], errors="coerce")
         keep = downsample(rows["ts"], values, budget)
         if len(keep):
-            fig.add_trace(go.Scattergl(x=rows["ts"].iloc[keep], y=values.iloc[keep], name=t(key, lang), yaxis=axis,
+            fig.add_trace(go.Scatter(x=rows["ts"].iloc[keep], y=values.iloc[keep], name=t(key, lang), yaxis=axis,
                                        mode="lines", line=dict(color=color, width=1.5)))
     gaps = rows[rows["comm_gap"].astype(bool)]
     if len(gaps):

@@ -15,6 +15,7 @@ from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.cashier import field
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
+from dashboard.ids import AnalysisInstrument
 
 KWH = "0.00"
 HISTORY_COLUMNS = ("ts", "energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley",
@@ -189,7 +190,7 @@ def instrument_body(diff, lang: str) -> list:
                          className="table-responsive"))
     said.append(html.P([t("analysis.instrument.ct_ratio", lang), f": {diff.ct_ratio:g} · ",
                         t("analysis.instrument.difference", lang), ": ",
-                        html.Strong(_kwh(diff.energy_kwh), id="ainst-energy")], className="mb-1"))
+                        html.Strong(_kwh(diff.energy_kwh), id=AnalysisInstrument.ENERGY)], className="mb-1"))
     if not diff.ct_ratio_known:
         said.append(html.P(t("analysis.instrument.ct_unknown", lang), className="small text-muted mb-1"))
     said.append(html.P(t("analysis.instrument.resets", lang, n=diff.resets,

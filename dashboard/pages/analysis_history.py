@@ -104,7 +104,8 @@ def export(n_clicks, applied):
         return no_update, html.Span(t("analysis.nothing_to_export", lang), className="text-warning")
     ctx = billing()
     op = signed_in()
-    record_export(runtime().engine, action="analysis.history_export", target=f"meter:{history.meter['address']}",
+    subject = f"meter:{history.meter['address']}"   # the operation log's target (dashboard.components.audit_text)
+    record_export(runtime().engine, action="analysis.history_export", target=subject,
                   operator=op.username if op else "-", rows=len(history.rows), shown=applied, now=ctx.now(),
                   source=source_address())
     book = history_workbook(history, applied, lang, site_zone())

@@ -72,7 +72,10 @@ def intervals(frame: pd.DataFrame, rules: DeriveRules = DeriveRules(),
     gap[total > limit_kw * hours * rules.spike_margin + REGISTER_STEP_KWH] = SPIKE
     gap[total < -REGISTER_STEP_KWH] = RESET
     if epoch_starts:
+        present = set(np.unique(meter).tolist())
         for mid, starts in epoch_starts.items():
+            if mid not in present:
+                continue
             rows = np.flatnonzero(meter[a] == mid)
             for since in starts:
                 s = int(np.datetime64(since, "s").astype(np.int64))
@@ -162,13 +165,24 @@ def split_by_segments(pieces: pd.DataFrame, tz: dt.tzinfo, tariffs: pd.DataFrame
     return out
 
 
-def sum_pieces(pieces: pd.DataFrame, key: str | list[str]) -> pd.DataFrame:
-    """Energy summed, flags or-ed, per meter and `key`."""
-    keys = ["meter_id", *([key] if isinstance(key, str) else key)]
-    g = pieces.groupby(keys, sort=False)
-    out = g[list(ENERGY)].sum()
-    flags = g[["estimated", "gap"]].max()
-    return pd.concat([out, flags], axis=1).reset_index()
+def sum_pieces(pieces: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Energy summed, flags or-ed, per meter and `key` (an integer or datetime column). numpy's unique and
+    bincount: a poll cycle's few pieces per meter cost what pandas' groupby costs in overhead alone."""
+    meter = pieces["meter_id"].to_numpy(dtype=np.int64)
+    raw = pieces[key].to_numpy()
+    k = raw.astype(np.int64) if raw.dtype.kind in "iuM" else np.asarray(raw, dtype=np.int64)
+    if len(k) == 0:
+        return pd.DataFrame({"meter_id": meter, key: raw, **{c: np.zeros(0) for c in ENERGY},
+                             "estimated": np.zeros(0, bool), "gap": np.zeros(0, bool)})
+    lo = k.min()
+    span = int(k.max() - lo) + 1
+    uniq, first, inv = np.unique(meter * span + (k - lo), return_index=True, return_inverse=True)
+    out = {"meter_id": meter[first], key: raw[first]}
+    for c in ENERGY:
+        out[c] = np.bincount(inv, weights=pieces[c].to_numpy(dtype=float), minlength=len(uniq))
+    for c in ("estimated", "gap"):
+        out[c] = np.bincount(inv, weights=pieces[c].to_numpy(dtype=float), minlength=len(uniq)) > 0
+    return pd.DataFrame(out)
 
 
 def rollup_frames(quarters: pd.DataFrame, tz: dt.tzinfo) -> dict[str, pd.DataFrame]:

@@ -70,6 +70,7 @@ class EnergyRollups:
                  clock: Callable[[], dt.datetime] = utcnow):
         self.engine, self.tz, self.rules, self.fine_days, self.clock = engine, tz, rules, fine_days, clock
         self._lock = threading.Lock()   # one upkeep or rebuild at a time in this process
+        self._site_terms: tuple | None = None   # (fingerprint, tariff frame, epochs) of every meter
 
     @classmethod
     def from_config(cls, engine: sa.Engine, tz: dt.tzinfo, analytics, clock=utcnow) -> "EnergyRollups":
@@ -79,12 +80,20 @@ class EnergyRollups:
         return self.clock() - dt.timedelta(days=self.fine_days)
 
     # -- the pieces of a frame of readings
+    def _terms(self, conn: sa.Connection) -> tuple[pd.DataFrame, dict[int, list[dt.datetime]]]:
+        """Every meter's tariff segments and swap times, read again only when those tables changed."""
+        fingerprint = store.tariff_fingerprint(conn)
+        if self._site_terms is None or self._site_terms[0] != fingerprint:
+            ids = store.all_meter_ids(conn)
+            self._site_terms = (fingerprint, _tariff_frame(conn, ids), _epochs(conn, ids))
+        return self._site_terms[1], self._site_terms[2]
+
     def _rollups(self, conn: sa.Connection, frame: pd.DataFrame) -> dict[str, pd.DataFrame] | None:
-        ids = [int(i) for i in frame["meter_id"].unique()]
-        iv = intervals(frame, self.rules, _epochs(conn, ids))
+        tariffs, epochs = self._terms(conn)
+        iv = intervals(frame, self.rules, epochs)
         if iv.empty:
             return None
-        pieces = split_by_segments(quarter_pieces(iv), self.tz, _tariff_frame(conn, ids))
+        pieces = split_by_segments(quarter_pieces(iv), self.tz, tariffs[tariffs["meter_id"].isin(iv["meter_id"])])
         return rollup_frames(sum_pieces(pieces, "q"), self.tz)
 
     # -- incremental
@@ -100,8 +109,8 @@ class EnergyRollups:
                 new = store.energy_readings(conn, mark - LOOKBACK, None)
                 if new.empty:
                     return UpkeepResult(seconds=time.perf_counter() - t0)
-                ids = [int(i) for i in new["meter_id"].unique()]
-                state = store.upkeep_state(conn, ids)
+                state = store.upkeep_state(conn)
+                state = state[state["meter_id"].isin(new["meter_id"].unique())]
                 last = new["meter_id"].map(state.set_index("meter_id")["ts"]) if len(state) else None
                 if last is not None:
                     new = new[last.isna() | (new["ts"] > last)]

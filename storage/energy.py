@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from storage.engine import is_duckdb
 from storage.frames import read_frame
 from storage.schema import (
-    ENERGY_ROLLUP_COLUMNS, building, energy_15min, energy_day, energy_hour, energy_upkeep, meter, readings, room,
-    transformer_area,
+    ENERGY_ROLLUP_COLUMNS, account_meter, building, energy_15min, energy_day, energy_hour, energy_upkeep, meter, meter_tariff, readings, room,
+    tariff_version, transformer_area,
 )
 from storage.timeseries import _bulk_write, _copy_rows
 
@@ -45,6 +45,17 @@ def readings_span(conn: sa.Connection) -> tuple[dt.datetime | None, dt.datetime 
 def count_readings(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(readings)
                         .where(readings.c.ts >= start, readings.c.ts < end)).scalar_one()
+
+
+def tariff_fingerprint(conn: sa.Connection) -> tuple:
+    """Changes whenever a meter's tariff, a tariff version or a meter's count epoch (a swap) changes: rows are
+    only ever added to these tables, so their highest ids and counts tell."""
+    return tuple(conn.execute(sa.select(
+        sa.select(sa.func.max(meter_tariff.c.id)).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(meter_tariff).scalar_subquery(),
+        sa.select(sa.func.max(tariff_version.c.id)).scalar_subquery(),
+        sa.select(sa.func.max(account_meter.c.id)).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(account_meter).scalar_subquery())).one())
 
 
 def all_meter_ids(conn: sa.Connection) -> list[int]:
@@ -104,7 +115,7 @@ def _unregister(conn: sa.Connection, name: str) -> None:
 
 def add_to_rollup(conn: sa.Connection, grain: str, frame: pd.DataFrame) -> None:
     """Add `frame`'s rows (meter_id, key, energy, flags) to the rollup: energy summed and flags or-ed into the rows
-    that exist, the others inserted. Two statements, whatever the number of rows."""
+    that exist, the others inserted: one MERGE, whatever the number of rows."""
     if frame.empty:
         return
     table, key = ROLLUPS[grain]
@@ -120,12 +131,11 @@ def add_to_rollup(conn: sa.Connection, grain: str, frame: pd.DataFrame) -> None:
     sums = ", ".join(f"{c} = {t}.{c} + f.{c}" for c in ENERGY_ROLLUP_COLUMNS[:5])
     try:
         conn.execute(sa.text(
-            f"UPDATE {t} SET {sums}, estimated = {t}.estimated OR f.estimated, gap = {t}.gap OR f.gap FROM {name} f "
-            f"WHERE {t}.meter_id = f.meter_id AND {t}.{key} = f.{key} AND {t}.{key} >= :first"), {"first": first})
-        conn.execute(sa.text(
-            f"INSERT INTO {t} ({', '.join(cols)}) SELECT {', '.join('f.' + c for c in cols)} FROM {name} f "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {t}.meter_id = f.meter_id AND {t}.{key} = f.{key} "
-            f"AND {t}.{key} >= :first)"), {"first": first})
+            f"MERGE INTO {t} USING {name} f ON {t}.meter_id = f.meter_id AND {t}.{key} = f.{key} "
+            f"AND {t}.{key} >= :first "
+            f"WHEN MATCHED THEN UPDATE SET {sums}, estimated = {t}.estimated OR f.estimated, gap = {t}.gap OR f.gap "
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join('f.' + c for c in cols)})"),
+            {"first": first})
     finally:
         _unregister(conn, name)
 

@@ -297,3 +297,28 @@ def test_rollup_command_rebuilds_and_is_refused_while_the_server_holds_the_file(
         assert _rows(engine, energy_day, ("meter_id", "day"))["energy_kwh"].sum() == pytest.approx(23.5)
     finally:
         dispose(engine)
+
+
+@pytest.mark.parametrize("line, words", [
+    ("z_limit = \"3,5\"", "analytics.z_limit = '3,5' must be a number from 0.5 to 100"),
+    ("fine_days = 1.5", "analytics.fine_days = 1.5 must be a whole number from 1 to 3660"),
+    ("ceiling_kw = 1e300", "must be a number from 0.1 to 1e+06"),
+    ("spike_margin = true", "must be a number from 1 to 100"),
+    ("heater = 1", "unknown key analytics.heater"),
+])
+def test_analytics_settings_out_of_range_are_refused_with_their_name(tmp_path, line, words):
+    from core.config import ConfigError, load_config
+    path = tmp_path / "site.toml"
+    path.write_text(f"[analytics]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert words in str(err.value)
+
+
+def test_analytics_settings_reach_the_rules(tmp_path):
+    from core.config import load_config
+    path = tmp_path / "site.toml"
+    path.write_text("[analytics]\nceiling_kw = 250\nestimate_after_minutes = 30\nfine_days = 7\n", encoding="utf-8")
+    cfg = load_config(path, env={})
+    assert DeriveRules.from_config(cfg.analytics) == DeriveRules(ceiling_kw=250.0, estimate_after_s=1800.0)
+    assert cfg.analytics.fine_days == 7 and cfg.analytics.z_limit == 3.5

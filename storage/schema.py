@@ -740,11 +740,11 @@ card_item = sa.Table(
     info={"since": 11.1},
 )
 
-# state: workorders.model.ORDER (storage.transitions.WORK_ORDER). open_cause is the cause key ("arrears:meter:12")
-# while the order is open and NULL once it is approved, archived or cancelled: its UNIQUE constraint is the
-# database's "never two open orders for one cause" (NULLs distinct on both engines). external_id: the ticket
-# feed's id, UNIQUE (the intake answers the same order for a repeat). building_id / area_id are the order's
-# district. due_at moves on when a hold ends (by the time held); held_since is set while on hold.
+# state: workorders.model.STATES (storage.transitions.WORK_ORDER). cause_key: what an automatic order is for
+# ("arrears:meter:12"); work_order_cause holds it while the order is open. external_id: the ticket feed's id,
+# UNIQUE (the intake answers the same order for a repeat). building_id / area_id are the order's district. due_at
+# moves on when a hold ends (by the time held); held_since is set while on hold. No UNIQUE column of this table
+# is ever updated: DuckDB runs such an update as delete + insert, which the tables referencing it refuse.
 work_order = sa.Table(
     "work_order", metadata,
     _pk("work_order"),
@@ -763,7 +763,6 @@ work_order = sa.Table(
     sa.Column("pole_number", sa.String(40)),
     sa.Column("description", sa.String(1000), nullable=False),
     sa.Column("cause_key", sa.String(80)),
-    sa.Column("open_cause", sa.String(80)),
     sa.Column("alarm_id", sa.Integer),                       # the alarm event it was raised for, if any
     sa.Column("parent_id", sa.Integer),                      # a follow-up order's origin
     sa.Column("external_id", sa.String(80)),
@@ -784,10 +783,19 @@ work_order = sa.Table(
     sa.Column("location", sa.String(300)),
     sa.Column("lat", sa.Double),
     sa.Column("lon", sa.Double),
-    sa.UniqueConstraint("open_cause", name="uq_work_order_open_cause"),
     sa.UniqueConstraint("external_id", name="uq_work_order_external_id"),
     sa.Index("ix_work_order_state_due", "state", "due_at").ddl_if(dialect="postgresql"),
     sa.Index("ix_work_order_assigned", "assigned_to", "state").ddl_if(dialect="postgresql"),
+    info={"since": 11.1},
+)
+
+# The causes that have an open order: the primary key is the database's "never two open orders for one cause",
+# also for two transactions at once (INSERT ... ON CONFLICT DO NOTHING); the row goes when its order is approved,
+# archived or cancelled.
+work_order_cause = sa.Table(
+    "work_order_cause", metadata,
+    sa.Column("cause_key", sa.String(80), primary_key=True),
+    sa.Column("order_id", sa.Integer, nullable=False),
     info={"since": 11.1},
 )
 

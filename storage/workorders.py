@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes Post
 
 from storage.matching import contains_text, equals_text
 from storage.schema import (account, account_meter, alarm_event, building, card_item, command, evidence, meter, operator,
-                            operator_role, room, transformer_area, work_order, work_order_event, work_order_fee,
+                            operator_role, room, transformer_area, work_order, work_order_cause, work_order_event, work_order_fee,
                             work_order_limit, work_order_material, work_order_step, work_order_type, worker,
                             worker_district)
 
@@ -80,13 +80,26 @@ def order(conn: sa.Connection, order_id: int, *, for_update: bool = False) -> di
     return dict(row) if row else None
 
 
-def order_by(conn: sa.Connection, *, number: str | None = None, external_id: str | None = None,
-             open_cause: str | None = None) -> dict | None:
-    col, text = ((work_order.c.number, number) if number is not None else
-                 (work_order.c.external_id, external_id) if external_id is not None else
-                 (work_order.c.open_cause, open_cause))
+def order_by(conn: sa.Connection, *, number: str | None = None, external_id: str | None = None) -> dict | None:
+    col, text = (work_order.c.number, number) if number is not None else (work_order.c.external_id, external_id)
     row = conn.execute(sa.select(work_order).where(equals_text(col, text or ""))).mappings().first()
     return dict(row) if row else None
+
+
+def take_cause(conn: sa.Connection, cause_key: str, order_id: int) -> bool:
+    """Hold `cause_key` for an open order; False (nothing written) when an open order has it already, also one a
+    concurrent transaction is writing (PostgreSQL waits for it; DuckDB fails the later commit, which retries)."""
+    stmt = upsert(work_order_cause).values(cause_key=cause_key, order_id=order_id).on_conflict_do_nothing()
+    return conn.execute(stmt.returning(work_order_cause.c.order_id)).scalar() is not None
+
+
+def cause_taken(conn: sa.Connection, cause_key: str) -> bool:
+    return conn.execute(sa.select(work_order_cause.c.order_id).where(
+        work_order_cause.c.cause_key == cause_key)).first() is not None
+
+
+def release_causes(conn: sa.Connection, order_id: int) -> None:
+    conn.execute(work_order_cause.delete().where(work_order_cause.c.order_id == order_id))
 
 
 def update_order(conn: sa.Connection, order_id: int, **values) -> None:

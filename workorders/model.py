@@ -35,7 +35,7 @@ MATERIAL_KINDS = ("tool", "material", "service")
 DISTRICT_KINDS = ("building", "area")
 FEE_METHODS = ("cash", "card", "transfer")
 
-# Cause keys of automatic orders: one open order per cause (work_order.open_cause is UNIQUE).
+# Cause keys of automatic orders: one open order per cause (work_order_cause's primary key).
 ARREARS_CAUSE = "arrears:meter:{meter_id}"
 LOST_CONTACT_CAUSE = "lost_contact:meter:{meter_id}"
 COMMAND_FAILED_CAUSE = "relay_failed:meter:{meter_id}"

@@ -329,10 +329,11 @@ class WorkOrderService:
                     area_id=c.get("area_id"), customer_name=c.get("holder_name"), customer_phone=c.get("phone"),
                     description=text, due_at=due, created_by=actor.username[:100], created_at=now, updated_at=now)
 
-    def _insert(self, conn: sa.Connection, actor: Actor, values: dict, now: dt.datetime) -> int | None:
-        """Insert the order, its card, its creation event and log row; None when a unique key (external id, open
-        cause) is taken: nothing written."""
-        oid = store.next_order_id(conn)
+    def _insert(self, conn: sa.Connection, actor: Actor, values: dict, now: dt.datetime,
+                oid: int | None = None) -> int | None:
+        """Insert the order, its card, its creation event and log row; None when its external id is taken:
+        nothing written."""
+        oid = oid if oid is not None else store.next_order_id(conn)
         number = f"WO{site_time(now, self.zone):%Y%m%d}-{oid:06d}"
         got = store.insert_order(conn, {**values, "id": oid, "number": number})
         if got is None:
@@ -350,7 +351,7 @@ class WorkOrderService:
     # -- automatic orders ---------------------------------------------------------------------------------------
     def raise_orders_from_alarms(self, now: dt.datetime | None = None) -> list[dict]:
         """Orders for alarms open long enough: arrears -> fee_collection, a meter's lost contact -> repair, a
-        failed relay command -> repair. One open order per cause (work_order.open_cause UNIQUE): a second run, a
+        failed relay command -> repair. One open order per cause (work_order_cause's key): a second run, a
         re-fired alarm or a concurrent run creates nothing; an alarm that had an order gets no second one."""
         now = self._now(now)
         cfg = self.config
@@ -377,16 +378,19 @@ class WorkOrderService:
     def _raise_one(self, actor: Actor, alarm: dict, type_key: str, cause: str, priority: str,
                    now: dt.datetime) -> dict | None:
         def work(conn):
-            if store.order_exists_for_alarm(conn, alarm["id"]) or store.order_by(conn, open_cause=cause) is not None:
+            if store.order_exists_for_alarm(conn, alarm["id"]) or store.cause_taken(conn, cause):
                 return None
             if store.order_type(conn, type_key) is None:
                 return None  # the site removed the type: no automatic orders of it
             customer = store.meter_place_by_id(conn, alarm["subject_id"])
             text = one_line(f"{alarm['kind']}: {alarm['message_code']} {alarm['message_params'] or ''}", TEXT_LENGTH)
             values = self._order_values(conn, actor, type_key, priority, "alarm", text, customer, now)
-            values.update(cause_key=cause, open_cause=cause, alarm_id=alarm["id"])
-            oid = self._insert(conn, actor, values, now)
-            return None if oid is None else store.order(conn, oid)
+            values.update(cause_key=cause, alarm_id=alarm["id"])
+            oid = store.next_order_id(conn)
+            if not store.take_cause(conn, cause, oid):
+                return None    # another run's open order holds the cause: nothing written
+            self._insert(conn, actor, values, now, oid=oid)
+            return store.order(conn, oid)
         return self._run(work)
 
     def on_alarm_changed(self, changes) -> None:
@@ -440,11 +444,12 @@ class WorkOrderService:
                         raise WorkOrderError(code)
                 values.update(completed_at=now)
             elif action in ("approve", "cancel"):
-                values.update(closed_at=now, open_cause=None)
+                values.update(closed_at=now)
+                store.release_causes(conn, o["id"])
                 if why:
                     values.update(reason=why)
             elif action == "archive":
-                values.update(open_cause=None)
+                store.release_causes(conn, o["id"])
             elif action in ("reject",):
                 values.update(reason=why)
             elif action == "hold":

@@ -71,6 +71,7 @@ class EnergyRollups:
         self.engine, self.tz, self.rules, self.fine_days, self.clock = engine, tz, rules, fine_days, clock
         self._lock = threading.Lock()   # one upkeep or rebuild at a time in this process
         self._site_terms: tuple | None = None   # (fingerprint, tariff frame, epochs) of every meter
+        self._pruned_on: dt.date | None = None  # 15-minute rows past fine_days go once a day
 
     @classmethod
     def from_config(cls, engine: sa.Engine, tz: dt.tzinfo, analytics, clock=utcnow) -> "EnergyRollups":
@@ -124,6 +125,9 @@ class EnergyRollups:
                     for grain, part in frames.items():
                         store.add_to_rollup(conn, grain, part)
                 store.save_upkeep_state(conn, _last_readings(new))
+                if self._pruned_on != self.clock().date():
+                    store.prune_quarters(conn, self._fine_cutoff())
+                    self._pruned_on = self.clock().date()
             return UpkeepResult(int(new["meter_id"].nunique()), len(new), time.perf_counter() - t0)
 
     # -- full or by range

@@ -191,6 +191,23 @@ def test_a_range_rebuild_leaves_other_days_alone_and_gives_the_same_figures(site
     assert after["energy_kwh"].to_numpy() == pytest.approx(before["energy_kwh"].to_numpy(), abs=1e-9)
 
 
+def test_quarter_hours_are_kept_fine_days_while_hours_and_days_stay(site):
+    engine, (m1, _m2, _m3) = site
+    clock = [DAY0 + dt.timedelta(days=2)]
+    rollups = EnergyRollups(engine, SHANGHAI, fine_days=1, clock=lambda: clock[0])
+    _append(engine, _steady(m1, DAY0, 48 * 2, 0.5))
+    rollups.upkeep()
+    assert _rows(engine, energy_15min)["ts"].min() >= DAY0 + dt.timedelta(days=1)      # the first day's were not kept
+    clock[0] += dt.timedelta(hours=12)                                               # the next day, a new cycle
+    _append(engine, _steady(m1, DAY0 + dt.timedelta(days=2), 1, 0.5, first=148.0))
+    rollups.upkeep()
+    quarters = _rows(engine, energy_15min)
+    assert quarters["ts"].min() == DAY0 + dt.timedelta(hours=36)                       # pruned by the upkeep
+    assert quarters["ts"].max() == DAY0 + dt.timedelta(hours=47, minutes=45)
+    assert _rows(engine, energy_hour)["energy_kwh"].sum() == pytest.approx(96 * 0.5)
+    assert _rows(engine, energy_day, ("meter_id", "day"))["energy_kwh"].sum() == pytest.approx(96 * 0.5)
+
+
 def test_time_of_use_split_sums_to_the_total_from_registers_or_from_the_tariff_segments(site):
     engine, (m1, m2, _m3) = site
     ctx = make_ctx(engine, Clock(DAY0 - dt.timedelta(days=1)))      # assigned before the readings

@@ -50,10 +50,10 @@ def kpi_text(name: str, value) -> str:
 
 def kpi_tiles(kpis: Kpis, lang: str, names: tuple[str, ...] = TILES) -> dbc.Row:
     values = kpis.as_dict()
-    return dbc.Row([dbc.Col(dbc.Card(dbc.CardBody([
+    return dbc.Row([dbc.Col(dbc.Card(dbc.CardBody(html.Div([
         html.Div(t(f"wo_kpi.name.{n}", lang), className="small text-muted"),
         html.Div(kpi_text(n, values[n]), className="h5 mb-0"),
-    ]), id=ID.kpi(n), title=t(f"wo_kpi.tip.{n}", lang)), xs=6, md=4, xl=True, className="mb-2") for n in names],
+    ], title=t(f"wo_kpi.tip.{n}", lang))), id=ID.kpi(n)), xs=6, md=4, xl=True, className="mb-2") for n in names],
         className="g-2")
 
 

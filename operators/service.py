@@ -140,6 +140,13 @@ class Operator:
         return not self.must_change_password and permission in self.permissions
 
 
+def _operator_of(row: dict, roles: Iterable[str], permissions: Iterable[str]) -> Operator:
+    return Operator(id=row["id"], username=row["username"], display_name=row["display_name"],
+                    language=row["language"], active=bool(row["active"]),
+                    must_change_password=bool(row["must_change_password"]), roles=tuple(roles),
+                    permissions=frozenset(permissions))
+
+
 def role_order(names) -> list[str]:
     """Roles as ROLES lists them, then any a site added, by name."""
     return [r for r in ROLES if r in names] + sorted(r for r in names if r not in ROLES)
@@ -247,10 +254,7 @@ class Accounts:
     @staticmethod
     def _operator(conn: sa.Connection, row: dict) -> Operator:
         roles = store.roles_of(conn, row["id"])
-        return Operator(id=row["id"], username=row["username"], display_name=row["display_name"],
-                        language=row["language"], active=bool(row["active"]),
-                        must_change_password=bool(row["must_change_password"]), roles=tuple(roles),
-                        permissions=frozenset(store.permissions_of_roles(conn, roles)))
+        return _operator_of(row, roles, store.permissions_of_roles(conn, roles))
 
     # --- signing in ---------------------------------------------------------------------------
     def authenticate(self, username: str, password: str, source: str | None) -> Operator:
@@ -332,13 +336,13 @@ class Accounts:
         if not token:
             return None
         with self.engine.connect() as conn:
-            s = store.open_session(conn, _token_hash(token))
-            if s is None or s["created_at"] < self.clock() - SESSION_MAX_AGE:
-                return None
-            row = store.operator_by_id(conn, s["operator_id"])
-            if row is None or not row["active"]:
-                return None
-            return self._operator(conn, row)
+            found = store.session_with_grants(conn, _token_hash(token))
+        if found is None:
+            return None
+        s, row, roles, permissions = found
+        if s["created_at"] < self.clock() - SESSION_MAX_AGE or not row["active"]:
+            return None
+        return _operator_of(row, roles, permissions)
 
     def end_session(self, token: str, op: Operator | None, source: str | None) -> None:
         now = self.clock()

@@ -771,6 +771,40 @@ class AnalysisEnergy:
         return {"type": "aen-crumb", "level": level}
 
 
+class AnalysisInsights:
+    """/analysis/insights, the energy insights' tabs."""
+    PAGE = "ains-page"
+    FROM = "ains-from"
+    TO = "ains-to"
+    BUILDING = "ains-building"
+    FLOOR = "ains-floor"
+    QUERY = "ains-query"
+    RESULT = "ains-result"
+    TABS = "ains-tabs"
+    LOAD = "ains-load"
+    LOAD_NOTE = "ains-load-note"
+    HEATMAP = "ains-heatmap"
+    TOU = "ains-tou"
+    TOU_NOTE = "ains-tou-note"
+    TOP = "ains-top"
+    COMPARE = "ains-compare"
+    PERIODS = "ains-periods"
+    PERIODS_NOTE = "ains-periods-note"
+    GO = "ains-go"                     # dcc.Location: where a click on a chart leads
+
+
+class AnalysisAnomalies:
+    """/analysis/anomalies, high use, night base load and stopped registers with their curves."""
+    PAGE = "aano-page"
+    FROM = "aano-from"
+    TO = "aano-to"
+    Z = "aano-z"
+    QUERY = "aano-query"
+    RESULT = "aano-result"
+    GRID = "aano-grid"
+    CURVE = "aano-curve"
+
+
 class ManagerDashboard:
     """/dashboard, the managers' landing page."""
     PAGE = "mdash-page"

@@ -160,3 +160,64 @@ def share_figure(df: pd.DataFrame, lang: str, *, title_key: str) -> go.Figure:
     fig.add_trace(go.Pie(labels=df["label"].astype(str), values=df["energy_kwh"], customdata=df["key"], hole=0.45,
                          sort=False, textinfo="percent", marker=dict(colors=list(PALETTE))))
     return fig
+
+
+def load_figure(load: pd.DataFrame, lang: str) -> go.Figure:
+    """Average power per step over the range: `load` has period (site time), kw, estimated; estimated steps are
+    drawn as open markers on the line."""
+    fig = go.Figure(layout=base_layout(height=300))
+    if load.empty:
+        return _empty(fig, lang)
+    fig.add_trace(go.Scatter(x=load["period"], y=load["kw"], mode="lines", line=dict(color=PALETTE[0], width=1.5),
+                             name="kW"))
+    estimated = load[load["estimated"].astype(bool)]
+    if len(estimated):
+        fig.add_trace(go.Scatter(x=estimated["period"], y=estimated["kw"], mode="markers",
+                                 name=t("analysis.energy.estimated", lang),
+                                 marker=dict(symbol="circle-open", color=PALETTE[2], size=7)))
+    fig.update_yaxes(title_text="kW", rangemode="tozero")
+    return fig
+
+
+def heatmap_figure(heat: pd.DataFrame, lang: str) -> go.Figure:
+    """kWh by hour of day (x) and day (y): `heat` is indexed by day with columns 0..23."""
+    fig = go.Figure(layout=base_layout(height=max(260, 60 + 14 * len(heat)), hovermode="closest"))
+    if heat.empty or heat.isna().all().all():
+        return _empty(fig, lang)
+    fig.add_trace(go.Heatmap(z=heat.to_numpy(), x=[f"{h:02d}:00" for h in heat.columns],
+                             y=[pd.Timestamp(d).strftime("%Y-%m-%d") for d in heat.index], colorscale="YlOrRd",
+                             colorbar=dict(title=dict(text=t("analysis.kwh", lang)), thickness=10),
+                             hovertemplate="%{y} %{x}: %{z:.2f} kWh<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    return fig
+
+
+TOU_COLUMNS = ("energy_sharp", "energy_peak", "energy_flat", "energy_valley")
+TOU_COLORS = ("#dc3545", "#fd7e14", "#0d6efd", "#20c997")
+
+
+def tou_figure(tou: pd.DataFrame, lang: str) -> go.Figure:
+    """Energy per day split into sharp, peak, flat and valley (stacked)."""
+    fig = go.Figure(layout=base_layout(height=300, barmode="stack", **_legend()))
+    if tou.empty:
+        return _empty(fig, lang)
+    for col, color in zip(TOU_COLUMNS, TOU_COLORS):
+        fig.add_trace(go.Bar(x=tou["period"], y=tou[col], name=t(f"analysis.col.{col}", lang), marker_color=color))
+    fig.update_xaxes(type="date", tickformat="%m-%d")
+    fig.update_yaxes(title_text=t("analysis.kwh", lang), rangemode="tozero")
+    return fig
+
+
+def periods_figure(periods: pd.DataFrame, lang: str) -> go.Figure:
+    """The range against the one before it and the same days a year earlier: `periods` has label, energy_kwh,
+    days_with_data; a period without data shows an empty bar named so."""
+    fig = go.Figure(layout=base_layout(height=280, hovermode="closest"))
+    if periods.empty:
+        return _empty(fig, lang)
+    fig.add_trace(go.Bar(x=periods["label"], y=periods["energy_kwh"], marker_color=[PALETTE[0], PALETTE[8],
+                                                                                      PALETTE[3]][:len(periods)],
+                         text=[f"{v:,.0f}" if d else t("analysis.insights.no_data_short", lang)
+                               for v, d in zip(periods["energy_kwh"], periods["days_with_data"])],
+                         textposition="outside"))
+    fig.update_yaxes(title_text=t("analysis.kwh", lang), rangemode="tozero")
+    return fig

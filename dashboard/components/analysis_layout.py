@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from urllib.parse import urlencode
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import dcc, html
+from dash import Input, Output, clientside_callback, dcc, html
 
 from core.clock import show_local, zone_label
 from core.workbook import DATETIME, MONEY, ExportWorkbook
+from dashboard import access
 from dashboard.components.cashier import field
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
 from dashboard.i18n import t
@@ -99,9 +102,11 @@ def history_columns(lang: str, zone) -> list[dict]:
 
 
 def data_grid(grid_id: str, rows: list[dict], columns: list[dict], lang: str, *, row_style: dict | None = None,
-              pinned_bottom: list[dict] | None = None, height: str = "50vh") -> dag.AgGrid:
+              pinned_bottom: list[dict] | None = None, height: str = "50vh", select_row: bool = False) -> dag.AgGrid:
     options = {"localeText": grid_locale(lang), "animateRows": False, "enableCellTextSelection": True,
                "pagination": True, "paginationPageSize": 100}
+    if select_row:
+        options["rowSelection"] = {"mode": "singleRow", "enableClickSelection": True, "checkboxes": False}
     if pinned_bottom is not None:
         options["pinnedBottomRowData"] = pinned_bottom
     return dag.AgGrid(id=grid_id, rowData=rows, columnDefs=columns, columnSize="autoSize",
@@ -220,6 +225,17 @@ BY_CHOICES = ("hour", "day", "month")
 PERIOD_FORMAT = {"15min": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
 # what a place shows its energy by, and what a click on one of its bars opens
 NEXT_GROUP = {0: "building", 1: "floor", 2: "room", 3: "meter"}
+
+
+def floor_value(value) -> int | None:
+    """A floor number as the browser sent it (an int, or digits typed in a link); anything else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and -999 <= value <= 9999:
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 5:
+        return int(value.strip())
+    return None
 
 
 def place_level(place: dict) -> int:
@@ -362,3 +378,26 @@ def energy_workbook(df: pd.DataFrame, by: str, shown: dict, lang: str, zone) -> 
     query_sheet(book, shown, lang, len(df), **{"energy.place": place,
                                                "energy.by": t(f"analysis.energy.by_{by}", lang)})
     return book
+
+
+# --- links from a chart into the energy analysis ---------------------------------------------------------------
+def energy_link(**query) -> str:
+    """The energy analysis opened at a place or over days (what a click on a dashboard or insights chart opens)."""
+    return f"{access.ANALYSIS_ENERGY.path}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+
+
+def follow_link_clicks(location_id: str, *graph_ids: str) -> None:
+    """A click on a point of these graphs opens the link its customdata carries (energy_link), in the browser:
+    following a link changes nothing on the server, and the page it opens checks its own query."""
+    clientside_callback(
+        """function () {
+            const cc = window.dash_clientside.callback_context;
+            const click = cc.triggered.length ? cc.triggered[0].value : null;
+            const point = click && click.points && click.points[0];
+            let link = point && point.customdata;
+            if (Array.isArray(link)) { link = link[0]; }
+            if (typeof link !== "string" || !link.startsWith("%s?")) { return window.dash_clientside.no_update; }
+            return link;
+        }""" % access.ANALYSIS_ENERGY.path,
+        Output(location_id, "href"), *(Input(g, "clickData") for g in graph_ids), prevent_initial_call=True,
+    )

@@ -52,6 +52,8 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavGroup("analysis.nav", "analysis", (
         NavPage("analysis.dash.nav", access.DASHBOARD),
         NavPage("analysis.energy.nav", access.ANALYSIS_ENERGY),
+        NavPage("analysis.insights.nav", access.ANALYSIS_INSIGHTS),
+        NavPage("analysis.anomalies.nav", access.ANALYSIS_ANOMALIES),
         NavPage("analysis.history.nav", access.ANALYSIS_HISTORY),
         NavPage("analysis.instrument.nav", access.ANALYSIS_INSTRUMENT),
     )),

@@ -19,7 +19,7 @@ from dashboard.components.analysis import GRAINS, energy_figure, grain_for
 from dashboard.components.analysis_layout import (BY_CHOICES, ESTIMATED_ROW, NEXT_GROUP, crumbs, data_grid,
                                                   default_days, drilled, energy_columns, energy_form,
                                                   energy_grid_rows, energy_totals, energy_workbook, floor_options,
-                                                  labelled, place_level, room_options)
+                                                  floor_value, labelled, place_level, room_options)
 from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
 from dashboard.ids import AnalysisEnergy as ID
@@ -40,16 +40,6 @@ def _places() -> list[dict]:
     return [d for d in metered_devices(runtime().engine) if d.get("room")]
 
 
-def _floor(value) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and -999 <= value <= 9999:
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 5:
-        return int(value.strip())
-    return None
-
-
 def _applied(first, last, building, floor, rooms, by) -> dict:
     """The query as plain JSON, checked; BadQuery with the operator's words when it cannot be asked."""
     lang = request_lang()
@@ -66,7 +56,7 @@ def _applied(first, last, building, floor, rooms, by) -> dict:
     building = inputs.key_text(building, 100)
     rooms = [r for r in inputs.texts(rooms) if inputs.key_text(r, 201)][:200] if isinstance(rooms, list) else []
     return {"from": first_day.isoformat(), "to": last_day.isoformat(), "building": building,
-            "floor": _floor(floor) if building is not None else None, "rooms": rooms,
+            "floor": floor_value(floor) if building is not None else None, "rooms": rooms,
             "by": by if by in BY_CHOICES else "day"}
 
 
@@ -132,7 +122,7 @@ def layout(building=None, floor=None, room=None, by=None, **query):
 def place_options(building, floor):
     places, lang = _places(), request_lang()
     building = inputs.key_text(building, 100)
-    return floor_options(places, building, lang), room_options(places, building, _floor(floor))
+    return floor_options(places, building, lang), room_options(places, building, floor_value(floor))
 
 
 @guarded_callback("analysis.energy.query", VIEW, Input(ID.QUERY, "n_clicks"), Input(ID.CHART, "clickData"),

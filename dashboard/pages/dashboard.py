@@ -3,30 +3,22 @@ sales of the last 30 days, alarms opened per day, the top consumers and each bui
 (energy.manager.manager_figures). A click on a chart opens the energy analysis of that day, building or room."""
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import dash
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, clientside_callback, dcc, html
+from dash import dcc, html
 
 from dashboard import access
 from dashboard.auth import forbidden_page
 from dashboard.components.analysis import (PALETTE, compare_curves_figure, daily_bars_figure, share_figure,
                                            top_figure)
-from dashboard.components.analysis_layout import place_text
+from dashboard.components.analysis_layout import energy_link, follow_link_clicks, place_text
 from dashboard.i18n import request_lang, t
 from dashboard.ids import ManagerDashboard as ID
 from dashboard.services import billing
 from energy.manager import manager_figures
 
 dash.register_page(__name__, path=access.DASHBOARD.path, title="Wattline", name="dashboard")
-ENERGY = access.ANALYSIS_ENERGY.path
-
-
-def energy_link(**query) -> str:
-    """The energy analysis opened at a place or a day (what a click on a dashboard chart opens)."""
-    return f"{ENERGY}?{urlencode({k: v for k, v in query.items() if v is not None})}"
 
 
 def _graph(graph_id: str, figure) -> dbc.Col:
@@ -88,19 +80,4 @@ def _workorder_card(today, lang: str):
     return dash_card(report.kpis, lang)
 
 
-# A click on a chart opens the energy analysis its point names (customdata: a link of this site's analysis pages
-# only). In the browser: following a link changes nothing on the server, and the page it opens checks its query.
-clientside_callback(
-    """function () {
-        const cc = window.dash_clientside.callback_context;
-        const click = cc.triggered.length ? cc.triggered[0].value : null;
-        const point = click && click.points && click.points[0];
-        let link = point && point.customdata;
-        if (Array.isArray(link)) { link = link[0]; }
-        if (typeof link !== "string" || !link.startsWith("%s?")) { return window.dash_clientside.no_update; }
-        return link;
-    }""" % ENERGY,
-    Output(ID.GO, "href"),
-    *(Input(i, "clickData") for i in (ID.LOAD, ID.ENERGY, ID.TOP, ID.SHARE)),
-    prevent_initial_call=True,
-)
+follow_link_clicks(ID.GO, ID.LOAD, ID.ENERGY, ID.TOP, ID.SHARE)

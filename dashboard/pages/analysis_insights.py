@@ -1,0 +1,167 @@
+"""Energy insights (/analysis/insights): one place over a range in tabs: load curve, hour x day heatmap, time-of-use
+split, top consumers, the buildings or floors inside it compared, and the range against the one before and the same
+days a year earlier (energy.insights.insights reads the rollups). A click on a consumer or a place opens it in the
+energy analysis."""
+from __future__ import annotations
+
+import datetime as dt
+
+import dash
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from core import permissions as P
+from dashboard import access, inputs
+from dashboard.auth import forbidden_page, guarded_callback
+from dashboard.components.analysis import (heatmap_figure, load_figure, periods_figure, top_figure, tou_figure)
+from dashboard.components.analysis_layout import (default_days, energy_link, field, floor_options, floor_value,
+                                                  follow_link_clicks, place_text)
+from dashboard.i18n import request_lang, t
+from dashboard.ids import AnalysisInsights as ID
+from dashboard.services import billing, runtime, site_zone
+from energy.analysis import Place
+from energy.history import HistoryError, metered_devices
+from energy.insights import insights
+
+dash.register_page(__name__, path=access.ANALYSIS_INSIGHTS.path, title="Wattline", name="analysis_insights")
+MAX_DAYS = 400
+
+
+def _places() -> list[dict]:
+    return [d for d in metered_devices(runtime().engine) if d.get("room")]
+
+
+def _asked(first, last, building, floor) -> tuple[dt.date, dt.date, Place]:
+    lang = request_lang()
+    try:
+        first_day, last_day = inputs.day(first), inputs.day(last)
+    except inputs.BadValue as exc:
+        raise ValueError(t("analysis.bad_date", lang, value=str(exc))) from None
+    if first_day is None or last_day is None:
+        raise ValueError(HistoryError("no_range").message(lang))
+    if first_day > last_day:
+        raise ValueError(HistoryError("range_reversed", first=first_day, last=last_day).message(lang))
+    if (last_day - first_day).days + 1 > MAX_DAYS:
+        raise ValueError(HistoryError("range_too_long", days=MAX_DAYS).message(lang))
+    building = inputs.key_text(building, 100)
+    return first_day, last_day, Place(building=building, floor=floor_value(floor) if building else None)
+
+
+def _figures(first: dt.date, last: dt.date, place: Place, lang: str) -> dict:
+    found = insights(runtime().engine, site_zone(), first, last, place)
+    tou = found.tou
+    sums = {c.split("_")[1]: f"{tou[c].sum():,.2f}" for c in tou.columns if c.startswith("energy_")}
+    top = found.top.assign(label=[place_text(r, lang) for r in found.top.to_dict("records")],
+                           key=[energy_link(building=r["building"], room=r["room"],
+                                            floor=None if pd.isna(r["floor"]) else int(r["floor"]))
+                                for r in found.top.to_dict("records")])
+    group = found.place_group
+    places = found.places.assign(
+        label=[t("analysis.energy.floor_name", lang, floor=int(r["floor"])) if group == "floor" and
+               not pd.isna(r["floor"]) else str(r.get(group) or "—") for r in found.places.to_dict("records")],
+        key=[energy_link(building=r.get("building") if group != "room" else place.building,
+                         floor=(int(r["floor"]) if group == "floor" and not pd.isna(r["floor"]) else place.floor),
+                         room=r["room"] if group == "room" else None)
+             for r in found.places.to_dict("records")])
+    periods = found.periods.assign(label=[t(f"analysis.insights.{w}", lang, first=a.isoformat(), last=b.isoformat())
+                                          for w, a, b in found.periods[["which", "first", "last"]].itertuples(
+                                              index=False)])
+    this = float(periods["energy_kwh"].iloc[0])
+    notes = []
+    total = (last - first).days + 1
+    for r in periods.iloc[1:].to_dict("records"):
+        if not r["days_with_data"]:
+            notes.append(t("analysis.insights.no_data", lang, which=r["label"]))
+        elif r["days_with_data"] < total:
+            notes.append(t("analysis.insights.partial", lang, which=r["label"], kwh=f"{r['energy_kwh']:,.2f}",
+                           days=r["days_with_data"], total=total))
+        else:
+            pct = f"{(this - r['energy_kwh']) / r['energy_kwh']:+.1%}" if r["energy_kwh"] else "—"
+            notes.append(t("analysis.insights.change", lang, which=r["label"], kwh=f"{r['energy_kwh']:,.2f}", pct=pct))
+    return {"load": load_figure(found.load, lang),
+            "load_note": t("analysis.insights.load_step", lang, step=t(f"analysis.insights.step_{found.grain}", lang)),
+            "heatmap": heatmap_figure(found.heatmap, lang), "tou": tou_figure(tou, lang),
+            "tou_note": t("analysis.insights.tou_total", lang, **sums),
+            "top": top_figure(top, lang, title_key="analysis.insights.tab_top"),
+            "compare": top_figure(places, lang, title_key="analysis.insights.tab_compare"),
+            "periods": periods_figure(periods, lang), "periods_note": [html.Div(n) for n in notes]}
+
+
+def _graph(graph_id: str, figure) -> dcc.Graph:
+    return dcc.Graph(id=graph_id, figure=figure, config={"displaylogo": False, "responsive": True})
+
+
+def layout(**_query):
+    lang = request_lang()
+    denied = forbidden_page(access.ANALYSIS_INSIGHTS, lang)
+    if denied is not None:
+        return denied
+    ctx = billing()
+    days = default_days(ctx.local(ctx.now()).date(), days=14)
+    shown = _figures(dt.date.fromisoformat(days["from"]), dt.date.fromisoformat(days["to"]), Place(), lang)
+    buildings = sorted({p["building"] for p in _places() if p.get("building")})
+    tab = lambda key, *children: dbc.Tab(html.Div(list(children), className="pt-2"),  # noqa: E731
+                                         label=t(f"analysis.insights.{key}", lang), tab_id=key)
+    return html.Div([
+        html.H1(t("analysis.insights.heading", lang), className="h4"),
+        dbc.Row([
+            field(t("analysis.from", lang), dbc.Input(id=ID.FROM, type="date", value=days["from"]), ID.FROM,
+                  xs=6, md=2),
+            field(t("analysis.to", lang), dbc.Input(id=ID.TO, type="date", value=days["to"]), ID.TO, xs=6, md=2),
+            field(t("analysis.energy.building", lang), dcc.Dropdown(id=ID.BUILDING, options=buildings,
+                                                                    placeholder=t("analysis.site", lang)),
+                  ID.BUILDING, xs=6, md=3),
+            field(t("analysis.energy.floor", lang), dcc.Dropdown(id=ID.FLOOR, options=[],
+                                                                 placeholder=t("analysis.any", lang)),
+                  ID.FLOOR, xs=6, md=2),
+            dbc.Col(dbc.Button(t("analysis.query", lang), id=ID.QUERY, color="primary"), xs=12, md=3,
+                    className="d-flex align-items-end"),
+        ], className="g-2 mb-2"),
+        html.Div(id=ID.RESULT, role="status", className="small"),
+        dbc.Tabs([
+            tab("tab_load", html.P(shown["load_note"], id=ID.LOAD_NOTE, className="small text-muted mb-0"),
+                _graph(ID.LOAD, shown["load"])),
+            tab("tab_heatmap", _graph(ID.HEATMAP, shown["heatmap"])),
+            tab("tab_tou", html.P(shown["tou_note"], id=ID.TOU_NOTE, className="small mb-0"),
+                _graph(ID.TOU, shown["tou"])),
+            tab("tab_top", html.P(t("analysis.insights.top_click", lang), className="small text-muted mb-0"),
+                _graph(ID.TOP, shown["top"])),
+            tab("tab_compare", _graph(ID.COMPARE, shown["compare"])),
+            tab("tab_periods", html.Div(shown["periods_note"], id=ID.PERIODS_NOTE, className="small mb-1"),
+                _graph(ID.PERIODS, shown["periods"])),
+        ], id=ID.TABS, active_tab="tab_load"),
+        dcc.Location(id=ID.GO, refresh=True),
+    ], className="container-fluid", id=ID.PAGE)
+
+
+@guarded_callback("analysis.insights.floors", P.REPORT_VIEW, Output(ID.FLOOR, "options"),
+                  Input(ID.BUILDING, "value"), changes_state=False, prevent_initial_call=True)
+def floors(building):
+    return floor_options(_places(), inputs.key_text(building, 100), request_lang())
+
+
+@guarded_callback("analysis.insights.query", P.REPORT_VIEW, Input(ID.QUERY, "n_clicks"), State(ID.FROM, "value"),
+                  State(ID.TO, "value"), State(ID.BUILDING, "value"), State(ID.FLOOR, "value"),
+                  output={"load": Output(ID.LOAD, "figure"), "load_note": Output(ID.LOAD_NOTE, "children"),
+                          "heatmap": Output(ID.HEATMAP, "figure"), "tou": Output(ID.TOU, "figure"),
+                          "tou_note": Output(ID.TOU_NOTE, "children"), "top": Output(ID.TOP, "figure"),
+                          "compare": Output(ID.COMPARE, "figure"), "periods": Output(ID.PERIODS, "figure"),
+                          "periods_note": Output(ID.PERIODS_NOTE, "children"),
+                          "result": Output(ID.RESULT, "children")},
+                  changes_state=False, prevent_initial_call=True)
+def query(n_clicks, first, last, building, floor):
+    if not n_clicks:
+        raise PreventUpdate
+    lang = request_lang()
+    try:
+        first_day, last_day, place = _asked(first, last, building, floor)
+    except ValueError as exc:
+        keep = dict.fromkeys(("load", "load_note", "heatmap", "tou", "tou_note", "top", "compare", "periods",
+                              "periods_note"), no_update)
+        return {**keep, "result": html.Span(str(exc), className="text-danger")}
+    return {**_figures(first_day, last_day, place, lang), "result": None}
+
+
+follow_link_clicks(ID.GO, ID.TOP, ID.COMPARE)

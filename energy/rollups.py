@@ -145,7 +145,8 @@ class EnergyRollups:
         fresh = mark is None
         frontier = last_ts if fresh else mark
         first_day = first_day or local_day(first_ts, self.tz)
-        last_day = last_day or local_day(frontier, self.tz)
+        # a first build goes to the latest reading whatever was asked: the upkeep goes on from there
+        last_day = local_day(frontier, self.tz) if fresh or last_day is None else last_day
         start, end = local_range(self.tz, first_day, last_day)
         if fresh:
             store.clear_upkeep_state(conn)
@@ -177,9 +178,10 @@ class EnergyRollups:
                     else:
                         keep = (part["ts"] >= (cutoff if grain == "15min" else start)) & (part["ts"] < end)
                     store.insert_rollup_rows(conn, grain, part[keep])
-            if fresh:
-                new_state.append(_last_readings(frame))
-        if fresh and new_state:
+            # a first build leaves every meter's last reading as the upkeep's start; a later one only those of
+            # meters the upkeep has not seen yet
+            new_state.append(_last_readings(frame if fresh else frame[~frame["meter_id"].isin(state.index)]))
+        if new_state:
             store.save_upkeep_state(conn, pd.concat(new_state, ignore_index=True))
         store.order_rollups_by_time(conn)
         return {"meters": int(n_meters), "readings": int(n_readings), "seconds": round(time.perf_counter() - t0, 3),

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 
 from dashboard.components.analysis import (POINT_BUDGET, compare_curves_figure, daily_bars_figure, downsample,
-                                           energy_figure, grain_for, history_figure, share_figure, top_figure)
+                                           energy_figure, grain_for, heatmap_figure, history_figure, load_figure,
+                                           periods_figure, share_figure, top_figure, tou_figure)
 
 
 def history_rows(n: int, gap_at: int | None = None) -> pd.DataFrame:
@@ -84,3 +85,35 @@ def test_daily_top_and_share_figures_carry_what_a_click_opens():
     pie = share_figure(top, "en", title_key="analysis.dash.share")
     assert list(pie.data[0].customdata) == ["r1", "r2"]
     assert share_figure(top.assign(energy_kwh=0.0), "en", title_key="analysis.dash.share").layout.annotations
+
+
+def test_load_figure_marks_estimated_steps_with_open_markers():
+    load = pd.DataFrame({"period": pd.date_range("2026-11-20", periods=4, freq="h"), "kw": [1.0, 2.0, 3.0, 1.5],
+                         "estimated": [False, True, False, False]})
+    fig = load_figure(load, "en")
+    assert len(fig.data[0].x) == 4
+    marked = next(tr for tr in fig.data if tr.name == "Estimated")
+    assert list(marked.y) == [2.0] and marked.marker.symbol == "circle-open"
+
+
+def test_heatmap_figure_puts_hours_across_and_days_down():
+    heat = pd.DataFrame([[1.0] * 24, [2.0] * 24], index=pd.to_datetime(["2026-11-20", "2026-11-21"]),
+                        columns=range(24))
+    fig = heatmap_figure(heat, "en")
+    assert list(fig.data[0].x)[:2] == ["00:00", "01:00"] and list(fig.data[0].y) == ["2026-11-20", "2026-11-21"]
+    assert heatmap_figure(heat.iloc[0:0], "en").layout.annotations
+
+
+def test_tou_figure_stacks_sharp_peak_flat_valley_in_the_operators_language():
+    tou = pd.DataFrame({"period": pd.to_datetime(["2026-11-20"]), "energy_sharp": [1.0], "energy_peak": [2.0],
+                        "energy_flat": [3.0], "energy_valley": [4.0]})
+    fig = tou_figure(tou, "zh")
+    assert [tr.name for tr in fig.data] == ["尖电量（千瓦时）", "峰电量（千瓦时）", "平电量（千瓦时）", "谷电量（千瓦时）"]
+    assert fig.layout.barmode == "stack"
+
+
+def test_periods_figure_names_a_period_without_data_instead_of_drawing_zero():
+    periods = pd.DataFrame({"label": ["this", "previous", "last year"], "energy_kwh": [120.0, 100.0, 0.0],
+                            "days_with_data": [7, 7, 0]})
+    fig = periods_figure(periods, "en")
+    assert list(fig.data[0].text) == ["120", "100", "no data"]

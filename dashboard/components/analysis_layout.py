@@ -233,7 +233,7 @@ def floor_value(value) -> int | None:
         return None
     if isinstance(value, int) and -999 <= value <= 9999:
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) <= 5:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.isascii() and len(value.strip()) <= 5:
         return int(value.strip())
     return None
 
@@ -265,7 +265,7 @@ def labelled(df: pd.DataFrame, group: str, lang: str) -> pd.DataFrame:
     if group == "site":
         out["key"], out["label"] = None, t("analysis.site", lang)
     elif group == "floor":
-        out["key"] = [None if pd.isna(f) else int(f) for f in out["floor"]]
+        out["key"] = pd.Series([None if pd.isna(f) else int(f) for f in out["floor"]], index=out.index, dtype=object)
         out["label"] = [t("analysis.energy.floor_name", lang, floor="?" if k is None else k) for k in out["key"]]
     else:
         out["key"] = out[group].astype(object).where(out[group].notna(), None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import statistics
 import sys
@@ -108,22 +109,27 @@ def query(site: str, repeat: int) -> None:
         days_rows = conn.execute(sa.text("SELECT count(*) FROM energy_day")).scalar()
         readings = conn.execute(sa.text("SELECT count(*) FROM readings")).scalar()
     rss_open = _rss_mib()
-    report, bare = [], []
+    report, bare, report_cpu, bare_cpu = [], [], [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         df = energy_report(engine, TZ, first, last, by="day", group="floor")
         report.append(time.perf_counter() - t0)
+        report_cpu.append(time.process_time() - c0)
         # the same grouped SQL on the driver connection, nothing around it
         with engine.connect() as conn:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             conn.connection.driver_connection.execute(BARE_SQL, [first, last + dt.timedelta(days=1)]).fetchall()
             bare.append(time.perf_counter() - t0)
+            bare_cpu.append(time.process_time() - c0)
     dispose(engine)
     print(json.dumps({"site": site, "readings": readings, "energy_day_rows": days_rows, "days": (last - first).days + 1,
                       "rows_out": len(df), "energy_report_ms": [round(x * 1000) for x in report],
                       "median_ms": round(statistics.median(report) * 1000),
                       "bare_sql_ms": [round(x * 1000) for x in bare], "bare_median_ms": round(
-                          statistics.median(bare) * 1000), "rss_after_open_mib": round(rss_open),
+                          statistics.median(bare) * 1000),
+                      "cpu_median_ms": round(statistics.median(report_cpu) * 1000),
+                      "bare_cpu_median_ms": round(statistics.median(bare_cpu) * 1000),
+                      "load_average": [round(x, 1) for x in os.getloadavg()], "rss_after_open_mib": round(rss_open),
                       "peak_rss_mib": round(_rss_mib())}))
 
 
@@ -165,12 +171,15 @@ def upkeep(site: str, cycles: int) -> None:
         with engine.begin() as conn:
             append_readings(conn, frame)
         spent["sql"] = 0.0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = rollups.upkeep()
-        total = time.perf_counter() - t0
-        out.append({"meters": result.meters, "upkeep_ms": round(total * 1000), "sql_ms": round(spent["sql"] * 1000)})
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
+        out.append({"meters": result.meters, "upkeep_ms": round(total * 1000), "cpu_ms": round(cpu * 1000),
+                    "sql_ms": round(spent["sql"] * 1000)})
     dispose(engine)
     print(json.dumps({"site": site, "cycles": out, "median_ms": round(statistics.median(c["upkeep_ms"] for c in out)),
+                      "cpu_median_ms": round(statistics.median(c["cpu_ms"] for c in out)),
+                      "load_average": [round(x, 1) for x in os.getloadavg()],
                       "peak_rss_mib": round(_rss_mib())}))
 
 

@@ -72,6 +72,17 @@ def test_an_analyst_reads_drills_and_exports_energy_and_reads_a_meters_history(r
         assert f"of meter {room_meter}" in page.locator("#ahist-summary").inner_text()
         page.locator("#ahist-grid .ag-center-cols-container .ag-row").first.wait_for()
 
+        page.goto(base_url(rt) + "/analysis/insights")            # the tabs: one chart a tab
+        page.locator("#ains-load .scatterlayer .trace").first.wait_for()
+        page.get_by_role("tab", name="Month and year").click()
+        page.locator("#ains-periods-note", has_text="A year earlier").wait_for()   # says last year has no data
+        assert "no readings" in page.locator("#ains-periods-note").inner_text()
+        page.goto(base_url(rt) + "/analysis/anomalies")
+        page.locator("#aano-grid .ag-root").wait_for()
+        page.fill("#aano-z", "50,5")                                # hostile: refused in words, nothing run
+        page.click("#aano-query")
+        page.locator("#aano-result", has_text="from 1 to 20").wait_for()
+
         master = next(d["address"] for d in metered_devices(rt.engine) if not d.get("room"))
         page.goto(base_url(rt) + f"/analysis/instrument?meter={master}")
         page.click("#ainst-query")

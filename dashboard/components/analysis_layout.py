@@ -211,8 +211,9 @@ def _latest(diff, lang: str) -> html.P:
         return html.P(t("analysis.instrument.latest_none", lang), className="small text-muted")
     values = ", ".join(f"{t(f'analysis.col.{c}', lang)} {latest[c]:,.2f}" for c in
                        ("energy_total", "power_total", "voltage_a", "current_a") if latest.get(c) is not None)
+    comm = t(f"cashier.state.{latest.get('comm_state') or 'unknown'}", lang)
     return html.P([t("analysis.instrument.latest", lang, time=show_local(latest["ts"]), values=values or "—"), " · ",
-                   t("analysis.instrument.comm", lang, state=t(f"cashier.state.{latest.get('comm_state') or 'unknown'}", lang))], className="small")
+                   t("analysis.instrument.comm", lang, state=comm)], className="small")
 
 
 def default_days(today: dt.date, days: int = 7) -> dict:
@@ -227,14 +228,37 @@ PERIOD_FORMAT = {"15min": "%Y-%m-%d %H:%M", "hour": "%Y-%m-%d %H:00", "day": "%Y
 NEXT_GROUP = {0: "building", 1: "floor", 2: "room", 3: "meter"}
 
 
+class BadQuery(ValueError):
+    """A query the analysis pages cannot ask; str() is the reason in the operator's language."""
+
+
+def read_range(first, last, max_days: int, lang: str) -> tuple[dt.date, dt.date]:
+    """The first and last day the browser sent, checked: BadQuery (in words) when one is missing or not a day,
+    they are the wrong way round, or they span more than `max_days`."""
+    from dashboard import inputs
+    from energy.history import HistoryError
+    try:
+        first_day, last_day = inputs.day(first), inputs.day(last)
+    except inputs.BadValue as exc:
+        raise BadQuery(t("analysis.bad_date", lang, value=str(exc))) from None
+    if first_day is None or last_day is None:
+        raise BadQuery(HistoryError("no_range").message(lang))
+    if first_day > last_day:
+        raise BadQuery(HistoryError("range_reversed", first=first_day, last=last_day).message(lang))
+    if (last_day - first_day).days + 1 > max_days:
+        raise BadQuery(HistoryError("range_too_long", days=max_days).message(lang))
+    return first_day, last_day
+
+
 def floor_value(value) -> int | None:
     """A floor number as the browser sent it (an int, or digits typed in a link); anything else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int) and -999 <= value <= 9999:
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.isascii() and len(value.strip()) <= 5:
-        return int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    if text.lstrip("-").isdigit() and text.isascii() and len(text) <= 5:
+        return int(text)
     return None
 
 

@@ -3,7 +3,6 @@ meters whose register stopped while power flows (energy.analysis.anomalies), lis
 shows that meter's curve over the range."""
 from __future__ import annotations
 
-import datetime as dt
 
 import dash
 import dash_bootstrap_components as dbc
@@ -15,13 +14,13 @@ from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback
 from dashboard.components.analysis import load_figure
-from dashboard.components.analysis_layout import data_grid, default_days, field, place_text
+from dashboard.components.analysis_layout import (BadQuery, data_grid, default_days, field, place_text,
+                                                  read_range)
 from dashboard.components.grid import NUMBER_COLUMN
 from dashboard.i18n import request_lang, t
 from dashboard.ids import AnalysisAnomalies as ID
 from dashboard.services import billing, runtime, site_zone
 from energy.analysis import Place, anomalies, energy_report
-from energy.history import HistoryError
 from energy.insights import load_grain
 
 dash.register_page(__name__, path=access.ANALYSIS_ANOMALIES.path, title="Wattline", name="analysis_anomalies")
@@ -68,19 +67,10 @@ def _columns(lang: str) -> list[dict]:
 
 def _found(first, last, z):
     lang = request_lang()
-    try:
-        first_day, last_day = inputs.day(first), inputs.day(last)
-    except inputs.BadValue as exc:
-        raise ValueError(t("analysis.bad_date", lang, value=str(exc))) from None
-    if first_day is None or last_day is None:
-        raise ValueError(HistoryError("no_range").message(lang))
-    if first_day > last_day:
-        raise ValueError(HistoryError("range_reversed", first=first_day, last=last_day).message(lang))
-    if (last_day - first_day).days + 1 > MAX_DAYS:
-        raise ValueError(HistoryError("range_too_long", days=MAX_DAYS).message(lang))
+    first_day, last_day = read_range(first, last, MAX_DAYS, lang)
     limit = _z(z)
     if limit is None:
-        raise ValueError(t("analysis.anomalies.bad_z", lang))
+        raise BadQuery(t("analysis.anomalies.bad_z", lang))
     return _rows(anomalies(runtime().engine, site_zone(), first_day, last_day, z_limit=limit), lang)
 
 
@@ -122,7 +112,7 @@ def query(n_clicks, first, last, z):
     lang = request_lang()
     try:
         rows = _found(first, last, z)
-    except ValueError as exc:
+    except BadQuery as exc:
         return no_update, html.Span(str(exc), className="text-danger")
     return rows, None if rows else t("analysis.anomalies.none", lang)
 

@@ -16,24 +16,20 @@ from core.clock import show_local
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback, signed_in, source_address
 from dashboard.components.analysis import GRAINS, energy_figure, grain_for
-from dashboard.components.analysis_layout import (BY_CHOICES, ESTIMATED_ROW, NEXT_GROUP, crumbs, data_grid,
-                                                  default_days, drilled, energy_columns, energy_form,
+from dashboard.components.analysis_layout import (BY_CHOICES, ESTIMATED_ROW, NEXT_GROUP, BadQuery, crumbs,
+                                                  data_grid, default_days, drilled, energy_columns, energy_form,
                                                   energy_grid_rows, energy_totals, energy_workbook, floor_options,
-                                                  floor_value, labelled, place_level, room_options)
+                                                  floor_value, labelled, place_level, read_range, room_options)
 from dashboard.components.workbook import exported_message
 from dashboard.i18n import request_lang, t
 from dashboard.ids import AnalysisEnergy as ID
 from dashboard.services import billing, runtime, site_zone
 from energy.analysis import Place, energy_report
-from energy.history import HistoryError, metered_devices, record_export
+from energy.history import metered_devices, record_export
 
 VIEW, EXPORT = P.REPORT_VIEW, P.REPORT_EXPORT
 MAX_DAYS = 3700   # ten years of months: what one query may span
 dash.register_page(__name__, path=access.ANALYSIS_ENERGY.path, title="Wattline", name="analysis_energy")
-
-
-class BadQuery(ValueError):
-    pass
 
 
 def _places() -> list[dict]:
@@ -43,16 +39,7 @@ def _places() -> list[dict]:
 def _applied(first, last, building, floor, rooms, by) -> dict:
     """The query as plain JSON, checked; BadQuery with the operator's words when it cannot be asked."""
     lang = request_lang()
-    try:
-        first_day, last_day = inputs.day(first), inputs.day(last)
-    except inputs.BadValue as exc:
-        raise BadQuery(t("analysis.bad_date", lang, value=str(exc))) from None
-    if first_day is None or last_day is None:
-        raise BadQuery(HistoryError("no_range").message(lang))
-    if first_day > last_day:
-        raise BadQuery(HistoryError("range_reversed", first=first_day, last=last_day).message(lang))
-    if (last_day - first_day).days + 1 > MAX_DAYS:
-        raise BadQuery(HistoryError("range_too_long", days=MAX_DAYS).message(lang))
+    first_day, last_day = read_range(first, last, MAX_DAYS, lang)
     building = inputs.key_text(building, 100)
     rooms = [r for r in inputs.texts(rooms) if inputs.key_text(r, 201)][:200] if isinstance(rooms, list) else []
     return {"from": first_day.isoformat(), "to": last_day.isoformat(), "building": building,

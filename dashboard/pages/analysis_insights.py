@@ -16,13 +16,13 @@ from core import permissions as P
 from dashboard import access, inputs
 from dashboard.auth import forbidden_page, guarded_callback
 from dashboard.components.analysis import (heatmap_figure, load_figure, periods_figure, top_figure, tou_figure)
-from dashboard.components.analysis_layout import (default_days, energy_link, field, floor_options, floor_value,
-                                                  follow_link_clicks, place_text)
+from dashboard.components.analysis_layout import (BadQuery, default_days, energy_link, field, floor_options,
+                                                  floor_value, follow_link_clicks, place_text, read_range)
 from dashboard.i18n import request_lang, t
 from dashboard.ids import AnalysisInsights as ID
 from dashboard.services import billing, runtime, site_zone
 from energy.analysis import Place
-from energy.history import HistoryError, metered_devices
+from energy.history import metered_devices
 from energy.insights import insights
 
 dash.register_page(__name__, path=access.ANALYSIS_INSIGHTS.path, title="Wattline", name="analysis_insights")
@@ -35,16 +35,7 @@ def _places() -> list[dict]:
 
 def _asked(first, last, building, floor) -> tuple[dt.date, dt.date, Place]:
     lang = request_lang()
-    try:
-        first_day, last_day = inputs.day(first), inputs.day(last)
-    except inputs.BadValue as exc:
-        raise ValueError(t("analysis.bad_date", lang, value=str(exc))) from None
-    if first_day is None or last_day is None:
-        raise ValueError(HistoryError("no_range").message(lang))
-    if first_day > last_day:
-        raise ValueError(HistoryError("range_reversed", first=first_day, last=last_day).message(lang))
-    if (last_day - first_day).days + 1 > MAX_DAYS:
-        raise ValueError(HistoryError("range_too_long", days=MAX_DAYS).message(lang))
+    first_day, last_day = read_range(first, last, MAX_DAYS, lang)
     building = inputs.key_text(building, 100)
     return first_day, last_day, Place(building=building, floor=floor_value(floor) if building else None)
 
@@ -157,7 +148,7 @@ def query(n_clicks, first, last, building, floor):
     lang = request_lang()
     try:
         first_day, last_day, place = _asked(first, last, building, floor)
-    except ValueError as exc:
+    except BadQuery as exc:
         keep = dict.fromkeys(("load", "load_note", "heatmap", "tou", "tou_note", "top", "compare", "periods",
                               "periods_note"), no_update)
         return {**keep, "result": html.Span(str(exc), className="text-danger")}

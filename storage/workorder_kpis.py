@@ -8,22 +8,27 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
+from storage.frames import read_frame
 from storage.schema import (building, work_order, work_order_confirmation, work_order_event, work_order_followup,
                             work_order_material, work_order_type)
 
 DONE = ("completed", "approved", "archived")
 
 
-def _events() -> sa.Subquery:
-    """Per order: the worker's first acceptance, arrivals on site (a return from hold is no new visit) and
-    rejections at review. By state, not by action name: every move is an event with from and to states."""
+def _events(since: dt.datetime | None) -> sa.Subquery:
+    """Per order (created at or after `since`): the worker's first acceptance, arrivals on site (a return from hold
+    is no new visit) and rejections at review. By state, not by action name: every move is an event with from and
+    to states."""
     e = work_order_event.c
-    return sa.select(
+    q = sa.select(
         e.order_id,
         sa.func.min(sa.case((e.to_state == "accepted", e.ts))).label("accepted_at"),
         sa.func.sum(sa.case(((e.to_state == "on_site") & (e.from_state != "on_hold"), 1), else_=0)).label("visits"),
         sa.func.sum(sa.case((e.to_state == "rejected", 1), else_=0)).label("rejections"),
-    ).group_by(e.order_id).subquery("ev")
+    ).group_by(e.order_id)
+    if since is not None:
+        q = q.where(e.order_id.in_(sa.select(work_order.c.id).where(work_order.c.created_at >= since)))
+    return q.subquery("ev")
 
 
 def _ratings() -> sa.Subquery:
@@ -44,7 +49,7 @@ def order_facts(conn: sa.Connection, since: dt.datetime | None = None) -> pd.Dat
     id), account_id, meter_id, created_at, due_at, held_since, accepted_at (first), completed_at (latest; NULL unless
     the order stands completed, approved or archived), held_s, rejections, visits, satisfaction."""
     o = work_order.c
-    ev = _events()
+    ev = _events(since)
     called, given = _ratings()
     q = (sa.select(o.id, o.type, o.state, building.c.name.label("building"), o.assigned_to.label("worker"),
                    o.account_id, o.meter_id, o.created_at, o.due_at, o.held_since,
@@ -60,26 +65,23 @@ def order_facts(conn: sa.Connection, since: dt.datetime | None = None) -> pd.Dat
                       .outerjoin(building, building.c.id == o.building_id)))
     if since is not None:
         q = q.where(o.created_at >= since)
-    return pd.DataFrame(conn.execute(q).mappings().all(),
-                        columns=["id", "type", "state", "building", "worker", "account_id", "meter_id", "created_at",
-                                 "due_at", "held_since", "accepted_at", "completed_at", "held_s", "rejections",
-                                 "visits", "satisfaction"])
+    return read_frame(conn, q)
 
 
-def items_by_class(conn: sa.Connection, kind: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    """Tools (工器具领用) or materials (材料分类) on the orders created in [start, end) that were not cancelled, by
-    class and item: item_class, text_en, text_zh, unit, orders, quantity, amount (Decimal, materials)."""
+def items_by_class(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """Tools (工器具领用), materials (材料分类) and paid services on the orders created in [start, end) that were not
+    cancelled, by kind, class and item: kind, item_class, text_en, text_zh, unit, orders, quantity, amount."""
     m, o = work_order_material.c, work_order.c
-    q = (sa.select(m.item_class, m.text_en, m.text_zh, m.unit,
+    q = (sa.select(m.kind, m.item_class, m.text_en, m.text_zh, m.unit,
                    sa.func.count(sa.distinct(m.order_id)).label("orders"),
                    sa.func.sum(m.quantity).label("quantity"),
                    sa.func.sum(m.quantity * m.unit_price).label("amount"))
          .select_from(work_order_material.join(work_order, o.id == m.order_id))
-         .where(m.kind == kind, o.created_at >= start, o.created_at < end, o.state != "cancelled")
-         .group_by(m.item_class, m.text_en, m.text_zh, m.unit)
-         .order_by(m.item_class, m.text_en))
+         .where(o.created_at >= start, o.created_at < end, o.state != "cancelled")
+         .group_by(m.kind, m.item_class, m.text_en, m.text_zh, m.unit)
+         .order_by(m.kind, m.item_class, m.text_en))
     return pd.DataFrame(conn.execute(q).mappings().all(),
-                        columns=["item_class", "text_en", "text_zh", "unit", "orders", "quantity", "amount"])
+                        columns=["kind", "item_class", "text_en", "text_zh", "unit", "orders", "quantity", "amount"])
 
 
 def order_types(conn: sa.Connection) -> list[dict]:

@@ -52,11 +52,11 @@ def known_set() -> pd.DataFrame:
         # 5 days after order 1 was done -> order 1 reopened
         _order(8, "repair", "created", d + 375 * H + 5 * 24 * H, account=7),
     ]
-    return prepare_facts(pd.DataFrame(rows), NOW)
+    return prepare_facts(pd.DataFrame(rows), NOW, SHANGHAI)
 
 
 def test_the_rates_of_a_known_month():
-    k = compute_kpis(known_set(), NOW, START, END, SHANGHAI)
+    k = compute_kpis(known_set(), NOW, START, END)
     assert k.orders == 7
     # 6 not cancelled, 3 completed
     assert k.completion_rate == pytest.approx(3 / 6)
@@ -70,7 +70,7 @@ def test_the_rates_of_a_known_month():
 
 
 def test_first_time_fix_counts_neither_a_rejected_nor_a_reopened_order():
-    k = compute_kpis(known_set(), NOW, START, END, SHANGHAI)
+    k = compute_kpis(known_set(), NOW, START, END)
     # completed: 1 (reopened by order 8), 2 (rejected once), 3 (clean) -> 1 of 3 fixed first time
     assert k.first_time_fix_rate == pytest.approx(1 / 3)
     assert k.reopen_rate == pytest.approx(1 / 3)
@@ -83,7 +83,7 @@ def test_an_order_for_another_customer_or_type_or_after_thirty_days_reopens_noth
     late = facts["created_at"].where(facts["id"] != 8, facts.loc[0, "completed_at"] + dt.timedelta(days=31))
     assert reopened(facts.assign(created_at=late)) == set()
     other = facts["account_id"].where(facts["id"] != 8, 99)
-    assert reopened(prepare_facts(facts.assign(account_id=other).drop(columns="customer"), NOW)) == set()
+    assert reopened(prepare_facts(facts.assign(account_id=other).drop(columns="customer"), NOW, SHANGHAI)) == set()
 
 
 def test_an_order_on_hold_is_not_overdue_while_its_clock_is_paused():
@@ -96,7 +96,7 @@ def test_an_order_on_hold_is_not_overdue_while_its_clock_is_paused():
 
 
 def test_repair_completion_time_by_month_leaves_out_the_time_on_hold():
-    k = compute_kpis(known_set(), NOW, START, END, SHANGHAI)
+    k = compute_kpis(known_set(), NOW, START, END)
     months = k.repair_hours_by_month.set_index("month")
     # order 1: from Nov 10 02:00 to Nov 25 17:00 UTC; order 2: 30 h less 6 on hold -> 24 h; both November at the site
     first = (dt.datetime(2026, 11, 25, 17, 0) - dt.datetime(2026, 11, 10, 2, 0)) / H
@@ -106,12 +106,12 @@ def test_repair_completion_time_by_month_leaves_out_the_time_on_hold():
 
 def test_counts_by_month_and_quarter_use_the_sites_calendar():
     facts = known_set()
-    months = counts_by_period(facts, SHANGHAI, "month").set_index(["period", "type"])
+    months = counts_by_period(facts, "month").set_index(["period", "type"])
     # order 8 was created at 17:00 UTC on November 30th: December 1st at the site
     assert months.loc[("2026-12", "repair"), "created"] == 1
     assert months.loc[("2026-11", "repair"), "created"] == 3
     assert months.loc[("2026-11", "meter_install"), "completed"] == 1
-    quarters = counts_by_period(facts, SHANGHAI, "quarter").set_index(["period", "type"])
+    quarters = counts_by_period(facts, "quarter").set_index(["period", "type"])
     assert quarters.loc[("2026Q4", "repair"), "created"] == 4
     assert quarters.loc[("2026Q4", "meter_install"), "completed"] == 1   # new meters installed this quarter
 
@@ -125,6 +125,6 @@ def test_orders_by_type_counts_each_state_once():
 
 
 def test_a_period_without_orders_has_no_rates_rather_than_zeroes():
-    k = compute_kpis(known_set(), NOW, dt.datetime(2020, 1, 1), dt.datetime(2020, 2, 1), SHANGHAI)
+    k = compute_kpis(known_set(), NOW, dt.datetime(2020, 1, 1), dt.datetime(2020, 2, 1))
     assert k.orders == 0 and k.completion_rate is None and k.overdue_rate is None
     assert k.satisfaction_rate is None and k.first_time_fix_rate is None and k.repair_hours_by_month.empty

@@ -63,10 +63,21 @@ def _hours(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / 3600.0
 
 
-def prepare_facts(raw: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
+def _periods(utc: pd.Series, zone: dt.tzinfo) -> tuple[pd.Series, pd.Series]:
+    """The site's month ("2026-11") and quarter ("2026Q4") of each stored time (empty where NaT): the zone is
+    applied once and only the distinct months are formatted (strftime per row cost more than the rest)."""
+    local = site_time(pd.to_datetime(utc), zone)
+    code = (local.dt.year * 12 + local.dt.month - 1).astype("Int64")
+    known = code.dropna().unique()
+    months = {c: f"{c // 12:04d}-{c % 12 + 1:02d}" for c in known}
+    quarters = {c: f"{c // 12:04d}Q{(c % 12) // 3 + 1}" for c in known}
+    return code.map(months).astype(object), code.map(quarters).astype(object)
+
+
+def prepare_facts(raw: pd.DataFrame, now: dt.datetime, zone: dt.tzinfo = dt.UTC) -> pd.DataFrame:
     """storage.workorder_kpis.order_facts as the KPIs read it: typed times and counts, the customer as one key
-    (the account, else the meter), and an order on hold now counted as held until now: its clock is paused, so its
-    deadline moves on with it."""
+    (the account, else the meter), the site's month and quarter of creation and completion (`zone`), and an order
+    on hold now counted as held until now: its clock is paused, so its deadline moves on with it."""
     out = raw.copy()
     for c in ("created_at", "due_at", "held_since", "accepted_at", "completed_at"):
         out[c] = pd.to_datetime(out[c])
@@ -81,6 +92,8 @@ def prepare_facts(raw: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
     meter = pd.to_numeric(out["meter_id"]).astype("Int64")
     out["customer"] = ("a" + account.astype(str)).where(account.notna(),
                                                         ("m" + meter.astype(str)).where(meter.notna()))
+    out["created_month"], out["created_quarter"] = _periods(out["created_at"], zone)
+    out["completed_month"], out["completed_quarter"] = _periods(out["completed_at"], zone)
     return out
 
 
@@ -98,7 +111,7 @@ def reopened(facts: pd.DataFrame, days: int = REOPEN_DAYS) -> set:
     return set(matched.loc[matched["next_at"].notna(), "id"])
 
 
-def compute_kpis(facts: pd.DataFrame, now: dt.datetime, start: dt.datetime, end: dt.datetime, zone: dt.tzinfo,
+def compute_kpis(facts: pd.DataFrame, now: dt.datetime, start: dt.datetime, end: dt.datetime,
                  *, online_rate: float | None = None) -> Kpis:
     """The KPIs of the orders created in [start, end) (naive UTC) as they stand at `now`; `facts` may hold later
     orders too (those that reopen the period's)."""
@@ -123,33 +136,30 @@ def compute_kpis(facts: pd.DataFrame, now: dt.datetime, start: dt.datetime, end:
         first_response_h=None if response.empty else float(response.mean()),
         first_time_fix_rate=_rate(len(first_time), len(completed)),
         reopen_rate=_rate(int(back.sum()), len(completed)),
-        repair_hours_by_month=repair_hours_by_month(completed, zone),
+        repair_hours_by_month=repair_hours_by_month(completed),
     )
 
 
-def repair_hours_by_month(facts: pd.DataFrame, zone: dt.tzinfo, order_type: str = "repair") -> pd.DataFrame:
-    """Mean hours from creation to first completion (less the time on hold) of `order_type` orders, by the site's
+def repair_hours_by_month(facts: pd.DataFrame, order_type: str = "repair") -> pd.DataFrame:
+    """Mean hours from creation to completion (less the time on hold) of `order_type` orders, by the site's
     month of completion: month ("YYYY-MM"), hours, orders."""
     done = facts[(facts["type"] == order_type) & facts["completed_at"].notna()]
     if done.empty:
         return pd.DataFrame({"month": pd.Series(dtype=str), "hours": pd.Series(dtype=float),
                              "orders": pd.Series(dtype=int)})
     hours = _hours(done["completed_at"] - done["created_at"]) - done["held_s"] / 3600.0
-    month = site_time(done["completed_at"], zone).dt.strftime("%Y-%m")
-    out = pd.DataFrame({"month": month, "hours": hours}).groupby("month", as_index=False).agg(
+    out = pd.DataFrame({"month": done["completed_month"], "hours": hours}).groupby("month", as_index=False).agg(
         hours=("hours", "mean"), orders=("hours", "size"))
     return out.sort_values("month").reset_index(drop=True)
 
 
-def counts_by_period(facts: pd.DataFrame, zone: dt.tzinfo, grain: str = "month") -> pd.DataFrame:
+def counts_by_period(facts: pd.DataFrame, grain: str = "month") -> pd.DataFrame:
     """Orders created and completed per type per site month ("2026-11") or quarter ("2026Q4"): period, type,
     created, completed (completed counted in the period of completion: "new meters installed this quarter")."""
-    fmt = (lambda s: s.dt.to_period("Q").astype(str)) if grain == "quarter" else (lambda s: s.dt.strftime("%Y-%m"))
-    created = facts.assign(period=fmt(site_time(facts["created_at"], zone))).groupby(
-        ["period", "type"]).size().rename("created")
+    key = "quarter" if grain == "quarter" else "month"
+    created = facts.groupby([f"created_{key}", "type"]).size().rename("created").rename_axis(["period", "type"])
     done = facts[facts["completed_at"].notna()]
-    completed = done.assign(period=fmt(site_time(done["completed_at"], zone))).groupby(
-        ["period", "type"]).size().rename("completed")
+    completed = done.groupby([f"completed_{key}", "type"]).size().rename("completed").rename_axis(["period", "type"])
     out = pd.concat([created, completed], axis=1).fillna(0).astype(int).reset_index()
     if out.empty:
         return pd.DataFrame({"period": pd.Series(dtype=str), "type": pd.Series(dtype=str),
@@ -211,11 +221,15 @@ def kpi_report(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, first_day: 
     start = utc_time(dt.datetime.combine(first_day, dt.time()), zone)
     end = utc_time(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), zone)
     with engine.connect() as conn:
-        facts = prepare_facts(sql.order_facts(conn, since=start), now)
-        tools = sql.items_by_class(conn, "tool", start, end)
-        materials = sql.items_by_class(conn, "material", start, end)
+        facts = prepare_facts(sql.order_facts(conn, since=start), now, zone)
+        items = sql.items_by_class(conn, start, end)
         types = sql.order_types(conn)
     period = facts[facts["created_at"] < end]
-    return KpiReport(first_day, last_day, compute_kpis(facts, now, start, end, zone, online_rate=online_rate),
-                     orders_by_type(period, now), counts_by_period(period, zone, "month"),
-                     counts_by_period(period, zone, "quarter"), tools, materials, types)
+    return KpiReport(first_day, last_day, compute_kpis(facts, now, start, end, online_rate=online_rate),
+                     orders_by_type(period, now), counts_by_period(period, "month"),
+                     counts_by_period(period, "quarter"), _kind(items, "tool"), _kind(items, "material"),
+                     types)
+
+
+def _kind(items: pd.DataFrame, kind: str) -> pd.DataFrame:
+    return items[items["kind"] == kind].drop(columns="kind").reset_index(drop=True)

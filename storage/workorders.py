@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes PostgreSQL's ON CONFLICT too
 
 from storage.matching import contains_text, equals_text
-from storage.schema import (account, account_meter, alarm_event, building, card_item, command, evidence, meter, operator,
-                            operator_role, room, transformer_area, work_order, work_order_cause, work_order_event, work_order_fee,
+from storage.schema import (account, account_meter, alarm_event, building, card_item, command, evidence, meter,
+                            operator, operator_role, room, transformer_area, work_order, work_order_cause,
+                            work_order_event, work_order_fee,
                             work_order_limit, work_order_material, work_order_step, work_order_type, worker,
                             worker_district)
 
@@ -130,33 +131,25 @@ def copy_card(conn: sa.Connection, order_id: int, items: list[dict]) -> None:
         conn.execute(work_order_material.insert(), mats)
 
 
-def steps(conn: sa.Connection, order_id: int) -> list[dict]:
-    q = sa.select(work_order_step).where(work_order_step.c.order_id == order_id).order_by(work_order_step.c.seq)
+# An order's lines: its steps (copied from the card's steps and hazards) and its materials (tools, materials, services).
+LINES = {"step": work_order_step, "material": work_order_material}
+
+
+def lines(conn: sa.Connection, kind: str, order_id: int) -> list[dict]:
+    table = LINES[kind]
+    q = sa.select(table).where(table.c.order_id == order_id).order_by(table.c.seq)
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def step(conn: sa.Connection, step_id: int) -> dict | None:
-    row = conn.execute(sa.select(work_order_step).where(work_order_step.c.id == step_id)).mappings().first()
+def line(conn: sa.Connection, kind: str, line_id: int) -> dict | None:
+    table = LINES[kind]
+    row = conn.execute(sa.select(table).where(table.c.id == line_id)).mappings().first()
     return dict(row) if row else None
 
 
-def update_step(conn: sa.Connection, step_id: int, **values) -> None:
-    conn.execute(work_order_step.update().where(work_order_step.c.id == step_id).values(**values))
-
-
-def materials(conn: sa.Connection, order_id: int) -> list[dict]:
-    q = (sa.select(work_order_material).where(work_order_material.c.order_id == order_id)
-         .order_by(work_order_material.c.seq))
-    return [dict(r) for r in conn.execute(q).mappings()]
-
-
-def material(conn: sa.Connection, material_id: int) -> dict | None:
-    row = conn.execute(sa.select(work_order_material).where(work_order_material.c.id == material_id)).mappings().first()
-    return dict(row) if row else None
-
-
-def update_material(conn: sa.Connection, material_id: int, **values) -> None:
-    conn.execute(work_order_material.update().where(work_order_material.c.id == material_id).values(**values))
+def update_line(conn: sa.Connection, kind: str, line_id: int, **values) -> None:
+    table = LINES[kind]
+    conn.execute(table.update().where(table.c.id == line_id).values(**values))
 
 
 def add_material(conn: sa.Connection, order_id: int, **values) -> int:
@@ -244,7 +237,8 @@ def district_names(conn: sa.Connection, kind: str, ids: Iterable[int]) -> dict[i
 # --- workers -----------------------------------------------------------------------------------------
 def operator_by_username(conn: sa.Connection, username: str) -> dict | None:
     row = conn.execute(sa.select(operator.c.id, operator.c.username, operator.c.display_name, operator.c.language,
-                                 operator.c.active).where(equals_text(operator.c.username, username))).mappings().first()
+                                 operator.c.active)
+                       .where(equals_text(operator.c.username, username))).mappings().first()
     return dict(row) if row else None
 
 
@@ -341,7 +335,8 @@ def search_orders(conn: sa.Connection, *, text: str | None = None, created_from:
 def _in_districts(districts: list[tuple[str, int]]):
     b = [i for k, i in districts if k == "building"]
     a = [i for k, i in districts if k == "area"]
-    return sa.or_(work_order.c.building_id.in_(b) if b else sa.false(), work_order.c.area_id.in_(a) if a else sa.false())
+    return sa.or_(work_order.c.building_id.in_(b) if b else sa.false(),
+                  work_order.c.area_id.in_(a) if a else sa.false())
 
 
 def worker_orders(conn: sa.Connection, operator_id: int, states: Iterable[str]) -> list[dict]:
@@ -388,4 +383,5 @@ def photo_count(conn: sa.Connection, order_id: int) -> int:
 
 
 def order_exists_for_alarm(conn: sa.Connection, alarm_id: int) -> bool:
-    return conn.execute(sa.select(work_order.c.id).where(work_order.c.alarm_id == alarm_id).limit(1)).first() is not None
+    q = sa.select(work_order.c.id).where(work_order.c.alarm_id == alarm_id).limit(1)
+    return conn.execute(q).first() is not None

@@ -6,9 +6,8 @@ and the events; both paths are in the OpenAPI description."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -23,7 +22,7 @@ from storage.engine import dispose, open_engine
 from storage.schema import audit_log, work_order
 from tests.billing_support import make_ctx
 from tests.webclient import json_call
-from tests.workorder_support import METER_B, QR_KEY, reopen, template_file, work_site
+from tests.workorder_support import METER_B, QR_KEY, copied_site, serving, template_file, work_site
 
 NOW = dt.datetime(2026, 11, 21, 2, 0)
 
@@ -43,8 +42,9 @@ class Api:
         return self.call("POST", "/workorders", body, **kw)
 
 
-def _serve(site):
-    from waitress import create_server
+@contextmanager
+def _api(site):
+    """The JSON API with the work-order intake, behind the dashboard's login guard, on a loopback server."""
     ctx = make_ctx(site.engine, site.clock)
     tokens = {"tickets": create_api_client(ctx, "hotline", "admin", scopes=["workorders"]),
               "payment": create_api_client(ctx, "wechat-pay", "admin", scopes=["payment"]),
@@ -52,23 +52,8 @@ def _serve(site):
     app = create_app(lambda: {"status": "ok"},
                      services=SimpleNamespace(billing=ctx, qr_key=QR_KEY, workorders=site.service))
     install_auth(app, Accounts(site.engine, clock=site.clock), b"s" * 32)   # the login guard on: the API passes it
-    server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
-    th = threading.Thread(target=lambda: _run(server), daemon=True)
-    th.start()
-    return Api(f"http://127.0.0.1:{server.effective_port}/api/v1", tokens, site), server, th
-
-
-def _stop(server, th):
-    server.close()
-    server.task_dispatcher.shutdown(timeout=5)
-    th.join(5)
-
-
-def _run(server) -> None:
-    try:
-        server.run()
-    except OSError:     # the listening socket closed under select() at shutdown
-        pass
+    with serving(app.server) as base:
+        yield Api(base + "/api/v1", tokens, site)
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +63,8 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def api(template, tmp_path):
-    path, like = template
-    shutil.copy(path, tmp_path / "site.duckdb")
-    engine = open_engine(f"duckdb:///{tmp_path / 'site.duckdb'}")
-    client, server, th = _serve(reopen(engine, like, NOW))
-    yield client
-    _stop(server, th)
-    dispose(engine)
+    with copied_site(template, tmp_path, NOW) as site, _api(site) as client:
+        yield client
 
 
 def _orders(engine) -> int:
@@ -205,14 +185,13 @@ def test_repeats_of_one_external_id_at_once_make_one_order_on_postgresql(tmp_pat
     from storage.migrations import migrate
     engine = open_engine(engine_url("postgresql", tmp_path))
     migrate(engine)
-    client, server, th = _serve(work_site(engine, NOW))
     try:
-        body = {"external_id": "HL-pg", "type": "repair", "account": str(client.site.accounts["B"]),
-                "description": "x"}
-        with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(lambda _: client.post(body), range(6)))
+        with _api(work_site(engine, NOW)) as client:
+            body = {"external_id": "HL-pg", "type": "repair", "account": str(client.site.accounts["B"]),
+                    "description": "x"}
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(lambda _: client.post(body), range(6)))
         assert sorted(s for s, _ in answers) == [200] * 5 + [201]
         assert _orders(engine) == 1
     finally:
-        _stop(server, th)
         dispose(engine)

@@ -4,7 +4,6 @@ working hours), customers identified by QR in their district, dispatch, fees, se
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import threading
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -17,8 +16,7 @@ from billing.errors import BillingError
 from core.config import WorkOrdersConfig
 from storage import alarms
 from storage.schema import audit_log, notification, work_order, work_order_event, work_order_fee, work_order_material
-from storage.engine import dispose, open_engine
-from tests.workorder_support import METER_A, METER_B, QR_KEY, reopen, template_file, work_site
+from tests.workorder_support import METER_A, METER_B, QR_KEY, copied_site, reopen, template_file, work_site
 from workorders.deadlines import Calendar, due_flag
 from workorders.errors import WorkOrderError
 from workorders.model import CLOCK_STATES
@@ -34,11 +32,8 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def site(template, tmp_path):
-    path, like = template
-    shutil.copy(path, tmp_path / "site.duckdb")
-    engine = open_engine(f"duckdb:///{tmp_path / 'site.duckdb'}")
-    yield reopen(engine, like, NOW)
-    dispose(engine)
+    with copied_site(template, tmp_path, NOW) as s:
+        yield s
 
 
 @pytest.fixture
@@ -110,7 +105,8 @@ def test_a_worker_cannot_accept_another_workers_order_and_the_refusal_is_logged(
         svc.act(site.worker("zhao"), o["id"], "accept")
     assert refused.value.code == "permission_denied"
     assert svc.order_view(site.manager, o["id"])["order"]["state"] == "dispatched"
-    assert _count(site.engine, audit_log, audit_log.c.action == "permission.denied", audit_log.c.operator == "zhao") == 1
+    assert _count(site.engine, audit_log, audit_log.c.action == "permission.denied",
+                  audit_log.c.operator == "zhao") == 1
     with pytest.raises(WorkOrderError) as hidden:
         svc.order_view(site.worker("zhao"), o["id"])
     assert hidden.value.code == "order_unknown"
@@ -317,8 +313,9 @@ def test_reminders_go_to_the_worker_and_the_manager_once_before_and_once_at_the_
     with site.engine.connect() as conn:
         sent = conn.execute(sa.select(notification.c.phone, notification.c.kind, notification.c.text)
                             .order_by(notification.c.id)).all()
-    assert [(p, k) for p, k, _ in sent] == [("13900000001", "workorder_due_soon"), ("13700000000", "workorder_due_soon"),
-                                            ("13900000001", "workorder_overdue"), ("13700000000", "workorder_overdue")]
+    assert [(p, k) for p, k, _ in sent] == [
+        ("13900000001", "workorder_due_soon"), ("13700000000", "workorder_due_soon"),
+        ("13900000001", "workorder_overdue"), ("13700000000", "workorder_overdue")]
     assert o["number"] in sent[0][2]
 
 
@@ -378,7 +375,7 @@ def test_an_unknown_account_is_refused(site, account):
     assert refused.value.code == "account_unknown"
 
 
-# --- dispatch ----------------------------------------------------------------------------------------------------------
+# --- dispatch -----------------------------------------------------------------------------------------------------
 def test_dispatch_picks_the_nearest_available_worker_of_the_district(site):
     svc = site.service
     svc.report_location(site.worker("wang"), 31.30, 121.50)
@@ -471,7 +468,7 @@ def test_fee_totals_round_each_line_once():
     assert fee_totals(lines, [])["materials"] == Decimal("0.66")
 
 
-# --- search -------------------------------------------------------------------------------------------------------------
+# --- search -------------------------------------------------------------------------------------------------------
 def test_orders_are_found_by_number_customer_account_meter_pole_and_time(site):
     svc = site.service
     a = svc.create(site.manager, type="repair", description="x", account=site.accounts["A"], pole_number="P-17_3",

@@ -3,6 +3,8 @@ in each, a manager, two workers of Dorm A and one of Dorm B, and the work-order 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -94,3 +96,39 @@ def template_file(tmp_path_factory, now: dt.datetime) -> tuple[str, WorkSite]:
     site = work_site(engine, now)
     dispose(engine)
     return str(path), site
+
+
+@contextmanager
+def copied_site(template: tuple[str, WorkSite], tmp_path, now: dt.datetime, **service_kw):
+    """A test's own copy of the module's site file (template_file), open on a fresh engine."""
+    from storage.engine import dispose, open_engine
+    path, like = template
+    shutil.copy(path, tmp_path / "site.duckdb")
+    engine = open_engine(f"duckdb:///{tmp_path / 'site.duckdb'}")
+    try:
+        yield reopen(engine, like, now, **service_kw)
+    finally:
+        dispose(engine)
+
+
+@contextmanager
+def serving(wsgi_app, threads: int = 6):
+    """`wsgi_app` on a real WSGI server (waitress) on a loopback port; yields its base address."""
+    import threading
+
+    from waitress import create_server
+    server = create_server(wsgi_app, host="127.0.0.1", port=0, threads=threads)
+
+    def run():
+        try:
+            server.run()
+        except OSError:     # the listening socket closed under select() at shutdown
+            pass
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown(timeout=5)
+        th.join(5)

@@ -149,7 +149,8 @@ class WorkOrderService:
             if store.order_type(conn, type_key) is None:
                 raise WorkOrderError("type_unknown", type=one_line(type_key, 30))
             store.set_limit_hours(conn, type_key, priority, value)
-            audit.record(conn, operator=actor.username[:100], action="workorder.limit", target=f"work_order_type:{type_key}",
+            audit.record(conn, operator=actor.username[:100], action="workorder.limit",
+                         target=f"work_order_type:{type_key}",
                          ts=now, after={"priority": priority, "hours": value}, source=actor.address or actor.channel)
         self._run(work)
 
@@ -241,7 +242,7 @@ class WorkOrderService:
             if parent is None:
                 raise WorkOrderError("order_unknown", order=order_id)
             own = parent["assigned_to"] is not None and parent["assigned_to"] == self._actor_id(conn, actor)
-            step = store.step(conn, step_id) if step_id is not None else None
+            step = store.line(conn, "step", step_id) if step_id is not None else None
         if not (actor.may(P.WORKORDER_DISPATCH) or (own and actor.may(P.WORKORDER_EXECUTE))):
             raise self._deny(actor, P.WORKORDER_DISPATCH, f"work_order:{parent['number']}", now)
         if step_id is not None and (step is None or step["order_id"] != order_id):
@@ -522,7 +523,8 @@ class WorkOrderService:
                  else store.order_by(conn, number=str(number or "")))
             if o is None:
                 raise WorkOrderError("order_unknown", order=one_line(order_id or number, 30))
-            out = {"order": o, "steps": store.steps(conn, o["id"]), "materials": store.materials(conn, o["id"]),
+            out = {"order": o, "steps": store.lines(conn, "step", o["id"]),
+                   "materials": store.lines(conn, "material", o["id"]),
                    "fees": store.fees(conn, o["id"]), "events": store.events(conn, o["id"])}
         if not self.may_view(actor, o):
             raise WorkOrderError("order_unknown", order=one_line(order_id or number, 30))
@@ -605,19 +607,20 @@ class WorkOrderService:
             raise WorkOrderError("step_invalid")
 
         def work(conn):
-            s = store.step(conn, int(step_id))
+            s = store.line(conn, "step", int(step_id))
             if s is None or s["order_id"] != o["id"]:
                 raise WorkOrderError("step_unknown")
             if done and s["needs_value"] and not text:
                 raise WorkOrderError("step_value_missing")
             values = dict(done=done, value=text, passed=passed, done_by=actor.username[:100] if done else None,
                           done_at=now if done else None)
-            store.update_step(conn, s["id"], **values)
-            audit.record(conn, operator=actor.username[:100], action="workorder.step", target=f"work_order:{o['number']}",
+            store.update_line(conn, "step", s["id"], **values)
+            audit.record(conn, operator=actor.username[:100], action="workorder.step",
+                         target=f"work_order:{o['number']}",
                          ts=now, source=actor.address or actor.channel,
                          before={k: s[k] for k in ("seq", "done", "value", "passed")},
                          after={"seq": s["seq"], "done": done, "value": text, "passed": passed})
-            return store.step(conn, s["id"])
+            return store.line(conn, "step", s["id"])
         return self._run(work)
 
     def set_material(self, actor: Actor, order_id: int, material_id: int | None = None, *, quantity=None,
@@ -643,15 +646,15 @@ class WorkOrderService:
                                          updated_by=actor.username[:100], updated_at=now)
                 before = None
             else:
-                m = store.material(conn, int(material_id))
+                m = store.line(conn, "material", int(material_id))
                 if m is None or m["order_id"] != o["id"]:
                     raise WorkOrderError("material_unknown")
                 mid, before = m["id"], {"quantity": m["quantity"], "unit_price": m["unit_price"]}
                 values = {"quantity": qty, "updated_by": actor.username[:100], "updated_at": now}
                 if price is not None:
                     values["unit_price"] = price
-                store.update_material(conn, mid, **values)
-            after = store.material(conn, mid)
+                store.update_line(conn, "material", mid, **values)
+            after = store.line(conn, "material", mid)
             audit.record(conn, operator=actor.username[:100], action="workorder.material",
                          target=f"work_order:{o['number']}", ts=now, source=actor.address or actor.channel,
                          before=before, after={"seq": after["seq"], "quantity": after["quantity"],
@@ -672,16 +675,17 @@ class WorkOrderService:
             raise WorkOrderError("fee_method_unknown")
 
         def work(conn):
-            totals = fee_totals(store.materials(conn, o["id"]), store.fees(conn, o["id"]))
+            totals = fee_totals(store.lines(conn, "material", o["id"]), store.fees(conn, o["id"]))
             if value > totals["outstanding"]:
                 raise WorkOrderError("fee_above_outstanding", outstanding=totals["outstanding"])
             fid = store.insert_fee(conn, order_id=o["id"], amount=value, method=method,
                                    collected_by=actor.username[:100], collected_at=now,
                                    note=one_line(note, 300) or None)
-            audit.record(conn, operator=actor.username[:100], action="workorder.fee", target=f"work_order:{o['number']}",
+            audit.record(conn, operator=actor.username[:100], action="workorder.fee",
+                         target=f"work_order:{o['number']}",
                          ts=now, source=actor.address or actor.channel,
                          after={"amount": value, "method": method, "fee_id": fid})
-            return {"id": fid, "amount": value, "method": method, **fee_totals(store.materials(conn, o["id"]),
+            return {"id": fid, "amount": value, "method": method, **fee_totals(store.lines(conn, "material", o["id"]),
                                                                                store.fees(conn, o["id"]))}
         return self._run(work)
 

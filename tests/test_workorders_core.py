@@ -536,3 +536,13 @@ def test_a_service_without_a_qr_key_says_so(duck_engine):
         svc.create(Actor("boss", DEFAULT_ROLE_PERMISSIONS["manager"]), type="repair", description="x",
                    qr_token="a1.AAAAAAAAAAAAAAAAAAAAAA")
     assert refused.value.code == "qr_unavailable"
+
+
+@pytest.mark.parametrize("bad", ["1; drop", "１", -1, 2**40, None, 1.5, True, "", "\x00"])
+def test_a_hostile_order_or_line_id_is_no_such_order(site, bad):
+    svc = site.service
+    with pytest.raises(WorkOrderError) as refused:
+        svc.act(site.manager, bad, "cancel", reason="x")
+    assert refused.value.code == "order_unknown"
+    with pytest.raises(WorkOrderError):
+        svc.order_view(site.manager, bad if bad is not None else "x")

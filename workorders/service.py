@@ -417,7 +417,7 @@ class WorkOrderService:
         denied: list = []
 
         def work(conn):
-            o = store.order(conn, int(order_id), for_update=True)
+            o = store.order(conn, _row_id(order_id, "order_unknown"), for_update=True)
             if o is None:
                 raise WorkOrderError("order_unknown", order=order_id)
             me = self._actor_id(conn, actor)
@@ -519,7 +519,7 @@ class WorkOrderService:
         (also for an order the actor may not see: a worker learns nothing of other workers' orders)."""
         now = self._now(now)
         with self.engine.connect() as conn:
-            o = (store.order(conn, int(order_id)) if order_id is not None
+            o = (store.order(conn, _row_id(order_id, "order_unknown")) if order_id is not None
                  else store.order_by(conn, number=str(number or "")))
             if o is None:
                 raise WorkOrderError("order_unknown", order=one_line(order_id or number, 30))
@@ -572,7 +572,7 @@ class WorkOrderService:
                     return []
             rows = store.search_orders(conn, text=text or None, created_from=created_from, created_to=created_to,
                                        states=states, types=types, assigned_to=worker_id,
-                                       limit=max(1, min(int(limit), 5000)))
+                                       limit=max(1, min(_row_id(limit, "search_invalid"), 5000)))
         for r in rows:
             r["flag"] = self.due_flag(r, now)
         return rows
@@ -582,7 +582,7 @@ class WorkOrderService:
         """For the field side's writes: the order, if it is the actor's own and in `states` (the office, with
         workorder.dispatch, may correct too)."""
         def check(conn):
-            o = store.order(conn, int(order_id))
+            o = store.order(conn, _row_id(order_id, "order_unknown"))
             if o is None:
                 raise WorkOrderError("order_unknown", order=order_id)
             own = o["assigned_to"] is not None and o["assigned_to"] == self._actor_id(conn, actor)
@@ -607,7 +607,7 @@ class WorkOrderService:
             raise WorkOrderError("step_invalid")
 
         def work(conn):
-            s = store.line(conn, "step", int(step_id))
+            s = store.line(conn, "step", _row_id(step_id, "step_unknown"))
             if s is None or s["order_id"] != o["id"]:
                 raise WorkOrderError("step_unknown")
             if done and s["needs_value"] and not text:
@@ -646,7 +646,7 @@ class WorkOrderService:
                                          updated_by=actor.username[:100], updated_at=now)
                 before = None
             else:
-                m = store.line(conn, "material", int(material_id))
+                m = store.line(conn, "material", _row_id(material_id, "material_unknown"))
                 if m is None or m["order_id"] != o["id"]:
                     raise WorkOrderError("material_unknown")
                 mid, before = m["id"], {"quantity": m["quantity"], "unit_price": m["unit_price"]}
@@ -828,6 +828,19 @@ def _decimal(value, code: str, lowest: Decimal, highest: Decimal, places: int = 
     if not number.is_finite() or not lowest <= number <= highest or number != round(number, places):
         raise WorkOrderError(code)
     return number
+
+
+def _row_id(value, code: str) -> int:
+    """A row id as a caller passed it (an int, or digits from a form or a URL); WorkOrderError(code) for anything
+    else, so a hostile id is "no such row", never a crash."""
+    if isinstance(value, bool):
+        raise WorkOrderError(code, order="-")
+    if isinstance(value, int) and 0 < value < 2**31:
+        return value
+    text = str(value).strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**31:
+        return int(text)
+    raise WorkOrderError(code, order="-")
 
 
 def _coordinates(lat, lon) -> tuple[float | None, float | None]:

@@ -22,7 +22,7 @@ from storage import audit
 FORMATS = ("xlsx", "csv", "json")
 MIME = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "csv": "text/csv; charset=utf-8", "json": "application/json"}
-NUMBER_FORMATS = {"money": wb.MONEY, "kwh": wb.KWH, "number": "0.00", "int": wb.INTEGER, "percent": wb.PERCENT,
+NUMBER_FORMATS = {"money": wb.MONEY, "kwh": wb.KWH, "number": wb.KWH, "int": wb.INTEGER, "percent": wb.PERCENT,
                   "date": wb.DATE, "datetime": wb.DATETIME}
 CENT = Decimal("0.01")
 
@@ -73,12 +73,17 @@ def header(column: Column, lang: str) -> str:
     return t(f"report.col.{column.key}", lang)
 
 
-def _cell(column: Column, value, lang: str):
+def yes_no(lang: str) -> dict[bool, str]:
+    """The words of a yes/no column, looked up once per file (not per cell: the catalogs are files)."""
+    return {True: t("report.yes", lang), False: t("report.no", lang)}
+
+
+def _cell(column: Column, value, words: dict[bool, str]):
     """A value as a file cell: booleans in words, money to the fen, kWh to two decimals."""
     if value is None:
         return None
     if column.kind == "bool":
-        return t("report.yes" if value else "report.no", lang)
+        return words[bool(value)]
     if column.kind == "money":
         return Decimal(value).quantize(CENT)
     if column.kind in ("kwh", "number"):
@@ -87,22 +92,22 @@ def _cell(column: Column, value, lang: str):
 
 
 def to_xlsx(result: ReportResult, lang: str, zone) -> bytes:
-    book = wb.ExportWorkbook()
     cols = result.columns
-    sheet = book.add_sheet(title(result.spec, lang), [header(c, lang) for c in cols],
-                           widths=[c.width for c in cols],
-                           formats={i: NUMBER_FORMATS[c.kind] for i, c in enumerate(cols) if c.kind in NUMBER_FORMATS},
-                           preamble=[[title(result.spec, lang)], [filters_line(result, lang, zone)]])
+    sheet = book = wb.StreamingWorkbook(
+        title(result.spec, lang), [header(c, lang) for c in cols], widths=[c.width for c in cols],
+        formats={i: NUMBER_FORMATS[c.kind] for i, c in enumerate(cols) if c.kind in NUMBER_FORMATS},
+        preamble=[[title(result.spec, lang)], [filters_line(result, lang, zone)]])
+    words = yes_no(lang)
     for r in result.rows:
-        sheet.append([_cell(c, r.get(c.key), lang) for c in cols])
+        sheet.append([_cell(c, r.get(c.key), words) for c in cols])
     if result.totals is not None:
-        sheet.append([t("report.total", lang) if i == 0 else _cell(c, result.totals.get(c.key), lang)
+        sheet.append([t("report.total", lang) if i == 0 else _cell(c, result.totals.get(c.key), words)
                       for i, c in enumerate(cols)], bold=True)
     return book.to_bytes()
 
 
-def _text(column: Column, value, lang: str, zone=None) -> str:
-    value = _cell(column, value, lang)
+def _text(column: Column, value, words: dict[bool, str]) -> str:
+    value = _cell(column, value, words)
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
@@ -122,10 +127,11 @@ def to_csv(result: ReportResult, lang: str) -> str:
     out.write("\ufeff")
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow([c.key for c in result.columns])
+    words = yes_no(lang)
     for r in result.rows:
-        w.writerow([_text(c, r.get(c.key), lang) for c in result.columns])
+        w.writerow([_text(c, r.get(c.key), words) for c in result.columns])
     if result.totals is not None:
-        w.writerow([t("report.total", lang) if i == 0 else _text(c, result.totals.get(c.key), lang)
+        w.writerow([t("report.total", lang) if i == 0 else _text(c, result.totals.get(c.key), words)
                     for i, c in enumerate(result.columns)])
     return out.getvalue()
 

@@ -16,6 +16,7 @@ from dashboard.components.cashier import field
 from dashboard.components.figures import base_layout
 from dashboard.components.grid import NUMBER_COLUMN
 from dashboard.i18n import t
+from reports.render import yes_no
 from reports.spec import CHANNELS, Column, ReportSpec
 
 _NUMERIC = ("money", "kwh", "number", "int", "percent")
@@ -85,7 +86,7 @@ def grid_columns(columns: tuple[Column, ...], lang: str) -> list[dict]:
     return out
 
 
-def grid_value(column: Column, value, lang: str):
+def grid_value(column: Column, value, words: dict[bool, str]):
     """A value as the grid holds it: money as integer fen, kWh as a float, times and days as text, yes / no."""
     if value is None or (isinstance(value, float) and value != value):
         return None
@@ -94,7 +95,7 @@ def grid_value(column: Column, value, lang: str):
     if column.kind in ("kwh", "number"):
         return round(float(value), 2)
     if column.kind == "bool":
-        return t("report.yes" if value else "report.no", lang)
+        return words[bool(value)]
     if column.kind == "datetime" and isinstance(value, dt.datetime):
         return show_local(value)
     if isinstance(value, dt.date):
@@ -103,14 +104,15 @@ def grid_value(column: Column, value, lang: str):
 
 
 def grid_rows(columns: tuple[Column, ...], rows: list[dict], lang: str) -> list[dict]:
-    return [{c.key: grid_value(c, r.get(c.key), lang) for c in columns} for r in rows]
+    words = yes_no(lang)
+    return [{c.key: grid_value(c, r.get(c.key), words) for c in columns} for r in rows]
 
 
 def totals_row(columns: tuple[Column, ...], totals: dict | None, lang: str) -> list[dict]:
     if totals is None:
         return []
-    first = columns[0].key
-    return [{first: t("report.total", lang), **{c.key: grid_value(c, totals.get(c.key), lang)
+    first, words = columns[0].key, yes_no(lang)
+    return [{first: t("report.total", lang), **{c.key: grid_value(c, totals.get(c.key), words)
                                                  for c in columns if c.total}}]
 
 

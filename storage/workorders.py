@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes Post
 
 from storage.matching import contains_text, equals_text
 from storage.schema import (account, account_meter, alarm_event, building, card_item, command, evidence, meter,
-                            operator, operator_role, room, transformer_area, work_order, work_order_cause,
+                            notification, operator, operator_role, room, transformer_area, work_order, work_order_cause,
                             work_order_event, work_order_fee,
                             work_order_limit, work_order_material, work_order_step, work_order_type, worker,
                             worker_district)
@@ -364,8 +364,10 @@ def command_kind(conn: sa.Connection, command_id: int) -> str | None:
     return conn.execute(sa.select(command.c.kind).where(command.c.id == command_id)).scalar()
 
 
-def orders_due_by(conn: sa.Connection, moment: dt.datetime, states: Iterable[str]) -> list[dict]:
-    """Orders in `states` (not on hold) due at or before `moment`, with their worker's phone and language."""
+def orders_due_by(conn: sa.Connection, moment: dt.datetime, states: Iterable[str],
+                  due_after: dt.datetime | None = None) -> list[dict]:
+    """Orders in `states` due at or before `moment` (and after `due_after`), with their worker's phone and
+    language."""
     q = (sa.select(work_order.c.id, work_order.c.number, work_order.c.type, work_order.c.due_at,
                    work_order.c.assigned_to, worker.c.phone.label("worker_phone"),
                    operator.c.language.label("worker_language"))
@@ -373,7 +375,18 @@ def orders_due_by(conn: sa.Connection, moment: dt.datetime, states: Iterable[str
                       .outerjoin(operator, operator.c.id == work_order.c.assigned_to))
          .where(work_order.c.state.in_(list(states)), work_order.c.due_at <= moment)
          .order_by(work_order.c.due_at))
+    if due_after is not None:
+        q = q.where(work_order.c.due_at > due_after)
     return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def existing_episodes(conn: sa.Connection, episodes: list[str]) -> set[str]:
+    """Which of these notification episodes were queued already."""
+    found: set[str] = set()
+    for i in range(0, len(episodes), 1000):
+        chunk = episodes[i:i + 1000]
+        found |= set(conn.execute(sa.select(notification.c.episode).where(notification.c.episode.in_(chunk))).scalars())
+    return found
 
 
 def photo_count(conn: sa.Connection, order_id: int) -> int:
@@ -385,3 +398,14 @@ def photo_count(conn: sa.Connection, order_id: int) -> int:
 def order_exists_for_alarm(conn: sa.Connection, alarm_id: int) -> bool:
     q = sa.select(work_order.c.id).where(work_order.c.alarm_id == alarm_id).limit(1)
     return conn.execute(q).first() is not None
+
+
+def alarms_with_orders(conn: sa.Connection, alarm_ids: Iterable[int]) -> set[int]:
+    ids = list(alarm_ids)
+    if not ids:
+        return set()
+    return set(conn.execute(sa.select(work_order.c.alarm_id).where(work_order.c.alarm_id.in_(ids))).scalars())
+
+
+def taken_causes(conn: sa.Connection) -> set[str]:
+    return set(conn.execute(sa.select(work_order_cause.c.cause_key)).scalars())

@@ -546,3 +546,12 @@ def test_a_hostile_order_or_line_id_is_no_such_order(site, bad):
     assert refused.value.code == "order_unknown"
     with pytest.raises(WorkOrderError):
         svc.order_view(site.manager, bad if bad is not None else "x")
+
+
+def test_an_order_overdue_for_days_is_not_reminded_of_again(site):
+    site = reopen(site.engine, site, NOW, config=WorkOrdersConfig(manager_phone="13700000000"))
+    old = site.service.create(site.manager, type="repair", description="x", priority="urgent",
+                              now=NOW - dt.timedelta(days=10)).order
+    site.service.dispatch(site.manager, old["id"], site.ids["wang"], now=NOW - dt.timedelta(days=10))
+    assert site.service.send_reminders(NOW) == 0
+    assert site.service.due_flag(old, NOW) == "overdue"

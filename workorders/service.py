@@ -44,6 +44,7 @@ EXTERNAL_ID_LENGTH = 80
 SEARCH_LENGTH = 60
 MAX_QUANTITY = Decimal("99999")
 RELAY_KINDS = ("trip", "close", "keep_power", "restore_prepaid")
+REMIND_LATE = dt.timedelta(days=1)     # an order overdue longer than this is not reminded of any more
 _RETRIES = 40
 EARTH_RADIUS_KM = 6371.0088
 
@@ -364,8 +365,12 @@ class WorkOrderService:
             rules.append((alarm_store.COMMAND_FAILED, now, "repair", M.COMMAND_FAILED_CAUSE, "urgent"))
         system = Actor.for_system("system")
         made: list[dict] = []
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn:   # what plainly has its order already is left out in one read
             todo = [(rule, a) for rule in rules for a in store.open_meter_alarms_since(conn, rule[0], rule[1])]
+            done = store.alarms_with_orders(conn, [a["id"] for _, a in todo])
+            taken = store.taken_causes(conn)
+        todo = [(rule, a) for rule, a in todo if a["id"] not in done
+                and rule[3].format(meter_id=a["subject_id"]) not in taken]
         for (kind, _, type_key, cause, priority), alarm in todo:
             if kind == alarm_store.COMMAND_FAILED:
                 params = json.loads(alarm["message_params"] or "{}")
@@ -748,30 +753,32 @@ class WorkOrderService:
     def send_reminders(self, now: dt.datetime | None = None, *, language: str = "zh") -> int:
         """Queue the deadline reminders (notify.outbox): to the order's worker and to [workorders] manager_phone,
         once when an order is due soon and once when it is overdue (the outbox's episode keeps each single; a
-        deadline moved by a hold is a new episode). Returns how many were queued."""
+        deadline moved by a hold is a new episode). A deadline passed more than REMIND_LATE ago is not reminded of
+        any more (the job's first run on a site with old overdue orders sends no flood). Returns how many."""
         from notify.outbox import queue_message
         now = self._now(now)
         soon = now + dt.timedelta(hours=self.config.due_soon_h)
-        queued = 0
 
         def work(conn):
-            count = 0
-            for o in store.orders_due_by(conn, soon, M.CLOCK_STATES):
+            wanted = []
+            for o in store.orders_due_by(conn, soon, M.CLOCK_STATES, due_after=now - REMIND_LATE):
                 stage = "overdue" if now >= o["due_at"] else "due_soon"
-                due = site_time(o["due_at"], self.zone).strftime("%Y-%m-%d %H:%M")
                 targets = [("worker", o["worker_phone"], o["worker_language"] or language),
                            ("manager", self.config.manager_phone or None, language)]
-                for who, phone, lang in targets:
-                    if not phone:
-                        continue
-                    got = queue_message(conn, recipient="operator", phone=phone, language=lang,
-                                        kind=f"workorder_{stage}", template=f"workorder_{stage}",
-                                        params={"number": o["number"], "due": due}, now=now,
-                                        episode=f"wo:{o['id']}:{stage}:{o['due_at']:%Y%m%d%H%M}:{who}")
-                    count += got is not None
+                wanted += [(o, stage, who, phone, lang, f"wo:{o['id']}:{stage}:{o['due_at']:%Y%m%d%H%M}:{who}")
+                           for who, phone, lang in targets if phone]
+            sent = store.existing_episodes(conn, [w[-1] for w in wanted])
+            count = 0
+            for o, stage, who, phone, lang, episode in wanted:
+                if episode in sent:
+                    continue
+                due = site_time(o["due_at"], self.zone).strftime("%Y-%m-%d %H:%M")
+                got = queue_message(conn, recipient="operator", phone=phone, language=lang, kind=f"workorder_{stage}",
+                                    template=f"workorder_{stage}", params={"number": o["number"], "due": due},
+                                    now=now, episode=episode)
+                count += got is not None
             return count
-        queued = self._run(work)
-        return queued
+        return self._run(work)
 
     def run_deadline_job(self, now: dt.datetime | None = None) -> dict:
         """The scheduler job: automatic orders for alarms open long enough, then the reminders."""

@@ -555,3 +555,26 @@ def test_an_order_overdue_for_days_is_not_reminded_of_again(site):
     site.service.dispatch(site.manager, old["id"], site.ids["wang"], now=NOW - dt.timedelta(days=10))
     assert site.service.send_reminders(NOW) == 0
     assert site.service.due_flag(old, NOW) == "overdue"
+
+
+@pytest.mark.parametrize("line, named", [
+    ('arrears_after_h = "24"', "workorders.arrears_after_h"), ("limit_urgent_h = 0", "workorders.limit_urgent_h"),
+    ('working_hours = "18:00-08:00"', "workorders.working_hours"), ('working_days = "5-1"', "workorders.working_days"),
+    ("relay_failed_orders = 1", "workorders.relay_failed_orders"), ("colour = 1", "unknown key workorders.colour")])
+def test_a_wrong_workorders_setting_is_refused_with_its_name(tmp_path, line, named):
+    from core.config import ConfigError, load_config
+    path = tmp_path / "site.toml"
+    path.write_text(f"[workorders]\n{line}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env={})
+    assert named in str(refused.value)
+
+
+def test_the_workorders_settings_are_read(tmp_path):
+    from core.config import load_config
+    path = tmp_path / "site.toml"
+    path.write_text('[workorders]\narrears_after_h = 48\nworking_hours = "08:00-18:00"\nworking_days = "1-5"\n'
+                    'manager_phone = "13700000000"\n', encoding="utf-8")
+    cfg = load_config(path, env={}).workorders
+    assert (cfg.arrears_after_h, cfg.working_hours, cfg.working_days, cfg.manager_phone) == (
+        48.0, "08:00-18:00", "1-5", "13700000000")

@@ -105,7 +105,8 @@ class FieldOrder:
     # evidence
     EVIDENCE = "field-evidence"
     EVIDENCE_LIST = "field-evidence-list"
-    FILE_INPUT = "field-evidence-file"
+    FILE_INPUT = "field-evidence-file"          # made by assets/field.js inside FILE_SLOT
+    FILE_SLOT = "field-evidence-file-slot"
     FILE_STEP = "field-evidence-step"
     SEND_NOW = "field-evidence-send"
     SEND_LATER = "field-evidence-later"
@@ -791,6 +792,7 @@ class AnalysisInsights:
     PERIODS = "ains-periods"
     PERIODS_NOTE = "ains-periods-note"
     GO = "ains-go"                     # dcc.Location: where a click on a chart leads
+    APPLIED = "ains-applied"           # dcc.Store: the query the tabs show
 
 
 class AnalysisAnomalies:

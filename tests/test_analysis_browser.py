@@ -35,7 +35,7 @@ def test_an_analyst_reads_drills_and_exports_energy_and_reads_a_meters_history(r
     context, page = browser_signed_in(browser, rt, "analyst", locale="en-US")
     try:
         assert page.url.endswith("/dashboard")                    # managers and analysts land here
-        page.locator("#mdash-share .js-plotly-plot").wait_for()
+        page.locator("#mdash-share .js-plotly-plot").wait_for(timeout=60000)   # a busy machine: the first page
         assert page.locator("#mdash-page .js-plotly-plot").count() == 6
 
         page.goto(base_url(rt) + "/analysis/energy")

@@ -83,6 +83,13 @@ def test_a_worker_may_neither_open_nor_run_a_report(rt):
     assert _query(client, rt).status == 403
 
 
+def test_the_demo_starts_with_its_cashiers_past_days_closed(rt):
+    with rt.engine.connect() as conn:
+        days = conn.execute(sa.select(closed_day.c.day).where(closed_day.c.operator == "demo")).scalars().all()
+    today = rt.billing.local(rt.billing.now()).date()
+    assert days and all(d < today for d in days)
+
+
 def test_a_cashier_closes_their_own_day_and_an_analyst_cannot_close_one(rt):
     values = {f"{ST.CLOSE}.n_clicks": 1, f"{ST.DAY}.value": _today(rt), f"{ST.CLOSE_WHO}.value": "cashier"}
     assert signed_in_client(rt, "analyst").callback("settlement.close", values).status == 403

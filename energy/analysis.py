@@ -28,6 +28,8 @@ ROBUST_Z = 0.6745                          # z = 0.6745 (x - median) / MAD (Igle
 STOPPED_MIN_KW = 0.05                      # power above this with a register that did not move: stopped
 STOPPED_MIN_KWH = 0.05                     # ... and it should have counted at least this much
 STOPPED_DAYS = 1                           # the stopped-register check reads raw readings of the range's last day
+YEARS = (2000, 2200)                       # days outside these years name no data (and overflow time arithmetic)
+MAX_DAYS = {"15min": 62, "hour": 400}      # finer steps over a longer range are more rows than any screen shows
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,15 @@ class Place:
     meters: tuple[str, ...] = ()
 
 
-def _checked_range(first_day, last_day) -> None:
-    if not isinstance(first_day, dt.date) or not isinstance(last_day, dt.date):
+def _checked_range(first_day, last_day, by: str = "day") -> None:
+    if not isinstance(first_day, dt.date) or not isinstance(last_day, dt.date) \
+            or not all(YEARS[0] <= d.year <= YEARS[1] for d in (first_day, last_day)):
         raise HistoryError("no_range")
     if first_day > last_day:
         raise HistoryError("range_reversed", first=first_day.isoformat(), last=last_day.isoformat())
+    most = MAX_DAYS.get(by)
+    if most is not None and (last_day - first_day).days + 1 > most:
+        raise HistoryError("range_too_long", days=most)
 
 
 @lru_cache(maxsize=1)
@@ -99,7 +105,7 @@ def energy_report(engine: sa.Engine, tz: dt.tzinfo, first_day: dt.date, last_day
         raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
     if group not in GROUPS:
         raise ValueError(f"group must be one of {', '.join(GROUPS)}, not {group!r}")
-    _checked_range(first_day, last_day)
+    _checked_range(first_day, last_day, by)
     grain = _GRAIN[by]
     cols = GROUP_COLUMNS[group]
     if grain == "day":
@@ -161,7 +167,7 @@ def anomalies(engine: sa.Engine, tz: dt.tzinfo, first_day: dt.date, last_day: dt
     "night_base": rooms whose 01:00-05:00 average power is far above their floor's; "stopped_register": meters
     whose register did not move over the range's last day while their power was not zero. Each row names
     building, floor, room, meter and the figures."""
-    _checked_range(first_day, last_day)
+    _checked_range(first_day, last_day, "hour")     # the night base reads hourly rollups
     days = (last_day - first_day).days + 1
     place_cols = ["building", "floor", "room", "meter"]
     with engine.connect() as conn:

@@ -194,3 +194,10 @@ def test_a_reversed_or_missing_range_and_unknown_steps_are_refused(site):
         energy_report(site, TZ, FIRST, FIRST, group="street")
     with pytest.raises(ValueError):
         energy_report(site, TZ, FIRST, FIRST, kinds="prepaid")
+    with pytest.raises(HistoryError) as err:
+        energy_report(site, TZ, dt.date(1, 1, 1), dt.date(1, 1, 2), by="hour")
+    assert err.value.code == "no_range"
+    with pytest.raises(HistoryError) as err:
+        energy_report(site, TZ, dt.date(2026, 1, 1), dt.date(2026, 12, 31), by="15min")
+    assert err.value.code == "range_too_long" and err.value.params == {"days": 62}
+    assert energy_report(site, TZ, dt.date(2030, 1, 1), dt.date(2030, 1, 2), by="hour").empty

@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from storage.frames import read_frame
-from storage.schema import (building, work_order, work_order_confirmation, work_order_event, work_order_followup,
+from storage.schema import (building, terminal_seen, work_order, work_order_confirmation, work_order_event, work_order_followup,
                             work_order_material, work_order_type)
 
 DONE = ("completed", "approved", "archived")
@@ -88,3 +88,10 @@ def order_types(conn: sa.Connection) -> list[dict]:
     """Every order type (key, name_en, name_zh), in the site's order."""
     t = work_order_type.c
     return [dict(r) for r in conn.execute(sa.select(t.key, t.name_en, t.name_zh).order_by(t.sort, t.key)).mappings()]
+
+
+def seen_frame(conn: sa.Connection, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+    """The quarter hours (slot, naive UTC) each worker's phone was seen in [since, until), each once: operator, slot
+    (storage.field.seen_slots as a frame, for a period of months)."""
+    s = terminal_seen.c
+    return read_frame(conn, sa.select(s.operator, s.slot).distinct().where(s.slot >= since, s.slot < until))

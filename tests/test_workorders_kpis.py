@@ -79,7 +79,7 @@ def test_first_time_fix_counts_neither_a_rejected_nor_a_reopened_order():
 def test_an_order_for_another_customer_or_type_or_after_thirty_days_reopens_nothing():
     facts = known_set()
     assert reopened(facts) == {1}
-    assert reopened(facts.assign(type=facts["type"].where(facts["id"] != 8, "temporary"))) == set()
+    assert reopened(facts.assign(type=facts["type"].astype(str).where(facts["id"] != 8, "temporary"))) == set()
     late = facts["created_at"].where(facts["id"] != 8, facts.loc[0, "completed_at"] + dt.timedelta(days=31))
     assert reopened(facts.assign(created_at=late)) == set()
     other = facts["account_id"].where(facts["id"] != 8, 99)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+import pandas as pd
+
 from billing.credit import Actor
 from core import permissions as P
-from core.clock import utc_time
+from core.clock import site_time, utc_time
 from storage import audit
+from storage import workorder_kpis as kpi_store
 from storage import workorder_office as store
 from storage import workorders as order_store
 from workorders.errors import WorkOrderError
@@ -106,23 +110,30 @@ class Office:
     # -- KPIs ---------------------------------------------------------------------------------------------------
     def online_rate(self, first_day: dt.date, last_day: dt.date, now: dt.datetime | None = None) -> float | None:
         """The workers' online rate over the site's days first..last (up to now): the mean over the active workers
-        of each one's share of working time their phone was seen (workorders.field.online_rates, the terminals
-        page's own figure); None without workers or working time."""
-        from storage.field import seen_slots
-        from workorders.field import online_rates, working_calendar
+        of each one's share of working time their phone was seen, as the terminals page counts it
+        (workorders.field.online_rates, same calendar), summed here over whole frames for a period of months;
+        None without workers or working time."""
+        from workorders.field import SLOT, working_calendar
         now = self.service._now(now)
-        zone = self.service.zone
-        start = utc_time(dt.datetime.combine(first_day, dt.time()), zone)
-        end = min(now, utc_time(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), zone))
-        if end <= start:
-            return None
+        calendar = working_calendar(self.service.calendar)
+        start = utc_time(dt.datetime.combine(first_day, dt.time()), calendar.zone)
+        end = min(now, utc_time(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), calendar.zone))
+        working = calendar.between(start, end)
         with self.engine.connect() as conn:
             workers = [w["username"] for w in order_store.workers(conn)]
-            seen = seen_slots(conn, start, end)
-        rates = online_rates(seen, working_calendar(self.service.calendar), start, end)
-        if not workers:
+            seen = kpi_store.seen_frame(conn, start, end) if working > dt.timedelta() else None
+        if not workers or seen is None:
             return None
-        return sum(rates.get(w, 0.0) for w in workers) / len(workers)
+        seen = seen[seen["operator"].isin(workers)]
+        slot = pd.to_datetime(seen["slot"])
+        lo = site_time(slot.clip(lower=start), calendar.zone)
+        hi = site_time((slot + SLOT).clip(upper=end), calendar.zone)
+        day = lo.dt.normalize()
+        open_, close = (pd.Timedelta(hours=h.hour, minutes=h.minute) for h in calendar.hours)
+        overlap = (np.minimum(hi, day + close) - np.maximum(lo, day + open_)).clip(lower=pd.Timedelta(0))
+        overlap = overlap.where((lo.dt.weekday + 1).isin(list(calendar.days)), pd.Timedelta(0))   # ISO weekdays
+        per_worker = (overlap.groupby(seen["operator"]).sum() / working).clip(upper=1.0)
+        return float(per_worker.sum()) / len(workers)
 
     def kpis(self, actor: Actor, first_day: dt.date, last_day: dt.date, now: dt.datetime | None = None) -> KpiReport:
         now = self.service._now(now)

@@ -107,7 +107,7 @@ def _evidence(rows: list[dict], lang: str, zone) -> html.Div:
             body = html.Img(src=link, alt=caption, className="img-thumbnail", style={"maxWidth": "160px"})
         else:
             body = html.Span(e.get("name") or e["mime"])
-        return html.Figure([html.A(body, href=link, target="_blank", rel="noopener"),
+        return html.Figure([html.A(body, href=link),
                             html.Figcaption(caption, className="small text-muted")], className="me-2")
     return html.Div([html.H2(t("wo_office.detail.evidence", lang), className="h6"),
                      html.Div([one(e) for e in rows] or t("wo_office.detail.no_evidence", lang),

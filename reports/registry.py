@@ -11,7 +11,7 @@ from billing.context import BillingContext
 from billing.day_end import settlement_report
 from billing.sales_report import sales_report
 from collectors.lost_contact import lost_gateways, lost_meters
-from core.text import CATALOG, t
+from core.text import CATALOG, quoted, t
 from reports.spec import Column, ReportError, ReportParams, ReportSpec
 from storage import alarm_queries
 from storage.alarms import AlarmLevel, message_text
@@ -219,6 +219,5 @@ def report(name: str) -> ReportSpec:
     """The report of this name; ReportError report_unknown otherwise."""
     spec = REPORTS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise ReportError("report_unknown", name="".join(ch if ch.isprintable() else "?" for ch in str(name)[:40]),
-                          known=", ".join(REPORTS))
+        raise ReportError("report_unknown", name=quoted(name), known=", ".join(REPORTS))
     return spec

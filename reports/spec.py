@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from billing.errors import BillingError
 from core import permissions as P
+from core.text import quoted as _shown
 
 COLUMN_KINDS = ("text", "money", "kwh", "number", "int", "date", "datetime", "percent", "bool")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -186,9 +187,3 @@ def _place(given: Mapping[str, str]) -> tuple[str | None, int | None, str | None
     if (floor is not None or room is not None) and building is None:
         raise ReportError("place_needs_building")
     return building, floor, room
-
-
-def _shown(text) -> str:
-    """A value as a message may quote it: printable, at most 40 characters."""
-    text = str(text)
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:40])

@@ -36,15 +36,20 @@
     }, function () { then(); }, { maximumAge: 300000, timeout: 8000 });
   }
 
+  function postSeen() {
+    var body = { app_version: data("app-version", "web") };
+    if (position) { body.lat = position.lat; body.lon = position.lon; }
+    fetch("/_field/seen", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
+      body: JSON.stringify(body) }).catch(function () { /* offline: next time */ });
+  }
+
+  // Seen at once (a prompt for the position may wait for the worker), and again with the position when given.
   function reportSeen() {
     if (!root()) { return; }
-    locate(function () {
-      var body = { app_version: data("app-version", "web") };
-      if (position) { body.lat = position.lat; body.lon = position.lon; }
-      fetch("/_field/seen", { method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
-        body: JSON.stringify(body) }).catch(function () { /* offline: next time */ });
-    });
+    postSeen();
+    var before = position;
+    locate(function () { if (position && position !== before) { postSeen(); } });
   }
 
   // --- QR code ---------------------------------------------------------------------------------------
@@ -414,6 +419,16 @@
       seenTimer = null;
     }
     prepareScan();
+    var slot = document.getElementById("field-evidence-file-slot");
+    if (slot && !document.getElementById("field-evidence-file")) {
+      var input = document.createElement("input");
+      input.type = "file";
+      input.id = "field-evidence-file";
+      input.multiple = true;
+      input.accept = "image/*,audio/*,video/*";
+      input.className = "form-control form-control-sm";
+      slot.appendChild(input);
+    }
     var list = document.getElementById("field-evidence-queue");
     if (list && !list.getAttribute("data-shown")) {
       list.setAttribute("data-shown", "1");

@@ -247,8 +247,7 @@ def evidence_list(rows: list[dict], lang: str, zone: dt.tzinfo) -> list:
 def _evidence(view: dict, lang: str, zone: dt.tzinfo, editable: bool):
     steps = [s for s in view["steps"] if s["kind"] == "step"]
     upload = html.Div([
-        dbc.Input(id=FO.FILE_INPUT, type="file", accept="image/*,audio/*,video/*", multiple=True, className="mb-1",
-                  disabled=not editable),
+        html.Div(id=FO.FILE_SLOT, className="mb-1"),   # assets/field.js puts the file input here (Dash has none)
         dbc.Select(id=FO.FILE_STEP, value="", className="mb-1", options=[{"label": t("field.no_step", lang),
                                                                             "value": ""}] +
                    [{"label": f"{s['seq']}. {(s[f'text_{lang}'] or s['text_en'])[:40]}", "value": str(s["seq"])}

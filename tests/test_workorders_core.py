@@ -578,3 +578,19 @@ def test_the_workorders_settings_are_read(tmp_path):
     cfg = load_config(path, env={}).workorders
     assert (cfg.arrears_after_h, cfg.working_hours, cfg.working_days, cfg.manager_phone) == (
         48.0, "08:00-18:00", "1-5", "13700000000")
+
+
+def test_a_failed_inspection_item_raises_a_follow_up_for_the_same_customer_in_one_action(site):
+    view = _on_site(site, "safety_inspection")
+    oid, item = view["order"]["id"], view["steps"][1]
+    site.service.record_step(site.worker("wang"), oid, item["id"], passed=False, value="no earth")
+    follow = site.service.create_followup(site.worker("wang"), oid, type="repair", step_id=item["id"],
+                                          description="earth the meter box").order
+    assert (follow["parent_id"], follow["source"], follow["account_id"], follow["building_id"], follow["state"]) == (
+        oid, "followup", site.accounts["A"], site.buildings["A"], "created")
+    with pytest.raises(WorkOrderError) as refused:
+        site.service.create_followup(site.worker("zhao"), oid, type="repair", description="x")
+    assert refused.value.code == "permission_denied"
+    with pytest.raises(WorkOrderError) as other_step:
+        site.service.create_followup(site.manager, oid, type="repair", description="x", step_id=10**6)
+    assert other_step.value.code == "step_unknown"

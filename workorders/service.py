@@ -235,34 +235,41 @@ class WorkOrderService:
 
     def create_followup(self, actor: Actor, order_id: int, *, type: str, description, step_id: int | None = None,
                         priority: str | None = None, now: dt.datetime | None = None) -> Created:
-        """A follow-up order of `order_id` (a failed inspection item) for the same customer and place. The office
-        or the order's own worker may raise it."""
+        """A follow-up order of `order_id` (a failed inspection item, `step_id`) for the same customer and place, in
+        one action. The office or the order's own worker may raise it."""
         now = self._now(now)
-        with self.engine.connect() as conn:
-            parent = store.order(conn, order_id)
+        priority = priority or M.DEFAULT_PRIORITY
+        if priority not in M.PRIORITIES:
+            raise WorkOrderError("priority_unknown", priority=one_line(priority, 20))
+        text = one_line(description, TEXT_LENGTH)
+        if not text:
+            raise WorkOrderError("description_missing")
+        denied: list = []
+
+        def work(conn):
+            parent = store.order(conn, _row_id(order_id, "order_unknown"))
             if parent is None:
                 raise WorkOrderError("order_unknown", order=order_id)
             own = parent["assigned_to"] is not None and parent["assigned_to"] == self._actor_id(conn, actor)
-            step = store.line(conn, "step", step_id) if step_id is not None else None
-        if not (actor.may(P.WORKORDER_DISPATCH) or (own and actor.may(P.WORKORDER_EXECUTE))):
-            raise self._deny(actor, P.WORKORDER_DISPATCH, f"work_order:{parent['number']}", now)
-        if step_id is not None and (step is None or step["order_id"] != order_id):
-            raise WorkOrderError("step_unknown")
-        system = Actor(actor.username, frozenset({P.WORKORDER_DISPATCH}), address=actor.address, channel=actor.channel)
-        created = self.create(system, type=type, description=description, priority=priority, source="followup",
-                              parent_id=order_id, now=now, pole_number=parent["pole_number"],
-                              location=parent["location"], lat=parent["lat"], lon=parent["lon"],
-                              **({"account": parent["account_id"]} if parent["account_id"] else
-                                 {"meter": None}))
-        if not parent["account_id"] and parent["meter_id"]:
-            def place(conn):
-                where = store.meter_place_by_id(conn, parent["meter_id"]) or {}
-                store.update_order(conn, created.order["id"], meter_id=parent["meter_id"],
-                                   room_id=where.get("room_id"), building_id=where.get("building_id"),
-                                   area_id=where.get("area_id"))
-                return store.order(conn, created.order["id"])
-            return Created(self._run(place), True)
-        return created
+            if not (actor.may(P.WORKORDER_DISPATCH) or (own and actor.may(P.WORKORDER_EXECUTE))):
+                denied.append(parent["number"])
+                return None
+            if step_id is not None:
+                step = store.line(conn, "step", _row_id(step_id, "step_unknown"))
+                if step is None or step["order_id"] != parent["id"]:
+                    raise WorkOrderError("step_unknown")
+            kind = store.order_type(conn, type) if isinstance(type, str) else None
+            if kind is None or not kind["active"]:
+                raise WorkOrderError("type_unknown", type=one_line(type, 30))
+            values = self._order_values(conn, actor, type, priority, "followup", text, None, now)
+            values.update({k: parent[k] for k in ("account_id", "meter_id", "room_id", "building_id", "area_id",
+                                                  "customer_name", "customer_phone", "pole_number", "location",
+                                                  "lat", "lon")}, parent_id=parent["id"])
+            return Created(store.order(conn, self._insert(conn, actor, values, now)), True)
+        out = self._run(work)
+        if denied:
+            raise self._deny(actor, P.WORKORDER_DISPATCH, f"work_order:{denied[0]}", now)
+        return out
 
     def _customer(self, conn: sa.Connection, *, qr_token=None, account=None, meter=None) -> dict | None:
         if qr_token:

@@ -178,12 +178,7 @@ def account_place(conn: sa.Connection, account_id: int) -> dict | None:
     q = (sa.select(account.c.id.label("account_id"), account.c.holder_name, account.c.phone, account.c.status,
                    account.c.room_id, m.label("meter_id"))
          .where(account.c.id == account_id))
-    row = conn.execute(q).mappings().first()
-    if row is None:
-        return None
-    out = dict(row)
-    out.update(_place(conn, out["meter_id"], out["room_id"]))
-    return out
+    return _with_place(conn, q)
 
 
 def meter_place(conn: sa.Connection, address: str) -> dict | None:
@@ -194,17 +189,22 @@ def meter_place(conn: sa.Connection, address: str) -> dict | None:
                                                              account_meter.c.removed_at.is_(None)))
                       .outerjoin(account, account.c.id == account_meter.c.account_id))
          .where(equals_text(meter.c.address, address)))
+    return _with_place(conn, q)
+
+
+def meter_place_by_id(conn: sa.Connection, meter_id: int) -> dict | None:
+    address = conn.execute(sa.select(meter.c.address).where(meter.c.id == meter_id)).scalar()
+    return meter_place(conn, address) if address else None
+
+
+def _with_place(conn: sa.Connection, q) -> dict | None:
+    """The first row of `q` (a customer: meter_id, room_id ...) with its room, building and area."""
     row = conn.execute(q).mappings().first()
     if row is None:
         return None
     out = dict(row)
     out.update(_place(conn, out["meter_id"], out["room_id"]))
     return out
-
-
-def meter_place_by_id(conn: sa.Connection, meter_id: int) -> dict | None:
-    address = conn.execute(sa.select(meter.c.address).where(meter.c.id == meter_id)).scalar()
-    return meter_place(conn, address) if address else None
 
 
 def _place(conn: sa.Connection, meter_id: int | None, room_id: int | None) -> dict:

@@ -562,20 +562,21 @@ def test_an_order_overdue_for_days_is_not_reminded_of_again(site):
     ('working_hours = "18:00-08:00"', "workorders.working_hours"), ('working_days = "5-1"', "workorders.working_days"),
     ("relay_failed_orders = 1", "workorders.relay_failed_orders"), ("colour = 1", "unknown key workorders.colour")])
 def test_a_wrong_workorders_setting_is_refused_with_its_name(tmp_path, line, named):
-    from core.config import ConfigError, load_config
-    path = tmp_path / "site.toml"
-    path.write_text(f"[workorders]\n{line}\n", encoding="utf-8")
+    from core.config import ConfigError
     with pytest.raises(ConfigError) as refused:
-        load_config(path, env={})
+        _settings(tmp_path, line)
     assert named in str(refused.value)
 
 
-def test_the_workorders_settings_are_read(tmp_path):
+def _settings(tmp_path, lines: str):
     from core.config import load_config
-    path = tmp_path / "site.toml"
-    path.write_text('[workorders]\narrears_after_h = 48\nworking_hours = "08:00-18:00"\nworking_days = "1-5"\n'
-                    'manager_phone = "13700000000"\n', encoding="utf-8")
-    cfg = load_config(path, env={}).workorders
+    (tmp_path / "site.toml").write_text(f"[workorders]\n{lines}\n", encoding="utf-8")
+    return load_config(tmp_path / "site.toml", env={}).workorders
+
+
+def test_the_workorders_settings_are_read(tmp_path):
+    cfg = _settings(tmp_path, 'arrears_after_h = 48\nworking_hours = "08:00-18:00"\nworking_days = "1-5"\n'
+                              'manager_phone = "13700000000"')
     assert (cfg.arrears_after_h, cfg.working_hours, cfg.working_days, cfg.manager_phone) == (
         48.0, "08:00-18:00", "1-5", "13700000000")
 

@@ -103,14 +103,13 @@ class EnergyRollups:
         with self._lock:
             t0 = time.perf_counter()
             with self.engine.begin() as conn:
-                mark = store.upkeep_watermark(conn)
-                if mark is None:
+                state = store.upkeep_state(conn)     # its latest time is the watermark
+                if state.empty:
                     result = self._rebuild(conn, None, None)
                     return UpkeepResult(result["meters"], result["readings"], time.perf_counter() - t0, True)
-                new = store.energy_readings(conn, mark - LOOKBACK, None)
+                new = store.energy_readings(conn, pd.Timestamp(state["ts"].max()).to_pydatetime() - LOOKBACK, None)
                 if new.empty:
                     return UpkeepResult(seconds=time.perf_counter() - t0)
-                state = store.upkeep_state(conn)
                 state = state[state["meter_id"].isin(new["meter_id"].unique())]
                 last = new["meter_id"].map(state.set_index("meter_id")["ts"]) if len(state) else None
                 if last is not None:

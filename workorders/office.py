@@ -131,7 +131,7 @@ class Office:
         day = lo.dt.normalize()
         open_, close = (pd.Timedelta(hours=h.hour, minutes=h.minute) for h in calendar.hours)
         overlap = (np.minimum(hi, day + close) - np.maximum(lo, day + open_)).clip(lower=pd.Timedelta(0))
-        overlap = overlap.where((lo.dt.weekday + 1).isin(list(calendar.days)), pd.Timedelta(0))   # ISO weekdays
+        overlap = overlap.where((lo.dt.day_of_week + 1).isin(list(calendar.days)), pd.Timedelta(0))   # ISO weekdays
         per_worker = (overlap.groupby(seen["operator"]).sum() / working).clip(upper=1.0)
         return float(per_worker.sum()) / len(workers)
 

@@ -29,6 +29,12 @@ def insert_missing_types(conn: sa.Connection, rows: list[dict]) -> list[str]:
     return [r["key"] for r in new]
 
 
+def save_type(conn: sa.Connection, key: str, row: dict, sort: int) -> None:
+    """Insert the type (at `sort`) or update its names and flags."""
+    stmt = upsert(work_order_type).values(key=key, sort=sort, **row)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={k: getattr(stmt.excluded, k) for k in row}))
+
+
 def insert_card_items(conn: sa.Connection, rows: list[dict]) -> None:
     if rows:
         conn.execute(card_item.insert(), rows)

@@ -595,3 +595,21 @@ def test_a_failed_inspection_item_raises_a_follow_up_for_the_same_customer_in_on
     with pytest.raises(WorkOrderError) as other_step:
         site.service.create_followup(site.manager, oid, type="repair", description="x", step_id=10**6)
     assert other_step.value.code == "step_unknown"
+
+
+def test_a_site_adds_its_own_order_type_and_retires_one(site):
+    svc = site.service
+    made = svc.save_type(site.manager, "street_light", name_en="Street light", name_zh="路灯维修", photo_required=True)
+    assert (made["name_zh"], made["photo_required"], made["active"]) == ("路灯维修", True, True)
+    assert svc.create(site.manager, type="street_light", description="dark").order["type"] == "street_light"
+    svc.save_type(site.manager, "temporary", name_en="Temporary order", name_zh="临时工单", active=False)
+    assert "temporary" not in {t["key"] for t in svc.order_types()}
+    with pytest.raises(WorkOrderError):
+        svc.create(site.manager, type="temporary", description="x")
+    for key in ("Street", "x", "a b", "路灯", 5):
+        with pytest.raises(WorkOrderError) as refused:
+            svc.save_type(site.manager, key, name_en="x", name_zh="x")
+        assert refused.value.code == "type_key_invalid"
+    with pytest.raises(WorkOrderError) as refused:
+        svc.save_type(site.worker(), "street_light", name_en="x", name_zh="x")
+    assert refused.value.code == "permission_denied"

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import random
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -138,6 +139,28 @@ class WorkOrderService:
     def card(self, type_key: str) -> list[dict]:
         with self.engine.connect() as conn:
             return store.card_items(conn, type_key)
+
+    def save_type(self, actor: Actor, key, *, name_en, name_zh, active: bool = True, photo_required: bool = False,
+                  now: dt.datetime | None = None) -> dict:
+        """Add an order type (a site's own; its card starts empty) or change one's names, whether it is offered and
+        whether it needs a photo to complete. A type is never deleted: its orders keep it."""
+        now = self._now(now)
+        self._require(actor, P.WORKORDER_DISPATCH, f"work_order_type:{one_line(key, 30)}", now)
+        if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{1,29}", key):
+            raise WorkOrderError("type_key_invalid")
+        names = {"name_en": one_line(name_en, 100), "name_zh": one_line(name_zh, 100)}
+        if not all(names.values()) or not isinstance(active, bool) or not isinstance(photo_required, bool):
+            raise WorkOrderError("type_invalid")
+
+        def work(conn):
+            before = store.order_type(conn, key)
+            row = {**names, "active": active, "photo_required": photo_required}
+            store.save_type(conn, key, row, sort=len(store.order_types(conn, active_only=False)))
+            audit.record(conn, operator=actor.username[:100], action="workorder.type",
+                         target=f"work_order_type:{key}", ts=now, source=actor.address or actor.channel,
+                         before=before, after=row)
+            return store.order_type(conn, key)
+        return self._run(work)
 
     def set_time_limit(self, actor: Actor, type_key: str, priority: str, hours, now: dt.datetime | None = None) -> None:
         now = self._now(now)

@@ -174,7 +174,7 @@ def query(n_clicks, first, last, building, floor):
                   changes_state=False, prevent_initial_call=True)
 def show_tab(tab, applied):
     """The tab shown, for the query applied (a new query or another tab: only that tab is computed)."""
-    if tab not in TAB_OUTPUTS or not isinstance(applied, dict):
+    if not isinstance(tab, str) or tab not in TAB_OUTPUTS or not isinstance(applied, dict):
         raise PreventUpdate
     try:
         first_day, last_day, place = _asked(applied.get("from"), applied.get("to"), applied.get("building"),

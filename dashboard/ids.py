@@ -840,6 +840,7 @@ class ReportCentre:
     RESULT = "rpt-result"
     CHART = "rpt-chart"
     GRID = "rpt-grid"
+    GRID_BOX = "rpt-grid-box"          # the grid's box: a run replaces the grid (its columns follow the report)
     APPLIED = "rpt-applied"            # dcc.Store: the parameters of the rows shown (the export reads them again)
 
 
@@ -855,6 +856,8 @@ class Settlement:
     CLOSE = "stl-close"
     PRINT = "stl-print"
     SHEET = "stl-sheet"                # the printable handover sheet
+    GRID_BOX = "stl-grid-box"
+    SHEET_BOX = "stl-sheet-box"
 
 
 class WorkOrders:

@@ -52,7 +52,7 @@ def test_a_report_runs_from_its_filters_and_says_what_it_cannot_read(rt):
     r = _query(client, rt, group="channel")
     assert r.status == 200
     out = r.json()["response"]
-    grid = json.dumps(out[f"{RC.GRID}-box"])
+    grid = json.dumps(out[RC.GRID_BOX])
     assert '"channel"' in grid and "demo" in grid                     # the demo's sales, as their own channel
     assert out[RC.APPLIED]["data"]["raw"]["group"] == "channel"
     r = _query(client, rt, first="2026-13-01")
@@ -68,7 +68,7 @@ def test_a_report_runs_from_its_filters_and_says_what_it_cannot_read(rt):
 def test_the_export_is_a_workbook_and_is_written_to_the_operation_log(rt):
     client = signed_in_client(rt, "manager")
     applied = {"name": "sales", "raw": {"from": _today(rt), "to": _today(rt), "by": "day"}}
-    r = client.callback("report.export", {f"{RC.EXPORT}.n_clicks": 1, f"{RC.APPLIED}.data": applied})
+    r = client.callback("report.export_file", {f"{RC.EXPORT}.n_clicks": 1, f"{RC.APPLIED}.data": applied})
     assert r.status == 200
     download = r.json()["response"][RC.DOWNLOAD]["data"]
     ws = openpyxl.load_workbook(io.BytesIO(base64.b64decode(download["content"]))).active
@@ -92,10 +92,10 @@ def test_the_demo_starts_with_its_cashiers_past_days_closed(rt):
 
 def test_a_cashier_closes_their_own_day_and_an_analyst_cannot_close_one(rt):
     values = {f"{ST.CLOSE}.n_clicks": 1, f"{ST.DAY}.value": _today(rt), f"{ST.CLOSE_WHO}.value": "cashier"}
-    assert signed_in_client(rt, "analyst").callback("settlement.close", values).status == 403
-    r = signed_in_client(rt, "cashier").callback("settlement.close", values)
+    assert signed_in_client(rt, "analyst").callback("settlement.close_day", values).status == 403
+    r = signed_in_client(rt, "cashier").callback("settlement.close_day", values)
     assert r.status == 200 and "text-success" in json.dumps(r.json()["response"][ST.RESULT])
-    r = signed_in_client(rt, "cashier").callback("settlement.close", values)
+    r = signed_in_client(rt, "cashier").callback("settlement.close_day", values)
     assert "text-danger" in json.dumps(r.json()["response"][ST.RESULT])         # never twice
     with rt.engine.connect() as conn:
         assert conn.execute(sa.select(closed_day.c.closed_by).where(closed_day.c.operator == "cashier")

@@ -46,7 +46,7 @@ def filter_form(ids, spec: ReportSpec, applied: dict, lang: str, *, buildings: l
                         lang, shown="channel" in takes))
     cols.append(_text(ids.METER, "meter", applied.get("meter"), lang, shown="meter" in takes, inputmode="numeric"))
     cols.append(dbc.Col([dbc.Button(t("report.run", lang), id=ids.QUERY, color="primary", className="me-2"),
-                         dbc.Button(t("report.export", lang), id=ids.EXPORT, color="outline-secondary")
+                         dbc.Button(t("report.export_xlsx", lang), id=ids.EXPORT, color="outline-secondary")
                          if may_export else html.Span(id=ids.EXPORT, hidden=True)],
                         xs=12, md=3, className="d-flex align-items-end"))
     return dbc.Row(cols, className="g-2 mb-2")

@@ -56,7 +56,7 @@ def layout(name="sales", **query):
         html.Div(id=ID.RESULT, role="status", className="small mb-1"),
         dcc.Graph(id=ID.CHART, figure=empty_figure(), config={"displaylogo": False, "responsive": True},
                   style={} if spec.chart else {"display": "none"}),
-        html.Div(report_grid(ID.GRID, spec.columns, [], None, lang), id=f"{ID.GRID}-box"),
+        html.Div(report_grid(ID.GRID, spec.columns, [], None, lang), id=ID.GRID_BOX),
         dcc.Store(id=ID.NAME, data=spec.name),
         dcc.Store(id=ID.APPLIED),
         dcc.Download(id=ID.DOWNLOAD),
@@ -64,7 +64,7 @@ def layout(name="sales", **query):
 
 
 @guarded_callback("report.query", VIEW, Input(ID.QUERY, "n_clicks"), State(ID.NAME, "data"), *FORM,
-                  output={"grid": Output(f"{ID.GRID}-box", "children"), "figure": Output(ID.CHART, "figure"),
+                  output={"grid": Output(ID.GRID_BOX, "children"), "figure": Output(ID.CHART, "figure"),
                           "applied": Output(ID.APPLIED, "data"), "result": Output(ID.RESULT, "children")},
                   changes_state=False, prevent_initial_call=True)
 def query(n_clicks, name, *form):
@@ -87,7 +87,7 @@ def query(n_clicks, name, *form):
             "applied": {"name": spec.name, "raw": raw}, "result": said}
 
 
-@guarded_callback("report.export", EXPORT, Output(ID.DOWNLOAD, "data"),
+@guarded_callback("report.export_file", EXPORT, Output(ID.DOWNLOAD, "data"),
                   Output(ID.RESULT, "children", allow_duplicate=True), Input(ID.EXPORT, "n_clicks"),
                   State(ID.APPLIED, "data"), changes_state=False, prevent_initial_call=True)
 def export(n_clicks, applied):

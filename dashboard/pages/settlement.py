@@ -59,13 +59,13 @@ def layout(day=None, **_query):
                     xs=12, md=4, className="d-flex align-items-end"),
         ], className="g-2 mb-2"),
         html.Div(id=ID.RESULT, role="status", className="small mb-1"),
-        html.Div(grid, id=f"{ID.GRID}-box", className="mb-3"),
-        html.Div(sheet, id=f"{ID.SHEET}-box"),
+        html.Div(grid, id=ID.GRID_BOX, className="mb-3"),
+        html.Div(sheet, id=ID.SHEET_BOX),
     ], className="container-fluid", id=ID.PAGE)
 
 
 @guarded_callback("settlement.query", P.REPORT_VIEW, Input(ID.QUERY, "n_clicks"), State(ID.DAY, "value"),
-                  output={"grid": Output(f"{ID.GRID}-box", "children"), "sheet": Output(f"{ID.SHEET}-box", "children"),
+                  output={"grid": Output(ID.GRID_BOX, "children"), "sheet": Output(ID.SHEET_BOX, "children"),
                           "result": Output(ID.RESULT, "children")},
                   changes_state=False, prevent_initial_call=True)
 def query(n_clicks, day):
@@ -84,10 +84,10 @@ def query(n_clicks, day):
     return {"grid": grid, "sheet": sheet, "result": None}
 
 
-@guarded_callback("settlement.close", (P.SALE_CREATE, P.SETTLEMENT_CLOSE), Input(ID.CLOSE, "n_clicks"),
+@guarded_callback("settlement.close_day", (P.SALE_CREATE, P.SETTLEMENT_CLOSE), Input(ID.CLOSE, "n_clicks"),
                   State(ID.DAY, "value"), State(ID.CLOSE_WHO, "value"),
-                  output={"grid": Output(f"{ID.GRID}-box", "children", allow_duplicate=True),
-                          "sheet": Output(f"{ID.SHEET}-box", "children", allow_duplicate=True),
+                  output={"grid": Output(ID.GRID_BOX, "children", allow_duplicate=True),
+                          "sheet": Output(ID.SHEET_BOX, "children", allow_duplicate=True),
                           "result": Output(ID.RESULT, "children", allow_duplicate=True)},
                   prevent_initial_call=True)
 def close(n_clicks, day, who):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dashboard.components.analysis_layout import drilled, energy_link, floor_value, labelled, place_level
+from dashboard.components.analysis_layout import (BadQuery, drilled, energy_link, floor_value, labelled, place_level,
+                                                  read_range)
 from energy.insights import load_grain
 
 SITE = {"building": None, "floor": None, "rooms": []}
@@ -49,3 +50,16 @@ def test_a_chart_link_opens_the_energy_analysis_with_its_query_encoded():
 
 def test_the_load_curve_takes_the_finest_step_within_the_point_budget():
     assert [load_grain(d) for d in (1, 15, 16, 62, 63, 400)] == ["15min", "15min", "hour", "hour", "day", "day"]
+
+
+@pytest.mark.parametrize("first, last, said", [
+    ("1950-01-01", "1950-01-31", "Choose the first and the last day."),      # the rollups hold 2000-2200
+    ("2026-11-30", "2026-11-01", "The first day (2026-11-30) is after the last day (2026-11-01)."),
+    ("2026-11-01", "2027-12-06", "At most 400 days at a time: choose fewer days."),    # 401 days
+    ("2026-13-01", "2026-11-01", "“2026-13-01” is not a date."),
+    (None, "2026-11-01", "Choose the first and the last day."),
+])
+def test_days_an_analysis_page_cannot_ask_for_are_refused_in_words(first, last, said):
+    with pytest.raises(BadQuery) as refused:
+        read_range(first, last, 400, "en")
+    assert str(refused.value) == said

@@ -236,13 +236,14 @@ def read_range(first, last, max_days: int, lang: str) -> tuple[dt.date, dt.date]
     """The first and last day the browser sent, checked: BadQuery (in words) when one is missing or not a day,
     they are the wrong way round, or they span more than `max_days`."""
     from dashboard import inputs
+    from energy.analysis import YEARS
     from energy.history import HistoryError
     try:
         first_day, last_day = inputs.day(first), inputs.day(last)
     except inputs.BadValue as exc:
         raise BadQuery(t("analysis.bad_date", lang, value=str(exc))) from None
-    if first_day is None or last_day is None:
-        raise BadQuery(HistoryError("no_range").message(lang))
+    if first_day is None or last_day is None or not all(YEARS[0] <= d.year <= YEARS[1] for d in (first_day, last_day)):
+        raise BadQuery(HistoryError("no_range").message(lang))   # the rollups answer years 2000-2200 only
     if first_day > last_day:
         raise BadQuery(HistoryError("range_reversed", first=first_day, last=last_day).message(lang))
     if (last_day - first_day).days + 1 > max_days:

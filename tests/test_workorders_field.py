@@ -257,11 +257,8 @@ def demo(tmp_path_factory):
 
 
 def _client(rt, user):
-    from tests.webclient import DEMO_PASSWORD_DEFAULT, WebClient
-    from operators.service import demo_password
-    client = WebClient(f"http://127.0.0.1:{rt.cfg.port}")
-    assert client.login(user, demo_password() or DEMO_PASSWORD_DEFAULT).status == 302
-    return client
+    from tests.webclient import signed_in_client
+    return signed_in_client(rt, user)
 
 
 def _orders(rt, username: str, state: str) -> list[int]:

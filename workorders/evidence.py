@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from core.config import EvidenceConfig
 from storage import audit, field as store
+from workorders.errors import WorkOrderError
 from workorders.service import _coordinates  # a position from the browser, or none
 
 KINDS = ("photo", "audio", "video", "signature")
@@ -43,23 +44,17 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SNIFF_BYTES = 8192
 
 
-class FieldError(ValueError):
+class FieldError(WorkOrderError):
     """Something on the field side refused (an upload, a confirmation, a message; nothing stored): `code` names
     the catalog text field.error.<code>, `status` the HTTP status the upload route answers."""
 
     def __init__(self, code: str, status: int = 400, **params):
-        self.code = code
+        super().__init__(code, **params)
         self.status = status
-        self.params = params
-        super().__init__(code)
 
     @property
     def key(self) -> str:
         return f"field.error.{self.code}"
-
-    def message(self, lang: str = "en") -> str:
-        from core.text import error_text
-        return error_text(self, lang)
 
 
 EvidenceError = FieldError

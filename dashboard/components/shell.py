@@ -41,7 +41,6 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("meter_settings.heading", access.METER_SETTINGS),
     NavPage("alarms.nav", access.ALARMS, badge=True),
     NavPage("work.nav", access.WORK),
-    NavPage("messages.nav", access.MESSAGES),
     NavGroup("nav.billing", "billing", (
         NavPage("accounts.nav", access.ACCOUNTS),
         NavPage("records.nav", access.RECORDS),
@@ -67,6 +66,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("wo_office.nav_review", access.WORKORDER_REVIEW),
         NavPage("wo_kpi.nav", access.WORKORDER_KPIS),
         NavPage("terminals.nav", access.TERMINALS),
+        NavPage("messages.nav", access.MESSAGES),
     )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),

@@ -123,11 +123,17 @@ def confirm(request, token, rating, stage, order_id, version):
                   State({"type": ID.STEP_VALUE, "step": MATCH}, "value"), State(ID.ORDER_ID, "data"),
                   prevent_initial_call=True)
 def save_step(_n, done, value, order_id):
-    lang = request_lang()
     step_id = ctx.triggered_id.get("step") if isinstance(ctx.triggered_id, dict) else None
+    return _saved(lambda: field().orders.record_step(actor(), record_id(order_id) or 0, record_id(step_id) or 0,
+                                                     done=done is True,
+                                                     value=value if isinstance(value, str) else None))
+
+
+def _saved(change) -> html.Span:
+    """A line's own answer: saved, or the service's refusal in the operator's language."""
+    lang = request_lang()
     try:
-        field().orders.record_step(actor(), record_id(order_id) or 0, record_id(step_id) or 0, done=done is True,
-                                   value=value if isinstance(value, str) else None)
+        change()
     except REFUSALS as exc:
         return html.Span(exc.message(lang), className="text-danger")
     return html.Span(t("field.saved", lang), className="text-success")
@@ -142,15 +148,10 @@ def save_step(_n, done, value, order_id):
 def save_material(_n, quantity, price, order_id):
     """A material's or paid service's quantity and unit price (Decimal; "50,5", full-width digits, formulas and
     huge values are refused with the core's message)."""
-    lang = request_lang()
     material_id = ctx.triggered_id.get("material") if isinstance(ctx.triggered_id, dict) else None
-    try:
-        field().orders.set_material(actor(), record_id(order_id) or 0, record_id(material_id) or 0,
-                                    quantity=quantity if isinstance(quantity, str) else None,
-                                    unit_price=price if isinstance(price, str) else None)
-    except REFUSALS as exc:
-        return html.Span(exc.message(lang), className="text-danger")
-    return html.Span(t("field.saved", lang), className="text-success")
+    return _saved(lambda: field().orders.set_material(
+        actor(), record_id(order_id) or 0, record_id(material_id) or 0,
+        quantity=quantity if isinstance(quantity, str) else None, unit_price=price if isinstance(price, str) else None))
 
 
 @guarded_callback("field.fee", P.WORKORDER_EXECUTE,

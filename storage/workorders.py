@@ -101,11 +101,6 @@ def take_cause(conn: sa.Connection, cause_key: str, order_id: int) -> bool:
     return conn.execute(stmt.returning(work_order_cause.c.order_id)).scalar() is not None
 
 
-def cause_taken(conn: sa.Connection, cause_key: str) -> bool:
-    return conn.execute(sa.select(work_order_cause.c.order_id).where(
-        work_order_cause.c.cause_key == cause_key)).first() is not None
-
-
 def release_causes(conn: sa.Connection, order_id: int) -> None:
     conn.execute(work_order_cause.delete().where(work_order_cause.c.order_id == order_id))
 
@@ -370,10 +365,6 @@ def open_meter_alarms_since(conn: sa.Connection, kind: str, opened_before: dt.da
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def command_kind(conn: sa.Connection, command_id: int) -> str | None:
-    return conn.execute(sa.select(command.c.kind).where(command.c.id == command_id)).scalar()
-
-
 def orders_due_by(conn: sa.Connection, moment: dt.datetime, states: Iterable[str],
                   due_after: dt.datetime | None = None) -> list[dict]:
     """Orders in `states` due at or before `moment` (and after `due_after`), with their worker's phone and
@@ -403,11 +394,6 @@ def photo_count(conn: sa.Connection, order_id: int) -> int:
     """Photos kept as the order's evidence (types with photo_required need one to complete)."""
     return conn.execute(sa.select(sa.func.count()).select_from(evidence).where(
         evidence.c.order_id == order_id, evidence.c.kind == "photo")).scalar_one()
-
-
-def order_exists_for_alarm(conn: sa.Connection, alarm_id: int) -> bool:
-    q = sa.select(work_order.c.id).where(work_order.c.alarm_id == alarm_id).limit(1)
-    return conn.execute(q).first() is not None
 
 
 def alarms_with_orders(conn: sa.Connection, alarm_ids: Iterable[int]) -> set[int]:

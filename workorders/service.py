@@ -362,7 +362,7 @@ class WorkOrderService:
                     description=text, due_at=due, created_by=actor.username[:100], created_at=now, updated_at=now)
 
     def _insert(self, conn: sa.Connection, actor: Actor, values: dict, now: dt.datetime,
-                oid: int | None = None) -> int | None:
+                oid: int | None = None, card: list[dict] | None = None) -> int | None:
         """Insert the order, its card, its creation event and log row; None when its external id is taken:
         nothing written."""
         oid = oid if oid is not None else store.next_order_id(conn)
@@ -370,7 +370,7 @@ class WorkOrderService:
         got = store.insert_order(conn, {**values, "id": oid, "number": number})
         if got is None:
             return None
-        store.copy_card(conn, oid, store.card_items(conn, values["type"]))
+        store.copy_card(conn, oid, card if card is not None else store.card_items(conn, values["type"]))
         store.insert_event(conn, order_id=oid, action="create", from_state=None, to_state="created",
                            actor=actor.username[:100], ts=now, note=values.get("cause_key"), lat=values.get("lat"),
                            lon=values.get("lon"))
@@ -399,33 +399,32 @@ class WorkOrderService:
             todo = [(rule, a) for rule in rules for a in store.open_meter_alarms_since(conn, rule[0], rule[1])]
             done = store.alarms_with_orders(conn, [a["id"] for _, a in todo])
             taken = store.taken_causes(conn)
+            types = {t["key"]: store.card_items(conn, t["key"]) for t in store.order_types(conn, active_only=True)}
         todo = [(rule, a) for rule, a in todo if a["id"] not in done
-                and rule[3].format(meter_id=a["subject_id"]) not in taken]
+                and rule[3].format(meter_id=a["subject_id"]) not in taken
+                and rule[2] in types]      # a type the site retired raises no orders
         for (kind, _, type_key, cause, priority), alarm in todo:
             if kind == alarm_store.COMMAND_FAILED:
                 params = json.loads(alarm["message_params"] or "{}")
                 if params.get("command_kind") not in RELAY_KINDS:
                     continue
-            order = self._raise_one(system, alarm, type_key, cause.format(meter_id=alarm["subject_id"]), priority, now)
+            order = self._raise_one(system, alarm, type_key, types[type_key],
+                                    cause.format(meter_id=alarm["subject_id"]), priority, now)
             if order is not None:
                 made.append(order)
         return made
 
-    def _raise_one(self, actor: Actor, alarm: dict, type_key: str, cause: str, priority: str,
+    def _raise_one(self, actor: Actor, alarm: dict, type_key: str, card: list[dict], cause: str, priority: str,
                    now: dt.datetime) -> dict | None:
         def work(conn):
-            if store.order_exists_for_alarm(conn, alarm["id"]) or store.cause_taken(conn, cause):
-                return None
-            if store.order_type(conn, type_key) is None:
-                return None  # the site removed the type: no automatic orders of it
             customer = store.meter_place_by_id(conn, alarm["subject_id"])
             text = one_line(f"{alarm['kind']}: {alarm['message_code']} {alarm['message_params'] or ''}", TEXT_LENGTH)
             values = self._order_values(conn, actor, type_key, priority, "alarm", text, customer, now)
             values.update(cause_key=cause, alarm_id=alarm["id"])
             oid = store.next_order_id(conn)
             if not store.take_cause(conn, cause, oid):
-                return None    # another run's open order holds the cause: nothing written
-            self._insert(conn, actor, values, now, oid=oid)
+                return None    # another run's open order holds the cause (the key is the guard): nothing written
+            self._insert(conn, actor, values, now, oid=oid, card=card)
             return store.order(conn, oid)
         return self._run(work)
 

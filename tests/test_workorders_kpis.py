@@ -128,3 +128,51 @@ def test_a_period_without_orders_has_no_rates_rather_than_zeroes():
     k = compute_kpis(known_set(), NOW, dt.datetime(2020, 1, 1), dt.datetime(2020, 2, 1))
     assert k.orders == 0 and k.completion_rate is None and k.overdue_rate is None
     assert k.satisfaction_rate is None and k.first_time_fix_rate is None and k.repair_hours_by_month.empty
+
+
+# --- the page's builders on the same small set ------------------------------------------------------------------
+def _report():
+    from workorders.kpis import KpiReport
+    facts = known_set()
+    period = facts[facts["created_at"] < END]
+    items = pd.DataFrame({"item_class": ["cable", "meter"], "text_en": ["Cable", "Seal"], "text_zh": ["电缆", "铅封"],
+                          "unit": ["m", "pc"], "orders": [2, 1], "quantity": [12.5, 2], "amount": [56.25, 3.0]})
+    return KpiReport(dt.date(2026, 11, 1), dt.date(2026, 11, 30), compute_kpis(facts, NOW, START, END),
+                     orders_by_type(period, NOW), counts_by_period(period), counts_by_period(period, "quarter"),
+                     items.iloc[:0], items, [{"key": "repair", "name_en": "Repair", "name_zh": "抢修"}])
+
+
+def test_the_months_chart_stacks_one_bar_trace_per_type_with_the_types_names():
+    from dashboard.components.workorders_office import months_figure
+    report = _report()
+    fig = months_figure(report.by_month, {"repair": "Repair"}, "en")
+    names = {tr.name for tr in fig.data}
+    assert "Repair" in names and "meter_install" in names and fig.layout.barmode == "stack"
+    repair = next(tr for tr in fig.data if tr.name == "Repair")
+    assert list(repair.x) == ["2026-11"] and list(repair.y) == [3]
+
+
+def test_the_repair_chart_and_an_empty_period_say_what_they_show():
+    from dashboard.components.workorders_office import repair_figure
+    fig = repair_figure(_report().kpis.repair_hours_by_month, "en")
+    assert list(fig.data[0].x) == ["2026-11"]
+    empty = repair_figure(_report().kpis.repair_hours_by_month.iloc[:0], "en")
+    assert not empty.data and empty.layout.annotations[0].text
+
+
+def test_the_workbook_holds_every_table_with_totals_and_rates_as_percentages():
+    import io
+
+    import openpyxl
+
+    from dashboard.components.workorders_office import kpi_workbook
+    book = kpi_workbook(_report(), "zh", "Asia/Shanghai", dt.datetime(2026, 11, 30, 12, 0))
+    wb = openpyxl.load_workbook(io.BytesIO(book.to_bytes()))
+    assert wb.sheetnames[:2] == ["工单指标", "工单分类统计表"]
+    kpis = wb["工单指标"]
+    rates = {r[0].value: r[1] for r in kpis.iter_rows(min_row=5) if r[1].value is not None}
+    assert rates["完成率"].value == pytest.approx(0.5) and rates["完成率"].number_format == "0.0%"
+    types = list(wb["工单分类统计表"].iter_rows(values_only=True))
+    assert types[-1][0] == "合计" and types[-1][1] == 7
+    materials = list(wb["材料分类统计表"].iter_rows(values_only=True))
+    assert materials[-1][0] == "合计" and materials[-1][5] == pytest.approx(59.25)

@@ -55,20 +55,22 @@ def orders_list(rows: list[dict], types: dict[str, dict], lang: str, zone: dt.tz
     ], className="d-flex justify-content-between align-items-baseline mb-2")
     if not rows:
         return [head, dbc.Alert(t("field.no_orders", lang), color="light", id=W.EMPTY)]
+    # plain elements (no Link, no Badge components): a long list renders fast on a phone
     cards = []
     for r in rows:
         place = " · ".join(x for x in (r.get("building_name"), r.get("room_name"), r.get("location")) if x)
-        cards.append(dcc.Link(html.Div([
-            html.Div([html.Strong(r["number"], className="text-break"),
-                      dbc.Badge(t(f"workorder.state.{r['state']}", lang), color="secondary", className="ms-1"),
-                      _flag(r.get("flag"), lang)], className="d-flex flex-wrap align-items-center gap-1"),
-            html.Div(type_name(types, r["type"], lang) + " · " + t(f"workorder.priority.{r['priority']}", lang),
-                     className="small"),
-            html.Div(r.get("customer_name") or "-", className="small text-break"),
-            html.Div(place, className="small text-muted text-break") if place else None,
-            html.Div(t("field.due", lang, when=_when(r["due_at"], zone)), className="small"),
-        ], className="list-group-item list-group-item-action"), href=f"/work/order?id={r['id']}",
-            id=W.order_card(r["id"]), className="text-reset text-decoration-none"))
+        flag = r.get("flag")
+        lines = [type_name(types, r["type"], lang) + " · " + t(f"workorder.priority.{r['priority']}", lang),
+                 r.get("customer_name") or "-", place, t("field.due", lang, when=_when(r["due_at"], zone))]
+        cards.append(html.A([
+            html.Strong(r["number"]), " ",
+            html.Span(t(f"workorder.state.{r['state']}", lang), className="badge bg-secondary"), " ",
+            html.Span(t(f"workorder.flag.{flag}", lang), className=f"badge bg-{FLAG_COLOR[flag]}") if flag else None,
+            html.Div(html.Small([x for line in lines if line for x in (line, html.Br())][:-1]),
+                     className="text-break"),
+        ], href=f"/work/order?id={r['id']}", id=W.order_card(r["id"]),
+            className="list-group-item list-group-item-action" + (f" border-start border-4 border-{FLAG_COLOR[flag]}"
+                                                                  if flag else "")))
     return [head, html.Div(cards, className="list-group", id=W.LIST)]
 
 

@@ -59,7 +59,7 @@ REPORT_VIEW = PageAccess("/reports/view", (P.REPORT_VIEW,))
 SETTLEMENT = PageAccess("/reports/settlement", (P.REPORT_VIEW,))
 # Work orders, the office (issue 12): the order list, one order, the review queue, the KPIs
 WORKORDERS = PageAccess("/workorders", (P.WORKORDER_DISPATCH, P.WORKORDER_REVIEW))
-WORKORDER = PageAccess("/workorders/order", (P.WORKORDER_DISPATCH, P.WORKORDER_REVIEW))
+WORKORDER = PageAccess("/workorders/order", (P.WORKORDER_DISPATCH, P.WORKORDER_REVIEW))  # from the list, not the navbar
 WORKORDER_REVIEW = PageAccess("/workorders/review", (P.WORKORDER_REVIEW,))
 WORKORDER_KPIS = PageAccess("/workorders/kpis", (P.REPORT_VIEW, P.WORKORDER_DISPATCH, P.WORKORDER_REVIEW))
 
@@ -71,7 +71,7 @@ PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECO
                                  DASHBOARD, ANALYSIS_ENERGY, ANALYSIS_HISTORY, ANALYSIS_INSTRUMENT,
                                  ANALYSIS_INSIGHTS, ANALYSIS_ANOMALIES,
                                  REPORTS, REPORT_VIEW, SETTLEMENT,
-                                 WORKORDERS, WORKORDER, WORKORDER_REVIEW, WORKORDER_KPIS,
+                                 WORKORDERS, WORKORDER_REVIEW, WORKORDER_KPIS,
                                  MESSAGES, TERMINALS)
 
 

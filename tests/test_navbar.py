@@ -109,10 +109,9 @@ def test_each_page_refuses_exactly_the_roles_whose_navbar_hides_it(rt, role):
 def test_a_worker_sees_no_overview_or_meters_link_and_lands_on_a_page_it_may_open(rt):
     client = WebClient(base_url(rt))
     r = client.login("worker", DEMO)
-    assert r.status == 302
-    landing = client.get(r.location, follow=False)
-    assert landing.status == 302 and landing.location == access.WORK.path
-    assert "forbidden-page" not in client.page(landing.location).text
+    assert r.status == 302 and r.location == access.WORK.path   # straight to the worker's home
+    assert client.get("/", follow=False).location == access.WORK.path   # and "/" leads there too
+    assert "forbidden-page" not in client.page(r.location).text
     links = _page_links(client.get("/_dash-layout").json())
     assert access.OVERVIEW.path not in links and access.METERS.path not in links
 

@@ -241,7 +241,7 @@ def evidence_list(rows: list[dict], lang: str, zone: dt.tzinfo) -> list:
         items.append(html.Li(html.A([thumb, html.Span([
             t(f"field.kind.{e['kind']}", lang), f" · {_when(e['received_at'], zone)} · {e['uploaded_by']}",
             html.Br(), html.Span(exif, className="text-muted")], className="small text-break")],
-            href=href, target="_blank", className="d-flex align-items-center text-reset"),
+            href=href, className="d-flex align-items-center text-reset"),
             className="list-group-item"))
     return [html.Ul(items, className="list-group mb-1")]
 
@@ -326,7 +326,7 @@ def messages_list(rows: list[dict], me: str, lang: str, zone: dt.tzinfo) -> list
         unread = m["recipient"] == me and m["read_at"] is None
         who = (t("messages.from", lang, name=m["sender"] if m["sender"] != "system" else t("messages.system", lang))
                if m["recipient"] == me else t("messages.to", lang, name=m["recipient"]))
-        files = [html.A(t("messages.attachment", lang, n=i + 1), href=f"/_field/evidence/{eid}", target="_blank",
+        files = [html.A(t("messages.attachment", lang, n=i + 1), href=f"/_field/evidence/{eid}",
                         className="me-2") for i, eid in enumerate(m["attachments"])]
         items.append(html.Li([
             html.Div([html.Strong(subject, className="text-break"),

@@ -26,12 +26,13 @@ class ManagerFigures:
     share: pd.DataFrame               # building, energy_kwh
 
 
-def _curve(engine, tz, day: dt.date, now_local: dt.datetime) -> pd.DataFrame:
-    """A day's load per quarter hour (kW = kWh x 4); today's quarter still running is left out (it would read
-    as a drop to nothing)."""
-    df = energy_report(engine, tz, day, day, by="15min", group="site")
+def _curve(quarters: pd.DataFrame, day: dt.date, now_local: dt.datetime) -> pd.DataFrame:
+    """A day's load per quarter hour (kW = kWh x 4) out of the site's quarters; today's quarter still running is
+    left out (it would read as a drop to nothing)."""
+    start = pd.Timestamp(day)
+    df = quarters[(quarters["period"] >= start) & (quarters["period"] < start + pd.Timedelta(days=1))]
     df = df[df["period"] + pd.Timedelta(minutes=15) <= pd.Timestamp(now_local)]
-    minutes = (df["period"] - pd.Timestamp(day)).dt.total_seconds() // 60
+    minutes = (df["period"] - start).dt.total_seconds() // 60
     return pd.DataFrame({"minute": minutes.astype(int), "kw": df["energy_kwh"] * 4.0})
 
 
@@ -43,7 +44,9 @@ def manager_figures(ctx, today: dt.date) -> ManagerFigures:
     engine, tz = ctx.engine, ctx.tz
     first = today - dt.timedelta(days=DAYS - 1)
     now_local = ctx.local(ctx.now())
-    curves = {name: _curve(engine, tz, today - dt.timedelta(days=back), now_local)
+    # the three days' quarters in one query (the eight days from a week ago to today)
+    quarters = energy_report(engine, tz, today - dt.timedelta(days=7), today, by="15min", group="site")
+    curves = {name: _curve(quarters, today - dt.timedelta(days=back), now_local)
               for name, back in (("today", 0), ("yesterday", 1), ("last_week", 7))}
     days = pd.date_range(pd.Timestamp(first), pd.Timestamp(today), freq="D")
     daily = energy_report(engine, tz, first, today, by="day", group="site").set_index("period")
@@ -65,6 +68,5 @@ def manager_figures(ctx, today: dt.date) -> ManagerFigures:
     rooms = energy_report(engine, tz, first, today, by="month", group="room")
     top = (rooms.groupby(["building", "floor", "room"], dropna=False)["energy_kwh"].sum().reset_index()
            .sort_values("energy_kwh", ascending=False).head(TOP).reset_index(drop=True))
-    buildings = energy_report(engine, tz, first, today, by="month", group="building")
-    share = buildings.groupby("building", dropna=False)["energy_kwh"].sum().reset_index()
+    share = rooms.groupby("building", dropna=False)["energy_kwh"].sum().reset_index()   # a building = its rooms
     return ManagerFigures(today, curves, energy, sales, alarms, top, share)

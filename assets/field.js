@@ -41,7 +41,9 @@
     if (position) { body.lat = position.lat; body.lon = position.lon; }
     fetch("/_field/seen", { method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
-      body: JSON.stringify(body) }).catch(function () { /* offline: next time */ });
+      body: JSON.stringify(body) })
+      .then(function (r) { return r.text(); })   // read the answer: an unread one stays open in the browser
+      .catch(function () { /* offline: next time */ });
   }
 
   // Seen at once (a prompt for the position may wait for the worker), and again with the position when given.

@@ -44,6 +44,10 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "transformer terminals", lambda conn: _foundations(conn)),
     Migration(9, "the control room: alarm engine, notifications, batch commands, meter settings, site setup",
               lambda conn: _control_room(conn)),
+    Migration(10, "energy analytics and the report centre: energy rollups, cashiers' closed days",
+              lambda conn: _analytics(conn)),
+    Migration(11, "field work orders: types, operating cards, orders and their events, evidence, messages, terminals",
+              lambda conn: _work_orders(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -262,6 +266,44 @@ def _site_setup(conn: sa.Connection) -> None:
     """Site setup from the browser: building groups, and each building's group (NULL: none)."""
     create_tables_since(9.5)(conn)
     _add_column(conn, "building", "group_id", "INTEGER")
+
+
+def _analytics(conn: sa.Connection) -> None:
+    """Version 10 (issue 11), one part per capability, each idempotent on its own."""
+    _energy_rollups(conn)
+    _report_centre(conn)
+
+
+def _energy_rollups(conn: sa.Connection) -> None:
+    """Energy per meter and interval derived from the cumulative registers, and its rollups."""
+    create_tables_since(10.1)(conn)
+
+
+def _report_centre(conn: sa.Connection) -> None:
+    """The report centre: cashiers' closed days (day-end settlement)."""
+    create_tables_since(10.2)(conn)
+
+
+def _work_orders(conn: sa.Connection) -> None:
+    """Version 11 (issue 12), one part per capability, each idempotent on its own."""
+    _work_order_core(conn)
+    _field_side(conn)
+    _work_order_office(conn)
+
+
+def _work_order_core(conn: sa.Connection) -> None:
+    """Order types, operating cards, orders, their events and materials, workers."""
+    create_tables_since(11.1)(conn)
+
+
+def _field_side(conn: sa.Connection) -> None:
+    """Evidence files, customers' confirmations, messages, workers' terminals."""
+    create_tables_since(11.2)(conn)
+
+
+def _work_order_office(conn: sa.Connection) -> None:
+    """Reviews and customer follow-up calls."""
+    create_tables_since(11.3)(conn)
 
 
 def current_version(conn: sa.Connection) -> int | None:

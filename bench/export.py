@@ -3,7 +3,8 @@ core.workbook's streaming ExportWorkbook) as XLSX and as CSV, beside the bare SQ
 
   rows    100,000 rows of the reading-history report's 15 typed columns (a time, kWh registers, power, voltage,
           current, money, counts, a relay flag, status text), fetched from a DuckDB file with one SELECT
-          (the bare SQL time), then written with the title row, the filter row, header, widths, number
+          as a DataFrame of DuckDB's columns and turned into
+          rows (reports.registry.frame_rows, as every report's rows are made: the fetch time), then written with the title row, the filter row, header, widths, number
           formats and the totals row.                                               target: XLSX <= 10 s
 
 Usage: .venv/bin/python bench/export.py [--rows 100000] [--repeat 3]
@@ -23,10 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import sqlalchemy as sa  # noqa: E402
-
 from billing.context import BillingContext  # noqa: E402
-from reports.registry import REPORTS, ReportEnv  # noqa: E402
+from reports.registry import REPORTS, frame_rows  # noqa: E402
 from reports.render import ReportResult, to_csv, to_xlsx  # noqa: E402
 from reports.spec import ReportParams  # noqa: E402
 from storage.engine import dispose, open_engine  # noqa: E402
@@ -39,7 +38,7 @@ SELECT TIMESTAMP '2026-01-01 00:00:00' + i * INTERVAL 30 MINUTE AS ts,
        AS balance, 3 + i // 1000 AS purchase_count, i % 97 <> 0 AS relay_closed,
        CASE WHEN i % 97 = 0 THEN 'arrears' WHEN i % 89 = 0 THEN '=formula-looking text' ELSE '' END AS flags,
        30.0 AS gap_minutes, false AS comm_gap
-FROM range(:n) t(i)
+FROM range(?) t(i)
 """
 
 
@@ -58,8 +57,9 @@ def main() -> None:
     size = {}
     for _ in range(args.repeat):
         t0, c0 = time.perf_counter(), time.process_time()
-        with engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(sa.text(SQL), {"n": args.rows}).mappings()]
+        with engine.connect() as conn:    # as the reports read: a frame from DuckDB's columns (storage.frames)
+            frame = conn.connection.driver_connection.execute(SQL, [args.rows]).df()
+        rows = frame_rows(frame)
         sql_s.append(time.perf_counter() - t0)
         cpu["sql"].append(time.process_time() - c0)
         result = ReportResult(spec, params, spec.columns, rows,

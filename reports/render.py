@@ -91,6 +91,17 @@ def _cell(column: Column, value, words: dict[bool, str]):
     return value
 
 
+def _column_cells(column: Column, values: list, words: dict[bool, str]) -> list:
+    """One column's values as _cell makes them, a column at a time (a large export: one kind check per column)."""
+    if column.kind == "bool":
+        return [None if v is None else words[bool(v)] for v in values]
+    if column.kind == "money":
+        return [None if v is None else (v if type(v) is Decimal else Decimal(v)).quantize(CENT) for v in values]
+    if column.kind in ("kwh", "number"):
+        return [None if v is None else round(float(v), 2) for v in values]
+    return values
+
+
 def to_xlsx(result: ReportResult, lang: str, zone) -> bytes:
     cols = result.columns
     sheet = book = wb.StreamingWorkbook(
@@ -98,8 +109,7 @@ def to_xlsx(result: ReportResult, lang: str, zone) -> bytes:
         formats={i: NUMBER_FORMATS[c.kind] for i, c in enumerate(cols) if c.kind in NUMBER_FORMATS},
         preamble=[[title(result.spec, lang)], [filters_line(result, lang, zone)]])
     words = yes_no(lang)
-    for r in result.rows:
-        sheet.append([_cell(c, r.get(c.key), words) for c in cols])
+    sheet.append_rows(zip(*[_column_cells(c, [r.get(c.key) for r in result.rows], words) for c in cols]))
     if result.totals is not None:
         sheet.append([t("report.total", lang) if i == 0 else _cell(c, result.totals.get(c.key), words)
                       for i, c in enumerate(cols)], bold=True)

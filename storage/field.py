@@ -78,6 +78,19 @@ def evidence_messages(conn: sa.Connection, evidence_id: int) -> list[int]:
                              .where(message_attachment.c.evidence_id == evidence_id)).scalars())
 
 
+def attachable_evidence(conn: sa.Connection, worker_id: int | None, username: str, limit: int) -> list[dict]:
+    """Evidence one may attach to a message, newest first, with its order's number: every file (worker_id None,
+    the office), or the files of the worker's own orders and those the worker uploaded."""
+    q = (sa.select(evidence.c.id, evidence.c.order_id, evidence.c.kind, evidence.c.name, evidence.c.received_at,
+                   evidence.c.uploaded_by, work_order.c.number)
+         .select_from(evidence.outerjoin(work_order, work_order.c.id == evidence.c.order_id))
+         .where(evidence.c.kind != "signature"))
+    if worker_id is not None:
+        q = q.where(sa.or_(work_order.c.assigned_to == worker_id, evidence.c.uploaded_by == username))
+    q = q.order_by(evidence.c.received_at.desc(), evidence.c.id.desc()).limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
 def meter_live(conn: sa.Connection, meter_id: int) -> dict | None:
     """The platform's latest state of a meter: balance, relay, communication, when read."""
     q = (sa.select(meter.c.address, meter_state.c.balance, meter_state.c.relay_closed, meter_state.c.comm_state,
@@ -185,6 +198,11 @@ def mark_seen(conn: sa.Connection, terminal_id: int, operator_name: str, slot: d
         terminal_seen.c.terminal_id == terminal_id, terminal_seen.c.slot == slot)).first()
     if not exists:
         conn.execute(terminal_seen.insert().values(terminal_id=terminal_id, slot=slot, operator=operator_name))
+
+
+def terminal_row(conn: sa.Connection, terminal_id: int) -> dict | None:
+    row = conn.execute(sa.select(terminal).where(terminal.c.id == terminal_id)).mappings().first()
+    return dict(row) if row else None
 
 
 def terminals(conn: sa.Connection) -> list[dict]:

@@ -48,6 +48,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda conn: _analytics(conn)),
     Migration(11, "field work orders: types, operating cards, orders and their events, evidence, messages, terminals",
               lambda conn: _work_orders(conn)),
+    Migration(12, "work orders: lines a worker adds to an order, blocked terminals' reason",
+              lambda conn: _work_order_additions(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -304,6 +306,16 @@ def _field_side(conn: sa.Connection) -> None:
 def _work_order_office(conn: sa.Connection) -> None:
     """Reviews and customer follow-up calls."""
     create_tables_since(11.3)(conn)
+
+
+def _work_order_additions(conn: sa.Connection) -> None:
+    """Version 12 (issue 12, the pieces after 11): work_order_material.added_by (a line the worker added, which they
+    may remove again; NULL for the card's lines and every line before), terminal.state_reason / state_by / state_at
+    (who blocked or unblocked a phone, when and why). Each column skipped when present (idempotent)."""
+    _add_column(conn, "work_order_material", "added_by", "VARCHAR(100)")
+    _add_column(conn, "terminal", "state_reason", "VARCHAR(300)")
+    _add_column(conn, "terminal", "state_by", "VARCHAR(100)")
+    _add_column(conn, "terminal", "state_at", "TIMESTAMP")
 
 
 def current_version(conn: sa.Connection) -> int | None:

@@ -832,6 +832,7 @@ work_order_material = sa.Table(
     sa.Column("unit_price", Money, nullable=False),
     sa.Column("updated_by", sa.String(100)),
     sa.Column("updated_at", UtcDateTime),
+    sa.Column("added_by", sa.String(100)),                   # since 12: a line added on the order (not the card's)
     sa.UniqueConstraint("order_id", "seq", name="uq_work_order_material_seq"),
     info={"since": 11.1},
 )
@@ -996,6 +997,9 @@ terminal = sa.Table(
     sa.Column("lat", sa.Double),
     sa.Column("lon", sa.Double),
     sa.Column("located_at", UtcDateTime),
+    sa.Column("state_reason", sa.String(300)),               # since 12: why it was blocked (or unblocked)
+    sa.Column("state_by", sa.String(100)),
+    sa.Column("state_at", UtcDateTime),
     sa.UniqueConstraint("device_hash", name="uq_terminal_device"),
     info={"since": 11.2},
 )

@@ -40,6 +40,12 @@ def insert_card_items(conn: sa.Connection, rows: list[dict]) -> None:
         conn.execute(card_item.insert(), rows)
 
 
+def replace_card(conn: sa.Connection, type_key: str, rows: list[dict]) -> None:
+    """A type's card items replaced by `rows` (orders copied theirs at creation: they keep them)."""
+    conn.execute(card_item.delete().where(card_item.c.type == type_key))
+    insert_card_items(conn, rows)
+
+
 def order_types(conn: sa.Connection, active_only: bool = True) -> list[dict]:
     q = sa.select(work_order_type).order_by(work_order_type.c.sort, work_order_type.c.key)
     if active_only:
@@ -161,6 +167,15 @@ def add_material(conn: sa.Connection, order_id: int, **values) -> int:
                         .returning(work_order_material.c.id)).scalar_one()
 
 
+def delete_material(conn: sa.Connection, line_id: int) -> None:
+    conn.execute(work_order_material.delete().where(work_order_material.c.id == line_id))
+
+
+def card_item_row(conn: sa.Connection, item_id: int) -> dict | None:
+    row = conn.execute(sa.select(card_item).where(card_item.c.id == item_id)).mappings().first()
+    return dict(row) if row else None
+
+
 def insert_fee(conn: sa.Connection, **values) -> int:
     return conn.execute(work_order_fee.insert().values(**values).returning(work_order_fee.c.id)).scalar_one()
 
@@ -226,6 +241,11 @@ def _place(conn: sa.Connection, meter_id: int | None, room_id: int | None) -> di
             transformer_area.c.building_id == b.building_id).order_by(transformer_area.c.id).limit(1)).scalar()
     return {"room_id": room_id, "building_id": b.building_id if b else None, "area_id": area_id,
             "room_name": b.name if b else None, "building_name": b.building_name if b else None}
+
+
+def all_districts(conn: sa.Connection, kind: str) -> dict[int, str]:
+    table = building if kind == "building" else transformer_area
+    return dict(conn.execute(sa.select(table.c.id, table.c.name).order_by(table.c.name, table.c.id)).all())
 
 
 def district_names(conn: sa.Connection, kind: str, ids: Iterable[int]) -> dict[int, str]:

@@ -101,3 +101,89 @@ def card_rows(type_key: str) -> list[dict]:
                      "unit_price": Decimal(extra.get("unit_price", "0")) if kind in ("tool", "material", "service")
                      else None})
     return rows
+
+
+# --- a card as text: what the office edits -----------------------------------------------------------------
+# One item a line, fields between "|": the kind, the English and the Chinese text, then
+#   step:                      "value" when the step records a value (a reading, a measurement)
+#   tool:                      class | unit | quantity
+#   material, service:         class | unit | quantity | unit price
+# e.g. "material | Cable 2.5 mm² | 电缆 2.5mm² | cable | m | 0 | 4.50". Empty lines are skipped.
+CARD_KINDS = ("step", "hazard", "tool", "material", "service")
+MAX_CARD_ITEMS = 100
+MAX_CARD_TEXT = 20_000
+_FIELDS = {"step": (3, 4), "hazard": (3, 3), "tool": (6, 6), "material": (7, 7), "service": (7, 7)}
+_FORMULA = "=+-@"
+
+
+def card_text(items: list[dict]) -> str:
+    """A type's card (card_item rows) as the lines the office edits."""
+    def q(value) -> str:
+        return "0" if value is None else f"{Decimal(value).normalize():f}"
+    out = []
+    for i in items:
+        head = [i["kind"], i["text_en"], i["text_zh"]]
+        if i["kind"] == "step":
+            head += ["value"] if i.get("needs_value") else []
+        elif i["kind"] == "tool":
+            head += [i.get("item_class") or "", i.get("unit") or "", q(i.get("quantity"))]
+        elif i["kind"] in ("material", "service"):
+            head += [i.get("item_class") or "", i.get("unit") or "", q(i.get("quantity")),
+                     f"{Decimal(i.get('unit_price') or 0):.2f}"]
+        out.append(" | ".join(head))
+    return "\n".join(out)
+
+
+def parse_card(text, type_key: str) -> list[dict]:
+    """The lines the office typed as card_item rows of `type_key` (seq from 1). WorkOrderError naming the line
+    for anything that cannot be stored: an unknown kind, a missing or formula-like text, a wrong number of fields,
+    a quantity or a unit price that is not a plain number (full-width digits are read, "2,5" is not)."""
+    from billing.errors import BillingError
+    from billing.money import parse_amount
+    from workorders.errors import WorkOrderError
+    from workorders.service import _quantity, one_line
+    if not isinstance(text, str):
+        raise WorkOrderError("card_empty")
+    if len(text) > MAX_CARD_TEXT:
+        raise WorkOrderError("card_too_long", most=MAX_CARD_ITEMS)
+    rows: list[dict] = []
+    for n, raw in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if not raw.strip():
+            continue
+        parts = [one_line(p, 300) for p in raw.replace("｜", "|").split("|")]
+        kind = parts[0].lower()
+        if kind not in CARD_KINDS:
+            raise WorkOrderError("card_line_kind", line=n, kind=parts[0][:20])
+        least, most = _FIELDS[kind]
+        if not least <= len(parts) <= most:
+            raise WorkOrderError("card_line_fields", line=n, kind=kind, fields=least - 1 if least == most
+                                 else f"{least - 1}-{most - 1}")
+        en, zh = parts[1], parts[2]
+        if not en or not zh or en[0] in _FORMULA or zh[0] in _FORMULA:
+            raise WorkOrderError("card_line_text", line=n)
+        row = {"type": type_key, "seq": len(rows) + 1, "kind": kind, "text_en": en, "text_zh": zh,
+               "needs_value": False, "item_class": None, "unit": None, "quantity": None, "unit_price": None}
+        if kind == "step" and len(parts) == 4:
+            if parts[3].lower() not in ("value", ""):
+                raise WorkOrderError("card_line_value", line=n)
+            row["needs_value"] = parts[3].lower() == "value"
+        if kind in ("tool", "material", "service"):
+            cls, unit = parts[3][:40], parts[4][:20]
+            if (cls and cls[0] in _FORMULA) or (unit and unit[0] in _FORMULA):
+                raise WorkOrderError("card_line_text", line=n)
+            try:
+                qty = _quantity(parts[5])
+            except WorkOrderError:
+                raise WorkOrderError("card_line_quantity", line=n) from None
+            row.update(item_class=cls or None, unit=unit or None, quantity=qty, unit_price=Decimal("0.00"))
+            if kind != "tool":
+                try:
+                    row["unit_price"] = parse_amount(parts[6], allow_zero=True)
+                except BillingError:
+                    raise WorkOrderError("card_line_price", line=n) from None
+        rows.append(row)
+        if len(rows) > MAX_CARD_ITEMS:
+            raise WorkOrderError("card_too_long", most=MAX_CARD_ITEMS)
+    if not rows:
+        raise WorkOrderError("card_empty")
+    return rows

@@ -182,7 +182,9 @@ class FieldService:
         files = []
         for eid in attachments or ():
             row, _path = self.evidence.file_for(who, eid)
-            files.append(row["id"])
+            files.append(row)
+        self._check_recipient_may_see(recipient, files)
+        files = [f["id"] for f in files]
         with self.engine.begin() as conn:
             mid = store.insert_message(conn, attachments=sorted(set(files)), sender=actor.username[:100],
                                        recipient=recipient, order_id=oid, kind="message", subject=subject,
@@ -190,6 +192,32 @@ class FieldService:
             audit.record(conn, operator=actor.username[:100], action="message.send", target=f"message {mid}", ts=now,
                          after={"to": recipient, "order": oid, "attachments": len(files)}, source=actor.address)
         return mid
+
+    def _check_recipient_may_see(self, recipient: str, files: list[dict]) -> None:
+        """A file of an order goes only to someone who may see that order: the office, or the order's own worker.
+        A worker never gets a link to another worker's order evidence (refused, nothing written)."""
+        from core.permissions import WORKORDER_DISPATCH, WORKORDER_REVIEW
+        from storage.operators import permissions_of_roles, roles_of
+        from storage.workorders import operator_by_username
+        order_files = [f for f in files if f.get("order_id") is not None]
+        if not order_files:
+            return
+        with self.engine.connect() as conn:
+            row = operator_by_username(conn, recipient)
+            perms = permissions_of_roles(conn, roles_of(conn, row["id"])) if row else set()
+            if WORKORDER_DISPATCH in perms or WORKORDER_REVIEW in perms:
+                return
+            for f in order_files:
+                _exists, assignee = store.order_assignee(conn, f["order_id"])
+                if row is None or assignee != row["id"]:
+                    raise FieldError("attachment_not_for_recipient", name=f.get("name") or f"#{f['id']}")
+
+    def attachable(self, actor: Actor, limit: int = 100) -> list[dict]:
+        """The files `actor` may attach to a message, newest first: for a worker, their own orders' evidence and
+        the files they uploaded; for the office, the latest evidence of any order."""
+        who = self.uploader(actor)
+        with self.engine.connect() as conn:
+            return store.attachable_evidence(conn, None if who.any_order else who.operator_id, who.username, limit)
 
     def mark_read(self, actor: Actor, message_id, now: dt.datetime | None = None) -> bool:
         now = now or self.clock()
@@ -241,6 +269,8 @@ class FieldService:
                 # a phone handed to another worker: a terminal of its own under a key of that worker
                 digest = hashlib.sha256(f"{username}|{device_key}".encode()).hexdigest()
                 row = store.terminal_by_device(conn, digest)
+            if row is not None and row["state"] == "blocked":
+                raise FieldError("terminal_blocked", 403)   # not seen, not counted online
             if row is None:
                 tid = store.insert_terminal(conn, operator=username, device_hash=digest, user_agent=ua,
                                             app_version=version, state="active", registered_at=now, last_seen_at=now,
@@ -259,6 +289,52 @@ class FieldService:
                 store.update_terminal(conn, tid, **values)
             store.mark_seen(conn, tid, username, _slot(now))
         return tid
+
+    def terminal_of(self, username: str, device_key) -> dict | None:
+        """The terminal a worker's device key names (as seen() registers it), or None."""
+        if not isinstance(device_key, str) or not _DEVICE_KEY.fullmatch(device_key):
+            return None
+        with self.engine.connect() as conn:
+            row = store.terminal_by_device(conn, hashlib.sha256(device_key.encode("ascii")).hexdigest())
+            if row is not None and row["operator"] != username:
+                row = store.terminal_by_device(conn, hashlib.sha256(f"{username}|{device_key}".encode()).hexdigest())
+        return row
+
+    def device_blocked(self, username: str, device_key) -> bool:
+        """Whether the worker's device (its key from the cookie) is a blocked terminal: its field requests are
+        refused."""
+        row = self.terminal_of(username, device_key)
+        return row is not None and row["state"] == "blocked"
+
+    def set_terminal_state(self, actor: Actor, terminal_id, *, blocked: bool, reason=None,
+                           now: dt.datetime | None = None) -> dict:
+        """Block a worker's registered phone (a reason required) or unblock it: workorder.dispatch, checked here;
+        audited with the state before and after."""
+        now = now or self.clock()
+        tid = _order_id(terminal_id, code="terminal_unknown")
+        if not (actor.may(P.WORKORDER_DISPATCH)):
+            with self.engine.begin() as conn:
+                audit.record(conn, operator=actor.username[:100], action="permission.denied",
+                             target=f"terminal {tid}", ts=now, after={"permission": P.WORKORDER_DISPATCH},
+                             source=actor.address)
+            raise FieldError("terminal_denied", 403)
+        if not isinstance(blocked, bool):
+            raise FieldError("terminal_unknown", 404)
+        why = one_line(reason, 300)
+        if blocked and not why:
+            raise FieldError("terminal_reason_missing")
+        state = "blocked" if blocked else "active"
+        with self.engine.begin() as conn:
+            row = store.terminal_row(conn, tid)
+            if row is None:
+                raise FieldError("terminal_unknown", 404)
+            store.update_terminal(conn, tid, state=state, state_reason=why or None, state_by=actor.username[:100],
+                                  state_at=now)
+            audit.record(conn, operator=actor.username[:100], action="terminal.block" if blocked else "terminal.unblock",
+                         target=f"terminal {tid}", ts=now, before={"state": row["state"]},
+                         after={"state": state, "operator": row["operator"], "reason": why or None},
+                         source=actor.address)
+            return store.terminal_row(conn, tid)
 
     def terminals(self, days: int = 30, now: dt.datetime | None = None) -> list[dict]:
         """Every registered terminal with its worker's online rate over the last `days`."""

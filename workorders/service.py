@@ -162,6 +162,28 @@ class WorkOrderService:
             return store.order_type(conn, key)
         return self._run(work)
 
+    def save_card(self, actor: Actor, type_key, text, now: dt.datetime | None = None) -> list[dict]:
+        """Replace a type's operating card with the office's edited lines (workorders.cards.parse_card: refused
+        with the line named, nothing written). workorder.dispatch, checked here; audited with the card before and
+        after. New orders copy the new card; existing orders keep the copy they took."""
+        from workorders.cards import card_text, parse_card
+        now = self._now(now)
+        key = one_line(type_key, 30)
+        self._require(actor, P.WORKORDER_DISPATCH, f"work_order_type:{key}", now)
+        rows = parse_card(text, key)
+
+        def work(conn):
+            if store.order_type(conn, key) is None:
+                raise WorkOrderError("type_unknown", type=key)
+            before = store.card_items(conn, key)
+            store.replace_card(conn, key, rows)
+            after = store.card_items(conn, key)
+            audit.record(conn, operator=actor.username[:100], action="workorder.card",
+                         target=f"work_order_type:{key}", ts=now, source=actor.address or actor.channel,
+                         before={"card": card_text(before)}, after={"card": card_text(after)})
+            return after
+        return self._run(work)
+
     def set_time_limit(self, actor: Actor, type_key: str, priority: str, hours, now: dt.datetime | None = None) -> None:
         now = self._now(now)
         self._require(actor, P.WORKORDER_DISPATCH, f"work_order_type:{one_line(type_key, 30)}", now)
@@ -236,6 +258,9 @@ class WorkOrderService:
             if check_district and customer:
                 self._check_district(conn, actor, customer, district)
             values = self._order_values(conn, actor, type, priority, source, text, customer, now)
+            if customer is None and district is not None:
+                # an order about a place: its district is where a customer's QR code must come from on site
+                values.update(self._district_of(conn, district))
             values.update(pole_number=pole, location=where, lat=lat, lon=lon, external_id=ext, parent_id=parent_id)
             oid = self._insert(conn, actor, values, now)
             if oid is None:  # a concurrent intake of the same external id won: answer its order
@@ -334,6 +359,19 @@ class WorkOrderService:
         here = {("building", customer.get("building_id")), ("area", customer.get("area_id"))}
         if not here & set(allowed):
             raise WorkOrderError("customer_other_district", building=customer.get("building_name") or "-")
+
+    @staticmethod
+    def _district_of(conn: sa.Connection, district) -> dict:
+        """building_id or area_id of an order from a district (kind, id) that exists; WorkOrderError otherwise."""
+        kind, ident = parse_district(district)
+        if ident not in store.district_names(conn, kind, [ident]):
+            raise WorkOrderError("district_invalid")
+        return {"building_id": ident} if kind == "building" else {"area_id": ident}
+
+    def districts(self) -> dict[str, dict[int, str]]:
+        """Every building and transformer area by kind: {kind: {id: name}} (the new order's district choice)."""
+        with self.engine.connect() as conn:
+            return {kind: store.all_districts(conn, kind) for kind in M.DISTRICT_KINDS}
 
     def check_customer_qr(self, order: dict, token) -> dict:
         """The customer a QR token shown at the door names, if it is this order's customer (or, for an order
@@ -696,6 +734,73 @@ class WorkOrderService:
             return after
         return self._run(work)
 
+    def material_catalogue(self, type_key: str) -> list[dict]:
+        """What a worker may pick for a new line of an order of `type_key`: its card's materials and paid services
+        (with their unit prices)."""
+        return [i for i in self.card(type_key) if i["kind"] in ("material", "service")]
+
+    def add_material_line(self, actor: Actor, order_id: int, *, card_item_id=None, name=None, quantity=None,
+                          unit_price=None, kind: str = "material", unit=None, now: dt.datetime | None = None) -> dict:
+        """A new line on the order: a pick from its type's catalogue (card_item_id: the card's name, unit, class
+        and unit price, the price may be typed over) or a material typed by name. The quantity above 0 (full-width
+        digits read, "2,5" refused), the unit price as money (billing.money.parse_amount). One transaction: the line
+        (added_by: the worker may remove it again), an order event and the operation-log row."""
+        now = self._now(now)
+        o = self._own_work(actor, order_id, now)
+        qty = _quantity(quantity, positive=True)
+        price = None if unit_price in (None, "") else parse_amount(unit_price, allow_zero=True)
+        if kind not in ("material", "service"):
+            raise WorkOrderError("material_invalid")
+
+        def work(conn):
+            if card_item_id not in (None, ""):
+                item = store.card_item_row(conn, _row_id(card_item_id, "material_unknown"))
+                if item is None or item["type"] != o["type"] or item["kind"] not in ("material", "service"):
+                    raise WorkOrderError("material_unknown")
+                values = dict(kind=item["kind"], text_en=item["text_en"], text_zh=item["text_zh"],
+                              item_class=item["item_class"], unit=item["unit"],
+                              unit_price=price if price is not None else (item["unit_price"] or Decimal("0.00")))
+            else:
+                text = one_line(name, 300)
+                if not text or text[0] in "=+-@":       # a formula would run in the KPI export's spreadsheet
+                    raise WorkOrderError("material_name_missing")
+                values = dict(kind=kind, text_en=text, text_zh=text, item_class=None,
+                              unit=one_line(unit, 20) or None, unit_price=price or Decimal("0.00"))
+            mid = store.add_material(conn, o["id"], quantity=qty, updated_by=actor.username[:100], updated_at=now,
+                                     added_by=actor.username[:100], **values)
+            line = store.line(conn, "material", mid)
+            self._line_event(conn, actor, o, "material_add", line, now)
+            return line
+        return self._run(work)
+
+    def remove_material_line(self, actor: Actor, order_id: int, material_id, now: dt.datetime | None = None) -> None:
+        """Remove a line added on the order (the card's own lines stay: their quantity can go to 0). Audited, with
+        an order event."""
+        now = self._now(now)
+        o = self._own_work(actor, order_id, now)
+
+        def work(conn):
+            line = store.line(conn, "material", _row_id(material_id, "material_unknown"))
+            if line is None or line["order_id"] != o["id"]:
+                raise WorkOrderError("material_unknown")
+            if not line.get("added_by"):
+                raise WorkOrderError("material_from_card")
+            store.delete_material(conn, line["id"])
+            self._line_event(conn, actor, o, "material_remove", line, now)
+        self._run(work)
+
+    @staticmethod
+    def _line_event(conn: sa.Connection, actor: Actor, o: dict, action: str, line: dict, now: dt.datetime) -> None:
+        """An order event (the state stays) and the operation-log row for a line added or removed."""
+        total = round_money(Decimal(line["quantity"]) * Decimal(line["unit_price"]))
+        note = f"{line['text_en']} {line['quantity'].normalize():f} x {line['unit_price']:.2f} = {total:.2f}"
+        store.insert_event(conn, order_id=o["id"], action=action, from_state=o["state"], to_state=o["state"],
+                           actor=actor.username[:100], ts=now, note=note[:500])
+        audit.record(conn, operator=actor.username[:100], action=f"workorder.{action}",
+                     target=f"work_order:{o['number']}", ts=now, source=actor.address or actor.channel,
+                     after={"seq": line["seq"], "kind": line["kind"], "name": line["text_en"],
+                            "quantity": line["quantity"], "unit_price": line["unit_price"]})
+
     def collect_fee(self, actor: Actor, order_id: int, amount, *, method: str = "cash", note=None,
                     now: dt.datetime | None = None) -> dict:
         """Record the paid services' fee taken from the customer. Not a meter credit: billing.credit.move_money
@@ -864,6 +969,29 @@ def _decimal(value, code: str, lowest: Decimal, highest: Decimal, places: int = 
     if not number.is_finite() or not lowest <= number <= highest or number != round(number, places):
         raise WorkOrderError(code)
     return number
+
+
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９．。", "0123456789..")
+
+
+def _quantity(value, *, positive: bool = False) -> Decimal:
+    """A typed quantity: full-width digits and stops read as ASCII ("２．５" is 2.5); a comma, an exponent, text or
+    more than 3 decimals refused (quantity_invalid), as is 0 for a new line (quantity_positive) and above 99999."""
+    if isinstance(value, str):
+        value = value.strip().strip("\u3000").translate(_FULL_WIDTH)
+    number = _decimal(value, "quantity_invalid", Decimal("0"), MAX_QUANTITY, places=3)
+    if positive and number <= 0:
+        raise WorkOrderError("quantity_positive")
+    return number
+
+
+def parse_district(value) -> tuple[str, int]:
+    """A district as (kind, id) from a pair or "building:3" / "area:5"; WorkOrderError district_invalid else."""
+    if isinstance(value, str) and ":" in value:
+        value = tuple(value.split(":", 1))
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or value[0] not in M.DISTRICT_KINDS:
+        raise WorkOrderError("district_invalid")
+    return value[0], _row_id(value[1], "district_invalid")
 
 
 def _row_id(value, code: str) -> int:

@@ -25,19 +25,23 @@ def _events(since: dt.datetime | None) -> sa.Subquery:
         sa.func.min(sa.case((e.to_state == "accepted", e.ts))).label("accepted_at"),
         sa.func.sum(sa.case(((e.to_state == "on_site") & (e.from_state != "on_hold"), 1), else_=0)).label("visits"),
         sa.func.sum(sa.case((e.to_state == "rejected", 1), else_=0)).label("rejections"),
-    ).group_by(e.order_id)
+    ).where(e.to_state.in_(("accepted", "on_site", "rejected"))).group_by(e.order_id)   # the only moves counted
     if since is not None:
         q = q.where(e.order_id.in_(sa.select(work_order.c.id).where(work_order.c.created_at >= since)))
     return q.subquery("ev")
 
 
-def _ratings() -> sa.Subquery:
-    """Per order: the latest follow-up call's rating, else the rating the customer gave at completion."""
+def _ratings(since: dt.datetime | None) -> sa.Subquery:
+    """Per order (created at or after `since`): the latest follow-up call's rating, else the rating the customer
+    gave at completion."""
     f = work_order_followup.c
     latest = sa.select(f.order_id, f.satisfaction,
                        sa.func.row_number().over(partition_by=f.order_id,
                                                  order_by=(f.called_at.desc(), f.id.desc())).label("n")
-                       ).where(f.satisfaction.is_not(None)).subquery("fu")
+                       ).where(f.satisfaction.is_not(None))
+    if since is not None:
+        latest = latest.where(f.order_id.in_(sa.select(work_order.c.id).where(work_order.c.created_at >= since)))
+    latest = latest.subquery("fu")
     called = sa.select(latest.c.order_id, latest.c.satisfaction).where(latest.c.n == 1).subquery("called")
     c = work_order_confirmation.c
     given = sa.select(c.order_id, c.rating).where((c.stage == "completion") & c.rating.is_not(None)).subquery("given")
@@ -48,9 +52,13 @@ def order_facts(conn: sa.Connection, since: dt.datetime | None = None) -> pd.Dat
     """One row per order created at or after `since` (all when None): id, type, state, building, worker (operator
     id), account_id, meter_id, created_at, due_at, held_since, accepted_at (first), completed_at (latest; NULL unless
     the order stands completed, approved or archived), held_s, rejections, visits, satisfaction."""
+    return read_frame(conn, _facts_query(since))
+
+
+def _facts_query(since: dt.datetime | None) -> sa.Select:
     o = work_order.c
     ev = _events(since)
-    called, given = _ratings()
+    called, given = _ratings(since)
     q = (sa.select(o.id, o.type, o.state, building.c.name.label("building"), o.assigned_to.label("worker"),
                    o.account_id, o.meter_id, o.created_at, o.due_at, o.held_since,
                    ev.c.accepted_at,
@@ -65,6 +73,86 @@ def order_facts(conn: sa.Connection, since: dt.datetime | None = None) -> pd.Dat
                       .outerjoin(building, building.c.id == o.building_id)))
     if since is not None:
         q = q.where(o.created_at >= since)
+    return q
+
+
+def time_range(conn: sa.Connection, since: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The earliest and latest creation or completion time of the orders created at or after `since` (the months
+    the grouped facts must name)."""
+    o = work_order.c
+    row = conn.execute(sa.select(sa.func.min(o.created_at), sa.func.max(o.created_at), sa.func.min(o.completed_at),
+                                 sa.func.max(o.completed_at)).where(o.created_at >= since)).one()
+    times = [t for t in row if t is not None]
+    return (min(times), max(times)) if times else (None, None)
+
+
+def _month(t: sa.ColumnElement, bounds: list[tuple[int, dt.datetime]]) -> sa.ColumnElement:
+    """The site's month code of a stored time: `bounds` are (code, the month's first moment in UTC), ascending, the
+    first at or before every time asked about (time_range)."""
+    whens = [(t.is_(None), sa.null())]
+    whens += [(t < nxt, sa.literal(code)) for (code, _), (_, nxt) in zip(bounds, bounds[1:])]
+    return sa.case(*whens, else_=sa.literal(bounds[-1][0]))
+
+
+def _seconds(delta: sa.ColumnElement) -> sa.ColumnElement:
+    return sa.extract("epoch", delta)
+
+
+def fact_groups(conn: sa.Connection, since: dt.datetime, end: dt.datetime, now: dt.datetime,
+                bounds: list[tuple[int, dt.datetime]], reopen_days: int, satisfied: int,
+                open_states: tuple[str, ...]) -> pd.DataFrame:
+    """The per-order facts (order_facts, orders created at or after `since`) summed in the database by type, the
+    site's month of creation and of completion, and whether the order was created before `end` (in the period): a
+    few hundred rows whatever the number of orders. workorders.kpis turns them into the KPIs and statistics tables
+    and holds the definitions (prepare_facts, compute_kpis, orders_by_type: the same figures from a frame, the
+    reference the tests compare this with). Columns: type, created_month, completed_month, in_period, orders,
+    cancelled, live, completed (live and completed), open (open, not on hold), on_hold, with_due (live with a
+    deadline), overdue, done_hours_s / done_hours_n (seconds from creation to completion less the time on hold, of
+    the completed, any state), rated, satisfied, visits, accepted, response_s, first_time, reopened."""
+    f = _facts_query(since).subquery("f")
+    o2 = work_order.c
+    customer = lambda c: sa.case((c.account_id.is_not(None), c.account_id * 2), else_=c.meter_id * 2 + 1)  # noqa: E731
+    later = sa.select(sa.literal(1)).select_from(work_order).where(
+        o2.created_at >= since, customer(o2) == customer(f.c), o2.type == f.c.type,
+        o2.created_at > f.c.completed_at,
+        o2.created_at <= f.c.completed_at + dt.timedelta(days=reopen_days))
+    back = sa.and_(f.c.completed_at.is_not(None), sa.or_(f.c.account_id.is_not(None), f.c.meter_id.is_not(None)),
+                   later.exists())
+    now_p = sa.bindparam("now_", now, type_=sa.DateTime)
+    live = f.c.state != "cancelled"
+    done = live & f.c.completed_at.is_not(None)
+    # an order on hold now: its clock is paused, so its deadline moves on by the time held so far
+    due = sa.case((f.c.state == "on_hold", f.c.due_at + (sa.func.greatest(now_p, f.c.held_since) - f.c.held_since)),
+                  else_=f.c.due_at)
+    late = live & f.c.due_at.is_not(None) & (sa.func.coalesce(f.c.completed_at, now_p) > due)
+    flag = lambda cond: sa.case((cond, 1), else_=0)  # noqa: E731
+    work_s = _seconds(f.c.completed_at - f.c.created_at) - sa.func.coalesce(f.c.held_s, 0)
+    # per order first (the month codes, the flags), then summed: PostgreSQL groups by plain columns only when an
+    # expression carries bound values
+    per = sa.select(
+        f.c.type, _month(f.c.created_at, bounds).label("created_month"),
+        _month(f.c.completed_at, bounds).label("completed_month"),
+        flag(f.c.created_at < end).label("in_period"),
+        flag(~live).label("cancelled"), flag(live).label("live"), flag(done).label("completed"),
+        flag(f.c.state.in_([s for s in open_states if s != "on_hold"])).label("open"),
+        flag(f.c.state == "on_hold").label("on_hold"),
+        flag(live & f.c.due_at.is_not(None)).label("with_due"), flag(late).label("overdue"),
+        work_s.label("work_s"),
+        flag(live & f.c.satisfaction.is_not(None)).label("rated"),
+        flag(live & (f.c.satisfaction >= satisfied)).label("satisfied"),
+        sa.case((live, f.c.visits), else_=0).label("visits"),
+        flag(live & f.c.accepted_at.is_not(None)).label("accepted"),
+        sa.case((live, _seconds(f.c.accepted_at - f.c.created_at))).label("response_s"),
+        flag(done & (f.c.rejections == 0) & ~back).label("first_time"),
+        flag(done & back).label("reopened"),
+    ).subquery("per")
+    p = per.c
+    dims = (p.type, p.created_month, p.completed_month, p.in_period)
+    sums = ("cancelled", "live", "completed", "open", "on_hold", "with_due", "overdue", "rated", "satisfied",
+            "visits", "accepted", "first_time", "reopened")
+    q = sa.select(*dims, sa.func.count().label("orders"), *(sa.func.sum(p[c]).label(c) for c in sums),
+                  sa.func.sum(p.work_s).label("done_hours_s"), sa.func.count(p.work_s).label("done_hours_n"),
+                  sa.func.sum(p.response_s).label("response_s")).group_by(*dims)
     return read_frame(conn, q)
 
 

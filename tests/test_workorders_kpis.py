@@ -176,3 +176,80 @@ def test_the_workbook_holds_every_table_with_totals_and_rates_as_percentages():
     assert types[-1][0] == "合计" and types[-1][1] == 7
     materials = list(wb["材料分类统计表"].iter_rows(values_only=True))
     assert materials[-1][0] == "合计" and materials[-1][5] == pytest.approx(59.25)
+
+
+# --- the report summed in the database equals the per-order definitions ---------------------------------------
+def _seeded(engine):
+    """The demo's generator on a small scale (60 days, a few orders a day, every state), on 40 customers so that
+    some orders reopen others."""
+    import sqlalchemy as sa
+
+    from operators.service import Accounts
+    from workorders.demo import seed_demo_work_orders
+    accounts = Accounts(engine, lambda: NOW)
+    accounts.seed()
+    accounts.ensure_demo_operators("test-password")
+    seed_demo_work_orders(engine, SHANGHAI, NOW, days=60, per_day=6)
+    with engine.begin() as conn:
+        # every third order for a meter only, the rest for one of 40 accounts
+        conn.execute(sa.text("UPDATE work_order SET account_id = CASE WHEN id % 3 = 0 THEN NULL "
+                             "ELSE 1 + (id * 7) % 40 END, meter_id = CASE WHEN id % 3 = 0 THEN 1 + id % 25 END"))
+    return engine
+
+
+def _same_report(summed, facts):
+    a, b = summed.kpis.as_dict(), facts.kpis.as_dict()
+    assert a.pop("online_rate") is None and b.pop("online_rate") is None
+    assert a == pytest.approx(b, rel=1e-9)
+    pd.testing.assert_frame_equal(summed.kpis.repair_hours_by_month, facts.kpis.repair_hours_by_month,
+                                  check_dtype=False)
+    reference = facts.by_type.assign(type=facts.by_type["type"].astype(str))[summed.by_type.columns]
+    pd.testing.assert_frame_equal(summed.by_type, reference, check_dtype=False)
+    pd.testing.assert_frame_equal(summed.by_month, facts.by_month, check_dtype=False)
+    pd.testing.assert_frame_equal(summed.by_quarter, facts.by_quarter, check_dtype=False)
+
+
+def test_the_report_summed_in_the_database_equals_the_per_order_definitions(any_engine):
+    from workorders.kpis import kpi_report, kpi_report_from_facts
+    engine = _seeded(any_engine)
+    local_today = (NOW + dt.timedelta(hours=8)).date()
+    for first, last in ((local_today - dt.timedelta(days=29), local_today),       # the last 30 days
+                        (local_today - dt.timedelta(days=59), local_today - dt.timedelta(days=20)),   # a closed past
+                        (dt.date(2026, 10, 1), dt.date(2026, 10, 31))):           # one calendar month
+        summed = kpi_report(engine, SHANGHAI, NOW, first, last)
+        assert summed.kpis.orders > 0 and summed.kpis.reopen_rate
+        _same_report(summed, kpi_report_from_facts(engine, SHANGHAI, NOW, first, last))
+
+
+def test_the_orders_by_type_table_equals_a_plain_count_of_the_orders(any_engine):
+    import sqlalchemy as sa
+
+    from core.clock import utc_time
+    from storage.schema import work_order
+    from workorders.kpis import OPEN_STATES, kpi_report
+    engine = _seeded(any_engine)
+    first, last = dt.date(2026, 10, 1), dt.date(2026, 11, 30)
+    start, end = (utc_time(dt.datetime.combine(d, dt.time()), SHANGHAI)
+                  for d in (first, last + dt.timedelta(days=1)))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(work_order.c.type, work_order.c.state).where(
+            work_order.c.created_at >= start, work_order.c.created_at < end)).all()
+    expected: dict[str, dict[str, int]] = {}
+    for type_, state in rows:
+        counts = expected.setdefault(type_, {"orders": 0, "completed": 0, "open": 0, "on_hold": 0, "cancelled": 0})
+        counts["orders"] += 1
+        counts["completed"] += state in ("completed", "approved", "archived")
+        counts["open"] += state in OPEN_STATES and state != "on_hold"
+        counts["on_hold"] += state == "on_hold"
+        counts["cancelled"] += state == "cancelled"
+    table = kpi_report(engine, SHANGHAI, NOW, first, last).by_type
+    got = {r["type"]: {c: r[c] for c in ("orders", "completed", "open", "on_hold", "cancelled")}
+           for r in table.to_dict("records")}
+    assert got == expected and sum(c["orders"] for c in expected.values()) > 100
+
+
+def test_a_period_without_orders_gives_an_empty_report_from_the_database(any_engine):
+    from workorders.kpis import kpi_report
+    report = kpi_report(_seeded(any_engine), SHANGHAI, NOW, dt.date(2020, 1, 1), dt.date(2020, 1, 31))
+    assert report.kpis.orders == 0 and report.kpis.completion_rate is None and report.by_type.empty
+    assert report.by_month.empty and report.kpis.repair_hours_by_month.empty

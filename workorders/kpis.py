@@ -1,6 +1,9 @@
-"""Work-order KPIs and statistics tables (issue 12, managers): the definitions, written once, as pure pandas
-functions over one frame of per-order facts (storage.workorder_kpis.order_facts reads it in one aggregate query
-over orders, their events and the follow-up calls), so each figure is tested on a small known frame.
+"""Work-order KPIs and statistics tables (issue 12, managers). The definitions are written once as pure pandas
+functions over one frame of per-order facts (storage.workorder_kpis.order_facts: orders, their events and the
+follow-up calls), each tested on a small known frame. The page's report (kpi_report) does not fetch a row per order:
+the database sums the same facts by type and site month (storage.workorder_kpis.fact_groups) and the functions at
+the end finish the figures from those few hundred rows; tests check on a seeded database of each engine that it
+equals the per-order report (kpi_report_from_facts).
 
 Definitions (the period is a range of the site's local days; an order belongs to it by its creation time):
 - completion rate: orders completed (completed at least once, whatever came after) / orders not cancelled;
@@ -220,13 +223,121 @@ class KpiReport:
 MAX_DAYS = 366 * 2
 
 
+def month_bounds(first: dt.datetime, last: dt.datetime, zone: dt.tzinfo) -> list[tuple[int, dt.datetime]]:
+    """The site's months from the one holding the stored time `first` to the one holding `last`: (month code as
+    _periods writes it, the month's first moment as naive UTC), ascending."""
+    local = site_time(first, zone)
+    year, month = local.year, local.month
+    end = site_time(last, zone)
+    out = []
+    while (year, month) <= (end.year, end.month):
+        out.append((year * 12 + month - 1, utc_time(dt.datetime(year, month, 1), zone)))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _none_if_nan(value) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def kpis_from_groups(groups: pd.DataFrame, online_rate: float | None = None) -> Kpis:
+    """compute_kpis from storage.workorder_kpis.fact_groups (the period's rows): the same definitions, summed."""
+    g = groups[groups["in_period"] == 1]
+    s = {c: int(g[c].sum()) for c in ("orders", "live", "completed", "with_due", "overdue", "rated", "satisfied",
+                                      "visits", "accepted", "first_time", "reopened")}
+    response_s = g["response_s"].astype(float).sum()
+    return Kpis(
+        orders=s["orders"],
+        completion_rate=_rate(s["completed"], s["live"]),
+        overdue_rate=_rate(s["overdue"], s["with_due"]),
+        satisfaction_rate=_rate(s["satisfied"], s["rated"]),
+        online_rate=online_rate,
+        visits=s["visits"],
+        first_response_h=None if s["accepted"] == 0 else float(response_s) / s["accepted"] / 3600.0,
+        first_time_fix_rate=_rate(s["first_time"], s["completed"]),
+        reopen_rate=_rate(s["reopened"], s["completed"]),
+        repair_hours_by_month=_repair_from_groups(g),
+    )
+
+
+def _repair_from_groups(g: pd.DataFrame, order_type: str = "repair") -> pd.DataFrame:
+    done = g[(g["type"] == order_type) & (g["completed"] > 0)]
+    out = done.groupby("completed_month", as_index=False).agg(s=("done_hours_s", "sum"), orders=("completed", "sum"))
+    out = out[out["orders"] > 0].sort_values("completed_month")
+    return pd.DataFrame({"month": [period_text(c) for c in out["completed_month"]],
+                         "hours": (out["s"].astype(float) / out["orders"] / 3600.0).astype(float).to_numpy(),
+                         "orders": out["orders"].astype(int).to_numpy()})
+
+
+def by_type_from_groups(groups: pd.DataFrame) -> pd.DataFrame:
+    """orders_by_type from fact_groups (the period's rows)."""
+    g = groups[groups["in_period"] == 1]
+    cols = ("orders", "completed", "open", "on_hold", "cancelled", "overdue")
+    out = g.groupby("type", as_index=False).agg(**{c: (c, "sum") for c in cols}, hs=("done_hours_s", "sum"),
+                                                hn=("done_hours_n", "sum"))
+    out["hours"] = (out["hs"].astype(float) / 3600.0 / out["hn"].where(out["hn"] > 0)).astype(float)
+    live = out["orders"] - out["cancelled"]
+    out["completion_rate"] = (out["completed"] / live.where(live > 0)).astype(float)
+    for c in cols:
+        out[c] = out[c].astype(int)
+    return out[["type", *cols, "hours", "completion_rate"]].sort_values("type").reset_index(drop=True)
+
+
+def counts_from_groups(groups: pd.DataFrame, grain: str = "month") -> pd.DataFrame:
+    """counts_by_period from fact_groups (the period's rows)."""
+    g = groups[groups["in_period"] == 1]
+    quarter = (lambda m: m // 12 * 4 + m % 12 // 3) if grain == "quarter" else (lambda m: m)
+    created = g.assign(period=quarter(g["created_month"])).groupby(["period", "type"])["orders"].sum().rename(
+        "created")
+    done = g[g["completed"] > 0]
+    completed = done.assign(period=quarter(done["completed_month"].astype(int))).groupby(
+        ["period", "type"])["completed"].sum()
+    out = pd.concat([created, completed], axis=1).fillna(0).astype(int).reset_index()
+    out = out[(out["created"] > 0) | (out["completed"] > 0)]
+    if out.empty:
+        return pd.DataFrame({"period": pd.Series(dtype=str), "type": pd.Series(dtype=str),
+                             "created": pd.Series(dtype=int), "completed": pd.Series(dtype=int)})
+    out = out.sort_values(["period", "type"])
+    return out.assign(period=[period_text(c, grain) for c in out["period"]]).reset_index(drop=True)
+
+
 def kpi_report(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, first_day: dt.date, last_day: dt.date,
                *, online_rate: float | None = None) -> KpiReport:
-    """The KPIs and statistics tables of the orders created on the site's days first..last (inclusive)."""
+    """The KPIs and statistics tables of the orders created on the site's days first..last (inclusive): summed in
+    the database (storage.workorder_kpis.fact_groups: a few hundred rows, not a row per order) and finished here
+    by the definitions above."""
     if last_day < first_day:
         raise WorkOrderError("range_reversed")
     if (last_day - first_day).days + 1 > MAX_DAYS:
         raise WorkOrderError("range_too_long", days=MAX_DAYS)
+    start = utc_time(dt.datetime.combine(first_day, dt.time()), zone)
+    end = utc_time(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), zone)
+    with engine.connect() as conn:
+        lo, hi = sql.time_range(conn, start)
+        if lo is None:
+            groups = _NO_GROUPS
+        else:
+            groups = sql.fact_groups(conn, start, end, now, month_bounds(lo, hi, zone), REOPEN_DAYS, SATISFIED,
+                                     OPEN_STATES)
+        items = sql.items_by_class(conn, start, end)
+        types = sql.order_types(conn)
+    for c in groups.columns.drop("type"):
+        groups[c] = pd.to_numeric(groups[c])
+    return KpiReport(first_day, last_day, kpis_from_groups(groups, online_rate), by_type_from_groups(groups),
+                     counts_from_groups(groups, "month"), counts_from_groups(groups, "quarter"),
+                     _kind(items, "tool"), _kind(items, "material"), types)
+
+
+_NO_GROUPS = pd.DataFrame({c: pd.Series(dtype=float) for c in (
+    "created_month", "completed_month", "in_period", "orders", "cancelled", "live", "completed", "open", "on_hold",
+    "with_due", "overdue", "done_hours_s", "done_hours_n", "rated", "satisfied", "visits", "accepted", "response_s",
+    "first_time", "reopened")}).assign(type=pd.Series(dtype=str))
+
+
+def kpi_report_from_facts(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, first_day: dt.date,
+                          last_day: dt.date, *, online_rate: float | None = None) -> KpiReport:
+    """The same report from a frame of per-order facts (one row per order, the definitions above applied in
+    pandas): the reference the summed report is tested against."""
     start = utc_time(dt.datetime.combine(first_day, dt.time()), zone)
     end = utc_time(dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time()), zone)
     with engine.connect() as conn:

@@ -11,6 +11,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from dash import html
 
 from core.clock import EMPTY, show_time
@@ -57,42 +58,53 @@ def kpi_tiles(kpis: Kpis, lang: str, names: tuple[str, ...] = TILES) -> dbc.Row:
         className="g-2")
 
 
+_TEMPLATES: dict[str, dict] = {}
+
+
+def _light_figure(data: list[dict], layout: dict) -> go.Figure:
+    """A figure from plain trace and layout dicts without Plotly's per-property validation (the template's
+    objects cost ten times the rest of the page's builders): the named template is resolved once to the dict
+    Plotly would send, so the chart looks and serialises exactly as a validated one."""
+    name = layout.get("template")
+    if isinstance(name, str):
+        if name not in _TEMPLATES:
+            _TEMPLATES[name] = pio.templates[name].to_plotly_json()
+        layout = {**layout, "template": _TEMPLATES[name]}
+    return go.Figure({"data": data, "layout": layout}, _validate=False)
+
+
 def months_figure(by_month: pd.DataFrame, names: dict[str, str], lang: str) -> go.Figure:
     """Orders created per month, stacked by type: `by_month` has period, type, created."""
-    fig = go.Figure(layout=base_layout(height=300, barmode="stack", hovermode="x unified", showlegend=True,
-                                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                                       title=dict(text=t("wo_kpi.chart_months", lang), font=dict(size=13))))
-    fig.update_layout(margin=dict(l=48, r=12, t=72, b=36))
+    layout = base_layout(height=300, barmode="stack", hovermode="x unified", showlegend=True,
+                         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                         title=dict(text=t("wo_kpi.chart_months", lang), font=dict(size=13)),
+                         margin=dict(l=48, r=12, t=72, b=36))
     if by_month.empty:
-        return _empty(fig, lang)
-    for i, (key, rows) in enumerate(by_month.groupby("type", sort=True)):
-        fig.add_trace(go.Bar(x=rows["period"], y=rows["created"], name=names.get(key, key),
-                             marker_color=PALETTE[i % len(PALETTE)]))
-    fig.update_xaxes(type="category")
-    return fig
+        return _empty(layout, lang)
+    data = [{"type": "bar", "x": rows["period"].tolist(), "y": rows["created"].tolist(), "name": names.get(key, key),
+             "marker": {"color": PALETTE[i % len(PALETTE)]}}
+            for i, (key, rows) in enumerate(by_month.groupby("type", sort=True))]
+    return _light_figure(data, {**layout, "xaxis": {"type": "category"}})
 
 
 def repair_figure(hours: pd.DataFrame, lang: str) -> go.Figure:
     """Mean repair completion time per month: `hours` has month, hours, orders."""
-    fig = go.Figure(layout=base_layout(height=300, hovermode="x unified",
-                                       title=dict(text=t("wo_kpi.chart_repair", lang), font=dict(size=13))))
-    fig.update_layout(margin=dict(l=48, r=12, t=40, b=36))
+    layout = base_layout(height=300, hovermode="x unified",
+                         title=dict(text=t("wo_kpi.chart_repair", lang), font=dict(size=13)),
+                         margin=dict(l=48, r=12, t=40, b=36))
     if hours.empty:
-        return _empty(fig, lang)
-    fig.add_trace(go.Bar(x=hours["month"], y=hours["hours"].round(1), marker_color=PALETTE[2],
-                         customdata=hours["orders"],
-                         hovertemplate="%{x}: %{y} h (%{customdata})<extra></extra>"))
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(title_text=t("wo_kpi.hours", lang), rangemode="tozero")
-    return fig
+        return _empty(layout, lang)
+    data = [{"type": "bar", "x": hours["month"].tolist(), "y": hours["hours"].round(1).tolist(),
+             "marker": {"color": PALETTE[2]}, "customdata": hours["orders"].tolist(),
+             "hovertemplate": "%{x}: %{y} h (%{customdata})<extra></extra>"}]
+    return _light_figure(data, {**layout, "xaxis": {"type": "category"},
+                                "yaxis": {"title": {"text": t("wo_kpi.hours", lang)}, "rangemode": "tozero"}})
 
 
-def _empty(fig: go.Figure, lang: str) -> go.Figure:
-    fig.add_annotation(text=t("wo_kpi.no_orders", lang), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font=dict(size=13, color="#6c757d"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
+def _empty(layout: dict, lang: str) -> go.Figure:
+    return _light_figure([], {**layout, "xaxis": {"visible": False}, "yaxis": {"visible": False}, "annotations": [
+        {"text": t("wo_kpi.no_orders", lang), "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+         "font": {"size": 13, "color": "#6c757d"}}]})
 
 
 # --- statistics tables: one set of rows for the page and the export ---------------------------------------

@@ -44,7 +44,7 @@ def pages(rt) -> list[tuple[str, str, object]]:
     """(path, selector that says the page is ready, the service call its layout makes)."""
     from energy.analysis import anomalies, energy_report
     from energy.history import instrument_difference, metered_devices, reading_history
-    from energy.insights import insights
+    from energy.insights import load_curve
     from energy.manager import manager_figures
     ctx, engine, tz = rt.billing, rt.engine, rt.billing.tz
     today = ctx.local(ctx.now()).date()
@@ -56,7 +56,8 @@ def pages(rt) -> list[tuple[str, str, object]]:
         ("/dashboard", "#mdash-share .main-svg", lambda: manager_figures(ctx, today)),
         ("/analysis/energy", "#aen-chart .bars", lambda: energy_report(engine, tz, fortnight, today, by="day",
                                                                        group="building")),
-        ("/analysis/insights", "#ains-load .scatterlayer .trace", lambda: insights(engine, tz, fortnight, today)),
+        # the page's layout computes its first tab only (the load curve); a tab is computed when it is opened
+        ("/analysis/insights", "#ains-load .scatterlayer .trace", lambda: load_curve(engine, tz, fortnight, today)),
         ("/analysis/anomalies", "#aano-curve .main-svg", lambda: anomalies(engine, tz, week, today)),
         (f"/analysis/history?meter={room}", "#ahist-chart .main-svg",
          lambda: reading_history(engine, tz, room, week, today, poll_interval_s=rt.cfg.poll_interval_s)),

@@ -87,20 +87,31 @@ def select_meters(meters: pd.DataFrame, place: Place, kinds=("prepaid",)) -> pd.
     return m
 
 
-def _ids(conn: sa.Connection, place: Place, kinds) -> tuple[pd.DataFrame, list[int] | None]:
-    """The selected meters, and their ids for a query (None: every meter, no list needed)."""
-    meters = store.meters_with_place(conn)
+def site_meters(engine: sa.Engine) -> pd.DataFrame:
+    """Every meter with its place (storage.energy.meters_with_place): read once by a caller that makes several
+    energy queries for one answer (a page) and handed to each as `meters`."""
+    with engine.connect() as conn:
+        return store.meters_with_place(conn)
+
+
+def _ids(conn: sa.Connection, place: Place, kinds,
+         meters: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[int] | None]:
+    """The selected meters, and their ids for a query (None: every meter, no list needed). `meters`: the site's
+    meters already read (site_meters), else they are read here."""
+    if meters is None:
+        meters = store.meters_with_place(conn)
     chosen = select_meters(meters, place, kinds)
     return chosen, None if len(chosen) == len(meters) else [int(i) for i in chosen["meter_id"]]
 
 
 def energy_report(engine: sa.Engine, tz: dt.tzinfo, first_day: dt.date, last_day: dt.date, *, by: str = "day",
-                  group: str = "site", place: Place = Place(), kinds=("prepaid",)) -> pd.DataFrame:
+                  group: str = "site", place: Place = Place(), kinds=("prepaid",),
+                  meters: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (period, group key): period (pd.Timestamp, the site's local start, naive), the group's columns
     (building, floor, room, meter), energy_kwh and its TOU split, estimated (some part spread over a comm gap),
     gap (some interval not counted: a reset, a swap, a spike). Local days, both ends inclusive. Reads the rollups
     only: the daily one for days and months, the hourly one for hours, the 15-minute one for quarters (kept
-    [analytics] fine_days)."""
+    [analytics] fine_days). `meters`: the site's meters (site_meters) when the caller has read them already."""
     if by not in BY:
         raise ValueError(f"by must be one of {', '.join(BY)}, not {by!r}")
     if group not in GROUPS:
@@ -113,7 +124,7 @@ def energy_report(engine: sa.Engine, tz: dt.tzinfo, first_day: dt.date, last_day
     else:
         lo, hi = local_range(tz, first_day, last_day)
     with engine.connect() as conn:
-        chosen, ids = _ids(conn, place, kinds)
+        chosen, ids = _ids(conn, place, kinds, meters)
         if chosen.empty:
             df = pd.DataFrame(columns=["period", *cols, *ENERGY, "estimated", "gap"])
         else:
@@ -171,19 +182,18 @@ def anomalies(engine: sa.Engine, tz: dt.tzinfo, first_day: dt.date, last_day: dt
     days = (last_day - first_day).days + 1
     place_cols = ["building", "floor", "room", "meter"]
     with engine.connect() as conn:
-        chosen, ids = _ids(conn, place, ("prepaid",))
+        every = store.meters_with_place(conn)
+        chosen, ids = _ids(conn, place, ("prepaid",), every)
         if place.floor is None and place.rooms == () and place.meters == ():
             floor_ids = ids
         else:   # a room is compared with its whole floor, even when only some rooms were asked for
-            floors = store.meters_with_place(conn)
-            floors = select_meters(floors, Place(building=None), ("prepaid",)).merge(
+            floors = select_meters(every, Place(building=None), ("prepaid",)).merge(
                 chosen[["building", "floor"]].drop_duplicates(), on=["building", "floor"])
             chosen, floor_ids = floors, [int(i) for i in floors["meter_id"]]
         wanted = set(chosen["meter_id"]) if ids is not None else None
         daily = store.meter_energy(conn, "day", first_day, last_day + dt.timedelta(days=1), floor_ids)
         night_keys = _night_hours(tz, first_day, last_day)
         night = store.meter_energy(conn, "hour", *local_range(tz, first_day, last_day), floor_ids, keys=night_keys)
-        every = store.meters_with_place(conn)
         stopped_meters = select_meters(every, place, KINDS)
         start, end = local_range(tz, max(first_day, last_day - dt.timedelta(days=STOPPED_DAYS - 1)), last_day)
         stopped = store.stopped_registers(conn, start, end, STOPPED_MIN_KW)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.clock import site_time
-from energy.analysis import energy_report
+from energy.analysis import energy_report, site_meters
 from energy.history import local_range
 
 DAYS = 30
@@ -44,12 +44,18 @@ def manager_figures(ctx, today: dt.date) -> ManagerFigures:
     engine, tz = ctx.engine, ctx.tz
     first = today - dt.timedelta(days=DAYS - 1)
     now_local = ctx.local(ctx.now())
+    meters = site_meters(engine)     # the meters' places, read once for the two energy queries
     # the three days' quarters in one query (the eight days from a week ago to today)
-    quarters = energy_report(engine, tz, today - dt.timedelta(days=7), today, by="15min", group="site")
+    quarters = energy_report(engine, tz, today - dt.timedelta(days=7), today, by="15min", group="site",
+                             meters=meters)
     curves = {name: _curve(quarters, today - dt.timedelta(days=back), now_local)
               for name, back in (("today", 0), ("yesterday", 1), ("last_week", 7))}
     days = pd.date_range(pd.Timestamp(first), pd.Timestamp(today), freq="D")
-    daily = energy_report(engine, tz, first, today, by="day", group="site").set_index("period")
+    # one read of the daily rollup for the 30 days' bars, the top consumers and the buildings' shares: the rooms'
+    # days (a prepaid meter always has a room, so a day of the site is the sum of its rooms')
+    rooms = energy_report(engine, tz, first, today, by="day", group="room", meters=meters)
+    daily = rooms.groupby("period").agg(energy_kwh=("energy_kwh", "sum"), estimated=("estimated", "any"),
+                                        gap=("gap", "any"))
     daily = daily.reindex(days)   # every day of the 30 on the axis, a day without data empty
     energy = pd.DataFrame({"day": days, "energy_kwh": daily["energy_kwh"].to_numpy(),
                            "estimated": daily["estimated"].fillna(False).astype(bool).to_numpy(),
@@ -65,7 +71,6 @@ def manager_figures(ctx, today: dt.date) -> ManagerFigures:
     else:
         counted = pd.Series(dtype=int)
     alarms = pd.DataFrame({"day": days, "count": [int(counted.get(d, 0)) for d in days]})
-    rooms = energy_report(engine, tz, first, today, by="month", group="room")
     top = (rooms.groupby(["building", "floor", "room"], dropna=False)["energy_kwh"].sum().reset_index()
            .sort_values("energy_kwh", ascending=False).head(TOP).reset_index(drop=True))
     share = rooms.groupby("building", dropna=False)["energy_kwh"].sum().reset_index()   # a building = its rooms

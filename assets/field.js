@@ -43,7 +43,23 @@
       headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() },
       body: JSON.stringify(body) })
       .then(function (r) { return r.text(); })   // read the answer: an unread one stays open in the browser
+      .then(showBlocked)
       .catch(function () { /* offline: next time */ });
+  }
+
+  // The office blocked this phone: the server refuses its reports and uploads; say so at the top of the page.
+  function showBlocked(answer) {
+    var body = null;
+    try { body = JSON.parse(answer); } catch (e) { return; }
+    if (!body || body.error !== "terminal_blocked" || document.getElementById("field-blocked")) { return; }
+    var r = root();
+    if (!r || !r.parentNode) { return; }
+    var note = document.createElement("div");
+    note.id = "field-blocked";
+    note.className = "alert alert-danger small";
+    note.setAttribute("role", "alert");
+    note.textContent = body.message || "";
+    r.parentNode.insertBefore(note, r.parentNode.firstChild);
   }
 
   // Seen at once (a prompt for the position may wait for the worker), and again with the position when given.

@@ -11,6 +11,9 @@ operation log.
     PUT  /_field/uploads/<upload_id>?offset=N   the bytes from N (409 with "received" when N is not the server's)
     GET  /_field/evidence/<id>         the file (its sniffed type; attachment unless an image or media)
     POST /_field/seen                  {"app_version", "lat", "lon"}: this phone was seen (registered the first time)
+
+A phone the office blocked (its device cookie names a blocked terminal of the signed-in worker) is refused every
+one of these: 403 {"error": "terminal_blocked", "message"}, nothing stored.
 """
 from __future__ import annotations
 
@@ -46,6 +49,14 @@ def _state(state) -> Response:
                  evidence_id=state.evidence_id)
 
 
+def device_blocked(field_service) -> bool:
+    """Whether this request comes from a phone the office blocked (the signed-in worker's device cookie)."""
+    from dashboard.auth import signed_in
+    op = signed_in()
+    key = request.cookies.get(DEVICE_COOKIE)
+    return bool(op is not None and key and field_service().device_blocked(op.username, key))
+
+
 def field_routes(field_service) -> Blueprint:
     """`field_service()` returns the serving process's workorders.field.FieldService."""
     from dashboard.auth import require, signed_in
@@ -67,6 +78,8 @@ def field_routes(field_service) -> Blueprint:
             from dashboard.websecurity import security_event
             security_event("auth.csrf_refused", request.path)
             return _json(403, error="csrf", message=t("field.error.csrf", request_lang()))
+        if device_blocked(field_service):
+            return _json(403, error="terminal_blocked", message=t("field.error.terminal_blocked", request_lang()))
         return None
 
     @bp.errorhandler(FieldError)

@@ -98,6 +98,13 @@ class FieldOrder:
     MATERIAL_PRICE = "field-material-price"
     MATERIAL_SAVE = "field-material-save"
     MATERIAL_MESSAGE = "field-material-message"
+    MATERIAL_REMOVE = "field-material-remove"   # pattern: a line the worker added
+    NEW_PICK = "field-material-new-pick"        # a new line: from the type's catalogue ...
+    NEW_NAME = "field-material-new-name"        # ... or typed
+    NEW_QTY = "field-material-new-qty"
+    NEW_PRICE = "field-material-new-price"
+    NEW_ADD = "field-material-new-add"
+    BLOCKED = "field-order-blocked"             # the notice on a phone the office blocked
     TOTALS = "field-order-totals"
     FEE_AMOUNT = "field-fee-amount"
     FEE_METHOD = "field-fee-method"
@@ -141,6 +148,11 @@ class Terminals:
     DAYS = "terminals-days"
     TABLE = "terminals-table"
     RATES = "terminals-rates"
+    PICK = "terminals-pick"            # block / unblock: the phone, the reason, the buttons, the answer
+    REASON = "terminals-reason"
+    BLOCK = "terminals-block"
+    UNBLOCK = "terminals-unblock"
+    RESULT = "terminals-result"
 
 
 class Meters:
@@ -880,6 +892,11 @@ class WorkOrders:
     NEW_LOCATION = "wol-new-location"
     NEW_CREATE = "wol-new-create"
     NEW_RESULT = "wol-new-result"
+    NEW_DISTRICT = "wol-new-district"  # the building / transformer area of an order without a customer
+    CARD_TYPE = "wol-card-type"        # the operating card's editor: the type, its lines, save, the answer
+    CARD_TEXT = "wol-card-text"
+    CARD_SAVE = "wol-card-save"
+    CARD_RESULT = "wol-card-result"
     GO = "wol-go"                      # dcc.Location: the order opened from the grid
 
 

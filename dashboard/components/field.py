@@ -182,7 +182,26 @@ def _steps(steps: list[dict], lang: str, editable: bool):
     return html.Div([html.H2(t("field.card", lang), className="h6"), html.Ul(items, className="list-group mb-2")])
 
 
-def _materials(materials: list[dict], totals: dict, lang: str, editable: bool):
+def _new_line(catalogue: list[dict], lang: str) -> html.Div:
+    """A new material line: picked from the type's catalogue (its unit price shown) or typed by name."""
+    picks = [{"label": t("field.new_line_typed", lang), "value": ""}] + [
+        {"label": f"{i[f'text_{lang}'] or i['text_en']} ({i.get('unit') or '-'}) · {format_money(i['unit_price'] or 0)}",
+         "value": str(i["id"])} for i in catalogue]
+    return html.Div([
+        html.H3(t("field.new_line", lang), className="h6 mt-2"),
+        dbc.Select(id=FO.NEW_PICK, options=picks, value="", className="mb-1", size="sm"),
+        dbc.Input(id=FO.NEW_NAME, placeholder=t("field.new_line_name", lang), maxLength=300, size="sm",
+                  className="mb-1"),
+        dbc.InputGroup([
+            dbc.Input(id=FO.NEW_QTY, placeholder=t("field.new_line_qty", lang), inputMode="decimal", maxLength=20),
+            dbc.Input(id=FO.NEW_PRICE, placeholder=t("field.new_line_price", lang), inputMode="decimal",
+                      maxLength=20),
+            dbc.Button(t("field.new_line_add", lang), id=FO.NEW_ADD, color="outline-primary"),
+        ], size="sm"),
+    ], className="field-new-line")
+
+
+def _materials(materials: list[dict], totals: dict, lang: str, editable: bool, catalogue: list[dict] = ()):
     rows = []
     for m in materials:
         if m["kind"] == "tool":
@@ -201,6 +220,9 @@ def _materials(materials: list[dict], totals: dict, lang: str, editable: bool):
                           size="sm", inputMode="decimal", className="field-qty", disabled=not editable, maxLength=20),
                 dbc.Button(t("field.save", lang), id={"type": FO.MATERIAL_SAVE, "material": m["id"]}, size="sm",
                            color="link", className="p-0 ms-1", disabled=not editable),
+                dbc.Button(t("field.remove", lang), id={"type": FO.MATERIAL_REMOVE, "material": m["id"]},
+                           size="sm", color="link", className="p-0 ms-2 text-danger")
+                if editable and m.get("added_by") else None,
             ], className="d-flex align-items-center"),
             html.Div(id={"type": FO.MATERIAL_MESSAGE, "material": m["id"]}, className="small"),
         ], className="list-group-item"))
@@ -217,6 +239,7 @@ def _materials(materials: list[dict], totals: dict, lang: str, editable: bool):
         html.H2(t("field.materials", lang), className="h6"),
         html.Ul(rows, className="list-group mb-1") if rows else None,
         totals_line(totals, lang),
+        _new_line(list(catalogue), lang) if editable else None,
         fee,
     ], className="mb-2")
 
@@ -302,7 +325,7 @@ def order_body(view: dict, types: dict[str, dict], lang: str, zone: dt.tzinfo) -
         _meter(view.get("meter"), lang, zone),
         _confirm_panel(o, lang),
         _steps(view["steps"], lang, editable),
-        _materials(view["materials"], view["totals"], lang, editable),
+        _materials(view["materials"], view["totals"], lang, editable, view.get("catalogue") or ()),
         _evidence(view, lang, zone, editable or o["state"] in ("on_hold", "completed")),
     ]
 
@@ -344,7 +367,15 @@ def messages_list(rows: list[dict], me: str, lang: str, zone: dt.tzinfo) -> list
     return [html.Ul(items, className="list-group")]
 
 
-def message_form(partners: list[tuple[str, str]], me: str, lang: str) -> dbc.Card:
+def attachable_options(files: list[dict], lang: str, zone: dt.tzinfo) -> list[dict]:
+    """The files one may attach, as a multi-select's options: order number, kind, name, when received."""
+    return [{"label": " · ".join(x for x in (f.get("number") or t("messages.no_order", lang),
+                                             t(f"field.kind.{f['kind']}", lang), (f.get("name") or "")[:40],
+                                             _when(f["received_at"], zone)) if x),
+             "value": str(f["id"])} for f in files]
+
+
+def message_form(partners: list[tuple[str, str]], me: str, lang: str, files: list[dict] = ()) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H2(t("messages.write", lang), className="h6"),
         dbc.Select(id=MS.TO, className="mb-1", options=[{"label": t("messages.pick", lang), "value": ""}] +
@@ -353,7 +384,8 @@ def message_form(partners: list[tuple[str, str]], me: str, lang: str) -> dbc.Car
                   inputMode="numeric"),
         dbc.Input(id=MS.SUBJECT, placeholder=t("messages.subject", lang), className="mb-1", maxLength=200),
         dbc.Textarea(id=MS.BODY, placeholder=t("messages.body", lang), className="mb-1", maxLength=4000, rows=3),
-        dbc.Input(id=MS.ATTACH, placeholder=t("messages.attach", lang), className="mb-1", maxLength=200),
+        dcc.Dropdown(id=MS.ATTACH, options=list(files), multi=True, placeholder=t("messages.attach", lang),
+                     className="mb-1", searchable=True),
         dbc.Button(t("messages.send", lang), id=MS.SEND, color="primary", size="sm"),
         html.Div(id=MS.RESULT, className="small mt-1", role="status"),
     ]), className="mb-2")
@@ -382,5 +414,8 @@ def terminals_view(rows: list[dict], lang: str, zone: dt.tzinfo, days: int) -> l
                 f" ({_when(r.get('located_at'), zone)})" if r.get("located_at") else "")], className="small"),
             html.Div(f"{r.get('app_version') or '-'} · {r.get('user_agent') or '-'}",
                      className="small text-muted text-break"),
+            html.Div(t("terminals.blocked_because", lang, by=r.get("state_by") or "-", when=_when(r.get("state_at"), zone),
+                       reason=r.get("state_reason") or "-"), className="small text-danger text-break")
+            if r["state"] == "blocked" else None,
         ], className="list-group-item"))
     return [html.Ul(items, className="list-group", id=TM.TABLE)]

@@ -1,5 +1,6 @@
 """Messages (/messages, the seed's mail module): between the office and workers, with attachments (evidence files
-by id, from the same store), read state, and the deadline reminders of the worker's orders."""
+picked from those the writer may see: a worker's own orders', any for the office; a file of an order goes only to
+someone who may see that order), read state, and the deadline reminders of the worker's orders."""
 from __future__ import annotations
 
 import re
@@ -10,7 +11,7 @@ from dash import ALL, Input, Output, State, ctx, html, no_update, dcc
 
 from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback
-from dashboard.components.field import message_form, messages_list
+from dashboard.components.field import attachable_options, message_form, messages_list
 from dashboard.i18n import request_lang, t
 from dashboard.ids import Messages as ID
 from dashboard.services import actor, field, site_zone
@@ -36,20 +37,24 @@ def layout(**_query):
     who = actor()
     return dbc.Container([
         html.H1(t("messages.heading", lang), className="h4"),
-        message_form(service.partners(), who.username, lang),
+        message_form(service.partners(), who.username, lang,
+                     attachable_options(service.attachable(who), lang, site_zone())),
         html.Div(_list(lang), id=ID.LIST),
         dcc.Store(id=ID.VERSION, data=0),
     ], fluid=True, id=ID.PAGE, className="field-page py-2")
 
 
-def _attachments(text) -> list[str] | None:
-    """Evidence ids typed as "12, 15" (ASCII digits, commas or spaces); None when something else is there."""
-    if not isinstance(text, str) or not text.strip():
+def _attachments(picked) -> list[str] | None:
+    """The evidence ids picked (a list of digit strings; the service checks each may be seen and sent), also typed
+    as "12, 15" by a client; None when something else is there."""
+    if picked is None or picked == "" or picked == []:
         return []
-    parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
-    if not all(re.fullmatch(r"[0-9]{1,9}", p) for p in parts) or len(parts) > 20:
+    if isinstance(picked, str):
+        picked = [p for p in re.split(r"[,\s]+", picked.strip()) if p]
+    if not isinstance(picked, list) or len(picked) > 20 or \
+            not all(isinstance(p, str) and re.fullmatch(r"[0-9]{1,9}", p) for p in picked):
         return None
-    return parts
+    return picked
 
 
 @guarded_callback("messages.send", access.MESSAGES,

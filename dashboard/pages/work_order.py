@@ -30,12 +30,27 @@ def _types() -> dict[str, dict]:
     return {r["key"]: r for r in field().orders.order_types(active_only=False)}
 
 
+def _blocked() -> bool:
+    from dashboard.field_routes import device_blocked
+    return device_blocked(field)
+
+
+def _check_device() -> None:
+    """A phone the office blocked changes nothing (dashboard.field_routes refuses its uploads and reports)."""
+    if _blocked():
+        raise FieldError("terminal_blocked", 403)
+
+
 def _body(order_id, lang: str):
-    """The order's body, or a notice when it is not one of the worker's (the service logs the attempt)."""
+    """The order's body, or a notice when it is not one of the worker's (the service logs the attempt) or when this
+    phone is blocked."""
+    if _blocked():
+        return [dbc.Alert(t("field.error.terminal_blocked", lang), color="danger", id=ID.BLOCKED)]
     try:
         view = field().order(actor(), order_id)
     except REFUSALS as exc:
         return [dbc.Alert(exc.message(lang), color="warning", id=ID.MESSAGE + "-none")]
+    view["catalogue"] = field().orders.material_catalogue(view["order"]["type"])
     return order_body(view, _types(), lang, site_zone())
 
 
@@ -77,6 +92,7 @@ def take_action(clicks, reason, order_id, version):
         return no_update, no_update
     action = trigger.get("action")
     try:
+        _check_device()
         after = field().act(actor(), order_id, action, reason=reason)
     except REFUSALS as exc:
         return _refused(exc, lang), no_update
@@ -109,6 +125,7 @@ def confirm(request, token, rating, stage, order_id, version):
     request = request if isinstance(request, dict) else {}
     signature = request.get("signature") if isinstance(request.get("signature"), str) else None
     try:
+        _check_device()
         field().confirm(actor(), order_id, stage if isinstance(stage, str) else "", token, signature=signature,
                         rating=rating, lat=request.get("lat"), lon=request.get("lon"))
     except REFUSALS as exc:
@@ -133,6 +150,7 @@ def _saved(change) -> html.Span:
     """A line's own answer: saved, or the service's refusal in the operator's language."""
     lang = request_lang()
     try:
+        _check_device()
         change()
     except REFUSALS as exc:
         return html.Span(exc.message(lang), className="text-danger")
@@ -154,6 +172,48 @@ def save_material(_n, quantity, price, order_id):
         quantity=quantity if isinstance(quantity, str) else None, unit_price=price if isinstance(price, str) else None))
 
 
+@guarded_callback("field.material_add", P.WORKORDER_EXECUTE,
+                  Output(ID.MESSAGE, "children", allow_duplicate=True),
+                  Output(ID.VERSION, "data", allow_duplicate=True),
+                  Input(ID.NEW_ADD, "n_clicks"), State(ID.NEW_PICK, "value"), State(ID.NEW_NAME, "value"),
+                  State(ID.NEW_QTY, "value"), State(ID.NEW_PRICE, "value"), State(ID.ORDER_ID, "data"),
+                  State(ID.VERSION, "data"), prevent_initial_call=True)
+def add_material(n, pick, name, quantity, price, order_id, version):
+    """A new line from the type's catalogue or typed (the core refuses a quantity of 0, "2,5", formulas and huge
+    values with its message); the body is drawn again with the new totals."""
+    lang = request_lang()
+    if not n:
+        return no_update, no_update
+    text = lambda v: v if isinstance(v, str) else None  # noqa: E731
+    try:
+        _check_device()
+        line = field().orders.add_material_line(
+            actor(), record_id(order_id) or 0, card_item_id=text(pick) or None, name=text(name),
+            quantity=text(quantity), unit_price=text(price))
+    except REFUSALS as exc:
+        return _refused(exc, lang), no_update
+    return _said(t("field.new_line_added", lang, name=line[f"text_{lang}"] or line["text_en"])), (version or 0) + 1
+
+
+@guarded_callback("field.material_remove", P.WORKORDER_EXECUTE,
+                  Output(ID.MESSAGE, "children", allow_duplicate=True),
+                  Output(ID.VERSION, "data", allow_duplicate=True),
+                  Input({"type": ID.MATERIAL_REMOVE, "material": ALL}, "n_clicks"), State(ID.ORDER_ID, "data"),
+                  State(ID.VERSION, "data"), prevent_initial_call=True)
+def remove_material(clicks, order_id, version):
+    """Remove a line the worker added (the card's own lines stay)."""
+    lang = request_lang()
+    trigger = ctx.triggered_id
+    if not isinstance(trigger, dict) or not any(clicks or []):
+        return no_update, no_update
+    try:
+        _check_device()
+        field().orders.remove_material_line(actor(), record_id(order_id) or 0, record_id(trigger.get("material")) or 0)
+    except REFUSALS as exc:
+        return _refused(exc, lang), no_update
+    return _said(t("field.line_removed", lang)), (version or 0) + 1
+
+
 @guarded_callback("field.fee", P.WORKORDER_EXECUTE,
                   Output(ID.MESSAGE, "children", allow_duplicate=True),
                   Output(ID.VERSION, "data", allow_duplicate=True),
@@ -162,6 +222,7 @@ def save_material(_n, quantity, price, order_id):
 def collect_fee(_n, amount, method, order_id, version):
     lang = request_lang()
     try:
+        _check_device()
         field().orders.collect_fee(actor(), record_id(order_id) or 0, amount if isinstance(amount, str) else "",
                                    method=method if isinstance(method, str) else "")
     except REFUSALS as exc:

@@ -55,6 +55,8 @@ class Work:
     MESSAGES_LINK = "work-messages"
     FIELD = "work-field"          # data-csrf, data-defer-bytes ...: what assets/field.js reads
     SHOW_CLOSED = "work-show-closed"
+    MORE = "work-more"            # the rest of a long list, drawn on a tap (dashboard.components.field.FIRST_CARDS)
+    REST = "work-rest"            # those orders' cards, kept undrawn until then
 
     @staticmethod
     def order_card(order_id: int) -> str:

@@ -113,6 +113,7 @@ def test_a_worker_confirms_arrival_and_completion_on_a_phone_with_a_typed_qr_cod
         assert page.get_attribute("#field-evidence-queue", "data-count") in (None, "0")
 
         # the customer signs with a finger (pointer events), rates, and the code is typed again
+        page.locator("#field-confirm-signature").scroll_into_view_if_needed()   # above the evidence sent last
         box = page.locator("#field-confirm-signature").bounding_box()
         page.mouse.move(box["x"] + 20, box["y"] + 100)
         page.mouse.down()
@@ -250,5 +251,36 @@ def test_the_office_pages_fit_a_phone_without_sideways_scrolling(browser, rt):
             page.goto(base_url(rt) + path)
             page.wait_for_load_state("networkidle")
             _no_sideways_scroll(page)
+    finally:
+        context.close()
+
+
+def test_more_draws_the_rest_of_a_long_order_list_on_a_phone_in_due_order(browser, rt):
+    """worker3 (a demo colleague, so the other tests' worker keeps a short list) with more open orders than the page
+    draws at first: the soonest due drawn, "more" adds the rest below them in due order, and the button goes."""
+    from billing.credit import Actor
+    from dashboard.components.field import FIRST_CARDS
+    from operators.service import DEFAULT_ROLE_PERMISSIONS
+    from storage.schema import account
+    svc = rt.workorders
+    with rt.engine.connect() as conn:
+        accounts = list(conn.execute(sa.select(account.c.id).order_by(account.c.id).limit(5)).scalars())
+        worker_id = conn.execute(sa.select(operator.c.id).where(operator.c.username == "worker3")).scalar_one()
+    manager = Actor("manager", DEFAULT_ROLE_PERMISSIONS["manager"])
+    for i in range(FIRST_CARDS + 5):
+        o = svc.create(manager, type=("repair", "temporary")[i % 2], priority=("urgent", "normal", "low")[i % 3],
+                       description=f"Long list {i}", account=accounts[i % len(accounts)]).order
+        svc.dispatch(manager, o["id"], worker_id)
+    expected = [f"work-order-{r['id']}" for r in svc.my_orders(Actor("worker3", DEFAULT_ROLE_PERMISSIONS["worker"]))]
+    cards = "Array.from(document.querySelectorAll('#work-orders > a')).map(a => a.id)"
+    context, page = _phone(browser, rt, "worker3")
+    try:
+        page.wait_for_selector("#work-more", state="visible")
+        assert page.evaluate(cards) == expected[:FIRST_CARDS]
+        page.click("#work-more")
+        page.wait_for_selector(f"#{expected[-1]}", state="attached")
+        assert page.evaluate(cards) == expected
+        assert page.is_hidden("#work-more")
+        _no_sideways_scroll(page)
     finally:
         context.close()

@@ -367,3 +367,45 @@ def test_a_workers_phone_reports_itself_and_gets_a_device_cookie(demo):
     again = client.request("POST", "/_field/seen", data=b"{}", headers={"Content-Type": "application/json",
                                                                          "X-CSRF-Token": token})
     assert again.json()["terminal"] == r.json()["terminal"] and count(demo.engine, terminal) == before + 1
+
+
+# --- my orders: a long list --------------------------------------------------------------------------------
+def _list_rows(n: int) -> list[dict]:
+    due = dt.datetime(2026, 11, 21, 8, 0)
+    return [{"id": 100 + i, "number": f"WO-{i:04d}", "type": "repair", "priority": "normal", "state": "dispatched",
+             "flag": "overdue" if i < 3 else "due_soon" if i < 6 else None, "due_at": due + dt.timedelta(hours=i),
+             "customer_name": "Zhang San", "building_name": "B1", "room_name": "101", "location": None}
+            for i in range(n)]
+
+
+def _by_id(tree, ident):
+    if getattr(tree, "id", None) == ident:
+        return tree
+    children = getattr(tree, "children", None) if not isinstance(tree, list) else tree
+    for child in children if isinstance(children, list) else [children] if children is not None else []:
+        found = _by_id(child, ident)
+        if found is not None:
+            return found
+    return None
+
+
+def test_a_long_order_list_draws_its_first_cards_and_keeps_the_rest_in_due_order_for_more():
+    from dashboard.components.field import FIRST_CARDS, orders_list
+    from dashboard.ids import Work as W
+    rows = _list_rows(FIRST_CARDS + 15)
+    page = orders_list(rows, {}, "en", dt.UTC, 0)
+    shown = [c.id for c in _by_id(page, W.LIST).children]
+    rest = [c.id for c in _by_id(page, W.REST).data]
+    assert shown + rest == [W.order_card(r["id"]) for r in rows] and len(shown) == FIRST_CARDS
+    more = _by_id(page, W.MORE)
+    assert not more.hidden and "15" in more.children
+    # the flags stay on the cards drawn first (the soonest due: overdue, then due soon)
+    assert "bg-danger" in str(_by_id(page, W.LIST).children[0].children)
+
+
+def test_a_short_order_list_draws_every_card_and_hides_more():
+    from dashboard.components.field import orders_list
+    from dashboard.ids import Work as W
+    page = orders_list(_list_rows(5), {}, "zh", dt.UTC, 0)
+    assert len(_by_id(page, W.LIST).children) == 5 and _by_id(page, W.REST).data == []
+    assert _by_id(page, W.MORE).hidden

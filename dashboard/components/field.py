@@ -46,32 +46,42 @@ def _flag(flag: str | None, lang: str, ident: str | None = None):
 
 
 # --- my orders ---------------------------------------------------------------------------------------------
-def orders_list(rows: list[dict], types: dict[str, dict], lang: str, zone: dt.tzinfo, unread: int) -> list:
-    """The worker's orders, soonest due first, due soon and overdue flagged."""
+FIRST_CARDS = 30   # drawn with the page; the rest on "more" (React drawing 200 cards took most of the phone's 2 s)
+
+
+def order_card(r: dict, types: dict[str, dict], lang: str, zone: dt.tzinfo) -> html.A:
+    """One order of the list: plain elements (no Link, no Badge components), a full navigation to the order."""
+    place = " · ".join(x for x in (r.get("building_name"), r.get("room_name"), r.get("location")) if x)
+    flag = r.get("flag")
+    lines = [type_name(types, r["type"], lang) + " · " + t(f"workorder.priority.{r['priority']}", lang),
+             r.get("customer_name") or "-", place, t("field.due", lang, when=_when(r["due_at"], zone))]
+    return html.A([
+        html.Strong(r["number"]), " ",
+        html.Span(t(f"workorder.state.{r['state']}", lang), className="badge bg-secondary"), " ",
+        html.Span(t(f"workorder.flag.{flag}", lang), className=f"badge bg-{FLAG_COLOR[flag]}") if flag else None,
+        html.Div(html.Small([x for line in lines if line for x in (line, html.Br())][:-1]), className="text-break"),
+    ], href=f"/work/order?id={r['id']}", id=W.order_card(r["id"]),
+        className="list-group-item list-group-item-action" + (f" border-start border-4 border-{FLAG_COLOR[flag]}"
+                                                              if flag else ""))
+
+
+def orders_list(rows: list[dict], types: dict[str, dict], lang: str, zone: dt.tzinfo, unread: int,
+                first: int | None = None) -> list:
+    """The worker's orders, soonest due first, due soon and overdue flagged: the first `first` drawn, the rest
+    kept in the page (a store the browser does not draw) and added below them, in order, by the "more" button
+    (dashboard/pages/work.py: in the browser, no request)."""
     head = html.Div([
         html.H1(t("field.my_orders", lang), className="h4 mb-0"),
         dcc.Link([t("messages.nav", lang), " ", dbc.Badge(str(unread), color="primary", pill=True) if unread else None],
                  href="/messages", id=W.MESSAGES_LINK),
     ], className="d-flex justify-content-between align-items-baseline mb-2")
-    if not rows:
-        return [head, dbc.Alert(t("field.no_orders", lang), color="light", id=W.EMPTY)]
-    # plain elements (no Link, no Badge components): a long list renders fast on a phone
-    cards = []
-    for r in rows:
-        place = " · ".join(x for x in (r.get("building_name"), r.get("room_name"), r.get("location")) if x)
-        flag = r.get("flag")
-        lines = [type_name(types, r["type"], lang) + " · " + t(f"workorder.priority.{r['priority']}", lang),
-                 r.get("customer_name") or "-", place, t("field.due", lang, when=_when(r["due_at"], zone))]
-        cards.append(html.A([
-            html.Strong(r["number"]), " ",
-            html.Span(t(f"workorder.state.{r['state']}", lang), className="badge bg-secondary"), " ",
-            html.Span(t(f"workorder.flag.{flag}", lang), className=f"badge bg-{FLAG_COLOR[flag]}") if flag else None,
-            html.Div(html.Small([x for line in lines if line for x in (line, html.Br())][:-1]),
-                     className="text-break"),
-        ], href=f"/work/order?id={r['id']}", id=W.order_card(r["id"]),
-            className="list-group-item list-group-item-action" + (f" border-start border-4 border-{FLAG_COLOR[flag]}"
-                                                                  if flag else "")))
-    return [head, html.Div(cards, className="list-group", id=W.LIST)]
+    first = FIRST_CARDS if first is None else first
+    shown = [order_card(r, types, lang, zone) for r in rows[:first]]
+    rest = [order_card(r, types, lang, zone) for r in rows[first:]]
+    more = html.Button(t("field.more", lang, n=len(rest)), id=W.MORE, type="button", hidden=not rest,
+                       className="btn btn-outline-primary w-100 mt-2")
+    empty = dbc.Alert(t("field.no_orders", lang), color="light", id=W.EMPTY) if not rows else None
+    return [head, empty, html.Div(shown, className="list-group", id=W.LIST), more, dcc.Store(id=W.REST, data=rest)]
 
 
 # --- one order -----------------------------------------------------------------------------------------

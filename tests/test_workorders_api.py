@@ -195,3 +195,29 @@ def test_repeats_of_one_external_id_at_once_make_one_order_on_postgresql(tmp_pat
         assert _orders(engine) == 1
     finally:
         dispose(engine)
+
+
+def test_a_ticket_for_a_district_without_a_customer_becomes_an_order_about_that_place(api):
+    site = api.site
+    status, made = api.post({"external_id": "HL-place-1", "type": "safety_inspection",
+                             "district": f"building:{site.buildings['B']}", "description": "Meter boxes of Dorm B"})
+    assert status == 201
+    with site.engine.connect() as conn:
+        row = conn.execute(sa.select(work_order.c.building_id, work_order.c.account_id)
+                           .where(work_order.c.id == made["order"]["id"])).one()
+    assert tuple(row) == (site.buildings["B"], None)
+
+
+@pytest.mark.parametrize("district, customer, code", [
+    ("building:999999", None, "district_invalid"), ("street:1", None, "district_invalid"),
+    ("building:{A}", "B", "customer_other_district"),
+])
+def test_a_ticket_with_a_bad_district_or_a_customer_outside_it_is_refused(api, district, customer, code):
+    site = api.site
+    body = {"external_id": f"HL-bad-{code}", "type": "repair", "description": "x",
+            "district": district.format(A=site.buildings["A"])}
+    if customer:
+        body["account"] = str(site.accounts[customer])
+    status, answer = api.post(body)
+    assert (status, answer["code"]) == (422, code) and answer["message"]
+    assert _orders(site.engine) == 0

@@ -16,9 +16,9 @@ from workorders.service import WorkOrderService
 API_SCOPE = "workorders"
 NOT_FOUND = {"order_unknown", "account_unknown", "meter_unknown", "customer_unknown"}
 FORBIDDEN = {"permission_denied"}
-UNPROCESSABLE = {"qr_forged", "customer_other_district", "qr_unavailable"}
+UNPROCESSABLE = {"qr_forged", "customer_other_district", "qr_unavailable", "district_invalid"}
 _NUMBER = re.compile(r"[A-Za-z0-9-]{1,20}")
-FIELDS = ("external_id", "type", "account", "qr", "description", "priority", "pole_number", "location")
+FIELDS = ("external_id", "type", "account", "qr", "district", "description", "priority", "pole_number", "location")
 
 
 def order_json(order: dict) -> dict:
@@ -68,12 +68,15 @@ class WorkOrdersApi:
                     raise WorkOrderError("external_id_missing")
                 if body.get("type") not in M.TYPE_KEYS:
                     raise WorkOrderError("type_unknown", type=str(body.get("type") or "")[:30])
-                if body.get("account") in (None, "") and body.get("qr") in (None, ""):
+                district = body.get("district") or None
+                if body.get("account") in (None, "") and body.get("qr") in (None, "") and district is None:
                     raise WorkOrderError("customer_missing")
+                # a customer with a district must be in it; without a customer the district is the order's place
                 done = service.create(_client(helpers), type=body["type"], description=body.get("description"),
                                       priority=body.get("priority"), source="api", account=body.get("account"),
                                       qr_token=body.get("qr"), external_id=body["external_id"],
-                                      pole_number=body.get("pole_number"), location=body.get("location"))
+                                      pole_number=body.get("pole_number"), location=body.get("location"),
+                                      district=district, check_district=district is not None)
             except WorkOrderError as exc:
                 return refused(exc)
             return helpers.json(201 if done.created else 200, {"order": order_json(done.order),
@@ -109,6 +112,11 @@ class WorkOrdersApi:
                 "account": {"type": "string", "description": "the customer's account number (or give qr)"},
                 "qr": {"type": "string", "description": "the customer's signed QR token (a5.xxxx or m<meter>.xxxx); "
                                                         "a forged or altered one answers 422 qr_forged"},
+                "district": {"type": "string", "example": "building:3",
+                             "description": "building:<id> or area:<id> (a transformer area). Without account or qr: "
+                                            "an order about that place (a customer's QR code on site must be from "
+                                            "there); with one: the customer must be in it (else 422 "
+                                            "customer_other_district)"},
                 "description": {"type": "string", "maxLength": 1000},
                 "priority": {"type": "string", "enum": list(M.PRIORITIES), "default": M.DEFAULT_PRIORITY},
                 "pole_number": {"type": "string", "maxLength": 40},

@@ -84,7 +84,20 @@ def _terminals(conn: sa.Connection, workers: pd.DataFrame, now: dt.datetime, zon
         present = rng.random(len(slots)) < rng.uniform(0.78, 0.95)
         frames.append(pd.DataFrame({"terminal_id": tid, "slot": slots[present], "operator": name}))
     seen = pd.concat(frames, ignore_index=True)
+    _blocked_phone(conn, workers.username.iloc[0], now)
     return store.bulk_insert(conn, terminal_seen, seen[seen["slot"] < np.datetime64(now)])
+
+
+def _blocked_phone(conn: sa.Connection, username: str, now: dt.datetime) -> None:
+    """A worker's old phone, reported lost and blocked by the office (the terminals page shows who, when, why)."""
+    lost = now - dt.timedelta(days=12)
+    store.bulk_insert(conn, terminal, pd.DataFrame({
+        "id": store.next_ids(conn, terminal, 1), "operator": [username],
+        "device_hash": [hashlib.sha256(f"demo-lost-phone-{username}".encode()).hexdigest()],
+        "user_agent": ["Mozilla/5.0 (Linux; Android 12) AppleWebKit/537.36 Chrome/120.0 Mobile Safari/537.36"],
+        "app_version": ["web"], "state": ["blocked"], "registered_at": [now - dt.timedelta(days=400)],
+        "last_seen_at": [lost - dt.timedelta(hours=3)], "state_reason": ["Phone reported lost; replaced"],
+        "state_by": ["manager"], "state_at": [lost]}))
 
 
 def _choice(rng, weights: dict, n: int) -> np.ndarray:
@@ -225,7 +238,32 @@ def seed_demo_work_orders(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, 
         audit.record(conn, operator=OPERATOR, action="workorder.demo_seed", target="demo", ts=now,
                      after={"orders": n, "events": len(events), "workers": len(workers), **parts,
                             "seen_slots": seen})
-    return {"orders": n, "events": len(events), "workers": len(workers), **parts}
+    places = _district_orders(engine, zone, now, workers, buildings)
+    return {"orders": n, "events": len(events), "workers": len(workers), "district_orders": places, **parts}
+
+
+def _district_orders(engine: sa.Engine, zone: dt.tzinfo, now: dt.datetime, workers: pd.DataFrame,
+                     buildings: list[int]) -> int:
+    """Two orders about a place, not a customer: a safety inspection of a building's meter boxes, accepted by the
+    demo worker (a customer's QR code from another building is refused on site), and a repair in a transformer
+    area. Through the service, as the office makes them."""
+    from billing.credit import Actor
+    from core import permissions as P
+    if not buildings:
+        return 0
+    service = WorkOrderService(engine, zone=zone)
+    office = Actor("manager", frozenset({P.WORKORDER_DISPATCH}))
+    made = service.create(office, type="safety_inspection", district=("building", buildings[0]),
+                          description="Check every meter box and seal of the building", now=now).order
+    mine = workers[workers.username == "worker"]
+    if not mine.empty:
+        service.dispatch(office, made["id"], int(mine.operator_id.iloc[0]), now=now)
+        service.act(Actor("worker", frozenset({P.WORKORDER_EXECUTE})), made["id"], "accept", now=now)
+    areas = service.districts()["area"]
+    if areas:
+        service.create(office, type="repair", district=("area", next(iter(areas))), priority="high",
+                       description="Street lighting feeder trips in the evening", now=now)
+    return 1 + bool(areas)
 
 
 def _order_rows(orders: pd.DataFrame, events: pd.DataFrame, plan: dict, limit_h: np.ndarray, worker_ids,

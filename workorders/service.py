@@ -245,6 +245,8 @@ class WorkOrderService:
         pole = one_line(pole_number, POLE_LENGTH) or None
         where = one_line(location, 300) or None
         lat, lon = _coordinates(lat, lon)
+        if district is not None:
+            district = parse_district(district)
 
         def work(conn):
             if ext is not None:

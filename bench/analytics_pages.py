@@ -83,29 +83,35 @@ def main() -> None:
             n_readings = readings_count(conn)
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
               f"demo: {rt.demo_info.meters} meters, {n_readings:,} readings ({args.days} days), started in {started:.0f} s")
-        print(f"{'page':<44} {'median ready':>12} {'max':>7} {'service':>8} {'ratio':>6}")
+        print(f"load average at the start: {os.getloadavg()[0]:.1f}; server CPU: the serving process's CPU time per "
+              "load (this process runs the server; Chromium's own time is not in it)")
+        print(f"{'page':<44} {'median ready':>12} {'max':>7} {'server CPU':>10} {'service':>8} {'svc CPU':>8} "
+              f"{'ratio':>6}")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             context, page = browser_signed_in(browser, rt, "analyst", locale="en-US")
             for path, ready, service in pages(rt):
                 page.goto(base_url(rt) + path)       # scripts fetched and cached: not counted
                 page.wait_for_selector(ready, timeout=60000)
-                loads = []
+                loads, cpu = [], []
                 for _ in range(args.repeat):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     page.goto(base_url(rt) + path)
                     page.wait_for_selector(ready, timeout=60000)
                     loads.append(time.perf_counter() - t0)
-                calls = []
+                    cpu.append(time.process_time() - c0)
+                calls, calls_cpu = [], []
                 for _ in range(args.repeat):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     service()
                     calls.append(time.perf_counter() - t0)
+                    calls_cpu.append(time.process_time() - c0)
                 med = statistics.median(loads)
-                print(f"{path.split('?')[0]:<44} {med:>11.2f}s {max(loads):>6.2f}s {statistics.median(calls):>7.3f}s "
-                      f"{med / TARGET_S:>6.2f}")
+                print(f"{path.split('?')[0]:<44} {med:>11.2f}s {max(loads):>6.2f}s {statistics.median(cpu):>9.3f}s "
+                      f"{statistics.median(calls):>7.3f}s {statistics.median(calls_cpu):>7.3f}s {med / TARGET_S:>6.2f}")
             context.close()
             browser.close()
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         rt.stop()
 

@@ -131,3 +131,22 @@ def test_the_command_line_writes_xlsx_csv_and_json_and_refuses_what_it_cannot_re
     assert done.returncode == 2 and "--out" in done.stderr
     done = _cli(tmp_path, db, "payroll", "--format", "csv", "--lang", "zh")
     assert done.returncode == 2 and "没有报表" in done.stderr
+
+
+def test_report_rows_from_a_frame_hold_plain_python_values_with_none_for_what_is_missing():
+    """reports.registry.frame_rows (every frame-backed report, converted a column at a time): NaN, NaT and NA
+    are None; numpy numbers, booleans and times are Python's."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from reports.registry import frame_rows
+    frame = pd.DataFrame({"ts": pd.to_datetime(["2026-11-21 08:00", None]), "kwh": [1.5, float("nan")],
+                          "count": [3, 4], "floor": pd.array([2, None], dtype="Int64"), "ok": [True, False],
+                          "name": ["王芳", None]})
+    rows = frame_rows(frame)
+    assert rows == [{"ts": dt.datetime(2026, 11, 21, 8, 0), "kwh": 1.5, "count": 3, "floor": 2, "ok": True,
+                     "name": "王芳"},
+                    {"ts": None, "kwh": None, "count": 4, "floor": None, "ok": False, "name": None}]
+    assert [type(v) for v in rows[0].values()] == [dt.datetime, float, int, int, bool, str]
+    assert frame_rows(frame.iloc[:0]) == []

@@ -56,8 +56,9 @@ class ShadowDay:
         return None if self.expected == 0 else float(abs(self.difference) / self.expected)
 
 
-def tariff_periods(conn: sa.Connection, meter_ids: list[int]):
-    """Per meter: (change times, [(mode, body) or None]) - the tariff version in force from each change time."""
+def tariff_periods(conn: sa.Connection, meter_ids: list[int] | None):
+    """Per meter: (change times, [(mode, body) or None]) - the tariff version in force from each change time.
+    `meter_ids` None: every meter (no list of ids in the query)."""
     modes = {t["id"]: t["mode"] for t in store.tariffs(conn)}
     versions: dict[int, list[tuple[dt.datetime, int, object]]] = {}
     for v in store.versions_of(conn):

@@ -49,7 +49,7 @@ def local_day(ts: dt.datetime, tz: dt.tzinfo) -> dt.date:
     return ts.replace(tzinfo=dt.UTC).astimezone(tz).date()
 
 
-def _tariff_frame(conn: sa.Connection, meter_ids: list[int]) -> pd.DataFrame:
+def _tariff_frame(conn: sa.Connection, meter_ids: list[int] | None) -> pd.DataFrame:
     """meter_id, since (UTC seconds), segments: the time-of-use segments in force from each change (() if none)."""
     rows = []
     for mid, (times, bodies) in tariff_periods(conn, meter_ids).items():
@@ -59,7 +59,7 @@ def _tariff_frame(conn: sa.Connection, meter_ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["meter_id", "since", "segments"])
 
 
-def _epochs(conn: sa.Connection, meter_ids: list[int]) -> dict[int, list[dt.datetime]]:
+def _epochs(conn: sa.Connection, meter_ids: list[int] | None) -> dict[int, list[dt.datetime]]:
     return {mid: [since for since, _e in starts] for mid, starts in epoch_starts(conn, meter_ids).items()}
 
 
@@ -85,8 +85,8 @@ class EnergyRollups:
         """Every meter's tariff segments and swap times, read again only when those tables changed."""
         fingerprint = store.tariff_fingerprint(conn)
         if self._site_terms is None or self._site_terms[0] != fingerprint:
-            ids = store.all_meter_ids(conn)
-            self._site_terms = (fingerprint, _tariff_frame(conn, ids), _epochs(conn, ids))
+            # every meter's: no list of 10,000 ids in the two queries (expanding it cost more than the reads)
+            self._site_terms = (fingerprint, _tariff_frame(conn, None), _epochs(conn, None))
         return self._site_terms[1], self._site_terms[2]
 
     def _rollups(self, conn: sa.Connection, frame: pd.DataFrame) -> dict[str, pd.DataFrame] | None:

@@ -237,54 +237,36 @@ class StreamingWorkbook:
         self._append(values, bold=bold, formatted=True)
 
     def append_rows(self, rows: Iterable[Sequence]) -> None:
-        """Many plain (not bold) rows, as append() writes them, with less work per cell: a cell names its column
-        only after an empty one (a cell without `r` is the one after its left neighbour), numbers and plain text
-        take a short path, anything else goes through _cell."""
-        fast = {float: self._number, int: self._number, Decimal: self._decimal, str: self._plain_text}
-        numbers = [f'<c{self._styles[(self._formats.get(i), False)]}><v>' for i in range(len(self._letters))]
-        texts = ['<c t="inlineStr"><is><t xml:space="preserve">'] * len(self._letters)
-        letters, cell, put = self._letters, self._cell, self._put
+        """Many plain (not bold) rows, written exactly as append() writes them with less work per cell: each
+        column's cell start and style prepared once, numbers and plain text inline, anything else through _cell."""
+        letters, cell, put, formats = self._letters, self._cell, self._put, self._formats
+        heads = [f'<c r="{letter}' for letter in letters]
+        number_tails = [f'"{self._styles[(formats.get(i), False)]}><v>' for i in range(len(letters))]
+        text_tail = '" t="inlineStr"><is><t xml:space="preserve">'
         for values in rows:
             self._row += 1
-            r = self._row
+            r = str(self._row)
             out = [f'<row r="{r}">']
-            skipped = False
             for i, value in enumerate(values):
                 if value is None:
-                    skipped = True
                     continue
-                way = fast.get(type(value))
-                text = way(value, numbers[i], texts[i]) if way is not None else None
-                if text is None:
-                    body = cell(value, self._formats.get(i), False)
-                    if body is None:
-                        skipped = True
+                kind = type(value)
+                if kind is float or kind is int:
+                    if value != value or value in _INFINITIES:
                         continue
-                    text = f'<c r="{letters[i]}{r}"{body}</c>'
-                elif skipped:
-                    text = f'<c r="{letters[i]}{r}"{text[2:]}'
-                skipped = False
-                out.append(text)
+                    out.append(f"{heads[i]}{r}{number_tails[i]}{value}</v></c>")
+                elif kind is Decimal:
+                    if value.is_finite():
+                        out.append(f"{heads[i]}{r}{number_tails[i]}{value}</v></c>")
+                elif kind is str and len(value) <= MAX_TEXT and not value.startswith(FORMULA_START) \
+                        and not _UNSTORABLE_SEARCH(value):
+                    out.append(f"{heads[i]}{r}{text_tail}{value.translate(_XML_ESCAPE)}</t></is></c>")
+                else:
+                    body = cell(value, formats.get(i), False)
+                    if body is not None:
+                        out.append(f'<c r="{letters[i]}{r}"{body}</c>')
             out.append("</row>")
             put("".join(out))
-
-    @staticmethod
-    def _number(value, prefix: str, _text: str) -> str | None:
-        """A finite number's cell (without `r`), or None for the long path (NaN, infinities: no cell)."""
-        if value != value or value in _INFINITIES:
-            return None
-        return f"{prefix}{value}</v></c>"
-
-    @staticmethod
-    def _decimal(value: Decimal, prefix: str, _text: str) -> str | None:
-        return f"{prefix}{value}</v></c>" if value.is_finite() else None
-
-    @staticmethod
-    def _plain_text(value: str, _prefix: str, text_prefix: str) -> str | None:
-        """Text that needs neither a replacement, a cut, nor the quote prefix (the long path does those)."""
-        if len(value) > MAX_TEXT or value.startswith(FORMULA_START) or _UNSTORABLE_SEARCH(value):
-            return None
-        return f"{text_prefix}{value.translate(_XML_ESCAPE)}</t></is></c>"
 
     def _append(self, values: Iterable, *, bold: bool, formatted: bool) -> None:
         self._row += 1

@@ -100,7 +100,7 @@ def _seconds(delta: sa.ColumnElement) -> sa.ColumnElement:
 
 def fact_groups(conn: sa.Connection, since: dt.datetime, end: dt.datetime, now: dt.datetime,
                 bounds: list[tuple[int, dt.datetime]], reopen_days: int, satisfied: int,
-                open_states: tuple[str, ...]) -> pd.DataFrame:
+                open_states: tuple[str, ...]) -> list[dict]:
     """The per-order facts (order_facts, orders created at or after `since`) summed in the database by type, the
     site's month of creation and of completion, and whether the order was created before `end` (in the period): a
     few hundred rows whatever the number of orders. workorders.kpis turns them into the KPIs and statistics tables
@@ -108,7 +108,8 @@ def fact_groups(conn: sa.Connection, since: dt.datetime, end: dt.datetime, now: 
     reference the tests compare this with). Columns: type, created_month, completed_month, in_period, orders,
     cancelled, live, completed (live and completed), open (open, not on hold), on_hold, with_due (live with a
     deadline), overdue, done_hours_s / done_hours_n (seconds from creation to completion less the time on hold, of
-    the completed, any state), rated, satisfied, visits, accepted, response_s, first_time, reopened."""
+    the completed, any state), rated, satisfied, visits, accepted, response_s, first_time, reopened; as dicts of
+    plain numbers (sums arrive as int, float or Decimal depending on the engine)."""
     f = _facts_query(since).subquery("f")
     o2 = work_order.c
     customer = lambda c: sa.case((c.account_id.is_not(None), c.account_id * 2), else_=c.meter_id * 2 + 1)  # noqa: E731
@@ -153,7 +154,7 @@ def fact_groups(conn: sa.Connection, since: dt.datetime, end: dt.datetime, now: 
     q = sa.select(*dims, sa.func.count().label("orders"), *(sa.func.sum(p[c]).label(c) for c in sums),
                   sa.func.sum(p.work_s).label("done_hours_s"), sa.func.count(p.work_s).label("done_hours_n"),
                   sa.func.sum(p.response_s).label("response_s")).group_by(*dims)
-    return read_frame(conn, q)
+    return [dict(r) for r in conn.execute(q).mappings()]
 
 
 def items_by_class(conn: sa.Connection, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

@@ -64,3 +64,23 @@ def test_the_managers_dashboard_figures_cover_thirty_days_and_today_so_far(site)
     assert f.top["room"].iloc[0] == HEATER and len(f.top) == 10
     assert f.share["energy_kwh"].sum() == pytest.approx(
         float(f.energy["energy_kwh"].sum()), rel=1e-6)
+
+
+def test_the_dashboards_days_top_rooms_and_shares_are_the_energy_reports_figures(site):  # noqa: F811
+    """manager_figures reads the daily rollup once, by room, for its bars, top consumers and shares: each is what
+    energy_report gives for the site by day, the rooms by month and the buildings by month."""
+    ctx = BillingContext(site, PII_KEY, clock=lambda: NOW, tz=TZ)
+    today = ctx.local(NOW).date()
+    first = today - dt.timedelta(days=29)
+    f = manager_figures(ctx, today)
+    days = energy_report(site, TZ, first, today, by="day", group="site").set_index("period")
+    bars = f.energy.set_index("day").loc[days.index]
+    assert bars["energy_kwh"].to_numpy() == pytest.approx(days["energy_kwh"].to_numpy(), rel=1e-9)
+    assert list(bars["estimated"]) == list(days["estimated"]) and list(bars["gap"]) == list(days["gap"])
+    assert f.energy.set_index("day").drop(index=days.index)["energy_kwh"].isna().all()
+    rooms = energy_report(site, TZ, first, today, by="month", group="room")
+    rooms = rooms.groupby(["building", "floor", "room"])["energy_kwh"].sum().sort_values(ascending=False)
+    assert list(f.top["room"]) == [r for _b, _f, r in rooms.index[:10]]
+    assert f.top["energy_kwh"].to_numpy() == pytest.approx(rooms.to_numpy()[:10], rel=1e-9)
+    buildings = energy_report(site, TZ, first, today, by="month", group="building").groupby("building")["energy_kwh"]
+    assert dict(zip(f.share["building"], f.share["energy_kwh"])) == pytest.approx(buildings.sum().to_dict(), rel=1e-9)

@@ -71,6 +71,7 @@ class AnalyticsConfig:
     estimate_after_minutes: float = 65.0   # an interval longer than this (a silence) is spread and marked estimated
     fine_days: int = 62                # 15-minute rollups are kept this many days (hourly and daily for ever)
     rollup_interval_s: float = 300.0   # the rollup job's interval (it is also woken after every poll cycle)
+    line_loss_limit: float = 0.10      # a transformer area's daily or monthly loss rate above this is high (grid/)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ _WORKORDER_LIMITS = {"arrears_after_h": (0.0, 8760.0), "lost_contact_after_h": (
 
 _ANALYTICS_LIMITS = {"z_limit": (0.5, 100.0), "ceiling_kw": (0.1, 1e6), "spike_margin": (1.0, 100.0),
                      "estimate_after_minutes": (1.0, 1440.0), "fine_days": (1, 3660),
-                     "rollup_interval_s": (1.0, 86400.0)}
+                     "rollup_interval_s": (1.0, 86400.0), "line_loss_limit": (0.001, 1.0)}
 
 
 _RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")

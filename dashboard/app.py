@@ -63,7 +63,8 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
         from reports.api import ReportsApi
         from reports.registry import ReportEnv
         cfg = getattr(services, "cfg", None)
-        reports_env = ReportEnv(billing, cfg.poll_interval_s if cfg is not None else 60.0)
+        reports_env = ReportEnv(billing) if cfg is None else \
+            ReportEnv(billing, cfg.poll_interval_s, cfg.analytics.line_loss_limit)
         extensions = [ReportsApi(reports_env)]
         if getattr(services, "workorders", None) is not None:   # the ticket feed (workorders.api)
             from workorders.api import WorkOrdersApi

@@ -29,7 +29,9 @@ def report_env():
     """What a report run needs (reports.registry.ReportEnv): the billing context and the poll interval."""
     from reports.registry import ReportEnv
     cfg = getattr(runtime(), "cfg", None)
-    return ReportEnv(billing(), cfg.poll_interval_s if cfg is not None else 60.0)
+    if cfg is None:
+        return ReportEnv(billing())
+    return ReportEnv(billing(), cfg.poll_interval_s, cfg.analytics.line_loss_limit)
 
 
 def operator_name() -> str:

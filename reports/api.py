@@ -49,7 +49,16 @@ class ReportsApi:
                            " answers {\"rows\": [{\"period\": \"2026-11-01\", \"building\": \"Building 1\", "
                            "\"floor\": 1, \"energy_kwh\": 123.45, \"estimated\": false}]}; "
                            "GET /reports/sales?from=2026-11-01&to=2026-11-30&by=day answers rows of period, sales, "
-                           "refunds, reversals, net (strings) and count. A payment or control client answers 403 "
+                           "refunds, reversals, net (strings) and count. "
+                           "GET /reports/line-loss?from=2026-11-01&to=2026-11-30&by=day (or by=month) answers per "
+                           "transformer area and period {\"period\": \"2026-11-01\", \"area\": \"Area B1\", "
+                           "\"supply_kwh\": 812.4, \"sales_kwh\": 781.9, \"loss_kwh\": 30.5, \"loss_rate\": 0.0375, "
+                           "\"class\": \"qualified\", \"interpolated\": false, \"missing_meters\": \"\"}: supply is the "
+                           "master meter's energy times its CT ratio, sales its customer meters', both on the registers "
+                           "at local midnight (interpolated between the readings around it when there is none, and "
+                           "marked); loss_rate is a fraction of the supply; class is qualified, high (above the site's "
+                           "limit, 10 % unless configured), negative or not_computable (missing_meters names the meters "
+                           "without a register). A payment or control client answers 403 "
                            "scope_missing; an unreadable parameter 400 with the reason.",
             "parameters": [{"name": "name", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": list(REPORTS)}}, *params, lang_parameter],

@@ -22,6 +22,7 @@ class ReportEnv:
     """What a run needs: the billing context (database, site zone, clock) and the poll interval (reading gaps)."""
     ctx: BillingContext
     poll_interval_s: float = 60.0
+    line_loss_limit: float = 0.10   # [analytics] line_loss_limit: a loss rate above it is high
 
 
 def _money(key: str, total: bool = True, api: bool = True) -> Column:
@@ -125,6 +126,16 @@ def _instrument_energy(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]
             for name, counted in d.counted.items()]
 
 
+def _line_loss(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
+    from grid.line_loss import LineLossSettings, line_loss
+    frame = line_loss(env.ctx.engine, env.ctx.tz, p.first_day, p.last_day, by=p.by or "day",
+                      settings=LineLossSettings(limit=env.line_loss_limit))
+    rows = frame_rows(frame)
+    for r in rows:
+        r["class_text"] = t(f"line_loss.class.{r['class']}", lang)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 def frame_rows(frame: pd.DataFrame) -> list[dict]:
@@ -226,6 +237,11 @@ REPORTS: dict[str, ReportSpec] = {s.name: s for s in (
                                      Column("end", "kwh", 14), Column("counted", "kwh", 12),
                                      Column("energy_kwh", "kwh", 12)),
                _instrument_energy, takes=RANGE | {"meter"}, required=frozenset({"meter"}), max_days=3660),
+    ReportSpec("line-loss", (Column("period", "text", 11), Column("area", "text", 16), _kwh("supply_kwh"),
+                             _kwh("sales_kwh"), _kwh("loss_kwh"), Column("loss_rate", "percent", 10),
+                             Column("class", "text", 14), Column("class_text", "text", 14, api=False),
+                             Column("interpolated", "bool", 10), Column("missing_meters", "text", 30)),
+               _line_loss, takes=RANGE | {"by"}, by=("day", "month"), max_days=366, chart="loss_kwh"),
 )}
 
 

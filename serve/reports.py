@@ -27,8 +27,8 @@ def report_cli(cfg, name: str, raw: dict, fmt: str, out: str | None, operator: s
     try:
         migrate(engine)
         ctx = BillingContext(engine, b"\0" * 32, clock=utcnow, tz=site_zone(cfg.timezone))  # no personal data
-        data, _filename = export_report(ReportEnv(ctx, cfg.poll_interval_s), name, raw, fmt, operator=operator,
-                                        lang=lang, source="cli")
+        env = ReportEnv(ctx, cfg.poll_interval_s, cfg.analytics.line_loss_limit)
+        data, _filename = export_report(env, name, raw, fmt, operator=operator, lang=lang, source="cli")
     except ReportError as exc:
         print(f"error: {exc.message(lang)}", file=sys.stderr)
         return 2

@@ -50,6 +50,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda conn: _work_orders(conn)),
     Migration(12, "work orders: lines a worker adds to an order, blocked terminals' reason",
               lambda conn: _work_order_additions(conn)),
+    Migration(13, "transformer areas: nameplate, master meter and CT ratio, terminal (line loss, power quality)",
+              lambda conn: _transformer_areas(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -316,6 +318,34 @@ def _work_order_additions(conn: sa.Connection) -> None:
     _add_column(conn, "terminal", "state_reason", "VARCHAR(300)")
     _add_column(conn, "terminal", "state_by", "VARCHAR(100)")
     _add_column(conn, "terminal", "state_at", "TIMESTAMP")
+
+
+def _transformer_areas(conn: sa.Connection) -> None:
+    """Version 13 (issue 13), one part per capability, each idempotent on its own."""
+    _area_model(conn)
+
+
+def _area_model(conn: sa.Connection) -> None:
+    """13.1: transformer_area gains its nameplate (rating, nominal phase voltage, connection group), its master
+    meter with the CT ratio and its terminal. Existing areas are filled once from their meters: the area's
+    eastron-sdm630 is its master meter (ratio 1), its wattline-ttu its terminal, as the demo and the topology
+    files of before placed them."""
+    present = conn.execute(sa.text(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'transformer_area' AND column_name = 'master_meter_id'")).scalar()
+    for column, sql_type in (("rating_kva", "DOUBLE PRECISION"), ("nominal_voltage", "DOUBLE PRECISION"),
+                             ("connection_group", "VARCHAR(20)"), ("master_meter_id", "INTEGER"),
+                             ("terminal_meter_id", "INTEGER"), ("ct_ratio", "DOUBLE PRECISION")):
+        _add_column(conn, "transformer_area", column, sql_type)
+    if present:
+        return
+    area = sa.table("transformer_area", sa.column("id"), sa.column("master_meter_id"),
+                    sa.column("terminal_meter_id"), sa.column("ct_ratio"))
+    m = sa.table("meter", sa.column("id"), sa.column("area_id"), sa.column("profile"))
+    for column, profile in (("master_meter_id", "eastron-sdm630"), ("terminal_meter_id", "wattline-ttu")):
+        conn.execute(area.update().values({column: sa.select(sa.func.min(m.c.id)).where(
+            m.c.area_id == area.c.id, m.c.profile == profile).scalar_subquery()}))
+    conn.execute(area.update().where(area.c.master_meter_id.is_not(None)).values(ct_ratio=1.0))
 
 
 def current_version(conn: sa.Connection) -> int | None:

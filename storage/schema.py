@@ -94,6 +94,15 @@ transformer_area = sa.Table(
     _pk("transformer_area"),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("building_id", sa.Integer, sa.ForeignKey("building.id")),
+    # since 13.1 (grid/): the transformer's nameplate, its master meter (and the CT ratio its register is
+    # multiplied by) and its terminal. No foreign keys: an older database gains them by ALTER, which DuckDB cannot
+    # give a constraint; storage.grid reads them joined to meter.
+    sa.Column("rating_kva", sa.Double),
+    sa.Column("nominal_voltage", sa.Double),          # phase voltage, V (220 or 230)
+    sa.Column("connection_group", sa.String(20)),     # Dyn11, Yyn0 ...
+    sa.Column("master_meter_id", sa.Integer),
+    sa.Column("terminal_meter_id", sa.Integer),
+    sa.Column("ct_ratio", sa.Double),                 # NULL: 1 (a direct-connected master meter)
 )
 
 gateway = sa.Table(

@@ -110,15 +110,18 @@ def fact_groups(conn: sa.Connection, since: dt.datetime, end: dt.datetime, now: 
     deadline), overdue, done_hours_s / done_hours_n (seconds from creation to completion less the time on hold, of
     the completed, any state), rated, satisfied, visits, accepted, response_s, first_time, reopened; as dicts of
     plain numbers (sums arrive as int, float or Decimal depending on the engine)."""
-    f = _facts_query(since).subquery("f")
+    f0 = _facts_query(since).subquery("f0")
     o2 = work_order.c
     customer = lambda c: sa.case((c.account_id.is_not(None), c.account_id * 2), else_=c.meter_id * 2 + 1)  # noqa: E731
     later = sa.select(sa.literal(1)).select_from(work_order).where(
-        o2.created_at >= since, customer(o2) == customer(f.c), o2.type == f.c.type,
-        o2.created_at > f.c.completed_at,
-        o2.created_at <= f.c.completed_at + dt.timedelta(days=reopen_days))
-    back = sa.and_(f.c.completed_at.is_not(None), sa.or_(f.c.account_id.is_not(None), f.c.meter_id.is_not(None)),
-                   later.exists())
+        o2.created_at >= since, customer(o2) == customer(f0.c), o2.type == f0.c.type,
+        o2.created_at > f0.c.completed_at,
+        o2.created_at <= f0.c.completed_at + dt.timedelta(days=reopen_days))
+    reopened = sa.and_(f0.c.completed_at.is_not(None), sa.or_(f0.c.account_id.is_not(None),
+                                                               f0.c.meter_id.is_not(None)), later.exists())
+    # the reopen test once per order (two flags read it)
+    f = sa.select(*f0.c, sa.case((reopened, 1), else_=0).label("back")).subquery("f")
+    back = f.c.back == 1
     now_p = sa.bindparam("now_", now, type_=sa.DateTime)
     live = f.c.state != "cancelled"
     done = live & f.c.completed_at.is_not(None)

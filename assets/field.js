@@ -429,7 +429,7 @@
 
   function onPage() {
     var r = root();
-    if (r && !seenTimer) {
+    if (r && !seenTimer && data("seen", "1") !== "0") {
       reportSeen();
       seenTimer = window.setInterval(reportSeen, SEEN_EVERY_MS);
     } else if (!r && seenTimer) {

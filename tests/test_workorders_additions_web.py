@@ -235,3 +235,36 @@ def _pattern_id(kind: str, line_id: int) -> str:
     """The DOM id Dash gives a pattern-matching id {"material": N, "type": kind}, escaped for a CSS selector."""
     raw = json.dumps({"material": line_id, "type": kind}, separators=(",", ":"))
     return re.sub(r'([{}":,])', r"\\\1", raw)
+
+
+def test_a_worker_uploads_a_file_with_a_message_on_a_phone_and_the_office_gets_its_link(browser, demo):
+    from storage.schema import message_attachment
+    context, page = _phone(browser, demo)
+    try:
+        page.goto(base_url(demo) + "/messages")
+        page.wait_for_selector("#field-evidence-file", state="attached")
+        page.set_input_files("#field-evidence-file", files=[{"name": "note.jpg", "mimeType": "image/jpeg",
+                                                              "buffer": photo()[:-2] + b"\x01\xff\xd9"}])
+        page.click("#field-evidence-send")
+        page.wait_for_selector("#messages-attach >> text=note.jpg")
+        with demo.engine.connect() as conn:
+            eid = conn.execute(sa.select(evidence.c.id).where(evidence.c.name == "note.jpg",
+                                                              evidence.c.order_id.is_(None))).scalar_one()
+        page.select_option("#messages-to", value="manager")
+        page.fill("#messages-subject", "Meter room door")
+        page.fill("#messages-body", "The lock is broken, photo attached.")
+        page.click("#messages-send")
+        page.wait_for_selector("#messages-result .text-success")
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
+        with demo.engine.connect() as conn:
+            mid = conn.execute(sa.select(message.c.id).where(message.c.subject == "Meter room door")).scalar_one()
+            files = conn.execute(sa.select(message_attachment.c.evidence_id)
+                                 .where(message_attachment.c.message_id == mid)).scalars().all()
+        assert files == [eid]
+    finally:
+        context.close()
+    office = signed_in_client(demo, "manager")
+    text = json.dumps(office.page("/messages").json())     # the answer escapes "/" as \u002f
+    assert "Meter room door" in text and f"/_field/evidence/{eid}" in text
+    assert office.get(f"/_field/evidence/{eid}").status == 200
+    assert signed_in_client(demo, "worker2").get(f"/_field/evidence/{eid}").status == 404

@@ -27,15 +27,16 @@ def type_name(types: dict[str, dict], key: str, lang: str) -> str:
     return (row[f"name_{lang}"] if row else key) or key
 
 
-def field_root(lang: str, csrf: str, defer_bytes: int, chunk_bytes: int) -> html.Div:
+def field_root(lang: str, csrf: str, defer_bytes: int, chunk_bytes: int, report_seen: bool = True) -> html.Div:
     """What assets/field.js reads: the session's form token, the upload sizes, its texts in the page's language;
-    the phone reports itself (terminal) while this is on the page."""
+    the phone reports itself (terminal) while this is on the page, unless `report_seen` is False (an office
+    desk writing a message is no worker's phone)."""
     texts = {f"data-t-{k}": t(f"field.js.{k}", lang) for k in (
         "queued", "sending", "sent", "failed", "retry", "large", "none_queued", "camera_missing", "scanned",
         "refused", "offline")}
     return html.Div(id=W.FIELD, className="d-none", **{
         "data-csrf": csrf, "data-defer-bytes": str(defer_bytes), "data-chunk-bytes": str(chunk_bytes),
-        "data-app-version": APP_VERSION}, **texts)
+        "data-app-version": APP_VERSION, "data-seen": "1" if report_seen else "0"}, **texts)
 
 
 def _flag(flag: str | None, lang: str, ident: str | None = None):
@@ -385,6 +386,20 @@ def attachable_options(files: list[dict], lang: str, zone: dt.tzinfo) -> list[di
              "value": str(f["id"])} for f in files]
 
 
+def message_upload(lang: str) -> html.Div:
+    """A file sent with the message: picked and uploaded by assets/field.js through /_field/uploads (the evidence
+    store's type and size limits, resumable), then attached."""
+    return html.Div([
+        html.Div(t("messages.upload", lang), className="small text-muted"),
+        html.Div(id=FO.FILE_SLOT, className="mb-1"),
+        dbc.Button(t("messages.upload_send", lang), id=FO.SEND_NOW, color="outline-primary", size="sm",
+                   className="mb-1"),
+        html.Ul(id=FO.QUEUE, className="list-unstyled small mb-1"),
+        html.Div(id=FO.UPLOAD_STATUS, className="small", role="status"),
+        dcc.Store(id=FO.UPLOADED, data=0),
+    ], className="mb-1")
+
+
 def message_form(partners: list[tuple[str, str]], me: str, lang: str, files: list[dict] = ()) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H2(t("messages.write", lang), className="h6"),
@@ -396,6 +411,7 @@ def message_form(partners: list[tuple[str, str]], me: str, lang: str, files: lis
         dbc.Textarea(id=MS.BODY, placeholder=t("messages.body", lang), className="mb-1", maxLength=4000, rows=3),
         dcc.Dropdown(id=MS.ATTACH, options=list(files), multi=True, placeholder=t("messages.attach", lang),
                      className="mb-1", searchable=True),
+        message_upload(lang),
         dbc.Button(t("messages.send", lang), id=MS.SEND, color="primary", size="sm"),
         html.Div(id=MS.RESULT, className="small mt-1", role="status"),
     ]), className="mb-2")

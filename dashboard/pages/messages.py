@@ -11,10 +11,13 @@ from dash import ALL, Input, Output, State, ctx, html, no_update, dcc
 
 from dashboard import access
 from dashboard.auth import forbidden_page, guarded_callback
-from dashboard.components.field import attachable_options, message_form, messages_list
+from core import permissions as P
+from dashboard.auth import csrf_token
+from dashboard.components.field import attachable_options, field_root, message_form, messages_list
+from dashboard.ids import FieldOrder as FO
 from dashboard.i18n import request_lang, t
 from dashboard.ids import Messages as ID
-from dashboard.services import actor, field, site_zone
+from dashboard.services import actor, field, runtime, site_zone
 from workorders.errors import WorkOrderError
 from workorders.evidence import FieldError
 
@@ -41,6 +44,8 @@ def layout(**_query):
                      attachable_options(service.attachable(who), lang, site_zone())),
         html.Div(_list(lang), id=ID.LIST),
         dcc.Store(id=ID.VERSION, data=0),
+        field_root(lang, csrf_token(), runtime().cfg.evidence.defer_bytes, runtime().cfg.evidence.chunk_bytes,
+                   report_seen=who.may(P.WORKORDER_EXECUTE)),
     ], fluid=True, id=ID.PAGE, className="field-page py-2")
 
 
@@ -81,9 +86,24 @@ def send(_n, to, order, subject, body, attach, version):
 def mark_read(clicks, _version):
     lang = request_lang()
     trigger = ctx.triggered_id
-    if isinstance(trigger, dict) and any(clicks or []):
+    if isinstance(trigger, dict) and any(clicks if isinstance(clicks, list) else []):
         try:
             field().mark_read(actor(), trigger.get("message"))
         except REFUSALS:
             pass  # not the reader's message: the list as it stands
     return _list(lang)
+
+
+@guarded_callback("messages.uploaded", access.MESSAGES,
+                  Output(ID.ATTACH, "options"), Output(ID.ATTACH, "value"),
+                  Input(FO.UPLOADED, "data"), State(ID.ATTACH, "value"),
+                  prevent_initial_call=True, changes_state=False)
+def uploaded(_n, picked):
+    """After assets/field.js uploaded a file with the message: the list of files again, the new one picked."""
+    who = actor()
+    files = field().attachable(who)
+    picked = [p for p in picked if isinstance(p, str)] if isinstance(picked, list) else []
+    newest = next((f for f in files if f["order_id"] is None and f["uploaded_by"] == who.username), None)
+    if newest is not None and str(newest["id"]) not in picked:
+        picked = [*picked, str(newest["id"])][-20:]
+    return attachable_options(files, request_lang(), site_zone()), picked

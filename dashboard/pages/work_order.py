@@ -88,7 +88,7 @@ def take_action(clicks, reason, order_id, version):
     """Accept, decline, hold, release, rework: the core's transition, its rules and its refusals."""
     lang = request_lang()
     trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(clicks or []):
+    if not isinstance(trigger, dict) or not any(clicks if isinstance(clicks, list) else []):
         return no_update, no_update
     action = trigger.get("action")
     try:
@@ -204,7 +204,7 @@ def remove_material(clicks, order_id, version):
     """Remove a line the worker added (the card's own lines stay)."""
     lang = request_lang()
     trigger = ctx.triggered_id
-    if not isinstance(trigger, dict) or not any(clicks or []):
+    if not isinstance(trigger, dict) or not any(clicks if isinstance(clicks, list) else []):
         return no_update, no_update
     try:
         _check_device()

@@ -136,6 +136,27 @@ def _line_loss(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
     return rows
 
 
+def _power_quality(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
+    from grid.power_quality import site_quality
+    quality = site_quality(env.ctx.engine, env.ctx.tz, p.first_day, p.last_day, by=p.by or "day",
+                           max_gap_s=2 * env.poll_interval_s)
+    rows = frame_rows(quality.rates)
+    for r in rows:
+        r["kind"] = t(f"power_quality.point.{r['kind']}", lang)
+    return rows
+
+
+def _power_quality_stats(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
+    from grid.power_quality import site_quality
+    quality = site_quality(env.ctx.engine, env.ctx.tz, p.first_day, p.last_day, by=p.by or "day",
+                           max_gap_s=2 * env.poll_interval_s)
+    rows = frame_rows(quality.stats)
+    for r in rows:
+        r["kind"] = t(f"power_quality.point.{r['kind']}", lang)
+        r["quantity_text"] = t(f"power_quality.quantity.{r['quantity']}", lang)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 def frame_rows(frame: pd.DataFrame) -> list[dict]:
@@ -242,6 +263,20 @@ REPORTS: dict[str, ReportSpec] = {s.name: s for s in (
                              Column("class", "text", 14), Column("class_text", "text", 14, api=False),
                              Column("interpolated", "bool", 10), Column("missing_meters", "text", 30)),
                _line_loss, takes=RANGE | {"by"}, by=("day", "month"), max_days=366, chart="loss_kwh"),
+    ReportSpec("power-quality", (Column("period", "text", 11), Column("area", "text", 16), Column("point", "text", 14),
+                                 Column("kind", "text", 14), Column("phases", "int", 7),
+                                 Column("band_low", "number", 9), Column("band_high", "number", 9),
+                                 Column("monitored_h", "number", 10), Column("above_h", "number", 9),
+                                 Column("below_h", "number", 9), Column("rate", "percent", 9)),
+               _power_quality, takes=RANGE | {"by"}, by=("day", "month"), max_days=62),
+    ReportSpec("power-quality-stats", (Column("period", "text", 11), Column("area", "text", 16),
+                                       Column("point", "text", 14), Column("kind", "text", 14),
+                                       Column("quantity", "text", 18), Column("quantity_text", "text", 22, api=False),
+                                       Column("samples", "int", 8), Column("mean", "percent", 9),
+                                       Column("max", "percent", 9), Column("p95", "percent", 9),
+                                       Column("over_limit_h", "number", 10), Column("limit", "percent", 8),
+                                       Column("method", "text", 12)),
+               _power_quality_stats, takes=RANGE | {"by"}, by=("day", "month"), max_days=62),
 )}
 
 

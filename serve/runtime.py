@@ -124,6 +124,8 @@ class Runtime:
         self.alarm_engine.subscribe(self.events)
         from energy.rollups import attach_rollups
         self.rollups = attach_rollups(self.engine, self.billing.tz, cfg.analytics, self.jobs, self.events)
+        from grid.power_quality import attach_power_quality   # transformer areas: daily statistics, alarms
+        attach_power_quality(self.engine, self.billing.tz, utcnow, self.jobs, max_gap_s=2 * cfg.poll_interval_s)
         self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)
         self.parameters.rules = getattr(self.notifications, "rules", None)   # alarm SMS numbers, changed live
         from serve.workorders import attach_workorders

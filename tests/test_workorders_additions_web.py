@@ -268,3 +268,30 @@ def test_a_worker_uploads_a_file_with_a_message_on_a_phone_and_the_office_gets_i
     assert "Meter room door" in text and f"/_field/evidence/{eid}" in text
     assert office.get(f"/_field/evidence/{eid}").status == 200
     assert signed_in_client(demo, "worker2").get(f"/_field/evidence/{eid}").status == 404
+
+
+def test_a_blocked_phone_is_told_so_on_its_pages_until_the_office_unblocks_it(browser, demo):
+    from dashboard.i18n import t
+    context, page = _phone(browser, demo)
+    try:
+        # the phone reported itself on /work and got its device cookie: its terminal
+        for _ in range(100):
+            key = next((c["value"] for c in context.cookies() if c["name"] == "wattline_device"), None)
+            if key:
+                break
+            page.wait_for_timeout(100)
+        tid = demo.field.terminal_of("worker", key)["id"]
+        manager = _actor("manager")
+        demo.field.set_terminal_state(manager, tid, blocked=True, reason="Reported stolen")
+        page.reload()
+        page.wait_for_selector("#field-blocked")
+        assert page.inner_text("#field-blocked") == t("field.error.terminal_blocked", "en")
+        page.goto(base_url(demo) + f"/work/order?id={_own_order(demo)}")
+        page.wait_for_selector("#field-order-blocked")
+        assert page.locator("#field-material-new-add").count() == 0
+        demo.field.set_terminal_state(manager, tid, blocked=False)
+        page.reload()
+        page.wait_for_selector("#field-order-state")
+        assert page.locator("#field-order-blocked").count() == 0
+    finally:
+        context.close()

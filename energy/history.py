@@ -11,13 +11,14 @@ import sqlalchemy as sa
 
 from core.clock import site_time, utc_time
 from storage import meter_history as store
+from storage.grid import master_ct_ratio
 from storage.schema import READING_STATUS_BITS
 
 HISTORY_MAX_DAYS = 92       # one query covers at most a quarter: 4,400 half-hourly readings
 HISTORY_ROW_CAP = 5000      # and at most this many rows (a meter polled every minute fills it in 3.5 days)
 GAP_FACTOR = 1.5            # a spacing over 1.5 poll intervals means at least one poll was missed
 METER_NUMBER_MAX = 12       # meter.address: the 12-digit nameplate number
-NO_CT_RATIO = 1             # the model keeps no current-transformer ratio: registers are read as they are
+NO_CT_RATIO = 1             # a device that is no area's master meter has no CT ratio: its registers as they are
 
 
 class HistoryError(ValueError):
@@ -156,6 +157,7 @@ def instrument_difference(engine: sa.Engine, zone: dt.tzinfo, address: str, firs
         ends = store.register_ends(conn, place["id"], start, end)
         increase = store.register_increase(conn, place["id"], start, end) if ends else {}
         latest = store.latest_state(conn, place["id"])
+        ratio = master_ct_ratio(conn, place["id"])
 
     def at(row: dict) -> RegisterEnd:
         return RegisterEnd(site_time(row["ts"], zone), {c: row[c] for c in store.REGISTERS})
@@ -170,7 +172,7 @@ def instrument_difference(engine: sa.Engine, zone: dt.tzinfo, address: str, firs
         start=at(ends[0]) if ends else None, end=at(ends[-1]) if ends else None,
         counted=counted, resets=int(increase.get("resets") or 0),
         first_reset=site_time(increase.get("first_reset"), zone) if increase.get("first_reset") else None,
-        ct_ratio=NO_CT_RATIO, ct_ratio_known=False, latest=latest)
+        ct_ratio=NO_CT_RATIO if ratio is None else ratio, ct_ratio_known=ratio is not None, latest=latest)
 
 
 def metered_devices(engine: sa.Engine) -> list[dict]:

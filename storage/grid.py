@@ -216,3 +216,11 @@ def area_points(conn: sa.Connection, area_id: int) -> pd.DataFrame:
          .join(area, area.c.id == meter.c.area_id)
          .where(area.c.id == int(area_id), meter.c.status != "removed").order_by(meter.c.address))
     return pd.DataFrame(conn.execute(q).mappings().all(), columns=["meter_id", "address", "profile", "kind"])
+
+
+def master_ct_ratio(conn: sa.Connection, meter_id: int) -> float | None:
+    """The CT ratio of the area this meter is the master meter of (1 where the area gives none); None when the
+    meter is no area's master meter."""
+    row = conn.execute(sa.select(transformer_area.c.ct_ratio).where(
+        transformer_area.c.master_meter_id == int(meter_id)).limit(1)).first()
+    return None if row is None else float(row[0] if row[0] is not None else 1.0)

@@ -192,3 +192,14 @@ def test_the_meter_whose_use_does_not_follow_the_loss_is_named_first(area):
 def store_area_id(engine) -> int:
     with engine.connect() as conn:
         return int(store.areas(conn)["id"].iloc[0])
+
+
+def test_the_instrument_difference_of_a_master_meter_applies_its_ct_ratio(area):
+    from energy.history import instrument_difference
+    engine, ids = area
+    write(engine, ids, _registers())
+    diff = instrument_difference(engine, TZ, MASTER, dt.date(2026, 11, 1), dt.date(2026, 11, 3))
+    # the readings inside the three days: the registers at the midnights of 11-01 .. 11-03 (100 -> 215)
+    assert (diff.ct_ratio, diff.ct_ratio_known, diff.counted["energy_total"], diff.energy_kwh) == (2.0, True, 115.0,
+                                                                                                  230.0)
+    assert not instrument_difference(engine, TZ, C1, dt.date(2026, 11, 1), dt.date(2026, 11, 3)).ct_ratio_known

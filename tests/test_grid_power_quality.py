@@ -170,7 +170,7 @@ def test_the_power_quality_reports_answer_per_point_and_day_in_both_languages(ar
     env = ReportEnv(make_ctx(engine, Clock(dt.datetime(2026, 11, 3))), poll_interval_s=900)
     rates = run_report(env, "power-quality", {"from": "2026-11-01", "to": "2026-11-01"}, "zh")
     rows = {r["point"]: r for r in json_rows(rates, TZ, api=True)}
-    assert rows[TERMINAL]["rate"] == 0.0 and rows[TERMINAL]["kind"] == "终端（三相）"
+    assert rows[TERMINAL]["rate"] == 0.0 and rows[TERMINAL]["kind"] == "台区终端（三相）"
     assert rows["*"]["rate"] == pytest.approx(2 / 3) and rows[C1]["phases"] == 1
     stats = run_report(env, "power-quality-stats", {"from": "2026-11-01", "to": "2026-11-01", "by": "month"}, "en")
     got = {(r["point"], r["quantity"]): r for r in json_rows(stats, TZ, api=True)}

@@ -85,14 +85,15 @@ def _row(address: str, unit: int, profile: str, **extra) -> dict:
 
 
 @pytest.fixture
-def area(duck_engine):
+def area(any_engine):
+    """Area T on each engine of the matrix: master meter, transformer terminal and one room meter, 220 V."""
     rows = [_row(MASTER, 1, "eastron-sdm630", area_role="master", ct_ratio=1, nominal_voltage=220),
             _row(TERMINAL, 2, "wattline-ttu", area_role="terminal"), _row(C1, 3, "acrel-ddsy1352")]
-    import_topology(duck_engine, rows, PROFILES, dt.datetime(2026, 10, 1))
-    with duck_engine.connect() as conn:
+    import_topology(any_engine, rows, PROFILES, dt.datetime(2026, 10, 1))
+    with any_engine.connect() as conn:
         ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
         area_id = conn.execute(sa.text("SELECT id FROM transformer_area")).scalar()
-    return duck_engine, ids, area_id
+    return any_engine, ids, area_id
 
 
 def _day(engine, ids, day: int, unbalanced: bool) -> None:

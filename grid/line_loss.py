@@ -167,3 +167,15 @@ def least_correlated_meters(engine: sa.Engine, tz: dt.tzinfo, area_id: int, firs
     out = pd.DataFrame({"meter": corr.index, "correlation": corr.to_numpy().round(3), "days": len(loss),
                         "kwh": table.sum().to_numpy().round(2)})
     return out.sort_values(["correlation", "meter"], na_position="first").head(count).reset_index(drop=True)
+
+
+def site_hints(engine: sa.Engine, tz: dt.tzinfo, first: dt.date, last: dt.date, count: int = 5,
+               settings: LineLossSettings = LineLossSettings()) -> pd.DataFrame:
+    """least_correlated_meters of every transformer area, with an `area` column first."""
+    with engine.connect() as conn:
+        areas = store.areas(conn)
+    frames = [least_correlated_meters(engine, tz, int(a), first, last, count, settings).assign(area=name)
+              for a, name in zip(areas["id"], areas["name"])]
+    columns = ["area", "meter", "correlation", "days", "kwh"]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

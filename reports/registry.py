@@ -136,6 +136,11 @@ def _line_loss(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
     return rows
 
 
+def _line_loss_meters(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
+    from grid.line_loss import site_hints
+    return frame_rows(site_hints(env.ctx.engine, env.ctx.tz, p.first_day, p.last_day))
+
+
 def _power_quality(env: ReportEnv, p: ReportParams, lang: str) -> list[dict]:
     from grid.power_quality import site_quality
     quality = site_quality(env.ctx.engine, env.ctx.tz, p.first_day, p.last_day, by=p.by or "day",
@@ -263,6 +268,10 @@ REPORTS: dict[str, ReportSpec] = {s.name: s for s in (
                              Column("class", "text", 14), Column("class_text", "text", 14, api=False),
                              Column("interpolated", "bool", 10), Column("missing_meters", "text", 30)),
                _line_loss, takes=RANGE | {"by"}, by=("day", "month"), max_days=366, chart="loss_kwh"),
+    ReportSpec("line-loss-meters", (Column("area", "text", 16), Column("meter", "text", 14),
+                                    Column("correlation", "number", 11), Column("days", "int", 6),
+                                    _kwh("kwh")),
+               _line_loss_meters, takes=RANGE, max_days=92),
     ReportSpec("power-quality", (Column("period", "text", 11), Column("area", "text", 16), Column("point", "text", 14),
                                  Column("kind", "text", 14), Column("phases", "int", 7),
                                  Column("band_low", "number", 9), Column("band_high", "number", 9),

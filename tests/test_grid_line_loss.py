@@ -187,6 +187,13 @@ def test_the_meter_whose_use_does_not_follow_the_loss_is_named_first(area):
                                    dt.date(2026, 11, 5))
     assert list(hint["meter"]) == [C2, C1]
     assert pd.isna(hint["correlation"][0]) and hint["correlation"][1] == 1.0
+    from reports.registry import ReportEnv
+    from reports.render import json_rows, run_report
+    from tests.billing_support import Clock, make_ctx
+    env = ReportEnv(make_ctx(engine, Clock(dt.datetime(2026, 11, 10))))
+    result = run_report(env, "line-loss-meters", {"from": "2026-11-01", "to": "2026-11-05"}, "zh")
+    assert [(r["area"], r["meter"], r["correlation"], r["days"], r["kwh"]) for r in json_rows(result, TZ, api=True)] \
+        == [("Area T", C2, None, 5, 150.0), ("Area T", C1, 1.0, 5, 150.0)]
 
 
 def store_area_id(engine) -> int:

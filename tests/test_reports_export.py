@@ -95,6 +95,7 @@ def test_json_export_and_every_report_opens_in_openpyxl(env):
               "sales": {"from": "2026-11-21", "to": "2026-11-21"},
               "line-loss": {"from": "2026-11-21", "to": "2026-11-21"},
               "power-quality": {"from": "2026-11-21", "to": "2026-11-21"},
+              "line-loss-meters": {"from": "2026-11-21", "to": "2026-11-21"},
               "power-quality-stats": {"from": "2026-11-21", "to": "2026-11-21"}}
     for name, spec in REPORTS.items():
         ws = _book(export_report(env, name, params.get(name, {}), "xlsx", operator="analyst")[0]).active

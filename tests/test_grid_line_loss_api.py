@@ -152,3 +152,24 @@ def test_the_line_loss_report_exports_as_a_workbook(site):
     data, filename = export_report(ReportEnv(site), "line-loss", {"from": "2026-11-01", "to": "2026-11-01"},
                                    "xlsx", operator="analyst", lang="zh", source="test")
     assert filename.endswith(".xlsx") and data[:2] == b"PK"
+
+
+def test_the_demo_site_computes_its_areas_line_loss_and_judges_its_power_quality(tmp_path):
+    from grid.line_loss import CLASSES, line_loss
+    from storage import grid as store
+    from tests.webclient import start_demo_runtime
+    rt = start_demo_runtime(tmp_path)
+    try:
+        with rt.engine.connect() as conn:
+            areas = store.areas(conn)
+        assert list(areas["name"]) == ["Area B1", "Area B2", "Area B3", "Area B4"]
+        assert areas["master_address"].str.startswith("20261121800").all() and (areas["ct_ratio"] == 1.0).all()
+        assert areas["terminal_address"].str.startswith("20261121900").all()
+        today = rt.billing.local(rt.billing.now()).date()
+        rows = line_loss(rt.engine, rt.billing.tz, today - dt.timedelta(days=1), today - dt.timedelta(days=1))
+        assert list(rows["area"]) == list(areas["name"]) and set(rows["class"]) <= set(CLASSES)
+        assert rt.jobs.run("power_quality")
+        status = {s.name: s for s in rt.jobs.status()}["power_quality"]
+        assert status.last_ok and status.last_error is None
+    finally:
+        rt.stop()

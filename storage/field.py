@@ -78,7 +78,7 @@ def evidence_messages(conn: sa.Connection, evidence_id: int) -> list[int]:
                              .where(message_attachment.c.evidence_id == evidence_id)).scalars())
 
 
-def attachable_evidence(conn: sa.Connection, worker_id: int | None, username: str, limit: int) -> list[dict]:
+def attachable_evidence(conn: sa.Connection, username: str, limit: int, *, worker_id: int | None) -> list[dict]:
     """Evidence one may attach to a message, newest first, with its order's number: every file (worker_id None,
     the office), or the files of the worker's own orders and those the worker uploaded."""
     q = (sa.select(evidence.c.id, evidence.c.order_id, evidence.c.kind, evidence.c.name, evidence.c.received_at,

@@ -217,7 +217,8 @@ class FieldService:
         the files they uploaded; for the office, the latest evidence of any order."""
         who = self.uploader(actor)
         with self.engine.connect() as conn:
-            return store.attachable_evidence(conn, None if who.any_order else who.operator_id, who.username, limit)
+            return store.attachable_evidence(conn, who.username, limit,
+                                             worker_id=None if who.any_order else (who.operator_id or -1))
 
     def mark_read(self, actor: Actor, message_id, now: dt.datetime | None = None) -> bool:
         now = now or self.clock()

@@ -57,11 +57,13 @@ def classify(supply: float | None, loss_rate: float | None, computable: bool, li
 
 
 def line_loss(engine: sa.Engine, tz: dt.tzinfo, first: dt.date, last: dt.date, by: str = "day",
-              settings: LineLossSettings = LineLossSettings(), area_ids: Sequence[int] | None = None) -> pd.DataFrame:
+              settings: LineLossSettings = LineLossSettings(), area_ids: Sequence[int] | None = None,
+              use_frozen: bool = True) -> pd.DataFrame:
     """One row per area and period (local days, both ends inclusive; months clipped to the range): COLUMNS.
     loss_rate is a fraction of the supply. A period is not computable when a register of the area's master meter
     or of any of its customer meters is unknown at either end (missing_meters names them, the master meter first;
-    "-" stands for an area without a master meter), or when the supply is not positive."""
+    "-" stands for an area without a master meter), or when the supply is not positive. The registers come from
+    the frozen midnight registers where the line_loss job froze them (use_frozen), from the readings otherwise."""
     starts = period_starts(first, last, by)
     boundaries = [local_midnight(d, tz) for d in starts]
     periods = len(starts) - 1
@@ -69,9 +71,8 @@ def line_loss(engine: sa.Engine, tz: dt.tzinfo, first: dt.date, last: dt.date, b
         areas = store.areas(conn)
         if area_ids is not None:
             areas = areas[areas["id"].isin([int(a) for a in area_ids])]
-        sums, missing = store.area_boundary_registers(conn, boundaries, tolerance_s=settings.tolerance_s,
-                                                      span_s=settings.span_s,
-                                                      area_ids=None if area_ids is None else list(areas["id"]))
+        sums, missing = _boundary_registers(conn, starts, boundaries, settings,
+                                            None if area_ids is None else list(areas["id"]), use_frozen)
         meters = store.area_meters(conn, list(areas["id"]))
     need = meters.groupby(["area_id", "role"]).size().unstack(fill_value=0).reindex(
         index=areas["id"], columns=["master", "customer"], fill_value=0)
@@ -106,6 +107,60 @@ def line_loss(engine: sa.Engine, tz: dt.tzinfo, first: dt.date, last: dt.date, b
     labels = [period_label(d, by) for d in starts[:-1]]
     out.insert(0, "period", [labels[k] for k in out["k"]])
     return out.drop(columns="k")[list(COLUMNS)]
+
+
+def _boundary_registers(conn, starts: list[dt.date], boundaries: list[dt.datetime], settings: LineLossSettings,
+                        area_ids: list[int] | None, use_frozen: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per area and boundary, the register sums and the meters missing (storage.grid.area_boundary_registers):
+    from the frozen registers where the line_loss job froze that midnight, from the readings otherwise."""
+    frozen = store.frozen_days(conn, starts[0], starts[-1]) if use_frozen else set()
+    stored = [k for k, d in enumerate(starts) if d in frozen]
+    live = [k for k, d in enumerate(starts) if d not in frozen]
+    parts = []
+    if stored:
+        parts.append((stored, store.frozen_boundary_registers(conn, [starts[k] for k in stored], area_ids)))
+    if live:
+        parts.append((live, store.area_boundary_registers(conn, [boundaries[k] for k in live],
+                                                          tolerance_s=settings.tolerance_s, span_s=settings.span_s,
+                                                          area_ids=area_ids)))
+    sums, missing = [], []
+    for ks, (s, m) in parts:
+        index = np.asarray(ks)
+        sums.append(s.assign(k=index[s["k"].astype(int).to_numpy()]) if len(s) else s)
+        missing.append(m.assign(k=index[m["k"].astype(int).to_numpy()]) if len(m) else m)
+    return pd.concat(sums, ignore_index=True), pd.concat(missing, ignore_index=True)
+
+
+def freeze_days(engine: sa.Engine, tz: dt.tzinfo, first: dt.date, last: dt.date, now: dt.datetime,
+                settings: LineLossSettings = LineLossSettings()) -> int:
+    """Freeze the midnight registers of the local days first..last (each day's starting midnight) from the
+    readings: line loss then reads them instead of the readings. Returns the registers written."""
+    days = list(pd.date_range(first, last, freq="D").date)
+    if not days:
+        return 0
+    with engine.begin() as conn:
+        return store.freeze_registers(conn, [local_midnight(d, tz) for d in days], days,
+                                      tolerance_s=settings.tolerance_s, span_s=settings.span_s, now=now)
+
+
+JOB = "line_loss"
+REFREEZE_DAYS = 3     # the job freezes again the midnights of the last days, for readings that came in late
+
+
+def attach_line_loss(engine: sa.Engine, tz: dt.tzinfo, clock, jobs, interval_s: float = 3600.0,
+                     settings: LineLossSettings = LineLossSettings()) -> None:
+    """The scheduler's `line_loss` job: freezes the midnight registers of the last REFREEZE_DAYS days whose
+    midnight is at least span_s past (the readings after it are in)."""
+    def run() -> dict:
+        now = clock()
+        today = now.replace(tzinfo=dt.timezone.utc).astimezone(tz).date()
+        days = [today - dt.timedelta(days=i) for i in range(REFREEZE_DAYS, -1, -1)]
+        days = [d for d in days if local_midnight(d, tz) + dt.timedelta(seconds=settings.span_s) <= now]
+        if not days:
+            return {"registers": 0}
+        return {"from": days[0].isoformat(), "to": days[-1].isoformat(),
+                "registers": freeze_days(engine, tz, days[0], days[-1], now, settings)}
+    jobs.add(JOB, run, interval_s)
 
 
 def _classes(supply: np.ndarray, rate: np.ndarray, complete: np.ndarray, limit: float) -> np.ndarray:

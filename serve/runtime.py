@@ -124,6 +124,8 @@ class Runtime:
         self.alarm_engine.subscribe(self.events)
         from energy.rollups import attach_rollups
         self.rollups = attach_rollups(self.engine, self.billing.tz, cfg.analytics, self.jobs, self.events)
+        from grid.line_loss import attach_line_loss   # transformer areas: frozen midnight registers
+        attach_line_loss(self.engine, self.billing.tz, utcnow, self.jobs)
         from grid.power_quality import attach_power_quality   # transformer areas: daily statistics, alarms
         attach_power_quality(self.engine, self.billing.tz, utcnow, self.jobs, max_gap_s=2 * cfg.poll_interval_s)
         self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)

@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from storage.engine import is_duckdb
-from storage.schema import building, device_readings, meter, readings, transformer_area
+from storage.schema import building, device_readings, frozen_register, meter, readings, transformer_area
 
 AREA_COLUMNS = ("id", "name", "building", "rating_kva", "nominal_voltage", "connection_group", "master_meter_id",
                 "master_address", "terminal_meter_id", "terminal_address", "ct_ratio")
@@ -83,19 +83,10 @@ def _registers_sql(conn: sa.Connection, boundaries: Sequence[dt.datetime], toler
     else:
         first = "(array_agg(v ORDER BY s))[1] AS first_v, min(s) AS first_s"
         last = "(array_agg(rk.v ORDER BY rk.s DESC))[1] AS last_v, max(rk.s) AS last_s"
-    where_area = ""
-    if area_ids is not None:
-        where_area = ("AND a.id IN (" + ", ".join(f":a{i}" for i in range(len(area_ids))) + ")") if area_ids else \
-            "AND FALSE"
-        params.update({f"a{i}": int(v) for i, v in enumerate(area_ids)})
     materialized = "MATERIALIZED"     # read twice (the sums and the missing meters): computed once
+    meters = _area_meters_sql(area_ids, params)
     sql = f"""
-WITH m AS (
-  SELECT mt.id AS meter_id, mt.address, a.id AS area_id,
-         CASE WHEN mt.id = a.master_meter_id THEN 'master' ELSE 'customer' END AS role,
-         COALESCE(a.ct_ratio, 1.0) AS ct_ratio
-  FROM meter mt JOIN transformer_area a ON a.id = mt.area_id
-  WHERE mt.status <> 'removed' AND (a.terminal_meter_id IS NULL OR mt.id <> a.terminal_meter_id) {where_area}),
+WITH {meters},
 {buckets},
 rk AS (SELECT CAST(meter_id AS BIGINT) * {KEY_SPAN} + k + 1 AS key, s, v FROM rb),
 g AS (SELECT key, {first} FROM rk GROUP BY key),
@@ -128,7 +119,10 @@ def area_boundary_registers(conn: sa.Connection, boundaries: Sequence[dt.datetim
     which (area_id, k, address, role). The energy between two boundaries is the difference of the sums where every
     meter of the area is known at both (area_meters says how many there are)."""
     sql, params = _registers_sql(conn, boundaries, tolerance_s, span_s, area_ids)
-    sql += """,
+    return _sums_and_missing(conn, sql + "," + _AGG_SQL, params)
+
+
+_AGG_SQL = """
 agg AS (
   SELECT m.area_id, reg.k,
          sum(reg.v * m.ct_ratio) FILTER (WHERE m.role = 'master') AS supply_reg,
@@ -149,12 +143,68 @@ SELECT 'missing', short.area_id, short.k, NULL, NULL, NULL, NULL, NULL, m.addres
 FROM short JOIN m ON m.area_id = short.area_id
 LEFT JOIN reg ON reg.meter_id = m.meter_id AND reg.k = short.k
 WHERE reg.meter_id IS NULL"""
+
+
+def _sums_and_missing(conn: sa.Connection, sql: str, params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.DataFrame(conn.execute(sa.text(sql), params).mappings().all(),
                          columns=["row_kind", "area_id", "k", "supply_reg", "sales_reg", "masters_known",
                                   "customers_known", "interpolated", "address", "role"])
     sums = frame.loc[frame["row_kind"] == "sum"].drop(columns=["row_kind", "address", "role"])
     missing = frame.loc[frame["row_kind"] == "missing", ["area_id", "k", "address", "role"]]
     return sums.reset_index(drop=True), missing.reset_index(drop=True)
+
+
+def _area_meters_sql(area_ids: Sequence[int] | None, params: dict) -> str:
+    where_area = ""
+    if area_ids is not None:
+        where_area = ("AND a.id IN (" + ", ".join(f":a{i}" for i in range(len(area_ids))) + ")") if area_ids else \
+            "AND FALSE"
+        params.update({f"a{i}": int(v) for i, v in enumerate(area_ids)})
+    return f"""m AS (
+  SELECT mt.id AS meter_id, mt.address, a.id AS area_id,
+         CASE WHEN mt.id = a.master_meter_id THEN 'master' ELSE 'customer' END AS role,
+         COALESCE(a.ct_ratio, 1.0) AS ct_ratio
+  FROM meter mt JOIN transformer_area a ON a.id = mt.area_id
+  WHERE mt.status <> 'removed' AND (a.terminal_meter_id IS NULL OR mt.id <> a.terminal_meter_id) {where_area})"""
+
+
+def frozen_days(conn: sa.Connection, first: dt.date, last: dt.date) -> set[dt.date]:
+    """The local days in first..last whose midnight registers are frozen."""
+    q = sa.select(frozen_register.c.day).where(frozen_register.c.day >= first, frozen_register.c.day <= last) \
+        .distinct()
+    return {d if isinstance(d, dt.date) else pd.Timestamp(d).date() for d in conn.execute(q).scalars()}
+
+
+def frozen_boundary_registers(conn: sa.Connection, days: Sequence[dt.date],
+                              area_ids: Sequence[int] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """area_boundary_registers from the frozen registers of these days (k: the day's index in `days`)."""
+    params: dict = {}
+    values = ", ".join(f"({k}, CAST(:d{k} AS DATE))" for k in range(len(days)))
+    params.update({f"d{k}": d for k, d in enumerate(days)})
+    sql = f"""
+WITH {_area_meters_sql(area_ids, params)},
+dk(k, day) AS (VALUES {values}),
+reg AS (
+  SELECT f.meter_id, dk.k, f.energy_total AS v, f.interpolated
+  FROM frozen_register f JOIN dk ON dk.day = f.day
+  WHERE f.meter_id IN (SELECT meter_id FROM m)),""" + _AGG_SQL
+    return _sums_and_missing(conn, sql, params)
+
+
+def freeze_registers(conn: sa.Connection, boundaries: Sequence[dt.datetime], days: Sequence[dt.date], *,
+                     tolerance_s: float, span_s: float, now: dt.datetime) -> int:
+    """Replace the frozen registers of these days (their midnights: `boundaries`) by the registers the readings
+    give now (every area meter's, as line loss takes them); the rows written."""
+    sql, params = _registers_sql(conn, boundaries, tolerance_s, span_s, None)
+    values = ", ".join(f"({k}, CAST(:d{k} AS DATE))" for k in range(len(days)))
+    params.update({f"d{k}": d for k, d in enumerate(days)}, now=now)
+    conn.execute(frozen_register.delete().where(frozen_register.c.day.in_(list(days))))
+    sql = sql.replace("WITH m AS (", "WITH dk(k, day) AS (VALUES " + values + "),\nm AS (", 1)
+    result = conn.execute(sa.text(
+        "INSERT INTO frozen_register (meter_id, day, energy_total, interpolated, frozen_at) " + sql +
+        "\nSELECT reg.meter_id, dk.day, reg.v, reg.interpolated, CAST(:now AS TIMESTAMP) "
+        "FROM reg JOIN dk ON dk.k = reg.k WHERE reg.v IS NOT NULL"), params)
+    return result.rowcount
 
 
 def meter_registers(conn: sa.Connection, boundaries: Sequence[dt.datetime], *, tolerance_s: float,

@@ -52,6 +52,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               lambda conn: _work_order_additions(conn)),
     Migration(13, "transformer areas: nameplate, master meter and CT ratio, terminal (line loss, power quality)",
               lambda conn: _transformer_areas(conn)),
+    Migration(14, "frozen midnight registers of the transformer areas' meters (line loss)", create_tables_since(14)),
 )
 HEAD = 1 + len(MIGRATIONS)
 

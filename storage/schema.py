@@ -196,6 +196,21 @@ device_readings = sa.Table(
 )
 DEVICE_READINGS_COLUMNS = tuple(c.name for c in device_readings.columns)
 
+# Frozen midnight registers (日冻结, since 14, grid/line_loss.py): each area meter's total register at the local
+# midnight starting `day`, as line loss takes it (the first reading within the tolerance after midnight, else
+# interpolated), written by the line_loss job once the readings around that midnight are in, so line loss over a
+# year reads stored registers instead of every reading. Append-only like readings (a day is replaced whole).
+frozen_register = sa.Table(
+    "frozen_register", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("energy_total", sa.Double, nullable=False),
+    sa.Column("interpolated", sa.Boolean, nullable=False),
+    sa.Column("frozen_at", UtcDateTime, nullable=False),
+    sa.Index("ix_frozen_register_day", "day", "meter_id").ddl_if(dialect="postgresql"),
+    info={"since": 14},
+)
+
 meter_state = sa.Table(
     "meter_state", metadata,
     sa.Column("meter_id", sa.Integer, primary_key=True, autoincrement=False),

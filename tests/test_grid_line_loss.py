@@ -210,3 +210,41 @@ def test_the_instrument_difference_of_a_master_meter_applies_its_ct_ratio(area):
     assert (diff.ct_ratio, diff.ct_ratio_known, diff.counted["energy_total"], diff.energy_kwh) == (2.0, True, 115.0,
                                                                                                   230.0)
     assert not instrument_difference(engine, TZ, C1, dt.date(2026, 11, 1), dt.date(2026, 11, 3)).ct_ratio_known
+
+
+def test_frozen_midnight_registers_give_the_same_line_loss_as_the_readings(area):
+    from grid.line_loss import freeze_days
+    engine, ids = area
+    write(engine, ids, [*_registers(skip={(C2, 2), (C1, 3)}), (C1, midnight(3, -10), 109.0),
+                        (C1, midnight(3, 20), 112.0)])
+    live = line_loss(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 3))
+    assert freeze_days(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 4), dt.datetime(2026, 11, 5)) == 11
+    with engine.begin() as conn:       # the readings gone: line loss reads the frozen registers
+        conn.execute(sa.text("DELETE FROM readings"))
+    frozen = line_loss(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 3))
+    pd.testing.assert_frame_equal(frozen, live)
+    assert list(frozen["missing_meters"]) == [C2, C2, ""] and list(frozen["interpolated"]) == [False, True, True]
+
+
+def test_a_range_partly_frozen_reads_the_rest_from_the_readings(area):
+    from grid.line_loss import freeze_days
+    engine, ids = area
+    write(engine, ids, _registers())
+    freeze_days(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.datetime(2026, 11, 5))
+    rows = line_loss(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 3))
+    assert list(rows["class"]) == ["high", "qualified", "negative"]
+
+
+def test_the_line_loss_job_freezes_only_midnights_with_their_readings_in(area):
+    from collectors.schedule import Jobs
+    from grid.line_loss import JOB, attach_line_loss
+    from storage.grid import frozen_days
+    engine, ids = area
+    write(engine, ids, _registers())
+    jobs = Jobs()
+    # 2026-11-04 09:00 locally: the midnights of 11-01 .. 11-03 are 12 h past, 11-04's only 9 h
+    attach_line_loss(engine, TZ, lambda: dt.datetime(2026, 11, 4, 1, 0), jobs)
+    assert jobs.run(JOB)
+    with engine.connect() as conn:
+        assert frozen_days(conn, dt.date(2026, 10, 1), dt.date(2026, 11, 30)) == {
+            dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)}

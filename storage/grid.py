@@ -67,7 +67,7 @@ def _bucket_sql(conn: sa.Connection, boundaries: Sequence[dt.datetime], span_s: 
 
 
 def _registers_sql(conn: sa.Connection, boundaries: Sequence[dt.datetime], tolerance_s: float, span_s: float,
-                   area_ids: Sequence[int] | None) -> tuple[str, dict]:
+                   area_ids: Sequence[int] | None, every_meter: bool = False) -> tuple[str, dict]:
     """CTEs ending in `reg`: per meter of the areas (their master meter and customer meters; not the terminal nor
     a removed meter) and boundary B_k, its total register, and whether it was interpolated. The register at B_k
     is the first reading at or after B_k within tolerance_s, else the value interpolated between the last reading
@@ -84,7 +84,7 @@ def _registers_sql(conn: sa.Connection, boundaries: Sequence[dt.datetime], toler
         first = "(array_agg(v ORDER BY s))[1] AS first_v, min(s) AS first_s"
         last = "(array_agg(rk.v ORDER BY rk.s DESC))[1] AS last_v, max(rk.s) AS last_s"
     materialized = "MATERIALIZED"     # read twice (the sums and the missing meters): computed once
-    meters = _area_meters_sql(area_ids, params)
+    meters = _area_meters_sql(area_ids, params, every_meter)
     sql = f"""
 WITH {meters},
 {buckets},
@@ -154,7 +154,11 @@ def _sums_and_missing(conn: sa.Connection, sql: str, params: dict) -> tuple[pd.D
     return sums.reset_index(drop=True), missing.reset_index(drop=True)
 
 
-def _area_meters_sql(area_ids: Sequence[int] | None, params: dict) -> str:
+def _area_meters_sql(area_ids: Sequence[int] | None, params: dict, every_meter: bool = False) -> str:
+    if every_meter:     # the frozen registers: every meter's, so an area's later change of meters keeps them valid
+        return """m AS (
+  SELECT mt.id AS meter_id, mt.address, CAST(NULL AS INTEGER) AS area_id, 'customer' AS role, 1.0 AS ct_ratio
+  FROM meter mt WHERE mt.status <> 'removed')"""
     where_area = ""
     if area_ids is not None:
         where_area = ("AND a.id IN (" + ", ".join(f":a{i}" for i in range(len(area_ids))) + ")") if area_ids else \
@@ -194,8 +198,9 @@ reg AS (
 def freeze_registers(conn: sa.Connection, boundaries: Sequence[dt.datetime], days: Sequence[dt.date], *,
                      tolerance_s: float, span_s: float, now: dt.datetime) -> int:
     """Replace the frozen registers of these days (their midnights: `boundaries`) by the registers the readings
-    give now (every area meter's, as line loss takes them); the rows written."""
-    sql, params = _registers_sql(conn, boundaries, tolerance_s, span_s, None)
+    give now (every meter's that is not removed, as line loss takes them: a meter that joins an area later has its
+    registers already); the rows written."""
+    sql, params = _registers_sql(conn, boundaries, tolerance_s, span_s, None, every_meter=True)
     values = ", ".join(f"({k}, CAST(:d{k} AS DATE))" for k in range(len(days)))
     params.update({f"d{k}": d for k, d in enumerate(days)}, now=now)
     conn.execute(frozen_register.delete().where(frozen_register.c.day.in_(list(days))))

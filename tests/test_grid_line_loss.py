@@ -248,3 +248,17 @@ def test_the_line_loss_job_freezes_only_midnights_with_their_readings_in(area):
     with engine.connect() as conn:
         assert frozen_days(conn, dt.date(2026, 10, 1), dt.date(2026, 11, 30)) == {
             dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)}
+
+
+def test_a_meter_moved_into_the_area_after_the_freeze_is_counted_from_its_frozen_registers(area):
+    from grid.line_loss import freeze_days
+    engine, ids = area
+    with engine.begin() as conn:      # C2 belonged to no area when the registers were frozen
+        conn.execute(meter.update().where(meter.c.address == C2).values(area_id=None))
+    write(engine, ids, _registers())
+    freeze_days(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.datetime(2026, 11, 5))
+    with engine.begin() as conn:
+        conn.execute(meter.update().where(meter.c.address == C2).values(
+            area_id=sa.select(meter.c.area_id).where(meter.c.address == C1).scalar_subquery()))
+    rows = line_loss(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 1))
+    assert list(rows["sales_kwh"]) == [100.0] and list(rows["class"]) == ["high"]

@@ -53,6 +53,7 @@ ANALYSIS_HISTORY = PageAccess("/analysis/history", (P.REPORT_VIEW,))
 ANALYSIS_INSTRUMENT = PageAccess("/analysis/instrument", (P.REPORT_VIEW,))
 ANALYSIS_INSIGHTS = PageAccess("/analysis/insights", (P.REPORT_VIEW,))
 ANALYSIS_ANOMALIES = PageAccess("/analysis/anomalies", (P.REPORT_VIEW,))
+GRID_LINE_LOSS = PageAccess("/grid/line-loss", (P.REPORT_VIEW,))
 # The report centre (issue 11): the hub, any registered report, the cashiers' day-end settlement
 REPORTS = PageAccess("/reports", (P.REPORT_VIEW,))
 REPORT_VIEW = PageAccess("/reports/view", (P.REPORT_VIEW,))
@@ -69,7 +70,7 @@ PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECO
                                  QR_LABELS, WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS, SITE_SETUP,
                                  METER_SETTINGS, PARAMETERS, CONTROL,
                                  DASHBOARD, ANALYSIS_ENERGY, ANALYSIS_HISTORY, ANALYSIS_INSTRUMENT,
-                                 ANALYSIS_INSIGHTS, ANALYSIS_ANOMALIES,
+                                 ANALYSIS_INSIGHTS, ANALYSIS_ANOMALIES, GRID_LINE_LOSS,
                                  REPORTS, REPORT_VIEW, SETTLEMENT,
                                  WORKORDERS, WORKORDER_REVIEW, WORKORDER_KPIS,
                                  MESSAGES, TERMINALS)

@@ -761,6 +761,21 @@ class AnalysisInstrument:
     ENERGY = "ainst-energy"            # the energy counted (kWh x CT ratio)
 
 
+class GridLineLoss:
+    """/grid/line-loss, line loss per transformer area (台区线损)."""
+    PAGE = "gll-page"
+    AREA = "gll-area"
+    FROM = "gll-from"
+    TO = "gll-to"
+    BY = "gll-by"
+    QUERY = "gll-query"
+    RESULT = "gll-result"
+    CHART = "gll-chart"
+    TABLE = "gll-table"
+    MISSING = "gll-missing"
+    HINTS = "gll-hints"
+
+
 class AnalysisEnergy:
     """/analysis/energy, energy by place and period (能耗分析报表)."""
     PAGE = "aen-page"

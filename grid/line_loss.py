@@ -234,3 +234,10 @@ def site_hints(engine: sa.Engine, tz: dt.tzinfo, first: dt.date, last: dt.date, 
     columns = ["area", "meter", "correlation", "days", "kwh"]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def area_choices(engine: sa.Engine) -> list[tuple[int, str]]:
+    """Every transformer area as (id, name), by name: the pages' choices."""
+    with engine.connect() as conn:
+        areas = store.areas(conn)
+    return [(int(i), str(n)) for i, n in zip(areas["id"], areas["name"])]

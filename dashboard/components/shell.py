@@ -55,6 +55,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("analysis.anomalies.nav", access.ANALYSIS_ANOMALIES),
         NavPage("analysis.history.nav", access.ANALYSIS_HISTORY),
         NavPage("analysis.instrument.nav", access.ANALYSIS_INSTRUMENT),
+        NavPage("line_loss.nav", access.GRID_LINE_LOSS),
         NavPage("report.nav", access.REPORTS),
         NavPage("report.nav_view", access.REPORT_VIEW),
         NavPage("report.nav_settlement", access.SETTLEMENT),

@@ -87,3 +87,17 @@ def test_a_worker_may_neither_open_the_page_nor_run_it(rt):
     assert ID.QUERY not in client.page("/grid/line-loss").text
     first, last = _days(rt)
     assert _query(client, first=first, last=last).status == 403
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_on_a_phone_the_page_and_its_results_fit_390_px(rt, browser, locale):
+    from tests.webclient import base_url, browser_signed_in
+    context, page = browser_signed_in(browser, rt, "manager", width=390, locale=locale)
+    try:
+        page.goto(base_url(rt) + "/grid/line-loss")
+        page.wait_for_selector(f"#{ID.QUERY}")
+        page.click(f"#{ID.QUERY}")
+        page.wait_for_selector(f"#{ID.TABLE} table")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()

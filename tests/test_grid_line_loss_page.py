@@ -101,3 +101,13 @@ def test_on_a_phone_the_page_and_its_results_fit_390_px(rt, browser, locale):
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+def test_the_managers_dashboard_has_yesterdays_line_loss_card(rt):
+    from dashboard.i18n import t
+    page = signed_in_client(rt, "manager").page("/dashboard")
+    day = rt.billing.local(rt.billing.now()).date() - dt.timedelta(days=1)
+    assert page.status == 200, page.text[-2000:]
+    i = page.text.find("Line loss on")
+    assert t("line_loss.card_title", "en", day=day.isoformat()) in page.text, page.text[i - 100:i + 200] and "/grid/line-loss" in page.text
+    assert all(f"Area B{n}" in page.text for n in (1, 2, 3, 4))

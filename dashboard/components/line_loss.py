@@ -72,3 +72,20 @@ def hints_table(hints: pd.DataFrame, lang: str) -> html.Div:
         html.P(t("line_loss.hints_help", lang), className="small text-muted"),
         dbc.Table([html.Thead(html.Tr([html.Th(t(f"report.col.{h}", lang)) for h in heads])), html.Tbody(body)],
                   size="sm", responsive=True, className="small")])
+
+
+def dash_card(rows: pd.DataFrame, day, lang: str, href: str) -> dbc.Card:
+    """The managers' dashboard card: each area's line loss of one day (rate and class), linking to the page."""
+    items = [html.Li([html.Strong(r["area"]), ": ",
+                      html.Span("—" if pd.isna(r["loss_rate"]) else f"{r['loss_rate'] * 100:.2f} %"), " ",
+                      html.Span(t(f"line_loss.class.{r['class']}", lang),
+                                className={"qualified": "badge bg-success", "high": "badge bg-danger",
+                                           "negative": "badge bg-warning text-dark"}.get(r["class"],
+                                                                                          "badge bg-secondary"))])
+             for r in rows.to_dict("records")]
+    return dbc.Card(dbc.CardBody([
+        html.H2(t("line_loss.card_title", lang, day=day.isoformat()), className="h6"),
+        html.Ul(items, className="list-unstyled small mb-2") if items else
+        html.P(t("line_loss.none", lang), className="small text-muted"),
+        html.A(t("line_loss.card_link", lang), href=href, className="small"),
+    ]), className="mb-2")

@@ -64,6 +64,7 @@ def layout(**_query):
             _graph(ID.SHARE, share_figure(share, lang, title_key="analysis.dash.share")),
         ], className="g-2"),
         _workorder_card(today, lang),
+        _line_loss_card(today, lang),
         dcc.Location(id=ID.GO, refresh=True),
     ], className="container-fluid", id=ID.PAGE)
 
@@ -78,6 +79,18 @@ def _workorder_card(today, lang: str):
         return None
     report = Office(workorders()).kpis(actor(), today - pd.Timedelta(days=29).to_pytimedelta(), today)
     return dash_card(report.kpis, lang)
+
+
+def _line_loss_card(today, lang: str):
+    """Yesterday's line loss per transformer area (grid.line_loss), linking to /grid/line-loss; none without areas."""
+    from dashboard.components.line_loss import dash_card
+    from dashboard.services import runtime, site_zone
+    from grid.line_loss import DEFAULT_LIMIT, LineLossSettings, line_loss
+    cfg = getattr(runtime(), "cfg", None)
+    limit = cfg.analytics.line_loss_limit if cfg is not None else DEFAULT_LIMIT
+    day = today - pd.Timedelta(days=1).to_pytimedelta()
+    rows = line_loss(runtime().engine, site_zone(), day, day, settings=LineLossSettings(limit=limit))
+    return dash_card(rows, day, lang, access.GRID_LINE_LOSS.path) if len(rows) else None
 
 
 follow_link_clicks(ID.GO, ID.LOAD, ID.ENERGY, ID.TOP, ID.SHARE)

@@ -1,1 +1,0 @@
-"""Energy analytics: energy derived from the registers, its rollups, and the analysis queries on them."""

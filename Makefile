@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(PY) app.py --demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n $${PYTEST_WORKERS:-2} --dist loadfile
+	$(PY) -m pytest -n $${PYTEST_WORKERS:-2} --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(PY) bench/poll_cycle.py

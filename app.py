@@ -1,4 +1,4 @@
-"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db, user."""
+"""Wattline's command line: serve (default), simulate, read-meter, send-command, import, init-db, rollup, user."""
 from __future__ import annotations
 
 import argparse
@@ -67,12 +67,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init-db", help="create or upgrade the database schema")
 
+    ro = sub.add_parser("rollup", help="energy rollups: catch up with the readings, or --rebuild them (the server "
+                                       "must be stopped on DuckDB: one writing process per file)")
+    ro.add_argument("--rebuild", action="store_true", help="recompute the rollups from the readings")
+    ro.add_argument("--from", dest="first_day", type=_day, help="first local day to rebuild (YYYY-MM-DD; "
+                                                                 "default: the first reading's)")
+    ro.add_argument("--to", dest="last_day", type=_day, help="last local day to rebuild (default: the latest)")
+
     k = sub.add_parser("api-client", help="API clients: add NAME (prints its token once), revoke NAME, list")
     k.add_argument("client_action", choices=["add", "revoke", "list"])
     k.add_argument("name", nargs="?")
-    k.add_argument("--scope", action="append", choices=["payment", "control"],
-                   help="what the new client may do (repeat for both; default payment): payment sells, control "
-                        "sends batch commands (trip, close, keep power, pushes)")
+    k.add_argument("--scope", action="append", choices=["payment", "control", "reports", "workorders"],
+                   help="what the new client may do (repeat for several; default payment): payment sells, control "
+                        "sends batch commands (trip, close, keep power, pushes), reports reads the reports, "
+                        "workorders takes in tickets as work orders and reads their state")
+
+    rp = sub.add_parser("report", help="write one report (see docs: sales, energy, settlement, lost-meters, ...) "
+                                       "as xlsx, csv or json, to a file or (csv, json) the screen")
+    rp.add_argument("name", help="sales, energy, settlement, lost-meters, lost-gateways, alarms, alarm-history, "
+                                 "readings, instrument-energy")
+    rp.add_argument("--from", dest="first", help="first local day, as 2026-11-01")
+    rp.add_argument("--to", dest="last", help="last local day (inclusive)")
+    rp.add_argument("--place", help="Building, Building/floor or Building/floor/room")
+    rp.add_argument("--building", help="a building (the reports that take no --place)")
+    rp.add_argument("--by", help="hour, day, month or year (as the report offers)")
+    rp.add_argument("--group", help="energy: site, building, floor, room; sales: operator, building, channel")
+    rp.add_argument("--operator", help="one operator (cashier)")
+    rp.add_argument("--channel", help="sales: desk, api or demo")
+    rp.add_argument("--meter", help="readings, instrument-energy: the 12-digit meter number")
+    rp.add_argument("--format", dest="fmt", default="csv", help="xlsx, csv or json (default csv)")
+    rp.add_argument("--out", help="the file to write (needed for xlsx; else the screen)")
+    rp.add_argument("--lang", choices=["en", "zh"], default="en", help="language of titles, headers and messages")
 
     u = sub.add_parser("user", help="operators who sign in to the dashboard: add, passwd, list")
     usub = u.add_subparsers(dest="user_action", required=True, metavar="ACTION")
@@ -96,6 +121,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _day(text: str) -> dt.date:
+    try:
+        day = dt.date.fromisoformat(text) if text.isascii() and len(text) == 10 else None
+    except ValueError:
+        day = None
+    if day is None or not 2000 <= day.year <= 2200:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD, years 2000-2200)")
+    return day
+
+
 def _endpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", required=True, dest="dev_host")
     p.add_argument("--port", required=True, type=int, dest="dev_port")
@@ -114,6 +149,32 @@ def cmd_init_db(cfg) -> int:
     try:
         version = migrate(engine)
         print(json.dumps({"database": cfg.database_url, "engine": engine_name(engine), "schema_version": version}))
+    finally:
+        dispose(engine)
+    return 0
+
+
+def cmd_rollup(cfg, args) -> int:
+    """Energy rollups: one upkeep (catch up), or a rebuild of a range of local days."""
+    from core.config import site_zone
+    from energy.rollups import EnergyRollups
+    from storage.engine import dispose, open_engine
+    from storage.migrations import migrate
+    if (args.first_day or args.last_day) and not args.rebuild:
+        raise ValueError("--from and --to go with --rebuild")
+    if args.first_day and args.last_day and args.first_day > args.last_day:
+        raise ValueError(f"--from {args.first_day} is after --to {args.last_day}")
+    engine = open_engine(cfg.database_url)
+    try:
+        migrate(engine)
+        rollups = EnergyRollups.from_config(engine, site_zone(cfg.timezone), cfg.analytics)
+        if args.rebuild:
+            result = rollups.rebuild(args.first_day, args.last_day)
+        else:
+            done = rollups.upkeep()
+            result = {"meters": done.meters, "readings": done.readings, "seconds": round(done.seconds, 3),
+                      "rebuilt": done.rebuilt}
+        print(json.dumps({"database": cfg.database_url, "rebuild" if args.rebuild else "upkeep": result}))
     finally:
         dispose(engine)
     return 0
@@ -310,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_import(cfg, args)
         if cmd == "init-db":
             return cmd_init_db(cfg)
+        if cmd == "rollup":
+            return cmd_rollup(cfg.for_demo() if args.demo else cfg, args)
         if cmd == "api-client":
             from serve.billing import api_client_cli
             if args.client_action != "list" and not args.name:
@@ -318,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
                                   scopes=args.scope)
         if cmd == "user":
             return cmd_user(cfg, args)
+        if cmd == "report":
+            from serve.reports import report_cli
+            raw = {"from": args.first, "to": args.last, "place": args.place, "building": args.building, "by": args.by,
+                   "group": args.group, "operator": args.operator, "channel": args.channel, "meter": args.meter}
+            return report_cli(cfg, args.name, raw, args.fmt, args.out, f"cli:{os.environ.get('USER', 'unknown')}",
+                              args.lang)
         parser.error(f"unknown command {cmd}")
     except (ConfigError, KeyError_, StorageError, ProfileError, TopologyImportError, FieldError, DemoError,
             ValueError) as exc:

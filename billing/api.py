@@ -42,7 +42,12 @@ MALFORMED = {"selection_meters_invalid", "selection_both", "selection_missing", 
 PAYMENT_SCOPE = frozenset({P.SALE_CREATE})
 # What a control client may do: batch relay commands, price and settings pushes (billing.control checks them).
 CONTROL_SCOPE = frozenset({P.RELAY_BATCH, P.TARIFF_PUSH, P.SETTINGS_PUSH})
-SCOPES: dict[str, frozenset[str]] = {"payment": PAYMENT_SCOPE, "control": CONTROL_SCOPE}
+# What a report client may do: read reports (GET /reports/<name>, reports.api); it cannot sell nor send commands.
+REPORTS_SCOPE = frozenset({P.REPORT_VIEW})
+# What a ticket feed may do: take in work orders and read their state (POST/GET /workorders, workorders.api).
+WORKORDERS_SCOPE = frozenset({P.WORKORDER_DISPATCH})
+SCOPES: dict[str, frozenset[str]] = {"payment": PAYMENT_SCOPE, "control": CONTROL_SCOPE, "reports": REPORTS_SCOPE,
+                                     "workorders": WORKORDERS_SCOPE}
 DEFAULT_SCOPES = ("payment",)
 MAX_WAIT_S = 10.0
 MAX_PAGE, MAX_PAGE_SIZE = 1_000_000, 500
@@ -144,7 +149,7 @@ def _error(status: int, code: str, **params) -> Response:
 
 
 def _billing_error(exc: BillingError) -> Response:
-    status = (404 if exc.code in NOT_FOUND else 409 if exc.code in CONFLICT else 403 if exc.code in FORBIDDEN
+    status = getattr(exc, "http_status", None) or (404 if exc.code in NOT_FOUND else 409 if exc.code in CONFLICT else 403 if exc.code in FORBIDDEN
               else 400 if exc.code in MALFORMED else 422)
     g.api_error = exc.code
     return _json(status, {"code": exc.code, "message": exc.message(_lang())})
@@ -159,8 +164,20 @@ def sale_json(view: EntryView) -> dict:
             "command": {"state": e["command_state"], "result": e["command_result"]}}
 
 
-def payment_api(ctx: BillingContext) -> Blueprint:
+class ApiHelpers:
+    """What an extension's routes share with this API's own: the scope check, the client's language, JSON."""
+    require_scope = staticmethod(lambda scope: _require_scope(scope))
+    lang = staticmethod(lambda: _lang())
+    json = staticmethod(lambda status, body, headers=None: _json(status, body, headers))
+    client = staticmethod(lambda: _client())    # the calling client as an Actor (its scopes' permissions)
+
+
+def payment_api(ctx: BillingContext, extensions=()) -> Blueprint:
+    """The JSON API. `extensions`: objects with routes(bp, ApiHelpers) and openapi_paths(lang, error) (the reports
+    API, reports.api.ReportsApi): their routes share this blueprint's authentication, operation log and errors."""
     bp = Blueprint("payment_api", __name__, url_prefix=PREFIX)
+    for extension in extensions:
+        extension.routes(bp, ApiHelpers)
 
     @bp.before_request
     def authenticate():  # noqa: ANN202
@@ -277,7 +294,7 @@ def payment_api(ctx: BillingContext) -> Blueprint:
 
     @bp.get("/openapi.json")
     def openapi():  # noqa: ANN202
-        return _json(200, openapi_document())
+        return _json(200, openapi_document(extensions))
 
     return bp
 
@@ -359,7 +376,7 @@ def _wait_settled(ctx: BillingContext, view: EntryView, wait_s: float) -> EntryV
 
 # ---------------------------------------------------------------------------------------------
 
-def openapi_document() -> dict:
+def openapi_document(extensions=()) -> dict:
     error = {"$ref": "#/components/responses/Error"}
     money = {"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2}$", "example": "50.00"}
     sale = {"type": "object", "properties": {
@@ -411,7 +428,9 @@ def openapi_document() -> dict:
                  "description": "Sell electricity to prepaid meters and look up meters and receipts (token scope "
                                 "`payment`); send batch commands to meters: trip, close, keep power, price and "
                                 "settings pushes (token scope `control`, separate: a payment client cannot cut "
-                                "power; a call outside the token's scopes answers 403 scope_missing). Amounts are "
+                                "power; a call outside the token's scopes answers 403 scope_missing); read the "
+                                "reports (token scope `reports`: GET /reports/{name}, read only; a report client "
+                                "cannot sell, a payment client cannot read reports). Amounts are "
                                 "yuan with two decimals (send them as strings to keep them exact). Times are "
                                 "ISO 8601 in UTC with a trailing Z (2026-03-01T08:00:00Z), whatever the site's "
                                 "time zone; the web pages show them in the site's zone."},
@@ -497,6 +516,7 @@ def openapi_document() -> dict:
                 "responses": {"200": {"description": "the meter", "content": {"application/json": {"schema": {
                     "type": "object", "properties": {"meter": {"$ref": "#/components/schemas/Meter"}}}}}},
                     "401": error, "404": error}}},
+            **{path: item for extension in extensions for path, item in extension.openapi_paths(lang, error).items()},
         },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -56,8 +56,9 @@ class ShadowDay:
         return None if self.expected == 0 else float(abs(self.difference) / self.expected)
 
 
-def _tariff_periods(conn: sa.Connection, meter_ids: list[int]):
-    """Per meter: (change times, [(mode, body) or None]) - the tariff version in force from each change time."""
+def tariff_periods(conn: sa.Connection, meter_ids: list[int] | None):
+    """Per meter: (change times, [(mode, body) or None]) - the tariff version in force from each change time.
+    `meter_ids` None: every meter (no list of ids in the query)."""
     modes = {t["id"]: t["mode"] for t in store.tariffs(conn)}
     versions: dict[int, list[tuple[dt.datetime, int, object]]] = {}
     for v in store.versions_of(conn):
@@ -133,7 +134,7 @@ def shadow_billing(engine: sa.Engine, start: dt.datetime, end: dt.datetime, tz: 
         ids = meter_ids if meter_ids is not None else store.opened_meter_ids(conn)
         if not ids:
             return []
-        periods = _tariff_periods(conn, ids)
+        periods = tariff_periods(conn, ids)
         frame = store.readings_frame(conn, ids, _month_start(start, tz) - MONTH_LEAD, end)
         paid: dict[int, dict[int, dict[int, int]]] = {}    # meter -> count epoch -> count -> fen
         for mid, epoch, count, amount in store.live_amounts_by_count(conn, ids):

@@ -30,20 +30,29 @@ from storage.audit import record
 from storage.topology import KnownTopology, insert_topology, known_topology
 
 REQUIRED = ("building", "gateway", "host", "framing", "bus", "port", "unit", "profile", "meter_address")
-OPTIONAL = ("floor", "room", "area", "baud", "timeout_s", "retries")
+OPTIONAL = ("floor", "room", "area", "baud", "timeout_s", "retries",
+            # the transformer area's (grid/): a row's meter as the area's master meter (with its CT ratio) or
+            # terminal, and the area's nameplate, given on any of its rows (the same on each that gives them)
+            "area_role", "ct_ratio", "rating_kva", "nominal_voltage", "connection_group")
+AREA_ROLES = ("master", "terminal")
+AREA_FIELDS = ("rating_kva", "nominal_voltage", "connection_group")
 COLUMNS = REQUIRED + OPTIONAL
-NUMBER_COLUMNS = ("meter_address", "bus", "port", "unit", "baud", "floor", "timeout_s", "retries")
+NUMBER_COLUMNS = ("meter_address", "bus", "port", "unit", "baud", "floor", "timeout_s", "retries", "ct_ratio",
+                  "rating_kva", "nominal_voltage")
 
 # Longest text per column, in characters. Names: the database's VARCHAR(100). Host: a DNS name's 253.
 # Numbers: room for any sane spelling of the allowed ranges (a longer one is not a number we take).
 # framing: "socket" or "rtu". meter_address: 12 digits, with room to report a mistyped one as such.
 MAX_LENGTH = {"building": 100, "room": 100, "area": 100, "gateway": 100, "profile": 100, "host": 253,
               "framing": 10, "meter_address": 40, **{c: 20 for c in NUMBER_COLUMNS if c != "meter_address"},
+              "area_role": 10, "connection_group": 20,
               "group": 100}   # group: a building group's name (the site setup pages; not an import column)
 # The whole numbers a row may hold, and the gateway's timeout in seconds (the site setup pages check the same).
 RANGES = {"bus": (1, 64), "port": (1, 65535), "unit": (1, 247), "baud": (300, 115200), "floor": (-20, 300),
           "retries": (0, 5)}
 TIMEOUT_RANGE = (0.05, 30.0)
+# The area's numbers: a CT ratio (a 4000/5 A transformer is 800), a rating in kVA, a nominal phase voltage in V.
+AREA_NUMBER_RANGES = {"ct_ratio": (1.0, 100000.0), "rating_kva": (1.0, 100000.0), "nominal_voltage": (50.0, 1000.0)}
 
 # Rows a file may hold (one meter a row). The largest site we model has 10,080 meters; a million rows
 # is a hundred times that and still validates in well under a minute in under 500 MB (docs/BENCHMARKS.md),
@@ -65,6 +74,8 @@ HEADER_ALIASES = {
     "台区": "area", "网关": "gateway", "通讯管理机": "gateway", "ip": "host", "地址": "host",
     "规约": "framing", "帧格式": "framing", "总线": "bus", "端口": "port", "站号": "unit",
     "通讯地址": "unit", "表型": "profile", "档案": "profile", "表号": "meter_address", "波特率": "baud",
+    "台区角色": "area_role", "ct变比": "ct_ratio", "变比": "ct_ratio", "容量": "rating_kva", "额定容量": "rating_kva",
+    "额定电压": "nominal_voltage", "联结组别": "connection_group",
 }
 
 # English texts of the issue codes; parameters are plain JSON values.
@@ -122,6 +133,12 @@ ISSUE_TEXT = {
                         "what still works; on PostgreSQL it can be changed)",
     "file_too_large": "the file is {megabytes} MB, more than the {limit} MB a page accepts: import it on the "
                       "command line (app.py import)",
+    # the transformer area's columns
+    "bad_area_role": "{value!r} must be master, terminal or empty (a customer's meter)",
+    "role_without_area": "a master meter or terminal needs its area",
+    "ct_ratio_not_master": "a CT ratio belongs to the area's master meter (area_role master)",
+    "area_role_twice": "area {area} was given another {role} on row {first_row}",
+    "area_differs": "area {area} was given another value on row {first_row}",
 }
 
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
@@ -394,6 +411,8 @@ class TopologyValidator:
         self._gw_settings: dict[str, tuple[tuple, int]] = {}
         self._bus_port: dict[tuple[str, int], tuple[int, int]] = {}
         self._endpoint: dict[tuple[str, int], tuple[str, int, int]] = {}
+        self._area_role: dict[tuple[str, str], int] = {}                 # (area, role) -> first row
+        self._area_field: dict[tuple[str, str], tuple[object, int]] = {}  # (area, column) -> (value, first row)
 
     def check(self, n: int, raw: dict) -> None:
         self.rows += 1
@@ -464,7 +483,30 @@ class TopologyValidator:
         for col in ("building", "area", "gateway"):   # shared by many rows: one string each
             r[col] = sys.intern(text[col]) if text[col] else None
         r["room"] = text["room"] or None
+        self._area_columns(text, r, bad)
         return r
+
+    def _area_columns(self, text: dict[str, str], r: dict, bad) -> None:
+        """area_role, ct_ratio and the area's nameplate (all optional: files of before have none)."""
+        role = text["area_role"].lower()
+        if role and role not in AREA_ROLES:
+            bad("area_role", "bad_area_role", value=role)
+        if role and not r["area"]:
+            bad("area", "role_without_area")
+        r["area_role"] = role or None
+        for col, (lo, hi) in AREA_NUMBER_RANGES.items():
+            value, r[col] = text[col], None
+            if not value:
+                continue
+            if not _FLOAT_RE.fullmatch(value):
+                bad(col, "not_number", value=value)
+                continue
+            r[col] = float(value)
+            if not lo <= r[col] <= hi:
+                bad(col, "out_of_range", value=value, low=f"{lo:g}", high=f"{hi:g}")
+        if r["ct_ratio"] is not None and role != "master":
+            bad("ct_ratio", "ct_ratio_not_master")
+        r["connection_group"] = text["connection_group"] or None
 
     def _compare(self, n: int, r: dict, bad) -> None:
         addr, gw, bus_no, unit, port = r["meter_address"], r["gateway"], r["bus"], r["unit"], r["port"]
@@ -492,6 +534,16 @@ class TopologyValidator:
             other = self._endpoint[(host, port)]
             bad("port", "endpoint_taken", host=host, port=port, gateway=other[0], bus=other[1], first_row=other[2])
         self._endpoint.setdefault((host, port), (gw, bus_no, n))
+        area = r["area"]
+        if area and r["area_role"]:
+            first = self._area_role.setdefault((area, r["area_role"]), n)
+            if first != n:
+                bad("area_role", "area_role_twice", area=area, role=r["area_role"], first_row=first)
+        for col in AREA_FIELDS if area else ():
+            if r[col] is not None:
+                value, first = self._area_field.setdefault((area, col), (r[col], n))
+                if value != r[col]:
+                    bad(col, "area_differs", area=area, first_row=first)
         # Against what the database holds.
         if gw in known.gateways and known.gateways[gw] != (host, framing):
             bad("host", "gateway_exists", gateway=gw, host=known.gateways[gw][0], framing=known.gateways[gw][1])

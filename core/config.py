@@ -62,6 +62,61 @@ class AlarmsConfig:
     close_after_polls: int = 1         # an event closes after its condition was clear this many cycles in a row
 
 
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """[analytics]: energy derivation and anomalies (energy/derive.py, energy/analysis.py)."""
+    z_limit: float = 3.5               # a room is "high use" above this robust z-score over its floor's rooms
+    ceiling_kw: float = 60.0           # no meter delivers more: an interval's energy above this (or the meter's
+    spike_margin: float = 1.5          # highest power seen, if more) x hours x margin is a spike, not counted
+    estimate_after_minutes: float = 65.0   # an interval longer than this (a silence) is spread and marked estimated
+    fine_days: int = 62                # 15-minute rollups are kept this many days (hourly and daily for ever)
+    rollup_interval_s: float = 300.0   # the rollup job's interval (it is also woken after every poll cycle)
+    line_loss_limit: float = 0.10      # a transformer area's daily or monthly loss rate above this is high (grid/)
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    """[evidence]: work orders' evidence files (workorders/evidence.py): where they are kept, how large each kind
+    may be, the largest chunk of an upload, and above what size the phone offers to send a file later."""
+    dir: str = ""                      # "": evidence/ beside the master key file (data/evidence by default)
+    photo_bytes: int = 15 * 1024 * 1024
+    audio_bytes: int = 20 * 1024 * 1024
+    video_bytes: int = 200 * 1024 * 1024
+    chunk_bytes: int = 512 * 1024
+    defer_bytes: int = 2 * 1024 * 1024
+
+
+_EVIDENCE_SIZES = ("photo_bytes", "audio_bytes", "video_bytes", "chunk_bytes", "defer_bytes")
+
+
+@dataclass(frozen=True)
+class WorkOrdersConfig:
+    """[workorders]: automatic orders, time limits, reminders (workorders/)."""
+    arrears_after_h: float = 24.0          # an arrears alarm open this long raises a fee-collection order
+    lost_contact_after_h: float = 4.0      # a meter lost this long raises a repair order
+    relay_failed_orders: bool = True       # a failed relay command raises a repair order
+    limit_urgent_h: float = 4.0            # time limits by priority, where no type's own (work_order_limit) is set
+    limit_high_h: float = 24.0
+    limit_normal_h: float = 72.0
+    limit_low_h: float = 168.0
+    due_soon_h: float = 2.0                # "due soon" this long before the deadline; the first reminder then
+    working_hours: str = ""                # "08:00-18:00": the clock runs only then (and on working_days); "" always
+    working_days: str = "1-7"              # ISO weekdays the clock runs on when working_hours is set: "1-5", "1,2,3"
+    manager_phone: str = ""                # the deadline reminders' second recipient
+    deadline_interval_s: float = 300.0     # the deadline and automatic-order job's interval
+
+
+_WORKORDER_LIMITS = {"arrears_after_h": (0.0, 8760.0), "lost_contact_after_h": (0.0, 8760.0),
+                     "limit_urgent_h": (0.1, 8760.0), "limit_high_h": (0.1, 8760.0), "limit_normal_h": (0.1, 8760.0),
+                     "limit_low_h": (0.1, 8760.0), "due_soon_h": (0.0, 8760.0),
+                     "deadline_interval_s": (1.0, 86400.0)}
+
+
+_ANALYTICS_LIMITS = {"z_limit": (0.5, 100.0), "ceiling_kw": (0.1, 1e6), "spike_margin": (1.0, 100.0),
+                     "estimate_after_minutes": (1.0, 1440.0), "fine_days": (1, 3660),
+                     "rollup_interval_s": (1.0, 86400.0), "line_loss_limit": (0.001, 1.0)}
+
+
 _RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")
 _BODY_KEYS = ("body_bytes", "api_body_bytes")
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -90,8 +145,15 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    workorders: WorkOrdersConfig = field(default_factory=WorkOrdersConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     source: str = "defaults"
+
+    def evidence_dir(self) -> Path:
+        """Where work orders' evidence files are kept ([evidence] dir, else evidence/ beside the master key)."""
+        return Path(self.evidence.dir) if self.evidence.dir else Path(self.master_key_file).parent / "evidence"
 
     def for_demo(self) -> "Config":
         """The demo site runs on its own database with a fast poll; its QR codes lead to this machine."""
@@ -124,6 +186,9 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     limit_values: dict = {}
     sms_values: dict = {}
     alarm_values: dict = {}
+    analytics_values: dict = {}
+    evidence_values: dict = {}
+    workorder_values: dict = {}
     source = "defaults"
     if path:
         p = Path(path)
@@ -153,9 +218,18 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
             if section == "alarms":
                 alarm_values = _alarms_section(content, p)
                 continue
+            if section == "analytics":
+                analytics_values = _analytics_section(content, p)
+                continue
+            if section == "workorders":
+                workorder_values = _workorders_section(content, p)
+                continue
+            if section == "evidence":
+                evidence_values = _evidence_section(content, p)
+                continue
             if section not in _SECTIONS or not isinstance(content, dict):
-                raise ConfigError(f"{p}: unknown section [{section}] "
-                                  f"(known: {', '.join(sorted(_SECTIONS) + ['alarms', 'demo', 'limits', 'sms'])})")
+                known = sorted([*_SECTIONS, "alarms", "analytics", "demo", "evidence", "limits", "sms", "workorders"])
+                raise ConfigError(f"{p}: unknown section [{section}] (known: {', '.join(known)})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
                     raise ConfigError(f"{p}: unknown key {section}.{k} (known: {', '.join(sorted(_SECTIONS[section]))})")
@@ -165,7 +239,10 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     if env.get("PORT"):
         values["port"] = env["PORT"]
     cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
-                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values), alarms=AlarmsConfig(**alarm_values), source=source)
+                 limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values),
+                 alarms=AlarmsConfig(**alarm_values), analytics=AnalyticsConfig(**analytics_values),
+                 evidence=EvidenceConfig(**evidence_values), workorders=WorkOrdersConfig(**workorder_values),
+                 source=source)
     _validate(cfg)
     return cfg
 
@@ -245,6 +322,100 @@ def _alarms_section(content, path: Path) -> dict:
         else:
             raise ConfigError(f"{path}: unknown key alarms.{k} (known: close_after_polls, close_margin)")
     return out
+
+
+def _analytics_section(content, path: Path) -> dict:
+    """[analytics]: numbers within _ANALYTICS_LIMITS (fine_days a whole number)."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [analytics] must be a table")
+    out = {}
+    for k, v in content.items():
+        if k not in _ANALYTICS_LIMITS:
+            raise ConfigError(f"{path}: unknown key analytics.{k} (known: {', '.join(sorted(_ANALYTICS_LIMITS))})")
+        lo, hi = _ANALYTICS_LIMITS[k]
+        whole = k == "fine_days"
+        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)) or not lo <= v <= hi:
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(f"{path}: analytics.{k} = {v!r} must be {kind} from {lo:g} to {hi:g}")
+        out[k] = v if whole else float(v)
+    return out
+
+
+def _evidence_section(content, path: Path) -> dict:
+    """[evidence]: dir a path; the sizes whole numbers of bytes from 1 KiB to MAX_EVIDENCE_BYTES."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [evidence] must be a table")
+    out = {}
+    for k, v in content.items():
+        if k == "dir":
+            if not isinstance(v, str) or not v.strip():
+                raise ConfigError(f"{path}: evidence.dir = {v!r} must be a directory path")
+            out[k] = v.strip()
+        elif k in _EVIDENCE_SIZES:
+            if isinstance(v, bool) or not isinstance(v, int) or not 1024 <= v <= MAX_EVIDENCE_BYTES:
+                raise ConfigError(f"{path}: evidence.{k} = {v!r} must be a whole number of bytes from 1024 to "
+                                  f"{MAX_EVIDENCE_BYTES}")
+            out[k] = v
+        else:
+            raise ConfigError(f"{path}: unknown key evidence.{k} (known: {', '.join(('dir',) + _EVIDENCE_SIZES)})")
+    return out
+
+
+MAX_EVIDENCE_BYTES = 4 * 1024 * 1024 * 1024
+
+
+def _workorders_section(content, path: Path) -> dict:
+    """[workorders]: hours and intervals within _WORKORDER_LIMITS, the working-hours calendar, a phone, a flag."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [workorders] must be a table")
+    known = {f.name for f in fields(WorkOrdersConfig)}
+    out: dict = {}
+    for k, v in content.items():
+        if k not in known:
+            raise ConfigError(f"{path}: unknown key workorders.{k} (known: {', '.join(sorted(known))})")
+        if k in _WORKORDER_LIMITS:
+            lo, hi = _WORKORDER_LIMITS[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ConfigError(f"{path}: workorders.{k} = {v!r} must be a number from {lo:g} to {hi:g}")
+            out[k] = float(v)
+        elif k == "relay_failed_orders":
+            if not isinstance(v, bool):
+                raise ConfigError(f"{path}: workorders.{k} = {v!r} must be true or false")
+            out[k] = v
+        elif k == "working_hours":
+            try:
+                if not isinstance(v, str) or (v.strip() and parse_quiet_hours(v) is None):
+                    raise ValueError
+                if v.strip() and parse_quiet_hours(v)[0] > parse_quiet_hours(v)[1]:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{path}: workorders.working_hours = {v!r} must be \"HH:MM-HH:MM\" within one "
+                                  "day, e.g. \"08:00-18:00\", or \"\" for around the clock") from None
+            out[k] = v.strip()
+        elif k == "working_days":
+            if not isinstance(v, str) or parse_weekdays(v) is None:
+                raise ConfigError(f"{path}: workorders.working_days = {v!r} must name ISO weekdays 1 (Monday) to 7, "
+                                  "e.g. \"1-5\" or \"1,2,3,4,5,6\"")
+            out[k] = v.strip()
+        else:
+            if not isinstance(v, str) or len(v) > 30:
+                raise ConfigError(f"{path}: workorders.{k} = {v!r} must be a phone number in quotes")
+            out[k] = v.strip()
+    return out
+
+
+def parse_weekdays(spec: str) -> frozenset[int] | None:
+    """ISO weekdays from "1-5" or "1,2,3" (1 Monday .. 7 Sunday); None when the text is not that."""
+    days: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        m = re.fullmatch(r"([1-7])(?:-([1-7]))?", part)
+        if not m:
+            return None
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if lo > hi:
+            return None
+        days.update(range(lo, hi + 1))
+    return frozenset(days) or None
 
 
 def _sms_section(content, path: Path) -> dict:

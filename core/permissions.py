@@ -21,6 +21,7 @@ METER_VIEW = "meter.view"
 METER_EXPORT = "meter.export"
 WORKORDER_DISPATCH = "workorder.dispatch"
 WORKORDER_EXECUTE = "workorder.execute"
+WORKORDER_REVIEW = "workorder.review"     # approve, reject and archive completed work orders
 API_CLIENT_MANAGE = "api_client.manage"
 ALARM_RESOLVE = "alarm.resolve"
 ALARM_VIEW = "alarm.view"
@@ -29,6 +30,7 @@ SETTINGS_PUSH = "settings.push"
 SITE_EDIT = "site.edit"
 NOTIFICATION_VIEW = "notification.view"
 NOTIFICATION_RESEND = "notification.resend"
+SETTLEMENT_CLOSE = "settlement.close"   # close another cashier's day (日结); a cashier closes their own with sale.create
 
 # Every name above, in the order operators/service.py describes them.
 ALL: tuple[str, ...] = tuple(value for name, value in list(globals().items())

@@ -57,3 +57,8 @@ def error_text(error, lang: str = DEFAULT) -> str:
     if "permission" in params:
         params.setdefault("permission_label", permission_label(params["permission"], lang))
     return t(error.key, lang, **params)
+
+
+def quoted(value, most: int = 40) -> str:
+    """A value as a message may quote it: printable (others shown as "?"), at most `most` characters."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(value)[:most])

@@ -60,9 +60,21 @@ def create_app(health: Callable[[], dict], services: object | None = None) -> da
     if billing is not None:  # payment API and customers' QR pages: their own auth (bearer token, signed URL)
         from billing.api import payment_api
         from dashboard.selfservice import customer_pages
-        app.server.register_blueprint(payment_api(billing))
+        from reports.api import ReportsApi
+        from reports.registry import ReportEnv
+        cfg = getattr(services, "cfg", None)
+        reports_env = ReportEnv(billing) if cfg is None else \
+            ReportEnv(billing, cfg.poll_interval_s, cfg.analytics.line_loss_limit)
+        extensions = [ReportsApi(reports_env)]
+        if getattr(services, "workorders", None) is not None:   # the ticket feed (workorders.api)
+            from workorders.api import WorkOrdersApi
+            extensions.append(WorkOrdersApi(services.workorders))
+        app.server.register_blueprint(payment_api(billing, extensions=extensions))
         app.server.register_blueprint(customer_pages(billing, services.qr_key))
         app.server.config.setdefault("WATTLINE_PUBLIC_ROUTES", set()).update({"/api/v1/", "/c/", "/c"})
+    if getattr(services, "field", None) is not None:  # the phone's uploads, evidence files, terminal reports
+        from dashboard.field_routes import field_routes
+        app.server.register_blueprint(field_routes(lambda: services.field))
 
     @app.server.route("/healthz")
     def healthz():  # noqa: ANN202

@@ -360,7 +360,8 @@ def _login():  # noqa: ANN202
     token = service.start_session(op, source_address())
     session.clear()  # a fresh session (and CSRF token) for the signed-in operator
     login_user(SessionUser(op, token))
-    resp = redirect("/account" if op.must_change_password else _safe_next(next_target))
+    target = _safe_next(next_target)   # no page asked for: the operator's landing page (dashboard.access.home_path)
+    resp = redirect("/account" if op.must_change_password else access.home_path(op.may) if target == "/" else target)
     if op.language:
         # The operator's saved language wins over what this browser showed before.
         resp.set_cookie(COOKIE, op.language, max_age=365 * 86400, httponly=True, samesite="Lax")

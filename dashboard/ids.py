@@ -48,12 +48,113 @@ class Overview:
 
 
 class Work:
+    """The worker's phone: my orders (/work)."""
     PAGE = "work-page"
-    CAN_DO = "work-can-do"
-    ACCOUNT_LINK = "work-account"
-    PASSWORD_LINK = "work-password"
-    STATUS_LINK = "work-status"
-    COMING = "work-coming"
+    LIST = "work-orders"
+    EMPTY = "work-empty"
+    MESSAGES_LINK = "work-messages"
+    FIELD = "work-field"          # data-csrf, data-defer-bytes ...: what assets/field.js reads
+    SHOW_CLOSED = "work-show-closed"
+    MORE = "work-more"            # the rest of a long list, drawn on a tap (dashboard.components.field.FIRST_CARDS)
+    REST = "work-rest"            # those orders' cards, kept undrawn until then
+
+    @staticmethod
+    def order_card(order_id: int) -> str:
+        return f"work-order-{order_id}"
+
+
+class FieldOrder:
+    """One order on the worker's phone (/work/order?id=N)."""
+    PAGE = "field-order-page"
+    BODY = "field-order-body"
+    VERSION = "field-order-version"       # bumped after a change: the body is drawn again
+    ORDER_ID = "field-order-id"
+    MESSAGE = "field-order-message"
+    STATE = "field-order-state"
+    FLAG = "field-order-flag"
+    MAP_LINK = "field-order-map"
+    METER = "field-order-meter"
+    # transitions the worker takes
+    ACTION = "field-order-action"         # pattern: {"type": ACTION, "action": name}
+    REASON = "field-order-reason"
+    # the customer's confirmation
+    CONFIRM_PANEL = "field-confirm"
+    STAGE = "field-confirm-stage"
+    QR_INPUT = "field-confirm-qr"
+    SCAN = "field-confirm-scan"
+    SCAN_VIDEO = "field-confirm-video"
+    SCAN_NOTE = "field-confirm-scan-note"
+    SIGNATURE = "field-confirm-signature"
+    SIGNATURE_CLEAR = "field-confirm-signature-clear"
+    SIGNATURE_DATA = "field-confirm-signature-data"
+    RATING = "field-confirm-rating"
+    CONFIRM = "field-confirm-submit"
+    CONFIRM_REQUEST = "field-confirm-request"   # {signature, n}: filled by assets/field.js on the button's click
+    # the operating card
+    STEP_DONE = "field-step-done"               # pattern: {"type": STEP_DONE, "step": id}
+    STEP_VALUE = "field-step-value"
+    STEP_SAVE = "field-step-save"
+    STEP_MESSAGE = "field-step-message"
+    # materials and fees
+    MATERIAL_QTY = "field-material-qty"         # pattern: {"type": ..., "material": id}
+    MATERIAL_PRICE = "field-material-price"
+    MATERIAL_SAVE = "field-material-save"
+    MATERIAL_MESSAGE = "field-material-message"
+    MATERIAL_REMOVE = "field-material-remove"   # pattern: a line the worker added
+    NEW_PICK = "field-material-new-pick"        # a new line: from the type's catalogue ...
+    NEW_NAME = "field-material-new-name"        # ... or typed
+    NEW_QTY = "field-material-new-qty"
+    NEW_PRICE = "field-material-new-price"
+    NEW_ADD = "field-material-new-add"
+    BLOCKED = "field-order-blocked"             # the notice on a phone the office blocked
+    TOTALS = "field-order-totals"
+    FEE_AMOUNT = "field-fee-amount"
+    FEE_METHOD = "field-fee-method"
+    FEE_COLLECT = "field-fee-collect"
+    # evidence
+    EVIDENCE = "field-evidence"
+    EVIDENCE_LIST = "field-evidence-list"
+    FILE_INPUT = "field-evidence-file"          # made by assets/field.js inside FILE_SLOT
+    FILE_SLOT = "field-evidence-file-slot"
+    FILE_STEP = "field-evidence-step"
+    SEND_NOW = "field-evidence-send"
+    SEND_LATER = "field-evidence-later"
+    SEND_QUEUED = "field-evidence-send-queued"
+    QUEUE = "field-evidence-queue"
+    UPLOAD_STATUS = "field-evidence-status"
+    UPLOADED = "field-evidence-uploaded"        # a store assets/field.js bumps when an upload finished
+
+
+class Messages:
+    """Messages between the office and workers (/messages)."""
+    PAGE = "messages-page"
+    LIST = "messages-list"
+    TO = "messages-to"
+    ORDER = "messages-order"
+    SUBJECT = "messages-subject"
+    BODY = "messages-body"
+    ATTACH = "messages-attach"          # evidence ids (typed or picked from the order's files)
+    SEND = "messages-send"
+    RESULT = "messages-result"
+    READ = "messages-read"              # pattern: {"type": READ, "message": id}
+    VERSION = "messages-version"
+
+    @staticmethod
+    def item(message_id: int) -> str:
+        return f"messages-item-{message_id}"
+
+
+class Terminals:
+    """Workers' phones (/workorders/terminals)."""
+    PAGE = "terminals-page"
+    DAYS = "terminals-days"
+    TABLE = "terminals-table"
+    RATES = "terminals-rates"
+    PICK = "terminals-pick"            # block / unblock: the phone, the reason, the buttons, the answer
+    REASON = "terminals-reason"
+    BLOCK = "terminals-block"
+    UNBLOCK = "terminals-unblock"
+    RESULT = "terminals-result"
 
 
 class Meters:
@@ -630,3 +731,248 @@ class Control:
     def action(name) -> dict:
         """One action button (`name`: billing.control.ACTIONS key, or dash.ALL in a callback)."""
         return {"type": "control-action", "action": name}
+
+
+class AnalysisHistory:
+    """/analysis/history, one meter's reading history (抄表历史记录查询)."""
+    PAGE = "ahist-page"
+    METER = "ahist-meter"
+    FROM = "ahist-from"
+    TO = "ahist-to"
+    QUERY = "ahist-query"
+    RESULT = "ahist-result"
+    SUMMARY = "ahist-summary"
+    CHART = "ahist-chart"
+    GRID = "ahist-grid"
+    APPLIED = "ahist-applied"          # dcc.Store: the query of the rows shown
+    EXPORT = "ahist-export"
+    DOWNLOAD = "ahist-download"
+
+
+class AnalysisInstrument:
+    """/analysis/instrument, an instrument's register difference (计量仪表能耗查询)."""
+    PAGE = "ainst-page"
+    METER = "ainst-meter"
+    FROM = "ainst-from"
+    TO = "ainst-to"
+    QUERY = "ainst-query"
+    RESULT = "ainst-result"
+    BODY = "ainst-body"
+    ENERGY = "ainst-energy"            # the energy counted (kWh x CT ratio)
+
+
+class GridLineLoss:
+    """/grid/line-loss, line loss per transformer area (台区线损)."""
+    PAGE = "gll-page"
+    AREA = "gll-area"
+    FROM = "gll-from"
+    TO = "gll-to"
+    BY = "gll-by"
+    QUERY = "gll-query"
+    RESULT = "gll-result"
+    CHART = "gll-chart"
+    TABLE = "gll-table"
+    MISSING = "gll-missing"
+    HINTS = "gll-hints"
+
+
+class AnalysisEnergy:
+    """/analysis/energy, energy by place and period (能耗分析报表)."""
+    PAGE = "aen-page"
+    FROM = "aen-from"
+    TO = "aen-to"
+    BUILDING = "aen-building"
+    FLOOR = "aen-floor"
+    ROOMS = "aen-rooms"
+    BY = "aen-by"
+    QUERY = "aen-query"
+    RESULT = "aen-result"
+    CRUMBS = "aen-crumbs"
+    CHART = "aen-chart"
+    TOTAL = "aen-total"
+    GRID = "aen-grid"
+    APPLIED = "aen-applied"            # dcc.Store: the query of the rows shown
+    EXPORT = "aen-export"
+    DOWNLOAD = "aen-download"
+
+    @staticmethod
+    def crumb(level) -> dict:
+        """One breadcrumb button (`level`: 0 site, 1 building, 2 floor; dash.ALL in a callback)."""
+        return {"type": "aen-crumb", "level": level}
+
+
+class AnalysisInsights:
+    """/analysis/insights, the energy insights' tabs."""
+    PAGE = "ains-page"
+    FROM = "ains-from"
+    TO = "ains-to"
+    BUILDING = "ains-building"
+    FLOOR = "ains-floor"
+    QUERY = "ains-query"
+    RESULT = "ains-result"
+    TABS = "ains-tabs"
+    LOAD = "ains-load"
+    LOAD_NOTE = "ains-load-note"
+    HEATMAP = "ains-heatmap"
+    TOU = "ains-tou"
+    TOU_NOTE = "ains-tou-note"
+    TOP = "ains-top"
+    COMPARE = "ains-compare"
+    PERIODS = "ains-periods"
+    PERIODS_NOTE = "ains-periods-note"
+    GO = "ains-go"                     # dcc.Location: where a click on a chart leads
+    APPLIED = "ains-applied"           # dcc.Store: the query the tabs show
+
+
+class AnalysisAnomalies:
+    """/analysis/anomalies, high use, night base load and stopped registers with their curves."""
+    PAGE = "aano-page"
+    FROM = "aano-from"
+    TO = "aano-to"
+    Z = "aano-z"
+    QUERY = "aano-query"
+    RESULT = "aano-result"
+    GRID = "aano-grid"
+    CURVE = "aano-curve"
+
+
+class ManagerDashboard:
+    """/dashboard, the managers' landing page."""
+    PAGE = "mdash-page"
+    LOAD = "mdash-load"
+    ENERGY = "mdash-energy"
+    SALES = "mdash-sales"
+    ALARMS = "mdash-alarms"
+    TOP = "mdash-top"
+    SHARE = "mdash-share"
+    GO = "mdash-go"                    # dcc.Location: where a click on a chart leads
+
+
+class ReportCentre:
+    """/reports (the hub) and /reports/view?name=... (any registered report: filters, chart, grid, export)."""
+    PAGE = "rpt-page"
+    VIEW = "rpt-view-page"
+    NAME = "rpt-name"                  # dcc.Store: the report shown
+    FROM = "rpt-from"
+    TO = "rpt-to"
+    BY = "rpt-by"
+    GROUP = "rpt-group"
+    BUILDING = "rpt-building"
+    FLOOR = "rpt-floor"
+    ROOM = "rpt-room"
+    OPERATOR = "rpt-operator"
+    CHANNEL = "rpt-channel"
+    METER = "rpt-meter"
+    QUERY = "rpt-query"
+    EXPORT = "rpt-export"
+    DOWNLOAD = "rpt-download"
+    RESULT = "rpt-result"
+    CHART = "rpt-chart"
+    GRID = "rpt-grid"
+    GRID_BOX = "rpt-grid-box"          # the grid's box: a run replaces the grid (its columns follow the report)
+    APPLIED = "rpt-applied"            # dcc.Store: the parameters of the rows shown (the export reads them again)
+
+
+class Settlement:
+    """/reports/settlement: cashiers' day-end settlement, closing a day, the printable handover."""
+    PAGE = "stl-page"
+    DAY = "stl-day"
+    OPERATOR = "stl-operator"
+    QUERY = "stl-query"
+    GRID = "stl-grid"
+    RESULT = "stl-result"
+    CLOSE_WHO = "stl-close-who"
+    CLOSE = "stl-close"
+    PRINT = "stl-print"
+    SHEET = "stl-sheet"                # the printable handover sheet
+    GRID_BOX = "stl-grid-box"
+    SHEET_BOX = "stl-sheet-box"
+
+
+class WorkOrders:
+    """/workorders: the office's order list (filters, search, grid) and a new order by hand or at the counter."""
+    PAGE = "wol-page"
+    TYPE = "wol-type"
+    STATE = "wol-state"
+    WORKER = "wol-worker"
+    DISTRICT = "wol-district"
+    DUE = "wol-due"                    # due soon / overdue
+    TEXT = "wol-text"
+    SEARCH = "wol-search"
+    COUNT = "wol-count"
+    GRID = "wol-grid"
+    NEW_TYPE = "wol-new-type"
+    NEW_PRIORITY = "wol-new-priority"
+    NEW_CUSTOMER = "wol-new-customer"  # an account number or the customer's QR token (typed or scanned)
+    NEW_DESCRIPTION = "wol-new-description"
+    NEW_POLE = "wol-new-pole"
+    NEW_LOCATION = "wol-new-location"
+    NEW_CREATE = "wol-new-create"
+    NEW_RESULT = "wol-new-result"
+    NEW_DISTRICT = "wol-new-district"  # the building / transformer area of an order without a customer
+    CARD_TYPE = "wol-card-type"        # the operating card's editor: the type, its lines, save, the answer
+    CARD_TEXT = "wol-card-text"
+    CARD_SAVE = "wol-card-save"
+    CARD_RESULT = "wol-card-result"
+    GO = "wol-go"                      # dcc.Location: the order opened from the grid
+
+
+class WorkOrder:
+    """/workorders/order?number=...: one order (timeline, card, materials, fees, evidence), dispatch, hold, cancel,
+    review and the follow-up call."""
+    PAGE = "wod-page"
+    NUMBER = "wod-number"              # dcc.Store: the order shown
+    SECTIONS = "wod-sections"          # what the page shows of the order, rebuilt after each move
+    HEADER = "wod-header"
+    TIMELINE = "wod-timeline"
+    CARD = "wod-card"
+    MATERIALS = "wod-materials"
+    FEES = "wod-fees"
+    EVIDENCE = "wod-evidence"
+    FOLLOWUPS = "wod-followups"
+    WORKER = "wod-worker"              # dispatch to (the nearest available suggested first)
+    DISPATCH = "wod-dispatch"
+    REASON = "wod-reason"              # hold / cancel / reject
+    HOLD = "wod-hold"
+    RELEASE = "wod-release"
+    CANCEL = "wod-cancel"
+    APPROVE = "wod-approve"
+    REJECT = "wod-reject"
+    ARCHIVE = "wod-archive"
+    RESULT = "wod-result"
+    CALL_AT = "wod-call-at"
+    CALL_OUTCOME = "wod-call-outcome"
+    CALL_RATING = "wod-call-rating"
+    CALL_NOTE = "wod-call-note"
+    CALL_SAVE = "wod-call-save"
+    CALL_RESULT = "wod-call-result"
+
+
+class WorkOrderReview:
+    """/workorders/review: completed orders to approve or reject, approved ones to call back and archive."""
+    PAGE = "wor-page"
+    GRID = "wor-grid"
+    GO = "wor-go"
+
+
+class WorkOrderKpis:
+    """/workorders/kpis: KPIs, charts, statistics tables (orders by type, tools, materials), XLSX export; and the
+    work-order card on the managers' dashboard."""
+    PAGE = "wok-page"
+    FROM = "wok-from"
+    TO = "wok-to"
+    QUERY = "wok-query"
+    RESULT = "wok-result"
+    BODY = "wok-body"
+    APPLIED = "wok-applied"            # dcc.Store: the period shown (the export reads it again)
+    EXPORT = "wok-export"
+    DOWNLOAD = "wok-download"
+    EXPORTED = "wok-exported"
+    MONTHS = "wok-months"
+    REPAIR = "wok-repair"
+    DASH_CARD = "wok-dash-card"
+
+    @staticmethod
+    def kpi(name: str) -> str:
+        """One KPI's tile ("completion_rate", ...)."""
+        return f"wok-kpi-{name}"

@@ -25,6 +25,15 @@ def site_zone():
     return ctx.tz if ctx is not None else parse_zone(Config.timezone)
 
 
+def report_env():
+    """What a report run needs (reports.registry.ReportEnv): the billing context and the poll interval."""
+    from reports.registry import ReportEnv
+    cfg = getattr(runtime(), "cfg", None)
+    if cfg is None:
+        return ReportEnv(billing())
+    return ReportEnv(billing(), cfg.poll_interval_s, cfg.analytics.line_loss_limit)
+
+
 def operator_name() -> str:
     """The signed-in operator's username, as the ledger and the operation log record it."""
     from dashboard.auth import signed_in
@@ -54,3 +63,13 @@ def site_setup():
 def profiles():
     """The serving process's device profiles (collectors.profiles.ProfileRegistry)."""
     return runtime().profiles
+
+
+def workorders():
+    """The work-order service (workorders.service.WorkOrderService) of the serving process."""
+    return runtime().workorders
+
+
+def field():
+    """The work orders' field side (workorders.field.FieldService): the worker's phone, evidence, messages, terminals."""
+    return runtime().field

@@ -47,6 +47,7 @@ PERMISSIONS: dict[str, str] = {
     P.METER_EXPORT: "Export meter readings",
     P.WORKORDER_DISPATCH: "Create and dispatch work orders",
     P.WORKORDER_EXECUTE: "Work on assigned work orders",
+    P.WORKORDER_REVIEW: "Approve, reject and archive completed work orders",
     P.API_CLIENT_MANAGE: "Manage API clients and their tokens",
     P.ALARM_RESOLVE: "Resolve reconciliation alarms after looking into them",
     P.ALARM_VIEW: "View open alarms and the alarm history",
@@ -55,6 +56,7 @@ PERMISSIONS: dict[str, str] = {
     P.SITE_EDIT: "Keep the site's topology: buildings, rooms, gateways, meters, imports",
     P.NOTIFICATION_VIEW: "View the SMS notifications and their status",
     P.NOTIFICATION_RESEND: "Resend SMS notifications that could not be delivered",
+    P.SETTLEMENT_CLOSE: "Close another cashier's day (day-end settlement)",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
@@ -67,8 +69,8 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # (admins by default; a site may grant transfer.entered to its senior cashiers). Cashiers carry over
     # balances read from the old meter.
     "manager": frozenset({P.AUDIT_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT,
-                          P.WORKORDER_DISPATCH, P.ALARM_RESOLVE, P.TRANSFER_ENTERED, P.NOTIFICATION_VIEW,
-                          P.ALARM_VIEW, P.ALARM_ACK}),
+                          P.WORKORDER_DISPATCH, P.WORKORDER_REVIEW, P.ALARM_RESOLVE, P.TRANSFER_ENTERED, P.NOTIFICATION_VIEW,
+                          P.ALARM_VIEW, P.ALARM_ACK, P.SETTLEMENT_CLOSE}),
     # cashiers close their day on the sales records and hand the export to finance
     "cashier": frozenset({P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE,
                           P.METER_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT}),
@@ -136,6 +138,13 @@ class Operator:
         if permission is None:
             return True
         return not self.must_change_password and permission in self.permissions
+
+
+def _operator_of(row: dict, roles: Iterable[str], permissions: Iterable[str]) -> Operator:
+    return Operator(id=row["id"], username=row["username"], display_name=row["display_name"],
+                    language=row["language"], active=bool(row["active"]),
+                    must_change_password=bool(row["must_change_password"]), roles=tuple(roles),
+                    permissions=frozenset(permissions))
 
 
 def role_order(names) -> list[str]:
@@ -245,10 +254,7 @@ class Accounts:
     @staticmethod
     def _operator(conn: sa.Connection, row: dict) -> Operator:
         roles = store.roles_of(conn, row["id"])
-        return Operator(id=row["id"], username=row["username"], display_name=row["display_name"],
-                        language=row["language"], active=bool(row["active"]),
-                        must_change_password=bool(row["must_change_password"]), roles=tuple(roles),
-                        permissions=frozenset(store.permissions_of_roles(conn, roles)))
+        return _operator_of(row, roles, store.permissions_of_roles(conn, roles))
 
     # --- signing in ---------------------------------------------------------------------------
     def authenticate(self, username: str, password: str, source: str | None) -> Operator:
@@ -330,13 +336,13 @@ class Accounts:
         if not token:
             return None
         with self.engine.connect() as conn:
-            s = store.open_session(conn, _token_hash(token))
-            if s is None or s["created_at"] < self.clock() - SESSION_MAX_AGE:
-                return None
-            row = store.operator_by_id(conn, s["operator_id"])
-            if row is None or not row["active"]:
-                return None
-            return self._operator(conn, row)
+            found = store.session_with_grants(conn, _token_hash(token))
+        if found is None:
+            return None
+        s, row, roles, permissions = found
+        if s["created_at"] < self.clock() - SESSION_MAX_AGE or not row["active"]:
+            return None
+        return _operator_of(row, roles, permissions)
 
     def end_session(self, token: str, op: Operator | None, source: str | None) -> None:
         now = self.clock()

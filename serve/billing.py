@@ -91,8 +91,21 @@ def seed_demo(ctx: BillingContext, field, site, purchases, history_start: dt.dat
     counts = {a: m.purchase_count for a, m in field.meters.items() if hasattr(m, "purchase_count")}
     info = seed_demo_billing(ctx, site, purchases, history_start, counts)
     info["settings_batch"] = _demo_settings_batch(ctx, site)
+    info["closed_days"] = _demo_closed_days(ctx, history_start)
     log.info("demo billing: %s", info)
     return info
+
+
+def _demo_closed_days(ctx: BillingContext, history_start: dt.datetime, most: int = 7) -> int:
+    """The demo cashier's past days closed (日结), the last `most` of the history: the settlement page has closed
+    days to show from the first start."""
+    from billing.credit import Actor
+    from billing.day_end import close_past_days
+    from billing.demo import OPERATOR
+    from core import permissions as P
+    yesterday = ctx.local(ctx.now()).date() - dt.timedelta(days=1)
+    first = max(ctx.local(history_start).date(), yesterday - dt.timedelta(days=most - 1))
+    return close_past_days(ctx, Actor(OPERATOR, frozenset({P.SALE_CREATE})), OPERATOR, first, yesterday)
 
 
 DEMO_PUSHED = 5   # meters of the demo's first-start settings push (few: it settles within a second of the start)
@@ -130,7 +143,7 @@ def demo_api_client(ctx: BillingContext) -> str:
     token = token or secrets.token_urlsafe(24)
     ensure_api_client(ctx, DEMO_API_CLIENT, token, "demo")
     where = "a new random one (set DEMO_API_TOKEN to choose it)" if shown else "from $DEMO_API_TOKEN"
-    print(f"Demo API (scopes payment and control): POST /api/v1/sales or /api/v1/commands with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
+    print(f"Demo API (every scope: payment, control, reports): POST /api/v1/sales or /api/v1/commands, GET /api/v1/reports/<name>, with 'Authorization: Bearer {token if shown else '$DEMO_API_TOKEN'}'"
           f" ({where}); the document is /api/v1/openapi.json", flush=True)
     return token
 

@@ -63,6 +63,7 @@ class Runtime:
         self.jobs = None  # collectors.schedule.Jobs: the poll and the site-wide jobs
         self.notifications = None  # notify.outbox.Outbox: the SMS outbox and its sender job
         self.alarm_engine = None  # billing.alarm_engine.AlarmEngine: meters' alarms after each cycle
+        self.rollups = None  # energy.rollups.EnergyRollups: the energy rollups, kept after each cycle
         self.parameters = None  # serve.parameters.ParameterServices: default parameters, applied without a restart
         self.demo_api_token: str | None = None
         self.demo_operators: list[str] = []
@@ -121,8 +122,22 @@ class Runtime:
         self.alarm_engine = AlarmEngine(self.engine, clock=utcnow, close_margin=Decimal(cfg.alarms.close_margin),
                                         close_after_polls=cfg.alarms.close_after_polls)
         self.alarm_engine.subscribe(self.events)
+        from energy.rollups import attach_rollups
+        self.rollups = attach_rollups(self.engine, self.billing.tz, cfg.analytics, self.jobs, self.events)
+        from grid.line_loss import attach_line_loss   # transformer areas: frozen midnight registers
+        attach_line_loss(self.engine, self.billing.tz, utcnow, self.jobs)
+        from grid.power_quality import attach_power_quality   # transformer areas: daily statistics, alarms
+        attach_power_quality(self.engine, self.billing.tz, utcnow, self.jobs, max_gap_s=2 * cfg.poll_interval_s)
         self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)
         self.parameters.rules = getattr(self.notifications, "rules", None)   # alarm SMS numbers, changed live
+        from serve.workorders import attach_workorders
+        self.workorders = attach_workorders(self.engine, cfg, self.qr_key, self.jobs, self.events)
+        from serve.field import attach_field
+        self.field = attach_field(self.engine, cfg, self.workorders, self.jobs)   # evidence, messages, terminals
+        if self.demo:   # workers, phones and 90 days of orders on first start (workorders.demo)
+            from workorders.demo import seed_demo_work_orders
+            seed_demo_work_orders(self.engine, self.billing.tz, utcnow(), limits_h={
+                p: getattr(cfg.workorders, f"limit_{p}_h") for p in ("urgent", "high", "normal", "low")})
         self.parameters.apply(self.parameters.current())
         self.dispatcher.start()
         self.jobs.start()
@@ -197,6 +212,10 @@ class Runtime:
             n = append_readings(conn, readings)
         from serve.billing import seed_demo
         seed_demo(self.billing, self.field_thread.field, site, purchases, history_start=readings["ts"].min().to_pydatetime())
+        from energy.rollups import EnergyRollups
+        built = EnergyRollups.from_config(self.engine, self.billing.tz, self.cfg.analytics).rebuild()
+        log.info("demo energy rollups: %d meters, %d readings in %.1f s", built["meters"], built["readings"],
+                 built["seconds"])
         elapsed = time.perf_counter() - t0
         log.info("demo history: %d readings in %.1f s", n, elapsed)
         return n, elapsed

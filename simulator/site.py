@@ -25,7 +25,12 @@ from simulator.tariff import FLAT_060, TIERED_DEMO, TOU_DEMO, Tariff
 PROFILES = ("acrel-ddsy1352", "acrel-dtsy1352", "eastron-sdm630", "wattline-ttu")
 PREPAID_PROFILES = ("acrel-ddsy1352", "acrel-dtsy1352")
 TOPOLOGY_KEYS = ("building", "floor", "room", "area", "gateway", "host", "framing", "bus", "port",
-                 "unit", "profile", "meter_address")
+                 "unit", "profile", "meter_address",
+                 "area_role", "ct_ratio", "rating_kva", "nominal_voltage", "connection_group")
+# The areas' master meters read the primary side directly (ratio 1: the simulated register is the area's energy);
+# every area is a 630 kVA Dyn11 transformer at 220 V per phase, given on its master meter's row.
+AREA_ROLE_OF = {"eastron-sdm630": "master", "wattline-ttu": "terminal"}
+DEMO_NAMEPLATE = {"ct_ratio": 1.0, "rating_kva": 630.0, "nominal_voltage": 220.0, "connection_group": "Dyn11"}
 
 
 @dataclass
@@ -111,8 +116,14 @@ class SiteSpec:
     def topology_rows(self) -> list[dict]:
         return [{"building": m.building, "floor": m.floor, "room": m.room, "area": m.area,
                  "gateway": g.name, "host": g.host, "framing": g.framing, "bus": b.bus_no,
-                 "port": b.port, "unit": m.unit, "profile": m.profile, "meter_address": m.address}
+                 "port": b.port, "unit": m.unit, "profile": m.profile, "meter_address": m.address,
+                 **self._area_columns(m)}
                 for g, b, m in self.iter_meters()]
+
+    @staticmethod
+    def _area_columns(m: MeterSpec) -> dict:
+        role = AREA_ROLE_OF.get(m.profile) if m.area else None
+        return {"area_role": role, **(DEMO_NAMEPLATE if role == "master" else dict.fromkeys(DEMO_NAMEPLATE))}
 
     def validate(self) -> None:
         addresses, endpoints = set(), set()

@@ -111,3 +111,13 @@ def buildings(conn: sa.Connection) -> list[dict]:
 def rooms_of(conn: sa.Connection, building_id: int) -> list[dict]:
     return [dict(r) for r in conn.execute(sa.select(room.c.id, room.c.name).where(
         room.c.building_id == int(building_id)).order_by(room.c.name)).mappings()]
+
+
+def opened_per_hour(conn: sa.Connection, since: dt.datetime, until: dt.datetime) -> pd.DataFrame:
+    """How many alarm events opened in each UTC hour of [since, until) (the managers' dashboard counts them per
+    local day: an hour bucket keeps the day boundary of every whole-hour zone): columns hour (naive UTC), kind, count."""
+    hour = sa.func.date_trunc("hour", alarm_event.c.opened_at).label("hour")
+    q = (sa.select(hour, alarm_event.c.kind, sa.func.count().label("count"))
+         .where(alarm_event.c.opened_at >= since, alarm_event.c.opened_at < until)
+         .group_by(hour, alarm_event.c.kind))
+    return pd.DataFrame(conn.execute(q).mappings().all(), columns=["hour", "kind", "count"])

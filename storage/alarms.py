@@ -54,7 +54,12 @@ ARREARS = "arrears"                      # the meter tripped itself for arrears 
 OVERLOAD = "overload"                    # the meter tripped on overload
 TAMPER = "tamper"                        # the meter's cover was opened
 METER_KINDS = (ALARM1, ALARM2, ARREARS, OVERLOAD, TAMPER)
-KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, *METER_KINDS)
+# power quality of a transformer area's monitoring point (grid/power_quality.py): a day's statistic over its limit
+PQ_VOLTAGE_UNBALANCE = "pq_voltage_unbalance"
+PQ_CURRENT_UNBALANCE = "pq_current_unbalance"
+PQ_THD_U = "pq_thd_u"
+PQ_KINDS = (PQ_VOLTAGE_UNBALANCE, PQ_CURRENT_UNBALANCE, PQ_THD_U)
+KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, *METER_KINDS, *PQ_KINDS)
 STATES = ("open", "closed", "unacknowledged", "acknowledged")   # what the history asks for
 
 # Message codes (alarm.message.<code>) and the parameters each one names.
@@ -73,6 +78,7 @@ MESSAGE_PARAMS = {
     "arrears": ("balance",),
     "overload": ("power",),
     "tamper": (),
+    "pq_limit": ("day", "point", "statistic", "value", "limit"),
 }
 MESSAGE_CODES = tuple(MESSAGE_PARAMS)
 

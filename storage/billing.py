@@ -145,11 +145,14 @@ def insert_link(conn: sa.Connection, *, account_id: int, meter_id: int, base_pur
         operator=operator, count_epoch=meter_epoch(conn, meter_id)).returning(account_meter.c.id)).scalar_one()
 
 
-def epoch_starts(conn: sa.Connection, meter_ids: list[int]) -> dict[int, list[tuple[dt.datetime, int]]]:
-    """Per meter: (time, epoch) when each count epoch after the first began (its first account link's added_at)."""
+def epoch_starts(conn: sa.Connection, meter_ids: list[int] | None) -> dict[int, list[tuple[dt.datetime, int]]]:
+    """Per meter: (time, epoch) when each count epoch after the first began (its first account link's added_at).
+    `meter_ids` None: every meter (no list of ids in the query)."""
     q = (sa.select(account_meter.c.meter_id, sa.func.min(account_meter.c.added_at), account_meter.c.count_epoch)
-         .where(account_meter.c.meter_id.in_(meter_ids), account_meter.c.count_epoch > 0)
+         .where(account_meter.c.count_epoch > 0)
          .group_by(account_meter.c.meter_id, account_meter.c.count_epoch))
+    if meter_ids is not None:
+        q = q.where(account_meter.c.meter_id.in_(meter_ids))
     out: dict[int, list[tuple[dt.datetime, int]]] = {}
     for mid, since, epoch in conn.execute(q).all():
         out.setdefault(mid, []).append((since, epoch))

@@ -44,6 +44,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "transformer terminals", lambda conn: _foundations(conn)),
     Migration(9, "the control room: alarm engine, notifications, batch commands, meter settings, site setup",
               lambda conn: _control_room(conn)),
+    Migration(10, "energy analytics and the report centre: energy rollups, cashiers' closed days",
+              lambda conn: _analytics(conn)),
+    Migration(11, "field work orders: types, operating cards, orders and their events, evidence, messages, terminals",
+              lambda conn: _work_orders(conn)),
+    Migration(12, "work orders: lines a worker adds to an order, blocked terminals' reason",
+              lambda conn: _work_order_additions(conn)),
+    Migration(13, "transformer areas: nameplate, master meter and CT ratio, terminal (line loss, power quality)",
+              lambda conn: _transformer_areas(conn)),
+    Migration(14, "frozen midnight registers of the transformer areas' meters (line loss)", create_tables_since(14)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -262,6 +271,82 @@ def _site_setup(conn: sa.Connection) -> None:
     """Site setup from the browser: building groups, and each building's group (NULL: none)."""
     create_tables_since(9.5)(conn)
     _add_column(conn, "building", "group_id", "INTEGER")
+
+
+def _analytics(conn: sa.Connection) -> None:
+    """Version 10 (issue 11), one part per capability, each idempotent on its own."""
+    _energy_rollups(conn)
+    _report_centre(conn)
+
+
+def _energy_rollups(conn: sa.Connection) -> None:
+    """Energy per meter and interval derived from the cumulative registers, and its rollups."""
+    create_tables_since(10.1)(conn)
+
+
+def _report_centre(conn: sa.Connection) -> None:
+    """The report centre: cashiers' closed days (day-end settlement)."""
+    create_tables_since(10.2)(conn)
+
+
+def _work_orders(conn: sa.Connection) -> None:
+    """Version 11 (issue 12), one part per capability, each idempotent on its own."""
+    _work_order_core(conn)
+    _field_side(conn)
+    _work_order_office(conn)
+
+
+def _work_order_core(conn: sa.Connection) -> None:
+    """Order types, operating cards, orders, their events and materials, workers."""
+    create_tables_since(11.1)(conn)
+
+
+def _field_side(conn: sa.Connection) -> None:
+    """Evidence files, customers' confirmations, messages, workers' terminals."""
+    create_tables_since(11.2)(conn)
+
+
+def _work_order_office(conn: sa.Connection) -> None:
+    """Reviews and customer follow-up calls."""
+    create_tables_since(11.3)(conn)
+
+
+def _work_order_additions(conn: sa.Connection) -> None:
+    """Version 12 (issue 12, the pieces after 11): work_order_material.added_by (a line the worker added, which they
+    may remove again; NULL for the card's lines and every line before), terminal.state_reason / state_by / state_at
+    (who blocked or unblocked a phone, when and why). Each column skipped when present (idempotent)."""
+    _add_column(conn, "work_order_material", "added_by", "VARCHAR(100)")
+    _add_column(conn, "terminal", "state_reason", "VARCHAR(300)")
+    _add_column(conn, "terminal", "state_by", "VARCHAR(100)")
+    _add_column(conn, "terminal", "state_at", "TIMESTAMP")
+
+
+def _transformer_areas(conn: sa.Connection) -> None:
+    """Version 13 (issue 13), one part per capability, each idempotent on its own."""
+    _area_model(conn)
+
+
+def _area_model(conn: sa.Connection) -> None:
+    """13.1: transformer_area gains its nameplate (rating, nominal phase voltage, connection group), its master
+    meter with the CT ratio and its terminal. Existing areas are filled once from their meters: the area's
+    eastron-sdm630 is its master meter (ratio 1), its wattline-ttu its terminal, as the demo and the topology
+    files of before placed them."""
+    present = conn.execute(sa.text(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'transformer_area' AND column_name = 'master_meter_id'")).scalar()
+    for column, sql_type in (("rating_kva", "DOUBLE PRECISION"), ("nominal_voltage", "DOUBLE PRECISION"),
+                             ("connection_group", "VARCHAR(20)"), ("master_meter_id", "INTEGER"),
+                             ("terminal_meter_id", "INTEGER"), ("ct_ratio", "DOUBLE PRECISION")):
+        _add_column(conn, "transformer_area", column, sql_type)
+    if present:
+        return
+    area = sa.table("transformer_area", sa.column("id"), sa.column("master_meter_id"),
+                    sa.column("terminal_meter_id"), sa.column("ct_ratio"))
+    m = sa.table("meter", sa.column("id"), sa.column("area_id"), sa.column("profile"))
+    for column, profile in (("master_meter_id", "eastron-sdm630"), ("terminal_meter_id", "wattline-ttu")):
+        conn.execute(area.update().values({column: sa.select(sa.func.min(m.c.id)).where(
+            m.c.area_id == area.c.id, m.c.profile == profile).scalar_subquery()}))
+    conn.execute(area.update().where(area.c.master_meter_id.is_not(None)).values(ct_ratio=1.0))
 
 
 def current_version(conn: sa.Connection) -> int | None:

@@ -146,12 +146,24 @@ def insert_session(conn: sa.Connection, token_hash: str, operator_id: int, now: 
                                                   created_at=now, source=source))
 
 
-def open_session(conn: sa.Connection, token_hash: str) -> dict | None:
-    """The session (with its operator's row under `operator`) if it has not ended."""
-    q = sa.select(operator_session).where(operator_session.c.token_hash == token_hash,
-                                          operator_session.c.ended_at.is_(None))
-    row = conn.execute(q).mappings().first()
-    return dict(row) if row else None
+def session_with_grants(conn: sa.Connection, token_hash: str) -> tuple[dict, dict, list[str], set[str]] | None:
+    """An open session, its operator's row, roles and permissions in one statement (every signed-in request asks):
+    (session, operator, roles, permissions), or None if the session has ended or is unknown."""
+    s, o = operator_session, operator
+    q = (sa.select(s.c.created_at.label("session_created_at"), s.c.operator_id, o, operator_role.c.role,
+                   role_permission.c.permission)
+         .select_from(s.join(o, o.c.id == s.c.operator_id)
+                      .outerjoin(operator_role, operator_role.c.operator_id == o.c.id)
+                      .outerjoin(role_permission, role_permission.c.role == operator_role.c.role))
+         .where(s.c.token_hash == token_hash, s.c.ended_at.is_(None)))
+    rows = conn.execute(q).mappings().all()
+    if not rows:
+        return None
+    first = rows[0]
+    session = {"token_hash": token_hash, "operator_id": first["operator_id"], "created_at": first["session_created_at"]}
+    row = {c.name: first[c] for c in o.c}
+    roles = sorted({r["role"] for r in rows if r["role"] is not None})
+    return session, row, roles, {r["permission"] for r in rows if r["permission"] is not None}
 
 
 def end_session(conn: sa.Connection, token_hash: str, now: dt.datetime) -> int:

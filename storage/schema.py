@@ -94,6 +94,15 @@ transformer_area = sa.Table(
     _pk("transformer_area"),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("building_id", sa.Integer, sa.ForeignKey("building.id")),
+    # since 13.1 (grid/): the transformer's nameplate, its master meter (and the CT ratio its register is
+    # multiplied by) and its terminal. No foreign keys: an older database gains them by ALTER, which DuckDB cannot
+    # give a constraint; storage.grid reads them joined to meter.
+    sa.Column("rating_kva", sa.Double),
+    sa.Column("nominal_voltage", sa.Double),          # phase voltage, V (220 or 230)
+    sa.Column("connection_group", sa.String(20)),     # Dyn11, Yyn0 ...
+    sa.Column("master_meter_id", sa.Integer),
+    sa.Column("terminal_meter_id", sa.Integer),
+    sa.Column("ct_ratio", sa.Double),                 # NULL: 1 (a direct-connected master meter)
 )
 
 gateway = sa.Table(
@@ -186,6 +195,21 @@ device_readings = sa.Table(
     info={"since": 8},
 )
 DEVICE_READINGS_COLUMNS = tuple(c.name for c in device_readings.columns)
+
+# Frozen midnight registers (日冻结, since 14, grid/line_loss.py): each area meter's total register at the local
+# midnight starting `day`, as line loss takes it (the first reading within the tolerance after midnight, else
+# interpolated), written by the line_loss job once the readings around that midnight are in, so line loss over a
+# year reads stored registers instead of every reading. Append-only like readings (a day is replaced whole).
+frozen_register = sa.Table(
+    "frozen_register", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("energy_total", sa.Double, nullable=False),
+    sa.Column("interpolated", sa.Boolean, nullable=False),
+    sa.Column("frozen_at", UtcDateTime, nullable=False),
+    sa.Index("ix_frozen_register_day", "day", "meter_id").ddl_if(dialect="postgresql"),
+    info={"since": 14},
+)
 
 meter_state = sa.Table(
     "meter_state", metadata,
@@ -610,3 +634,405 @@ notification = sa.Table(
     info={"since": 9.2},
 )
 sa.Index("ix_notification_due", notification.c.state, notification.c.next_attempt_at).ddl_if(dialect="postgresql")
+
+# ---------------------------------------------------------------------------------------------
+# Energy rollups (issue 11, since 10.1; energy.rollups keeps them). Energy per meter derived from the cumulative
+# registers (energy.derive: resets, swaps and spikes are not counted but marked `gap`; a long silence is spread
+# over its time and marked `estimated`), summed per 15 minutes (ts: UTC start), per local hour (ts: UTC start of
+# the site's hour) and per local day. TOU columns: the registers' own split where the meter has one, else the
+# tariff version in force's segments, else all flat. No primary key (DuckDB: ART indexes slow bulk writes);
+# PostgreSQL gets a btree per table.
+def _energy_columns() -> list[sa.Column]:
+    return [*[sa.Column(k, sa.Double, nullable=False) for k in ("energy_kwh", "energy_sharp", "energy_peak",
+                                                                  "energy_flat", "energy_valley")],
+            sa.Column("estimated", sa.Boolean, nullable=False), sa.Column("gap", sa.Boolean, nullable=False)]
+
+
+energy_15min = sa.Table(
+    "energy_15min", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    *_energy_columns(),
+    sa.Index("ix_energy_15min_meter_ts", "meter_id", "ts").ddl_if(dialect="postgresql"),
+    info={"since": 10.1},
+)
+energy_hour = sa.Table(
+    "energy_hour", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    *_energy_columns(),
+    sa.Index("ix_energy_hour_meter_ts", "meter_id", "ts").ddl_if(dialect="postgresql"),
+    info={"since": 10.1},
+)
+energy_day = sa.Table(
+    "energy_day", metadata,
+    sa.Column("meter_id", sa.Integer, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),   # the site's local day
+    *_energy_columns(),
+    sa.Index("ix_energy_day_day_meter", "day", "meter_id").ddl_if(dialect="postgresql"),
+    info={"since": 10.1},
+)
+ENERGY_ROLLUP_COLUMNS = ("energy_kwh", "energy_sharp", "energy_peak", "energy_flat", "energy_valley",
+                         "estimated", "gap")
+
+# Where the incremental upkeep stands per meter: the last reading folded into the rollups (its time, registers
+# and power), so the next interval starts there; the site's watermark is the latest of these times.
+energy_upkeep = sa.Table(
+    "energy_upkeep", metadata,
+    sa.Column("meter_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    *[sa.Column(k, sa.Double) for k in ("energy_total", "energy_sharp", "energy_peak", "energy_flat",
+                                        "energy_valley", "power_total")],
+    info={"since": 10.1},
+)
+
+# ---------------------------------------------------------------------------------------------
+# Report centre (issue 11, since 10.2). A cashier's closed day (日结): the day-end figures as they stood when the
+# day was closed (JSON: per kind amount and entries, net, cash to hand over, the corrections it took in). Never
+# rewritten: an entry of a closed day that changes later (a late-failed sale) shows as a correction on the
+# cashier's next open day (billing.day_end).
+closed_day = sa.Table(
+    "closed_day", metadata,
+    sa.Column("operator", sa.String(100), primary_key=True),   # the cashier whose day it is
+    sa.Column("day", sa.Date, primary_key=True),               # the site's local day
+    sa.Column("figures", sa.Text, nullable=False),
+    sa.Column("closed_by", sa.String(100), nullable=False),
+    sa.Column("closed_at", UtcDateTime, nullable=False),
+    info={"since": 10.2},
+)
+
+# ---------------------------------------------------------------------------------------------
+# Work orders, the office side (issue 12, since 11.3). The customer follow-up call (回访) after an order is done:
+# when, by whom, what came of it and the customer's satisfaction (1-5, when reached and rated). Approval and
+# rejection are the order's own transitions (order events with their reason); a call is a fact of its own, and an
+# order may take several (no answer, then reached).
+work_order_followup = sa.Table(
+    "work_order_followup", metadata,
+    _pk("work_order_followup"),
+    sa.Column("order_id", sa.Integer, nullable=False),
+    sa.Column("called_at", UtcDateTime, nullable=False),       # when the call was made (the operator says)
+    sa.Column("called_by", sa.String(100), nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),        # workorders.office.FOLLOWUP_OUTCOMES
+    sa.Column("satisfaction", sa.SmallInteger),                 # 1..5; NULL: not reached or not rated
+    sa.Column("note", sa.String(500)),
+    sa.Column("recorded_by", sa.String(100), nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Index("ix_work_order_followup_order", "order_id"),
+    info={"since": 11.3},
+)
+
+# ---------------------------------------------------------------------------------------------
+# Work orders, the core (issue 12, since 11.1; workorders/ owns the rules, storage/workorders.py the SQL).
+# An order type (seeded: repair, new_connection, meter_install, meter_removal, acceptance, fee_collection,
+# safety_inspection, contract_inspection, temporary; a site may add its own) has one operating card (标准化作业
+# 指导书/卡): its items are steps, hazards (危险点), tools, materials (unit prices) and paid services. An order copies
+# its card: steps and hazards into work_order_step, tools, materials and services into work_order_material.
+work_order_type = sa.Table(
+    "work_order_type", metadata,
+    sa.Column("key", sa.String(30), primary_key=True),
+    sa.Column("name_en", sa.String(100), nullable=False),
+    sa.Column("name_zh", sa.String(100), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("photo_required", sa.Boolean, nullable=False, server_default=sa.false()),  # to complete
+    sa.Column("sort", sa.Integer, nullable=False, server_default="0"),
+    info={"since": 11.1},
+)
+
+# Time limit (hours) per type and priority; a pair without a row takes [workorders] limit_hours of its priority.
+work_order_limit = sa.Table(
+    "work_order_limit", metadata,
+    sa.Column("type", sa.String(30), sa.ForeignKey("work_order_type.key"), primary_key=True),
+    sa.Column("priority", sa.String(10), primary_key=True),   # workorders.model.PRIORITIES
+    sa.Column("hours", sa.Numeric(8, 2), nullable=False),
+    info={"since": 11.1},
+)
+
+card_item = sa.Table(
+    "card_item", metadata,
+    _pk("card_item"),
+    sa.Column("type", sa.String(30), sa.ForeignKey("work_order_type.key"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),        # step | hazard | tool | material | service
+    sa.Column("text_en", sa.String(300), nullable=False),
+    sa.Column("text_zh", sa.String(300), nullable=False),
+    sa.Column("needs_value", sa.Boolean, nullable=False, server_default=sa.false()),  # a step that records a value
+    sa.Column("item_class", sa.String(40)),                  # a material's or tool's class (statistics)
+    sa.Column("unit", sa.String(20)),
+    sa.Column("quantity", sa.Numeric(12, 3)),                # tools, materials, services: the usual quantity
+    sa.Column("unit_price", Money),                          # materials and paid services
+    sa.UniqueConstraint("type", "seq", name="uq_card_item_type_seq"),
+    info={"since": 11.1},
+)
+
+# state: workorders.model.STATES (storage.transitions.WORK_ORDER). cause_key: what an automatic order is for
+# ("arrears:meter:12"); work_order_cause holds it while the order is open. external_id: the ticket feed's id,
+# UNIQUE (the intake answers the same order for a repeat). building_id / area_id are the order's district. due_at
+# moves on when a hold ends (by the time held); held_since is set while on hold. No UNIQUE column of this table
+# is ever updated: DuckDB runs such an update as delete + insert, which the tables referencing it refuse.
+work_order = sa.Table(
+    "work_order", metadata,
+    _pk("work_order"),
+    sa.Column("number", sa.String(20), nullable=False, unique=True),
+    sa.Column("type", sa.String(30), sa.ForeignKey("work_order_type.key"), nullable=False),
+    sa.Column("priority", sa.String(10), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False, server_default="created"),
+    sa.Column("source", sa.String(10), nullable=False),      # manual | counter | phone | api | alarm | followup
+    sa.Column("account_id", sa.Integer),
+    sa.Column("meter_id", sa.Integer),
+    sa.Column("room_id", sa.Integer),
+    sa.Column("building_id", sa.Integer),
+    sa.Column("area_id", sa.Integer),
+    sa.Column("customer_name", sa.String(100)),              # as it stood at creation (search, the phone)
+    sa.Column("customer_phone", sa.String(30)),
+    sa.Column("pole_number", sa.String(40)),
+    sa.Column("description", sa.String(1000), nullable=False),
+    sa.Column("cause_key", sa.String(80)),
+    sa.Column("alarm_id", sa.Integer),                       # the alarm event it was raised for, if any
+    sa.Column("parent_id", sa.Integer),                      # a follow-up order's origin
+    sa.Column("external_id", sa.String(80)),
+    sa.Column("due_at", UtcDateTime, nullable=False),
+    sa.Column("held_since", UtcDateTime),
+    sa.Column("held_from", sa.String(12)),                   # the state a hold returns to
+    sa.Column("held_seconds", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("assigned_to", sa.Integer),                    # operator.id of the worker
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("dispatched_at", UtcDateTime),                 # first dispatch (first response time)
+    sa.Column("accepted_at", UtcDateTime),
+    sa.Column("arrived_at", UtcDateTime),
+    sa.Column("completed_at", UtcDateTime),                  # latest completion
+    sa.Column("closed_at", UtcDateTime),                     # approved or cancelled
+    sa.Column("reason", sa.String(500)),                     # the latest hold / reject / cancel / decline reason
+    sa.Column("location", sa.String(300)),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.UniqueConstraint("external_id", name="uq_work_order_external_id"),
+    sa.Index("ix_work_order_state_due", "state", "due_at").ddl_if(dialect="postgresql"),
+    sa.Index("ix_work_order_assigned", "assigned_to", "state").ddl_if(dialect="postgresql"),
+    info={"since": 11.1},
+)
+
+# The causes that have an open order: the primary key is the database's "never two open orders for one cause",
+# also for two transactions at once (INSERT ... ON CONFLICT DO NOTHING); the row goes when its order is approved,
+# archived or cancelled.
+work_order_cause = sa.Table(
+    "work_order_cause", metadata,
+    sa.Column("cause_key", sa.String(80), primary_key=True),
+    sa.Column("order_id", sa.Integer, nullable=False),
+    info={"since": 11.1},
+)
+
+work_order_step = sa.Table(
+    "work_order_step", metadata,
+    _pk("work_order_step"),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),        # step | hazard
+    sa.Column("text_en", sa.String(300), nullable=False),
+    sa.Column("text_zh", sa.String(300), nullable=False),
+    sa.Column("needs_value", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("done", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("passed", sa.Boolean),                         # an inspection item: NULL not judged, false failed
+    sa.Column("value", sa.String(200)),
+    sa.Column("done_by", sa.String(100)),
+    sa.Column("done_at", UtcDateTime),
+    sa.UniqueConstraint("order_id", "seq", name="uq_work_order_step_seq"),
+    info={"since": 11.1},
+)
+
+# Money: quantity x unit_price, each line rounded once (core.money), totals summed from the lines.
+work_order_material = sa.Table(
+    "work_order_material", metadata,
+    _pk("work_order_material"),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),        # tool | material | service
+    sa.Column("text_en", sa.String(300), nullable=False),
+    sa.Column("text_zh", sa.String(300), nullable=False),
+    sa.Column("item_class", sa.String(40)),
+    sa.Column("unit", sa.String(20)),
+    sa.Column("quantity", sa.Numeric(12, 3), nullable=False),
+    sa.Column("unit_price", Money, nullable=False),
+    sa.Column("updated_by", sa.String(100)),
+    sa.Column("updated_at", UtcDateTime),
+    sa.Column("added_by", sa.String(100)),                   # since 12: a line added on the order (not the card's)
+    sa.UniqueConstraint("order_id", "seq", name="uq_work_order_material_seq"),
+    info={"since": 11.1},
+)
+
+# A paid service's fee collected from the customer (cash at the door, or at the desk): not a meter credit, so
+# it is its own entry here rather than a ledger sale (billing.credit.move_money credits a meter's balance).
+work_order_fee = sa.Table(
+    "work_order_fee", metadata,
+    _pk("work_order_fee"),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("amount", Money, nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),      # cash | card | transfer
+    sa.Column("collected_by", sa.String(100), nullable=False),
+    sa.Column("collected_at", UtcDateTime, nullable=False),
+    sa.Column("note", sa.String(300)),
+    info={"since": 11.1},
+)
+
+work_order_event = sa.Table(
+    "work_order_event", metadata,
+    _pk("work_order_event"),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("work_order.id"), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),      # workorders.model.ACTIONS (create, dispatch, ...)
+    sa.Column("from_state", sa.String(12)),
+    sa.Column("to_state", sa.String(12), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.Column("note", sa.String(500)),
+    sa.Column("worker_id", sa.Integer),                      # the worker assigned by / after this event
+    sa.Index("ix_work_order_event_order", "order_id", "ts").ddl_if(dialect="postgresql"),
+    info={"since": 11.1},
+)
+
+# A field worker: an operator (role worker) with districts, availability and last known location.
+worker = sa.Table(
+    "worker", metadata,
+    sa.Column("operator_id", sa.Integer, sa.ForeignKey("operator.id"), primary_key=True, autoincrement=False),
+    sa.Column("phone", sa.String(30)),
+    sa.Column("available", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.Column("located_at", UtcDateTime),
+    info={"since": 11.1},
+)
+
+# A worker's districts: buildings (district_kind "building") and transformer areas ("area").
+worker_district = sa.Table(
+    "worker_district", metadata,
+    sa.Column("operator_id", sa.Integer, sa.ForeignKey("operator.id"), primary_key=True, autoincrement=False),
+    sa.Column("district_kind", sa.String(10), primary_key=True),
+    sa.Column("district_id", sa.Integer, primary_key=True, autoincrement=False),
+    info={"since": 11.1},
+)
+
+# ---------------------------------------------------------------------------------------------
+# Work orders, the field side (issue 12, since 11.2; workorders/evidence.py, workorders/field.py). Evidence files
+# live on disk by content hash (sha256) under [evidence] dir; a row per use of a file (one file, several rows when
+# the same photo is sent for two orders). order_id names work_order.id (no foreign key: the core's table and ours
+# are created by separate steps of migration 11, and an order is never deleted).
+evidence = sa.Table(
+    "evidence", metadata,
+    _pk("evidence"),
+    sa.Column("order_id", sa.Integer),                      # NULL: a message's attachment only
+    sa.Column("step", sa.Integer),                          # the operating card's step, when the worker named one
+    sa.Column("kind", sa.String(12), nullable=False),       # photo | audio | video | signature | document
+    sa.Column("mime", sa.String(60), nullable=False),       # as sniffed from the content
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200)),                      # the file name the phone gave (shown only)
+    sa.Column("uploaded_by", sa.String(100), nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),  # the server's receipt time
+    sa.Column("lat", sa.Double),                            # where the phone was (browser geolocation), if allowed
+    sa.Column("lon", sa.Double),
+    sa.Column("taken_at", UtcDateTime),                     # the photo's own EXIF time (naive, as the camera wrote it)
+    sa.Column("exif_lat", sa.Double),                       # the photo's own EXIF GPS
+    sa.Column("exif_lon", sa.Double),
+    sa.Column("upload_id", sa.String(64), nullable=False),  # the chunked upload that brought it: a retry finds it
+    sa.UniqueConstraint("upload_id", name="uq_evidence_upload"),
+    info={"since": 11.2},
+)
+sa.Index("ix_evidence_order", evidence.c.order_id).ddl_if(dialect="postgresql")
+
+# An upload in progress (resumable): the bytes so far sit in <dir>/partial/<upload_id>; `received` is the offset the
+# next chunk must start at. Finished: evidence_id set, the partial file gone.
+evidence_upload = sa.Table(
+    "evidence_upload", metadata,
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("order_id", sa.Integer),
+    sa.Column("step", sa.Integer),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),       # declared total
+    sa.Column("sha256", sa.String(64), nullable=False),     # declared hash, checked at the end
+    sa.Column("name", sa.String(200)),
+    sa.Column("received", sa.BigInteger, nullable=False),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("evidence_id", sa.Integer),
+    info={"since": 11.2},
+)
+
+# The customer's confirmation on site: arrival and completion, each by the customer's QR code verified on the
+# server (billing/qr.py), with the customer's drawn signature (evidence, kind signature) and, at completion, the
+# satisfaction rating (1..5).
+work_order_confirmation = sa.Table(
+    "work_order_confirmation", metadata,
+    _pk("work_order_confirmation"),
+    sa.Column("order_id", sa.Integer, nullable=False),
+    sa.Column("stage", sa.String(12), nullable=False),      # arrival | completion
+    sa.Column("account_id", sa.Integer, nullable=False),    # whom the QR code named
+    sa.Column("signature_id", sa.Integer),                  # evidence.id
+    sa.Column("rating", sa.Integer),
+    sa.Column("confirmed_by", sa.String(100), nullable=False),
+    sa.Column("confirmed_at", UtcDateTime, nullable=False),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.UniqueConstraint("order_id", "stage", name="uq_work_order_confirmation"),
+    info={"since": 11.2},
+)
+
+# Messages between the office and workers (the seed's mail module); reminders of deadlines are copied here too.
+message = sa.Table(
+    "message", metadata,
+    _pk("message"),
+    sa.Column("sender", sa.String(100), nullable=False),    # an operator's username, or "system" for reminders
+    sa.Column("recipient", sa.String(100), nullable=False),
+    sa.Column("order_id", sa.Integer),
+    sa.Column("kind", sa.String(12), nullable=False),       # message | reminder
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("sent_at", UtcDateTime, nullable=False),
+    sa.Column("read_at", UtcDateTime),
+    sa.Column("episode", sa.String(120)),                   # a reminder's key: one message per order and deadline
+    sa.UniqueConstraint("episode", name="uq_message_episode"),
+    info={"since": 11.2},
+)
+sa.Index("ix_message_recipient", message.c.recipient, message.c.sent_at).ddl_if(dialect="postgresql")
+
+message_attachment = sa.Table(
+    "message_attachment", metadata,
+    sa.Column("message_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("evidence_id", sa.Integer, primary_key=True, autoincrement=False),
+    info={"since": 11.2},
+)
+
+# Workers' phones (手机终端管理): a device registered at its first sign-in (a random device key kept in a cookie,
+# stored here hashed), its browser and app version, state (active | blocked), last location and last seen.
+terminal = sa.Table(
+    "terminal", metadata,
+    _pk("terminal"),
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("device_hash", sa.String(64), nullable=False),
+    sa.Column("user_agent", sa.String(300)),
+    sa.Column("app_version", sa.String(40)),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("registered_at", UtcDateTime, nullable=False),
+    sa.Column("last_seen_at", UtcDateTime, nullable=False),
+    sa.Column("lat", sa.Double),
+    sa.Column("lon", sa.Double),
+    sa.Column("located_at", UtcDateTime),
+    sa.Column("state_reason", sa.String(300)),               # since 12: why it was blocked (or unblocked)
+    sa.Column("state_by", sa.String(100)),
+    sa.Column("state_at", UtcDateTime),
+    sa.UniqueConstraint("device_hash", name="uq_terminal_device"),
+    info={"since": 11.2},
+)
+
+# One row per terminal and quarter hour in which it was seen (the online rate counts these slots).
+terminal_seen = sa.Table(
+    "terminal_seen", metadata,
+    sa.Column("terminal_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("slot", UtcDateTime, primary_key=True),
+    sa.Column("operator", sa.String(100), nullable=False),
+    info={"since": 11.2},
+)

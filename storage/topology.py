@@ -50,6 +50,8 @@ def insert_topology(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> 
     }
     existing_meters = set(conn.execute(sa.select(meter.c.address)).scalars())
     new_meters = []
+    area_values: dict[int, dict] = {}
+    area_roles: list[tuple[int, str, str, float | None]] = []
     for r in rows:
         if r["meter_address"] in existing_meters:
             continue
@@ -74,6 +76,11 @@ def insert_topology(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> 
                     name=r["area"], building_id=b_id).returning(transformer_area.c.id)).scalar_one()
                 ids["area"][r["area"]] = area_id
                 created["areas"] += 1
+            nameplate = {k: r[k] for k in AREA_NAMEPLATE if r.get(k) is not None}
+            if nameplate:
+                area_values.setdefault(area_id, {}).update(nameplate)
+            if r.get("area_role"):
+                area_roles.append((area_id, r["area_role"], r["meter_address"], r.get("ct_ratio")))
         g_id = ids["gateway"].get(r["gateway"])
         if g_id is None:
             settings = {k: r[k] for k in ("timeout_s", "retries") if r.get(k) is not None}
@@ -95,7 +102,26 @@ def insert_topology(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> 
     if new_meters:
         conn.execute(meter.insert(), new_meters)
         created["meters"] = len(new_meters)
+    _set_area_roles(conn, area_values, area_roles)
     return created
+
+
+AREA_NAMEPLATE = ("rating_kva", "nominal_voltage", "connection_group")
+
+
+def _set_area_roles(conn: sa.Connection, values: dict[int, dict], roles: list[tuple]) -> None:
+    """The areas' nameplates, master meters (with their CT ratio, 1 unless given) and terminals as the rows name
+    them; a new master or terminal replaces the area's former one."""
+    if roles:
+        by_address = dict(conn.execute(sa.select(meter.c.address, meter.c.id).where(
+            meter.c.address.in_({a for _, _, a, _ in roles}))).all())
+        for area_id, role, address, ct_ratio in roles:
+            if role == "master":
+                values.setdefault(area_id, {}).update(master_meter_id=by_address[address], ct_ratio=ct_ratio or 1.0)
+            else:
+                values.setdefault(area_id, {})["terminal_meter_id"] = by_address[address]
+    for area_id, v in values.items():
+        conn.execute(transformer_area.update().where(transformer_area.c.id == area_id).values(**v))
 
 
 def poll_targets(conn: sa.Connection) -> list[dict]:

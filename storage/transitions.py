@@ -1,4 +1,4 @@
-"""State machines as tables of allowed transitions (commands, ledger entries, accounts) and the one helper that
+"""State machines as tables of allowed transitions (commands, ledger entries, accounts, work orders) and the one helper that
 moves a row: it reads the current state in the caller's transaction and refuses what the table does not allow.
 
 transition() reads the row (SELECT ... FOR UPDATE on PostgreSQL, so a concurrent mover waits and then sees the
@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 import sqlalchemy as sa
 
 from storage.engine import is_duckdb
-from storage.schema import account, command, ledger_entry
+from storage.schema import account, command, ledger_entry, work_order
 
 # Money commands carry a purchase count the meter applies once; a sent one is resent until the meter answers.
 MONEY_KINDS = ("recharge", "refund")
@@ -90,3 +90,21 @@ ACCOUNT = Machine("account", account, {
     "closing": frozenset({"closed"}),
     "closed": frozenset(),
 }, column="status")
+
+# Work orders (issue 12): which actor may take each move, and what it needs, is workorders.model.ACTIONS. A hold
+# returns to the state it was held from (work_order.held_from); a rejected order goes back on site to the worker.
+WORK_ORDER = Machine("work order", work_order, {
+    "created": frozenset({"dispatched", "on_hold", "cancelled"}),
+    "dispatched": frozenset({"dispatched", "accepted", "created", "on_hold", "cancelled"}),
+    "accepted": frozenset({"on_site", "on_hold", "cancelled"}),
+    "on_site": frozenset({"completed", "on_hold", "cancelled"}),
+    "on_hold": frozenset({"created", "dispatched", "accepted", "on_site", "cancelled"}),
+    "completed": frozenset({"approved", "rejected"}),
+    "rejected": frozenset({"on_site", "cancelled"}),
+    "approved": frozenset({"archived"}),
+    "archived": frozenset(),
+    "cancelled": frozenset(),
+}, guards={("on_hold", "created"): (lambda row: row["held_from"] == "created", "held from another state"),
+           ("on_hold", "dispatched"): (lambda row: row["held_from"] == "dispatched", "held from another state"),
+           ("on_hold", "accepted"): (lambda row: row["held_from"] == "accepted", "held from another state"),
+           ("on_hold", "on_site"): (lambda row: row["held_from"] == "on_site", "held from another state")})

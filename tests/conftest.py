@@ -181,3 +181,19 @@ def browser():
         b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+# --- the order files are handed to xdist workers ------------------------------------------------
+# `make test` runs whole files per worker (--dist loadfile --no-loadscope-reorder): the slowest files go first,
+# so the two workers end near each other instead of one starting a long Chromium walk when the other is done.
+# Longest first, by the durations of the last whole-suite run (docs/BENCHMARKS.md "Test suite"); files not listed
+# keep pytest's order after them.
+SLOW_FILES_FIRST = ("test_page_layout.py", "test_console_errors_roles.py", "test_fuzz_inputs.py",
+                    "test_fuzz_callbacks.py", "test_offline.py", "test_console_errors.py", "test_dispatch_crash.py",
+                    "test_analysis_browser.py", "test_workorders_browser.py", "test_control_browser.py",
+                    "test_overview_browser.py", "test_app.py", "test_auth_browser.py", "test_refusals.py")
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

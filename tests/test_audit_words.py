@@ -40,7 +40,13 @@ def _api_endpoints() -> set[str]:
 # f-strings that build an action code, and every code each can give
 TEMPLATES = {"billing.{spec.kind}": lambda: {f"billing.{k}" for k in _money_kinds()},
              "api.{(request.endpoint.rsplit('.', 1)[-1] if request.endpoint else 'unknown')}":
-                 lambda: {f"api.{e}" for e in _api_endpoints()}}
+                 lambda: {f"api.{e}" for e in _api_endpoints()},
+             "workorder.{action}": lambda: {f"workorder.{a}" for a in _workorder_actions()}}
+
+
+def _workorder_actions() -> set[str]:
+    from workorders.model import ACTIONS
+    return set(ACTIONS)
 
 
 class _Actions(ast.NodeVisitor):

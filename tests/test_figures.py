@@ -56,3 +56,15 @@ def test_a_reading_alone_between_two_gaps_shows_as_a_dot():
 def test_readings_out_of_order_are_drawn_in_time_order():
     df = _frame(["2026-11-21 08:02", "2026-11-21 08:00", "2026-11-21 08:01"], [3.0, 1.0, 2.0])
     assert list(with_gaps(df)["power_total"]) == [1.0, 2.0, 3.0]
+
+
+def test_the_charts_template_draws_our_trace_kinds_exactly_as_plotly_white():
+    """The 'wattline' template is plotly_white cut to the trace kinds our charts use (a cheaper copy per figure):
+    its layout and its defaults for those kinds are plotly_white's."""
+    import plotly.io as pio
+
+    from dashboard.components.figures import TEMPLATE, TRACE_TYPES
+    ours, white = pio.templates[TEMPLATE].to_plotly_json(), pio.templates["plotly_white"].to_plotly_json()
+    assert set(ours["data"]) == set(TRACE_TYPES) and all(ours["data"][k] == white["data"][k] for k in TRACE_TYPES)
+    assert ours["layout"] == {k: v for k, v in white["layout"].items() if k in ours["layout"]}
+    assert {"xaxis", "yaxis", "colorway", "font", "plot_bgcolor"} <= set(ours["layout"])

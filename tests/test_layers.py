@@ -6,12 +6,12 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "storage", "collectors", "operators", "billing", "workorders", "grid", "notify", "dashboard",
-            "serve", "simulator")
+PACKAGES = ("core", "storage", "collectors", "operators", "billing", "energy", "reports", "workorders", "grid",
+            "notify", "dashboard", "serve", "simulator")
 # What each package may import of the project (DESIGN.md, Layers; docs/ARCHITECTURE.md)
-BELOW_THE_WEB = ("storage", "collectors", "operators", "billing", "workorders", "grid", "notify")
-SIMULATOR_MAY_NOT = ("storage", "collectors", "operators", "billing", "workorders", "grid", "notify", "dashboard",
-                     "serve")
+BELOW_THE_WEB = ("storage", "collectors", "operators", "billing", "energy", "reports", "workorders", "grid", "notify")
+SIMULATOR_MAY_NOT = ("storage", "collectors", "operators", "billing", "energy", "reports", "workorders", "grid", "notify",
+                     "dashboard", "serve")
 
 
 def project_modules(root: Path, packages=PACKAGES) -> dict[str, Path]:

@@ -74,8 +74,8 @@ def test_every_page_with_an_access_rule_is_linked_once_from_the_navbar():
 
 def test_a_dropdown_with_no_page_the_operator_may_open_is_not_shown():
     worker = _layout(navbar("en", "w", DEFAULT_ROLE_PERMISSIONS["worker"].__contains__))
-    assert _page_links(worker) == {access.WORK.path, access.STATUS.path}
-    assert _groups(worker) == {"system"}
+    assert _page_links(worker) == {access.WORK.path, access.MESSAGES.path, access.STATUS.path}
+    assert _groups(worker) == {"workorders", "system"}   # the messages, in the work orders' group
     admin = _layout(navbar("en", "a", DEFAULT_ROLE_PERMISSIONS["admin"].__contains__))
     assert _groups(admin) == {g.name for g in NAV if isinstance(g, NavGroup)}
 
@@ -109,24 +109,23 @@ def test_each_page_refuses_exactly_the_roles_whose_navbar_hides_it(rt, role):
 def test_a_worker_sees_no_overview_or_meters_link_and_lands_on_a_page_it_may_open(rt):
     client = WebClient(base_url(rt))
     r = client.login("worker", DEMO)
-    assert r.status == 302
-    landing = client.get(r.location, follow=False)
-    assert landing.status == 302 and landing.location == access.WORK.path
-    assert "forbidden-page" not in client.page(landing.location).text
+    assert r.status == 302 and r.location == access.WORK.path   # straight to the worker's home
+    assert client.get("/", follow=False).location == access.WORK.path   # and "/" leads there too
+    assert "forbidden-page" not in client.page(r.location).text
     links = _page_links(client.get("/_dash-layout").json())
     assert access.OVERVIEW.path not in links and access.METERS.path not in links
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_a_workers_home_page_says_what_the_worker_can_do_here_until_work_orders_exist(rt, lang):
+def test_a_workers_home_page_lists_the_workers_orders_and_links_the_messages(rt, lang):
     worker = signed_in(rt, "worker")
     worker.get(f"/lang/{lang}?next=/", follow=False, headers={"Sec-Fetch-Site": "none"})  # typed in: counts
     nodes = list(_nodes(worker.page(access.WORK.path).json()))
     props = [n["props"] for n in nodes if isinstance(n.get("props"), dict)]
     texts = {p["children"] for p in props if isinstance(p.get("children"), str)}
     assert not any(p.get("id") == "forbidden-page" for p in props)
-    assert {t(k, lang) for k in ("work.intro", "work.account", "work.password", "work.status", "work.coming")} <= texts
-    assert {"/account", access.STATUS.path} <= {p.get("href") for p in props}
+    assert t("field.my_orders", lang) in texts
+    assert access.MESSAGES.path in {p.get("href") for p in props}
 
 
 def test_an_operator_who_may_open_the_overview_lands_on_it(rt):

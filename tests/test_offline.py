@@ -11,9 +11,9 @@ from typing import Iterator
 
 import pytest
 
-from core.config import Config, DemoConfig
-from serve.runtime import Runtime
-from tests.conftest import CHROMIUM_ARGS, chromium_path, free_port, free_port_block
+from core.config import DemoConfig
+from tests.conftest import CHROMIUM_ARGS, chromium_path
+from tests.webclient import start_demo_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -25,13 +25,7 @@ URL = re.compile(r"""(?:src|href)\s*=\s*["']?(https?://[^"' >]+)|url\(\s*["']?(h
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("offline")
-    cfg = Config(database_url=f"duckdb:///{tmp / 'site.duckdb'}", port=free_port(),
-                 master_key_file=str(tmp / "master.key"), qr_key_file=str(tmp / "qr.key"),
-                 demo=DemoConfig(database_url=f"duckdb:///{tmp / 'demo.duckdb'}", base_port=free_port_block(20),
-                                 state_file=str(tmp / "field.json"), history_days=1))
-    rt = Runtime(cfg, demo=True).start()
-    rt.serve_in_thread()
+    rt = start_demo_runtime(tmp_path_factory.mktemp("offline"), poll_interval_s=DemoConfig().poll_interval_s)
     deadline = time.time() + 60
     while time.time() < deadline and not rt.health()["last_poll"]:
         time.sleep(0.3)

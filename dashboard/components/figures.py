@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from dashboard.i18n import t
 
@@ -13,10 +14,28 @@ FONT_FAMILY = ('system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", 
                '"WenQuanYi Micro Hei", sans-serif')
 
 
+TEMPLATE = "wattline"
+TRACE_TYPES = ("bar", "heatmap", "pie", "scatter")     # the kinds of trace our charts draw
+_UNUSED_SUBPLOTS = ("polar", "ternary", "scene", "geo", "mapbox", "map")
+
+
+def _register_template() -> None:
+    """Plotly's "plotly_white" cut to what our charts use: its layout without the subplot kinds we never draw
+    (polar, ternary, 3-D, maps) and its defaults for our trace kinds only. Charts look the same; a figure copies
+    (Plotly deep-copies the template into each one) and sends about half the bytes, a quarter of the time."""
+    full = pio.templates["plotly_white"].to_plotly_json()
+    pio.templates[TEMPLATE] = go.layout.Template({
+        "layout": {k: v for k, v in full["layout"].items() if k not in _UNUSED_SUBPLOTS},
+        "data": {k: v for k, v in full["data"].items() if k in TRACE_TYPES}})
+
+
+_register_template()
+
+
 def base_layout(**extra) -> dict:
     """Layout every Wattline chart starts from: our fonts, tight margins, a plain white plot."""
     layout = dict(font=dict(family=FONT_FAMILY, size=12), margin=dict(l=48, r=12, t=28, b=36),
-                  template="plotly_white", hovermode="x unified", showlegend=False)
+                  template=TEMPLATE, hovermode="x unified", showlegend=False)
     layout.update(extra)
     return layout
 

@@ -40,13 +40,33 @@ NAV: tuple[NavPage | NavGroup, ...] = (
     NavPage("control.nav", access.CONTROL),
     NavPage("meter_settings.heading", access.METER_SETTINGS),
     NavPage("alarms.nav", access.ALARMS, badge=True),
-    NavPage("work.nav", access.WORK),
     NavGroup("nav.billing", "billing", (
         NavPage("accounts.nav", access.ACCOUNTS),
         NavPage("records.nav", access.RECORDS),
         NavPage("reconciliation.nav", access.RECONCILIATION),
         NavPage("tariffs.nav", access.TARIFFS),
         NavPage("qr.nav", access.QR_LABELS),
+    )),
+    # Analysis and the report centre share one menu: the admin's navbar keeps one row at 1280 px.
+    NavGroup("report.nav_group", "reports", (
+        NavPage("analysis.dash.nav", access.DASHBOARD),
+        NavPage("analysis.energy.nav", access.ANALYSIS_ENERGY),
+        NavPage("analysis.insights.nav", access.ANALYSIS_INSIGHTS),
+        NavPage("analysis.anomalies.nav", access.ANALYSIS_ANOMALIES),
+        NavPage("analysis.history.nav", access.ANALYSIS_HISTORY),
+        NavPage("analysis.instrument.nav", access.ANALYSIS_INSTRUMENT),
+        NavPage("line_loss.nav", access.GRID_LINE_LOSS),
+        NavPage("report.nav", access.REPORTS),
+        NavPage("report.nav_view", access.REPORT_VIEW),
+        NavPage("report.nav_settlement", access.SETTLEMENT),
+    )),
+    NavGroup("wo_office.nav", "workorders", (
+        NavPage("work.nav", access.WORK),   # the field worker's home (the brand leads a worker there too)
+        NavPage("wo_office.nav_list", access.WORKORDERS),
+        NavPage("wo_office.nav_review", access.WORKORDER_REVIEW),
+        NavPage("wo_kpi.nav", access.WORKORDER_KPIS),
+        NavPage("terminals.nav", access.TERMINALS),
+        NavPage("messages.nav", access.MESSAGES),
     )),
     NavGroup("nav.system", "system", (
         NavPage("nav.status", access.STATUS),

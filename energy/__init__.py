@@ -1,0 +1,1 @@
+"""Energy analytics: energy derived from the registers, its rollups, and the analysis queries on them."""

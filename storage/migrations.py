@@ -53,6 +53,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(13, "transformer areas: nameplate, master meter and CT ratio, terminal (line loss, power quality)",
               lambda conn: _transformer_areas(conn)),
     Migration(14, "frozen midnight registers of the transformer areas' meters (line loss)", create_tables_since(14)),
+    Migration(15, "transformer areas: the five remotes (automatic voltage control settings and actions, telesignals, "
+                  "cameras)", create_tables_since(15)),
 )
 HEAD = 1 + len(MIGRATIONS)
 

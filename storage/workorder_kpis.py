@@ -25,7 +25,9 @@ def _events(since: dt.datetime | None) -> sa.Subquery:
         sa.func.min(sa.case((e.to_state == "accepted", e.ts))).label("accepted_at"),
         sa.func.sum(sa.case(((e.to_state == "on_site") & (e.from_state != "on_hold"), 1), else_=0)).label("visits"),
         sa.func.sum(sa.case((e.to_state == "rejected", 1), else_=0)).label("rejections"),
-    ).where(e.to_state.in_(("accepted", "on_site", "rejected"))).group_by(e.order_id)   # the only moves counted
+    ).where(e.to_state.in_(("accepted", "on_site", "rejected")),   # the only moves counted; an event that leaves the
+            sa.or_(e.from_state.is_(None), e.from_state != e.to_state)  # state as it was (a material line added on
+            ).group_by(e.order_id)                                      # site) is no move
     if since is not None:
         q = q.where(e.order_id.in_(sa.select(work_order.c.id).where(work_order.c.created_at >= since)))
     return q.subquery("ev")

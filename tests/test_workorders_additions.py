@@ -74,6 +74,24 @@ def test_a_worker_adds_a_catalogue_line_and_the_totals_an_order_event_and_the_lo
     assert count(site.engine, audit_log, audit_log.c.action == "workorder.material_add") == 1
 
 
+def test_lines_added_and_removed_on_site_are_no_visit_in_the_kpis(fs):
+    """A line added or removed is an order event that leaves the state as it was: the KPIs count one arrival on site,
+    not one per line (the managers' visits per order and first-time fix read these counts)."""
+    from storage.workorder_kpis import order_facts
+    site, _ = fs
+    svc = site.service
+    o = accepted(site)
+    wang = site.worker("wang")
+    svc.act(wang, o["id"], "arrive", lat=31.2, lon=121.5)
+    first = svc.add_material_line(wang, o["id"], name="Fuse", quantity="1", unit_price="5")
+    svc.add_material_line(wang, o["id"], name="Cable tie", quantity="2", unit_price="0.5")
+    svc.remove_material_line(wang, o["id"], first["id"])
+    assert [e["action"] for e in svc.events(o["id"])][-3:] == ["material_add", "material_add", "material_remove"]
+    with site.engine.connect() as conn:
+        facts = order_facts(conn).set_index("id")
+    assert (facts.loc[o["id"], "visits"], facts.loc[o["id"], "rejections"]) == (1, 0)
+
+
 def test_a_typed_line_reads_full_width_digits_and_its_own_unit_price(fs):
     site, _ = fs
     o = accepted(site)

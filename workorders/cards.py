@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from workorders.text import _quantity, one_line
+
 _SAFETY = [
     ("hazard", "Live parts: test before touch, keep the distance", "带电部位：验电后作业，保持安全距离", {}),
     ("tool", "Voltage tester", "验电笔", {"item_class": "instruments", "unit": "pc", "quantity": "1"}),
@@ -141,7 +143,6 @@ def parse_card(text, type_key: str) -> list[dict]:
     from billing.errors import BillingError
     from billing.money import parse_amount
     from workorders.errors import WorkOrderError
-    from workorders.service import _quantity, one_line
     if not isinstance(text, str):
         raise WorkOrderError("card_empty")
     if len(text) > MAX_CARD_TEXT:

@@ -16,7 +16,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Callable, Iterable
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from workorders import model as M
 from workorders.cards import card_rows
 from workorders.deadlines import Calendar, due_flag
 from workorders.errors import WorkOrderError
+from workorders.text import MAX_QUANTITY, _decimal, _quantity, one_line  # noqa: F401 (re-exported)
 
 TEXT_LENGTH = 1000          # description
 REASON_LENGTH = 500
@@ -43,7 +44,6 @@ VALUE_LENGTH = 200
 POLE_LENGTH = 40
 EXTERNAL_ID_LENGTH = 80
 SEARCH_LENGTH = 60
-MAX_QUANTITY = Decimal("99999")
 RELAY_KINDS = ("trip", "close", "keep_power", "restore_prepaid")
 REMIND_LATE = dt.timedelta(days=1)     # an order overdue longer than this is not reminded of any more
 _RETRIES = 40
@@ -65,12 +65,6 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
-def one_line(value, length: int) -> str:
-    """Typed text as kept: printable, whitespace runs as one space, at most `length` characters."""
-    text = "".join(ch if ch.isprintable() else " " for ch in str(value if value is not None else ""))
-    return " ".join(text.split())[:length]
 
 
 class WorkOrderService:
@@ -954,37 +948,6 @@ def fee_totals(materials: list[dict], fees: list[dict]) -> dict:
     total = mats + services
     return {"materials": mats, "services": services, "total": total, "collected": collected,
             "outstanding": max(Decimal("0.00"), total - collected)}
-
-
-def _decimal(value, code: str, lowest: Decimal, highest: Decimal, places: int = 2) -> Decimal:
-    """A typed number as Decimal within [lowest, highest] with at most `places` decimals; WorkOrderError(code)
-    otherwise (full-width digits, "50,5", exponents, text, NaN)."""
-    if isinstance(value, bool) or value is None:
-        raise WorkOrderError(code)
-    text = str(value).strip()
-    if not text or len(text) > 20 or not text.isascii() or not all(ch.isdigit() or ch == "." for ch in text):
-        raise WorkOrderError(code)
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise WorkOrderError(code) from None
-    if not number.is_finite() or not lowest <= number <= highest or number != round(number, places):
-        raise WorkOrderError(code)
-    return number
-
-
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９．。", "0123456789..")
-
-
-def _quantity(value, *, positive: bool = False) -> Decimal:
-    """A typed quantity: full-width digits and stops read as ASCII ("２．５" is 2.5); a comma, an exponent, text or
-    more than 3 decimals refused (quantity_invalid), as is 0 for a new line (quantity_positive) and above 99999."""
-    if isinstance(value, str):
-        value = value.strip().strip("\u3000").translate(_FULL_WIDTH)
-    number = _decimal(value, "quantity_invalid", Decimal("0"), MAX_QUANTITY, places=3)
-    if positive and number <= 0:
-        raise WorkOrderError("quantity_positive")
-    return number
 
 
 def parse_district(value) -> tuple[str, int]:

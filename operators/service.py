@@ -57,6 +57,8 @@ PERMISSIONS: dict[str, str] = {
     P.NOTIFICATION_VIEW: "View the SMS notifications and their status",
     P.NOTIFICATION_RESEND: "Resend SMS notifications that could not be delivered",
     P.SETTLEMENT_CLOSE: "Close another cashier's day (day-end settlement)",
+    P.GRID_CONTROL: "Open and close a transformer area's outlet breakers and trip its arrears meters",
+    P.GRID_ADJUST: "Set a transformer's tap and capacity mode and switch its automatic control",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")
@@ -75,7 +77,7 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "cashier": frozenset({P.ACCOUNT_OPEN, P.ACCOUNT_CLOSE, P.SALE_CREATE, P.SALE_REFUND, P.SALE_REVERSE,
                           P.METER_VIEW, P.REPORT_VIEW, P.REPORT_EXPORT}),
     "operator": frozenset({P.RELAY_COMMAND, P.RELAY_BATCH, P.TARIFF_PUSH, P.SETTINGS_PUSH, P.METER_VIEW, P.NOTIFICATION_VIEW,
-                           P.NOTIFICATION_RESEND, P.ALARM_VIEW, P.ALARM_ACK}),
+                           P.NOTIFICATION_RESEND, P.ALARM_VIEW, P.ALARM_ACK, P.GRID_CONTROL, P.GRID_ADJUST}),
     "analyst": frozenset({P.REPORT_VIEW, P.REPORT_EXPORT, P.METER_VIEW, P.METER_EXPORT}),
     "worker": frozenset({P.WORKORDER_EXECUTE}),
 }

@@ -28,7 +28,8 @@ from core.money import reading_fen as fen
 from collectors.poller import CycleResult, FieldIO, PollTarget
 from collectors.profiles import ProfileError
 from storage import alarms
-from storage.schema import CANONICAL_KEYS, METER_STATE_COLUMNS, bus_state, meter_state, poll_cycle
+from storage.schema import (CANONICAL_KEYS, DEVICE_SIGNAL_BITS, METER_STATE_COLUMNS, bus_state, meter_state,
+                            poll_cycle)
 from storage.meter_settings import record_meter_config
 from storage.timeseries import append_device_history, append_readings, upsert_meter_state
 from storage.topology import bus_comm_states, poll_targets
@@ -361,6 +362,8 @@ def _readings_frame(result: CycleResult) -> pd.DataFrame:
                 row[k] = v
             else:
                 extra[k] = str(v) if isinstance(v, Decimal) else v
+                if k in DEVICE_SIGNAL_BITS:   # a signal outside the canonical keys (changeover): history packs it
+                    row[k] = v
         row["extra"] = json.dumps(extra, default=str) if extra else None
         rows.append(row)
     frame = pd.DataFrame(rows)

@@ -96,7 +96,10 @@ class Field:
             if spec.profile in PREPAID_PROFILES:
                 meter = PrepaidMeter(spec, self, self._area(spec.area))
                 rooms_by_building.setdefault(spec.building, []).append(meter)
-                rooms_by_area.setdefault(spec.area, []).append(meter)
+                area_rooms = rooms_by_area.setdefault(spec.area, [])
+                if not meter.three_phase:
+                    meter.phase = len(area_rooms) % 3   # single-phase rooms spread over the phases in turn
+                area_rooms.append(meter)
                 self.meters[spec.address] = meter
         masters: dict[str, MasterMeter] = {}
         for _, _, spec in specs:
@@ -246,6 +249,50 @@ class Field:
         if not hasattr(meter, "ignores_relay"):
             raise ValueError(f"meter {address} has no relay")
         self._call_in_loop(setattr, meter, "ignores_relay", ignored)
+
+    # ------------------------------------------------------------ transformer-area terminals
+    def _terminal(self, address: str) -> AreaTerminal:
+        meter = self.meter(address)
+        if not isinstance(meter, AreaTerminal):
+            raise ValueError(f"meter {address} is not a transformer-area terminal")
+        return meter
+
+    def _change_terminal(self, terminal: AreaTerminal, change: Callable[[], None]) -> None:
+        def apply():
+            change()
+            self._journal_device(terminal)
+        self._call_in_loop(apply)
+
+    def set_terminal_fault(self, address: str, fault: str, on: bool = True) -> None:
+        """A fault of the terminal's transformer or drives, until turned off (not kept across a restart):
+        "phase_sag" phase A about -15 % (the area's meters on phase A too), "harmonics" THDu ~7-8 % and THDi ~30 %
+        (more neutral current), "stuck_tap" TAP_SET answers APPLIED but the tap never moves, "breaker_stuck" BREAKER
+        open answers APPLIED but the breaker stays closed."""
+        if fault not in AreaTerminal.FAULTS:
+            raise ValueError(f"fault must be one of {AreaTerminal.FAULTS}")
+        terminal = self._terminal(address)
+        self._call_in_loop(terminal.set_fault, fault, bool(on))
+
+    def set_terminal_input(self, address: str, name: str, value: bool) -> None:
+        """A digital input of the terminal: "door_open", "smoke" or "water" (status bits 0-2)."""
+        if name not in AreaTerminal.INPUTS:
+            raise ValueError(f"input must be one of {AreaTerminal.INPUTS}")
+        terminal = self._terminal(address)
+        self._change_terminal(terminal, lambda: terminal.set_input(name, bool(value)))
+
+    def trigger_changeover(self, address: str, on: bool = True) -> None:
+        """Dual-supply changeover (备自投) to the standby MV supply (status bit 3), or back to the main one."""
+        terminal = self._terminal(address)
+        self._change_terminal(terminal, lambda: terminal.set_standby(bool(on)))
+
+    def set_supply_offset(self, address: str, percent: float) -> None:
+        """The MV supply deviates by `percent` of nominal: the area's voltages move by that much, until the tap
+        corrects them (each tap step is 2.5 % of nominal)."""
+        percent = float(percent)
+        if not -20.0 <= percent <= 20.0:   # also refuses NaN
+            raise ValueError("the supply offset must be within -20..20 %")
+        terminal = self._terminal(address)
+        self._change_terminal(terminal, lambda: terminal.set_supply_offset(percent))
 
     @contextmanager
     def hold_bus(self, gateway: str, bus_no: int) -> Iterator[SimBus]:

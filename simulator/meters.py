@@ -74,12 +74,33 @@ class FieldHooks(Protocol):
     def frame_applied(self, device: "SimMeter") -> None: ...
 
 
+# Where a meter sits on the area's low-voltage network: its voltage is the transformer's secondary (what the
+# terminal measures) less the drop of the lines up to it: a building's incoming supply, a room at the end of it.
+MASTER_METER_POSITION = 0.993
+ROOM_METER_POSITION = 0.983
+
+
 class Area:
-    """Shared state of a transformer area: the terminal's tap moves every voltage in it."""
+    """Shared state of a transformer area: the terminal's transformer sets every voltage in it.
+
+    With a terminal, `phase_volts` are the transformer's secondary phase voltages (tap, supply, load, faults);
+    each meter reads them at its position (MASTER_METER_POSITION, ROOM_METER_POSITION) plus its own noise.
+    Without one (the scale site) the meters keep a daily shape times `voltage_factor` (1.0).
+    """
 
     def __init__(self, name: str | None):
         self.name = name
-        self.voltage_factor = 1.0
+        self.voltage_factor = 1.0   # no-load voltage against the middle tap at nominal supply (history backfill)
+        self.terminal: AreaTerminal | None = None
+        self.devices: list[SimMeter] = []
+
+    def phase_volts(self, now: float) -> tuple[float, float, float] | None:
+        return None if self.terminal is None else self.terminal.phase_volts(now)
+
+    def changed(self) -> None:
+        """Something that moves every voltage in the area changed: each device rebuilds its registers."""
+        for device in self.devices:
+            device.mark_dirty()
 
 
 def _u32_words(value: int) -> tuple[int, int]:
@@ -127,6 +148,7 @@ class SimMeter:
         self._image_t = -math.inf
         self._dirty = True
         self._t = hooks.clock()
+        area.devices.append(self)
 
     # ------------------------------------------------------------ time and model
     def meter_time(self) -> float:
@@ -336,6 +358,7 @@ class PrepaidMeter(SimMeter):
         self.voltage = 220.0
         self.pf = spec.pf
         self.frequency = 50.0
+        self.phase = 0          # 0, 1, 2: the phase a single-phase meter hangs on (the field spreads rooms)
 
     # ------------------------------------------------------------ state seen by tests and the demo
     @property
@@ -515,8 +538,13 @@ class PrepaidMeter(SimMeter):
         now = self._t
         closed = self.relay_closed
         g = self.hooks.gauss
-        fraction = demand_fraction(now)
-        self.voltage = (226.0 - 8.0 * fraction) * self.area.voltage_factor + g(0.6)
+        supply = self.area.phase_volts(now)
+        if supply is None:
+            fraction = demand_fraction(now)
+            supply = ((226.0 - 8.0 * fraction) * self.area.voltage_factor,) * 3
+        else:
+            supply = tuple(v * ROOM_METER_POSITION for v in supply)
+        self.voltage = supply[self.phase] + g(0.6)
         self.pf = min(0.999, max(0.5, self.pf_base + g(0.005)))
         self.frequency = 50.0 + g(0.015)
         watts = self.power_kw * 1000.0 if closed else 0.0
@@ -524,7 +552,7 @@ class PrepaidMeter(SimMeter):
         r[0] = self.meter_type
         if self.three_phase:
             shares = (0.40, 0.33, 0.27)
-            volts = (self.voltage, self.voltage + g(0.8), self.voltage + g(0.8))
+            volts = (self.voltage, supply[1] + g(0.6), supply[2] + g(0.6))
         else:
             shares = (1.0, 0.0, 0.0)
             volts = (self.voltage, 0.0, 0.0)
@@ -647,8 +675,10 @@ class MasterMeter(SimMeter):
     def _build_images(self) -> None:
         g = self.hooks.gauss
         fraction = demand_fraction(self._t)
-        base_v = (228.0 - 6.0 * fraction) * self.area.voltage_factor
-        volts = [base_v + g(0.5) for _ in range(3)]
+        supply = self.area.phase_volts(self._t)
+        if supply is None:
+            supply = ((228.0 - 6.0 * fraction) * self.area.voltage_factor,) * 3
+        volts = [v * (MASTER_METER_POSITION if self.area.terminal else 1.0) + g(0.5) for v in supply]
         pf = [min(0.999, 0.93 + g(0.01)) for _ in range(3)]
         watts = [p * 1000.0 * (1 + g(0.004)) for p in self.phase_kw]
         amps = [w / (v * f) for w, v, f in zip(watts, volts, pf)]
@@ -685,41 +715,123 @@ class MasterMeter(SimMeter):
 
 
 class AreaTerminal(SimMeter):
-    """Wattline TTU at the transformer: telemetry, signals, tap, capacity mode and outlet breakers."""
+    """Wattline TTU at the transformer: telemetry, signals, tap, capacity mode, capacitor bank and outlet breakers.
+
+    Physics (per phase, the secondary at the terminal; per-unit on the rating of the capacity mode in use):
+    - no-load voltage  V0 = Vn * (NO_LOAD_RATIO + TAP_STEP * (tap - middle) + supply deviation), the supply
+      deviation being the MV offset (set_supply_offset), STANDBY_OFFSET_PCT while on the standby supply after a
+      changeover, and the MV network's own evening sag (MV_EVENING_SAG * the day's demand fraction): one tap step
+      is `volts_per_step` = 2.5 % of nominal whatever the load;
+    - voltage drop     dV = Vn * (R_PU * p + X_PU * q), p and q the phase's active and net reactive load in per
+      unit of a third of the mode's rating: load lowers the voltage, small mode doubles the drop, capacitors
+      lift it; fault phase_sag takes phase A down to PHASE_SAG of that;
+    - reactive power   Q_load = the rooms' own (P * tan(acos pf)) + magnetizing (NO_LOAD_Q_PU * rating) +
+      leakage (X_PU * S^2 / rating); Q_net = Q_load - steps * kvar_step; PF = P / sqrt(P^2 + Q_net^2);
+    - capacitor bank   the terminal's own controller: one step in when Q_net >= CAP_SWITCH_IN steps' kvar, one
+      out when Q_net <= CAP_SWITCH_OUT (leading), at most one switching per capacitor_delay_s: the band is wider
+      than a step, so a switching never undoes itself (no chatter); the server only reads the bit mask;
+    - top oil          first order towards ambient + OIL_RISE_RATED * ((1 + R K^2) / (1 + R))^x (IEC 60076-7,
+      ONAN: R = LOSS_RATIO, x = OIL_EXPONENT), K = S / rating of the mode, time constant OIL_TAU_S.
+    """
 
     holding_blocks = ((0x0000, 42, "floats"), (0x0040, 5, "status"),
                       (MAILBOX_READBACK, READBACK_REGISTERS, "readback"))
     has_mailbox = True
     commands = {Command.TAP_SET: "_cmd_tap_set", Command.CAPACITY_MODE: "_cmd_capacity_mode",
                 Command.BREAKER: "_cmd_breaker", Command.TIME_SYNC: "_cmd_time_sync"}
-    RATED_KVA = (315.0, 630.0)  # small, large capacity mode
+    FAULTS = ("phase_sag", "harmonics", "stuck_tap", "breaker_stuck")
+    INPUTS = ("door_open", "smoke", "water")
+    NO_LOAD_RATIO = 1.05         # 231 V on a 220 V network at the middle tap (a 10/0.4 kV transformer)
+    TAP_STEP = 0.025             # of nominal per tap position
+    MV_EVENING_SAG = 0.02        # the MV supply sags 2 % of nominal at the day's peak demand
+    STANDBY_OFFSET_PCT = -1.5    # the standby MV supply runs this much lower than the main one
+    R_PU, X_PU = 0.010, 0.040    # short-circuit impedance 4.1 % (a 315/630 kVA distribution transformer)
+    NO_LOAD_Q_PU = 0.003         # magnetizing reactive power, of the mode's rating (I0 0.3 %, an S13 630 kVA)
+    CAP_SWITCH_IN, CAP_SWITCH_OUT = 1.1, -0.3   # thresholds of Q_net in steps' kvar
+    PHASE_SAG = 0.85             # fault phase_sag: phase A at 85 %
+    OIL_RISE_RATED, LOSS_RATIO, OIL_EXPONENT, OIL_TAU_S = 55.0, 6.0, 0.8, 180 * 60.0
 
     def __init__(self, spec: MeterSpec, hooks: FieldHooks, area: Area, rooms: list[PrepaidMeter],
                  master: MasterMeter | None):
         super().__init__(spec, hooks, area)
+        area.terminal = self
         self.rooms = rooms
         self.master = master
         self.line_loss = spec.line_loss
+        self.nominal_v = spec.nominal_voltage
+        self.volts_per_step = self.TAP_STEP * self.nominal_v
+        self.rated_kva = (spec.rating_kva / 2, spec.rating_kva)  # small, large capacity mode
         self.tap_count = spec.tap_count
         self.tap_position = spec.tap_position
         self.capacity_mode = 1
         self.breakers = [True] * 6 + [False] * 2
         self.door_open = self.smoke = self.water = False
+        self.supply_offset_pct = 0.0
+        self.on_standby = False      # changeover (备自投) to the standby supply
+        self.faults: set[str] = set()
+        self.capacitor_count = spec.capacitor_count
+        self.capacitor_kvar = spec.capacitor_kvar
+        self.capacitor_delay_s = spec.capacitor_delay_s
+        self.capacitor_mask = 0
+        self._capacitor_switched_at = -math.inf
+        self.oil_temp: float | None = None
         self.energy_total = spec.energy_total_kwh
         self._upstream_seen = self._upstream_energy(self._t)
         self.power_kw = 0.0
+        self._volts: tuple[float, float, float] | None = None
+        self._volts_t = -math.inf
         self._apply_tap()
 
+    # ------------------------------------------------------------ state changed by commands and the field
     def _apply_tap(self) -> None:
-        middle = (self.tap_count + 1) / 2
-        self.area.voltage_factor = 1.0 + 0.025 * (self.tap_position - middle)
+        """The tap, supply or a fault changed: every voltage of the area follows from now on."""
+        self.area.voltage_factor = self._no_load_pu() / self.NO_LOAD_RATIO
+        self._volts = None
+        self.area.changed()
 
+    def set_fault(self, fault: str, on: bool) -> None:
+        self.advance(self.hooks.clock())
+        if on:
+            self.faults.add(fault)
+        else:
+            self.faults.discard(fault)
+        self._apply_tap()
+
+    def set_input(self, name: str, value: bool) -> None:
+        setattr(self, name, bool(value))
+        self.mark_dirty()
+
+    def set_supply_offset(self, percent: float) -> None:
+        self.advance(self.hooks.clock())
+        self.supply_offset_pct = float(percent)
+        self._apply_tap()
+
+    def set_standby(self, on: bool) -> None:
+        self.advance(self.hooks.clock())
+        self.on_standby = bool(on)
+        self._apply_tap()
+
+    @property
+    def capacitor_steps(self) -> int:
+        """Bit mask of the switched-in steps (register 0x0042)."""
+        return self.capacitor_mask
+
+    @property
+    def steps_in(self) -> int:
+        return bin(self.capacitor_mask).count("1")
+
+    # ------------------------------------------------------------ energy and load
     def rebase(self) -> None:
         """Take the upstream energy as already counted (after the field restores saved state)."""
         if self.master is not None:
             self._upstream_seen = self.master.energy_import
         else:
             self._upstream_seen = sum(r.energy_total for r in self.rooms)
+
+    def resume(self, now: float) -> None:
+        super().resume(now)
+        self._capacitor_switched_at = -math.inf
+        self._volts = None
 
     def _upstream_energy(self, now: float) -> float:
         if self.master is not None:
@@ -735,44 +847,127 @@ class AreaTerminal(SimMeter):
         return total
 
     def advance(self, now: float) -> None:
+        dt = now - self._t
         self._t = max(self._t, now)
         seen = self._upstream_energy(now)
         self.energy_total += max(0.0, seen - self._upstream_seen) * (1 + self.line_loss)
         self._upstream_seen = seen
         self.power_kw *= 1 + self.line_loss
+        self._switch_capacitors(now)
+        self._warm_oil(now, dt)
 
-    @property
-    def capacitor_steps(self) -> int:
-        steps = min(4, int(self.power_kw * 0.35 / 15.0))
-        return (1 << steps) - 1
+    def _no_load_pu(self) -> float:
+        """No-load secondary voltage in per unit of nominal, before the MV network's daily sag."""
+        middle = (self.tap_count + 1) / 2
+        supply = self.supply_offset_pct + (self.STANDBY_OFFSET_PCT if self.on_standby else 0.0)
+        return self.NO_LOAD_RATIO + self.TAP_STEP * (self.tap_position - middle) + supply / 100.0
 
+    def _flows(self, steps: int) -> tuple[list[float], list[float]]:
+        """Active and net reactive power per phase (kW, kvar) through the transformer with `steps` capacitors in."""
+        p_rooms, q_rooms = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+        for room in self.rooms:
+            q = room.power_kw * math.tan(math.acos(min(0.999, max(0.5, room.pf_base))))
+            for phase, share in (((0, 1 / 3), (1, 1 / 3), (2, 1 / 3)) if room.three_phase else ((room.phase, 1.0),)):
+                p_rooms[phase] += room.power_kw * share
+                q_rooms[phase] += q * share
+        seen = sum(p_rooms)
+        scale = self.power_kw / seen if seen > 0 else 0.0
+        p = [x * scale for x in p_rooms] if seen > 0 else [self.power_kw / 3] * 3
+        rating = self.rated_kva[self.capacity_mode] / 3
+        q_compensated = [x * scale + self.NO_LOAD_Q_PU * rating - steps * self.capacitor_kvar / 3 for x in q_rooms]
+        q = [qc + self.X_PU * (pp * pp + qc * qc) / rating for pp, qc in zip(p, q_compensated)]
+        return p, q
+
+    def _switch_capacitors(self, now: float) -> None:
+        if now - self._capacitor_switched_at < self.capacitor_delay_s:
+            return
+        q_net = sum(self._flows(self.steps_in)[1])
+        free = [i for i in range(self.capacitor_count) if not self.capacitor_mask >> i & 1]
+        if q_net >= self.CAP_SWITCH_IN * self.capacitor_kvar and free:
+            self.capacitor_mask |= 1 << free[0]
+        elif q_net <= self.CAP_SWITCH_OUT * self.capacitor_kvar and self.capacitor_mask:
+            self.capacitor_mask &= ~(1 << (self.capacitor_mask.bit_length() - 1))
+        else:
+            return
+        self._capacitor_switched_at = now
+        self._volts = None
+        self.area.changed()
+
+    def _ambient(self, t: float) -> float:
+        local_hour = ((t + SITE_UTC_OFFSET_S) % 86400) / 3600.0
+        return 14.0 + 6.0 * math.sin((local_hour - 9.0) / 24.0 * 2 * math.pi)
+
+    def load_ratio(self) -> float:
+        p, q = self._flows(self.steps_in)
+        return math.hypot(sum(p), sum(q)) / self.rated_kva[self.capacity_mode]
+
+    def _warm_oil(self, now: float, dt: float) -> None:
+        k = self.load_ratio()
+        rise = self.OIL_RISE_RATED * ((1 + self.LOSS_RATIO * k * k) / (1 + self.LOSS_RATIO)) ** self.OIL_EXPONENT
+        target = self._ambient(now) + rise
+        if self.oil_temp is None:
+            self.oil_temp = target
+        elif dt > 0:
+            self.oil_temp += (target - self.oil_temp) * (1 - math.exp(-dt / self.OIL_TAU_S))
+
+    # ------------------------------------------------------------ voltages
+    def _secondary_volts(self, p: list[float], q: list[float]) -> tuple[float, float, float]:
+        sag = self.MV_EVENING_SAG * demand_fraction(self._t)
+        v0 = self.nominal_v * (self._no_load_pu() - sag)
+        base = self.rated_kva[self.capacity_mode] / 3
+        volts = [v0 - self.nominal_v * (self.R_PU * pp + self.X_PU * qq) / base for pp, qq in zip(p, q)]
+        if "phase_sag" in self.faults:
+            volts[0] *= self.PHASE_SAG
+        return volts[0], volts[1], volts[2]
+
+    def phase_volts(self, now: float) -> tuple[float, float, float]:
+        """The secondary phase voltages now (no measuring noise), recomputed at most once a second."""
+        if self._volts is None or now - self._volts_t >= REFRESH_S:
+            self.advance(now)
+            self._volts = self._secondary_volts(*self._flows(self.steps_in))
+            self._volts_t = now
+        return self._volts
+
+    # ------------------------------------------------------------ registers
     def _build_images(self) -> None:
         g = self.hooks.gauss
         fraction = demand_fraction(self._t)
-        p = self.power_kw
-        steps = bin(self.capacitor_steps).count("1")
-        pf = min(0.995, 0.88 + 0.025 * steps + g(0.004))
-        q = p * math.tan(math.acos(pf))
-        volts = [(230.0 - 6.0 * fraction) * self.area.voltage_factor + g(0.5) for _ in range(3)]
-        shares = (0.36, 0.33, 0.31)
-        amps = [p * 1000 * s / (v * pf) for s, v in zip(shares, volts)]
-        s_kva = p / pf if pf else 0.0
-        load_ratio = s_kva / self.RATED_KVA[self.capacity_mode]
+        p_ph, q_ph = self._flows(self.steps_in)
+        self._volts = self._secondary_volts(p_ph, q_ph)
+        self._volts_t = self._t
+        volts = [v + g(0.3) for v in self._volts]
+        p, q = sum(p_ph), sum(q_ph)
+        pf = p / math.hypot(p, q) if p or q else 1.0
+        amps = [math.hypot(pp, qq) * 1000.0 / v for pp, qq, v in zip(p_ph, q_ph, volts)]
+        if "harmonics" in self.faults:
+            thd_u = [7.3 + g(0.15), 7.6 + g(0.15), 7.9 + g(0.15)]
+            thd_i = [30.0 + g(0.5), 31.0 + g(0.5), 29.0 + g(0.5)]
+        else:
+            thd_u = [2.0 + fraction + g(0.1), 2.1 + fraction + g(0.1), 1.9 + fraction + g(0.1)]
+            thd_i = [6.0 + 4 * fraction + g(0.3), 6.5 + 4 * fraction + g(0.3), 5.5 + 4 * fraction + g(0.3)]
+        # neutral: the phasor sum of the fundamentals plus the triplen harmonics (in phase on all three; the
+        # third carries about 80 % of a dormitory load's current distortion), combined as RMS
+        fundamental = abs(sum(a * cmath.exp(-1j * (2 * math.pi * i / 3 + math.atan2(qq, pp)))
+                              for i, (a, pp, qq) in enumerate(zip(amps, p_ph, q_ph))))
+        triplen = sum(a * 0.8 * h / 100.0 for a, h in zip(amps, thd_i))
+        neutral = math.hypot(fundamental, triplen)
+        ambient = self._ambient(self._t) + g(0.1)
+        oil = (self.oil_temp if self.oil_temp is not None else ambient) + g(0.1)
         local_hour = ((self._t + SITE_UTC_OFFSET_S) % 86400) / 3600.0
-        ambient = 14.0 + 6.0 * math.sin((local_hour - 9.0) / 24.0 * 2 * math.pi) + g(0.1)
-        values = volts + amps + [0.12 * sum(amps) / 3, p, q, pf, 50.0 + g(0.015),
-                                 2.0 + fraction + g(0.1), 2.1 + fraction + g(0.1), 1.9 + fraction + g(0.1),
-                                 6.0 + 4 * fraction + g(0.3), 6.5 + 4 * fraction + g(0.3), 5.5 + 4 * fraction + g(0.3),
-                                 self.energy_total, ambient + 12.0 + 40.0 * load_ratio, ambient,
-                                 60.0 - 10.0 * math.sin((local_hour - 9.0) / 24.0 * 2 * math.pi) + g(0.5)]
+        humidity = 60.0 - 10.0 * math.sin((local_hour - 9.0) / 24.0 * 2 * math.pi) + g(0.5)
+        if self.water:
+            humidity = max(humidity, 95.0 + g(0.5))   # a flooded cable pit
+        values = volts + amps + [neutral, p, q, pf, 50.0 + g(0.015), *thd_u, *thd_i, self.energy_total,
+                                 oil, ambient, min(100.0, humidity)]
         self._images["floats"] = struct.pack(">21f", *values)
-        status = self.door_open | (self.smoke << 1) | (self.water << 2)
+        status = self.door_open | (self.smoke << 1) | (self.water << 2) | (self.on_standby << 3)
         for i, closed in enumerate(self.breakers):
             status |= closed << (8 + i)
-        self._images["status"] = struct.pack(">5H", self.tap_position, self.tap_count, self.capacitor_steps,
+        self._images["status"] = struct.pack(">5H", self.tap_position, self.tap_count, self.capacitor_mask,
                                              self.capacity_mode, status)
         self._images["readback"] = self._readback_image()
 
+    # ------------------------------------------------------------ commands
     def _cmd_tap_set(self, payload: bytes):
         if len(payload) != 2:
             raise InvalidPayload("TAP_SET takes 2 bytes")
@@ -781,8 +976,9 @@ class AreaTerminal(SimMeter):
             raise InvalidPayload(f"tap position {target} outside 1..{self.tap_count}")
 
         def apply():
-            self.tap_position = target
-            self._apply_tap()
+            if "stuck_tap" not in self.faults:   # a stuck drive acknowledges and does not move
+                self.tap_position = target
+                self._apply_tap()
             return Result.APPLIED
         return apply
 
@@ -793,6 +989,7 @@ class AreaTerminal(SimMeter):
 
         def apply():
             self.capacity_mode = mode
+            self._apply_tap()
             return Result.APPLIED
         return apply
 
@@ -802,15 +999,19 @@ class AreaTerminal(SimMeter):
         outlet, action = payload
 
         def apply():
-            self.breakers[outlet - 1] = bool(action)
+            if action or "breaker_stuck" not in self.faults:   # a stuck breaker acknowledges, stays closed
+                self.breakers[outlet - 1] = bool(action)
             return Result.APPLIED
         return apply
 
+    # ------------------------------------------------------------ persistence (faults are not kept)
     def to_state(self) -> dict:
         state = super().to_state()
         state.update(energy_total=self.energy_total, tap_position=self.tap_position,
                      capacity_mode=self.capacity_mode, breakers=self.breakers,
-                     door_open=self.door_open, smoke=self.smoke, water=self.water)
+                     door_open=self.door_open, smoke=self.smoke, water=self.water,
+                     supply_offset_pct=self.supply_offset_pct, on_standby=self.on_standby,
+                     capacitor_mask=self.capacitor_mask, oil_temp=self.oil_temp)
         return state
 
     def load_state(self, state: dict) -> None:
@@ -819,6 +1020,10 @@ class AreaTerminal(SimMeter):
         self.tap_position = int(state.get("tap_position", self.tap_position))
         self.capacity_mode = int(state.get("capacity_mode", self.capacity_mode))
         self.breakers = [bool(b) for b in state.get("breakers", self.breakers)]
-        for flag in ("door_open", "smoke", "water"):
+        for flag in ("door_open", "smoke", "water", "on_standby"):
             setattr(self, flag, bool(state.get(flag, False)))
+        self.supply_offset_pct = float(state.get("supply_offset_pct", 0.0))
+        self.capacitor_mask = int(state.get("capacitor_mask", 0)) & ((1 << self.capacitor_count) - 1)
+        oil = state.get("oil_temp")
+        self.oil_temp = None if oil is None else float(oil)
         self._apply_tap()

@@ -65,6 +65,12 @@ class MeterSpec:
     line_loss: float = 0.04           # fraction of the rooms' energy lost in the building's lines
     tap_count: int = 5
     tap_position: int = 3
+    # terminal: the transformer's nameplate (large capacity mode; small mode is half) and its capacitor bank
+    nominal_voltage: float = 220.0    # V per phase
+    rating_kva: float = 630.0
+    capacitor_count: int = 4          # steps in the bank
+    capacitor_kvar: float = 15.0      # kvar per step
+    capacitor_delay_s: float = 30.0   # the controller switches at most one step per this time (discharge time)
 
     def __post_init__(self):
         if len(self.address) != 12 or not self.address.isdigit():

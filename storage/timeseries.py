@@ -226,7 +226,7 @@ def device_history(conn: sa.Connection, meter_id: int, start: dt.datetime, end: 
             raise ValueError(f"device history does not keep {', '.join(refused)}: readings does (readings_between)")
     typed = [k for k in _DEVICE_TYPED if keys is None or k in keys]
     want_signals = keys is None or any(k in DEVICE_SIGNAL_BITS for k in keys)
-    own = None if keys is None else [k for k in keys if k not in CANONICAL_KEYS]
+    own = None if keys is None else [k for k in keys if k not in CANONICAL_KEYS and k not in DEVICE_SIGNAL_BITS]
     cols = [device_readings.c.ts, *(device_readings.c[k] for k in typed)]
     if want_signals:
         cols.append(device_readings.c.signals)
@@ -243,7 +243,7 @@ def device_history(conn: sa.Connection, meter_id: int, start: dt.datetime, end: 
             frame[name] = pd.array([f[name] for f in flags], dtype="boolean")
     if "extra" in frame:
         extras = [json.loads(v) if isinstance(v, str) else {} for v in frame.pop("extra")]
-        for name in own if own is not None else sorted({k for e in extras for k in e}):
+        for name in own if own is not None else sorted({k for e in extras for k in e} - set(DEVICE_SIGNAL_BITS)):
             frame[name] = [e.get(name) for e in extras]
     if keys is not None:
         frame = frame[["ts", *keys]]

@@ -206,6 +206,4 @@ class AlarmEngine:
             self.events.publish(ALARM_CHANGED, changes)
 
 
-def _change(alarm: dict, opened: bool) -> AlarmChange:
-    return AlarmChange(alarm["id"], alarm["kind"], int(alarm["level"]), alarm["subject_kind"], int(alarm["subject_id"]),
-                       opened, alarm["message_code"], tuple(sorted(alarm["message_params"].items())))
+_change = alarms.change_of

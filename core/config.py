@@ -117,6 +117,20 @@ _ANALYTICS_LIMITS = {"z_limit": (0.5, 100.0), "ceiling_kw": (0.1, 1e6), "spike_m
                      "rollup_interval_s": (1.0, 86400.0), "line_loss_limit": (0.001, 1.0)}
 
 
+@dataclass(frozen=True)
+class GridConfig:
+    """[grid]: the transformer areas' environment limits (grid/telesignals.py): an event opens above a limit and
+    closes once the value is back below it by the margin (so a value hovering at the limit opens one event)."""
+    oil_temp_max: float = 85.0         # degrees C, the transformer's top oil
+    ambient_temp_max: float = 40.0     # degrees C, in the substation / box
+    humidity_max: float = 90.0         # % relative humidity
+    environment_margin: float = 2.0    # degrees C or % RH below the limit before an event closes
+
+
+_GRID_LIMITS = {"oil_temp_max": (20.0, 150.0), "ambient_temp_max": (0.0, 80.0), "humidity_max": (10.0, 100.0),
+                "environment_margin": (0.0, 20.0)}
+
+
 _RATE_KEYS = ("login_per_address", "login_per_user", "api_per_address", "api_per_client")
 _BODY_KEYS = ("body_bytes", "api_body_bytes")
 MAX_BODY_BYTES = 256 * 1024 * 1024
@@ -146,6 +160,7 @@ class Config:
     sms: SmsConfig = field(default_factory=SmsConfig)
     alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     workorders: WorkOrdersConfig = field(default_factory=WorkOrdersConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
@@ -187,6 +202,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     sms_values: dict = {}
     alarm_values: dict = {}
     analytics_values: dict = {}
+    grid_values: dict = {}
     evidence_values: dict = {}
     workorder_values: dict = {}
     source = "defaults"
@@ -221,6 +237,9 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
             if section == "analytics":
                 analytics_values = _analytics_section(content, p)
                 continue
+            if section == "grid":
+                grid_values = _grid_section(content, p)
+                continue
             if section == "workorders":
                 workorder_values = _workorders_section(content, p)
                 continue
@@ -228,7 +247,8 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
                 evidence_values = _evidence_section(content, p)
                 continue
             if section not in _SECTIONS or not isinstance(content, dict):
-                known = sorted([*_SECTIONS, "alarms", "analytics", "demo", "evidence", "limits", "sms", "workorders"])
+                known = sorted([*_SECTIONS, "alarms", "analytics", "demo", "evidence", "grid", "limits", "sms",
+                                "workorders"])
                 raise ConfigError(f"{p}: unknown section [{section}] (known: {', '.join(known)})")
             for k, v in content.items():
                 if k not in _SECTIONS[section]:
@@ -241,6 +261,7 @@ def load_config(path: str | os.PathLike | None = None, env: dict | None = None) 
     cfg = Config(**_coerce(values, source), demo=DemoConfig(**_coerce_demo(demo_values, source)),
                  limits=LimitsConfig(**limit_values), sms=SmsConfig(**sms_values),
                  alarms=AlarmsConfig(**alarm_values), analytics=AnalyticsConfig(**analytics_values),
+                 grid=GridConfig(**grid_values),
                  evidence=EvidenceConfig(**evidence_values), workorders=WorkOrdersConfig(**workorder_values),
                  source=source)
     _validate(cfg)
@@ -338,6 +359,21 @@ def _analytics_section(content, path: Path) -> dict:
             kind = "a whole number" if whole else "a number"
             raise ConfigError(f"{path}: analytics.{k} = {v!r} must be {kind} from {lo:g} to {hi:g}")
         out[k] = v if whole else float(v)
+    return out
+
+
+def _grid_section(content, path: Path) -> dict:
+    """[grid]: numbers within _GRID_LIMITS."""
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: [grid] must be a table")
+    out = {}
+    for k, v in content.items():
+        if k not in _GRID_LIMITS:
+            raise ConfigError(f"{path}: unknown key grid.{k} (known: {', '.join(sorted(_GRID_LIMITS))})")
+        lo, hi = _GRID_LIMITS[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ConfigError(f"{path}: grid.{k} = {v!r} must be a number from {lo:g} to {hi:g}")
+        out[k] = float(v)
     return out
 
 

@@ -59,7 +59,19 @@ PQ_VOLTAGE_UNBALANCE = "pq_voltage_unbalance"
 PQ_CURRENT_UNBALANCE = "pq_current_unbalance"
 PQ_THD_U = "pq_thd_u"
 PQ_KINDS = (PQ_VOLTAGE_UNBALANCE, PQ_CURRENT_UNBALANCE, PQ_THD_U)
-KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, *METER_KINDS, *PQ_KINDS)
+# telesignals of a transformer area's terminal (grid/telesignals.py), subject the area: open while the signal is on
+AREA_DOOR_OPEN = "area_door_open"
+AREA_SMOKE = "area_smoke"
+AREA_WATER = "area_water"
+AREA_CHANGEOVER = "area_changeover"              # dual-supply changeover (备自投): on the standby supply
+AREA_BREAKER_OPEN = "area_breaker_open"          # outlet breakers in service found open (one event naming them)
+AREA_OIL_TEMP = "area_oil_temp_high"             # environment over the [grid] limits
+AREA_AMBIENT_TEMP = "area_ambient_temp_high"
+AREA_HUMIDITY = "area_humidity_high"
+TELESIGNAL_KINDS = (AREA_DOOR_OPEN, AREA_SMOKE, AREA_WATER, AREA_CHANGEOVER, AREA_BREAKER_OPEN, AREA_OIL_TEMP,
+                    AREA_AMBIENT_TEMP, AREA_HUMIDITY)
+KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, *METER_KINDS, *PQ_KINDS,
+         *TELESIGNAL_KINDS)
 STATES = ("open", "closed", "unacknowledged", "acknowledged")   # what the history asks for
 
 # Message codes (alarm.message.<code>) and the parameters each one names.
@@ -79,6 +91,12 @@ MESSAGE_PARAMS = {
     "overload": ("power",),
     "tamper": (),
     "pq_limit": ("day", "point", "statistic", "value", "limit"),
+    "area_door_open": ("area", "terminal"),
+    "area_smoke": ("area", "terminal"),
+    "area_water": ("area", "terminal"),
+    "area_changeover": ("area", "terminal"),
+    "area_breaker_open": ("area", "outlets"),
+    "area_environment": ("area", "value", "limit"),
 }
 MESSAGE_CODES = tuple(MESSAGE_PARAMS)
 
@@ -281,6 +299,13 @@ class AlarmChanges:
     @property
     def closed(self) -> tuple[AlarmChange, ...]:
         return tuple(c for c in self.changes if not c.opened)
+
+
+def change_of(alarm: dict, opened: bool) -> AlarmChange:
+    """An event (as the functions here return it) as the AlarmChange that announces it opened or closed."""
+    return AlarmChange(alarm["id"], alarm["kind"], int(alarm["level"]), alarm["subject_kind"],
+                       int(alarm["subject_id"]), opened, alarm["message_code"],
+                       tuple(sorted(alarm["message_params"].items())))
 
 
 def as_alarm(row) -> dict:

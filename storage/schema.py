@@ -105,6 +105,21 @@ transformer_area = sa.Table(
     sa.Column("ct_ratio", sa.Double),                 # NULL: 1 (a direct-connected master meter)
 )
 
+# Cameras of a transformer area (televideo 遥视, since 15; grid.areas keeps them): the address of the camera's own
+# page or of a snapshot image, opened as a link (no streaming through us). No foreign key to transformer_area:
+# storage.grid_areas checks the area exists (DuckDB refuses updates of rows a foreign key points at).
+camera = sa.Table(
+    "camera", metadata,
+    _pk("camera"),
+    sa.Column("area_id", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("url", sa.String(500), nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),   # page | snapshot
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    info={"since": 15},
+)
+
 gateway = sa.Table(
     "gateway", metadata,
     _pk("gateway"),

@@ -192,7 +192,8 @@ READINGS_COLUMNS = tuple(c.name for c in readings.columns)
 # meter's per-phase values and its settings read-back cost its cycle nothing more.
 DEVICE_FLOAT_KEYS = tuple(k for k in FLOAT_KEYS if k not in READING_FLOAT_KEYS)
 DEVICE_INT_KEYS = ("tap_position", "capacitor_steps", "capacity_mode")
-DEVICE_SIGNAL_BITS = {"door_open": 0, "smoke": 1, "water": 2, **{f"breaker_{i}": 7 + i for i in range(1, 9)}}
+DEVICE_SIGNAL_BITS = {"door_open": 0, "smoke": 1, "water": 2, "changeover": 3,
+                      **{f"breaker_{i}": 7 + i for i in range(1, 9)}}
 PHASE_KEYS = ("power_a", "power_b", "power_c", "pf_a", "pf_b", "pf_c")
 HISTORY_DEVICE_KEYS = tuple(k for k in DEVICE_FLOAT_KEYS if k not in PHASE_KEYS) + DEVICE_INT_KEYS + tuple(
     DEVICE_SIGNAL_BITS)

@@ -9,7 +9,8 @@ anything read out of its batch id:
   (billing.ledger.settle_entry_of_command);
 - closing: the same for a closing refund, then the account's closing moves on (billing.accounts.closing_step:
   a trip's answer queues the closing refund of its balance, the last settled meter closes the account);
-- opening, tariff_push, limits_push, relay, other: the command's own state is all there is.
+- opening, tariff_push, limits_push, relay, grid (a terminal's breaker, tap, capacity mode: grid.avc reads
+  the command's state), other: the command's own state is all there is.
 
 A handler that raises rolls the dispatcher's transaction back (the command stays sent and is asked again); a
 command whose purpose has no handler (a newer release's purpose, a capability not loaded) is logged and left
@@ -66,5 +67,5 @@ def nothing_to_settle(ctx: BillingContext, conn: sa.Connection, cmd: dict, state
 for _purpose in (Purpose.SALE, Purpose.REFUND, Purpose.REVERSAL, Purpose.TRANSFER):
     register(_purpose, settle_entry_of_command)
 register(Purpose.CLOSING, settle_closing)
-for _purpose in (Purpose.OPENING, Purpose.TARIFF_PUSH, Purpose.LIMITS_PUSH, Purpose.RELAY, Purpose.OTHER):
+for _purpose in (Purpose.OPENING, Purpose.TARIFF_PUSH, Purpose.LIMITS_PUSH, Purpose.RELAY, Purpose.GRID, Purpose.OTHER):
     register(_purpose, nothing_to_settle)

@@ -76,12 +76,31 @@ log = logging.getLogger(__name__)
 
 RELAY_KINDS = {"trip": sf.RelayAction.TRIP, "close": sf.RelayAction.CLOSE,
                "keep_power": sf.RelayAction.KEEP_POWER_ON, "restore_prepaid": sf.RelayAction.KEEP_POWER_OFF}
+# A transformer terminal's telecontrol and teleadjust (grid.control, grid.avc): payload {"position": n},
+# {"mode": 0 small | 1 large}, {"outlet": 1..8, "action": 0 open | 1 close}.
+GRID_KINDS = {"tap": sf.Command.TAP_SET, "capacity_mode": sf.Command.CAPACITY_MODE, "breaker": sf.Command.BREAKER}
 COMMAND_CODES = {"recharge": sf.Command.RECHARGE, "refund": sf.Command.REFUND, "tariff": sf.Command.SET_TARIFF,
                  "limits": sf.Command.SET_LIMITS, "time_sync": sf.Command.TIME_SYNC,
-                 **{kind: sf.Command.RELAY for kind in RELAY_KINDS}}
+                 **{kind: sf.Command.RELAY for kind in RELAY_KINDS}, **GRID_KINDS}
 # The state bits a relay command sets: read to confirm it when only the command sequence says it was applied.
 RELAY_STATE = {"trip": {"forced_trip": True}, "close": {"forced_trip": False}, "keep_power": {"keep_power": True},
                "restore_prepaid": {"keep_power": False, "prepaid_enabled": True}}
+
+
+def expected_state(cmd: dict) -> dict:
+    """The state a command sets, as the device's reading names it (read back to confirm the command): a relay
+    command's bits, a terminal's tap position, capacity mode or outlet breaker; {} for the others."""
+    kind = cmd["kind"]
+    if kind in RELAY_STATE:
+        return RELAY_STATE[kind]
+    if kind not in GRID_KINDS:
+        return {}
+    payload = json.loads(cmd.get("payload") or "{}")
+    if kind == "tap":
+        return {"tap_position": int(payload["position"])}
+    if kind == "capacity_mode":
+        return {"capacity_mode": int(payload["mode"])}
+    return {f"breaker_{int(payload['outlet'])}": bool(int(payload["action"]))}
 MAX_REPLAY_RENUMBER = 3
 # A command that is not money gives up after this many sends that never reached the meter (connection refused) or
 # never got an answer: failed with UNREACHABLE / NO_ANSWER, so a batch never shows a meter "sent" forever. A money
@@ -120,6 +139,12 @@ def command_frame(master_key: bytes, address: str, cmd: dict, issued_at: int) ->
         code, body = sf.Command.RELAY, sf.relay_payload(int(RELAY_KINDS[kind]))
     elif kind == "time_sync":
         code, body = sf.Command.TIME_SYNC, sf.time_sync_payload(int(payload.get("unix", issued_at)))
+    elif kind == "tap":
+        code, body = sf.Command.TAP_SET, sf.tap_set_payload(int(payload["position"]))
+    elif kind == "capacity_mode":
+        code, body = sf.Command.CAPACITY_MODE, sf.capacity_mode_payload(int(payload["mode"]))
+    elif kind == "breaker":
+        code, body = sf.Command.BREAKER, sf.breaker_payload(int(payload["outlet"]), int(payload["action"]))
     else:
         raise ValueError(f"unknown command kind {kind!r}")
     return sf.encrypt_frame(master_key, address, code, int(cmd["counter"]), issued_at, body)
@@ -417,7 +442,7 @@ class Dispatcher:
 
     def _record(self, cmd: dict, target: PollTarget, answer: MailboxResult) -> "str | Future[str]":
         verdict = judge_answer(answer, COMMAND_CODES[cmd["kind"]], cmd["counter"])
-        if verdict.outcome == APPLIED and cmd["kind"] in RELAY_STATE:
+        if verdict.outcome == APPLIED and (cmd["kind"] in RELAY_STATE or cmd["kind"] in GRID_KINDS):
             verdict = self._confirm_relay_state(cmd, target, verdict)
         if verdict.conflict:
             self._report_conflict(cmd, target, answer, verdict)
@@ -446,10 +471,11 @@ class Dispatcher:
         return "unanswered" if verdict.outcome == PENDING else "retry_later"
 
     def _confirm_relay_state(self, cmd: dict, target: PollTarget, verdict: Verdict) -> Verdict:
-        """A relay command is confirmed only when the meter's relay bits read back agree with it. The meter's own
-        APPLIED with bits that do not agree: it took the frame but did not move its relay (NOT_EXECUTED, failed);
-        only the sequence said applied: another frame took that sequence (superseded)."""
-        expected = RELAY_STATE[cmd["kind"]]
+        """A relay command is confirmed only when the meter's relay bits read back agree with it (a terminal's
+        command: its tap position, capacity mode or breaker bit). The meter's own APPLIED with bits that do not
+        agree: it took the frame but did not move its relay (NOT_EXECUTED, failed); only the sequence said
+        applied: another frame took that sequence (superseded)."""
+        expected = expected_state(cmd)
         try:
             reading = self.field_io.read_meter(target, all_blocks=False)
         except (FieldError, TimeoutError, OSError) as exc:
@@ -459,9 +485,9 @@ class Dispatcher:
         seen = {key: reading.get(key) for key in expected}
         if any(value is None for value in seen.values()):
             return verdict   # the profile does not report these bits: the sequence decides alone
-        if all(bool(seen[key]) == value for key, value in expected.items()):
+        if all(_same(seen[key], value) for key, value in expected.items()):
             return verdict
-        bits = ", ".join(f"{key}={int(bool(value))}" for key, value in seen.items())
+        bits = ", ".join(f"{key}={int(value)}" for key, value in seen.items())
         if not verdict.by_counts:
             log.warning("meter %s answered APPLIED to %s (command %s) but its relay bits read %s",
                         target.meter_address, cmd["kind"], cmd["id"], bits)
@@ -654,15 +680,22 @@ class _GroupCommit:
         return values
 
 
+def _same(seen, expected) -> bool:
+    """A state read back equals what the command sets (bits as booleans, positions and modes as integers)."""
+    return bool(seen) == expected if isinstance(expected, bool) else int(seen) == int(expected)
+
+
 def _family(kind: str) -> str | None:
-    """"money" or "relay" for the commands whose failure opens an alarm, else None."""
-    return "money" if kind in MONEY_KINDS else "relay" if kind in RELAY_KINDS else None
+    """"money", "relay" or "grid" (a terminal's breaker, tap, capacity mode) for the commands whose failure opens an
+    alarm, else None."""
+    return "money" if kind in MONEY_KINDS else "relay" if kind in RELAY_KINDS else "grid" if kind in GRID_KINDS \
+        else None
 
 
 def _command_alarms(conn: sa.Connection, settled: list[tuple], now: dt.datetime) -> None:
     """In the settling transaction, for each (command row, state, result, answer, error): a money command refused
     for its count opens count_mismatch (reconciliation closes it); any other failed money or relay command opens
-    command_failed on its meter; a later command of the same family (money, relay) applied closes that again.
+    command_failed on its meter; a later command of the same family (money, relay, grid) applied closes that again.
     A few statements for the lot, not one per command."""
     mismatched, failed, applied = [], [], {}
     for cmd, state, result, answer, error in settled:

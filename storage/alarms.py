@@ -72,6 +72,11 @@ TELESIGNAL_KINDS = (AREA_DOOR_OPEN, AREA_SMOKE, AREA_WATER, AREA_CHANGEOVER, ARE
                     AREA_AMBIENT_TEMP, AREA_HUMIDITY)
 KINDS = (LOST_CONTACT, COMMAND_FAILED, COUNT_MISMATCH, BALANCE_MISMATCH, MAILBOX_CONFLICT, *METER_KINDS, *PQ_KINDS,
          *TELESIGNAL_KINDS)
+# automatic voltage control of a transformer area (grid/avc.py), subject the area
+AVC_TAP_STUCK = "avc_tap_stuck"          # the tap did not move after a command: no automatic step until reset
+AVC_BLOCKED = "avc_blocked"              # undervoltage or overcurrent: no automatic tap step while it lasts
+AVC_KINDS = (AVC_TAP_STUCK, AVC_BLOCKED)
+KINDS = (*KINDS, *AVC_KINDS)
 STATES = ("open", "closed", "unacknowledged", "acknowledged")   # what the history asks for
 
 # Message codes (alarm.message.<code>) and the parameters each one names.
@@ -98,6 +103,11 @@ MESSAGE_PARAMS = {
     "area_breaker_open": ("area", "outlets"),
     "area_environment": ("area", "value", "limit"),
 }
+MESSAGE_PARAMS.update({   # grid/avc.py
+    "avc_tap_stuck": ("area", "position", "target"),
+    "avc_undervoltage": ("area", "voltage", "limit"),
+    "avc_overcurrent": ("area", "current", "limit"),
+})
 MESSAGE_CODES = tuple(MESSAGE_PARAMS)
 
 

@@ -1,7 +1,7 @@
 """Why a remote command was queued: stored with it (command.purpose), it decides what its settlement does.
 
 billing.settlement keeps a handler per purpose; storage.outbox.insert_command refuses a command without one of
-these. Later capabilities add their members here (work orders, breakers) and register their handlers.
+these. Later capabilities add their members here (work orders; breakers and taps: grid) and register their handlers.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Purpose(StrEnum):
     TARIFF_PUSH = "tariff_push"
     LIMITS_PUSH = "limits_push"
     RELAY = "relay"                 # a trip, close, keep-power or restore-prepaid on its own
+    GRID = "grid"                   # a transformer terminal's breaker, tap or capacity mode (grid.control, grid.avc)
     OTHER = "other"                 # only commands queued before purposes were stored (migration 8)
 
 

@@ -319,6 +319,60 @@ command = sa.Table(
     sa.Column("finished_at", UtcDateTime),
 )
 
+# Automatic voltage control of a transformer area (grid.avc, since 15; storage.grid_control keeps them): one row per
+# area, its settings and what the rule engine remembers between runs (how long a phase has been out of its band,
+# the load above or below the capacity-mode thresholds, the capacitor steps last seen, a block). No foreign key:
+# an area's row is kept as the area is (DuckDB refuses updates of rows a foreign key points at).
+grid_automation = sa.Table(
+    "grid_automation", metadata,
+    sa.Column("area_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("band_low", sa.Double, nullable=False),         # fraction of the nominal phase voltage, e.g. -0.07
+    sa.Column("band_high", sa.Double, nullable=False),        # e.g. 0.07
+    sa.Column("first_delay_s", sa.Integer, nullable=False),   # out of band this long before the first step
+    sa.Column("step_delay_s", sa.Integer, nullable=False),    # between two steps
+    sa.Column("daily_limit", sa.Integer, nullable=False),     # automatic tap operations per local day
+    sa.Column("undervoltage", sa.Double, nullable=False),     # below this fraction of nominal: supply lost, no step
+    sa.Column("capacity_auto", sa.Boolean, nullable=False),
+    sa.Column("small_kva", sa.Double),                        # the small capacity's rating (NULL: half the area's)
+    sa.Column("capacity_up", sa.Double, nullable=False),      # large above this fraction of the small rating
+    sa.Column("capacity_down", sa.Double, nullable=False),    # small below this fraction of the small rating
+    sa.Column("capacity_hold_s", sa.Integer, nullable=False), # ... for this long
+    sa.Column("out_since", UtcDateTime),                      # a phase out of band since (NULL: all in band)
+    sa.Column("out_side", sa.String(4)),                      # high | low
+    sa.Column("load_since", UtcDateTime),                     # the load beyond a capacity threshold since
+    sa.Column("load_side", sa.String(5)),                     # large | small: the mode that load asks for
+    sa.Column("capacitor_steps", sa.Integer),                 # the terminal's capacitor steps last seen
+    sa.Column("blocked", sa.String(20)),                      # why automatic steps are held: tap_stuck, ... (NULL: not)
+    sa.Column("blocked_at", UtcDateTime),
+    sa.Column("blocked_position", sa.Integer),                # the tap that did not move (a move unblocks)
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(100), nullable=False),
+    info={"since": 15},
+)
+
+# What was done to a transformer area by hand or by the automation (grid.control, grid.avc): each tap step,
+# capacity change, breaker command, arrears trip, automation switched on or off, capacitor step seen, block; with
+# the state before and after, the reason (a code and its parameters, put into words where shown) and the command
+# that carries it (its state is the command's).
+grid_action = sa.Table(
+    "grid_action", metadata,
+    _pk("grid_action"),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("area_id", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(6), nullable=False),          # auto | manual
+    sa.Column("action", sa.String(20), nullable=False),       # tap, capacity_mode, breaker_open, breaker_close ...
+    sa.Column("before", sa.String(40)),
+    sa.Column("after", sa.String(40)),
+    sa.Column("reason_code", sa.String(30), nullable=False),
+    sa.Column("params", sa.Text),                             # JSON
+    sa.Column("operator", sa.String(100), nullable=False),
+    sa.Column("command_id", sa.Integer),
+    sa.Column("batch_id", sa.String(40)),                     # an arrears trip's batch (billing.control)
+    info={"since": 15},
+)
+sa.Index("ix_grid_action_area", grid_action.c.area_id, grid_action.c.ts).ddl_if(dialect="postgresql")
+
 # Batches of remote commands from the control page and the control API (since 9.3, billing.control). Each of
 # its commands carries batch_id = its id; a meter's state in the batch is that of its latest command there (a
 # retry adds new commands to the same batch).

@@ -1,0 +1,310 @@
+"""Telecontrol (遥控) and teleadjust (遥调) of a transformer area, by hand: open and close its outlet breakers, trip
+its customers' meters in arrears, set the tap and the capacity mode, switch its automatic control on and off.
+
+Each command goes through the command outbox (purpose grid) to the area's terminal: the dispatcher sends it as a
+secure frame (TAP_SET, CAPACITY_MODE, BREAKER; counter = the terminal's command sequence) and confirms it only when
+the state it sets reads back (collectors.dispatch.expected_state): a breaker "open" that reads back closed is a
+failed command and a command_failed alarm on the terminal. Who acts comes in as an Actor (billing.credit): the
+permission (grid.control for breakers and the arrears trip, grid.adjust for the rest) is checked here first; a
+refusal is written to the operation log and nothing else is written or queued. A reason is required. Each action
+is one grid_action row (mode manual, the operator's reason), its command and its operation-log row, in one
+transaction. grid.avc writes its automatic actions to the same log; actions() reads both.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+
+from billing.context import BillingContext
+from billing.credit import Actor, authorize, reason_text
+from billing.errors import BillingError
+from core import permissions as P
+from core.text import t
+from grid.power_quality import DEFAULT_NOMINAL_V, THREE_PHASE_BAND
+from storage import alarms, audit
+from storage import grid_control as store
+from storage.outbox import insert_command, meters_transaction, next_command_seq
+from storage.purposes import Purpose
+
+AUTO_OPERATOR = "avc"           # the automation's name in the action log and on its commands
+MODES = ("small", "large")      # capacity mode: 0 small, 1 large (the terminal's register)
+BREAKER_ACTIONS = ("open", "close")
+OUTLETS = range(1, 9)
+MAX_TAP = 99                    # a position above any tap changer's (when the terminal has not said its count)
+STEP_FRACTION = 0.025           # each tap step moves the secondary voltage by 2.5 % of nominal
+
+# An area's automation settings on a new row (grid_automation): the three-phase band at the terminal (+-7 % of the
+# nominal phase voltage), a first delay and a delay between steps, a daily operation limit, blocking below 70 % of
+# nominal, and the capacity mode by load (large above 80 % of the small rating for 5 minutes, small below 30 %).
+DEFAULTS = {"enabled": False, "band_low": THREE_PHASE_BAND[0], "band_high": THREE_PHASE_BAND[1],
+            "first_delay_s": 60, "step_delay_s": 30, "daily_limit": 20, "undervoltage": 0.70,
+            "capacity_auto": True, "small_kva": None, "capacity_up": 0.80, "capacity_down": 0.30,
+            "capacity_hold_s": 300}
+SETTINGS = tuple(DEFAULTS)
+TAP_STUCK = "avc_tap_stuck"
+
+
+class ControlError(BillingError):
+    """A telecontrol or teleadjust the operator can fix: the text is the catalogs' grid_control.error.<code>."""
+
+    @property
+    def key(self) -> str:
+        return f"grid_control.error.{self.code}"
+
+
+# ---------------------------------------------------------------------------------------------
+# reading input
+def _int(value, code: str, low: int, high: int) -> int:
+    """A whole number typed or given (no bools, no fractions, ASCII digits only), within low..high."""
+    if isinstance(value, bool) or value is None:
+        raise ControlError(code, low=low, high=high)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ControlError(code, low=low, high=high)
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 6 or not text.isascii() or not text.isdigit():
+            raise ControlError(code, low=low, high=high)
+        value = int(text)
+    if not isinstance(value, int) or not low <= value <= high:
+        raise ControlError(code, low=low, high=high)
+    return value
+
+
+def _area_id(value) -> int:
+    try:
+        return _int(value, "area_unknown", 1, 2**31 - 1)
+    except ControlError:
+        raise ControlError("area_unknown") from None
+
+
+def _reason(reason) -> str:
+    text = reason_text(reason, False)
+    if not text:
+        raise ControlError("reason_required")
+    return text
+
+
+def _area(conn, area_id: int, need_terminal: bool = True) -> dict:
+    area = store.area_row(conn, area_id)
+    if area is None:
+        raise ControlError("area_unknown")
+    if need_terminal and (area["terminal_meter_id"] is None or area["terminal_status"] in (None, "removed")):
+        raise ControlError("no_terminal", area=area["name"])
+    return area
+
+
+def nominal_of(area: dict) -> float:
+    """The area's nominal phase voltage (220 or 230 V; 220 where none is given)."""
+    v = area.get("nominal_voltage")
+    return float(v) if v else DEFAULT_NOMINAL_V
+
+
+# ---------------------------------------------------------------------------------------------
+# the automation row
+def automation_row(conn, area_id: int, now: dt.datetime, *, enabled: bool | None = None,
+                   by: str = AUTO_OPERATOR) -> dict:
+    """The area's grid_automation row, created with DEFAULTS (enabled as given, else off) when it has none."""
+    row = store.automation(conn, area_id)
+    if row is None:
+        values = dict(DEFAULTS)
+        if enabled is not None:
+            values["enabled"] = bool(enabled)
+        row = store.insert_automation(conn, area_id, values, now, by)
+    return row
+
+
+def band(area: dict, settings: dict) -> dict:
+    """The band the automation keeps the terminal's phase voltages in, and one tap step, in volts."""
+    nominal = nominal_of(area)
+    return {"nominal": nominal, "low": nominal * (1 + float(settings["band_low"])),
+            "high": nominal * (1 + float(settings["band_high"])), "step": nominal * STEP_FRACTION,
+            "undervoltage": nominal * float(settings["undervoltage"])}
+
+
+# ---------------------------------------------------------------------------------------------
+# manual commands
+def _queue(ctx: BillingContext, actor: Actor, area_id: int, *, kind: str, payload: dict, action: str, before,
+           after, why: str) -> int:
+    now = ctx.now()
+    with ctx.engine.connect() as conn:
+        area = _area(conn, area_id)
+    mid = int(area["terminal_meter_id"])
+    with meters_transaction(ctx.engine, [mid]) as conn:
+        command_id = insert_command(conn, meter_id=mid, kind=kind, purpose=Purpose.GRID, payload=payload,
+                                    counter=next_command_seq(conn, mid), operator=actor.username[:100], now=now)
+        store.insert_action(conn, ts=now, area_id=area_id, mode="manual", action=action, before=before, after=after,
+                            reason_code="operator", params={"reason": why}, operator=actor.username,
+                            command_id=command_id)
+        audit.record(conn, operator=actor.username[:100], action="grid.command", target=f"area:{area_id}", ts=now,
+                     before=None if before is None else {"state": before},
+                     after={"action": action, "state": after, "command": command_id, "reason": why, **payload},
+                     source=actor.address or actor.channel)
+    ctx.commands_queued()
+    return command_id
+
+
+def _telemetry(ctx: BillingContext, area_id: int) -> tuple[dict, dict]:
+    with ctx.engine.connect() as conn:
+        area = _area(conn, area_id)
+        return area, store.telemetry(conn, area["terminal_meter_id"]) or {}
+
+
+def queue_breaker(ctx: BillingContext, actor: Actor, area_id, outlet, action, reason) -> int:
+    """Open or close outlet breaker `outlet` (1..8) of the area's terminal; the command's id."""
+    authorize(ctx, actor, P.GRID_CONTROL, f"area:{str(area_id)[:20]}")
+    why = _reason(reason)
+    area_id = _area_id(area_id)
+    outlet = _int(outlet, "outlet_invalid", OUTLETS.start, OUTLETS.stop - 1)
+    if action not in BREAKER_ACTIONS:
+        raise ControlError("action_unknown")
+    _, seen = _telemetry(ctx, area_id)
+    closed = seen.get(f"breaker_{outlet}")
+    before = None if closed is None else ("closed" if closed else "open")
+    return _queue(ctx, actor, area_id, kind="breaker", payload={"outlet": outlet, "action": int(action == "close")},
+                  action=f"breaker_{action}", before=before, after="closed" if action == "close" else "open",
+                  why=why)
+
+
+def queue_tap(ctx: BillingContext, actor: Actor, area_id, position, reason) -> int:
+    """Set the area's tap to `position` (1..the terminal's tap count); the command's id."""
+    authorize(ctx, actor, P.GRID_ADJUST, f"area:{str(area_id)[:20]}")
+    why = _reason(reason)
+    area_id = _area_id(area_id)
+    _, seen = _telemetry(ctx, area_id)
+    position = _int(position, "tap_invalid", 1, seen.get("tap_count") or MAX_TAP)
+    return _queue(ctx, actor, area_id, kind="tap", payload={"position": position}, action="tap",
+                  before=seen.get("tap_position"), after=position, why=why)
+
+
+def queue_capacity_mode(ctx: BillingContext, actor: Actor, area_id, mode, reason) -> int:
+    """Switch the area's transformer to its small or large capacity; the command's id."""
+    authorize(ctx, actor, P.GRID_ADJUST, f"area:{str(area_id)[:20]}")
+    why = _reason(reason)
+    area_id = _area_id(area_id)
+    if mode not in MODES:
+        raise ControlError("mode_unknown")
+    _, seen = _telemetry(ctx, area_id)
+    now_mode = seen.get("capacity_mode")
+    before = MODES[now_mode] if now_mode in (0, 1) else None
+    return _queue(ctx, actor, area_id, kind="capacity_mode", payload={"mode": MODES.index(mode)},
+                  action="capacity_mode", before=before, after=mode, why=why)
+
+
+def arrears_meters(ctx: BillingContext, area_id: int) -> list[str]:
+    """The numbers of the area's prepaid meters in arrears (the arrears bit, or no money left) not tripped yet."""
+    from billing.control import live_meters
+    with ctx.engine.connect() as conn:
+        fed = set(store.area_meter_addresses(conn, area_id))
+    df = live_meters(ctx)
+    df = df[df["address"].isin(fed)]
+    owing = df["arrears"].fillna(False).astype(bool) | (df["balance_fen"].fillna(1) <= 0)
+    owing &= df["prepaid_enabled"].fillna(True).astype(bool) & ~df["forced_trip"].fillna(False).astype(bool)
+    return sorted(df[owing]["address"])
+
+
+def trip_arrears(ctx: BillingContext, actor: Actor, area_id, reason) -> str:
+    """Trip every meter of the area in arrears, as one batch of relay commands (billing.control.queue_batch,
+    which also asks relay.batch); the batch id."""
+    from billing.control import Selection, queue_batch
+    authorize(ctx, actor, P.GRID_CONTROL, f"area:{str(area_id)[:20]}")
+    why = _reason(reason)
+    area_id = _area_id(area_id)
+    with ctx.engine.connect() as conn:
+        _area(conn, area_id, need_terminal=False)
+    meters = arrears_meters(ctx, area_id)
+    if not meters:
+        raise ControlError("no_arrears")
+    result = queue_batch(ctx, actor, Selection(meters=tuple(meters)), "trip", why, confirm=True)
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        store.insert_action(conn, ts=now, area_id=area_id, mode="manual", action="arrears_trip", before=None,
+                            after=len(result.meters), reason_code="operator",
+                            params={"reason": why, "meters": len(result.meters)}, operator=actor.username,
+                            batch_id=result.batch_id)
+    return result.batch_id
+
+
+def set_automation(ctx: BillingContext, actor: Actor, area_id, enabled, reason) -> None:
+    """Switch the area's automatic control (tap by voltage, capacity mode by load) on or off. Switching it on
+    clears a block (a stuck tap changer the operator has looked at) and closes its alarm."""
+    authorize(ctx, actor, P.GRID_ADJUST, f"area:{str(area_id)[:20]}")
+    why = _reason(reason)
+    area_id = _area_id(area_id)
+    if not isinstance(enabled, bool):
+        raise ControlError("enabled_invalid")
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        _area(conn, area_id)
+        row = automation_row(conn, area_id, now, enabled=False, by=actor.username)
+        was = bool(row["enabled"])
+        values = {"enabled": enabled, "updated_at": now, "updated_by": actor.username[:100],
+                  "out_since": None, "out_side": None, "load_since": None, "load_side": None}
+        if enabled:
+            values.update(blocked=None, blocked_at=None, blocked_position=None)
+            alarms.close_alarm(conn, TAP_STUCK, ("area", area_id), now)
+        store.update_automation(conn, area_id, **values)
+        action = "automation_on" if enabled else "automation_off"
+        store.insert_action(conn, ts=now, area_id=area_id, mode="manual", action=action,
+                            before="on" if was else "off", after="on" if enabled else "off", reason_code="operator",
+                            params={"reason": why, **({"unblocked": row["blocked"]} if enabled and row["blocked"]
+                                                      else {})},
+                            operator=actor.username)
+        audit.record(conn, operator=actor.username[:100],
+                     action="grid.automation_on" if enabled else "grid.automation_off", target=f"area:{area_id}",
+                     ts=now, before={"enabled": was, "blocked": row["blocked"]},
+                     after={"enabled": enabled, "reason": why}, source=actor.address or actor.channel)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+def control_state(ctx: BillingContext, area_id) -> dict:
+    """The area's control at a glance: automation on or off (and why it is held), its band in volts and settings,
+    the terminal's tap, tap count, capacity mode, breakers and capacitor steps as last read, and the commands
+    still on their way."""
+    area_id = _area_id(area_id)
+    with ctx.engine.connect() as conn:
+        area = _area(conn, area_id, need_terminal=False)
+        row = store.automation(conn, area_id)
+        mid = area["terminal_meter_id"]
+        seen = (store.telemetry(conn, mid) or {}) if mid is not None else {}
+        pending = store.open_commands(conn, mid) if mid is not None else []
+    settings = {k: (row or DEFAULTS)[k] for k in SETTINGS}
+    mode = seen.get("capacity_mode")
+    return {
+        "area_id": area_id, "name": area["name"], "terminal": area["terminal_address"],
+        "enabled": bool(settings["enabled"]), "blocked": row["blocked"] if row else None,
+        "blocked_at": row["blocked_at"] if row else None, "settings": settings, "band": band(area, settings),
+        "tap_position": seen.get("tap_position"), "tap_count": seen.get("tap_count"),
+        "capacity_mode": MODES[mode] if mode in (0, 1) else None,
+        "capacitor_steps": seen.get("capacitor_steps"),
+        "breakers": {i: seen.get(f"breaker_{i}") for i in OUTLETS},
+        "telemetry_at": seen.get("ts"), "comm_state": seen.get("comm_state"),
+        "pending": [{"id": int(c["id"]), "kind": c["kind"], "payload": c["payload"], "state": c["state"],
+                     "operator": c["operator"], "created_at": c["created_at"]} for c in pending],
+    }
+
+
+def reason_words(code: str, params: dict, lang: str = "en") -> str:
+    """An action's reason in `lang` (grid_control.reason.<code> with its parameters); unknown: code and params."""
+    try:
+        return t(f"grid_control.reason.{code}", lang, **{k: "" if v is None else v for k, v in (params or {}).items()})
+    except (KeyError, IndexError, ValueError):
+        return f"{code} {params or {}}"
+
+
+def actions(ctx: BillingContext, area_id, limit: int = 50, lang: str = "en") -> pd.DataFrame:
+    """The area's actions, newest first: ts (naive UTC) and local_ts (the site's), mode (auto | manual), action,
+    before, after, reason (in `lang`), reason_code and params, operator, command_id, command_state (queued, sent,
+    acked, failed, expired; None for an action without a command) and command_result, batch_id."""
+    area_id = _area_id(area_id)
+    limit = max(1, min(int(limit), 1000))
+    with ctx.engine.connect() as conn:
+        df = store.actions(conn, area_id, limit)
+    df["reason"] = [reason_words(c, p, lang) for c, p in zip(df["reason_code"], df["params"])]
+    df["local_ts"] = [ctx.local(ts) if ts is not None else None for ts in df["ts"]]
+    return df[["ts", "local_ts", "mode", "action", "before", "after", "reason", "reason_code", "params", "operator",
+               "command_id", "command_state", "command_result", "batch_id", "id"]]

@@ -15,6 +15,7 @@ from dashboard.components.analysis_layout import data_grid
 from dashboard.components.cashier import field
 from dashboard.components.figures import base_layout
 from dashboard.components.grid import NUMBER_COLUMN
+from dashboard.components.tables import STACK, labelled_cells
 from dashboard.i18n import t
 from reports.render import yes_no
 from reports.spec import CHANNELS, Column, ReportSpec
@@ -149,18 +150,19 @@ def handover_sheet(rows: list[dict], day: dt.date, lang: str, sheet_id: str) -> 
     def money(v) -> str:
         return f"{Decimal(v or 0):,.2f}"
 
-    body = [html.Tr([html.Td(r["operator"]), html.Td(f"{money(r['sales'])} ({r['sales_count']})"),
-                     html.Td(f"{money(r['refunds'])} ({r['refunds_count']})"),
-                     html.Td(f"{money(r['reversals'])} ({r['reversals_count']})"),
-                     html.Td(money(r["net"])), html.Td(money(r["correction"])), html.Td(money(r["to_hand_over"]))])
+    labels = [t(f"report.col.{k}", lang) for k in
+              ("operator", "sales", "refunds", "reversals", "net", "correction", "to_hand_over")]
+    body = [html.Tr(labelled_cells(labels, [
+                r["operator"], f"{money(r['sales'])} ({r['sales_count']})",
+                f"{money(r['refunds'])} ({r['refunds_count']})", f"{money(r['reversals'])} ({r['reversals_count']})",
+                money(r["net"]), money(r["correction"]), money(r["to_hand_over"])]))
             for r in rows]
-    head = html.Tr([html.Th(t(f"report.col.{k}", lang)) for k in
-                    ("operator", "sales", "refunds", "reversals", "net", "correction", "to_hand_over")])
+    head = html.Tr([html.Th(label) for label in labels])
     signatures = html.Div([html.Span(f"{t(k, lang)}: ________________") for k in
                            ("report.signature_cashier", "report.signature_receiver", "report.signature_date")],
                           className="receipt-sign")
     return html.Div(html.Div([
         html.Div([html.Span(t("report.handover_title", lang)), html.Span(day.isoformat())], className="receipt-head"),
-        html.Div(html.Table([html.Thead(head), html.Tbody(body)], className="receipt-table"),
+        html.Div(html.Table([html.Thead(head), html.Tbody(body)], className=f"receipt-table handover-table {STACK}"),
                  style={"overflowX": "auto"}),
-        signatures], className="receipt-copy"), className="receipt-sheet", id=sheet_id)
+        signatures], className="receipt-copy handover-copy"), className="receipt-sheet", id=sheet_id)

@@ -20,6 +20,7 @@ from dashboard import access
 from dashboard.components.analysis import PALETTE
 from dashboard.components.figures import base_layout
 from dashboard.components.grid import grid_locale
+from dashboard.components.tables import STACK, labelled_cells
 from dashboard.i18n import t
 from dashboard.ids import WorkOrderKpis as ID
 from workorders.kpis import Kpis, KpiReport
@@ -156,18 +157,18 @@ def _cell(value, percent: bool) -> str:
         return EMPTY
     if percent and isinstance(value, float):
         return f"{value * 100:.1f}%"
-    if isinstance(value, Decimal):
-        return f"{value:,}"
+    if isinstance(value, Decimal):  # fixed point: a normalized 2440 is 2.44E+3
+        return f"{value:,f}"
     return str(value)
 
 
 def stats_table(header: list[str], rows: list[list], table_id: str | None = None, *,
                 percent_col: int | None = None) -> html.Div:
-    """A statistics table that scrolls inside its own box on a phone (never the page); the last row is bold when
-    it is a totals row."""
-    body = [html.Tr([html.Td(_cell(v, i == percent_col)) for i, v in enumerate(r)]) for r in rows]
+    """A statistics table: on a phone each row stacks as "column: value" lines (dashboard.components.tables);
+    between a phone and a desktop it scrolls inside its own box (never the page)."""
+    body = [html.Tr(labelled_cells(header, [_cell(v, i == percent_col) for i, v in enumerate(r)])) for r in rows]
     table = dbc.Table([html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
-                      bordered=False, striped=True, size="sm", className="mb-0 wo-stats")
+                      bordered=False, striped=True, size="sm", className=f"mb-0 wo-stats {STACK}")
     return html.Div(table, className="table-responsive mb-3", **({"id": table_id} if table_id else {}))
 
 

@@ -128,6 +128,8 @@ class Runtime:
         attach_line_loss(self.engine, self.billing.tz, utcnow, self.jobs)
         from grid.power_quality import attach_power_quality   # transformer areas: daily statistics, alarms
         attach_power_quality(self.engine, self.billing.tz, utcnow, self.jobs, max_gap_s=2 * cfg.poll_interval_s)
+        from grid.avc import attach_avc   # transformer areas: automatic voltage control after each poll cycle
+        attach_avc(self.billing, self.jobs, self.events, enable_new_areas=self.demo)   # on in the demo
         from grid.telesignals import attach_telesignals   # transformer areas: terminals' signals as alarms
         self.telesignals = attach_telesignals(self.engine, self.events, cfg.grid)
         self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)

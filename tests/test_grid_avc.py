@@ -1,0 +1,153 @@
+"""Automatic voltage control against the simulator over loopback (real collector, dispatcher and secure frames; every
+clock driven by the test): a supply pushed above the band comes back in by one tap step at a time, the first only
+after the first delay, the next only after the delay between steps; the daily limit holds further steps; the dead
+band holds a step that would take another phase too near the other limit; a stuck tap changer raises an alarm
+and is not commanded again until an operator switches the automation back on; the capacity mode follows the load."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from grid import control
+from storage import alarms
+from storage import grid_control as store
+from storage.schema import transformer_area
+from tests.grid_support import TTU, grid_site, operator
+
+
+@pytest.fixture
+def site(request, tmp_path):
+    yield from grid_site(getattr(request, "param", "duckdb"), tmp_path)
+
+
+on_both_engines = pytest.mark.parametrize("site", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                                          indirect=True)
+
+
+def _taps(site) -> list[int]:
+    return [json.loads(c["payload"])["position"] for c in site.commands("tap")]
+
+
+def _volts(site) -> list[float]:
+    """The terminal's phase voltages as the collector last read them."""
+    with site.engine.connect() as conn:
+        mid = conn.execute(sa.select(transformer_area.c.terminal_meter_id)).scalar_one()
+        seen = store.telemetry(conn, mid)
+    return [seen[f"voltage_{p}"] for p in "abc"]
+
+
+def _open(site, kind: str) -> list[dict]:
+    with site.engine.connect() as conn:
+        return alarms.open_alarms(conn, kind)
+
+
+@on_both_engines
+def test_a_voltage_pushed_above_the_band_comes_back_by_one_step_at_a_time_after_the_delays(site):
+    site.settings(enabled=True, capacity_auto=False)            # first delay 60 s, 30 s between steps
+    site.field.set_supply_offset(TTU, 6.0)
+    site.tick(0)
+    assert max(_volts(site)) > 235.4, "pushed out of the band (220 V +7 %)"
+    site.tick(30)
+    assert _taps(site) == [], "not before the first delay"
+    site.tick(31)
+    assert _taps(site) == [4], "one step down (a lower position lowers the voltage)"
+    site.tick(1)                                                  # sent, read back, polled
+    assert site.terminal.tap_position == 4 and max(_volts(site)) > 235.4
+    assert _taps(site) == [4], "still high, but not before the delay between steps"
+    site.tick(30)
+    assert _taps(site) == [4, 3]
+    site.tick(1)
+    assert site.terminal.tap_position == 3
+    assert all(204.6 < v < 235.4 for v in _volts(site)), "back in the band"
+    for _ in range(3):
+        site.tick(60)
+    assert _taps(site) == [4, 3], "in the band: no more steps"
+    rows = site.actions()
+    taps = rows[rows["action"] == "tap"]
+    assert list(taps["mode"]) == ["auto", "auto"] and list(taps["command_state"]) == ["acked", "acked"]
+    assert list(taps["reason_code"]) == ["voltage_high", "voltage_high"]
+    assert list(taps["before"]) == ["4", "5"] and list(taps["after"]) == ["3", "4"]
+    first, second = taps.iloc[1], taps.iloc[0]
+    assert first["params"]["seconds"] >= 60 and (second["ts"] - first["ts"]).total_seconds() >= 30
+    assert "above 235.4 V" in first["reason"]
+    assert "高于 235.4 V" in site.actions(lang="zh").query("action == 'tap'").iloc[-1]["reason"]
+
+
+def test_the_daily_limit_holds_further_steps_and_says_so_once(site):
+    site.settings(enabled=True, capacity_auto=False, daily_limit=1)
+    site.field.set_supply_offset(TTU, 6.0)
+    site.tick(0)
+    site.tick(61)
+    for _ in range(4):
+        site.tick(40)
+    assert _taps(site) == [4] and max(_volts(site)) > 235.4
+    held = site.actions().query("action == 'held'")
+    assert list(held["reason_code"]) == ["daily_limit"]
+    assert held.iloc[0]["params"] == {"count": 1, "limit": 1}
+
+
+def test_the_dead_band_holds_a_step_that_would_take_another_phase_too_near_the_other_limit(site):
+    site.settings(enabled=True, capacity_auto=False)
+    site.field.set_terminal_fault(TTU, "phase_sag")                # phase A about -15 %
+    site.field.set_supply_offset(TTU, 6.0)
+    site.tick(0)
+    volts = _volts(site)
+    assert volts[0] < 204.6 + 5.5 + 2.75 and max(volts) > 235.4, volts
+    for _ in range(4):
+        site.tick(40)
+    assert _taps(site) == []
+    held = site.actions().query("action == 'held'")
+    assert list(held["reason_code"]) == ["dead_band"] and held.iloc[0]["params"]["phase"] == "A"
+
+
+def test_a_stuck_tap_changer_raises_an_alarm_instead_of_being_commanded_again(site):
+    site.settings(enabled=True, capacity_auto=False)
+    site.field.set_terminal_fault(TTU, "stuck_tap")
+    site.field.set_supply_offset(TTU, 6.0)
+    site.tick(0)
+    site.tick(61)
+    site.tick(1)
+    assert site.terminal.tap_position == 5
+    stuck = _open(site, alarms.AVC_TAP_STUCK)
+    assert [(a["subject_kind"], a["subject_id"]) for a in stuck] == [("area", site.area_id)]
+    assert stuck[0]["message_params"]["target"] == "4"
+    for _ in range(5):
+        site.tick(60)
+    assert _taps(site) == [4], "no second command to a stuck drive"
+    state = control.control_state(site.ctx, site.area_id)
+    assert state["blocked"] == "tap_stuck" and state["enabled"] is True
+    # the drive repaired, the operator switches the automation on again: the alarm closes, steps resume
+    site.field.set_terminal_fault(TTU, "stuck_tap", on=False)
+    control.set_automation(site.ctx, operator(), site.area_id, True, "tap drive repaired")
+    assert _open(site, alarms.AVC_TAP_STUCK) == []
+    site.tick(0)
+    site.tick(61)
+    site.tick(1)
+    assert _taps(site) == [4, 4] and site.terminal.tap_position == 4
+
+
+def test_an_operator_switching_the_automation_off_stops_the_steps(site):
+    site.settings(enabled=True, capacity_auto=False)
+    control.set_automation(site.ctx, operator(), site.area_id, False, "manual operation today")
+    site.field.set_supply_offset(TTU, 6.0)
+    for _ in range(4):
+        site.tick(40)
+    assert _taps(site) == []
+
+
+def test_the_capacity_mode_follows_the_load_with_its_own_hysteresis(site):
+    site.settings(enabled=True, capacity_hold_s=120)            # no load: below 30 % of the small rating
+    site.tick(0)
+    site.tick(60)
+    assert site.commands("capacity_mode") == [], "not before the hold time"
+    site.tick(61)
+    site.tick(1)
+    assert site.terminal.capacity_mode == 0
+    row = site.actions().query("action == 'capacity_mode'").iloc[0]
+    assert (row["before"], row["after"], row["reason_code"], row["command_state"]) == ("large", "small", "load_low",
+                                                                                      "acked")
+    for _ in range(3):
+        site.tick(60)
+    assert len(site.commands("capacity_mode")) == 1

@@ -54,6 +54,10 @@ ANALYSIS_INSTRUMENT = PageAccess("/analysis/instrument", (P.REPORT_VIEW,))
 ANALYSIS_INSIGHTS = PageAccess("/analysis/insights", (P.REPORT_VIEW,))
 ANALYSIS_ANOMALIES = PageAccess("/analysis/anomalies", (P.REPORT_VIEW,))
 GRID_LINE_LOSS = PageAccess("/grid/line-loss", (P.REPORT_VIEW,))
+# The transformer areas live (issue 13): every area's state, one area's telemetry, trends and controls (the controls'
+# own permissions, grid.control and grid.adjust, are checked by grid.control on the server)
+GRID_AREAS = PageAccess("/grid/areas", (P.METER_VIEW,))
+GRID_AREA = PageAccess("/grid/area", (P.METER_VIEW,))      # from the list, not the navbar
 # The report centre (issue 11): the hub, any registered report, the cashiers' day-end settlement
 REPORTS = PageAccess("/reports", (P.REPORT_VIEW,))
 REPORT_VIEW = PageAccess("/reports/view", (P.REPORT_VIEW,))
@@ -70,7 +74,7 @@ PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECO
                                  QR_LABELS, WORK, STATUS, AUDIT, USERS, ROLES, API_CLIENTS, SITE_SETUP,
                                  METER_SETTINGS, PARAMETERS, CONTROL,
                                  DASHBOARD, ANALYSIS_ENERGY, ANALYSIS_HISTORY, ANALYSIS_INSTRUMENT,
-                                 ANALYSIS_INSIGHTS, ANALYSIS_ANOMALIES, GRID_LINE_LOSS,
+                                 ANALYSIS_INSIGHTS, ANALYSIS_ANOMALIES, GRID_LINE_LOSS, GRID_AREAS, GRID_AREA,
                                  REPORTS, REPORT_VIEW, SETTLEMENT,
                                  WORKORDERS, WORKORDER_REVIEW, WORKORDER_KPIS,
                                  MESSAGES, TERMINALS)

@@ -776,6 +776,48 @@ class GridLineLoss:
     HINTS = "gll-hints"
 
 
+class GridAreas:
+    """/grid/areas, every transformer area's live state (台区监测)."""
+    PAGE = "gas-page"
+    TICK = "gas-tick"
+    LIST = "gas-list"
+    UPDATED = "gas-updated"
+
+
+class GridArea:
+    """/grid/area?id=, one transformer area live: telemetry, signals, alarms, trends, controls, action log."""
+    PAGE = "gar-page"
+    AREA = "gar-area"                # dcc.Store: the area's id
+    TICK = "gar-tick"
+    UPDATED = "gar-updated"
+    LIVE = "gar-live"
+    SIGNALS = "gar-signals"
+    ALARMS = "gar-alarms"
+    CAMERAS = "gar-cameras"
+    RANGE = "gar-range"
+    CHART = "gar-chart"
+    TREND_NOTE = "gar-trend-note"
+    APPLIED = "gar-applied"          # dcc.Store: the trend window drawn (start, end: naive UTC ISO)
+    CONTROLS = "gar-controls"
+    OUTLET = "gar-outlet"
+    TAP = "gar-tap"
+    MODE = "gar-mode"
+    CONFIRM = "gar-confirm"          # the confirmation dialog
+    CONFIRM_TEXT = "gar-confirm-text"
+    REASON = "gar-reason"
+    SEND = "gar-send"
+    CANCEL = "gar-cancel"
+    PENDING = "gar-pending"          # dcc.Store: the action the dialog confirms
+    CONTROL_RESULT = "gar-control-result"
+    ACTIONS = "gar-actions"
+    ACTION = "gar-action"
+
+    @staticmethod
+    def action(name) -> dict:
+        """A control's button ("breaker_open", "tap_up", ...; dash.ALL in the one callback that reads them)."""
+        return {"type": GridArea.ACTION, "index": name}
+
+
 class AnalysisEnergy:
     """/analysis/energy, energy by place and period (能耗分析报表)."""
     PAGE = "aen-page"

@@ -214,6 +214,8 @@ class Runtime:
             readings["meter_id"] = readings.pop("meter_address").map(ids)
             readings = readings[readings["meter_id"].notna()]
             n = append_readings(conn, readings)
+            from grid.demo import seed_terminal_history   # the area pages' trends: the terminals' device history
+            seed_terminal_history(conn, readings)
         from serve.billing import seed_demo
         seed_demo(self.billing, self.field_thread.field, site, purchases, history_start=readings["ts"].min().to_pydatetime())
         from energy.rollups import EnergyRollups

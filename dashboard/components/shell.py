@@ -56,6 +56,8 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("analysis.history.nav", access.ANALYSIS_HISTORY),
         NavPage("analysis.instrument.nav", access.ANALYSIS_INSTRUMENT),
         NavPage("line_loss.nav", access.GRID_LINE_LOSS),
+        NavPage("grid_area.nav_list", access.GRID_AREAS),
+        NavPage("grid_area.nav", access.GRID_AREA),
         NavPage("report.nav", access.REPORTS),
         NavPage("report.nav_view", access.REPORT_VIEW),
         NavPage("report.nav_settlement", access.SETTLEMENT),

@@ -1,0 +1,166 @@
+"""The transformer areas' live pages on the demo site, through their callbacks as the browser calls them: the list
+with every area, one area's values as its terminal last read them, a week of one-minute telemetry drawn with at most
+the point budget a line (and a zoom drawing the window's every poll), a junk area number answered with a message,
+the pages closed to a worker, the controls refused in the operator's language with nothing queued; and in Chromium
+on a 390 px phone, the area page fits without sideways scroll (en, zh)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from dashboard.components.grid_area import TREND_BUDGET, fmt
+from dashboard.i18n import t
+from dashboard.ids import GridArea as ID
+from dashboard.ids import GridAreas as LID
+from storage.schema import command, meter_state, transformer_area
+
+from tests.webclient import signed_in_client, start_demo_runtime
+
+WEEK_AREA = "Area B2"
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory):
+    runtime = start_demo_runtime(tmp_path_factory.mktemp("gridarea"))
+    _seed_a_week(runtime)
+    yield runtime
+    runtime.stop()
+
+
+def _area(rt, name: str) -> dict:
+    with rt.engine.connect() as conn:
+        return dict(conn.execute(sa.select(transformer_area).where(transformer_area.c.name == name))
+                    .mappings().one())
+
+
+def _seed_a_week(rt) -> None:
+    """A week of one-minute polls of one area's terminal before the demo's own history (bulk, from a frame)."""
+    from grid.demo import READING_KEYS, terminal_telemetry
+    from storage.timeseries import append_device_history, append_readings
+    area = _area(rt, WEEK_AREA)
+    with rt.engine.connect() as conn:
+        first = conn.execute(sa.text("SELECT min(ts) FROM readings WHERE meter_id = :m"),
+                             {"m": area["terminal_meter_id"]}).scalar_one()
+    ts = pd.date_range(end=pd.Timestamp(first) - pd.Timedelta(minutes=1), periods=6 * 24 * 60, freq="min")
+    frame = terminal_telemetry(ts).assign(meter_id=area["terminal_meter_id"])
+    with rt.engine.begin() as conn:
+        append_readings(conn, frame[["ts", "meter_id", *READING_KEYS]])
+        append_device_history(conn, frame.drop(columns=list(READING_KEYS)))
+
+
+def _walk(node, found: list):
+    if isinstance(node, dict):
+        found.append(node)
+        for v in node.values():
+            _walk(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _walk(v, found)
+    return found
+
+
+def _by_id(body, ident) -> dict:
+    return next(n["props"] for n in _walk(body, []) if isinstance(n.get("props"), dict)
+                and n["props"].get("id") == ident)
+
+
+def test_the_list_shows_every_area_with_a_link_to_its_page(rt):
+    client = signed_in_client(rt, "operator")
+    page = client.page("/grid/areas")
+    assert page.status == 200
+    text = json.dumps(page.json())
+    for n in (1, 2, 3, 4):
+        area = _area(rt, f"Area B{n}")
+        assert f"Area B{n}" in text and f"/grid/area?id={area['id']}" in text
+    r = client.callback("grid.areas.refresh", {f"{LID.TICK}.n_intervals": 1})
+    assert r.status == 200 and "Area B4" in r.text
+
+
+def test_the_area_page_shows_its_terminals_latest_reading(rt):
+    area = _area(rt, "Area B1")
+    with rt.engine.connect() as conn:
+        state = dict(conn.execute(sa.select(meter_state).where(
+            meter_state.c.meter_id == area["terminal_meter_id"])).mappings().one())
+    client = signed_in_client(rt, "operator")
+    page = client.page("/grid/area", f"?id={area['id']}")
+    assert page.status == 200
+    body = page.json()["response"]
+    live = json.dumps(_by_id(body, ID.LIVE), ensure_ascii=False)
+    for key, digits in (("voltage_a", 1), ("voltage_c", 1), ("current_b", 1), ("thd_u_a", 1), ("thd_i_c", 1),
+                        ("current_n", 1), ("power_total", 1), ("reactive_total", 1), ("pf_total", 3),
+                        ("oil_temp", 1), ("humidity", 0)):
+        assert fmt(state[key], digits) in live, key
+    assert t("grid_area.tap_of", "en", position=state["tap_position"], count=5) in live
+    shown = {n["props"]["data-breaker"]: n["props"]["data-state"] for n in _walk(_by_id(body, ID.SIGNALS), [])
+             if isinstance(n.get("props"), dict) and "data-breaker" in n["props"]}
+    assert shown == {str(i): "closed" if state[f"breaker_{i}"] else "open" for i in range(1, 9)}
+    # the tick reads them again, as the terminal's latest state says
+    r = client.callback("grid.area.live", {f"{ID.TICK}.n_intervals": 1, f"{ID.AREA}.data": area["id"]})
+    out = r.json()["response"]
+    assert fmt(state["voltage_b"], 1) in json.dumps(out[ID.LIVE])
+    assert t(f"grid_area.comm.{state['comm_state']}", "en") in json.dumps(out[ID.SIGNALS])
+
+
+def test_a_week_of_one_minute_telemetry_is_drawn_with_at_most_the_budget_a_line(rt):
+    area = _area(rt, WEEK_AREA)
+    client = signed_in_client(rt, "manager")
+    r = client.callback("grid.area.range", {f"{ID.RANGE}.value": "7d", f"{ID.AREA}.data": area["id"]})
+    out = r.json()["response"]
+    traces = out[ID.CHART]["figure"]["data"]
+    names = {tr["name"] for tr in traces}
+    assert {"UA", "UB", "UC", "IA", "IN", "THDu A", "THDi C"} <= names
+    sizes = [len(tr["x"]) for tr in traces]
+    assert max(sizes) <= TREND_BUDGET and min(sizes) > TREND_BUDGET // 2   # 10,000 polls thinned, not dropped
+    applied = out[ID.APPLIED]["data"]
+    with rt.engine.connect() as conn:
+        polls = conn.execute(sa.text("SELECT count(DISTINCT ts) FROM readings WHERE meter_id = :m AND ts >= :a "
+                                     "AND ts < :b"), {"m": area["terminal_meter_id"], "a": applied["start"],
+                                                      "b": applied["end"]}).scalar_one()
+    assert polls > 6 * 24 * 60
+    assert out[ID.TREND_NOTE]["children"] == t("grid_area.trend_note", "en", n=f"{polls:,}",
+                                               budget=f"{TREND_BUDGET:,}")   # the polls in the range, said
+    # zooming into two hours draws every poll of them
+    end = dt.datetime.fromisoformat(applied["start"]) + dt.timedelta(days=2)
+    start = end - dt.timedelta(hours=2)
+    local = [rt.billing.local(x).strftime("%Y-%m-%d %H:%M:%S") for x in (start, end)]
+    r = client.callback("grid.area.zoom", {f"{ID.CHART}.relayoutData": {"xaxis.range[0]": local[0],
+                                                                         "xaxis.range[1]": local[1]},
+                                           f"{ID.APPLIED}.data": applied, f"{ID.AREA}.data": area["id"]})
+    zoomed = r.json()["response"][ID.CHART]["figure"]["data"]
+    assert {len(tr["x"]) for tr in zoomed if tr["name"] == "UA"} == {120}
+
+
+@pytest.mark.parametrize("ident", ["999999", "abc", "1.5", "-1", "９", "1e3", ""])
+def test_a_junk_area_number_is_answered_with_a_message(rt, ident):
+    client = signed_in_client(rt, "operator")
+    page = client.page("/grid/area", f"?id={ident}")
+    assert page.status == 200
+    assert (t("grid_area.unknown_area", "en") in page.text) or (ident == "" and ID.LIVE in page.text)
+
+
+def test_a_worker_may_neither_open_the_pages_nor_read_them(rt):
+    client = signed_in_client(rt, "worker")
+    assert LID.LIST not in client.page("/grid/areas").text
+    assert ID.LIVE not in client.page("/grid/area", "?id=1").text
+    assert client.callback("grid.area.live", {f"{ID.TICK}.n_intervals": 1, f"{ID.AREA}.data": 1}).status == 403
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_on_a_phone_the_area_page_fits_390_px(rt, browser, locale):
+    from tests.webclient import base_url, browser_signed_in
+    area = _area(rt, "Area B1")
+    context, page = browser_signed_in(browser, rt, "operator", width=390, locale=locale)
+    try:
+        page.goto(base_url(rt) + f"/grid/area?id={area['id']}")
+        page.wait_for_selector(f"#{ID.CHART} .main-svg")
+        page.wait_for_selector(f"#{ID.LIVE} table")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.goto(base_url(rt) + "/grid/areas")
+        page.wait_for_selector(f"#{LID.LIST}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()

@@ -259,6 +259,76 @@ def set_automation(ctx: BillingContext, actor: Actor, area_id, enabled, reason) 
                      after={"enabled": enabled, "reason": why}, source=actor.address or actor.channel)
 
 
+# What an operator may change of the automation, and the range of each (fractions of the nominal voltage or of the
+# small rating; seconds; operations). capacity_auto is on or off; small_kva may be None (half the area's rating).
+SETTING_RANGES = {"band_low": (-0.20, -0.01), "band_high": (0.01, 0.20), "first_delay_s": (0, 3600),
+                  "step_delay_s": (0, 3600), "daily_limit": (1, 200), "undervoltage": (0.30, 0.95),
+                  "small_kva": (1.0, 100_000.0), "capacity_up": (0.10, 2.00), "capacity_down": (0.0, 1.00),
+                  "capacity_hold_s": (0, 86_400)}
+INTEGER_SETTINGS = ("first_delay_s", "step_delay_s", "daily_limit", "capacity_hold_s")
+
+
+def _number(value, name: str):
+    """A setting as typed or given: ASCII digits with an optional sign and point, within its range."""
+    low, high = SETTING_RANGES[name]
+    bad = ControlError("setting_invalid", setting=name, low=low, high=high)
+    if isinstance(value, bool) or value is None:
+        raise bad
+    if isinstance(value, str):
+        text = value.strip()
+        body = text.lstrip("+-")
+        if not text or len(text) > 12 or not text.isascii() or not body.replace(".", "", 1).isdigit():
+            raise bad
+        value = float(text)
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        raise bad
+    if name in INTEGER_SETTINGS:
+        if value != int(value):
+            raise bad
+        return int(value)
+    return float(value)
+
+
+def set_settings(ctx: BillingContext, actor: Actor, area_id, settings: dict, reason) -> dict:
+    """Change the area's automation settings (any of SETTING_RANGES, and capacity_auto on or off; small_kva None
+    for half the area's rating); all or nothing, audited; the settings now in force."""
+    authorize(ctx, actor, P.GRID_ADJUST, f"area:{str(area_id)[:20]}")
+    why = _reason(reason)
+    area_id = _area_id(area_id)
+    if not isinstance(settings, dict) or not settings:
+        raise ControlError("setting_unknown", setting="-")
+    values = {}
+    for name, value in settings.items():
+        if name == "capacity_auto":
+            if not isinstance(value, bool):
+                raise ControlError("enabled_invalid")
+            values[name] = value
+        elif name == "small_kva" and value in (None, ""):
+            values[name] = None
+        elif name in SETTING_RANGES:
+            values[name] = _number(value, name)
+        else:
+            raise ControlError("setting_unknown", setting=str(name)[:30])
+    now = ctx.now()
+    with ctx.engine.begin() as conn:
+        _area(conn, area_id)
+        row = automation_row(conn, area_id, now, enabled=False, by=actor.username)
+        merged = {**{k: row[k] for k in SETTINGS}, **values}
+        if merged["band_high"] - merged["band_low"] < 2 * STEP_FRACTION:
+            raise ControlError("band_too_narrow", most=round(2 * STEP_FRACTION * 100, 1))
+        if merged["capacity_down"] >= merged["capacity_up"]:
+            raise ControlError("capacity_thresholds")
+        before = {k: row[k] for k in values}
+        store.update_automation(conn, area_id, updated_at=now, updated_by=actor.username[:100], **values)
+        store.insert_action(conn, ts=now, area_id=area_id, mode="manual", action="settings", before=None, after=None,
+                            reason_code="operator", params={"reason": why, "settings": values},
+                            operator=actor.username)
+        audit.record(conn, operator=actor.username[:100], action="grid.settings", target=f"area:{area_id}", ts=now,
+                     before={"settings": before}, after={"settings": values, "reason": why},
+                     source=actor.address or actor.channel)
+    return {k: merged[k] for k in SETTINGS}
+
+
 # ---------------------------------------------------------------------------------------------
 # reading
 def control_state(ctx: BillingContext, area_id) -> dict:

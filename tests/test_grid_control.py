@@ -138,3 +138,22 @@ def test_automation_is_switched_by_permission_with_a_reason_and_logged(site):
     rows = site.actions(lang="zh")
     assert (rows.iloc[0]["action"], rows.iloc[0]["before"], rows.iloc[0]["after"]) == ("automation_on", "off", "on")
     assert _audit(site, "grid.automation_on")[0]["operator"] == "olga"
+
+
+def test_the_automation_settings_are_changed_whole_or_not_at_all(site):
+    with pytest.raises(BillingError):
+        control.set_settings(site.ctx, cashier(), site.area_id, {"first_delay_s": 120}, "slower")
+    for bad in ({"first_delay_s": "1,5"}, {"first_delay_s": "１２０"}, {"daily_limit": 0}, {"band_high": 0.5},
+                {"first_delay_s": 120, "colour": "red"}, {"band_low": -0.02, "band_high": 0.02},
+                {"capacity_down": 0.9}, {"step_delay_s": float("nan")}, {}, {"capacity_auto": "no"}):
+        with pytest.raises(control.ControlError) as refused:
+            control.set_settings(site.ctx, operator(), site.area_id, bad, "tuning")
+        assert error_text(refused.value, "zh") and error_text(refused.value, "en")
+    assert control.control_state(site.ctx, site.area_id)["settings"] == {**control.DEFAULTS}
+    now = control.set_settings(site.ctx, operator(), site.area_id,
+                               {"first_delay_s": "120", "band_low": "-0.05", "capacity_auto": False}, "tuning")
+    assert (now["first_delay_s"], now["band_low"], now["capacity_auto"]) == (120, -0.05, False)
+    state = control.control_state(site.ctx, site.area_id)
+    assert state["settings"]["first_delay_s"] == 120 and state["band"]["low"] == pytest.approx(209.0)
+    assert site.actions().iloc[0]["action"] == "settings"
+    assert _audit(site, "grid.settings")[0]["operator"] == "olga"

@@ -33,6 +33,7 @@ NOTIFICATION_RESEND = "notification.resend"
 SETTLEMENT_CLOSE = "settlement.close"   # close another cashier's day (日结); a cashier closes their own with sale.create
 GRID_CONTROL = "grid.control"   # transformer areas: open / close outlet breakers, trip the area's arrears meters (遥控)
 GRID_ADJUST = "grid.adjust"     # transformer areas: set the tap and capacity mode, switch automatic control (遥调)
+GRID_EDIT = "grid.edit"         # transformer areas: nameplate, terminal, master meter, meters fed, cameras
 
 # Every name above, in the order operators/service.py describes them.
 ALL: tuple[str, ...] = tuple(value for name, value in list(globals().items())

@@ -45,6 +45,7 @@ USERS = PageAccess("/admin/users", (P.USER_MANAGE,))
 ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
 API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
 SITE_SETUP = PageAccess("/site", (P.SITE_EDIT,))
+GRID_AREA_EDIT = PageAccess("/grid/areas/edit", (P.GRID_EDIT,))   # a transformer area's record, cameras
 CONTROL = PageAccess("/control", (P.RELAY_BATCH, P.RELAY_COMMAND))
 # Analysis (issue 11): the managers' dashboard and the analysts' energy views
 DASHBOARD = PageAccess("/dashboard", (P.REPORT_VIEW,))
@@ -77,7 +78,7 @@ PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECO
                                  ANALYSIS_INSIGHTS, ANALYSIS_ANOMALIES, GRID_LINE_LOSS, GRID_AREAS, GRID_AREA,
                                  REPORTS, REPORT_VIEW, SETTLEMENT,
                                  WORKORDERS, WORKORDER_REVIEW, WORKORDER_KPIS,
-                                 MESSAGES, TERMINALS)
+                                 MESSAGES, TERMINALS, GRID_AREA_EDIT)
 
 
 def home_path(may: Callable[[str], bool]) -> str:

@@ -1018,3 +1018,27 @@ class WorkOrderKpis:
     def kpi(name: str) -> str:
         """One KPI's tile ("completion_rate", ...)."""
         return f"wok-kpi-{name}"
+
+
+class GridAreaEdit:
+    """/grid/areas/edit?id=, one transformer area's nameplate, devices, meters fed and cameras (grid.edit)."""
+    PAGE = "gae-page"
+    AREA = "gae-area"                  # dcc.Store: the area's id
+    RATING = "gae-rating"
+    NOMINAL = "gae-nominal"
+    GROUP = "gae-group"                # the connection group
+    TERMINAL = "gae-terminal"
+    MASTER = "gae-master"
+    CT_RATIO = "gae-ct-ratio"
+    FLOORS = "gae-floors"              # the building/floor groups of meters fed
+    ADDRESSES = "gae-addresses"
+    SAVE = "gae-save"
+    RESULT = "gae-result"
+    FED = "gae-fed"
+    CAMERAS = "gae-cameras"            # the list of cameras
+    CAMERA_NAME = "gae-camera-name"
+    CAMERA_URL = "gae-camera-url"
+    CAMERA_KIND = "gae-camera-kind"
+    CAMERA_ADD = "gae-camera-add"
+    CAMERA_RESULT = "gae-camera-result"
+    CAMERA_REMOVE = "gae-camera-remove"   # pattern: {"type": CAMERA_REMOVE, "camera": <id>}

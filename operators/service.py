@@ -59,6 +59,7 @@ PERMISSIONS: dict[str, str] = {
     P.SETTLEMENT_CLOSE: "Close another cashier's day (day-end settlement)",
     P.GRID_CONTROL: "Open and close a transformer area's outlet breakers and trip its arrears meters",
     P.GRID_ADJUST: "Set a transformer's tap and capacity mode and switch its automatic control",
+    P.GRID_EDIT: "Edit transformer areas: nameplate, terminal, master meter and CT ratio, meters fed, cameras",
 }
 
 ROLES: tuple[str, ...] = ("admin", "manager", "cashier", "operator", "analyst", "worker")

@@ -138,6 +138,9 @@ class Runtime:
         self.workorders = attach_workorders(self.engine, cfg, self.qr_key, self.jobs, self.events)
         from serve.field import attach_field
         self.field = attach_field(self.engine, cfg, self.workorders, self.jobs)   # evidence, messages, terminals
+        if self.demo:   # the transformer areas' cameras on first start (links to documentation addresses)
+            from grid.areas import seed_demo_cameras
+            seed_demo_cameras(self.engine, utcnow())
         if self.demo:   # workers, phones and 90 days of orders on first start (workorders.demo)
             from workorders.demo import seed_demo_work_orders
             seed_demo_work_orders(self.engine, self.billing.tz, utcnow(), limits_h={

@@ -99,6 +99,10 @@ def delete_camera(conn: sa.Connection, camera_id: int) -> int:
     return conn.execute(camera.delete().where(camera.c.id == int(camera_id))).rowcount
 
 
+def any_camera(conn: sa.Connection) -> bool:
+    return conn.execute(sa.select(camera.c.id).limit(1)).first() is not None
+
+
 def camera_count(conn: sa.Connection, area_id: int) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(camera).where(camera.c.area_id == int(area_id))) \
         .scalar_one()

@@ -13,7 +13,7 @@ from dashboard.i18n import LANGUAGES, catalog, t
 
 # target "kind:value" (billing, storage) and "callback name" (dashboard.auth refusals)
 TARGET_KINDS = ("meter", "account", "tariff", "building", "api_client", "alarm", "transfer_request",
-                "building_group", "room", "gateway")
+                "building_group", "room", "gateway", "area")
 # targets written as a fixed word, by the action that writes it (an operator called "demo" stays "demo")
 LITERAL_TARGETS = {"ledger": "billing.records_export", "meters": "meter.export", "operation log": "audit.export",
                    "demo": "billing.demo_seed", "demo site": "topology.import"}

@@ -80,6 +80,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("api_clients.nav", access.API_CLIENTS),
         NavPage("parameters.nav", access.PARAMETERS),
         NavPage("site.nav", access.SITE_SETUP),
+        NavPage("area_edit.nav", access.GRID_AREA_EDIT),
     )),
 )
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from grid import control
+from grid.avc import AutomaticVoltageControl
 from storage import alarms
 from storage import grid_control as store
-from storage.schema import transformer_area
+from storage.schema import command, transformer_area
+from storage.timeseries import upsert_meter_state
 from tests.grid_support import TTU, grid_site, operator
 
 
@@ -151,3 +154,81 @@ def test_the_capacity_mode_follows_the_load_with_its_own_hysteresis(site):
     for _ in range(3):
         site.tick(60)
     assert len(site.commands("capacity_mode")) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# the rules on telemetry as a poll cycle leaves it (meter_state written by the storage layer's own writer)
+@pytest.fixture
+def area(duck_engine):
+    """The area in the database only (no field): its terminal's readings are written by hand."""
+    from tests.billing_support import Clock, load_site, make_ctx
+    from tests.grid_support import START, area_site
+    clock = Clock(START)
+    load_site(duck_engine, area_site(15990), clock.now)
+    with duck_engine.begin() as conn:
+        conn.execute(transformer_area.update().values(nominal_voltage=220.0, rating_kva=630.0))
+        mid = conn.execute(sa.select(transformer_area.c.terminal_meter_id)).scalar_one()
+        area_id = conn.execute(sa.select(transformer_area.c.id)).scalar_one()
+    ctx = make_ctx(duck_engine, clock)
+    avc = AutomaticVoltageControl(ctx, enable_new_areas=True)
+    return duck_engine, clock, avc, mid, area_id
+
+
+def _reading(engine, mid, clock, volts=(230.0, 230.0, 230.0), amps=(10.0, 10.0, 10.0), steps=0, q=20.0):
+    frame = pd.DataFrame([{"meter_id": mid, "ts": pd.Timestamp(clock.now), "comm_state": "online", "miss_count": 0,
+                           "alarm_level": 0, "last_seen": pd.Timestamp(clock.now),
+                           "updated_at": pd.Timestamp(clock.now), "voltage_a": volts[0], "voltage_b": volts[1],
+                           "voltage_c": volts[2], "current_a": amps[0], "current_b": amps[1], "current_c": amps[2],
+                           "power_total": 20.0, "reactive_total": q, "pf_total": 0.7, "tap_position": 5,
+                           "capacity_mode": 1, "capacitor_steps": steps, "extra": '{"tap_count": 9}'}])
+    with engine.begin() as conn:
+        upsert_meter_state(conn, frame)
+
+
+def _area_actions(engine, area_id):
+    with engine.connect() as conn:
+        return store.actions(conn, area_id, 50)
+
+
+def test_the_terminals_capacitor_steps_are_logged_with_the_reactive_power(area):
+    engine, clock, avc, mid, area_id = area
+    with engine.begin() as conn:
+        control.automation_row(conn, area_id, clock.now, enabled=True)
+        store.update_automation(conn, area_id, capacity_auto=False)
+    _reading(engine, mid, clock, steps=0, q=40.0)
+    avc.run_once()
+    clock.advance(seconds=30)
+    _reading(engine, mid, clock, steps=0b11, q=8.5)
+    avc.run_once()
+    rows = _area_actions(engine, area_id)
+    assert [(r.action, r.before, r.after, r.reason_code) for r in rows.itertuples()] == [
+        ("capacitor", "0", "2", "reactive_power")]
+    assert rows.iloc[0]["params"] == {"kvar": 8.5, "pf": 0.7}
+
+
+def test_undervoltage_and_overcurrent_hold_the_steps_with_an_alarm_while_they_last(area):
+    engine, clock, avc, mid, area_id = area
+    with engine.begin() as conn:
+        control.automation_row(conn, area_id, clock.now, enabled=True)
+        store.update_automation(conn, area_id, capacity_auto=False, first_delay_s=0)
+    _reading(engine, mid, clock, volts=(120.0, 230.0, 230.0))            # below 70 % of 220 V: supply lost
+    avc.run_once()
+    clock.advance(seconds=120)
+    _reading(engine, mid, clock, volts=(120.0, 230.0, 230.0))
+    avc.run_once()
+    with engine.connect() as conn:
+        held = alarms.open_alarms(conn, alarms.AVC_BLOCKED)
+    assert [(a["subject_kind"], a["message_code"]) for a in held] == [("area", "avc_undervoltage")]
+    _reading(engine, mid, clock, volts=(240.0, 240.0, 240.0), amps=(1200.0, 900.0, 900.0))   # rated 954.5 A
+    avc.run_once()
+    with engine.connect() as conn:
+        held = alarms.open_alarms(conn, alarms.AVC_BLOCKED)
+        tap_commands = conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one()
+    assert [a["message_code"] for a in held] == ["avc_overcurrent"] and tap_commands == 0
+    clock.advance(seconds=60)
+    _reading(engine, mid, clock, volts=(240.0, 240.0, 240.0))
+    avc.run_once()
+    with engine.connect() as conn:
+        assert alarms.open_alarms(conn, alarms.AVC_BLOCKED) == []
+        assert [json.loads(c["payload"])["position"] for c in conn.execute(sa.select(command)).mappings()] == [4]
+    assert list(_area_actions(engine, area_id)["action"]) == ["tap", "unblocked", "blocked", "blocked"]

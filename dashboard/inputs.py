@@ -152,7 +152,7 @@ def _callback_refusal(body, callbacks: dict) -> Response | None:
     if not (isinstance(inputs, list) and isinstance(state, list) and len(inputs) == len(spec["inputs"])
             and len(state) == len(spec["state"]) and all(map(_dependency, inputs + state))
             and _outputs(body.get("outputs"), body["output"]) and isinstance(changed, list)
-            and all(map(_changed_prop, changed))):
+            and all(map(_changed_prop, changed)) and _outputs_defined(spec, body.get("outputs", []))):
         return _refusal(400, "malformed_callback")
     for dep in inputs:   # a pattern's input is a list of matches: never the page location
         if isinstance(dep, dict) and dep.get("id") == PAGES_LOCATION \
@@ -175,6 +175,32 @@ def _outputs(outputs, output: str) -> bool:
     if output.startswith(".."):   # several outputs: one entry each
         return isinstance(outputs, list) and len(outputs) == output.count("...") + 1 and all(map(_dependency, outputs))
     return outputs is None or _dependency(outputs)
+
+
+def _outputs_defined(spec: dict, outputs) -> bool:
+    """The outputs name what the callback defines, shaped as the browser sends them: the same ids; for a pattern's
+    output the ids of the components that matched, never the pattern itself, and a list of them for an ALL (or
+    ALLSMALLER) pattern but one for a MATCH pattern, whose answer is one value. Dash checks the ids too
+    (dash._validate.validate_output_spec) and the answer's shape after the callback ran, and answers a mismatch
+    with a 500."""
+    from dash.dependencies import Output
+    from dash._validate import validate_output_spec
+    from dash.exceptions import CallbackException
+    defined = spec.get("output")
+    if spec.get("no_output") or not isinstance(defined, (Output, list)) or not defined:
+        return True
+    try:
+        validate_output_spec(defined, outputs, Output)
+    except (CallbackException, KeyError, TypeError):
+        return False
+    pairs = zip(defined, outputs) if isinstance(defined, list) else [(defined, outputs)]
+    return all(isinstance(sent, list) == _many(out.component_id) for out, sent in pairs)
+
+
+def _many(ident) -> bool:
+    """Does an output's id match any number of components (a pattern with ALL or ALLSMALLER)?"""
+    from dash.dependencies import ALL, ALLSMALLER
+    return isinstance(ident, dict) and any(v is ALL or v is ALLSMALLER for v in ident.values())
 
 
 def _changed_prop(prop_id) -> bool:

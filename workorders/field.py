@@ -63,10 +63,11 @@ class FieldService:
         return Uploader(actor.username, row["id"] if row else None, any_order=office, address=actor.address)
 
     def _denied(self, actor: Actor, order_id, what: str) -> None:
-        """A refused look at or change of an order that exists: one operation-log row."""
+        """A refused look at or change of an order that exists: one operation-log row. An id that names no row
+        (not a whole number, or beyond the id column: the database would refuse to be asked) logs nothing."""
         try:
-            oid = int(order_id)
-        except (TypeError, ValueError):
+            oid = _order_id(order_id)
+        except WorkOrderError:
             return
         with self.engine.connect() as conn:
             exists, _ = store.order_assignee(conn, oid)

@@ -22,6 +22,11 @@ dash.register_page(__name__, path=access.TERMINALS.path, title="Wattline", name=
 DAY_CHOICES = (7, 30, 90)
 
 
+def _days(value) -> int:
+    """The picked window in days: one of DAY_CHOICES as the select sends it (a string), else 30."""
+    return int(value) if isinstance(value, str) and value in {str(d) for d in DAY_CHOICES} else 30
+
+
 def layout(**_query):
     lang = request_lang()
     denied = forbidden_page(access.TERMINALS, lang)
@@ -62,7 +67,7 @@ def _block_form(rows: list[dict], lang: str) -> dbc.Card:
 @guarded_callback("terminals.days", access.TERMINALS, Output(ID.RATES, "children"), Input(ID.DAYS, "value"),
                   prevent_initial_call=True, changes_state=False)
 def days_changed(value):
-    days = int(value) if value in {str(d) for d in DAY_CHOICES} else 30
+    days = _days(value)
     return terminals_view(field().terminals(days), request_lang(), site_zone(), days)
 
 
@@ -85,7 +90,7 @@ def block(_block, _unblock, terminal_id, reason, days):
     except FieldError as exc:
         return {"result": html.Span(exc.message(lang), className="text-danger"), "rows": no_update,
                 "picks": no_update}
-    days = int(days) if days in {str(d) for d in DAY_CHOICES} else 30
+    days = _days(days)
     rows = field().terminals(days)
     said = t(f"terminals.{'blocked' if row['state'] == 'blocked' else 'unblocked'}", lang, user=row["operator"])
     return {"result": html.Span(said, className="text-success"), "rows": terminals_view(rows, lang, site_zone(), days),

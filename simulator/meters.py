@@ -750,6 +750,7 @@ class AreaTerminal(SimMeter):
     CAP_SWITCH_IN, CAP_SWITCH_OUT = 1.1, -0.3   # thresholds of Q_net in steps' kvar
     PHASE_SAG = 0.85             # fault phase_sag: phase A at 85 %
     OIL_RISE_RATED, LOSS_RATIO, OIL_EXPONENT, OIL_TAU_S = 55.0, 6.0, 0.8, 180 * 60.0
+    volts_per_step = TAP_STEP * 220.0   # per terminal: TAP_STEP of its nominal phase voltage
 
     def __init__(self, spec: MeterSpec, hooks: FieldHooks, area: Area, rooms: list[PrepaidMeter],
                  master: MasterMeter | None):
@@ -830,7 +831,6 @@ class AreaTerminal(SimMeter):
 
     def resume(self, now: float) -> None:
         super().resume(now)
-        self._capacitor_switched_at = -math.inf
         self._volts = None
 
     def _upstream_energy(self, now: float) -> float:
@@ -935,7 +935,7 @@ class AreaTerminal(SimMeter):
         p_ph, q_ph = self._flows(self.steps_in)
         self._volts = self._secondary_volts(p_ph, q_ph)
         self._volts_t = self._t
-        volts = [v + g(0.3) for v in self._volts]
+        volts = [v + g(0.2) for v in self._volts]
         p, q = sum(p_ph), sum(q_ph)
         pf = p / math.hypot(p, q) if p or q else 1.0
         amps = [math.hypot(pp, qq) * 1000.0 / v for pp, qq, v in zip(p_ph, q_ph, volts)]
@@ -1026,4 +1026,5 @@ class AreaTerminal(SimMeter):
         self.capacitor_mask = int(state.get("capacitor_mask", 0)) & ((1 << self.capacitor_count) - 1)
         oil = state.get("oil_temp")
         self.oil_temp = None if oil is None else float(oil)
+        self._capacitor_switched_at = self.hooks.clock()   # a controller powering up waits its delay first
         self._apply_tap()

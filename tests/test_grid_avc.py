@@ -116,7 +116,7 @@ def test_a_stuck_tap_changer_raises_an_alarm_instead_of_being_commanded_again(si
     stuck = _open(site, alarms.AVC_TAP_STUCK)
     assert [(a["subject_kind"], a["subject_id"]) for a in stuck] == [("area", site.area_id)]
     assert stuck[0]["message_params"]["target"] == "4"
-    for _ in range(5):
+    for _ in range(3):
         site.tick(60)
     assert _taps(site) == [4], "no second command to a stuck drive"
     state = control.control_state(site.ctx, site.area_id)

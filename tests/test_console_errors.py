@@ -1,10 +1,13 @@
-"""No page logs an error: every registered page, as every role on the pages its navbar offers (the administrator on
-all of them in both languages), loads and is used a little (a search, a row chosen, a tab, a form's mode: what fires
-callbacks) in Chromium without a console error, an uncaught exception, a refused or failed callback request, or two
-elements sharing an id (Dash then reads the wrong one: Find once ignored its status filter so). The customer pages
+"""No page logs an error nor reaches another host: every registered page, as every role on the pages its navbar
+offers (the administrator on all of them in both languages), loads and is used a little (a search, a row chosen, a
+tab, a form's mode: what fires callbacks) in Chromium without a console error, an uncaught exception, a refused or
+failed callback request, two elements sharing an id (Dash then reads the wrong one: Find once ignored its status
+filter so), a request to another host (sites are often offline: no CDN, web font or call home) or anything the
+content security policy blocks; and each page as opened fits the desktop it is opened on. The customer pages
 without a code are friendly pages too."""
 from __future__ import annotations
 
+import urllib.parse
 from typing import Callable
 
 import pytest
@@ -12,7 +15,17 @@ import pytest
 from operators.service import DEFAULT_ROLE_PERMISSIONS, demo_password
 from dashboard import access
 from dashboard.i18n import t
+from tests.test_page_layout import layout_problems
 from tests.webclient import base_url, start_demo_runtime
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# Chromium reports a blocked script, style, image or frame both as a console error and as a securitypolicyviolation
+# event on the document; the event names the directive and what it blocked.
+COLLECT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+    (window.__cspViolations = window.__cspViolations || []).push(e.violatedDirective + " " + e.blockedURI);
+});
+"""
 
 DEMO = demo_password()
 
@@ -33,6 +46,11 @@ def rt(tmp_path_factory):
     runtime = start_demo_runtime(tmp_path_factory.mktemp("console"))
     yield runtime
     runtime.stop()
+
+
+def _external(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https") and parts.hostname not in LOCAL_HOSTS
 
 
 def _page_paths() -> list[str]:
@@ -154,6 +172,11 @@ def _signed_in(rt, browser, username: str, lang: str):
     context.set_default_timeout(20000)
     page = context.new_page()
     problems: list[str] = []
+    # sites are often offline: no request may leave for another host (CDN, web font, call home), and nothing the
+    # content security policy blocks (Chromium reports it as a console error and a securitypolicyviolation event)
+    page.add_init_script(COLLECT_VIOLATIONS)
+    page.on("request", lambda r: problems.append(f"{page.url} requested another host: {r.url}")
+            if _external(r.url) else None)
     page.on("console", lambda m: problems.append(f"{page.url} console {m.type}: {m.text[:300]}")
             if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"{page.url} uncaught: {e}"))
@@ -176,8 +199,14 @@ def _walk(rt, browser, username: str, paths: list[str], lang: str) -> list[str]:
             page.goto(base_url(rt) + path)
             page.wait_for_selector("#_pages_content > *")
             page.wait_for_load_state("networkidle")
+            if path == "/":
+                page.wait_for_selector(".ov-tile")
+            # the page as opened fits the desktop (the phone: tests/test_page_layout.py), checked in this visit
+            problems += layout_problems(page, f"1400x900 {lang} {username} {path}")
             USE.get(path, lambda _page: None)(page)
             page.wait_for_timeout(300)   # a callback the last step fired answers before the next page
+            problems += [f"{path}: blocked by the content security policy: {v}"
+                         for v in page.evaluate("window.__cspViolations || []")]
             twice = page.evaluate(_DUPLICATE_IDS)
             if twice:
                 problems.append(f"{path}: ids used twice: {twice}")

@@ -366,15 +366,30 @@ def reason_words(code: str, params: dict, lang: str = "en") -> str:
         return f"{code} {params or {}}"
 
 
+VALUE_WORDS = ("closed", "open", "small", "large", "on", "off")   # grid_control.value.<word>
+
+
+def _words(key: str, lang: str, fallback) -> str | None:
+    from core.text import catalog
+    return catalog(lang).get(key, fallback)
+
+
 def actions(ctx: BillingContext, area_id, limit: int = 50, lang: str = "en") -> pd.DataFrame:
     """The area's actions, newest first: ts (naive UTC) and local_ts (the site's), mode (auto | manual), action,
-    before, after, reason (in `lang`), reason_code and params, operator, command_id, command_state (queued, sent,
-    acked, failed, expired; None for an action without a command) and command_result, batch_id."""
+    before, after (codes: a tap position, closed / open, small / large, on / off, a count), reason (in `lang`),
+    reason_code and params, operator, command_id, command_state (queued, sent, acked, failed, expired; None for an
+    action without a command) and command_result, batch_id; and in `lang`: mode_text, action_text, before_text,
+    after_text."""
     area_id = _area_id(area_id)
     limit = max(1, min(int(limit), 1000))
     with ctx.engine.connect() as conn:
         df = store.actions(conn, area_id, limit)
     df["reason"] = [reason_words(c, p, lang) for c, p in zip(df["reason_code"], df["params"])]
     df["local_ts"] = [ctx.local(ts) if ts is not None else None for ts in df["ts"]]
+    df["mode_text"] = [_words(f"grid_control.mode.{m}", lang, m) for m in df["mode"]]
+    df["action_text"] = [_words(f"grid_control.action.{a}", lang, a) for a in df["action"]]
+    for col in ("before", "after"):
+        df[f"{col}_text"] = [_words(f"grid_control.value.{v}", lang, v) if v in VALUE_WORDS else v for v in df[col]]
     return df[["ts", "local_ts", "mode", "action", "before", "after", "reason", "reason_code", "params", "operator",
-               "command_id", "command_state", "command_result", "batch_id", "id"]]
+               "command_id", "command_state", "command_result", "batch_id", "id", "mode_text", "action_text",
+               "before_text", "after_text"]]

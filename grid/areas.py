@@ -22,6 +22,7 @@ from collectors.topology_import import AREA_NUMBER_RANGES
 from core.text import t
 from storage import audit
 from storage import grid_areas as store
+from storage.site_setup import StillReferenced
 
 TERMINAL_KIND = "transformer-terminal"     # the profile kind an area's terminal has (collectors/profiles)
 MASTER_KIND = "meter-3p"                   # and its master meter
@@ -215,7 +216,11 @@ def edit_area(engine: sa.Engine, who: Who, area_id, form: dict, profile_kinds: d
         fed |= {values[k] for k in ("terminal_meter_id", "master_meter_id") if values[k] is not None}
         before = {k: area[k] for k in store.AREA_FIELDS}
         store.update_area(conn, area["id"], values)
-        moved = store.set_area_meters(conn, area["id"], fed)
+        try:
+            moved = store.set_area_meters(conn, area["id"], fed)
+        except StillReferenced:
+            f.bad("addresses", "still_referenced")
+            f.raise_if_any()     # the transaction rolls back: nothing written
         after = {k: values[k] for k in store.AREA_FIELDS}
         changed = {k: after[k] for k in after if after[k] != before[k]}
         addresses = {m["id"]: m["address"] for m in meters}

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 
 from storage.schema import alarm_event, building, camera, meter, meter_state, room, transformer_area
+from storage.site_setup import StillReferenced
 
 AREA_FIELDS = ("rating_kva", "nominal_voltage", "connection_group", "terminal_meter_id", "master_meter_id",
                "ct_ratio")
@@ -62,15 +63,22 @@ def roles_elsewhere(conn: sa.Connection, area_id: int) -> dict[int, tuple[str, s
 
 
 def set_area_meters(conn: sa.Connection, area_id: int, meter_ids: Iterable[int]) -> dict[str, list[int]]:
-    """Make exactly these meters the area's (meter.area_id): the ones added and the ones taken out."""
+    """Make exactly these meters the area's (meter.area_id): the ones added and the ones taken out. DuckDB refuses
+    to change meter.area_id of a meter other rows point at (its accounts, sales, commands: storage.site_setup
+    .StillReferenced; the caller's transaction is then over), PostgreSQL does not."""
     wanted = {int(m) for m in meter_ids}
     have = set(meters_of_area(conn, area_id))
     added, removed = sorted(wanted - have), sorted(have - wanted)
-    for i in range(0, len(added), 1000):
-        conn.execute(meter.update().where(meter.c.id.in_(added[i:i + 1000])).values(area_id=int(area_id)))
-    for i in range(0, len(removed), 1000):
-        conn.execute(meter.update().where(meter.c.id.in_(removed[i:i + 1000]),
-                                          meter.c.area_id == int(area_id)).values(area_id=None))
+    try:
+        for i in range(0, len(added), 1000):
+            conn.execute(meter.update().where(meter.c.id.in_(added[i:i + 1000])).values(area_id=int(area_id)))
+        for i in range(0, len(removed), 1000):
+            conn.execute(meter.update().where(meter.c.id.in_(removed[i:i + 1000]),
+                                              meter.c.area_id == int(area_id)).values(area_id=None))
+    except sa.exc.IntegrityError as exc:
+        if "still referenced by a foreign key" in str(exc):
+            raise StillReferenced("meter") from None
+        raise
     return {"added": added, "removed": removed}
 
 

@@ -3,7 +3,6 @@ load move the area's voltages (the rooms' meters too), the capacitor bank's own 
 inputs, temperatures, and the state kept across a restart."""
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import statistics
 
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 
 from collectors import secureframe as sf
 from collectors.cycle import CollectorService
-from collectors.poller import FieldIO, PollTarget
+from collectors.poller import FieldIO
 from collectors.profiles import ProfileRegistry
 from collectors.topology_import import import_topology
 from simulator.field import run_field_in_thread
@@ -22,21 +21,13 @@ from simulator.site import BusSpec, GatewaySpec, MeterSpec, SiteSpec
 from storage.schema import meter
 from storage.timeseries import device_history
 from tests.conftest import free_port_block
+from tests.test_collectors_field import targets_of
+from tests.test_simulator import FakeClock  # at the evening peak, Wednesday 2026-11-18 20:00 China time
 
-# Wednesday 2026-11-18 20:00 China time: the dormitories' evening peak.
-EVENING = calendar.timegm((2026, 11, 18, 12, 0, 0))
 TTU = "202600000901"
 ROOMS = [f"20260000010{i}" for i in range(1, 7)]
 NOMINAL = 220.0
 STEP_KVAR = 15.0
-
-
-class FakeClock:
-    def __init__(self, t: float = EVENING):
-        self.t = float(t)
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def area_site(base_port: int, **terminal) -> SiteSpec:
@@ -57,10 +48,7 @@ class Rig:
     def __init__(self, site: SiteSpec, ft, fio: FieldIO, clock: FakeClock):
         self.site, self.ft, self.fio, self.clock = site, ft, fio, clock
         self.field = ft.field
-        self.targets = {r["meter_address"]: PollTarget(
-            meter_id=i, meter_address=r["meter_address"], gateway=r["gateway"], host=r["host"], port=r["port"],
-            framing=r["framing"], bus_no=r["bus"], unit=r["unit"], profile=r["profile"])
-            for i, r in enumerate(site.topology_rows(), start=1)}
+        self.targets = {t.meter_address: t for t in targets_of(site, timeout_s=1.0)}
         self.counters: dict[str, int] = {}
 
     def terminal(self) -> dict:
@@ -76,7 +64,7 @@ class Rig:
         return self.fio.send_frame(self.targets[address], frame).result
 
     def tick(self, seconds: float = 1.5) -> None:
-        self.clock.t += seconds
+        self.clock.advance(seconds)
 
 
 @pytest.fixture

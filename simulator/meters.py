@@ -678,7 +678,8 @@ class MasterMeter(SimMeter):
         supply = self.area.phase_volts(self._t)
         if supply is None:
             supply = ((228.0 - 6.0 * fraction) * self.area.voltage_factor,) * 3
-        volts = [v * (MASTER_METER_POSITION if self.area.terminal else 1.0) + g(0.5) for v in supply]
+        position = 1.0 if self.area.terminal is None else MASTER_METER_POSITION
+        volts = [v * position + g(0.5) for v in supply]
         pf = [min(0.999, 0.93 + g(0.01)) for _ in range(3)]
         watts = [p * 1000.0 * (1 + g(0.004)) for p in self.phase_kw]
         amps = [w / (v * f) for w, v, f in zip(watts, volts, pf)]

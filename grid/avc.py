@@ -18,9 +18,10 @@ Per area whose automation is on (grid_automation.enabled; grid.control.set_autom
 - Capacitor steps are the terminal's local controller's (by reactive power): each change seen is logged with the
   reactive power and power factor as its reason.
 
-Nothing is sent while a grid command to the terminal is still on its way. Every automatic action (and each hold:
-daily limit, end of the tap range, dead band) is a grid_action row with its reason; grid.control.actions shows
-them. The commands go through the outbox (purpose grid) and the dispatcher like the operator's.
+Nothing is sent while a grid command to the terminal is still on its way, nor before a reading taken after the
+last one was settled. Every automatic action (and each hold: daily limit, end of the tap range, dead band) is a
+grid_action row with its reason; grid.control.actions shows them. The commands go through the outbox (purpose
+grid) and the dispatcher like the operator's.
 """
 from __future__ import annotations
 
@@ -90,13 +91,17 @@ class AutomaticVoltageControl:
             row = automation_row(conn, area_id, now, enabled=self.enable_new_areas)
             seen = store.telemetry(conn, mid)
             summary["areas"] += 1
-            if seen is None or seen["comm_state"] == "lost" or now - seen["ts"] > self.stale_after:
+            if seen is None or seen["comm_state"] == "lost" or seen["last_seen"] is None \
+                    or now - seen["last_seen"] > self.stale_after:
                 return
             self._capacitors(conn, area, row, seen, now, summary)
             if not row["enabled"]:
                 return
             if store.open_commands(conn, mid):
                 return   # what is on its way first: its read-back says where the tap is
+            finished = store.last_finished(conn, mid)
+            if finished is not None and min(seen["ts"], seen["last_seen"]) < finished:
+                return   # a reading taken after the last command first (its voltages are the new tap's)
             if self._tap(conn, area, row, seen, now, summary):
                 return
             self._capacity(conn, area, row, seen, now, summary)

@@ -41,9 +41,10 @@ def area_ids(conn: sa.Connection) -> list[int]:
 
 
 def telemetry(conn: sa.Connection, meter_id: int) -> dict | None:
-    """The terminal's latest reading (meter_state): ts, comm_state and TELEMETRY_KEYS, plus tap_count from its own
-    keys (extra); None before its first reading."""
-    q = sa.select(meter_state.c.ts, meter_state.c.comm_state, meter_state.c.extra,
+    """The terminal's latest reading (meter_state): ts (when the field was read), last_seen (the collector's clock
+    when it recorded it), comm_state and TELEMETRY_KEYS, plus tap_count from its own keys (extra); None before its
+    first reading."""
+    q = sa.select(meter_state.c.ts, meter_state.c.last_seen, meter_state.c.comm_state, meter_state.c.extra,
                   *(meter_state.c[k] for k in TELEMETRY_KEYS)).where(meter_state.c.meter_id == int(meter_id))
     row = conn.execute(q).mappings().first()
     if row is None or row["ts"] is None:
@@ -141,6 +142,13 @@ def open_commands(conn: sa.Connection, meter_id: int) -> list[dict]:
         row["payload"] = json.loads(row["payload"] or "{}")
         out.append(row)
     return out
+
+
+def last_finished(conn: sa.Connection, meter_id: int) -> dt.datetime | None:
+    """When the terminal's latest grid command was settled (acked, failed or expired), or None."""
+    q = sa.select(sa.func.max(command.c.finished_at)).where(
+        command.c.meter_id == int(meter_id), command.c.purpose == Purpose.GRID.value)
+    return conn.execute(q).scalar()
 
 
 def area_meter_addresses(conn: sa.Connection, area_id: int) -> list[str]:

@@ -78,6 +78,21 @@ def test_a_voltage_pushed_above_the_band_comes_back_by_one_step_at_a_time_after_
     assert "高于 235.4 V" in site.actions(lang="zh").query("action == 'tap'").iloc[-1]["reason"]
 
 
+def test_no_second_step_before_a_reading_taken_after_the_first(site):
+    site.settings(enabled=True, capacity_auto=False, step_delay_s=0)
+    site.field.set_supply_offset(TTU, 6.0)
+    site.tick(0)
+    site.tick(61)
+    assert _taps(site) == [4]
+    site.clock.advance(seconds=40)
+    site.dispatcher.run_once()                  # the step is made and read back, the area not polled yet
+    site.avc.run_once()
+    assert _taps(site) == [4], "the last reading is of the tap before the step"
+    site.poll()
+    site.avc.run_once()
+    assert _taps(site) == [4, 3]
+
+
 def test_the_daily_limit_holds_further_steps_and_says_so_once(site):
     site.settings(enabled=True, capacity_auto=False, daily_limit=1)
     site.field.set_supply_offset(TTU, 6.0)

@@ -1,4 +1,4 @@
-"""Telesignals (grid/telesignals.py) over real poll cycles against the simulator on loopback: the terminal's door,
+"""Telesignals (grid/telesignals.py) over real poll cycles against the simulator on loopback, on both engines: the terminal's door,
 smoke and water inputs, an outlet breaker in service that opens, and the environment over the [grid] limits each
 open an alarm event on the area (kind, subject, message in both languages) and close it when they clear; a spare
 outlet never closed raises nothing; a lost terminal keeps its area's events and its lost contact is named for the
@@ -36,22 +36,22 @@ def _site(port: int) -> SiteSpec:
 
 
 @pytest.fixture
-def area(duck_engine, fixed_now):
+def area(any_engine, fixed_now):
     spec = _site(free_port_block(1))
     rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in spec.topology_rows()]
-    import_topology(duck_engine, rows, set(ProfileRegistry().names()), fixed_now)
-    with duck_engine.begin() as conn:
+    import_topology(any_engine, rows, set(ProfileRegistry().names()), fixed_now)
+    with any_engine.begin() as conn:
         conn.execute(gateway.update().values(timeout_s=0.8, retries=0))
         area_id = conn.execute(sa.select(transformer_area.c.id)).scalar_one()
     minutes = iter(fixed_now.replace(minute=m) for m in range(60))
     bus, heard = EventBus(), []
     bus.subscribe(ALARM_CHANGED, heard.append)
     with run_field_in_thread(spec) as ft, FieldIO(ProfileRegistry()) as fio:
-        service = CollectorService(duck_engine, fio, lost_after=1, clock=lambda: next(minutes), events=bus)
-        signals = Telesignals(duck_engine, clock=service.clock, limits=GridConfig())
+        service = CollectorService(any_engine, fio, lost_after=1, clock=lambda: next(minutes), events=bus)
+        signals = Telesignals(any_engine, clock=service.clock, limits=GridConfig())
         signals.subscribe(bus)
         service.run_cycle()
-        yield ft.field, service, duck_engine, area_id, heard
+        yield ft.field, service, any_engine, area_id, heard
 
 
 def _events(engine, area_id, kind):

@@ -171,15 +171,37 @@ def _baseline(spec: dict, good: dict) -> dict:
     return values
 
 
-def _wildcard_value(dep: dict, index, clicks) -> list[dict]:
-    """What the browser sends for an ALL input: one entry per matching component."""
-    ident = {k: (index if v == ["ALL"] else v) for k, v in json.loads(dep["id"]).items()}
-    return [{"id": ident, "property": dep["property"], "value": clicks}]
+def _pattern_id(ident: str, index) -> dict:
+    """A pattern's id (ALL or MATCH in a key) as the id of one component it matches, `index` in the pattern's key."""
+    return {k: (index if v in (["ALL"], ["MATCH"]) else v) for k, v in json.loads(ident).items()}
+
+
+def _is_match(ident) -> bool:
+    return isinstance(ident, str) and '["MATCH"]' in ident
+
+
+def _wildcard_value(dep: dict, index, clicks) -> list[dict] | dict:
+    """What the browser sends for a pattern's input: for ALL one entry per matching component (a list), for MATCH
+    the one component that fired (an entry)."""
+    entry = {"id": _pattern_id(dep["id"], index), "property": dep["property"], "value": clicks}
+    return entry if _is_match(dep["id"]) else [entry]
 
 
 def _changed_id(dep: dict, index) -> str:
-    ident = {k: (index if v == ["ALL"] else v) for k, v in json.loads(dep["id"]).items()}
-    return json.dumps(ident, sort_keys=True, separators=(",", ":")) + "." + dep["property"]
+    return json.dumps(_pattern_id(dep["id"], index), sort_keys=True, separators=(",", ":")) + "." + dep["property"]
+
+
+def _matched(body: dict, index) -> dict:
+    """A MATCH callback's request as the browser builds it: the outputs and every other MATCH input and state of
+    the same component (`index`), as single entries with concrete ids."""
+    def one(entry):
+        return {**entry, "id": _pattern_id(entry["id"], index)} if _is_match(entry.get("id")) else entry
+
+    outputs = body["outputs"]
+    body["outputs"] = [one(o) for o in outputs] if isinstance(outputs, list) else one(outputs)
+    for part in ("inputs", "state"):
+        body[part] = [one(e) if isinstance(e, dict) else e for e in body[part]]
+    return body
 
 
 def _bodies(spec: dict, good: dict):
@@ -189,10 +211,18 @@ def _bodies(spec: dict, good: dict):
     the others empty, since a callback only tests it for truth and an empty form keeps those calls cheap."""
     base = _baseline(spec, good)
     first = spec["inputs"][0]
+    match = _is_match(spec["output"]) or any(_is_match(d["id"]) for d in spec["inputs"] + spec["state"])
+
+    def _shaped(body: dict) -> dict:   # a MATCH callback's plain fields: its component 1's
+        if match:
+            body["changedPropIds"] = [_changed_id({"id": c.rsplit(".", 1)[0], "property": c.rsplit(".", 1)[1]}, 1)
+                                      if _is_match(c) else c for c in body["changedPropIds"]]
+        return _matched(body, 1) if match else body
+
     for dep in spec["inputs"] + spec["state"]:
         if dep["property"] in CLICKS and not _is_wildcard(dep):
             for name in TRIGGER_VALUES:
-                yield _key(dep), name, callback_body(spec, {_key(dep): BAD_VALUES[name]}, [_key(dep)])
+                yield _key(dep), name, _shaped(callback_body(spec, {_key(dep): BAD_VALUES[name]}, [_key(dep)]))
             continue
         context = next((v for k, v in CONTEXT.items() if _key(dep).startswith(k)), {})
         for name, bad in BAD_VALUES.items():
@@ -200,17 +230,18 @@ def _bodies(spec: dict, good: dict):
                 for what, entry, index in (("index", _wildcard_value(dep, bad, 1), bad),
                                            ("value", _wildcard_value(dep, METER, bad), METER)):
                     body = callback_body(spec, base, [_changed_id(dep, index)])
-                    # as the browser sends a pattern's input: the list of its matches in the input's place
-                    body["inputs"] = [entry if d["id"] == dep["id"] else b for d, b in zip(spec["inputs"],
-                                                                                            body["inputs"])]
-                    yield f"{_key(dep)}[{what}]", name, body
+                    # as the browser sends a pattern's input: its matches (or its one match) in the input's place
+                    for part, deps in (("inputs", spec["inputs"]), ("state", spec["state"])):
+                        body[part] = [entry if d["id"] == dep["id"] else b for d, b in zip(deps, body[part])]
+                    yield f"{_key(dep)}[{what}]", name, _matched(body, index) if match else body
                 continue
             changed = _key(dep) if dep in spec["inputs"] else _key(first)
             values = {**base, **context}
-            yield _key(dep), name, callback_body(spec, {**values, _key(dep): bad}, [changed])
+            yield _key(dep), name, _shaped(callback_body(spec, {**values, _key(dep): bad}, [changed]))
             if name in MEMBER_VALUES:
                 for inner, value in _inside(base.get(_key(dep)), bad):
-                    yield f"{_key(dep)}{inner}", name, callback_body(spec, {**values, _key(dep): value}, [changed])
+                    yield f"{_key(dep)}{inner}", name, _shaped(callback_body(spec, {**values, _key(dep): value},
+                                                                            [changed]))
 
 
 def _inside(good_value, bad) -> list[tuple[str, object]]:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pandas as pd
 import sqlalchemy as sa
 
+from storage.frames import read_frame
 from storage.schema import DEVICE_FLOAT_KEYS, DEVICE_INT_KEYS, alarm_event, device_readings, meter_state, readings
 
 # What a terminal's trends draw: from readings (per poll of every meter) and from device_readings (what only the
@@ -59,8 +60,7 @@ def terminal_series(conn: sa.Connection, meter_id: int, start: dt.datetime, end:
     d = device_readings.c
     q2 = (sa.select(d.ts, *(d[k] for k in TREND_DEVICE_KEYS))
           .where(d.meter_id == int(meter_id), d.ts >= start, d.ts < end))
-    left = pd.DataFrame(conn.execute(q1).all(), columns=["ts", *TREND_READING_KEYS])
-    right = pd.DataFrame(conn.execute(q2).all(), columns=["ts", *TREND_DEVICE_KEYS])
+    left, right = read_frame(conn, q1), read_frame(conn, q2)
     columns = ["ts", *TREND_READING_KEYS, *TREND_DEVICE_KEYS]
     if left.empty and right.empty:
         return pd.DataFrame(columns=columns)
@@ -72,3 +72,4 @@ def terminal_series(conn: sa.Connection, meter_id: int, start: dt.datetime, end:
         merged = left.merge(right, on="ts", how="outer")
     merged["ts"] = pd.to_datetime(merged["ts"])
     return merged.sort_values("ts", kind="stable").reset_index(drop=True)[columns]
+

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dashboard.components.grid_area import TREND_BUDGET, fmt
+from dashboard.components.grid_area import TREND_BUDGET, fmt, trend_points
 from dashboard.i18n import t
 from dashboard.ids import GridArea as ID
 from dashboard.ids import GridAreas as LID
@@ -113,7 +113,7 @@ def test_a_week_of_one_minute_telemetry_is_drawn_with_at_most_the_budget_a_line(
     traces = out[ID.CHART]["figure"]["data"]
     names = {tr["name"] for tr in traces}
     assert {"UA", "UB", "UC", "IA", "IN", "THDu A", "THDi C"} <= names
-    sizes = [len(tr["x"]) for tr in traces]
+    sizes = trend_points(out[ID.CHART]["figure"])
     assert max(sizes) <= TREND_BUDGET and min(sizes) > TREND_BUDGET // 2   # 10,000 polls thinned, not dropped
     applied = out[ID.APPLIED]["data"]
     with rt.engine.connect() as conn:
@@ -130,8 +130,8 @@ def test_a_week_of_one_minute_telemetry_is_drawn_with_at_most_the_budget_a_line(
     r = client.callback("grid.area.zoom", {f"{ID.CHART}.relayoutData": {"xaxis.range[0]": local[0],
                                                                          "xaxis.range[1]": local[1]},
                                            f"{ID.APPLIED}.data": applied, f"{ID.AREA}.data": area["id"]})
-    zoomed = r.json()["response"][ID.CHART]["figure"]["data"]
-    assert {len(tr["x"]) for tr in zoomed if tr["name"] == "UA"} == {120}
+    zoomed = r.json()["response"][ID.CHART]["figure"]
+    assert {n for tr, n in zip(zoomed["data"], trend_points(zoomed)) if tr["name"] == "UA"} == {120}
 
 
 @pytest.mark.parametrize("ident", ["999999", "abc", "1.5", "-1", "９", "1e3", ""])
@@ -155,9 +155,11 @@ def test_on_a_phone_the_area_page_fits_390_px(rt, browser, locale):
     area = _area(rt, "Area B1")
     context, page = browser_signed_in(browser, rt, "operator", width=390, locale=locale)
     try:
+        page.goto(base_url(rt) + f"/lang/{locale[:2]}?next=/status")
         page.goto(base_url(rt) + f"/grid/area?id={area['id']}")
         page.wait_for_selector(f"#{ID.CHART} .main-svg")
         page.wait_for_selector(f"#{ID.LIVE} table")
+        assert t("grid_area.phases", locale[:2]) in page.inner_text(f"#{ID.LIVE}")   # in the language chosen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.goto(base_url(rt) + "/grid/areas")
         page.wait_for_selector(f"#{LID.LIST}")

@@ -108,7 +108,8 @@ def layout(id=None, range=None, **_query):   # noqa: A002  (the page's query: ?i
         dbc.Row([dbc.Col(dbc.Select(id=ID.RANGE, value=range_key, options=range_options(lang)), xs=6, md=2),
                  dbc.Col(html.Span(note, id=ID.TREND_NOTE, className="small text-muted"), xs=12, md=10,
                          className="d-flex align-items-center")], className="g-2 mb-1"),
-        dcc.Graph(id=ID.CHART, figure=fig, config={"displaylogo": False, "responsive": True,
+        # not "responsive": its resize observer draws the six charts a second time on load
+        dcc.Graph(id=ID.CHART, figure=fig, config={"displaylogo": False,
                                                    "modeBarButtonsToRemove": ["select2d", "lasso2d"]}),
         html.Div(id=ID.ACTIONS),
         dcc.Store(id=ID.AREA, data=int(area["id"])),

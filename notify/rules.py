@@ -20,11 +20,13 @@ import sqlalchemy as sa
 from core.clock import site_time, utcnow
 from core.formatting import format_money
 from notify.outbox import HOLD_EXEMPT, queue_message, quiet_until
+from storage.alarms import AlarmLevel, message_text
 from storage.engine import run_transaction
 from storage.schema import account, account_meter, building, command, gateway, ledger_entry, meter, notification, room
 
 CUSTOMER_KINDS = ("alarm1", "alarm2", "arrears", "purchase")
-OPERATOR_KINDS = ("gateway_lost", "tamper", "command_failed", "meters_lost", "tamper_digest")
+OPERATOR_KINDS = ("gateway_lost", "tamper", "command_failed", "meters_lost", "tamper_digest",
+                  "area_alarm")   # area_alarm: a transformer area's critical alarm (smoke, water, oil temperature)
 KINDS = CUSTOMER_KINDS + OPERATOR_KINDS
 SEVERITY = ("arrears", "alarm2", "alarm1")       # most severe first
 REARM = dt.timedelta(hours=1)
@@ -49,11 +51,12 @@ class NotificationRules:
 
     # -- events
     def on_alarm(self, changes) -> int:
-        """ALARM_CHANGED (storage.alarms.AlarmChanges): customers' levels, operators' lost gateways, tamper and
-        digests of many meters lost at once. Returns how many messages were queued."""
+        """ALARM_CHANGED (storage.alarms.AlarmChanges): customers' levels, operators' lost gateways, tamper,
+        digests of many meters lost at once and transformer areas' critical alarms. Returns how many messages
+        were queued."""
         at = changes.at
         levels: dict[int, list] = {}
-        tamper, gateways, meters_lost = [], [], []
+        tamper, gateways, meters_lost, areas = [], [], [], []
         for c in changes.opened:
             if c.subject_kind == "meter" and c.kind in SEVERITY:
                 levels.setdefault(c.subject_id, []).append(c)
@@ -63,7 +66,9 @@ class NotificationRules:
                 gateways.append(c)
             elif c.kind == "lost_contact" and c.subject_kind == "meter":
                 meters_lost.append(c.subject_id)
-        if not (levels or tamper or gateways or len(meters_lost) > self.digest_over):
+            elif c.subject_kind == "area" and c.level >= AlarmLevel.CRITICAL:
+                areas.append(c)
+        if not (levels or tamper or gateways or areas or len(meters_lost) > self.digest_over):
             return 0
 
         def work(conn):
@@ -75,6 +80,7 @@ class NotificationRules:
             queued += self._gateways_lost(conn, gateways, at)
             if len(meters_lost) > self.digest_over:
                 queued += self._digest(conn, "meters_lost", meters_lost, at)
+            queued += self._areas(conn, areas, at)
             return queued
         return self._done(run_transaction(self.engine, work))
 
@@ -163,6 +169,15 @@ class NotificationRules:
         return sum(self._to_operators(conn, "tamper", {"meter": row["address"], "room": row["place"],
                                                        "time": self._time(at)}, at, episodes[row["id"]])
                    for row in self._meters(conn, episodes))
+
+    def _areas(self, conn, changes: list, at) -> int:
+        """A transformer area's critical alarm to the alarm numbers: the event's own message, once per event."""
+        if not changes or not self.sms.alarm_numbers:
+            return 0
+        lang = self.sms.operator_language
+        return sum(self._to_operators(conn, "area_alarm", {
+            "what": message_text({"message_code": c.message_code, "message_params": dict(c.params)}, lang),
+            "time": self._time(at)}, at, f"alarm:{c.id}") for c in changes)
 
     def _gateways_lost(self, conn, changes: list, at) -> int:
         if not changes or not self.sms.alarm_numbers:

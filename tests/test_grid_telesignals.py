@@ -164,3 +164,21 @@ def test_the_conditions_leave_what_the_terminal_does_not_report():
     out = conditions(row, {1}, GridConfig(humidity_max=90.0, environment_margin=2.0))
     assert out[alarms.AREA_DOOR_OPEN][0] is None and out[alarms.AREA_BREAKER_OPEN][0] is None
     assert out[alarms.AREA_HUMIDITY][0] is None, "between the limit less the margin and the limit: left as it is"
+
+
+def test_smoke_reaches_the_alarm_numbers_once_in_the_operators_language(area):
+    from core.config import SmsConfig, site_zone
+    from notify.outbox import messages
+    from notify.rules import NotificationRules
+    field, service, engine, area_id, _heard = area
+    rules = NotificationRules(engine, SmsConfig(alarm_numbers=("13900000001",), operator_language="zh"),
+                              site_zone("+08:00"))
+    rules.subscribe(service.events)
+    field.set_terminal_input(TTU, "door_open", True)     # a warning: seen on /alarms, no message
+    field.set_terminal_input(TTU, "smoke", True)
+    service.run_cycle()
+    service.run_cycle()
+    with engine.connect() as conn:
+        [msg] = [m for m in messages(conn) if m["kind"] == "area_alarm"]
+    assert msg["recipient"] == "operator" and msg["phone"] == "13900000001"
+    assert msg["text"].endswith("：Area S：台区终端 202611309002 报告烟感动作。") and msg["text"].startswith("Wattline报警")

@@ -370,8 +370,8 @@ VALUE_WORDS = ("closed", "open", "small", "large", "on", "off")   # grid_control
 
 
 def _words(key: str, lang: str, fallback) -> str | None:
-    from core.text import catalog
-    return catalog(lang).get(key, fallback)
+    from core.text import LANGUAGES, catalog
+    return catalog(lang if lang in LANGUAGES else "en").get(key, fallback)
 
 
 def actions(ctx: BillingContext, area_id, limit: int = 50, lang: str = "en") -> pd.DataFrame:
@@ -381,7 +381,10 @@ def actions(ctx: BillingContext, area_id, limit: int = 50, lang: str = "en") -> 
     action without a command) and command_result, batch_id; and in `lang`: mode_text, action_text, before_text,
     after_text."""
     area_id = _area_id(area_id)
-    limit = max(1, min(int(limit), 1000))
+    try:
+        limit = max(1, min(int(limit), 1000))
+    except (TypeError, ValueError, OverflowError):
+        limit = 50
     with ctx.engine.connect() as conn:
         df = store.actions(conn, area_id, limit)
     df["reason"] = [reason_words(c, p, lang) for c, p in zip(df["reason_code"], df["params"])]

@@ -58,6 +58,7 @@ def test_a_breaker_opened_with_permission_is_confirmed_by_reading_it_back(site):
     row = site.actions().iloc[0]
     assert (row["mode"], row["action"], row["before"], row["after"]) == ("manual", "breaker_open", "closed", "open")
     assert (row["command_state"], row["operator"], row["reason"]) == ("acked", "olga", "cable work on outlet 2")
+    assert len(site.actions(limit="many", lang="xx")) == 1, "a bad limit or language falls back"
     zh = site.actions(lang="zh").iloc[0]
     assert (zh["mode_text"], zh["action_text"], zh["before_text"], zh["after_text"]) == ("手动", "出线开关拉闸", "合闸", "拉闸")
     state = control.control_state(site.ctx, site.area_id)

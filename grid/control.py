@@ -276,11 +276,11 @@ def _number(value, name: str):
         raise bad
     if isinstance(value, str):
         text = value.strip()
-        body = text.lstrip("+-")
+        body = text[1:] if text[:1] in ("+", "-") else text
         if not text or len(text) > 12 or not text.isascii() or not body.replace(".", "", 1).isdigit():
             raise bad
         value = float(text)
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+    if not isinstance(value, (int, float)) or not low <= value <= high or not math.isfinite(value):
         raise bad
     if name in INTEGER_SETTINGS:
         if value != int(value):

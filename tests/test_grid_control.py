@@ -148,7 +148,9 @@ def test_the_automation_settings_are_changed_whole_or_not_at_all(site):
         control.set_settings(site.ctx, cashier(), site.area_id, {"first_delay_s": 120}, "slower")
     for bad in ({"first_delay_s": "1,5"}, {"first_delay_s": "１２０"}, {"daily_limit": 0}, {"band_high": 0.5},
                 {"first_delay_s": 120, "colour": "red"}, {"band_low": -0.02, "band_high": 0.02},
-                {"capacity_down": 0.9}, {"step_delay_s": float("nan")}, {}, {"capacity_auto": "no"}):
+                {"capacity_down": 0.9}, {"step_delay_s": float("nan")}, {}, {"capacity_auto": "no"},
+                {"band_low": "--0.05"}, {"band_low": "-"}, {"daily_limit": "1e3"}, {"small_kva": [1]}, "band_low",
+                {"daily_limit": 10**400}):
         with pytest.raises(control.ControlError) as refused:
             control.set_settings(site.ctx, operator(), site.area_id, bad, "tuning")
         assert error_text(refused.value, "zh") and error_text(refused.value, "en")

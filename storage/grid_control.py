@@ -153,9 +153,10 @@ def last_finished(conn: sa.Connection, meter_id: int) -> dt.datetime | None:
 
 def area_meter_addresses(conn: sa.Connection, area_id: int) -> list[str]:
     """The numbers of the meters the area feeds (not its terminal nor its master meter; not removed)."""
-    q = (sa.select(meter.c.address).join(transformer_area, transformer_area.c.id == meter.c.area_id)
-         .where(transformer_area.c.id == int(area_id), meter.c.status != "removed",
-                sa.or_(transformer_area.c.terminal_meter_id.is_(None), meter.c.id != transformer_area.c.terminal_meter_id),
-                sa.or_(transformer_area.c.master_meter_id.is_(None), meter.c.id != transformer_area.c.master_meter_id))
+    area = transformer_area
+    q = (sa.select(meter.c.address).join(area, area.c.id == meter.c.area_id)
+         .where(area.c.id == int(area_id), meter.c.status != "removed",
+                sa.or_(area.c.terminal_meter_id.is_(None), meter.c.id != area.c.terminal_meter_id),
+                sa.or_(area.c.master_meter_id.is_(None), meter.c.id != area.c.master_meter_id))
          .order_by(meter.c.address))
     return [r[0] for r in conn.execute(q)]

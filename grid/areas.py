@@ -33,7 +33,7 @@ NUMBER_MAX = 20                            # characters of a typed number ("4000
 ADDRESSES_MAX = 20000                      # characters of the typed list of meter numbers (about 1500 numbers)
 GROUP_SEP = "\x1f"                         # building and floor in a group's key (never typed: a control char)
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９．。／", "0123456789../")
-_NUMBER = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
+_NUMBER = re.compile(r"[+-]?[0-9]{1,9}(\.[0-9]{1,6})?")   # a sign: read, then out of range
 # IEC 60076-1 vector groups: HV winding D/Y/YN/Z/ZN, LV winding d/y/yn/z/zn, clock number 0..11 (Dyn11, Yyn0)
 _GROUP = re.compile(r"(YN|ZN|D|Y|Z)(yn|zn|d|y|z)(1[01]|[0-9])", re.IGNORECASE)
 _METER_NUMBER = re.compile(r"[0-9]{12}")
@@ -102,7 +102,8 @@ class _Form:
             self.bad(name, "decimal_comma", value=text)
             return None
         parts = text.split("/") if ratio else [text]
-        if len(parts) > 2 or not all(_NUMBER.fullmatch(p) for p in parts):
+        if len(parts) > 2 or not all(_NUMBER.fullmatch(p) for p in parts) or \
+                (len(parts) == 2 and any(p[0] in "+-" for p in parts)):
             self.bad(name, "not_ratio" if ratio else "not_number", value=text)
             return None
         number = float(parts[0])

@@ -156,8 +156,18 @@ class Telesignals:
         return tuple(out)
 
 
-def attach_telesignals(engine: sa.Engine, events: EventBus, limits: GridConfig, clock=utcnow) -> Telesignals:
-    """The telesignal evaluation after every poll cycle (serve.runtime)."""
-    signals = Telesignals(engine, clock=clock, limits=limits)
-    signals.subscribe(events)
+JOB = "telesignals"
+
+
+def attach_telesignals(engine: sa.Engine, events: EventBus, limits: GridConfig, jobs, *, interval_s: float = 60.0,
+                       clock=utcnow) -> Telesignals:
+    """The scheduler's "telesignals" job (serve.runtime): woken after every poll cycle, and on its interval, so its
+    last run and error show on /status."""
+    signals = Telesignals(engine, events, clock=clock, limits=limits)
+
+    def run() -> dict:
+        out = signals.evaluate()
+        return {"opened": len(out.opened), "closed": len(out.closed)}
+    jobs.add(JOB, run, interval_s)
+    events.subscribe(CYCLE_CHANGED, lambda _changes: jobs.wake(JOB))
     return signals

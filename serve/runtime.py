@@ -131,7 +131,7 @@ class Runtime:
         from grid.avc import attach_avc   # transformer areas: automatic voltage control after each poll cycle
         attach_avc(self.billing, self.jobs, self.events, enable_new_areas=self.demo)   # on in the demo
         from grid.telesignals import attach_telesignals   # transformer areas: terminals' signals as alarms
-        self.telesignals = attach_telesignals(self.engine, self.events, cfg.grid)
+        self.telesignals = attach_telesignals(self.engine, self.events, cfg.grid, self.jobs)
         self.notifications = attach_notifications(self.engine, cfg, self.jobs, self.events)
         self.parameters.rules = getattr(self.notifications, "rules", None)   # alarm SMS numbers, changed live
         from serve.workorders import attach_workorders

@@ -106,6 +106,7 @@ def test_the_nameplate_and_ct_ratio_are_written_and_logged(site):
     ({"rating_kva": "50,5"}, "rating_kva", "has a comma", "含逗号"),
     ({"rating_kva": "lots"}, "rating_kva", "is not a number", "不是数字"),
     ({"rating_kva": "1e3"}, "rating_kva", "is not a number", "不是数字"),
+    ({"rating_kva": "-630"}, "rating_kva", "-630 is outside 1..100000", "-630 超出 1..100000"),
     ({"rating_kva": "9" * 30}, "rating_kva", "at most 20", "最多 20"),
     ({"nominal_voltage": "5"}, "nominal_voltage", "outside 50..1000", "超出 50..1000"),
     ({"ct_ratio": "200/0"}, "ct_ratio", "is not a ratio", "不是变比"),

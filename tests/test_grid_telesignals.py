@@ -182,3 +182,18 @@ def test_smoke_reaches_the_alarm_numbers_once_in_the_operators_language(area):
         [msg] = [m for m in messages(conn) if m["kind"] == "area_alarm"]
     assert msg["recipient"] == "operator" and msg["phone"] == "13900000001"
     assert msg["text"].endswith("：Area S：台区终端 202611309002 报告烟感动作。") and msg["text"].startswith("Wattline报警")
+
+
+def test_the_telesignals_job_opens_what_it_finds_and_reports_on_its_status(area):
+    from collectors.schedule import Jobs
+    from grid.telesignals import JOB, attach_telesignals
+    field, service, engine, area_id, _heard = area
+    with engine.connect() as conn:
+        [state] = grid_areas.terminal_states(conn)
+    jobs = Jobs(clock=service.clock)
+    attach_telesignals(engine, EventBus(), GridConfig(humidity_max=state["humidity"] - 5), jobs, clock=service.clock)
+    assert _events(engine, area_id, alarms.AREA_HUMIDITY) == []
+    assert jobs.run(JOB)
+    [status] = [s for s in jobs.status() if s.name == JOB]
+    assert status.last_ok and status.runs == 1
+    assert _events(engine, area_id, alarms.AREA_HUMIDITY)[0]["closed_at"] is None

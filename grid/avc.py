@@ -59,26 +59,49 @@ def _seconds(now: dt.datetime, since: dt.datetime | None) -> float:
 class AutomaticVoltageControl:
     """The rule engine. run_once() looks at every area with a terminal once; its clock is ctx's."""
 
-    def __init__(self, ctx: BillingContext, *, stale_after_s: float = 300.0, enable_new_areas: bool = False):
+    def __init__(self, ctx: BillingContext, *, stale_after_s: float = 300.0, enable_new_areas: bool = False,
+                 events=None):
         self.ctx = ctx
         self.engine = ctx.engine
         self.stale_after = dt.timedelta(seconds=stale_after_s)
         self.enable_new_areas = enable_new_areas   # an area's row created on (the demo) or off (a site)
+        self.events = events   # core.events.EventBus: the alarms opened and closed go out on ALARM_CHANGED
+        self._changes: list = []
 
     def run_once(self) -> dict:
         now = self.ctx.now()
         summary = {"areas": 0, "taps": 0, "capacity": 0, "capacitors": 0, "held": 0, "errors": 0}
         with self.engine.connect() as conn:
             ids = store.area_ids(conn)
+        changes = []
         for area_id in ids:
+            self._changes = []
             try:
                 self._area(area_id, now, summary)
+                changes += self._changes   # committed
             except Exception:   # one area's trouble is its own; the others are still looked at
                 summary["errors"] += 1
                 log.exception("automatic voltage control of area %s failed", area_id)
         if summary["taps"] or summary["capacity"]:
             self.ctx.commands_queued()
+        if changes and self.events is not None:
+            from core.events import ALARM_CHANGED
+            self.events.publish(ALARM_CHANGED, alarms.AlarmChanges(now, tuple(changes)))
+        summary["alarms"] = len(changes)
         return summary
+
+    def _open_alarm(self, conn, kind: str, area: dict, level, code: str, params: dict, now: dt.datetime) -> None:
+        subject = ("area", area["id"])
+        was_open = alarms.open_alarms(conn, kind, subject=subject)
+        alarm_id = alarms.open_alarm(conn, kind, subject, level, code, params, now)
+        if not was_open:
+            self._changes.append(alarms.change_of(alarms.alarm_by_id(conn, alarm_id), True))
+
+    def _close_alarm(self, conn, kind: str, area: dict, now: dt.datetime) -> None:
+        subject = ("area", area["id"])
+        for alarm in alarms.open_alarms(conn, kind, subject=subject):
+            self._changes.append(alarms.change_of(alarm, False))
+        alarms.close_alarm(conn, kind, subject, now)
 
     # -----------------------------------------------------------------------------------------
     def _area(self, area_id: int, now: dt.datetime, summary: dict) -> None:
@@ -155,7 +178,7 @@ class AutomaticVoltageControl:
                 return True
             self._update(conn, area["id"], row, blocked=None, blocked_at=None, blocked_position=None,
                          out_since=None, out_side=None)
-            alarms.close_alarm(conn, TAP_STUCK, ("area", area["id"]), now)
+            self._close_alarm(conn, TAP_STUCK, area, now)
             self._log(conn, area, now, "unblocked", "tap_moved", {"position": position})
             return False
         last = store.last_action(conn, area["id"], "tap", "auto")
@@ -167,8 +190,7 @@ class AutomaticVoltageControl:
             return False   # this command's block was lifted already (the tap moved since)
         params = {"area": area["name"], "position": position, "target": last["after"]}
         self._update(conn, area["id"], row, blocked="tap_stuck", blocked_at=now, blocked_position=position)
-        alarms.open_alarm(conn, TAP_STUCK, ("area", area["id"]), alarms.AlarmLevel.CRITICAL, "avc_tap_stuck",
-                          params, now)
+        self._open_alarm(conn, TAP_STUCK, area, alarms.AlarmLevel.CRITICAL, "avc_tap_stuck", params, now)
         self._log(conn, area, now, "blocked", "tap_stuck", params, before=position, after=position)
         return True
 
@@ -190,13 +212,12 @@ class AutomaticVoltageControl:
             was = row["blocked"]
             if was in ("undervoltage", "overcurrent"):
                 self._update(conn, area["id"], row, blocked=None, blocked_at=None)
-                alarms.close_alarm(conn, BLOCKED, ("area", area["id"]), now)
+                self._close_alarm(conn, BLOCKED, area, now)
                 self._log(conn, area, now, "unblocked", "cleared", {"was": was})
             return False
         if row["blocked"] != reason:
             self._update(conn, area["id"], row, blocked=reason, blocked_at=now, out_since=None, out_side=None)
-            alarms.open_alarm(conn, BLOCKED, ("area", area["id"]), alarms.AlarmLevel.WARNING, f"avc_{reason}",
-                              params, now)
+            self._open_alarm(conn, BLOCKED, area, alarms.AlarmLevel.WARNING, f"avc_{reason}", params, now)
             self._log(conn, area, now, "blocked", reason, params)
         return True
 
@@ -296,9 +317,10 @@ class AutomaticVoltageControl:
 
 def attach_avc(ctx: BillingContext, jobs, events, *, interval_s: float = 30.0,
                enable_new_areas: bool = False) -> AutomaticVoltageControl:
-    """The scheduler's "avc" job: on its interval and woken after every poll cycle."""
+    """The scheduler's "avc" job: on its interval and woken after every poll cycle; the area alarms it opens and
+    closes are published on ALARM_CHANGED (a stuck tap changer is critical: the operators' alarm numbers hear)."""
     from core.events import CYCLE_CHANGED
-    avc = AutomaticVoltageControl(ctx, enable_new_areas=enable_new_areas)
+    avc = AutomaticVoltageControl(ctx, enable_new_areas=enable_new_areas, events=events)
     jobs.add(JOB, avc.run_once, interval_s)
     events.subscribe(CYCLE_CHANGED, lambda _changes: jobs.wake(JOB))
     return avc

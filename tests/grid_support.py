@@ -15,6 +15,7 @@ from collectors.cycle import CollectorService
 from collectors.dispatch import Dispatcher
 from collectors.poller import FieldIO
 from collectors.profiles import ProfileRegistry
+from core.events import ALARM_CHANGED, EventBus
 from grid import control
 from grid.avc import AutomaticVoltageControl
 from operators.service import DEFAULT_ROLE_PERMISSIONS
@@ -59,7 +60,10 @@ class GridSite:
     def __init__(self, engine, field, ctx, collector, dispatcher, clock):
         self.engine, self.field, self.ctx = engine, field, ctx
         self.collector, self.dispatcher, self.clock = collector, dispatcher, clock
-        self.avc = AutomaticVoltageControl(ctx)
+        self.events = EventBus()
+        self.alarm_changes = []       # what the automation published on ALARM_CHANGED
+        self.events.subscribe(ALARM_CHANGED, self.alarm_changes.append)
+        self.avc = AutomaticVoltageControl(ctx, events=self.events)
         with engine.connect() as conn:
             self.area_id = conn.execute(sa.select(transformer_area.c.id)).scalar_one()
 

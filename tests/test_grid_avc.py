@@ -131,6 +131,8 @@ def test_a_stuck_tap_changer_raises_an_alarm_instead_of_being_commanded_again(si
     stuck = _open(site, alarms.AVC_TAP_STUCK)
     assert [(a["subject_kind"], a["subject_id"]) for a in stuck] == [("area", site.area_id)]
     assert stuck[0]["message_params"]["target"] == "4"
+    published = [(c.kind, c.level, c.subject_id, c.opened) for e in site.alarm_changes for c in e.changes]
+    assert published == [(alarms.AVC_TAP_STUCK, alarms.AlarmLevel.CRITICAL, site.area_id, True)]
     for _ in range(3):
         site.tick(60)
     assert _taps(site) == [4], "no second command to a stuck drive"

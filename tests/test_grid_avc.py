@@ -78,6 +78,20 @@ def test_a_voltage_pushed_above_the_band_comes_back_by_one_step_at_a_time_after_
     assert "高于 235.4 V" in site.actions(lang="zh").query("action == 'tap'").iloc[-1]["reason"]
 
 
+def test_a_voltage_pushed_below_the_band_is_raised_by_a_higher_tap(site):
+    site.settings(enabled=True, capacity_auto=False)
+    site.field.set_supply_offset(TTU, -14.0)
+    site.tick(0)
+    assert min(_volts(site)) < 204.6
+    site.tick(61)
+    site.tick(1)
+    assert _taps(site) == [6] and site.terminal.tap_position == 6
+    assert all(204.6 < v < 235.4 for v in _volts(site))
+    site.tick(60)
+    assert _taps(site) == [6]
+    assert site.actions().query("action == 'tap'").iloc[0]["reason_code"] == "voltage_low"
+
+
 def test_no_second_step_before_a_reading_taken_after_the_first(site):
     site.settings(enabled=True, capacity_auto=False, step_delay_s=0)
     site.field.set_supply_offset(TTU, 6.0)

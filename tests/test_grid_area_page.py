@@ -149,6 +149,80 @@ def test_a_worker_may_neither_open_the_pages_nor_read_them(rt):
     assert client.callback("grid.area.live", {f"{ID.TICK}.n_intervals": 1, f"{ID.AREA}.data": 1}).status == 403
 
 
+def _counts(rt) -> tuple[int, int]:
+    with rt.engine.connect() as conn:
+        return (conn.execute(sa.select(sa.func.count()).select_from(command)).scalar_one(),
+                conn.execute(sa.text("SELECT count(*) FROM grid_action")).scalar_one())
+
+
+def _press(client, name: str, *, outlet=None, position=None, area_id=None):
+    """A control's button pressed: the confirmation callback as the browser posts it (its buttons matched by ALL)."""
+    from dashboard.auth import GUARDED_CALLBACKS
+    from dashboard.components.grid_area import CONTROLS
+    from tests.webclient import _outputs
+    spec = client.callback_spec(GUARDED_CALLBACKS["grid.area.confirm"].output)
+    pressed = json.dumps(ID.action(name), sort_keys=True, separators=(",", ":"))
+    values = {f"{ID.OUTLET}.value": outlet, f"{ID.TAP}.value": position, f"{ID.AREA}.data": area_id}
+    body = {"output": spec["output"], "outputs": _outputs(spec["output"]),
+            "inputs": [[{"id": ID.action(n), "property": "n_clicks", "value": 1 if n == name else None}
+                        for n in CONTROLS]],
+            "state": [{"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
+                      for d in spec["state"]],
+            "changedPropIds": [f"{pressed}.n_clicks"]}
+    return client.post_json("/_dash-update-component", body)
+
+
+def _send(client, area_id: int, pending: dict, reason):
+    return client.callback("grid.area.send", {f"{ID.SEND}.n_clicks": 1, f"{ID.PENDING}.data": pending,
+                                              f"{ID.REASON}.value": reason, f"{ID.AREA}.data": area_id})
+
+
+def test_a_control_asks_for_confirmation_and_an_operators_breaker_command_is_queued_and_logged(rt):
+    area = _area(rt, "Area B3")
+    client = signed_in_client(rt, "operator")
+    page = json.dumps(client.page("/grid/area", f"?id={area['id']}").json())
+    assert ID.OUTLET in page and t("grid_area.control.breaker_open", "en") in page
+    out = _press(client, "breaker_open", outlet="8", area_id=area["id"]).json()["response"]
+    assert out[ID.CONFIRM]["is_open"] is True and out[ID.PENDING]["data"]["outlet"] == "8"
+    before = _counts(rt)
+    out = _send(client, area["id"], out[ID.PENDING]["data"], "spare outlet check").json()["response"]
+    assert '"data-done": "breaker_open"' in json.dumps(out[ID.CONTROL_RESULT])
+    assert _counts(rt) == (before[0] + 1, before[1] + 1)
+    assert t("grid_control.action.breaker_open", "en") in json.dumps(out[ID.ACTIONS], ensure_ascii=False)
+
+
+@pytest.mark.parametrize("role, pending, reason, code", [
+    ("manager", {"name": "breaker_open", "outlet": "3"}, "no right", "permission_denied"),
+    ("analyst", {"name": "tap_up", "position": "4"}, "no right", "permission_denied"),
+    ("operator", {"name": "breaker_close", "outlet": "９"}, "full-width digit", "outlet_invalid"),
+    ("operator", {"name": "tap_set", "position": "50,5"}, "decimal comma", "tap_invalid"),
+    ("operator", {"name": "tap_set", "position": "=1+2"}, "formula", "tap_invalid"),
+])
+def test_a_refused_control_is_told_in_the_operators_language_and_queues_nothing(rt, role, pending, reason, code):
+    area = _area(rt, "Area B4")
+    client = signed_in_client(rt, role)
+    typed_in = {"Sec-Fetch-Site": "none"}    # the language switch as typed into the address bar
+    client.get("/lang/zh?next=/status", follow=False, headers=typed_in)
+    before = _counts(rt)
+    try:
+        out = _send(client, area["id"], {**pending, "area": area["id"]}, reason).json()["response"]
+    finally:
+        client.get("/lang/en?next=/status", follow=False, headers=typed_in)
+    shown = json.dumps(out[ID.CONTROL_RESULT], ensure_ascii=False)
+    assert f'"data-code": "{code}"' in shown and "已拒绝" in shown
+    assert _counts(rt) == before
+
+
+def test_a_control_without_a_reason_keeps_the_dialog_open_and_queues_nothing(rt):
+    area = _area(rt, "Area B4")
+    client = signed_in_client(rt, "operator")
+    before = _counts(rt)
+    out = _send(client, area["id"], {"name": "mode_small", "area": area["id"]}, "  ").json()["response"]
+    assert ID.CONFIRM not in out or out[ID.CONFIRM]["is_open"] is not False
+    assert '"data-code": "reason_required"' in json.dumps(out[ID.CONFIRM_TEXT])
+    assert _counts(rt) == before
+
+
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
 def test_on_a_phone_the_area_page_fits_390_px(rt, browser, locale):
     from tests.webclient import base_url, browser_signed_in

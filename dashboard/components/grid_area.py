@@ -19,7 +19,7 @@ from core.clock import show_time, site_time
 from dashboard.components.analysis import PALETTE, downsample
 from dashboard.components.figures import base_layout
 from dashboard.components.tables import STACK, labelled_cells
-from dashboard.i18n import t
+from dashboard.i18n import catalog, t
 from dashboard.ids import GridArea as ID
 from dashboard.ids import GridAreas as LID
 from grid.telemetry import BREAKERS, INPUTS, PHASES, RANGES, AreaLive
@@ -315,3 +315,111 @@ def trend_points(fig: dict) -> list[int]:
 
 def range_options(lang: str) -> list[dict]:
     return [{"label": t(f"grid_area.range.{k}", lang), "value": k} for k in RANGES]
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls (遥控, 遥调): the buttons, the confirmation dialog, the action log
+# name -> (permission it needs: "control" or "adjust", catalog key of its button)
+CONTROLS = {"breaker_open": "control", "breaker_close": "control", "arrears_trip": "control",
+            "tap_down": "adjust", "tap_up": "adjust", "tap_set": "adjust", "mode_small": "adjust",
+            "mode_large": "adjust", "auto_on": "adjust", "auto_off": "adjust"}
+# the action log's words for the action each control queues (grid_control.action.<key>)
+ACTION_KEYS = {"breaker_open": "breaker_open", "breaker_close": "breaker_close", "arrears_trip": "arrears_trip",
+               "tap_down": "tap", "tap_up": "tap", "tap_set": "tap", "mode_small": "capacity_mode",
+               "mode_large": "capacity_mode", "auto_on": "automation_on", "auto_off": "automation_off"}
+
+
+def _button(name: str, lang: str, allowed: bool, color: str = "outline-primary") -> dbc.Button:
+    return dbc.Button(t(f"grid_area.control.{name}", lang), id=ID.action(name), color=color, size="sm",
+                      disabled=not allowed, className="me-1 mb-1")
+
+
+def controls_panel(state: dict | None, may: dict[str, bool], lang: str) -> html.Div:
+    """The area's controls: outlet breakers, the arrears trip, tap, capacity mode, automation; a button the
+    operator's role may not use is shown disabled (the server refuses it anyway); the automation's state."""
+    control, adjust = may.get("control", False), may.get("adjust", False)
+    state = state or {}
+    tap_count = state.get("tap_count") or 0
+    auto = t("grid_area.control.on" if state.get("enabled") else "grid_area.control.off", lang)
+    if state.get("blocked"):
+        auto += " · " + t("grid_area.control.held", lang)
+    pending = len(state.get("pending") or [])
+    note = [] if (control and adjust) else [html.P(t("grid_area.control.not_yours", lang),
+                                                   className="small text-muted mb-1")]
+    return html.Div([
+        html.H2(t("grid_area.control.heading", lang), className="h5 mt-2"),
+        html.P(t("grid_area.control.help", lang), className="small text-muted mb-1"),
+        *note,
+        dbc.Row([
+            dbc.Col([dbc.Label(t("grid_area.control.outlet", lang), html_for=ID.OUTLET, className="small mb-0"),
+                     dbc.Select(id=ID.OUTLET, value="1", size="sm", disabled=not control,
+                                options=[{"label": str(i), "value": str(i)} for i in BREAKERS])], xs=4, md=2),
+            dbc.Col([_button("breaker_open", lang, control, "outline-danger"),
+                     _button("breaker_close", lang, control, "outline-success"),
+                     _button("arrears_trip", lang, control, "outline-danger")],
+                    xs=8, md=4, className="d-flex flex-wrap align-items-end"),
+            dbc.Col([dbc.Label(t("grid_area.control.position", lang, count=tap_count or "?"), html_for=ID.TAP,
+                               className="small mb-0"),
+                     dbc.Input(id=ID.TAP, type="text", inputMode="numeric", size="sm", disabled=not adjust,
+                               value=None if state.get("tap_position") is None else str(state["tap_position"]),
+                               maxLength=6)], xs=4, md=2),
+            dbc.Col([_button("tap_set", lang, adjust), _button("tap_down", lang, adjust),
+                     _button("tap_up", lang, adjust)], xs=8, md=4, className="d-flex flex-wrap align-items-end"),
+        ], className="g-2 mb-1"),
+        html.Div([_button("mode_small", lang, adjust, "outline-secondary"),
+                  _button("mode_large", lang, adjust, "outline-secondary"),
+                  _button("auto_on", lang, adjust, "outline-secondary"),
+                  _button("auto_off", lang, adjust, "outline-secondary"),
+                  html.Span(t("grid_area.control.automation", lang, state=auto), className="small ms-1 me-2"),
+                  html.Span(t("grid_area.control.pending", lang, n=pending) if pending else "",
+                            className="small text-muted")], className="d-flex flex-wrap align-items-center"),
+    ])
+
+
+def confirm_dialog(lang: str) -> dbc.Modal:
+    return dbc.Modal([
+        dbc.ModalHeader(dbc.ModalTitle(t("grid_area.control.confirm_title", lang))),
+        dbc.ModalBody([
+            html.Div(id=ID.CONFIRM_TEXT),
+            dbc.Label(t("grid_area.control.reason", lang), html_for=ID.REASON, className="small mb-0"),
+            dbc.Input(id=ID.REASON, type="text", maxLength=200),
+            dbc.FormText(t("grid_area.control.confirm_help", lang)),
+        ]),
+        dbc.ModalFooter([dbc.Button(t("grid_area.control.cancel", lang), id=ID.CANCEL, color="secondary"),
+                         dbc.Button(t("grid_area.control.send", lang), id=ID.SEND, color="primary")]),
+    ], id=ID.CONFIRM, is_open=False)
+
+
+def confirm_text(name: str, area_name: str, params: dict, lang: str) -> str:
+    """What the operator is about to do, in words: the action, the area and its outlet, position or mode."""
+    what = ""
+    if "outlet" in params:
+        what = t("grid_area.control.what_outlet", lang, outlet=params["outlet"])
+    elif "position" in params:
+        what = t("grid_area.control.what_position", lang, position=params["position"])
+    return t("grid_area.control.confirm_text", lang, action=t(f"grid_control.action.{ACTION_KEYS[name]}", lang),
+             area=area_name, what=what)
+
+
+def actions_table(frame: pd.DataFrame, lang: str) -> html.Div:
+    """The area's action log (grid.control.actions, newest first), by hand and automatic, with the command's
+    state. Stacked rows on a phone."""
+    heading = html.H2(t("grid_area.control.actions", lang), className="h5 mt-3")
+    if frame is None or frame.empty:
+        return html.Div([heading, html.P(t("grid_area.control.no_actions", lang), className="small text-muted")])
+    header = [t(f"grid_area.action_col.{c}", lang) for c in ("ts", "mode", "action", "change", "reason",
+                                                               "operator", "state")]
+    rows = []
+    for r in frame.to_dict("records"):
+        before, after = r.get("before_text"), r.get("after_text")
+        change = " → ".join(str(v) for v in (before, after) if v is not None and v == v)
+        state = r.get("command_state")
+        state_text = catalog(lang).get(f"cashier.state.{state}", state) if isinstance(state, str) else "—"
+        when = r.get("local_ts")
+        rows.append(html.Tr(labelled_cells(header, [
+            when.strftime("%Y-%m-%d %H:%M:%S") if isinstance(when, dt.datetime) else "—",
+            r.get("mode_text") or "", r.get("action_text") or "", change or "—", r.get("reason") or "",
+            r.get("operator") or "", state_text])))
+    table = dbc.Table([html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(rows)], size="sm",
+                      className=f"small {STACK}")
+    return html.Div([heading, table])

@@ -10,17 +10,21 @@ import re
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, dcc, html, no_update
+from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from billing.errors import BillingError
+from core import permissions as P
 from core.clock import utc_time, utcnow
-from dashboard import access
-from dashboard.auth import forbidden_page, guarded_callback
-from dashboard.components.grid_area import (TICK_MS, TREND_BUDGET, alarms_list, cameras_list, fmt, live_panel,
+from dashboard import access, inputs
+from dashboard.auth import allowed, forbidden_page, guarded_callback
+from dashboard.components.grid_area import (ACTION_KEYS as ACTION_WORDS, CONTROLS, TICK_MS, TREND_BUDGET, actions_table, alarms_list, cameras_list,
+                                            confirm_dialog, confirm_text, controls_panel, fmt, live_panel,
                                             range_options, signals_panel, trends_figure)
 from dashboard.i18n import request_lang, t
 from dashboard.ids import GridArea as ID
-from dashboard.services import runtime, site_zone
+from dashboard.services import actor, billing, runtime, site_zone
+from grid import control
 from grid.telemetry import (DEFAULT_RANGE, RANGES, TREND_MAX, TelemetryError, area_live, area_trends, find_area,
                             trend_window)
 from storage import grid as store
@@ -41,6 +45,29 @@ def _cameras(area_id: int) -> list[dict]:
     except ImportError:
         return []
     return cameras(runtime().engine, area_id)
+
+
+def _may() -> dict[str, bool]:
+    """Which controls the operator's role may use (the buttons of the others are disabled; grid.control decides)."""
+    return {"control": allowed(P.GRID_CONTROL), "adjust": allowed(P.GRID_ADJUST)}
+
+
+def _control_state(area_id: int) -> dict | None:
+    try:
+        return control.control_state(billing(), area_id)
+    except BillingError:
+        return None
+
+
+def _controls(area_id: int):
+    return controls_panel(_control_state(area_id), _may(), request_lang())
+
+
+def _actions(area_id: int, lang: str):
+    try:
+        return actions_table(control.actions(billing(), area_id, 20, lang), lang)
+    except BillingError:
+        return actions_table(None, lang)
 
 
 def _window_data(window: tuple[dt.datetime, dt.datetime]) -> dict:
@@ -103,7 +130,8 @@ def layout(id=None, range=None, **_query):   # noqa: A002  (the page's query: ?i
             dbc.Col([html.H2(t("grid_area.cameras", lang), className="h6"),
                      html.Div(cameras_list(_cameras(int(area["id"])), lang), id=ID.CAMERAS)], xs=12, md=4),
         ], className="g-2 mb-2"),
-        html.Div(id=ID.CONTROLS),
+        html.Div(_controls(int(area["id"])), id=ID.CONTROLS),
+        html.Div(id=ID.CONTROL_RESULT, role="status", className="mt-1"),
         html.H2(t("grid_area.trends", lang), className="h5 mt-2"),
         dbc.Row([dbc.Col(dbc.Select(id=ID.RANGE, value=range_key, options=range_options(lang)), xs=6, md=2),
                  dbc.Col(html.Span(note, id=ID.TREND_NOTE, className="small text-muted"), xs=12, md=10,
@@ -111,7 +139,9 @@ def layout(id=None, range=None, **_query):   # noqa: A002  (the page's query: ?i
         # not "responsive": its resize observer draws the six charts a second time on load
         dcc.Graph(id=ID.CHART, figure=fig, config={"displaylogo": False,
                                                    "modeBarButtonsToRemove": ["select2d", "lasso2d"]}),
-        html.Div(id=ID.ACTIONS),
+        html.Div(_actions(int(area["id"]), lang), id=ID.ACTIONS),
+        confirm_dialog(lang),
+        dcc.Store(id=ID.PENDING),
         dcc.Store(id=ID.AREA, data=int(area["id"])),
         dcc.Store(id=ID.APPLIED, data=_window_data(window)),
         dcc.Interval(id=ID.TICK, interval=TICK_MS),
@@ -120,7 +150,7 @@ def layout(id=None, range=None, **_query):   # noqa: A002  (the page's query: ?i
 
 @guarded_callback("grid.area.live", VIEW, Input(ID.TICK, "n_intervals"), State(ID.AREA, "data"),
                   output={"live": Output(ID.LIVE, "children"), "signals": Output(ID.SIGNALS, "children"),
-                          "alarms": Output(ID.ALARMS, "children")},
+                          "alarms": Output(ID.ALARMS, "children"), "actions": Output(ID.ACTIONS, "children")},
                   changes_state=False, prevent_initial_call=True)
 def refresh(_tick, area_id):
     live = area_live(runtime().engine, area_id)
@@ -128,7 +158,7 @@ def refresh(_tick, area_id):
         raise PreventUpdate
     lang, zone = request_lang(), site_zone()
     return {"live": live_panel(live, lang), "signals": signals_panel(live, zone, lang),
-            "alarms": alarms_list(live.alarms, zone, lang)}
+            "alarms": alarms_list(live.alarms, zone, lang), "actions": _actions(int(live.area["id"]), lang)}
 
 
 @guarded_callback("grid.area.range", VIEW, Input(ID.RANGE, "value"), State(ID.AREA, "data"),
@@ -198,3 +228,94 @@ def zoom(relayout, applied, area_id):
         raise PreventUpdate from None
     fig = trends_figure(frame, (area["band_low"], area["band_high"]), zone, lang, window=(lo, hi))
     return {"figure": fig, "note": t("grid_area.trend_note", lang, n=f"{len(frame):,}", budget=f"{TREND_BUDGET:,}")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls: a button asks for a confirmation and a reason; Send calls grid.control, which checks the permission,
+# the input and the reason, and queues the command (or says why not, in the operator's language).
+@guarded_callback("grid.area.confirm", VIEW, Input(ID.action(ALL), "n_clicks"), State(ID.OUTLET, "value"),
+                  State(ID.TAP, "value"), State(ID.AREA, "data"),
+                  output={"open": Output(ID.CONFIRM, "is_open"), "text": Output(ID.CONFIRM_TEXT, "children"),
+                          "pending": Output(ID.PENDING, "data")},
+                  changes_state=False, prevent_initial_call=True)
+def ask(clicks, outlet, position, area_id):
+    trigger = ctx.triggered_id
+    name = trigger.get("index") if isinstance(trigger, dict) else None
+    if name not in CONTROLS or not any(isinstance(c, int) and not isinstance(c, bool) and c > 0
+                                       for c in (clicks if isinstance(clicks, list) else [])):
+        raise PreventUpdate
+    area = find_area(runtime().engine, area_id)
+    if area is None:
+        raise PreventUpdate
+    params: dict = {}
+    if name.startswith("breaker_"):
+        params["outlet"] = inputs.shown(outlet)[:6] if outlet is not None else ""
+    elif name == "tap_set":
+        params["position"] = inputs.shown(position)[:6] if position is not None else ""
+    elif name in ("tap_up", "tap_down"):
+        now = (_control_state(int(area["id"])) or {}).get("tap_position")
+        if now is None:
+            params["position"] = ""
+        else:
+            params["position"] = str(int(now) + (1 if name == "tap_up" else -1))
+    lang = request_lang()
+    return {"open": True, "text": html.P(confirm_text(name, area["name"], params, lang)),
+            "pending": {"name": name, "area": int(area["id"]), **params}}
+
+
+def _send(name: str, pending: dict, area_id: int, reason):
+    """Queue the control `name` through grid.control; the words of what was done."""
+    ctx_, who = billing(), actor()
+    if name in ("breaker_open", "breaker_close"):
+        command_id = control.queue_breaker(ctx_, who, area_id, pending.get("outlet"), name.split("_")[1], reason)
+        return "queued", {"id": command_id}
+    if name == "arrears_trip":
+        return "queued_batch", {"batch": control.trip_arrears(ctx_, who, area_id, reason)}
+    if name in ("tap_set", "tap_up", "tap_down"):
+        return "queued", {"id": control.queue_tap(ctx_, who, area_id, pending.get("position"), reason)}
+    if name in ("mode_small", "mode_large"):
+        return "queued", {"id": control.queue_capacity_mode(ctx_, who, area_id, name.split("_")[1], reason)}
+    control.set_automation(ctx_, who, area_id, name == "auto_on", reason)
+    return "done", {}
+
+
+@guarded_callback("grid.area.send", VIEW, Input(ID.SEND, "n_clicks"), Input(ID.CANCEL, "n_clicks"),
+                  State(ID.PENDING, "data"), State(ID.REASON, "value"), State(ID.AREA, "data"),
+                  output={"open": Output(ID.CONFIRM, "is_open", allow_duplicate=True),
+                          "text": Output(ID.CONFIRM_TEXT, "children", allow_duplicate=True),
+                          "result": Output(ID.CONTROL_RESULT, "children"),
+                          "actions": Output(ID.ACTIONS, "children", allow_duplicate=True),
+                          "controls": Output(ID.CONTROLS, "children"),
+                          "reason": Output(ID.REASON, "value")},
+                  prevent_initial_call=True)
+def send(n_send, n_cancel, pending, reason, area_id):
+    keep = {"open": no_update, "text": no_update, "result": no_update, "actions": no_update,
+            "controls": no_update, "reason": no_update}
+    if ctx.triggered_id == ID.CANCEL:
+        return {**keep, "open": False}
+    if ctx.triggered_id != ID.SEND or not n_send:
+        raise PreventUpdate
+    pending = inputs.mapping(pending)
+    name = pending.get("name")
+    if name not in CONTROLS:
+        return {**keep, "open": False}
+    lang = request_lang()
+    area = find_area(runtime().engine, area_id)
+    if area is None or pending.get("area") != int(area["id"]):
+        return {**keep, "open": False}
+    words = t(f"grid_control.action.{ACTION_WORDS[name]}", lang)
+    try:
+        done, params = _send(name, pending, int(area["id"]), inputs.text(reason))
+    except BillingError as exc:
+        message = exc.message(lang)
+        if exc.code == "reason_required":   # said in the dialog, beside the reason; nothing queued
+            return {**keep, "text": [html.P(confirm_text(name, area["name"], pending, lang)),
+                                     html.Div(dbc.Alert(message, color="danger", className="py-2 small"),
+                                              **{"data-code": exc.code})]}
+        return {**keep, "open": False, "result": html.Div(dbc.Alert(
+            t("grid_area.control.refused", lang, message=message), color="danger", className="py-2 mb-0"),
+            **{"data-code": exc.code})}
+    return {**keep, "open": False, "reason": "", "actions": _actions(int(area["id"]), lang),
+            "controls": _controls(int(area["id"])),
+            "result": html.Div(dbc.Alert(t(f"grid_area.control.{done}", lang, action=words, **params),
+                                         color="success", className="py-2 mb-0"), **{"data-done": name})}

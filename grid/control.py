@@ -43,7 +43,7 @@ DEFAULTS = {"enabled": False, "band_low": THREE_PHASE_BAND[0], "band_high": THRE
             "capacity_auto": True, "small_kva": None, "capacity_up": 0.80, "capacity_down": 0.30,
             "capacity_hold_s": 300}
 SETTINGS = tuple(DEFAULTS)
-TAP_STUCK = "avc_tap_stuck"
+TAP_STUCK = alarms.AVC_TAP_STUCK   # the area is held until its tap moves or the automation is switched on
 
 
 class ControlError(BillingError):

@@ -46,6 +46,7 @@ ROLES = PageAccess("/admin/roles", (P.USER_MANAGE,))
 API_CLIENTS = PageAccess("/admin/api-clients", (P.API_CLIENT_MANAGE,))
 SITE_SETUP = PageAccess("/site", (P.SITE_EDIT,))
 GRID_AREA_EDIT = PageAccess("/grid/areas/edit", (P.GRID_EDIT,))   # a transformer area's record, cameras
+GRID_SIMULATOR = PageAccess("/grid/simulator", (P.SITE_EDIT,))   # the demo's simulated terminals: faults on demand
 CONTROL = PageAccess("/control", (P.RELAY_BATCH, P.RELAY_COMMAND))
 # Analysis (issue 11): the managers' dashboard and the analysts' energy views
 DASHBOARD = PageAccess("/dashboard", (P.REPORT_VIEW,))
@@ -79,6 +80,7 @@ PAGES: tuple[PageAccess, ...] = (OVERVIEW, METERS, SELL, ACCOUNTS, RECORDS, RECO
                                  REPORTS, REPORT_VIEW, SETTLEMENT,
                                  WORKORDERS, WORKORDER_REVIEW, WORKORDER_KPIS,
                                  MESSAGES, TERMINALS, GRID_AREA_EDIT)
+PAGES += (GRID_SIMULATOR,)   # the demo's simulator page (/grid/simulator)
 
 
 def home_path(may: Callable[[str], bool]) -> str:

@@ -1042,3 +1042,14 @@ class GridAreaEdit:
     CAMERA_ADD = "gae-camera-add"
     CAMERA_RESULT = "gae-camera-result"
     CAMERA_REMOVE = "gae-camera-remove"   # pattern: {"type": CAMERA_REMOVE, "camera": <id>}
+
+
+class GridSimulator:
+    """/grid/simulator (the demo only, site.edit): faults, inputs and the supply of an area's simulated terminal."""
+    PAGE = "gsim-page"
+    AREA = "gsim-area"                 # the area chosen (a dropdown)
+    STATE = "gsim-state"               # what is put on its terminal now, with a button per switch
+    OFFSET = "gsim-offset"             # the MV supply offset, typed (%)
+    OFFSET_APPLY = "gsim-offset-apply"
+    RESULT = "gsim-result"
+    SWITCH = "gsim-switch"             # pattern: {"type": SWITCH, "control": <name>, "on": 0 | 1}

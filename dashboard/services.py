@@ -73,3 +73,9 @@ def workorders():
 def field():
     """The work orders' field side (workorders.field.FieldService): the worker's phone, evidence, messages, terminals."""
     return runtime().field
+
+
+def demo_field():
+    """The demo's simulated field on demand (serve.demo_field.DemoField: areas, state, set_switch, set_supply_offset);
+    None outside the demo (the site has no simulator)."""
+    return getattr(runtime(), "demo_field", None)

@@ -50,6 +50,7 @@ class Runtime:
         self.cfg = cfg.for_demo() if demo else cfg
         self.engine = None
         self.field_thread = None
+        self.demo_field = None  # serve.demo_field.DemoField: the simulator page's faults and inputs (the demo only)
         self.field_io = None
         self.collector = None
         self.dash_app = None
@@ -102,6 +103,8 @@ class Runtime:
         if self.demo:
             self.demo_api_token = demo_api_client(self.billing)
             self._start_demo_site()
+            from serve.demo_field import DemoField
+            self.demo_field = DemoField(self.engine, self.field_thread.field, utcnow)
         self.field_io = FieldIO(self.profiles)
         self.events = EventBus()
         self.jobs = Jobs(clock=utcnow)
@@ -196,6 +199,8 @@ class Runtime:
             import_topology(self.engine, rows, set(self.profiles.names()), utcnow(), source="demo site",
                             operator="demo", origin="demo")
             info.backfill_rows, info.backfill_s = self._backfill(site)
+            from serve.demo_field import disturb_first_area   # one area out of the band: the AVC acts at once
+            disturb_first_area(self.field_thread.field, site)
         with self.engine.connect() as conn:
             info.meters = meter_count(conn)
         info.buildings = len({r["building"] for r in site.topology_rows()})

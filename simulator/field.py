@@ -294,6 +294,19 @@ class Field:
         terminal = self._terminal(address)
         self._change_terminal(terminal, lambda: terminal.set_supply_offset(percent))
 
+    def terminal_state(self, address: str) -> dict:
+        """What is put on a terminal now (read on the field's loop): its faults, inputs, changeover, supply offset,
+        tap position and count, and its secondary phase voltages (no measuring noise)."""
+        terminal = self._terminal(address)
+
+        def read() -> dict:
+            volts = terminal.phase_volts(self.clock())
+            return {"faults": sorted(terminal.faults), "changeover": terminal.on_standby,
+                    **{name: bool(getattr(terminal, name)) for name in AreaTerminal.INPUTS},
+                    "supply_offset_pct": terminal.supply_offset_pct, "tap_position": terminal.tap_position,
+                    "tap_count": terminal.tap_count, "volts": [round(v, 1) for v in volts]}
+        return self._call_in_loop(read)
+
     @contextmanager
     def hold_bus(self, gateway: str, bus_no: int) -> Iterator[SimBus]:
         """Hold a bus's line, as another master's long transaction would: requests wait, then go in arrival order.

@@ -207,6 +207,8 @@ def _copy_demo_template(tmp, base_port: int, timezone: str | None) -> None:
         atexit.register(shutil.rmtree, template, ignore_errors=True)
         server = {"timezone": timezone} if timezone else {}
         rt = start_demo_runtime(template, database_url=f"duckdb:///{template / 'demo.duckdb'}", **server)
+        for area in rt.demo_field.areas():   # the demo's area seeded out of the band (serve.demo_field) back in it:
+            rt.field_thread.field.set_supply_offset(area["terminal"], 0.0)   # no AVC step a test did not ask for
         seeded_port = rt.cfg.demo.base_port
         rt.stop()
         _templates[timezone] = (template, seeded_port)

@@ -81,6 +81,7 @@ NAV: tuple[NavPage | NavGroup, ...] = (
         NavPage("parameters.nav", access.PARAMETERS),
         NavPage("site.nav", access.SITE_SETUP),
         NavPage("area_edit.nav", access.GRID_AREA_EDIT),
+        NavPage("simulator.nav", access.GRID_SIMULATOR),
     )),
 )
 

@@ -134,6 +134,12 @@ def good_values(rt) -> dict:
         "sell-refund-amount.value": "0.01", "sell-refund-reason.value": "fuzz", "sell-reverse-receipt.value":
             receipt_no, "sell-reverse-reason.value": "fuzz",
         "sell-watch.data": {"receipt": receipt_no, "state": "queued", "entry": "pending", "since": 0},
+        # a transformer area's page: area 1, its week, and a control that queues no command (automation off)
+        "gar-area.data": 1, "gar-range.value": "24h", "gar-outlet.value": "8", "gar-tap.value": "3",
+        "gar-applied.data": {"start": (dt.datetime.now() - dt.timedelta(days=1)).isoformat(),
+                             "end": dt.datetime.now().isoformat()},
+        "gar-chart.relayoutData": {"xaxis.range[0]": f"{today} 08:00:00", "xaxis.range[1]": f"{today} 09:00:00"},
+        "gar-pending.data": {"name": "auto_off", "area": 1}, "gar-reason.value": "fuzz",
         # the page router
         "_pages_location.pathname": "/records", "_pages_location.search": "",
     }
@@ -347,7 +353,7 @@ def test_an_amount_the_parser_refuses_is_shown_at_the_desk_and_sells_nothing(rt,
 
 
 # --- pages ----------------------------------------------------------------------------------------
-QUERY_KEYS = ("page", "limit", "meter", "building", "floor", "state", "q", "id")
+QUERY_KEYS = ("page", "limit", "meter", "building", "floor", "state", "q", "id", "range")
 
 
 def _pages() -> list[tuple[str, bool]]:

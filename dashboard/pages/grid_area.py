@@ -195,7 +195,10 @@ def _zoomed(relayout: dict, zone) -> tuple[dt.datetime, dt.datetime] | None | st
         return None
     if lo.tzinfo or hi.tzinfo or not lo < hi:
         return None
-    return utc_time(lo, zone), utc_time(hi, zone)
+    try:
+        return utc_time(lo, zone), utc_time(hi, zone)
+    except (OverflowError, ValueError):   # a day at the calendar's ends
+        return None
 
 
 @guarded_callback("grid.area.zoom", VIEW, Input(ID.CHART, "relayoutData"), State(ID.APPLIED, "data"),
@@ -241,7 +244,7 @@ def zoom(relayout, applied, area_id):
 def ask(clicks, outlet, position, area_id):
     trigger = ctx.triggered_id
     name = trigger.get("index") if isinstance(trigger, dict) else None
-    if name not in CONTROLS or not any(isinstance(c, int) and not isinstance(c, bool) and c > 0
+    if not isinstance(name, str) or name not in CONTROLS or not any(isinstance(c, int) and not isinstance(c, bool) and c > 0
                                        for c in (clicks if isinstance(clicks, list) else [])):
         raise PreventUpdate
     area = find_area(runtime().engine, area_id)
@@ -297,7 +300,7 @@ def send(n_send, n_cancel, pending, reason, area_id):
         raise PreventUpdate
     pending = inputs.mapping(pending)
     name = pending.get("name")
-    if name not in CONTROLS:
+    if not isinstance(name, str) or name not in CONTROLS:
         return {**keep, "open": False}
     lang = request_lang()
     area = find_area(runtime().engine, area_id)

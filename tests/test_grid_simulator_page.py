@@ -253,3 +253,21 @@ def test_the_demos_first_start_puts_one_area_out_of_the_band_and_the_automatic_v
         assert all(control.actions(demo.billing, i).query("action == 'tap'").empty for i in others)
     finally:
         demo.stop()
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_on_a_phone_the_page_fits_390_px_and_a_switch_turns_on_and_off(rt, browser, locale):
+    from tests.webclient import base_url, browser_signed_in
+    context, page = browser_signed_in(browser, rt, "admin", width=390, locale=locale)
+    try:
+        page.goto(base_url(rt) + PATH)
+        page.locator(f"[id*='{ID.SWITCH}'][id*='harmonics'][id*='\"on\":1']").click()    # turn on
+        page.wait_for_selector(f"[id*='{ID.SWITCH}'][id*='harmonics'][id*='\"on\":0']")    # now offers: turn off
+        assert page.locator(f"#{ID.RESULT} .alert-success").count() == 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.locator(f"[id*='{ID.SWITCH}'][id*='harmonics'][id*='\"on\":0']").click()
+        page.wait_for_selector(f"[id*='{ID.SWITCH}'][id*='harmonics'][id*='\"on\":1']")
+    finally:
+        context.close()
+    first = rt.demo_field.areas()[0]
+    assert rt.demo_field.state(first["id"])["switches"]["harmonics"] is False

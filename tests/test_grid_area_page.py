@@ -98,6 +98,12 @@ def test_the_area_page_shows_its_terminals_latest_reading(rt):
     shown = {n["props"]["data-breaker"]: n["props"]["data-state"] for n in _walk(_by_id(body, ID.SIGNALS), [])
              if isinstance(n.get("props"), dict) and "data-breaker" in n["props"]}
     assert shown == {str(i): "closed" if state[f"breaker_{i}"] else "open" for i in range(1, 9)}
+    # the area's cameras open in a new tab that cannot reach back into this page
+    links = [n["props"] for n in _walk(_by_id(body, ID.CAMERAS), []) if n.get("type") == "A"]
+    from grid.areas import cameras
+    assert len(links) == len(cameras(rt.engine, area["id"]))
+    assert all(a["target"] == "_blank" and a["rel"] == "noopener noreferrer" and a["href"].startswith("http")
+               for a in links)
     # the tick reads them again, as the terminal's latest state says
     r = client.callback("grid.area.live", {f"{ID.TICK}.n_intervals": 1, f"{ID.AREA}.data": area["id"]})
     out = r.json()["response"]

@@ -210,7 +210,8 @@ def test_a_site_without_the_simulator_says_so_and_offers_nothing(rt, admin):
 
 def test_the_callbacks_answer_no_bad_value_with_a_500(rt, admin):
     from tests.test_fuzz_inputs import _bodies, _failure, _server_callbacks, good_values
-    good = good_values(rt)
+    b4 = _area(rt, "Area B4")   # good values that reach the service: a real area, an offset it takes
+    good = {**good_values(rt), f"{ID.AREA}.value": b4["id"], f"{ID.OFFSET}.value": "1"}
     failures, sent = [], 0
     for spec in _server_callbacks(admin):
         if "gsim-" not in spec["output"]:
@@ -221,6 +222,16 @@ def test_the_callbacks_answer_no_bad_value_with_a_500(rt, admin):
             if _failure(r.status, r.text):
                 failures.append(f"{spec['output'][:60]} {field}={name}: {r.status}")
     assert sent > 50 and not failures, failures
+    rt.demo_field.set_supply_offset(_admin_actor(), b4["id"], 0)
+    for control, on in rt.demo_field.state(b4["id"])["switches"].items():
+        if on:
+            rt.demo_field.set_switch(_admin_actor(), b4["id"], control, False)
+
+
+def _admin_actor():
+    from billing.credit import Actor
+    from operators.service import DEFAULT_ROLE_PERMISSIONS
+    return Actor("admin", DEFAULT_ROLE_PERMISSIONS["admin"], address="127.0.0.1")
 
 
 def test_the_demos_first_start_puts_one_area_out_of_the_band_and_the_automatic_voltage_control_steps_it_back(

@@ -153,8 +153,12 @@ def callback_body(spec: dict, values: dict[str, Any], changed: list[str] | None 
 # Tables the collector writes on its own schedule; a snapshot meant to show "nothing changed"
 # leaves them out.
 # notification: the SMS sender job sends (and marks) the messages the alarm engine's first cycle had queued.
+# device_readings: the collector's history of terminals and master meters; frozen_register: the line_loss job's
+# midnight registers; grid_automation / grid_action: the automatic voltage control job's settings of areas it meets
+# first and its log (capacitor steps, holds), written on its own 30 s schedule.
 COLLECTOR_TABLES = frozenset({"readings", "meter_state", "bus_state", "poll_cycle", "alarm_event", "schema_version",
-                              "notification", "notify_episode"})
+                              "notification", "notify_episode", "device_readings", "frozen_register",
+                              "grid_automation", "grid_action"})
 
 
 def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, database_url: str | None = None, **server):

@@ -246,3 +246,50 @@ def test_on_a_phone_the_area_page_fits_390_px(rt, browser, locale):
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the queries under the page, on each engine of the matrix
+@pytest.fixture
+def small_area(any_engine):
+    """One area (master meter, terminal, one room meter) with two days of one-minute telemetry of its terminal."""
+    from collectors.topology_import import import_topology
+    from grid.demo import READING_KEYS, terminal_telemetry
+    from storage.schema import meter
+    from storage.timeseries import append_device_history, append_readings
+    base = {"building": "Block T", "area": "Area T", "gateway": "GW-T", "host": "127.0.0.1", "framing": "socket",
+            "bus": "1", "port": "15991"}
+    rows = [{**base, "unit": "1", "profile": "eastron-sdm630", "meter_address": "202611300001",
+             "area_role": "master", "ct_ratio": "1", "nominal_voltage": "220"},
+            {**base, "unit": "2", "profile": "wattline-ttu", "meter_address": "202611300002", "area_role": "terminal"},
+            {**base, "unit": "3", "profile": "acrel-ddsy1352", "meter_address": "202611300011"}]
+    import_topology(any_engine, rows, {"acrel-ddsy1352", "eastron-sdm630", "wattline-ttu"}, dt.datetime(2026, 10, 1))
+    with any_engine.connect() as conn:
+        terminal = conn.execute(sa.select(meter.c.id).where(meter.c.address == "202611300002")).scalar_one()
+        area_id = conn.execute(sa.text("SELECT id FROM transformer_area")).scalar_one()
+    ts = pd.date_range("2026-11-01 00:00", periods=2 * 24 * 60, freq="min")
+    frame = terminal_telemetry(ts).assign(meter_id=terminal)
+    with any_engine.begin() as conn:
+        append_readings(conn, frame[["ts", "meter_id", *READING_KEYS]])
+        append_device_history(conn, frame.drop(columns=list(READING_KEYS)))
+    return any_engine, area_id, frame
+
+
+def test_two_days_of_telemetry_are_read_whole_and_drawn_within_the_budget(small_area):
+    import zoneinfo
+
+    from dashboard.components.grid_area import trends_figure
+    from grid.telemetry import area_overview, area_trends, find_area
+    from storage import alarms
+    engine, area_id, frame = small_area
+    area = find_area(engine, area_id)
+    rows = area_trends(engine, area, dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 3))
+    assert len(rows) == len(frame) and rows["voltage_a"].round(6).tolist() == frame["voltage_a"].round(6).tolist()
+    assert rows["thd_i_c"].notna().all() and rows["tap_position"].tolist() == frame["tap_position"].tolist()
+    fig = trends_figure(rows, (area["band_low"], area["band_high"]), zoneinfo.ZoneInfo("Asia/Shanghai"), "zh")
+    assert len(fig["data"]) == 18 and max(trend_points(fig)) <= TREND_BUDGET
+    with engine.begin() as conn:    # an open alarm on the area counts on the list
+        alarms.open_alarm(conn, alarms.AREA_SMOKE, ("area", area_id), alarms.AlarmLevel.CRITICAL, "area_smoke",
+                          {"area": "Area T", "terminal": "202611300002"}, dt.datetime(2026, 11, 2))
+    listed = area_overview(engine)
+    assert listed["name"].tolist() == ["Area T"] and listed["alarms_open"].tolist() == [1]

@@ -29,7 +29,7 @@ TREND_BUDGET = 600      # points per line at most: a week of one-minute polls (1
                         # every peak and dip a column of a phone or laptop screen shows
 TICK_MS = 10_000        # the live values are read again this often (the terminal is polled every poll interval)
 COMM_COLOR = {"online": "success", "lost": "danger", "unknown": "secondary"}
-LEVEL_COLOR = {1: "info", 2: "warning", 3: "danger"}
+LEVEL_COLOR = {0: "info", 1: "warning", 2: "danger"}   # storage.alarms.AlarmLevel
 NEW_TAB = {"target": "_blank"}   # a link's browsing context (tests/test_ids.py reads a `target` keyword as an id)
 
 

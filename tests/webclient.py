@@ -185,7 +185,24 @@ def start_demo_runtime(tmp, poll_interval_s: float = 3600.0, database_url: str |
     rt = Runtime(cfg, demo=True).start()
     rt.serve_in_thread()
     settle_demo_commands(rt)
+    settle_first_jobs(rt)
     return rt
+
+
+def settle_first_jobs(rt, timeout_s: float = 120.0) -> None:
+    """Wait until the scheduler's jobs that run at start (the full poll among them, seconds after the start's own
+    cycle, and what its changes wake: rollups, reconciliation, alarms, the AVC) have run and none is running, so a
+    test's before/after snapshot never sees a background cycle land in between."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        jobs = {j["name"]: j for j in rt.health().get("jobs", [])}
+        if jobs.get("poll", {}).get("runs", 1) >= 1 and not any(j["running"] for j in jobs.values()):
+            time.sleep(0.3)   # a job the last one woke starts
+            if not any(j["running"] for j in rt.health().get("jobs", [])):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the demo's first jobs did not settle in {timeout_s:.0f} s")
 
 
 # The demo's first start seeds its database (topology, a day of readings, accounts, sales, a settings push the

@@ -92,7 +92,7 @@ def history_columns(lang: str, zone) -> list[dict]:
     for c in HISTORY_COLUMNS:
         name = t(f"analysis.col.{c}", lang)
         if c == "ts":
-            cols.append({"field": "ts", "headerName": t("clock.column", lang, name=name, zone=zone_label(zone)),
+            cols.append({"field": "ts", "headerName": name,   # site time, named once in the navbar (exports name it)
                          "pinned": "left", "minWidth": 150, "cellDataType": "text"})
         elif c == "comm_gap":
             cols.append({"field": "comm_gap_text", "headerName": name})
@@ -314,8 +314,8 @@ def energy_totals(df: pd.DataFrame, lang: str) -> dict:
 
 
 def energy_columns(lang: str, zone) -> list[dict]:
-    cols = [{"field": "period", "headerName": t("clock.column", lang, name=t("analysis.energy.period", lang),
-                                                   zone=zone_label(zone)), "pinned": "left", "cellDataType": "text"},
+    cols = [{"field": "period", "headerName": t("analysis.energy.period", lang),   # site time, named in the navbar
+             "pinned": "left", "cellDataType": "text"},
             {"field": "place", "headerName": t("analysis.energy.place", lang), "cellDataType": "text"}]
     cols += [{"field": c, "headerName": t(f"analysis.col.{'energy_total' if c == 'energy_kwh' else c}", lang),
               **NUMBER_COLUMN, "valueFormatter": {"function": "d3.format(',.2f')(params.value)"}}

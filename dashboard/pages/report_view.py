@@ -9,14 +9,13 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from core import permissions as P
-from core.clock import zone_label
 from dashboard import access
 from dashboard.auth import allowed, forbidden_page, guarded_callback, source_address
 from dashboard.components.reports import (empty_figure, filter_form, form_values, period_figure, period_frame,
                                           report_grid)
 from dashboard.i18n import request_lang, t
 from dashboard.ids import ReportCentre as ID
-from dashboard.services import billing, operator_name, report_env, site_zone
+from dashboard.services import billing, operator_name, report_env
 from billing.desk import buildings
 from reports.registry import REPORTS
 from reports.render import export_report, run_report
@@ -51,7 +50,6 @@ def layout(name="sales", **query):
                **{k: v for k, v in query.items() if isinstance(v, str) and k in spec.takes}}
     return html.Div([
         html.H1(t(spec.title_key, lang), className="h4"),
-        html.P(t("report.times", lang, zone=zone_label(site_zone())), className="small text-muted mb-1"),
         filter_form(ID, spec, applied, lang, buildings=buildings(ctx), may_export=allowed(EXPORT)),
         html.Div(id=ID.RESULT, role="status", className="small mb-1"),
         dcc.Graph(id=ID.CHART, figure=empty_figure(), config={"displaylogo": False, "responsive": True},

@@ -280,6 +280,17 @@ class Field:
         terminal = self._terminal(address)
         self._change_terminal(terminal, lambda: terminal.set_input(name, bool(value)))
 
+    def set_terminal_breaker(self, address: str, outlet: int, closed: bool) -> bool:
+        """Operate outlet breaker `outlet` (1..8) of the terminal by hand at the switchgear: an open outlet in
+        service takes its share of the area's load off the transformer (AreaTerminal); with the fault
+        "breaker_stuck" it does not open. Whether the breaker is closed afterwards."""
+        if isinstance(outlet, bool) or not isinstance(outlet, int) or not 1 <= outlet <= AreaTerminal.OUTLETS:
+            raise ValueError(f"outlet must be 1..{AreaTerminal.OUTLETS}")
+        terminal = self._terminal(address)
+        done = []
+        self._change_terminal(terminal, lambda: done.append(terminal.set_breaker(outlet, bool(closed))))
+        return done[0]
+
     def trigger_changeover(self, address: str, on: bool = True) -> None:
         """Dual-supply changeover (备自投) to the standby MV supply (status bit 3), or back to the main one."""
         terminal = self._terminal(address)

@@ -731,6 +731,11 @@ class AreaTerminal(SimMeter):
     - capacitor bank   the terminal's own controller: one step in when Q_net >= CAP_SWITCH_IN steps' kvar, one
       out when Q_net <= CAP_SWITCH_OUT (leading), at most one switching per capacitor_delay_s: the band is wider
       than a step, so a switching never undoes itself (no chatter); the server only reads the bit mask;
+    - outlets          the area's load is fed through the outlets in service (the first SERVICE_OUTLETS, closed
+      when the terminal is built; the others are spares that carry nothing), each an EQUAL share of it (the model
+      does not know which meters sit behind which outlet): an open outlet takes its share of P, of the rooms' Q,
+      of the currents and of the energy counted off the transformer, and the voltage drop follows; a breaker with
+      the fault breaker_stuck does not open and keeps its share. The rooms' own meters are not cut off;
     - top oil          first order towards ambient + OIL_RISE_RATED * ((1 + R K^2) / (1 + R))^x (IEC 60076-7,
       ONAN: R = LOSS_RATIO, x = OIL_EXPONENT), K = S / rating of the mode, time constant OIL_TAU_S.
     """
@@ -750,6 +755,7 @@ class AreaTerminal(SimMeter):
     NO_LOAD_Q_PU = 0.003         # magnetizing reactive power, of the mode's rating (I0 0.3 %, an S13 630 kVA)
     CAP_SWITCH_IN, CAP_SWITCH_OUT = 1.1, -0.3   # thresholds of Q_net in steps' kvar
     PHASE_SAG = 0.85             # fault phase_sag: phase A at 85 %
+    OUTLETS, SERVICE_OUTLETS = 8, 6   # outlet breakers 1-8; 1-6 feed the area's load, 7-8 are spares
     OIL_RISE_RATED, LOSS_RATIO, OIL_EXPONENT, OIL_TAU_S = 55.0, 6.0, 0.8, 180 * 60.0
     volts_per_step = TAP_STEP * 220.0   # per terminal: TAP_STEP of its nominal phase voltage
 
@@ -766,7 +772,7 @@ class AreaTerminal(SimMeter):
         self.tap_count = spec.tap_count
         self.tap_position = spec.tap_position
         self.capacity_mode = 1
-        self.breakers = [True] * 6 + [False] * 2
+        self.breakers = [True] * self.SERVICE_OUTLETS + [False] * (self.OUTLETS - self.SERVICE_OUTLETS)
         self.door_open = self.smoke = self.water = False
         self.supply_offset_pct = 0.0
         self.on_standby = False      # changeover (备自投) to the standby supply
@@ -813,6 +819,21 @@ class AreaTerminal(SimMeter):
         self.on_standby = bool(on)
         self._apply_tap()
 
+    def set_breaker(self, outlet: int, closed: bool) -> bool:
+        """Outlet breaker `outlet` (1..8) opened or closed (by a command or by hand at the switchgear); a breaker
+        with the fault breaker_stuck does not open. Whether it is closed now."""
+        self.advance(self.hooks.clock())   # the energy so far at the old share
+        if closed or "breaker_stuck" not in self.faults:
+            self.breakers[outlet - 1] = bool(closed)
+            self._volts = None
+            self.area.changed()
+        self.mark_dirty()
+        return self.breakers[outlet - 1]
+
+    def fed_fraction(self) -> float:
+        """The share of the area's load its closed outlets in service carry (equal shares, spares none)."""
+        return sum(1 for b in self.breakers[:self.SERVICE_OUTLETS] if b) / self.SERVICE_OUTLETS
+
     @property
     def capacitor_steps(self) -> int:
         """Bit mask of the switched-in steps (register 0x0042)."""
@@ -851,7 +872,7 @@ class AreaTerminal(SimMeter):
         dt = now - self._t
         self._t = max(self._t, now)
         seen = self._upstream_energy(now)
-        self.energy_total += max(0.0, seen - self._upstream_seen) * (1 + self.line_loss)
+        self.energy_total += max(0.0, seen - self._upstream_seen) * (1 + self.line_loss) * self.fed_fraction()
         self._upstream_seen = seen
         self.power_kw *= 1 + self.line_loss
         self._switch_capacitors(now)
@@ -871,9 +892,9 @@ class AreaTerminal(SimMeter):
             for phase, share in (((0, 1 / 3), (1, 1 / 3), (2, 1 / 3)) if room.three_phase else ((room.phase, 1.0),)):
                 p_rooms[phase] += room.power_kw * share
                 q_rooms[phase] += q * share
-        seen = sum(p_rooms)
-        scale = self.power_kw / seen if seen > 0 else 0.0
-        p = [x * scale for x in p_rooms] if seen > 0 else [self.power_kw / 3] * 3
+        seen, fed = sum(p_rooms), self.fed_fraction()
+        scale = self.power_kw * fed / seen if seen > 0 else 0.0
+        p = [x * scale for x in p_rooms] if seen > 0 else [self.power_kw * fed / 3] * 3
         rating = self.rated_kva[self.capacity_mode] / 3
         q_compensated = [x * scale + self.NO_LOAD_Q_PU * rating - steps * self.capacitor_kvar / 3 for x in q_rooms]
         q = [qc + self.X_PU * (pp * pp + qc * qc) / rating for pp, qc in zip(p, q_compensated)]
@@ -1000,8 +1021,7 @@ class AreaTerminal(SimMeter):
         outlet, action = payload
 
         def apply():
-            if action or "breaker_stuck" not in self.faults:   # a stuck breaker acknowledges, stays closed
-                self.breakers[outlet - 1] = bool(action)
+            self.set_breaker(outlet, bool(action))   # a stuck breaker acknowledges, stays closed
             return Result.APPLIED
         return apply
 

@@ -231,6 +231,47 @@ def test_a_stuck_breaker_answers_applied_to_open_but_stays_closed_and_still_clos
     assert rig.terminal()["breaker_2"] is False
 
 
+def test_an_open_outlet_takes_its_share_of_the_load_off_the_terminal_and_closing_it_brings_it_back(start_area):
+    rig = start_area(capacitor_count=0)
+    assert rig.command(TTU, sf.Command.CAPACITY_MODE, sf.capacity_mode_payload(0)) == sf.Result.APPLIED
+    outlets = AreaTerminal.SERVICE_OUTLETS
+    loaded = rig.terminal()
+    assert loaded["power_total"] > 150
+    assert rig.command(TTU, sf.Command.BREAKER, sf.breaker_payload(2, 0)) == sf.Result.APPLIED   # from the server
+    one_open = rig.terminal()
+    assert one_open["breaker_2"] is False
+    share = 1 - 1 / outlets
+    assert one_open["power_total"] == pytest.approx(loaded["power_total"] * share, rel=0.05)
+    for p in "abc":
+        assert one_open[f"current_{p}"] == pytest.approx(loaded[f"current_{p}"] * share, rel=0.08)
+    assert one_open["reactive_total"] < loaded["reactive_total"]
+    assert rig.field.set_terminal_breaker(TTU, 3, False) is False   # by hand at the switchgear
+    assert rig.field.set_terminal_breaker(TTU, 6, False) is False
+    half = rig.terminal()
+    assert half["power_total"] == pytest.approx(loaded["power_total"] * (1 - 3 / outlets), rel=0.05)
+    rise = mean_volts(half) - mean_volts(loaded)
+    assert rise > 0.8, "half the load off: half the drop"
+    assert rise == pytest.approx(drop_volts(loaded, 315.0) - drop_volts(half, 315.0), abs=0.8)
+    assert rig.field.set_terminal_breaker(TTU, 6, True) is True
+    two_open = rig.terminal()
+    assert two_open["power_total"] == pytest.approx(loaded["power_total"] * (1 - 2 / outlets), rel=0.05)
+    assert rig.field.set_terminal_breaker(TTU, 7, True) is True     # a spare carries nothing
+    assert rig.terminal()["power_total"] == pytest.approx(two_open["power_total"], rel=0.05)
+    assert rig.command(TTU, sf.Command.BREAKER, sf.breaker_payload(2, 1)) == sf.Result.APPLIED
+    assert rig.field.set_terminal_breaker(TTU, 3, True) is True
+    back = rig.terminal()
+    assert back["power_total"] == pytest.approx(loaded["power_total"], rel=0.05)
+    assert mean_volts(back) == pytest.approx(mean_volts(loaded), abs=0.8)
+    rig.field.set_terminal_fault(TTU, "breaker_stuck")                # a breaker that does not open keeps its load
+    assert rig.command(TTU, sf.Command.BREAKER, sf.breaker_payload(4, 0)) == sf.Result.APPLIED
+    assert rig.field.set_terminal_breaker(TTU, 5, False) is True
+    stuck = rig.terminal()
+    assert stuck["breaker_4"] is True and stuck["breaker_5"] is True
+    assert stuck["power_total"] == pytest.approx(loaded["power_total"], rel=0.05)
+    with pytest.raises(ValueError):
+        rig.field.set_terminal_breaker(TTU, 9, False)
+
+
 # ---------------------------------------------------------------- changeover, inputs, temperatures
 
 def test_a_changeover_reads_as_changeover_and_runs_the_area_on_the_standby_supply(start_area):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -128,7 +129,9 @@ def band(area: dict, settings: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 # manual commands
 def _queue(ctx: BillingContext, actor: Actor, area_id: int, *, kind: str, payload: dict, action: str, before,
-           after, why: str) -> int:
+           after, why: str, also=None) -> int:
+    """Queue the command with its action row and operation-log row; `also(conn, now, command_id)` writes what
+    goes with it in the same transaction."""
     now = ctx.now()
     with ctx.engine.connect() as conn:
         area = _area(conn, area_id)
@@ -143,6 +146,8 @@ def _queue(ctx: BillingContext, actor: Actor, area_id: int, *, kind: str, payloa
                      before=None if before is None else {"state": before},
                      after={"action": action, "state": after, "command": command_id, "reason": why, **payload},
                      source=actor.address or actor.channel)
+        if also is not None:
+            also(conn, now, command_id)
     ctx.commands_queued()
     return command_id
 
@@ -180,8 +185,18 @@ def queue_tap(ctx: BillingContext, actor: Actor, area_id, position, reason) -> i
                   before=seen.get("tap_position"), after=position, why=why)
 
 
-def queue_capacity_mode(ctx: BillingContext, actor: Actor, area_id, mode, reason) -> int:
-    """Switch the area's transformer to its small or large capacity; the command's id."""
+class CapacityQueued(NamedTuple):
+    """A capacity mode set by hand: its command, and whether the area's automatic capacity mode was switched off
+    for it (the operator is told)."""
+    command_id: int
+    capacity_auto_off: bool
+
+
+def queue_capacity_mode(ctx: BillingContext, actor: Actor, area_id, mode, reason) -> CapacityQueued:
+    """Switch the area's transformer to its small or large capacity. The hand setting holds: where the automation
+    is on with the capacity mode by load (capacity_auto), that is switched off in the same transaction (the tap
+    automation stays as it is), as an action row (settings, reason capacity_by_hand) and an operation-log row
+    (grid.settings); "Automatic on" (set_automation) switches it on again."""
     authorize(ctx, actor, P.GRID_ADJUST, f"area:{str(area_id)[:20]}")
     why = _reason(reason)
     area_id = _area_id(area_id)
@@ -190,8 +205,28 @@ def queue_capacity_mode(ctx: BillingContext, actor: Actor, area_id, mode, reason
     _, seen = _telemetry(ctx, area_id)
     now_mode = seen.get("capacity_mode")
     before = MODES[now_mode] if now_mode in (0, 1) else None
-    return _queue(ctx, actor, area_id, kind="capacity_mode", payload={"mode": MODES.index(mode)},
-                  action="capacity_mode", before=before, after=mode, why=why)
+    switched_off = []
+
+    def hold_by_hand(conn, now: dt.datetime, command_id: int) -> None:
+        row = automation_row(conn, area_id, now, enabled=False, by=actor.username)
+        if not (row["enabled"] and row["capacity_auto"]):
+            return
+        store.update_automation(conn, area_id, capacity_auto=False, load_since=None, load_side=None,
+                                updated_at=now, updated_by=actor.username[:100])
+        store.insert_action(conn, ts=now, area_id=area_id, mode="manual", action="settings", before="on",
+                            after="off", reason_code="capacity_by_hand",
+                            params={"reason": why, "settings": {"capacity_auto": False}, "mode": mode},
+                            operator=actor.username, command_id=None)
+        audit.record(conn, operator=actor.username[:100], action="grid.settings", target=f"area:{area_id}", ts=now,
+                     before={"settings": {"capacity_auto": True}},
+                     after={"settings": {"capacity_auto": False}, "reason": why, "capacity_mode": mode,
+                            "command": command_id, "why": "capacity_by_hand"},
+                     source=actor.address or actor.channel)
+        switched_off.append(True)
+
+    command_id = _queue(ctx, actor, area_id, kind="capacity_mode", payload={"mode": MODES.index(mode)},
+                        action="capacity_mode", before=before, after=mode, why=why, also=hold_by_hand)
+    return CapacityQueued(command_id, bool(switched_off))
 
 
 def arrears_meters(ctx: BillingContext, area_id: int) -> list[str]:
@@ -228,35 +263,56 @@ def trip_arrears(ctx: BillingContext, actor: Actor, area_id, reason) -> str:
     return result.batch_id
 
 
-def set_automation(ctx: BillingContext, actor: Actor, area_id, enabled, reason) -> None:
+def set_automation(ctx: BillingContext, actor: Actor, area_id, enabled, reason, *, events=None) -> None:
     """Switch the area's automatic control (tap by voltage, capacity mode by load) on or off. Switching it on
-    clears a block (a stuck tap changer the operator has looked at) and closes its alarm."""
+    switches the capacity mode by load on too (a capacity mode set by hand switched it off), and lifts a block for
+    a stuck tap changer (the operator has had it repaired): its alarm closes, the action row and the operation-log
+    row name the operator and the alarm, and the close goes out on ALARM_CHANGED on `events`
+    (core.events.EventBus) once committed. A block for undervoltage or overcurrent stays: it lasts as long as the
+    voltage or current does (grid.avc lifts it)."""
     authorize(ctx, actor, P.GRID_ADJUST, f"area:{str(area_id)[:20]}")
     why = _reason(reason)
     area_id = _area_id(area_id)
     if not isinstance(enabled, bool):
         raise ControlError("enabled_invalid")
     now = ctx.now()
+    closed: list = []
     with ctx.engine.begin() as conn:
         _area(conn, area_id)
         row = automation_row(conn, area_id, now, enabled=False, by=actor.username)
         was = bool(row["enabled"])
         values = {"enabled": enabled, "updated_at": now, "updated_by": actor.username[:100],
                   "out_since": None, "out_side": None, "load_since": None, "load_side": None}
+        unblocked = None
         if enabled:
-            values.update(blocked=None, blocked_at=None, blocked_position=None)
+            values["capacity_auto"] = True
+            if row["blocked"] == "tap_stuck":
+                unblocked = row["blocked"]
+                values.update(blocked=None, blocked_at=None, blocked_position=None)
+            closed = [alarms.change_of(a, False) for a in alarms.open_alarms(conn, TAP_STUCK, subject=("area",
+                                                                                                        area_id))]
             alarms.close_alarm(conn, TAP_STUCK, ("area", area_id), now)
         store.update_automation(conn, area_id, **values)
         action = "automation_on" if enabled else "automation_off"
+        extra = {}
+        if unblocked:
+            extra["unblocked"] = unblocked
+        if closed:
+            extra["alarms_closed"] = [c.id for c in closed]
+        if enabled and not row["capacity_auto"]:
+            extra["capacity_auto"] = "on"
         store.insert_action(conn, ts=now, area_id=area_id, mode="manual", action=action,
                             before="on" if was else "off", after="on" if enabled else "off", reason_code="operator",
-                            params={"reason": why, **({"unblocked": row["blocked"]} if enabled and row["blocked"]
-                                                      else {})},
-                            operator=actor.username)
+                            params={"reason": why, **extra}, operator=actor.username)
         audit.record(conn, operator=actor.username[:100],
                      action="grid.automation_on" if enabled else "grid.automation_off", target=f"area:{area_id}",
-                     ts=now, before={"enabled": was, "blocked": row["blocked"]},
-                     after={"enabled": enabled, "reason": why}, source=actor.address or actor.channel)
+                     ts=now, before={"enabled": was, "blocked": row["blocked"], "capacity_auto": row["capacity_auto"]},
+                     after={"enabled": enabled, "reason": why, **({"capacity_auto": True} if enabled else {}),
+                            **({"alarms_closed": [c.id for c in closed]} if closed else {})},
+                     source=actor.address or actor.channel)
+    if closed and events is not None:
+        from core.events import ALARM_CHANGED
+        events.publish(ALARM_CHANGED, alarms.AlarmChanges(now, tuple(closed)))
 
 
 # What an operator may change of the automation, and the range of each (fractions of the nominal voltage or of the

@@ -197,6 +197,29 @@ def test_a_control_asks_for_confirmation_and_an_operators_breaker_command_is_que
     assert t("grid_control.action.breaker_open", "en") in json.dumps(out[ID.ACTIONS], ensure_ascii=False)
 
 
+def test_a_capacity_mode_set_by_hand_tells_the_operator_the_automatic_capacity_mode_is_off(rt):
+    from grid import control
+    from storage import grid_control as gstore
+    area = _area(rt, "Area B1")
+    with rt.engine.begin() as conn:
+        control.automation_row(conn, area["id"], rt.billing.now(), enabled=True)
+        gstore.update_automation(conn, area["id"], enabled=True, capacity_auto=True)
+    client = signed_in_client(rt, "operator")
+    typed_in = {"Sec-Fetch-Site": "none"}
+    client.get("/lang/zh?next=/status", follow=False, headers=typed_in)
+    try:
+        out = _send(client, area["id"], {"name": "mode_small", "area": area["id"]}, "检修").json()["response"]
+    finally:
+        client.get("/lang/en?next=/status", follow=False, headers=typed_in)
+    shown = json.dumps(out[ID.CONTROL_RESULT], ensure_ascii=False)
+    assert "Area B1 的自动容量切换已退出" in shown and "投入自动" in shown
+    assert "容量模式手动" in json.dumps(out[ID.CONTROLS], ensure_ascii=False)
+    out = _send(client, area["id"], {"name": "mode_large", "area": area["id"]}, "back").json()["response"]
+    assert "Automatic capacity mode" not in json.dumps(out[ID.CONTROL_RESULT]), "said once, when it is switched off"
+    with rt.engine.connect() as conn:
+        assert gstore.automation(conn, area["id"])["capacity_auto"] is False
+
+
 @pytest.mark.parametrize("role, pending, reason, code", [
     ("manager", {"name": "breaker_open", "outlet": "3"}, "no right", "permission_denied"),
     ("analyst", {"name": "tap_up", "position": "4"}, "no right", "permission_denied"),

@@ -15,7 +15,7 @@ from grid import control
 from grid.avc import AutomaticVoltageControl
 from storage import alarms
 from storage import grid_control as store
-from storage.schema import command, transformer_area
+from storage.schema import audit_log, command, transformer_area
 from storage.timeseries import upsert_meter_state
 from tests.grid_support import TTU, grid_site, operator
 
@@ -185,6 +185,108 @@ def test_the_capacity_mode_follows_the_load_with_its_own_hysteresis(site):
     for _ in range(3):
         site.tick(60)
     assert len(site.commands("capacity_mode")) == 1
+
+
+def _audit(site, action: str) -> list[dict]:
+    with site.engine.connect() as conn:
+        return [dict(r, after=json.loads(r["after"] or "{}"), before=json.loads(r["before"] or "{}"))
+                for r in conn.execute(sa.select(audit_log).where(audit_log.c.action == action)
+                                      .order_by(audit_log.c.id)).mappings()]
+
+
+def test_a_capacity_mode_set_by_hand_holds_the_automation_switches_its_capacity_mode_off(site):
+    # the load is far above the small rating's threshold: by load the automation wants the large capacity
+    site.settings(enabled=True, small_kva=1.0, capacity_up=0.10, capacity_down=0.05, capacity_hold_s=0)
+    site.tick(0)
+    queued = control.queue_capacity_mode(site.ctx, operator(), site.area_id, "small", "transformer maintenance")
+    assert queued.capacity_auto_off is True
+    site.tick(1)
+    assert site.terminal.capacity_mode == 0
+    for _ in range(5):
+        site.tick(60)
+    assert site.terminal.capacity_mode == 0, "the hand setting holds"
+    assert [json.loads(c["payload"])["mode"] for c in site.commands("capacity_mode")] == [0]
+    state = control.control_state(site.ctx, site.area_id)
+    assert state["settings"]["capacity_auto"] is False and state["enabled"] is True, "the tap automation stays on"
+    rows = site.actions()
+    assert rows.query("mode == 'auto' and action == 'capacity_mode'").empty
+    switched = rows.query("action == 'settings'").iloc[0]
+    assert (switched["mode"], switched["before"], switched["after"], switched["operator"]) == ("manual", "on", "off",
+                                                                                              "olga")
+    assert "automatic capacity mode switched off" in switched["reason"]
+    assert "自动容量切换已退出" in site.actions(lang="zh").query("action == 'settings'").iloc[0]["reason"]
+    audit_row = _audit(site, "grid.settings")[-1]
+    assert audit_row["operator"] == "olga" and audit_row["target"] == f"area:{site.area_id}"
+    assert audit_row["before"]["settings"] == {"capacity_auto": True}
+    assert audit_row["after"]["settings"] == {"capacity_auto": False}
+    assert audit_row["after"]["command"] == queued.command_id
+    # a second hand setting says nothing more; "Automatic on" gives the capacity back to the load
+    assert control.queue_capacity_mode(site.ctx, operator(), site.area_id, "small", "still").capacity_auto_off is False
+    control.set_automation(site.ctx, operator(), site.area_id, True, "maintenance done")
+    assert control.control_state(site.ctx, site.area_id)["settings"]["capacity_auto"] is True
+    for _ in range(3):
+        site.tick(60)
+    assert site.terminal.capacity_mode == 1, "by load again"
+    assert not site.actions().query("mode == 'auto' and action == 'capacity_mode'").empty
+
+
+def _stuck_and_blocked(site) -> None:
+    site.settings(enabled=True, capacity_auto=False)
+    site.field.set_terminal_fault(TTU, "stuck_tap")
+    site.field.set_supply_offset(TTU, 6.0)
+    site.tick(0)
+    site.tick(61)
+    site.tick(1)
+    assert [(a["subject_id"], a["closed_at"]) for a in _open(site, alarms.AVC_TAP_STUCK)] == [(site.area_id, None)]
+
+
+def _closed(site) -> list[tuple]:
+    return [(c.kind, c.subject_id, c.opened) for e in site.alarm_changes for c in e.changes if not c.opened]
+
+
+def _event(site, alarm_id: int) -> dict:
+    with site.engine.connect() as conn:
+        return alarms.alarm_by_id(conn, alarm_id)
+
+
+def test_a_stuck_tap_that_moves_again_is_unblocked_and_the_close_is_announced_like_the_opening(site):
+    _stuck_and_blocked(site)
+    alarm_id = _open(site, alarms.AVC_TAP_STUCK)[0]["id"]
+    site.field.set_terminal_fault(TTU, "stuck_tap", on=False)        # repaired; the operator moves it by hand
+    control.queue_tap(site.ctx, operator(), site.area_id, 4, "after the repair")
+    site.tick(1)
+    site.tick(1)
+    assert site.terminal.tap_position == 4
+    assert _open(site, alarms.AVC_TAP_STUCK) == []
+    assert _event(site, alarm_id)["closed_at"] is not None
+    assert _closed(site) == [(alarms.AVC_TAP_STUCK, site.area_id, False)]
+    unblocked = site.actions().query("action == 'unblocked'").iloc[0]
+    assert (unblocked["mode"], unblocked["reason_code"], unblocked["reason"]) == ("auto", "tap_moved",
+                                                                                 "The tap moved to 4")
+    assert control.control_state(site.ctx, site.area_id)["blocked"] is None
+
+
+def test_switching_the_automation_on_after_a_repair_lifts_the_block_and_announces_the_close(site):
+    _stuck_and_blocked(site)
+    alarm_id = _open(site, alarms.AVC_TAP_STUCK)[0]["id"]
+    site.field.set_terminal_fault(TTU, "stuck_tap", on=False)
+    site.clock.advance(seconds=5)
+    control.set_automation(site.ctx, operator("oscar"), site.area_id, True, "tap drive repaired",
+                           events=site.events)
+    assert _event(site, alarm_id)["closed_at"] == site.clock.now
+    assert _closed(site) == [(alarms.AVC_TAP_STUCK, site.area_id, False)]
+    assert control.control_state(site.ctx, site.area_id)["blocked"] is None
+    row = site.actions().iloc[0]
+    assert (row["action"], row["operator"]) == ("automation_on", "oscar")
+    assert row["params"]["unblocked"] == "tap_stuck" and row["params"]["alarms_closed"] == [alarm_id]
+    audit_row = _audit(site, "grid.automation_on")[-1]
+    assert audit_row["operator"] == "oscar" and audit_row["before"]["blocked"] == "tap_stuck"
+    assert audit_row["after"]["alarms_closed"] == [alarm_id]
+    site.tick(0)
+    site.tick(61)
+    site.tick(1)
+    assert site.terminal.tap_position == 4, "steps again"
+    assert _closed(site) == [(alarms.AVC_TAP_STUCK, site.area_id, False)], "announced once"
 
 
 # ---------------------------------------------------------------------------------------------

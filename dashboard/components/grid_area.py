@@ -343,6 +343,8 @@ def controls_panel(state: dict | None, may: dict[str, bool], lang: str) -> html.
     auto = t("grid_area.control.on" if state.get("enabled") else "grid_area.control.off", lang)
     if state.get("blocked"):
         auto += " · " + t("grid_area.control.held", lang)
+    if state.get("enabled") and not (state.get("settings") or {}).get("capacity_auto", True):
+        auto += " · " + t("grid_area.control.capacity_by_hand", lang)
     pending = len(state.get("pending") or [])
     note = [] if (control and adjust) else [html.P(t("grid_area.control.not_yours", lang),
                                                    className="small text-muted mb-1")]

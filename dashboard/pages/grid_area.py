@@ -266,9 +266,9 @@ def ask(clicks, outlet, position, area_id):
             "pending": {"name": name, "area": int(area["id"]), **params}}
 
 
-def _send(name: str, pending: dict, area_id: int, reason):
+def _send(name: str, pending: dict, area: dict, reason):
     """Queue the control `name` through grid.control; the words of what was done."""
-    ctx_, who = billing(), actor()
+    ctx_, who, area_id = billing(), actor(), int(area["id"])
     if name in ("breaker_open", "breaker_close"):
         command_id = control.queue_breaker(ctx_, who, area_id, pending.get("outlet"), name.split("_")[1], reason)
         return "queued", {"id": command_id}
@@ -277,8 +277,11 @@ def _send(name: str, pending: dict, area_id: int, reason):
     if name in ("tap_set", "tap_up", "tap_down"):
         return "queued", {"id": control.queue_tap(ctx_, who, area_id, pending.get("position"), reason)}
     if name in ("mode_small", "mode_large"):
-        return "queued", {"id": control.queue_capacity_mode(ctx_, who, area_id, name.split("_")[1], reason)}
-    control.set_automation(ctx_, who, area_id, name == "auto_on", reason)
+        queued = control.queue_capacity_mode(ctx_, who, area_id, name.split("_")[1], reason)
+        if queued.capacity_auto_off:   # the hand setting holds: the operator is told how to undo that
+            return "queued_capacity_auto_off", {"id": queued.command_id, "area": area["name"]}
+        return "queued", {"id": queued.command_id}
+    control.set_automation(ctx_, who, area_id, name == "auto_on", reason, events=runtime().events)
     return "done", {}
 
 
@@ -308,7 +311,7 @@ def send(n_send, n_cancel, pending, reason, area_id):
         return {**keep, "open": False}
     words = t(f"grid_control.action.{ACTION_WORDS[name]}", lang)
     try:
-        done, params = _send(name, pending, int(area["id"]), inputs.text(reason))
+        done, params = _send(name, pending, area, inputs.text(reason))
     except BillingError as exc:
         message = exc.message(lang)
         if exc.code == "reason_required":   # said in the dialog, beside the reason; nothing queued

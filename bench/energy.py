@@ -171,7 +171,8 @@ BARE_SQL = """
 SELECT e.day AS period, coalesce(b.name, ab.name) AS building, r.floor, sum(e.energy_kwh), sum(e.energy_sharp),
        sum(e.energy_peak), sum(e.energy_flat), sum(e.energy_valley), bool_or(e.estimated), bool_or(e.gap)
 FROM energy_day e JOIN meter m ON m.id = e.meter_id LEFT JOIN room r ON r.id = m.room_id
-LEFT JOIN building b ON b.id = r.building_id LEFT JOIN transformer_area a ON a.id = m.area_id
+LEFT JOIN building b ON b.id = r.building_id LEFT JOIN area_meter am ON am.meter_id = m.id
+LEFT JOIN transformer_area a ON a.id = am.area_id
 LEFT JOIN building ab ON ab.id = a.building_id
 WHERE e.day >= ? AND e.day < ? GROUP BY 1, 2, 3
 """

@@ -35,7 +35,7 @@ from collectors.topology_import import import_topology  # noqa: E402
 from grid.line_loss import freeze_days, line_loss, local_midnight  # noqa: E402
 from storage.engine import dispose, open_engine  # noqa: E402
 from storage.migrations import migrate  # noqa: E402
-from storage.schema import meter, transformer_area  # noqa: E402
+from storage.schema import area_meter, meter, transformer_area  # noqa: E402
 from storage.timeseries import append_readings  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -72,8 +72,10 @@ def build() -> None:
     import_topology(engine, topology_rows(), PROFILES, dt.datetime(2025, 11, 1))
     with engine.connect() as conn:
         meters = pd.DataFrame(conn.execute(
-            sa.select(meter.c.id, meter.c.area_id, meter.c.profile)
-            .join(transformer_area, transformer_area.c.id == meter.c.area_id).order_by(meter.c.id)).mappings().all())
+            sa.select(meter.c.id, area_meter.c.area_id, meter.c.profile)
+            .join(area_meter, area_meter.c.meter_id == meter.c.id)
+            .join(transformer_area, transformer_area.c.id == area_meter.c.area_id).order_by(meter.c.id))
+            .mappings().all())
     print(f"topology: {len(meters)} meters in {time.perf_counter() - t0:.1f} s")
     rng = np.random.default_rng(13)
     midnights = np.array([local_midnight(FIRST + dt.timedelta(days=d), TZ) for d in range(DAYS + 1)],

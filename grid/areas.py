@@ -22,7 +22,6 @@ from collectors.topology_import import AREA_NUMBER_RANGES
 from core.text import t
 from storage import audit
 from storage import grid_areas as store
-from storage.site_setup import StillReferenced
 
 TERMINAL_KIND = "transformer-terminal"     # the profile kind an area's terminal has (collectors/profiles)
 MASTER_KIND = "meter-3p"                   # and its master meter
@@ -187,7 +186,7 @@ def edit_area(engine: sa.Engine, who: Who, area_id, form: dict, profile_kinds: d
               now: dt.datetime) -> dict:
     """Check the whole form (rating_kva, nominal_voltage, connection_group, terminal, master, ct_ratio, groups: the
     building/floor keys whose meters the area feeds, addresses: more meter numbers, typed) and write it: the
-    nameplate, the roles, and meter.area_id of exactly the meters chosen (plus the terminal and master meter).
+    nameplate, the roles, and the area of exactly the meters chosen (area_meter; taken from another area) (plus the terminal and master meter).
     Returns what changed; AreaError (nothing written) when anything is wrong."""
     f = _Form()
     area_key = _id(area_id)
@@ -217,11 +216,7 @@ def edit_area(engine: sa.Engine, who: Who, area_id, form: dict, profile_kinds: d
         fed |= {values[k] for k in ("terminal_meter_id", "master_meter_id") if values[k] is not None}
         before = {k: area[k] for k in store.AREA_FIELDS}
         store.update_area(conn, area["id"], values)
-        try:
-            moved = store.set_area_meters(conn, area["id"], fed)
-        except StillReferenced:
-            f.bad("addresses", "still_referenced")
-            f.raise_if_any()     # the transaction rolls back: nothing written
+        moved = store.set_area_meters(conn, area["id"], fed)
         after = {k: values[k] for k in store.AREA_FIELDS}
         changed = {k: after[k] for k in after if after[k] != before[k]}
         addresses = {m["id"]: m["address"] for m in meters}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from storage.engine import is_duckdb
 from storage.frames import read_frame
 from storage.schema import (
-    ENERGY_ROLLUP_COLUMNS, account_meter, building, energy_15min, energy_day, energy_hour, energy_upkeep, meter, meter_tariff, readings, room,
+    ENERGY_ROLLUP_COLUMNS, account_meter, area_meter, building, energy_15min, energy_day, energy_hour, energy_upkeep, meter, meter_tariff, readings, room,
     tariff_version, transformer_area,
 )
 from storage.timeseries import _bulk_write, _copy_rows
@@ -181,7 +181,8 @@ def _place_columns():
     area_building = building.alias("area_building")
     joined = (meter.outerjoin(room, room.c.id == meter.c.room_id)
               .outerjoin(building, building.c.id == room.c.building_id)
-              .outerjoin(transformer_area, transformer_area.c.id == meter.c.area_id)
+              .outerjoin(area_meter, area_meter.c.meter_id == meter.c.id)
+              .outerjoin(transformer_area, transformer_area.c.id == area_meter.c.area_id)
               .outerjoin(area_building, area_building.c.id == transformer_area.c.building_id))
     cols = {"building": sa.func.coalesce(building.c.name, area_building.c.name), "floor": room.c.floor,
             "room": room.c.name, "meter": meter.c.address}

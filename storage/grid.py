@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from storage.engine import is_duckdb
-from storage.schema import building, device_readings, frozen_register, meter, readings, transformer_area
+from storage.schema import area_meter, building, device_readings, frozen_register, meter, readings, transformer_area
 
 AREA_COLUMNS = ("id", "name", "building", "rating_kva", "nominal_voltage", "connection_group", "master_meter_id",
                 "master_address", "terminal_meter_id", "terminal_address", "ct_ratio")
@@ -168,7 +168,7 @@ def _area_meters_sql(area_ids: Sequence[int] | None, params: dict, every_meter: 
   SELECT mt.id AS meter_id, mt.address, a.id AS area_id,
          CASE WHEN mt.id = a.master_meter_id THEN 'master' ELSE 'customer' END AS role,
          COALESCE(a.ct_ratio, 1.0) AS ct_ratio
-  FROM meter mt JOIN transformer_area a ON a.id = mt.area_id
+  FROM meter mt JOIN area_meter am ON am.meter_id = mt.id JOIN transformer_area a ON a.id = am.area_id
   WHERE mt.status <> 'removed' AND (a.terminal_meter_id IS NULL OR mt.id <> a.terminal_meter_id) {where_area})"""
 
 
@@ -227,7 +227,8 @@ def area_meters(conn: sa.Connection, area_ids: Sequence[int] | None = None) -> p
     """The meters line loss counts per area: its master meter and customer meters (not its terminal, not removed)."""
     role = sa.case((meter.c.id == transformer_area.c.master_meter_id, "master"), else_="customer").label("role")
     q = (sa.select(meter.c.id.label("meter_id"), meter.c.address, transformer_area.c.id.label("area_id"), role)
-         .join(transformer_area, transformer_area.c.id == meter.c.area_id)
+         .join(area_meter, area_meter.c.meter_id == meter.c.id)
+         .join(transformer_area, transformer_area.c.id == area_meter.c.area_id)
          .where(meter.c.status != "removed",
                 sa.or_(transformer_area.c.terminal_meter_id.is_(None),
                        meter.c.id != transformer_area.c.terminal_meter_id)))
@@ -268,7 +269,8 @@ def area_points(conn: sa.Connection, area_id: int) -> pd.DataFrame:
     kind = sa.case((meter.c.id == area.c.terminal_meter_id, "terminal"),
                    (meter.c.id == area.c.master_meter_id, "master"), else_="customer").label("kind")
     q = (sa.select(meter.c.id.label("meter_id"), meter.c.address, meter.c.profile, kind)
-         .join(area, area.c.id == meter.c.area_id)
+         .join(area_meter, area_meter.c.meter_id == meter.c.id)
+         .join(area, area.c.id == area_meter.c.area_id)
          .where(area.c.id == int(area_id), meter.c.status != "removed").order_by(meter.c.address))
     return pd.DataFrame(conn.execute(q).mappings().all(), columns=["meter_id", "address", "profile", "kind"])
 

@@ -9,8 +9,7 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
-from storage.schema import alarm_event, building, camera, meter, meter_state, room, transformer_area
-from storage.site_setup import StillReferenced
+from storage.schema import alarm_event, area_meter, building, camera, meter, meter_state, room, transformer_area
 
 AREA_FIELDS = ("rating_kva", "nominal_voltage", "connection_group", "terminal_meter_id", "master_meter_id",
                "ct_ratio")
@@ -34,16 +33,18 @@ def update_area(conn: sa.Connection, area_id: int, values: dict) -> None:
 
 
 def meters_of_area(conn: sa.Connection, area_id: int) -> list[int]:
-    """Ids of the meters the area feeds (meter.area_id), not removed ones."""
-    return sorted(int(m) for m in conn.execute(sa.select(meter.c.id).where(
-        meter.c.area_id == int(area_id), meter.c.status != "removed")).scalars())
+    """Ids of the meters the area feeds (area_meter), not removed ones."""
+    return sorted(int(m) for m in conn.execute(
+        sa.select(meter.c.id).join(area_meter, area_meter.c.meter_id == meter.c.id)
+        .where(area_meter.c.area_id == int(area_id), meter.c.status != "removed")).scalars())
 
 
 def meter_choices(conn: sa.Connection) -> list[dict]:
     """Every meter not removed: id, address, profile, area_id, building (name), floor, room (name)."""
-    q = (sa.select(meter.c.id, meter.c.address, meter.c.profile, meter.c.area_id, building.c.name.label("building"),
-                   room.c.floor, room.c.name.label("room"))
-         .select_from(meter.outerjoin(room, room.c.id == meter.c.room_id)
+    q = (sa.select(meter.c.id, meter.c.address, meter.c.profile, area_meter.c.area_id,
+                   building.c.name.label("building"), room.c.floor, room.c.name.label("room"))
+         .select_from(meter.outerjoin(area_meter, area_meter.c.meter_id == meter.c.id)
+                      .outerjoin(room, room.c.id == meter.c.room_id)
                       .outerjoin(building, building.c.id == room.c.building_id))
          .where(meter.c.status != "removed").order_by(meter.c.address))
     return [dict(r) for r in conn.execute(q).mappings()]
@@ -63,22 +64,18 @@ def roles_elsewhere(conn: sa.Connection, area_id: int) -> dict[int, tuple[str, s
 
 
 def set_area_meters(conn: sa.Connection, area_id: int, meter_ids: Iterable[int]) -> dict[str, list[int]]:
-    """Make exactly these meters the area's (meter.area_id): the ones added and the ones taken out. DuckDB refuses
-    to change meter.area_id of a meter other rows point at (its accounts, sales, commands: storage.site_setup
-    .StillReferenced; the caller's transaction is then over), PostgreSQL does not."""
+    """Make exactly these meters the area's: the ones added (taken from the area that fed them, if any) and the
+    ones taken out (fed by no area until another takes them)."""
     wanted = {int(m) for m in meter_ids}
     have = set(meters_of_area(conn, area_id))
     added, removed = sorted(wanted - have), sorted(have - wanted)
-    try:
-        for i in range(0, len(added), 1000):
-            conn.execute(meter.update().where(meter.c.id.in_(added[i:i + 1000])).values(area_id=int(area_id)))
-        for i in range(0, len(removed), 1000):
-            conn.execute(meter.update().where(meter.c.id.in_(removed[i:i + 1000]),
-                                              meter.c.area_id == int(area_id)).values(area_id=None))
-    except sa.exc.IntegrityError as exc:
-        if "still referenced by a foreign key" in str(exc):
-            raise StillReferenced("meter") from None
-        raise
+    for i in range(0, len(added), 1000):
+        chunk = added[i:i + 1000]
+        conn.execute(area_meter.delete().where(area_meter.c.meter_id.in_(chunk)))
+        conn.execute(area_meter.insert(), [{"meter_id": m, "area_id": int(area_id)} for m in chunk])
+    for i in range(0, len(removed), 1000):
+        conn.execute(area_meter.delete().where(area_meter.c.meter_id.in_(removed[i:i + 1000]),
+                                               area_meter.c.area_id == int(area_id)))
     return {"added": added, "removed": removed}
 
 

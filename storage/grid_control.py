@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from storage.purposes import Purpose
-from storage.schema import command, grid_action, grid_automation, meter, meter_state, transformer_area
+from storage.schema import area_meter, command, grid_action, grid_automation, meter, meter_state, transformer_area
 
 # The terminal's telemetry the automation reads (meter_state: the latest good reading of each device).
 TELEMETRY_KEYS = ("voltage_a", "voltage_b", "voltage_c", "current_a", "current_b", "current_c", "power_total",
@@ -154,7 +154,8 @@ def last_finished(conn: sa.Connection, meter_id: int) -> dt.datetime | None:
 def area_meter_addresses(conn: sa.Connection, area_id: int) -> list[str]:
     """The numbers of the meters the area feeds (not its terminal nor its master meter; not removed)."""
     area = transformer_area
-    q = (sa.select(meter.c.address).join(area, area.c.id == meter.c.area_id)
+    q = (sa.select(meter.c.address).join(area_meter, area_meter.c.meter_id == meter.c.id)
+         .join(area, area.c.id == area_meter.c.area_id)
          .where(area.c.id == int(area_id), meter.c.status != "removed",
                 sa.or_(area.c.terminal_meter_id.is_(None), meter.c.id != area.c.terminal_meter_id),
                 sa.or_(area.c.master_meter_id.is_(None), meter.c.id != area.c.master_meter_id))

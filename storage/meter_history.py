@@ -6,7 +6,7 @@ import datetime as dt
 import pandas as pd
 import sqlalchemy as sa
 
-from storage.schema import READING_FLOAT_KEYS, building, meter, meter_state, readings, room, transformer_area
+from storage.schema import READING_FLOAT_KEYS, area_meter, building, meter, meter_state, readings, room, transformer_area
 
 REGISTERS = ("energy_total", "energy_sharp", "energy_peak", "energy_flat", "energy_valley")
 HISTORY_COLUMNS = ("ts", *READING_FLOAT_KEYS, "balance", "purchase_count", "relay_closed", "status")
@@ -15,7 +15,8 @@ HISTORY_COLUMNS = ("ts", *READING_FLOAT_KEYS, "balance", "purchase_count", "rela
 def _placed():
     """meter joined to its room, building (through the room, else the transformer area's) and area."""
     return (meter.outerjoin(room, meter.c.room_id == room.c.id)
-            .outerjoin(transformer_area, meter.c.area_id == transformer_area.c.id)
+            .outerjoin(area_meter, area_meter.c.meter_id == meter.c.id)
+            .outerjoin(transformer_area, area_meter.c.area_id == transformer_area.c.id)
             .outerjoin(building, building.c.id == sa.func.coalesce(room.c.building_id, transformer_area.c.building_id)))
 
 

@@ -55,6 +55,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(14, "frozen midnight registers of the transformer areas' meters (line loss)", create_tables_since(14)),
     Migration(15, "transformer areas: the five remotes (automatic voltage control settings and actions, telesignals, "
                   "cameras)", create_tables_since(15)),
+    Migration(16, "the meters an area feeds in a table of their own (area_meter), so a meter with accounts can move "
+                  "to another area on DuckDB", lambda conn: _area_meter(conn)),
 )
 HEAD = 1 + len(MIGRATIONS)
 
@@ -349,6 +351,21 @@ def _area_model(conn: sa.Connection) -> None:
         conn.execute(area.update().values({column: sa.select(sa.func.min(m.c.id)).where(
             m.c.area_id == area.c.id, m.c.profile == profile).scalar_subquery()}))
     conn.execute(area.update().where(area.c.master_meter_id.is_not(None)).values(ct_ratio=1.0))
+
+
+def _area_meter(conn: sa.Connection) -> None:
+    """16: area_meter takes meter.area_id's rows. PostgreSQL drops the old column; DuckDB cannot (a foreign key
+    depends on it), so there it stays, read by nothing, and keeps the areas of version 15."""
+    create_tables_since(16)(conn)
+    if not conn.execute(sa.text(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'meter' AND column_name = 'area_id'")).scalar():
+        return
+    conn.execute(sa.text(
+        "INSERT INTO area_meter (meter_id, area_id) SELECT m.id, m.area_id FROM meter m "
+        "WHERE m.area_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM area_meter am WHERE am.meter_id = m.id)"))
+    if not is_duckdb(conn.engine):
+        conn.execute(sa.text("ALTER TABLE meter DROP COLUMN area_id"))
 
 
 def current_version(conn: sa.Connection) -> int | None:

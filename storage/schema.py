@@ -149,7 +149,8 @@ meter = sa.Table(
     sa.Column("unit", sa.Integer, nullable=False),
     sa.Column("profile", sa.String(100), nullable=False),
     sa.Column("room_id", sa.Integer, sa.ForeignKey("room.id")),
-    sa.Column("area_id", sa.Integer, sa.ForeignKey("transformer_area.id")),
+    # The transformer area a meter is fed by is area_meter's (since 16): a database of before keeps a column
+    # area_id here (DuckDB cannot drop it) that nothing reads.
     # not_opened | opened | removed (billing moves it); polled unless removed
     sa.Column("status", sa.String(20), nullable=False, server_default="not_opened"),
     sa.Column("created_at", UtcDateTime, nullable=False),
@@ -157,6 +158,18 @@ meter = sa.Table(
     # new one; the ledger's counts are compared within the meter's current epoch only.
     sa.Column("count_epoch", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("bus_id", "unit", name="uq_meter_bus_unit"),
+)
+
+# The transformer area that feeds a meter (since 16; before, meter.area_id). A table of its own because a meter
+# moves between areas after it has accounts, sales and commands: DuckDB runs an UPDATE of an indexed column (a
+# foreign key is one) as a delete and an insert, which the foreign keys pointing at meter refuse. Rows here are
+# changed freely: nothing points at them.
+area_meter = sa.Table(
+    "area_meter", metadata,
+    sa.Column("meter_id", sa.Integer, sa.ForeignKey("meter.id"), primary_key=True, autoincrement=False),
+    sa.Column("area_id", sa.Integer, sa.ForeignKey("transformer_area.id"), nullable=False),
+    sa.Index("ix_area_meter_area", "area_id").ddl_if(dialect="postgresql"),
+    info={"since": 16},
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from storage.schema import building, bus, bus_state, gateway, meter, meter_state, room, transformer_area
+from storage.schema import area_meter, building, bus, bus_state, gateway, meter, meter_state, room, transformer_area
 
 TOPOLOGY_FIELDS = ("building", "floor", "room", "area", "gateway", "host", "framing", "bus", "port",
                    "unit", "profile", "meter_address")
@@ -52,6 +52,7 @@ def insert_topology(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> 
     new_meters = []
     area_values: dict[int, dict] = {}
     area_roles: list[tuple[int, str, str, float | None]] = []
+    fed_by: dict[str, int] = {}       # meter number -> the area feeding it
     for r in rows:
         if r["meter_address"] in existing_meters:
             continue
@@ -96,12 +97,16 @@ def insert_topology(conn: sa.Connection, rows: list[dict], now: dt.datetime) -> 
             ids["bus"][(g_id, r["bus"])] = bus_id
             created["buses"] += 1
         new_meters.append(dict(address=r["meter_address"], bus_id=bus_id, unit=r["unit"], profile=r["profile"],
-                               room_id=room_id, area_id=area_id, status=r.get("status") or "not_opened",
-                               created_at=now))
+                               room_id=room_id, status=r.get("status") or "not_opened", created_at=now))
+        if area_id is not None:
+            fed_by[r["meter_address"]] = area_id
         existing_meters.add(r["meter_address"])
     if new_meters:
         conn.execute(meter.insert(), new_meters)
         created["meters"] = len(new_meters)
+    if fed_by:
+        ids_of = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
+        conn.execute(area_meter.insert(), [{"meter_id": ids_of[a], "area_id": i} for a, i in fed_by.items()])
     _set_area_roles(conn, area_values, area_roles)
     return created
 

@@ -89,13 +89,14 @@ def latest_order_time(conn: sa.Connection) -> dt.datetime | None:
 def demo_customers(conn: sa.Connection) -> pd.DataFrame:
     """Open accounts with a meter: account_id, meter_id, room_id, building_id, area_id, customer_name,
     customer_phone, room (the demo's orders are theirs)."""
-    from storage.schema import account, account_meter, meter, room
+    from storage.schema import account, account_meter, area_meter, meter, room
     a, am, m, r = account.c, account_meter.c, meter.c, room.c
     q = (sa.select(a.id.label("account_id"), m.id.label("meter_id"), r.id.label("room_id"),
-                   r.building_id, m.area_id, a.holder_name.label("customer_name"),
+                   r.building_id, area_meter.c.area_id, a.holder_name.label("customer_name"),
                    a.phone.label("customer_phone"), r.name.label("room"))
          .select_from(account.join(account_meter, (am.account_id == a.id) & am.removed_at.is_(None))
-                      .join(meter, m.id == am.meter_id).join(room, r.id == a.room_id))
+                      .join(meter, m.id == am.meter_id).join(room, r.id == a.room_id)
+                      .outerjoin(area_meter, area_meter.c.meter_id == m.id))
          .where(a.status == "open").order_by(a.id, m.id))
     return pd.DataFrame(conn.execute(q).mappings().all(),
                         columns=["account_id", "meter_id", "room_id", "building_id", "area_id", "customer_name",

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB takes PostgreSQL's ON CONFLICT too
 
 from storage.matching import contains_text, equals_text
-from storage.schema import (account, account_meter, alarm_event, building, card_item, command, evidence, meter,
+from storage.schema import (account, account_meter, alarm_event, area_meter, building, card_item, command, evidence,
+                            meter,
                             notification, operator, operator_role, room, transformer_area, work_order, work_order_cause,
                             work_order_event, work_order_fee,
                             work_order_limit, work_order_material, work_order_step, work_order_type, worker,
@@ -226,7 +227,8 @@ def _with_place(conn: sa.Connection, q) -> dict | None:
 def _place(conn: sa.Connection, meter_id: int | None, room_id: int | None) -> dict:
     area_id = None
     if meter_id is not None:
-        row = conn.execute(sa.select(meter.c.room_id, meter.c.area_id, meter.c.address)
+        row = conn.execute(sa.select(meter.c.room_id, area_meter.c.area_id, meter.c.address)
+                           .select_from(meter.outerjoin(area_meter, area_meter.c.meter_id == meter.c.id))
                            .where(meter.c.id == meter_id)).first()
         if row is not None:
             room_id = room_id or row.room_id

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.ids import GridAreaEdit as ID
-from storage.schema import audit_log, camera, transformer_area
+from storage.schema import account_meter, area_meter, audit_log, camera, transformer_area
 
 from tests.webclient import signed_in_client, start_demo_runtime
 
@@ -128,7 +128,7 @@ def test_a_change_is_saved_and_logged(rt):
     ("zh", {"terminal": "1"}, "不是台区终端"),
     ("en", {"addresses": "=HYPERLINK(\"x\")"}, "not a 12-digit meter number"),
     ("en", {"floors": "not a list"}, "not a list of floors"),
-    ("en", {"floors": []}, "this database (DuckDB) cannot move a meter"),     # the demo's meters have sales
+    ("zh", {"floors": ["Block 9/1", 3]}, "Block 9/1 不是本站点的楼层"),
 ])
 def test_a_mistake_is_told_in_the_operators_language_and_nothing_is_written(rt, lang, changes, words):
     client = signed_in_client(rt, "admin")
@@ -142,6 +142,29 @@ def test_a_mistake_is_told_in_the_operators_language_and_nothing_is_written(rt, 
     assert _area(rt, "Area B2") == area
     with rt.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).where(audit_log.c.action.like("grid.%"))).scalar_one() == logged
+
+
+def test_a_floor_of_sold_meters_moves_to_another_area(rt):
+    """The demo's meters have accounts (and sales and commands, which DuckDB's foreign keys once held in their area
+    by): a floor leaves Area B4 and joins Area B1, each save telling how many meters moved."""
+    client = signed_in_client(rt, "admin")
+    b4, b1 = _area(rt, "Area B4"), _area(rt, "Area B1")
+    with rt.engine.connect() as conn:
+        before = set(conn.execute(sa.select(area_meter.c.meter_id).where(area_meter.c.area_id == b1["id"])).scalars())
+    form = _form_of(client, b4["id"])
+    floor = form["floors"][-1]
+    r = _save(client, b4["id"], **{**form, "floors": form["floors"][:-1]})
+    assert "it feeds 102 meters (0 added, 20 taken out)" in json.dumps(r.json()["response"][ID.RESULT])
+    form = _form_of(client, b1["id"])
+    r = _save(client, b1["id"], **{**form, "floors": [*form["floors"], floor]})
+    assert "Area B1 saved: it feeds 142 meters (20 added, 0 taken out)" in json.dumps(r.json()["response"][ID.RESULT])
+    with rt.engine.connect() as conn:
+        fed = set(conn.execute(sa.select(area_meter.c.meter_id).where(area_meter.c.area_id == b1["id"])).scalars())
+        moved = sorted(fed - before)
+        held = conn.execute(sa.select(sa.func.count(sa.distinct(account_meter.c.meter_id)))
+                            .where(account_meter.c.meter_id.in_(moved))).scalar_one()
+    assert len(fed) == 142 and len(moved) == 20 and held > 0, "meters with accounts were among those moved"
+    assert floor in _form_of(client, b1["id"])["floors"] and floor not in _form_of(client, b4["id"])["floors"]
 
 
 def _camera(client, area_id, name, url, kind="page"):

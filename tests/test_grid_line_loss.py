@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from collectors.topology_import import TopologyImportError, import_topology
 from grid.line_loss import LineLossSettings, least_correlated_meters, line_loss
 from storage import grid as store
-from storage.schema import meter
+from storage.schema import area_meter, meter
 from storage.timeseries import append_readings
 
 TZ = dt.timezone(dt.timedelta(hours=8))
@@ -254,11 +254,12 @@ def test_a_meter_moved_into_the_area_after_the_freeze_is_counted_from_its_frozen
     from grid.line_loss import freeze_days
     engine, ids = area
     with engine.begin() as conn:      # C2 belonged to no area when the registers were frozen
-        conn.execute(meter.update().where(meter.c.address == C2).values(area_id=None))
+        c2 = conn.execute(sa.select(meter.c.id).where(meter.c.address == C2)).scalar_one()
+        c2_area = conn.execute(sa.select(area_meter.c.area_id).where(area_meter.c.meter_id == c2)).scalar_one()
+        conn.execute(area_meter.delete().where(area_meter.c.meter_id == c2))
     write(engine, ids, _registers())
     freeze_days(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.datetime(2026, 11, 5))
     with engine.begin() as conn:
-        conn.execute(meter.update().where(meter.c.address == C2).values(
-            area_id=sa.select(meter.c.area_id).where(meter.c.address == C1).scalar_subquery()))
+        conn.execute(area_meter.insert().values(meter_id=c2, area_id=c2_area))
     rows = line_loss(engine, TZ, dt.date(2026, 11, 1), dt.date(2026, 11, 1))
     assert list(rows["sales_kwh"]) == [100.0] and list(rows["class"]) == ["high"]

@@ -19,7 +19,7 @@ from reports.api import ReportsApi
 from reports.registry import ReportEnv
 from reports.render import export_report
 from simulator.site import demo_site
-from storage.schema import meter, transformer_area
+from storage.schema import area_meter, meter, transformer_area
 from storage.timeseries import append_readings
 
 from tests.billing_support import Clock, load_site, make_ctx
@@ -43,7 +43,8 @@ def site(duck_engine):
     with duck_engine.connect() as conn:
         meters = pd.DataFrame(conn.execute(
             sa.select(meter.c.id, meter.c.address, meter.c.profile, transformer_area.c.name.label("area"))
-            .join(transformer_area, transformer_area.c.id == meter.c.area_id)).mappings().all())
+            .join(area_meter, area_meter.c.meter_id == meter.c.id)
+            .join(transformer_area, transformer_area.c.id == area_meter.c.area_id)).mappings().all())
     days = [dt.date(2026, 11, 1) + dt.timedelta(days=i) for i in range(4)]
     frames = []
     for i, day in enumerate(days):

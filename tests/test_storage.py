@@ -336,3 +336,43 @@ def test_a_version_7_database_gives_every_command_its_purpose_and_account(kind, 
                                      "VALUES (99, :m, 'trip', '{}', 'queued', 0, :t)"), {"m": mid, "t": fixed_now})
     finally:
         dispose(engine)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_version_15_database_keeps_each_meters_area_and_can_then_move_a_sold_meter(kind, tmp_path, fixed_now):
+    """Migration 16: the area each meter had in meter.area_id moves to area_meter; PostgreSQL drops the column,
+    DuckDB keeps it (read by nothing). A meter with an account is then moved on either engine."""
+    from storage.grid_areas import meters_of_area, set_area_meters
+    from storage.schema import account, account_meter, area_meter, metadata, transformer_area
+    engine = open_engine(engine_url(kind, tmp_path))
+    try:
+        with engine.begin() as conn:     # as version 15 left it: the area in the meter's row
+            metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "area_meter"])
+            conn.execute(sa.text("ALTER TABLE meter ADD COLUMN area_id INTEGER"))
+            conn.execute(schema_version.insert().values(version=15, applied_at=fixed_now, description="v15"))
+            insert_topology(conn, _rows(3), fixed_now)
+            a1, a2 = (conn.execute(transformer_area.insert().values(name=n).returning(transformer_area.c.id))
+                      .scalar_one() for n in ("T1", "T2"))
+            ids = dict(conn.execute(sa.select(meter.c.address, meter.c.id)).all())
+            first, second, third = (ids[f"20261121000{i}"] for i in (1, 2, 3))
+            conn.execute(sa.text("UPDATE meter SET area_id = :a WHERE id IN (:m1, :m2)"), {"a": a1, "m1": first,
+                                                                                         "m2": second})
+            conn.execute(account.insert().values(id=1, holder_name="x", status="open", opened_at=fixed_now,
+                                                 operator="t"))
+            conn.execute(account_meter.insert().values(account_id=1, meter_id=first, base_purchase_count=0,
+                                                       added_at=fixed_now, operator="t"))
+        assert migrate(engine) == HEAD
+        with engine.connect() as conn:
+            assert sorted(conn.execute(sa.select(area_meter.c.meter_id, area_meter.c.area_id)).all()) == \
+                sorted([(first, a1), (second, a1)])
+            kept = conn.execute(sa.text(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = 'meter' AND column_name = 'area_id'")).scalar_one()
+        assert kept == (1 if kind == "duckdb" else 0)
+        assert migrate(engine) == HEAD                 # a second run changes nothing
+        with engine.begin() as conn:                   # the sold meter moves; the third joins
+            set_area_meters(conn, a2, [first, third])
+        with engine.connect() as conn:
+            assert (meters_of_area(conn, a1), meters_of_area(conn, a2)) == ([second], sorted([first, third]))
+    finally:
+        dispose(engine)

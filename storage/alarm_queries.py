@@ -1,5 +1,6 @@
 """Alarm events as the alarm pages list them: open ones for the control room, any for the history, with the
-subject's names (meter number, room, building, gateway, bus) joined in. Reads only; storage.alarms writes."""
+subject's names (meter number, room, building, gateway, bus, transformer area, work order) joined in. Reads only;
+storage.alarms writes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +10,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from storage import audit
-from storage.schema import alarm_event, building, bus, gateway, meter, room
+from storage.schema import alarm_event, building, bus, gateway, meter, room, transformer_area, work_order
 
 MAX_ROWS = 5000   # one screen or one export; a wider query is cut here and says so
 
@@ -30,7 +31,7 @@ class AlarmQuery:
 
 
 COLUMNS = ("id", "kind", "level", "subject_kind", "subject_id", "meter", "room", "building", "building_id",
-           "gateway", "bus_no", "opened_at", "closed_at", "acknowledged_by", "acknowledged_at", "ack_note",
+           "gateway", "bus_no", "area", "work_order", "opened_at", "closed_at", "acknowledged_by", "acknowledged_at", "ack_note",
            "message_code", "message_params")
 
 
@@ -39,14 +40,17 @@ def _select():
     m_building = building.alias("m_building")
     m_bus = bus.alias("m_bus")
     b_bus = bus.alias("b_bus")
+    a_building = building.alias("a_building")   # a transformer area's building
     is_meter = sa.and_(alarm_event.c.subject_kind == "meter", meter.c.id == alarm_event.c.subject_id)
     gw_id = sa.case((alarm_event.c.subject_kind == "gateway", alarm_event.c.subject_id),
                     (alarm_event.c.subject_kind == "bus", b_bus.c.gateway_id), else_=m_bus.c.gateway_id)
+    building_id = sa.func.coalesce(m_building.c.id, a_building.c.id)
     q = (sa.select(alarm_event.c.id, alarm_event.c.kind, alarm_event.c.level, alarm_event.c.subject_kind,
                    alarm_event.c.subject_id, meter.c.address.label("meter"), m_room.c.name.label("room"),
-                   m_building.c.name.label("building"), m_building.c.id.label("building_id"),
-                   gateway.c.name.label("gateway"),
+                   sa.func.coalesce(m_building.c.name, a_building.c.name).label("building"),
+                   building_id.label("building_id"), gateway.c.name.label("gateway"),
                    sa.case((alarm_event.c.subject_kind == "bus", b_bus.c.bus_no), else_=m_bus.c.bus_no).label("bus_no"),
+                   transformer_area.c.name.label("area"), work_order.c.number.label("work_order"),
                    alarm_event.c.opened_at, alarm_event.c.closed_at, alarm_event.c.acknowledged_by,
                    alarm_event.c.acknowledged_at, alarm_event.c.ack_note, alarm_event.c.message_code,
                    alarm_event.c.message_params)
@@ -57,13 +61,18 @@ def _select():
                       .outerjoin(m_bus, m_bus.c.id == meter.c.bus_id)
                       .outerjoin(b_bus, sa.and_(alarm_event.c.subject_kind == "bus",
                                                 b_bus.c.id == alarm_event.c.subject_id))
-                      .outerjoin(gateway, gateway.c.id == gw_id)))
-    return q, m_room, m_building
+                      .outerjoin(gateway, gateway.c.id == gw_id)
+                      .outerjoin(transformer_area, sa.and_(alarm_event.c.subject_kind == "area",
+                                                           transformer_area.c.id == alarm_event.c.subject_id))
+                      .outerjoin(a_building, a_building.c.id == transformer_area.c.building_id)
+                      .outerjoin(work_order, sa.and_(alarm_event.c.subject_kind == "work_order",
+                                                     work_order.c.id == alarm_event.c.subject_id))))
+    return q, m_room, building_id
 
 
 def list_alarms(conn: sa.Connection, query: AlarmQuery) -> tuple[pd.DataFrame, bool]:
     """(events newest first, whether more matched than query.limit)."""
-    q, m_room, m_building = _select()
+    q, m_room, building_id = _select()
     ev = alarm_event.c
     if query.open_only or query.state == "open":
         q = q.where(ev.open_key.is_not(None))
@@ -78,7 +87,7 @@ def list_alarms(conn: sa.Connection, query: AlarmQuery) -> tuple[pd.DataFrame, b
     if query.levels:
         q = q.where(ev.level.in_([int(x) for x in query.levels]))
     if query.building_id is not None:
-        q = q.where(m_building.c.id == int(query.building_id))
+        q = q.where(building_id == int(query.building_id))   # a meter's or a transformer area's
     if query.room_id is not None:
         q = q.where(m_room.c.id == int(query.room_id))
     if query.meter_address:

@@ -330,7 +330,7 @@ def test_the_alarm_history_exports_the_alarms_asked_for_to_a_workbook(rt):
     data = export.json()["response"]["alarms-h-download"]["data"]
     sheet = load_workbook(io.BytesIO(base64.b64decode(data["content"])))["Alarms"]
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:4] == ("Opened", "Level", "Kind", "Meter / gateway") and len(rows) == 2
+    assert rows[0][:4] == ("Opened", "Level", "Kind", "Subject") and len(rows) == 2
     assert rows[1][2:4] == ("Overload trip", address) and "7.20 kW" in rows[1][6]
     with rt.engine.connect() as conn:
         logged = conn.execute(sa.select(audit_log).where(audit_log.c.action == "alarm.export")).mappings().all()
@@ -345,3 +345,42 @@ def test_the_alarm_history_refuses_a_filter_it_cannot_read_with_a_message(rt):
         r = manager.callback("alarms.history", {"alarms-h-search.n_clicks": 1, **values})
         assert r.status == 200 and said in json.dumps(r.json(), ensure_ascii=False), values
         assert "alarms-h-grid" not in r.json()["response"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_an_area_alarm_names_its_area_in_the_list_and_the_export(rt, lang):
+    """An alarm about a transformer area (the AVC's, a terminal's telesignal) names which area, not only "Area":
+    in the open alarms' rows and in the history's workbook, in the operator's language."""
+    import base64
+    import io
+
+    from openpyxl import load_workbook
+
+    from storage.alarms import Subject
+    from storage.schema import transformer_area
+    kind = {"en": "avc_blocked", "zh": "avc_tap_stuck"}[lang]   # one open event of each per area and kind
+    with rt.engine.begin() as conn:
+        area_id, name = conn.execute(sa.select(transformer_area.c.id, transformer_area.c.name)
+                                     .order_by(transformer_area.c.id.desc()).limit(1)).one()
+        params = ({"area": name, "voltage": "190.1", "limit": "198.0"} if kind == "avc_blocked"
+                  else {"area": name, "position": "3", "target": "4"})
+        aid = open_alarm(conn, kind, Subject("area", area_id), AlarmLevel.CRITICAL,
+                         "avc_undervoltage" if kind == "avc_blocked" else "avc_tap_stuck", params, rt.billing.now())
+    said = t("alarms.subject_named.area", lang, name=name)
+    assert name in said and said != name
+    manager = _client(rt, "manager")
+    if lang == "zh":
+        manager.get("/lang/zh?next=/", follow=False, headers={"Sec-Fetch-Site": "none"})
+    row = next(r for r in _grid(manager.callback("alarms.list", {})) if r["id"] == aid)
+    assert row["subject"] == said
+    today = rt.billing.local(rt.billing.now()).date().isoformat()
+    found = manager.callback("alarms.history", {"alarms-h-search.n_clicks": 1, "alarms-h-from.date": today,
+                                                "alarms-h-to.date": today, "alarms-h-kind.value": [kind]}).json()
+    assert said in [r["subject"] for r in found["response"]["alarms-h-grid"]["rowData"]]
+    export = manager.callback("alarms.history_export", {"alarms-h-export.n_clicks": 1,
+                                                        "alarms-h-applied.data": found["response"]["alarms-h-applied"]["data"]})
+    data = export.json()["response"]["alarms-h-download"]["data"]
+    sheet = load_workbook(io.BytesIO(base64.b64decode(data["content"])))[t("alarms.sheet", lang)]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][3] == t("alarms.col.subject", lang)
+    assert said in [r[3] for r in rows[1:]]

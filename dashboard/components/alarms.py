@@ -22,7 +22,8 @@ ACK_NOTE_LONGEST = 500
 
 
 def subject_text(r: dict, lang: str) -> str:
-    """The meter's number, the gateway's bus, the gateway, or the site."""
+    """The meter's number, the gateway's bus, the gateway, the transformer area's name, the work order's number,
+    or the site."""
     kind = r.get("subject_kind")
     if kind == "meter":
         return r.get("meter") or f"#{r.get('subject_id')}"
@@ -30,6 +31,10 @@ def subject_text(r: dict, lang: str) -> str:
         return t("alarms.bus_of", lang, gateway=r.get("gateway") or "?", bus=r.get("bus_no") or "?")
     if kind == "gateway":
         return r.get("gateway") or f"#{r.get('subject_id')}"
+    if kind == "area" and _text(r.get("area")):
+        return t("alarms.subject_named.area", lang, name=r["area"])
+    if kind == "work_order" and _text(r.get("work_order")):
+        return t("alarms.subject_named.work_order", lang, number=r["work_order"])
     return t(f"alarms.subject.{kind}", lang) if kind in ("site", "area", "work_order") else str(kind)
 
 

@@ -17,6 +17,7 @@ from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard import access
 from dashboard.components.cashier import field
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
+from dashboard.components.tables import STACK, labelled_cells
 from dashboard.i18n import t
 from dashboard.ids import AnalysisInstrument
 
@@ -180,18 +181,21 @@ def instrument_body(diff, lang: str) -> list:
     if diff.start is None:
         return said + [html.P(t("analysis.instrument.no_readings", lang), className="text-warning"),
                        _latest(diff, lang)]
+    start, end = show_local(diff.start.ts), show_local(diff.end.ts)
     head = html.Thead(html.Tr([html.Th(t("analysis.instrument.register", lang)),
                                html.Th([t("analysis.instrument.start", lang), html.Br(),
-                                        html.Small(show_local(diff.start.ts), className="text-muted")]),
+                                        html.Small(start, className="text-muted")]),
                                html.Th([t("analysis.instrument.end", lang), html.Br(),
-                                        html.Small(show_local(diff.end.ts), className="text-muted")]),
+                                        html.Small(end, className="text-muted")]),
                                html.Th(t("analysis.instrument.counted", lang))]))
-    body = html.Tbody([html.Tr([html.Td(t(f"analysis.col.{c}", lang)), html.Td(_kwh(diff.start.registers[c])),
-                                html.Td(_kwh(diff.end.registers[c])), html.Td(_kwh(diff.counted[c]),
-                                                                              **{"data-register": c})])
+    header = [t("analysis.instrument.register", lang), f"{t('analysis.instrument.start', lang)} {start}",
+              f"{t('analysis.instrument.end', lang)} {end}", t("analysis.instrument.counted", lang)]
+    body = html.Tbody([html.Tr(labelled_cells(header, [
+        t(f"analysis.col.{c}", lang), _kwh(diff.start.registers[c]), _kwh(diff.end.registers[c]),
+        html.Td(_kwh(diff.counted[c]), **{"data-register": c})]))
                        for c in _REGISTER_COLUMNS if diff.start.registers[c] is not None
                        or diff.end.registers[c] is not None])
-    said.append(html.Div(dbc.Table([head, body], size="sm", striped=True, className="mb-2"),
+    said.append(html.Div(dbc.Table([head, body], size="sm", striped=True, className=f"mb-2 {STACK}"),
                          className="table-responsive"))
     said.append(html.P([t("analysis.instrument.ct_ratio", lang), f": {diff.ct_ratio:g} · ",
                         t("analysis.instrument.difference", lang), ": ",

@@ -17,6 +17,7 @@ from core.clock import show_local, site_time, zone_label
 from core.money import from_fen
 from core.workbook import DATETIME, MONEY, ExportWorkbook
 from dashboard.components.grid import NUMBER_COLUMN, grid_locale
+from dashboard.components.tables import STACK, labelled_cells
 from dashboard.i18n import t
 from dashboard.ids import Control as ID
 from storage.overview import MAP_STATES
@@ -197,14 +198,15 @@ def warnings_body(action: str, count: int, warnings, lang: str) -> list:
 def batches_table(batches: list[dict], lang: str, zone: dt.tzinfo):
     if not batches:
         return html.P(t("control.no_batches", lang), className="text-muted small")
-    head = html.Thead(html.Tr([html.Th(t(f"control.col_{c}", lang)) for c in
-                               ("batch", "action", "operator", "created", "meters")]))
-    body = html.Tbody([html.Tr([
+    header = [t(f"control.col_{c}", lang) for c in ("batch", "action", "operator", "created", "meters")]
+    head = html.Thead(html.Tr([html.Th(h) for h in header]))
+    body = html.Tbody([html.Tr(labelled_cells(header, [
         html.Td(dcc.Link(b["id"], href=f"/control/batch?id={b['id']}"), className="text-break"),
-        html.Td(t(f"control.action.{b['action']}", lang)), html.Td(b["operator"]),
-        html.Td(show_local(site_time(b["created_at"], zone), "minutes")), html.Td(b["meters"]),
-    ]) for b in batches])
-    return html.Div(dbc.Table([head, body], size="sm", striped=True, className="small"), className="table-responsive")
+        t(f"control.action.{b['action']}", lang), b["operator"],
+        show_local(site_time(b["created_at"], zone), "minutes"), b["meters"],
+    ])) for b in batches])
+    return html.Div(dbc.Table([head, body], size="sm", striped=True, className=f"small {STACK}"),
+                    className="table-responsive")
 
 
 def batch_page(batch_id: str, lang: str) -> dbc.Container:
@@ -228,17 +230,18 @@ def batch_body(view: BatchView, lang: str, zone: dt.tzinfo) -> list:
              created=show_local(site_time(b["created_at"], zone), "seconds"), meters=b["meters"],
              reason=b["reason"] or "—")
     counts = t("control.batch_counts", lang, **{s: view.counts.get(s, 0) for s in METER_STATES})
-    head = html.Thead(html.Tr([html.Th(t(f"control.col_{c}", lang)) for c in
-                               ("address", "building", "floor", "room", "state", "result", "error", "attempts", "at")]))
-    body = html.Tbody([html.Tr([
-        html.Td(r["address"]), html.Td(r["building"]), html.Td(r["floor"]), html.Td(r["room"]),
-        html.Td(dbc.Badge(t(f"control.state.{r['state']}", lang), color=STATE_COLOR[r["state"]],
-                          className=f"cb-state cb-{r['state']}")),
-        *_result_cells(r, lang), html.Td(r["attempts"]),
-        html.Td(show_local(site_time(r["at"], zone), "seconds") if r["at"] is not None else ""),
-    ], **{"data-meter": r["address"], "data-state": r["state"]}) for r in view.rows])
+    header = [t(f"control.col_{c}", lang) for c in
+              ("address", "building", "floor", "room", "state", "result", "error", "attempts", "at")]
+    head = html.Thead(html.Tr([html.Th(h) for h in header]))
+    body = html.Tbody([html.Tr(labelled_cells(header, [
+        r["address"], r["building"], r["floor"], r["room"],
+        dbc.Badge(t(f"control.state.{r['state']}", lang), color=STATE_COLOR[r["state"]],
+                  className=f"cb-state cb-{r['state']}"),
+        *_result_cells(r, lang), r["attempts"],
+        show_local(site_time(r["at"], zone), "seconds") if r["at"] is not None else "",
+    ]), **{"data-meter": r["address"], "data-state": r["state"]}) for r in view.rows])
     return [html.P(meta, className="small text-muted mb-1"), html.P(counts, className="fw-semibold small"),
-            html.Div(dbc.Table([head, body], size="sm", className="small"), className="table-responsive")]
+            html.Div(dbc.Table([head, body], size="sm", className=f"small {STACK}"), className="table-responsive")]
 
 
 def _result_cells(row: dict, lang: str) -> list:

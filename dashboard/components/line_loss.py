@@ -9,6 +9,7 @@ from dash import html
 
 from dashboard.components.analysis import PALETTE
 from dashboard.components.figures import base_layout
+from dashboard.components.tables import STACK, labelled_cells
 from dashboard.i18n import t
 
 
@@ -34,17 +35,18 @@ def _number(value, digits: int = 2) -> str:
 
 def rows_table(rows: pd.DataFrame, lang: str) -> dbc.Table:
     """Period, area, supply, sales, loss, loss rate, class (in words), interpolated."""
-    heads = ("period", "area", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "class_text", "interpolated")
-    body = [html.Tr([html.Td(r["period"]), html.Td(r["area"]), html.Td(_number(r["supply_kwh"])),
-                     html.Td(_number(r["sales_kwh"])), html.Td(_number(r["loss_kwh"])),
-                     html.Td("" if pd.isna(r["loss_rate"]) else f"{r['loss_rate'] * 100:.2f} %"),
-                     html.Td(t(f"line_loss.class.{r['class']}", lang),
-                             className={"high": "text-danger", "negative": "text-warning",
-                                        "not_computable": "text-muted"}.get(r["class"], "")),
-                     html.Td(t("report.yes", lang) if r["interpolated"] else "")])
+    header = [t(f"report.col.{h}", lang) for h in
+              ("period", "area", "supply_kwh", "sales_kwh", "loss_kwh", "loss_rate", "class_text", "interpolated")]
+    body = [html.Tr(labelled_cells(header, [
+        r["period"], r["area"], _number(r["supply_kwh"]), _number(r["sales_kwh"]), _number(r["loss_kwh"]),
+        "" if pd.isna(r["loss_rate"]) else f"{r['loss_rate'] * 100:.2f} %",
+        html.Td(t(f"line_loss.class.{r['class']}", lang),
+                className={"high": "text-danger", "negative": "text-warning",
+                           "not_computable": "text-muted"}.get(r["class"], "")),
+        t("report.yes", lang) if r["interpolated"] else ""]))
             for r in rows.to_dict("records")]
-    return dbc.Table([html.Thead(html.Tr([html.Th(t(f"report.col.{h}", lang)) for h in heads])),
-                      html.Tbody(body)], size="sm", striped=True, responsive=True, className="small")
+    return dbc.Table([html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
+                     size="sm", striped=True, responsive=True, className=f"small {STACK}")
 
 
 def missing_list(rows: pd.DataFrame, lang: str) -> html.Div | None:
@@ -63,15 +65,15 @@ def hints_table(hints: pd.DataFrame, lang: str) -> html.Div:
     """The meters whose daily use moved least with the loss (a hint for theft or a wrong mapping)."""
     if hints.empty:
         return html.P(t("line_loss.hints_none", lang), className="small text-muted")
-    body = [html.Tr([html.Td(r["area"]), html.Td(r["meter"]),
-                     html.Td("—" if pd.isna(r["correlation"]) else f"{r['correlation']:.3f}"), html.Td(r["days"]),
-                     html.Td(_number(r["kwh"]))]) for r in hints.to_dict("records")]
-    heads = ("area", "meter", "correlation", "days", "kwh")
+    header = [t(f"report.col.{h}", lang) for h in ("area", "meter", "correlation", "days", "kwh")]
+    body = [html.Tr(labelled_cells(header, [
+        r["area"], r["meter"], "—" if pd.isna(r["correlation"]) else f"{r['correlation']:.3f}", r["days"],
+        _number(r["kwh"])])) for r in hints.to_dict("records")]
     return html.Div([
         html.H2(t("line_loss.hints_heading", lang), className="h6 mt-3"),
         html.P(t("line_loss.hints_help", lang), className="small text-muted"),
-        dbc.Table([html.Thead(html.Tr([html.Th(t(f"report.col.{h}", lang)) for h in heads])), html.Tbody(body)],
-                  size="sm", responsive=True, className="small")])
+        dbc.Table([html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
+                  size="sm", responsive=True, className=f"small {STACK}")])
 
 
 def dash_card(rows: pd.DataFrame, day, lang: str, href: str) -> dbc.Card:

@@ -17,6 +17,7 @@ from core.clock import show_time
 from core.formatting import format_money
 from dashboard import access, inputs
 from dashboard.auth import allowed, forbidden_page, guarded_callback
+from dashboard.components.tables import STACK, labelled_cells
 from dashboard.components.workorders_office import type_names
 from dashboard.i18n import request_lang, t
 from dashboard.ids import WorkOrder as ID
@@ -55,7 +56,7 @@ def _header(view: dict, types: dict[str, str], workers: dict[int, str], lang: st
             _row(t("wo_office.col.created_at", lang), show_time(o["created_at"], zone, "minutes")),
             _row(t("wo_office.col.due_at", lang), show_time(o["due_at"], zone, "minutes")),
             _row(t("wo_office.detail.reason", lang), o.get("reason") or "—"),
-        ]), size="sm", borderless=True, className="mb-2"), className="table-responsive"),
+        ]), size="sm", borderless=True, className=f"mb-2 {STACK}"), className="table-responsive"),
     ], id=ID.HEADER)
 
 
@@ -72,25 +73,29 @@ def _timeline(events: list[dict], lang: str, zone) -> html.Div:
 
 
 def _card(steps: list[dict], lang: str) -> html.Div:
-    rows = [html.Tr([html.Td("✓" if s["done"] else ""),
-                     html.Td(s["text_zh"] if lang == "zh" else s["text_en"],
-                             className="text-danger" if s["kind"] == "hazard" else None),
-                     html.Td(s.get("value") or "")]) for s in steps]
+    header = [t(f"wo_office.detail.card_{c}", lang) for c in ("done", "item", "value")]
+    rows = [html.Tr(labelled_cells(header, [
+        "✓" if s["done"] else "",
+        html.Td(s["text_zh"] if lang == "zh" else s["text_en"],
+                className="text-danger" if s["kind"] == "hazard" else None),
+        s.get("value") or ""])) for s in steps]
     return html.Div([html.H2(t("wo_office.detail.card", lang), className="h6"),
-                     html.Div(dbc.Table(html.Tbody(rows), size="sm", striped=True), className="table-responsive")],
+                     html.Div(dbc.Table(html.Tbody(rows), size="sm", striped=True, className=STACK),
+                              className="table-responsive")],
                     id=ID.CARD)
 
 
 def _materials(view: dict, lang: str) -> html.Div:
-    rows = [html.Tr([html.Td(t(f"wo_office.kind.{m['kind']}", lang)),
-                     html.Td(m["text_zh"] if lang == "zh" else m["text_en"]),
-                     html.Td(f"{Decimal(m['quantity']).normalize():f} {m.get('unit') or ''}"),
-                     html.Td(format_money(m["unit_price"]))]) for m in view["materials"]]
+    header = [t(f"wo_office.detail.material_{c}", lang) for c in ("kind", "item", "quantity", "unit_price")]
+    rows = [html.Tr(labelled_cells(header, [
+        t(f"wo_office.kind.{m['kind']}", lang), m["text_zh"] if lang == "zh" else m["text_en"],
+        f"{Decimal(m['quantity']).normalize():f} {m.get('unit') or ''}", format_money(m["unit_price"])]))
+            for m in view["materials"]]
     totals = view.get("totals") or {}
     fees = [html.Li(f"{format_money(f['amount'])} · {f['method']} · {f['collected_by']}") for f in view["fees"]]
     return html.Div([
         html.H2(t("wo_office.detail.materials", lang), className="h6"),
-        html.Div(dbc.Table(html.Tbody(rows), size="sm", striped=True), className="table-responsive"),
+        html.Div(dbc.Table(html.Tbody(rows), size="sm", striped=True, className=STACK), className="table-responsive"),
         html.P(" · ".join(f"{t(f'wo_office.total.{k}', lang)} {format_money(v)}" for k, v in totals.items()
                           if k in ("materials", "services", "total", "collected", "outstanding")),
                className="small", id=ID.FEES),

@@ -13,6 +13,7 @@ import pytest
 
 from energy.history import metered_devices
 from storage.audit import entries
+from tests.phone_fit import phone_problems
 from tests.webclient import base_url, browser_signed_in, start_demo_runtime
 
 
@@ -88,6 +89,8 @@ def test_an_analyst_reads_drills_and_exports_energy_and_reads_a_meters_history(r
         page.click("#ainst-query")
         page.locator("#ainst-energy").wait_for()
         assert "CT ratio" in page.locator("#ainst-body").inner_text()
+        page.set_viewport_size({"width": 390, "height": 844})   # on a phone the registers stack, none cut off
+        assert phone_problems(page, "/analysis/instrument", "#ainst-body table") == []
     finally:
         context.close()
     with rt.engine.connect() as conn:

@@ -17,6 +17,7 @@ from dashboard.components.control import confirm_text, selected_text
 from dashboard.i18n import t
 from operators.service import demo_password
 from storage.schema import command
+from tests.phone_fit import phone_problems
 from tests.webclient import base_url, browser_signed_in, start_demo_runtime
 
 DEMO = demo_password()
@@ -108,6 +109,7 @@ def test_an_operator_trips_two_meters_from_the_control_page_and_closes_one_from_
         page.wait_for_selector("#control-message [data-batch]")
         assert _commands(rt) == commands + 2
         _settled_in_batch_view(page, addresses)
+        trip_batch = page.url
         assert [field.meter(a).relay_closed for a in addresses] == [False, False]
     finally:
         context.close()
@@ -139,11 +141,16 @@ def test_an_operator_trips_two_meters_from_the_control_page_and_closes_one_from_
         _settled_in_batch_view(page, addresses[:1])
         assert field.meter(addresses[0]).relay_closed and not field.meter(addresses[1]).relay_closed
 
-        # a phone: the link column and the one-meter control page fit 390 px without sideways scrolling
+        # a phone: the link column and the one-meter control page fit 390 px without sideways scrolling; the
+        # batches list and a batch's meters (nine columns) stack, none cut off in its box
         page.set_viewport_size({"width": 390, "height": 844})
         for path in ("/meters", f"/control?meter={addresses[0]}"):
             page.goto(base_url(rt) + path)
             page.wait_for_selector(".ag-row")
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+        assert phone_problems(page, "/control batches", "#control-batches table") == []
+        page.goto(trip_batch)
+        page.wait_for_selector(f"#control-batch-body tr[data-meter='{addresses[1]}']")
+        assert phone_problems(page, trip_batch, "#control-batch-body table") == []
     finally:
         context.close()

@@ -10,6 +10,7 @@ import pytest
 
 from dashboard.ids import GridLineLoss as ID
 
+from tests.phone_fit import phone_problems
 from tests.webclient import signed_in_client, start_demo_runtime
 
 
@@ -99,6 +100,7 @@ def test_on_a_phone_the_page_and_its_results_fit_390_px(rt, browser, locale):
         page.click(f"#{ID.QUERY}")
         page.wait_for_selector(f"#{ID.TABLE} table")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert phone_problems(page, f"/grid/line-loss {locale}", f"#{ID.TABLE} table") == []   # rows stacked
     finally:
         context.close()
 

@@ -17,6 +17,7 @@ from billing import qr
 from dashboard.i18n import t
 from operators.service import demo_password
 from storage.schema import evidence, operator, work_order, work_order_confirmation
+from tests.phone_fit import phone_problems
 from tests.webclient import base_url, start_demo_runtime
 
 PHONE = {"width": 390, "height": 844}
@@ -251,6 +252,12 @@ def test_the_office_pages_fit_a_phone_without_sideways_scrolling(browser, rt):
             page.goto(base_url(rt) + path)
             page.wait_for_load_state("networkidle")
             _no_sideways_scroll(page)
+        # an order's page: its header (label above value), operating card and materials stack, none cut off
+        with rt.engine.connect() as conn:
+            number = conn.execute(sa.select(work_order.c.number).order_by(work_order.c.id).limit(1)).scalar_one()
+        page.goto(base_url(rt) + f"/workorders/order?number={number}")
+        page.wait_for_selector("#wod-header table")
+        assert phone_problems(page, f"order {number}", "#wod-header table, #wod-card table, #wod-materials table") == []
     finally:
         context.close()
 

@@ -211,3 +211,41 @@ def test_a_version_7_database_carries_its_alarms_over_to_subjects_and_message_co
     assert message_text(rows[1], "zh") == "meter 202611210001 reports purchase count 9"
     assert [r["open_key"] for r in rows] == [None, f"meter:{mid}:count_mismatch", None, "site:0:balance_mismatch"]
     assert newer > 4
+
+
+def test_the_alarm_list_names_an_area_and_its_building_and_a_work_orders_number(any_engine, fixed_now):
+    """storage.alarm_queries, one statement on each engine: an area's alarm carries the area's name and building
+    (so the building filter finds it), a work order's its number; a meter's alarm is unchanged."""
+    import pandas as pd
+
+    from collectors.topology_import import import_topology
+    from storage.alarm_queries import AlarmQuery, list_alarms
+    from storage.schema import building, transformer_area, work_order, work_order_type
+    base = {"building": "Block T", "area": "Area T", "gateway": "GW-T", "host": "127.0.0.1", "framing": "socket",
+            "bus": "1", "port": "15991"}
+    import_topology(any_engine, [{**base, "unit": "1", "profile": "eastron-sdm630", "meter_address": "202611300001",
+                                  "area_role": "master", "ct_ratio": "1", "nominal_voltage": "220"},
+                                 {**base, "unit": "3", "profile": "acrel-ddsy1352", "meter_address": "202611300011"}],
+                    {"acrel-ddsy1352", "eastron-sdm630"}, fixed_now)
+    with any_engine.begin() as conn:
+        area_id = conn.execute(sa.select(transformer_area.c.id)).scalar_one()
+        block = conn.execute(sa.select(building.c.id)).scalar_one()
+        meter_id = conn.execute(sa.select(meter.c.id).where(meter.c.address == "202611300011")).scalar_one()
+        conn.execute(work_order_type.insert().values(key="repair", name_en="Repair", name_zh="维修"))
+        order_id = conn.execute(work_order.insert().values(
+            number="WO20261121-000001", type="repair", priority="normal", source="alarm", description="door",
+            created_by="test", created_at=fixed_now, updated_at=fixed_now, due_at=fixed_now)
+            .returning(work_order.c.id)).scalar_one()
+        area_alarm = open_alarm(conn, alarms.AVC_BLOCKED, Subject("area", area_id), AlarmLevel.CRITICAL,
+                                "avc_undervoltage", {"area": "Area T", "voltage": "190", "limit": "198"}, fixed_now)
+        order_alarm = open_alarm(conn, alarms.AVC_BLOCKED, Subject("work_order", order_id), AlarmLevel.WARNING,
+                                 "text", {"text": "late"}, fixed_now)
+        meter_alarm = open_alarm(conn, "tamper", alarms.meter(meter_id), AlarmLevel.CRITICAL, "tamper", {}, fixed_now)
+    with any_engine.connect() as conn:
+        frame, more = list_alarms(conn, AlarmQuery(open_only=True))
+        in_block, _ = list_alarms(conn, AlarmQuery(open_only=True, building_id=block))
+    rows = {int(r["id"]): r for r in frame.to_dict("records")}
+    assert (rows[area_alarm]["area"], rows[area_alarm]["building"]) == ("Area T", "Block T") and not more
+    assert rows[order_alarm]["work_order"] == "WO20261121-000001"
+    assert rows[meter_alarm]["meter"] == "202611300011" and pd.isna(rows[meter_alarm]["area"])
+    assert set(in_block["id"].astype(int)) == {area_alarm}   # the meter has no room here, so no building

@@ -14,7 +14,9 @@ Per area whose automation is on (grid_automation.enabled; grid.control.set_autom
   avc_tap_stuck alarm and the area gets no automatic command until the position moves or an operator switches
   the automation on again.
 - Capacity mode by load, with its own hysteresis: large when the load (kVA) has stayed above capacity_up of the
-  small rating for capacity_hold_s, small when it has stayed below capacity_down of it as long.
+  small rating for capacity_hold_s, small when it has stayed below capacity_down of it as long; only while
+  capacity_auto is on (a capacity mode set by hand switches it off, grid.control.queue_capacity_mode, so the hand
+  setting holds; "Automatic on" switches it on again).
 - Capacitor steps are the terminal's local controller's (by reactive power): each change seen is logged with the
   reactive power and power factor as its reason.
 

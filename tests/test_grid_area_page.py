@@ -2,7 +2,8 @@
 with every area, one area's values as its terminal last read them, a week of one-minute telemetry drawn with at most
 the point budget a line (and a zoom drawing the window's every poll), a junk area number answered with a message,
 the pages closed to a worker, the controls refused in the operator's language with nothing queued; and in Chromium
-on a 390 px phone, the area page fits without sideways scroll (en, zh)."""
+on a 390 px phone, the area page fits without sideways scroll (en, zh) and its trends follow the phone turned
+sideways."""
 from __future__ import annotations
 
 import datetime as dt
@@ -252,6 +253,13 @@ def test_a_control_without_a_reason_keeps_the_dialog_open_and_queues_nothing(rt)
     assert _counts(rt) == before
 
 
+# the trends' drawing and its box, px
+_CHART_WIDTHS = """(id) => {
+  const box = document.getElementById(id), svg = box && box.querySelector('.main-svg');
+  return {box: box ? box.clientWidth : 0, svg: svg ? svg.getBoundingClientRect().width : 0};
+}"""
+
+
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
 def test_on_a_phone_the_area_page_fits_390_px(rt, browser, locale):
     from tests.webclient import base_url, browser_signed_in
@@ -264,6 +272,20 @@ def test_on_a_phone_the_area_page_fits_390_px(rt, browser, locale):
         page.wait_for_selector(f"#{ID.LIVE} table")
         assert t("grid_area.phases", locale[:2]) in page.inner_text(f"#{ID.LIVE}")   # in the language chosen
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # the phone turned sideways: the trends follow the wider box (they kept their first width before)
+        upright = page.evaluate(_CHART_WIDTHS, ID.CHART)
+        assert abs(upright["svg"] - upright["box"]) <= 3 and upright["box"] <= 390, upright
+        page.set_viewport_size({"width": 844, "height": 390})
+        page.wait_for_function(f"(id) => ({_CHART_WIDTHS})(id).box > 600", arg=ID.CHART)
+        try:
+            page.wait_for_function(f"(id) => {{ const w = ({_CHART_WIDTHS})(id); return Math.abs(w.svg - w.box) <= 3; }}",
+                                   arg=ID.CHART, timeout=10000)
+        except Exception:
+            pass   # the assertion below says what it measured
+        sideways = page.evaluate(_CHART_WIDTHS, ID.CHART)
+        assert abs(sideways["svg"] - sideways["box"]) <= 3 and sideways["box"] > 600, sideways
+        assert page.evaluate("document.documentElement.scrollWidth") <= 844
+        page.set_viewport_size({"width": 390, "height": 844})
         page.goto(base_url(rt) + "/grid/areas")
         page.wait_for_selector(f"#{LID.LIST}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -225,6 +225,7 @@ def cameras_list(cameras: list[dict], lang: str) -> html.Div | None:
 # ---------------------------------------------------------------------------------------------
 # Trends
 TREND_ROWS = ("voltage", "current", "power", "pf", "thd", "temperature")
+TREND_HEIGHT = 1150     # px: the six charts; the page's graph box has this height and follows its width
 BAND_LINE = {"color": "#dc3545", "width": 1, "dash": "dash"}
 
 
@@ -239,7 +240,7 @@ def _skeleton(lang: str) -> str:
     """The six charts' layout (titles in `lang`) as JSON, built by make_subplots once per language."""
     fig = make_subplots(rows=len(TREND_ROWS), cols=1, shared_xaxes=True, vertical_spacing=0.035,
                         subplot_titles=[t(f"grid_area.trend.{r}", lang) for r in TREND_ROWS])
-    fig.update_layout(**base_layout(height=1150, showlegend=False, hovermode="x unified",
+    fig.update_layout(**base_layout(height=TREND_HEIGHT, showlegend=False, hovermode="x unified",
                                     margin=dict(l=44, r=8, t=24, b=28)))
     fig.update_annotations(font_size=12, x=0, xanchor="left")
     fig.update_xaxes(type="date")

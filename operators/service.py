@@ -7,11 +7,15 @@ Errors a person can fix raise OperatorError, whose `key` names a message in the 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
 import re
 import secrets
+import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -182,19 +186,62 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Accounts:
-    """Operators, roles and sessions over one engine, with an injectable clock (naive UTC)."""
+# A signed-in request's session lookup (its operator, roles and permissions: one statement, about 40 % of a
+# small callback's time) is kept for SESSION_REUSE_S and reused by the same session's next requests. Any change
+# written through an Accounts of this process (any instance on the engine: sign-in, sign-out, a password, an
+# operator switched off, roles, a role's permissions) makes every kept lookup of the engine stale at once; a change
+# another process writes (the command line on a PostgreSQL site) is seen within SESSION_REUSE_S.
+SESSION_REUSE_S = 2.0
+SESSION_REUSE_MAX = 2000          # sessions kept at most; the expired ones are dropped first
+_versions: "weakref.WeakKeyDictionary[sa.Engine, int]" = weakref.WeakKeyDictionary()
+_versions_lock = threading.Lock()
 
-    def __init__(self, engine: sa.Engine, clock: Callable[[], dt.datetime]):
+
+def _version(engine: sa.Engine) -> int:
+    with _versions_lock:
+        return _versions.get(engine, 0)
+
+
+def _changed(engine: sa.Engine) -> None:
+    with _versions_lock:
+        _versions[engine] = _versions.get(engine, 0) + 1
+
+
+class Accounts:
+    """Operators, roles and sessions over one engine, with an injectable clock (naive UTC) and, for the reuse of
+    session lookups, an injectable monotonic clock (seconds)."""
+
+    def __init__(self, engine: sa.Engine, clock: Callable[[], dt.datetime],
+                 monotonic: Callable[[], float] = time.monotonic):
         self.engine = engine
         self.clock = clock
+        self._monotonic = monotonic
+        self._lookups: dict[str, tuple[float, int, dict, Operator | None]] = {}
+        self._lookups_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """engine.begin(), and every session lookup kept of this engine is stale afterwards (also after a
+        failure: what the transaction did is unknown to the callers)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            _changed(self.engine)
+
+    def _transaction(self, fn):
+        """run_transaction (a rerun after a DuckDB write conflict) with the kept session lookups made stale."""
+        try:
+            return run_transaction(self.engine, fn)
+        finally:
+            _changed(self.engine)
 
     # --- seeding ------------------------------------------------------------------------------
     def seed(self) -> dict[str, list[str]]:
         """Create missing permissions and roles; idempotent. A role created now gets its default
         permissions; a permission created now is granted to existing roles whose default holds it.
         What a site changed on /admin/roles is never undone."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             have_perms, have_roles = store.permission_names(conn), store.role_names(conn)
             new_perms = {n: d for n, d in PERMISSIONS.items() if n not in have_perms}
             new_roles = [r for r in ROLES if r not in have_roles]
@@ -209,7 +256,7 @@ class Accounts:
     def ensure_demo_operators(self, password: str) -> list[str]:
         """One operator per role, named after it, with `password` (kept in step across restarts)."""
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for r in ROLES:
                 row = store.operator_by_username(conn, r)
                 if row is None:
@@ -282,14 +329,14 @@ class Accounts:
         rehash = ((row["password_hash"], hash_password(password))
                   if right and _hasher.check_needs_rehash(row["password_hash"]) else None)
         # A refusal is raised after the transaction commits: the failure count and its log row stay.
-        refusal, op = run_transaction(self.engine, lambda conn: self._settle_login(
+        refusal, op = self._transaction(lambda conn: self._settle_login(
             conn, row["id"], username, right, rehash, source, now))
         if refusal is not None:
             raise refusal
         return op
 
     def _log_failed(self, username: str, reason: str, source: str | None, now: dt.datetime) -> None:
-        run_transaction(self.engine, lambda conn: _login_failed(conn, username, reason, source, now))
+        self._transaction(lambda conn: _login_failed(conn, username, reason, source, now))
 
     def _settle_login(self, conn: sa.Connection, operator_id: int, username: str, right: bool,
                       rehash: tuple[str, str] | None, source: str | None,
@@ -329,7 +376,7 @@ class Accounts:
     def start_session(self, op: Operator, source: str | None) -> str:
         """A new random session token for the cookie; only its hash is stored."""
         token = secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             store.insert_session(conn, _token_hash(token), op.id, self.clock(), source)
         return token
 
@@ -338,18 +385,38 @@ class Accounts:
         belongs to an active operator; None otherwise."""
         if not token:
             return None
-        with self.engine.connect() as conn:
-            found = store.session_with_grants(conn, _token_hash(token))
-        if found is None:
+        digest, now = _token_hash(token), self._monotonic()
+        version = _version(self.engine)
+        with self._lookups_lock:
+            kept = self._lookups.get(digest)
+        if kept is not None and kept[1] == version and now - kept[0] < SESSION_REUSE_S:
+            session, op = kept[2], kept[3]
+        else:
+            with self.engine.connect() as conn:
+                found = store.session_with_grants(conn, digest)
+            if found is None:
+                session, op = {}, None
+            else:
+                s, row, roles, permissions = found
+                session, op = s, (_operator_of(row, roles, permissions) if row["active"] else None)
+            self._keep(digest, (now, version, session, op))
+        if op is None or session["created_at"] < self.clock() - SESSION_MAX_AGE:
             return None
-        s, row, roles, permissions = found
-        if s["created_at"] < self.clock() - SESSION_MAX_AGE or not row["active"]:
-            return None
-        return _operator_of(row, roles, permissions)
+        return op
+
+    def _keep(self, digest: str, entry: tuple) -> None:
+        with self._lookups_lock:
+            if len(self._lookups) >= SESSION_REUSE_MAX:
+                now = entry[0]
+                for key in [k for k, v in self._lookups.items() if now - v[0] >= SESSION_REUSE_S]:
+                    del self._lookups[key]
+                if len(self._lookups) >= SESSION_REUSE_MAX:
+                    self._lookups.clear()
+            self._lookups[digest] = entry
 
     def end_session(self, token: str, op: Operator | None, source: str | None) -> None:
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             ended = store.end_session(conn, _token_hash(token), now) if token else 0
             if ended and op is not None:
                 audit.record(conn, operator=op.username, action="auth.logout", target=op.username, ts=now, source=source)
@@ -359,7 +426,7 @@ class Accounts:
                         keep_session: str | None = None) -> None:
         """Needs the current password; ends the operator's other sessions."""
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = store.operator_by_id(conn, op.id)
             if row is None or not _verify(row["password_hash"], current or ""):
                 raise OperatorError("wrong_current_password")
@@ -387,7 +454,7 @@ class Accounts:
             audit.record(conn, operator=op.username, action="operator.language", target=op.username, ts=now,
                          before={"language": row["language"]}, after={"language": language}, source=source)
         # two browsers of one operator signing in at once both save the language on the same row
-        run_transaction(self.engine, save)
+        self._transaction(save)
 
     # --- managing operators (user.manage; the caller checked it) ---------------------------------
     def add_operator(self, username: str, display_name: str | None, password: str, roles: Iterable[str], *,
@@ -402,7 +469,7 @@ class Accounts:
             raise OperatorError("unknown_language")
         check_password_policy(password, username)
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             if store.operator_by_username(conn, username) is not None:
                 raise OperatorError("username_taken", username=username)
             self._check_roles_exist(conn, roles)
@@ -421,7 +488,7 @@ class Accounts:
         """An administrator resets a password (the operator must change it at the next login) or the
         command line sets one. Clears a lockout and ends the operator's sessions."""
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = self._existing(conn, username)
             check_password_policy(password, row["username"])
             store.update_operator(conn, row["id"], password_hash=hash_password(password),
@@ -434,7 +501,7 @@ class Accounts:
 
     def set_active(self, username: str, active: bool, *, by: str, source: str | None) -> None:
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = self._existing(conn, username)
             if not active and row["username"] == by:
                 raise OperatorError("cannot_deactivate_self")
@@ -452,7 +519,7 @@ class Accounts:
         roles = sorted(set(roles or []))
         self._check_roles(roles)
         now = self.clock()
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             row = self._existing(conn, username)
             self._check_roles_exist(conn, roles)
             before = store.roles_of(conn, row["id"])
@@ -468,7 +535,7 @@ class Accounts:
         stays. Returns the roles that changed, each with one operation-log row (before/after)."""
         now = self.clock()
         changed = []
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             known_roles, known_perms = store.role_names(conn), store.permission_names(conn)
             current = store.role_permissions(conn)
             for r, wanted in changes.items():
@@ -503,14 +570,14 @@ class Accounts:
 
     def record_denied(self, username: str, permission: str | None, target: str, source: str | None) -> None:
         """The operation log of a refused action (nothing else is written)."""
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn:      # the log only: kept lookups stay
             audit.record(conn, operator=username or "-", action="permission.denied", target=target[:200],
                          ts=self.clock(), after={"permission": permission}, source=source)
 
     def record(self, username: str, action: str, target: str | None, source: str | None,
                before=None, after=None) -> None:
         """An operation-log row for an action that changes nothing stored here (e.g. an export)."""
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn:      # the log only: kept lookups stay
             audit.record(conn, operator=username, action=action, target=target, ts=self.clock(),
                          before=before, after=after, source=source)
 

@@ -222,6 +222,47 @@ def test_a_session_ends_at_logout_and_after_its_maximum_age(accounts, clock):
     assert accounts.session_operator(second) is None
 
 
+def test_a_change_through_any_accounts_of_the_process_is_seen_by_the_very_next_request(accounts, any_engine, clock):
+    """Session lookups are reused for SESSION_REUSE_S, but what an Accounts writes (this one or another on the same
+    engine: the web app's and the command line's in one process) is seen at once: roles, a role's permissions, an
+    operator switched off, a session ended."""
+    from operators.service import SESSION_REUSE_S
+    ticks = [0.0]
+    web = Accounts(any_engine, clock=clock, monotonic=lambda: ticks[0])
+    other = Accounts(any_engine, clock=clock)
+    other.add_operator("cash", None, PASSWORD, ["cashier"], by="root", source="test", must_change_password=False)
+    token = web.start_session(web.authenticate("cash", PASSWORD, "test"), "test")
+    assert web.session_operator(token).may("sale.create")
+    other.set_role_permissions({"cashier": {"sale.create": False}}, by="root", source="test")
+    assert not web.session_operator(token).may("sale.create"), "a role's permission taken away"
+    other.set_roles("cash", ["analyst"], by="root", source="test")
+    assert web.session_operator(token).roles == ("analyst",)
+    second = web.start_session(web.authenticate("cash", PASSWORD, "test"), "test")
+    assert web.session_operator(second) is not None
+    other.end_session(token, None, "test")
+    assert web.session_operator(token) is None, "a session ended"
+    other.set_active("cash", False, by="root", source="test")
+    assert web.session_operator(second) is None, "an operator switched off"
+    assert SESSION_REUSE_S <= 5
+
+
+def test_a_session_ended_by_another_process_is_refused_within_the_reuse_time(accounts, any_engine, clock):
+    """A change written outside this process's Accounts (another process on a PostgreSQL site: here, SQL) is seen
+    once the reused lookup is SESSION_REUSE_S old."""
+    from operators.service import SESSION_REUSE_S
+    from storage.schema import operator_session
+    ticks = [100.0]
+    web = Accounts(any_engine, clock=clock, monotonic=lambda: ticks[0])
+    token = web.start_session(web.authenticate("root", PASSWORD, "test"), "test")
+    assert web.session_operator(token).username == "root"
+    with any_engine.begin() as conn:
+        conn.execute(operator_session.update().values(ended_at=clock()))
+    ticks[0] += SESSION_REUSE_S / 2
+    assert web.session_operator(token) is not None, "the lookup is reused for a moment"
+    ticks[0] += SESSION_REUSE_S / 2
+    assert web.session_operator(token) is None
+
+
 def test_changing_the_password_needs_the_current_one_and_ends_the_other_sessions(accounts):
     op = accounts.authenticate("root", PASSWORD, "test")
     here, elsewhere = accounts.start_session(op, "a"), accounts.start_session(op, "b")

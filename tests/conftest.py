@@ -188,8 +188,8 @@ def browser():
 # so the two workers end near each other instead of one starting a long Chromium walk when the other is done.
 # Longest first, by the durations of the last whole-suite run (docs/BENCHMARKS.md "Test suite"); files not listed
 # keep pytest's order after them.
-SLOW_FILES_FIRST = ("test_page_layout.py", "test_console_errors_roles.py", "test_fuzz_inputs.py",
-                    "test_fuzz_callbacks.py", "test_console_errors.py", "test_dispatch_crash.py",
+SLOW_FILES_FIRST = ("test_console_errors_roles.py", "test_console_errors.py", "test_fuzz_inputs.py",
+                    "test_fuzz_callbacks.py", "test_dispatch_crash.py", "test_page_layout.py",
                     "test_analysis_browser.py", "test_workorders_browser.py", "test_control_browser.py",
                     "test_overview_browser.py", "test_app.py", "test_auth_browser.py", "test_refusals.py")
 

@@ -135,12 +135,7 @@ def test_the_dead_band_holds_a_step_that_would_take_another_phase_too_near_the_o
 
 
 def test_a_stuck_tap_changer_raises_an_alarm_instead_of_being_commanded_again(site):
-    site.settings(enabled=True, capacity_auto=False)
-    site.field.set_terminal_fault(TTU, "stuck_tap")
-    site.field.set_supply_offset(TTU, 6.0)
-    site.tick(0)
-    site.tick(61)
-    site.tick(1)
+    _stuck_and_blocked(site)
     assert site.terminal.tap_position == 5
     stuck = _open(site, alarms.AVC_TAP_STUCK)
     assert [(a["subject_kind"], a["subject_id"]) for a in stuck] == [("area", site.area_id)]
